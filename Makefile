@@ -1,0 +1,126 @@
+# veer: bpf objects -> skeletons -> userspace library -> binaries and tests.
+# Out-of-tree build in $(BUILD); `make V=1` shows commands.
+
+BUILD ?= build
+BIN := $(BUILD)/bin
+ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+CLANG ?= clang
+BPFTOOL ?= bpftool
+CXX ?= g++
+
+PKGS := libbpf yaml-cpp spdlog fmt re2 libnl-3.0 libnl-route-3.0
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz
+
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -MMD -MP \
+	-Iuserspace -Iinclude -I$(BUILD)/bpf $(PKG_CFLAGS)
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall \
+	-Iinclude -Ibpf -I$(ARCH_INC)
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRCS))
+
+LIB_SRCS := $(wildcard userspace/common/*.cpp userspace/config/*.cpp \
+	userspace/compiler/*.cpp userspace/datapath/*.cpp)
+LIB_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(LIB_SRCS))
+LIB := $(BUILD)/libveer.a
+
+PROGS := veer-agent veerctl
+UNIT_SRCS := $(wildcard tests/unit/*.cpp)
+INTEG_SRCS := $(wildcard tests/integration/*.cpp tests/world/*.cpp)
+TOOL_SRCS := $(wildcard tests/tools/*.cpp)
+BENCH_SRCS := $(wildcard tests/bench/*.cpp)
+
+ALL_BINS := $(addprefix $(BIN)/,$(PROGS)) $(BIN)/veer-unit-tests \
+	$(BIN)/veer-integration-tests $(patsubst tests/tools/%.cpp,$(BIN)/%,$(TOOL_SRCS))
+
+.PHONY: all deps test unit-test integration-test bench demo clean
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(ALL_BINS)
+
+deps:
+	$(Q)bash scripts/install-deps.sh
+
+# --- BPF -------------------------------------------------------------------
+$(BUILD)/bpf/%.tmp.o: bpf/%.bpf.c $(wildcard bpf/lib/*.h include/veer/*.h) | $(BUILD)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bpf/%.bpf.o: $(BUILD)/bpf/%.tmp.o
+	$(call msg,GEN-OBJ,$@)
+	$(Q)$(BPFTOOL) gen object $@ $<
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+# --- userspace -------------------------------------------------------------
+$(BUILD)/obj/%.o: %.cpp $(SKELS)
+	@mkdir -p $(@D)
+	$(call msg,CXX,$@)
+	$(Q)$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN)/veer-agent: $(BUILD)/obj/userspace/agent/main.o $(LIB) | $(BIN)
+	$(call msg,LINK,$@)
+	$(Q)$(CXX) $^ $(PKG_LIBS) -o $@
+
+$(BIN)/veerctl: $(BUILD)/obj/userspace/veerctl/main.o $(LIB) | $(BIN)
+	$(call msg,LINK,$@)
+	$(Q)$(CXX) $^ $(PKG_LIBS) -o $@
+
+$(BIN)/veer-unit-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(UNIT_SRCS)) $(LIB) | $(BIN)
+	$(call msg,LINK,$@)
+	$(Q)$(CXX) $^ $(PKG_LIBS) -lgmock -lgtest -lgtest_main -pthread -o $@
+
+$(BIN)/veer-integration-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(INTEG_SRCS)) $(LIB) | $(BIN)
+	$(call msg,LINK,$@)
+	$(Q)$(CXX) $^ $(PKG_LIBS) -lgmock -lgtest -lgtest_main -pthread -o $@
+
+$(BIN)/%: $(BUILD)/obj/tests/tools/%.o $(LIB) | $(BIN)
+	$(call msg,LINK,$@)
+	$(Q)$(CXX) $^ $(PKG_LIBS) -pthread -o $@
+
+$(BUILD)/bpf $(BIN):
+	$(Q)mkdir -p $@
+
+# --- entry points ------------------------------------------------------------
+unit-test: $(BIN)/veer-unit-tests
+	$(Q)$(BIN)/veer-unit-tests
+
+integration-test: all
+	$(Q)$(BIN)/veer-integration-tests
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(BIN)/veer-unit-tests
+	$(Q)$(BIN)/veer-integration-tests
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bash tests/bench/connect_bench.sh
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)bash scripts/demo.sh
+
+clean:
+	$(Q)rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

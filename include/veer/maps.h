@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The one definition of every veer BPF map key and value, shared by the BPF
+ * programs (bpf/) and userspace (userspace/). Fixed-width types only, explicit
+ * padding, no bitfields; every field says its byte order.
+ *
+ * Double buffering: every config-derived key carries a generation byte. The
+ * agent writes a new config under the inactive generation, then flips
+ * veer_state.gen with one map update. A BPF program reads gen once and looks
+ * everything up under it, so it never sees half of a config.
+ */
+#ifndef VEER_MAPS_H
+#define VEER_MAPS_H
+
+#ifdef __cplusplus
+#include <linux/types.h>
+#include <cstddef>
+#endif
+
+/* Weighted version choice: every service owns a table of VEER_WEIGHT_SLOTS
+ * slots, each naming a version index; a version of weight w owns exactly w
+ * slots, spread by smooth weighted round-robin so any VEER_WEIGHT_SLOTS
+ * consecutive picks contain each version exactly w times. */
+#define VEER_WEIGHT_SLOTS 100
+#define VEER_MAX_VERSIONS 16
+/* Maglev lookup table size: a prime, >= 100x the backends of a version. */
+#define VEER_MAGLEV_SIZE 4099
+#define VEER_MAX_BACKENDS_PER_VERSION 40
+#define VEER_MAX_SERVICES 65536
+#define VEER_MAX_VERSION_IDS (VEER_MAX_SERVICES * 4)
+#define VEER_MAX_BACKENDS 262144
+#define VEER_REVNAT_ENTRIES 262144
+#define VEER_NAME_LEN 64
+#define VEER_SUBSET_LEN 32
+#define VEER_NO_VERSION 0xff
+
+/* veer_svc_key.family, veer_backend.family */
+#define VEER_FAMILY_V4 4
+#define VEER_FAMILY_V6 6
+
+/* veer_service.flags */
+#define VEER_SVC_F_NONE 0
+
+/* Key of veer_svc: the service address a client connects to. IPv4 addresses
+ * are stored IPv4-mapped (::ffff:a.b.c.d) so a dual-stack socket's connect6
+ * to a mapped address finds the IPv4 service. */
+struct veer_svc_key {
+	__be32 addr[4]; /* network order, IPv4-mapped for IPv4 */
+	__be16 port; /* network order */
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 gen; /* generation, 0 or 1 */
+};
+
+/* Value of veer_svc: one service port and its version split. */
+struct veer_service {
+	__u32 svc_id; /* host order; index into veer_rr, stable per service port */
+	__u8 n_versions; /* host order; entries used in version_id[] */
+	__u8 flags; /* VEER_SVC_F_* */
+	__u16 pad;
+	__u32 version_id[VEER_MAX_VERSIONS]; /* host order; keys of veer_version */
+	__u8 slot[VEER_WEIGHT_SLOTS]; /* version index per slot, VEER_NO_VERSION if
+					 all weights are 0 */
+};
+
+/* Key of veer_version, veer_maglev and veer_stats. */
+struct veer_version_key {
+	__u32 id; /* host order; assigned by the compiler */
+	__u8 gen; /* generation, 0 or 1 */
+	__u8 pad[3];
+};
+
+/* Value of veer_version: one version (subset) of one service port. */
+struct veer_version {
+	__u32 svc_id; /* host order */
+	__u16 n_backends; /* host order; 0 = no ready endpoint, connect fails */
+	__u8 weight; /* percent, 0..100 */
+	__u8 pad;
+	char service[VEER_NAME_LEN]; /* "namespace/name:port", NUL-terminated */
+	char subset[VEER_SUBSET_LEN]; /* subset name, "" for the whole service */
+};
+
+/* Value of veer_maglev: backend ids (keys of veer_backend) in Maglev order. */
+struct veer_maglev_ring {
+	__u32 backend_id[VEER_MAGLEV_SIZE]; /* host order */
+};
+
+struct veer_backend_key {
+	__u32 id; /* host order; assigned by the compiler */
+	__u8 gen; /* generation, 0 or 1 */
+	__u8 pad[3];
+};
+
+/* Value of veer_backend: where a connection is sent. */
+struct veer_backend {
+	__be32 addr[4]; /* network order, IPv4-mapped for IPv4 */
+	__be16 port; /* network order */
+	__u8 family; /* VEER_FAMILY_V4 or VEER_FAMILY_V6 */
+	__u8 pad;
+};
+
+/* Key of veer_revnat: a socket and the backend it was sent to. Lets
+ * getpeername and UDP recvmsg show the service address instead. */
+struct veer_revnat_key {
+	__u64 cookie; /* host order; socket cookie */
+	__be32 addr[4]; /* network order, backend address, IPv4-mapped for IPv4 */
+	__be16 port; /* network order, backend port */
+	__u8 pad[6];
+};
+
+struct veer_revnat {
+	__be32 addr[4]; /* network order, service address, IPv4-mapped */
+	__be16 port; /* network order, service port */
+	__u8 pad[6];
+};
+
+/* Value of veer_rr (array indexed by svc_id): the connection sequence number
+ * that drives the weighted slot table. Not generation-bound, so a weight
+ * change keeps the sequence going. */
+struct veer_rr {
+	__u64 next; /* host order */
+};
+
+/* Value of veer_stats (per-CPU hash keyed by veer_version_key). */
+struct veer_stats {
+	__u64 connects; /* host order; connections (TCP) or datagrams (UDP) sent to this version */
+	__u64 no_backend; /* host order; refused: the version had no backend */
+};
+
+/* Value of veer_state (array of one): which generation is live. */
+struct veer_state {
+	__u32 gen; /* host order; live generation, 0 or 1 */
+	__u32 pad;
+	__u64 applied; /* host order; successful applies since the maps were created */
+	__u64 digest; /* host order; FNV-1a of the live map image */
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct veer_svc_key) == 20);
+static_assert(offsetof(struct veer_svc_key, port) == 16);
+static_assert(sizeof(struct veer_service) == 8 + 4 * VEER_MAX_VERSIONS + VEER_WEIGHT_SLOTS);
+static_assert(sizeof(struct veer_service) % 4 == 0);
+static_assert(sizeof(struct veer_version_key) == 8);
+static_assert(sizeof(struct veer_version) == 8 + VEER_NAME_LEN + VEER_SUBSET_LEN);
+static_assert(sizeof(struct veer_maglev_ring) == 4 * VEER_MAGLEV_SIZE);
+static_assert(sizeof(struct veer_backend_key) == 8);
+static_assert(sizeof(struct veer_backend) == 20);
+static_assert(sizeof(struct veer_revnat_key) == 32);
+static_assert(offsetof(struct veer_revnat_key, port) == 24);
+static_assert(sizeof(struct veer_revnat) == 24);
+static_assert(sizeof(struct veer_rr) == 8);
+static_assert(sizeof(struct veer_stats) == 16);
+static_assert(sizeof(struct veer_state) == 24);
+#endif
+
+#endif /* VEER_MAPS_H */

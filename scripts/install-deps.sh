@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything veer needs to build, test, benchmark and demo on Debian 12.
+# Idempotent: does nothing when all packages are already present.
+set -euo pipefail
+
+packages=(
+	# build
+	make clang llvm gcc g++ pkg-config libelf-dev zlib1g-dev
+	libbpf-dev bpftool linux-libc-dev
+	libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
+	libre2-dev libnl-3-dev libnl-route-3-dev
+	libgtest-dev libgmock-dev libbenchmark-dev
+	# test world and benchmarks
+	iproute2 iptables curl wrk procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	echo "install-deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,25 @@
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace veer {
+
+/** An IPv4 or IPv6 address. IPv4 is kept IPv4-mapped (::ffff:a.b.c.d), the form the maps use. */
+struct IpAddr {
+  std::array<uint8_t, 16> bytes{}; // network order
+  bool v4 = false;
+
+  static std::optional<IpAddr> parse(std::string_view text);
+  static IpAddr fromV4(uint32_t netOrder);
+  std::string str() const;
+  /** IPv4 in network order; only meaningful when v4. */
+  uint32_t v4NetOrder() const;
+  auto operator<=>(const IpAddr&) const = default;
+};
+
+} // namespace veer
