@@ -14,11 +14,17 @@ std::optional<IpAddr> IpAddr::parse(std::string_view text) {
     return fromV4(v4.s_addr);
   }
   if (inet_pton(AF_INET6, s.c_str(), a.bytes.data()) == 1) {
-    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    a.v4 = std::memcmp(a.bytes.data(), kMapped, sizeof(kMapped)) == 0;
-    return a;
+    return fromBytes(a.bytes.data());
   }
   return std::nullopt;
+}
+
+IpAddr IpAddr::fromBytes(const void* bytes16) {
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  IpAddr a;
+  std::memcpy(a.bytes.data(), bytes16, 16);
+  a.v4 = std::memcmp(a.bytes.data(), kMapped, sizeof(kMapped)) == 0;
+  return a;
 }
 
 IpAddr IpAddr::fromV4(uint32_t netOrder) {

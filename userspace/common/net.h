@@ -16,6 +16,8 @@ struct IpAddr {
 
   static std::optional<IpAddr> parse(std::string_view text);
   static IpAddr fromV4(uint32_t netOrder);
+  /** From 16 bytes in network order; IPv4-mapped addresses become IPv4. */
+  static IpAddr fromBytes(const void* bytes16);
   std::string str() const;
   /** IPv4 in network order; only meaningful when v4. */
   uint32_t v4NetOrder() const;

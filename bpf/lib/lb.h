@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Service lookup, weighted version choice and Maglev backend choice. */
+#ifndef VEER_BPF_LB_H
+#define VEER_BPF_LB_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "lib/maps.h"
+
+/* murmur3 64-bit finalizer: spreads socket cookies over the Maglev ring. */
+static __always_inline __u64 lb_mix64(__u64 h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+static __always_inline void lb_count(const struct veer_version_key *vkey, int no_backend)
+{
+	struct veer_stats *st = bpf_map_lookup_elem(&veer_stats, vkey);
+
+	if (!st)
+		return;
+	if (no_backend)
+		st->no_backend++;
+	else
+		st->connects++;
+}
+
+/*
+ * lb_select() - pick the backend for a connection to a service address.
+ * @key: service key with addr/port/proto set; gen is filled in here.
+ * @cookie: the socket cookie (hash input inside the version).
+ *
+ * Returns the backend, or NULL with *refuse set when the service is known but
+ * has no backend for the chosen version (the caller fails the connect), or
+ * NULL with *refuse clear when the address is not a service.
+ */
+static __always_inline const struct veer_backend *lb_select(struct veer_svc_key *key, __u64 cookie,
+							   int *refuse)
+{
+	struct veer_version_key vkey = {};
+	const struct veer_service *svc;
+	const struct veer_version *ver;
+	const struct veer_maglev_ring *ring;
+	struct veer_backend_key bkey = {};
+	struct veer_state *state;
+	struct veer_rr *rr;
+	__u32 zero = 0, slot, idx, bid;
+	__u64 seq;
+
+	*refuse = 0;
+	state = bpf_map_lookup_elem(&veer_state, &zero);
+	if (!state)
+		return NULL;
+	key->gen = state->gen & 1;
+	svc = bpf_map_lookup_elem(&veer_svc, key);
+	if (!svc)
+		return NULL;
+
+	*refuse = 1;
+	rr = bpf_map_lookup_elem(&veer_rr, &svc->svc_id);
+	if (!rr)
+		return NULL;
+	seq = __sync_fetch_and_add(&rr->next, 1);
+	slot = seq % VEER_WEIGHT_SLOTS;
+	idx = svc->slot[slot];
+	if (idx >= VEER_MAX_VERSIONS)
+		return NULL;
+
+	vkey.id = svc->version_id[idx];
+	vkey.gen = key->gen;
+	ver = bpf_map_lookup_elem(&veer_version, &vkey);
+	if (!ver)
+		return NULL;
+	if (!ver->n_backends) {
+		lb_count(&vkey, 1);
+		return NULL;
+	}
+	ring = bpf_map_lookup_elem(&veer_maglev, &vkey);
+	if (!ring)
+		return NULL;
+	bid = ring->backend_id[lb_mix64(cookie) % VEER_MAGLEV_SIZE];
+	bkey.id = bid;
+	bkey.gen = key->gen;
+	lb_count(&vkey, 0);
+	return bpf_map_lookup_elem(&veer_backend, &bkey);
+}
+
+/* Remember which service a socket's backend stands for (getpeername, recvmsg). */
+static __always_inline void lb_remember(__u64 cookie, const struct veer_backend *be,
+					const struct veer_svc_key *svc)
+{
+	struct veer_revnat_key rkey = {};
+	struct veer_revnat rval = {};
+
+	rkey.cookie = cookie;
+	__builtin_memcpy(rkey.addr, be->addr, sizeof(rkey.addr));
+	rkey.port = be->port;
+	__builtin_memcpy(rval.addr, svc->addr, sizeof(rval.addr));
+	rval.port = svc->port;
+	bpf_map_update_elem(&veer_revnat, &rkey, &rval, BPF_ANY);
+}
+
+/* Service address a backend address stands for on this socket, or NULL. */
+static __always_inline const struct veer_revnat *lb_reverse(__u64 cookie, const __be32 addr[4],
+							    __be16 port)
+{
+	struct veer_revnat_key rkey = {};
+
+	rkey.cookie = cookie;
+	__builtin_memcpy(rkey.addr, addr, sizeof(rkey.addr));
+	rkey.port = port;
+	return bpf_map_lookup_elem(&veer_revnat, &rkey);
+}
+
+#endif /* VEER_BPF_LB_H */

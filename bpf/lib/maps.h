@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Map definitions of the socket datapath. Layouts live in include/veer/maps.h. */
+#ifndef VEER_BPF_MAPS_H
+#define VEER_BPF_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "veer/maps.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct veer_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * VEER_MAX_SERVICES);
+	__type(key, struct veer_svc_key);
+	__type(value, struct veer_service);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_svc SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * VEER_MAX_VERSION_IDS);
+	__type(key, struct veer_version_key);
+	__type(value, struct veer_version);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_version SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * VEER_MAX_VERSION_IDS);
+	__type(key, struct veer_version_key);
+	__type(value, struct veer_maglev_ring);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_maglev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * VEER_MAX_BACKENDS);
+	__type(key, struct veer_backend_key);
+	__type(value, struct veer_backend);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_backend SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VEER_REVNAT_ENTRIES);
+	__type(key, struct veer_revnat_key);
+	__type(value, struct veer_revnat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_revnat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VEER_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct veer_rr);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_rr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 2 * VEER_MAX_VERSION_IDS);
+	__type(key, struct veer_version_key);
+	__type(value, struct veer_stats);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_stats SEC(".maps");
+
+#endif /* VEER_BPF_MAPS_H */

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Socket-level datapath: cgroup sock_addr hooks that send a connection (TCP)
+ * or datagram (UDP) for a service address to a version backend, and show the
+ * service address back to the application (getpeername, recvmsg).
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "lib/lb.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Process verdicts of cgroup sock_addr programs. */
+#define SOCK_PASS 1
+#define SOCK_REJECT 0
+
+static __always_inline void sock4_key(struct bpf_sock_addr *ctx, struct veer_svc_key *key)
+{
+	key->addr[2] = bpf_htonl(0xffff);
+	key->addr[3] = ctx->user_ip4;
+	key->port = (__be16)ctx->user_port;
+	key->proto = ctx->protocol;
+}
+
+static __always_inline void sock6_key(struct bpf_sock_addr *ctx, struct veer_svc_key *key)
+{
+	key->addr[0] = ctx->user_ip6[0];
+	key->addr[1] = ctx->user_ip6[1];
+	key->addr[2] = ctx->user_ip6[2];
+	key->addr[3] = ctx->user_ip6[3];
+	key->port = (__be16)ctx->user_port;
+	key->proto = ctx->protocol;
+}
+
+static __always_inline int sock4_forward(struct bpf_sock_addr *ctx)
+{
+	struct veer_svc_key key = {};
+	const struct veer_backend *be;
+	__u64 cookie;
+	int refuse;
+
+	sock4_key(ctx, &key);
+	cookie = bpf_get_socket_cookie(ctx);
+	be = lb_select(&key, cookie, &refuse);
+	if (!be)
+		return refuse ? SOCK_REJECT : SOCK_PASS;
+	if (be->family != VEER_FAMILY_V4)
+		return SOCK_REJECT;
+	ctx->user_ip4 = be->addr[3];
+	ctx->user_port = be->port;
+	lb_remember(cookie, be, &key);
+	return SOCK_PASS;
+}
+
+static __always_inline int sock6_forward(struct bpf_sock_addr *ctx)
+{
+	struct veer_svc_key key = {};
+	const struct veer_backend *be;
+	__u64 cookie;
+	int refuse;
+
+	sock6_key(ctx, &key);
+	cookie = bpf_get_socket_cookie(ctx);
+	be = lb_select(&key, cookie, &refuse);
+	if (!be)
+		return refuse ? SOCK_REJECT : SOCK_PASS;
+	/* IPv4 backends are stored IPv4-mapped: right for a dual-stack socket. */
+	ctx->user_ip6[0] = be->addr[0];
+	ctx->user_ip6[1] = be->addr[1];
+	ctx->user_ip6[2] = be->addr[2];
+	ctx->user_ip6[3] = be->addr[3];
+	ctx->user_port = be->port;
+	lb_remember(cookie, be, &key);
+	return SOCK_PASS;
+}
+
+static __always_inline void sock4_unforward(struct bpf_sock_addr *ctx)
+{
+	const struct veer_revnat *rev;
+	__be32 addr[4] = { 0, 0, bpf_htonl(0xffff), ctx->user_ip4 };
+
+	rev = lb_reverse(bpf_get_socket_cookie(ctx), addr, (__be16)ctx->user_port);
+	if (!rev)
+		return;
+	ctx->user_ip4 = rev->addr[3];
+	ctx->user_port = rev->port;
+}
+
+static __always_inline void sock6_unforward(struct bpf_sock_addr *ctx)
+{
+	const struct veer_revnat *rev;
+	__be32 addr[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
+			   ctx->user_ip6[3] };
+
+	rev = lb_reverse(bpf_get_socket_cookie(ctx), addr, (__be16)ctx->user_port);
+	if (!rev)
+		return;
+	ctx->user_ip6[0] = rev->addr[0];
+	ctx->user_ip6[1] = rev->addr[1];
+	ctx->user_ip6[2] = rev->addr[2];
+	ctx->user_ip6[3] = rev->addr[3];
+	ctx->user_port = rev->port;
+}
+
+SEC("cgroup/connect4")
+int veer_connect4(struct bpf_sock_addr *ctx)
+{
+	return sock4_forward(ctx);
+}
+
+SEC("cgroup/connect6")
+int veer_connect6(struct bpf_sock_addr *ctx)
+{
+	return sock6_forward(ctx);
+}
+
+SEC("cgroup/sendmsg4")
+int veer_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return sock4_forward(ctx);
+}
+
+SEC("cgroup/sendmsg6")
+int veer_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return sock6_forward(ctx);
+}
+
+SEC("cgroup/recvmsg4")
+int veer_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	sock4_unforward(ctx);
+	return SOCK_PASS;
+}
+
+SEC("cgroup/recvmsg6")
+int veer_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	sock6_unforward(ctx);
+	return SOCK_PASS;
+}
+
+SEC("cgroup/getpeername4")
+int veer_getpeername4(struct bpf_sock_addr *ctx)
+{
+	sock4_unforward(ctx);
+	return SOCK_PASS;
+}
+
+SEC("cgroup/getpeername6")
+int veer_getpeername6(struct bpf_sock_addr *ctx)
+{
+	sock6_unforward(ctx);
+	return SOCK_PASS;
+}

@@ -1,0 +1,204 @@
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "compiler/compiler.h"
+#include "compiler/maglev.h"
+
+namespace veer {
+namespace {
+
+std::vector<std::string> backendNames(int n, int from = 0) {
+  std::vector<std::string> names;
+  for (int i = from; i < from + n; ++i) {
+    names.push_back("10.244.1." + std::to_string(i) + ":9080");
+  }
+  return names;
+}
+
+struct SlotCase {
+  const char* description;
+  std::vector<uint8_t> weights;
+};
+
+class WeightSlotsTest : public ::testing::TestWithParam<SlotCase> {};
+
+// Any 100 consecutive picks (the cycle repeats) hold each version exactly its
+// weight; so over 1000 consecutive connections each share is exact.
+TEST_P(WeightSlotsTest, EveryWindowIsExact) {
+  const auto& weights = GetParam().weights;
+  const std::vector<uint8_t> slots = weightSlots(weights);
+  ASSERT_EQ(slots.size(), size_t(VEER_WEIGHT_SLOTS));
+  for (int start = 0; start < VEER_WEIGHT_SLOTS; ++start) {
+    std::vector<int> count(weights.size(), 0);
+    for (int i = 0; i < 1000; ++i) {
+      uint8_t v = slots[(start + i) % VEER_WEIGHT_SLOTS];
+      ASSERT_LT(v, weights.size());
+      count[v]++;
+    }
+    for (size_t v = 0; v < weights.size(); ++v) {
+      EXPECT_EQ(count[v], weights[v] * 10) << "version " << v << " window start " << start;
+    }
+  }
+}
+
+// Smooth: in any window of 10 picks a version of weight w appears within one of
+// w/10 (a plain cumulative table would put all of v1 first).
+TEST_P(WeightSlotsTest, ShortWindowsAreSmooth) {
+  const auto& weights = GetParam().weights;
+  const std::vector<uint8_t> slots = weightSlots(weights);
+  for (int start = 0; start < VEER_WEIGHT_SLOTS; ++start) {
+    std::vector<int> count(weights.size(), 0);
+    for (int i = 0; i < 10; ++i) {
+      count[slots[(start + i) % VEER_WEIGHT_SLOTS]]++;
+    }
+    for (size_t v = 0; v < weights.size(); ++v) {
+      EXPECT_LE(std::abs(count[v] - weights[v] / 10.0), 2.0) << "version " << v;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Seeds, WeightSlotsTest,
+    ::testing::Values(SlotCase{"all v1", {100}}, SlotCase{"blue/green", {0, 100}},
+                      SlotCase{"50/50", {50, 50}}, SlotCase{"80/20", {80, 20}},
+                      SlotCase{"95/5", {95, 5}}, SlotCase{"90/10", {90, 10}},
+                      SlotCase{"three ways", {33, 33, 34}}, SlotCase{"1/99", {1, 99}},
+                      SlotCase{"zero in the middle", {40, 0, 60}}));
+
+TEST(WeightSlots, AllZeroMeansNoVersion) {
+  const std::vector<uint8_t> slots = weightSlots({0, 0});
+  EXPECT_TRUE(std::all_of(slots.begin(), slots.end(), [](uint8_t s) { return s == VEER_NO_VERSION; }));
+}
+
+TEST(Maglev, EveryBackendGetsAFairShare) {
+  const auto names = backendNames(10);
+  const auto table = maglevTable(names, VEER_MAGLEV_SIZE);
+  ASSERT_EQ(table.size(), size_t(VEER_MAGLEV_SIZE));
+  std::map<uint32_t, int> share;
+  for (uint32_t b : table) {
+    ASSERT_LT(b, names.size());
+    share[b]++;
+  }
+  ASSERT_EQ(share.size(), names.size());
+  for (const auto& [b, n] : share) {
+    EXPECT_NEAR(n, VEER_MAGLEV_SIZE / 10.0, VEER_MAGLEV_SIZE * 0.01) << names[b];
+  }
+}
+
+TEST(Maglev, RemovingOneBackendMovesOnlyItsEntriesMostly) {
+  const auto before = backendNames(10);
+  auto after = before;
+  after.erase(after.begin() + 3);
+  const auto t1 = maglevTable(before, VEER_MAGLEV_SIZE);
+  const auto t2 = maglevTable(after, VEER_MAGLEV_SIZE);
+  int moved = 0;
+  for (size_t i = 0; i < t1.size(); ++i) {
+    if (before[t1[i]] != after[t2[i]]) {
+      moved++;
+    }
+  }
+  // Maglev's bound: about 1/N, plus a little disruption.
+  EXPECT_LE(moved, VEER_MAGLEV_SIZE * (1.0 / 10 + 0.01));
+  EXPECT_GE(moved, VEER_MAGLEV_SIZE * (1.0 / 10 - 0.02));
+}
+
+TEST(Maglev, OrderOfNamesDoesNotMatter) {
+  auto names = backendNames(7);
+  const auto t1 = maglevTable(names, VEER_MAGLEV_SIZE);
+  std::reverse(names.begin(), names.end());
+  const auto t2 = maglevTable(names, VEER_MAGLEV_SIZE);
+  for (size_t i = 0; i < t1.size(); ++i) {
+    ASSERT_EQ(names[names.size() - 1 - t1[i]], names[t2[i]]);
+  }
+}
+
+PlanService reviews(std::vector<std::pair<std::string, uint8_t>> split) {
+  PlanService s;
+  s.ns = "default";
+  s.name = "reviews";
+  s.addr = *IpAddr::parse("10.96.0.20");
+  s.port = 9080;
+  int host = 21;
+  for (const auto& [subset, w] : split) {
+    PlanVersion v;
+    v.subset = subset;
+    v.weight = w;
+    v.backends.push_back({*IpAddr::parse("10.244.1." + std::to_string(host++)), 9080, ""});
+    s.versions.push_back(v);
+  }
+  return s;
+}
+
+TEST(Compile, ImageHoldsServiceVersionsBackends) {
+  Plan plan;
+  plan.services.push_back(reviews({{"v1", 80}, {"v2", 20}}));
+  CompileResult r = compile(plan);
+  ASSERT_TRUE(r.errors.empty());
+  const MapImage& img = r.image;
+  ASSERT_EQ(img.services.size(), 1u);
+  const auto& [key, svc] = img.services[0];
+  EXPECT_EQ(key.port, htons(9080));
+  EXPECT_EQ(key.proto, IPPROTO_TCP);
+  EXPECT_EQ(key.gen, 0);
+  EXPECT_EQ(IpAddr::fromBytes(key.addr).str(), "10.96.0.20");
+  EXPECT_EQ(svc.n_versions, 2);
+  ASSERT_EQ(img.versions.size(), 2u);
+  EXPECT_STREQ(img.versions[0].second.subset, "v1");
+  EXPECT_STREQ(img.versions[0].second.service, "default/reviews:9080");
+  EXPECT_EQ(img.versions[1].second.weight, 20);
+  ASSERT_EQ(img.backends.size(), 2u);
+  EXPECT_EQ(img.backends[1].second.family, VEER_FAMILY_V4);
+  EXPECT_EQ(IpAddr::fromBytes(img.backends[1].second.addr).str(), "10.244.1.22");
+  EXPECT_EQ(img.backends[1].second.port, htons(9080));
+  int v2slots = std::count(std::begin(svc.slot), std::end(svc.slot), 1);
+  EXPECT_EQ(v2slots, 20);
+}
+
+TEST(Compile, SameInputSameBytes) {
+  Plan plan;
+  plan.services.push_back(reviews({{"v1", 50}, {"v2", 50}}));
+  CompileResult a = compile(plan), b = compile(plan);
+  EXPECT_EQ(a.image.digest(), b.image.digest());
+  ASSERT_EQ(a.image.rings.size(), b.image.rings.size());
+  EXPECT_EQ(std::memcmp(&a.image.rings[0].second, &b.image.rings[0].second, sizeof(veer_maglev_ring)), 0);
+}
+
+TEST(Compile, WeightChangeChangesDigest) {
+  Plan p1, p2;
+  p1.services.push_back(reviews({{"v1", 80}, {"v2", 20}}));
+  p2.services.push_back(reviews({{"v1", 90}, {"v2", 10}}));
+  EXPECT_NE(compile(p1).image.digest(), compile(p2).image.digest());
+}
+
+TEST(Compile, VersionWithoutBackendsHasNoRing) {
+  Plan plan;
+  PlanService s = reviews({{"v1", 100}});
+  s.versions.push_back(PlanVersion{"v2", 0, {}});
+  plan.services.push_back(s);
+  CompileResult r = compile(plan);
+  ASSERT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.image.versions.size(), 2u);
+  EXPECT_EQ(r.image.versions[1].second.n_backends, 0);
+  EXPECT_EQ(r.image.rings.size(), 1u);
+}
+
+TEST(Compile, TooManyVersionsIsAnError) {
+  Plan plan;
+  std::vector<std::pair<std::string, uint8_t>> split;
+  for (int i = 0; i < VEER_MAX_VERSIONS + 1; ++i) {
+    split.emplace_back("v" + std::to_string(i), i == 0 ? 100 : 0);
+  }
+  plan.services.push_back(reviews(split));
+  CompileResult r = compile(plan);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].find("versions (limit 16)"), std::string::npos) << r.errors[0];
+}
+
+} // namespace
+} // namespace veer

@@ -1,0 +1,232 @@
+// veer-agent: loads and pins the datapath, attaches it to a cgroup, applies
+// the config directory and re-applies it whenever it changes.
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include "compiler/pipeline.h"
+#include "datapath/datapath.h"
+#include "datapath/mounts.h"
+
+namespace veer {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kQuietMs = 100; // batch a burst of file events (an editor, a ConfigMap swap)
+
+constexpr uint32_t kWatchMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+                                IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
+
+/** Watches a config directory and its subdirectories (including ConfigMap "..data" swaps). */
+class DirWatch {
+public:
+  explicit DirWatch(std::string dir) : dir_(std::move(dir)), fd_(inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) {}
+
+  Status init() {
+    if (!fd_) {
+      return osError(errno, "inotify_init1");
+    }
+    return rearm();
+  }
+
+  int fd() const { return fd_.get(); }
+
+  /** Watches every directory under dir_ (following symlinks), including ones made since. */
+  Status rearm() {
+    std::error_code ec;
+    std::set<std::string> dirs = {dir_};
+    for (auto it = fs::recursive_directory_iterator(
+             dir_, fs::directory_options::follow_directory_symlink, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_directory(ec)) {
+        dirs.insert(it->path().string());
+      }
+    }
+    for (const std::string& d : dirs) {
+      if (inotify_add_watch(fd_.get(), d.c_str(), kWatchMask) < 0 && errno != ENOENT) {
+        return osError(errno, "inotify_add_watch " + d);
+      }
+    }
+    return {};
+  }
+
+  /** Drains pending events; true if there were any. */
+  bool drain() {
+    alignas(inotify_event) char buf[16384];
+    bool any = false;
+    while (read(fd_.get(), buf, sizeof(buf)) > 0) {
+      any = true;
+    }
+    return any;
+  }
+
+private:
+  std::string dir_;
+  Fd fd_;
+};
+
+class Agent {
+public:
+  Agent(std::string configDir, Datapath& dp) : configDir_(std::move(configDir)), dp_(dp) {}
+
+  /** Builds and applies the config; a bad config is logged and the live one kept. */
+  void reload() {
+    BuildResult built = buildFromPaths({configDir_});
+    for (const Diagnostic& d : built.diags) {
+      if (d.severity == Diagnostic::Severity::kError) {
+        spdlog::error("{}", d.format());
+      } else {
+        spdlog::warn("{}", d.format());
+      }
+    }
+    if (!built.ok()) {
+      spdlog::error("config in {} rejected; the last good config keeps serving", configDir_);
+      return;
+    }
+    const uint64_t digest = built.image.digest();
+    Result<veer_state> live = dp_.maps().state();
+    if (live && live->applied && live->digest == digest) {
+      spdlog::info("config unchanged (digest {:016x}), nothing to apply", digest);
+      return;
+    }
+    if (Status s = dp_.maps().apply(built.image); !s) {
+      spdlog::error("apply failed, the last good config keeps serving: {}", s.error().message);
+      return;
+    }
+    spdlog::info("applied config digest {:016x}: {} service ports, {} versions, {} backends",
+                 digest, built.image.services.size(), built.image.versions.size(),
+                 built.image.backends.size());
+  }
+
+private:
+  std::string configDir_;
+  Datapath& dp_;
+};
+
+int run(const std::string& configDir, std::string cgroup, const std::string& bpffs) {
+  FeatureReport features = probeKernelFeatures();
+  for (const std::string& f : features.found) {
+    spdlog::info("kernel feature: {}", f);
+  }
+  if (!features.missing.empty()) {
+    for (const std::string& f : features.missing) {
+      spdlog::critical("kernel feature missing: {}", f);
+    }
+    return 1;
+  }
+  if (cgroup.empty()) {
+    Result<std::string> root = findOrMountCgroup2();
+    if (!root) {
+      spdlog::critical("{}", root.error().message);
+      return 1;
+    }
+    cgroup = *root;
+  }
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  Fd sigfd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sigfd) {
+    spdlog::critical("signalfd: {}", strerror(errno));
+    return 1;
+  }
+
+  Result<std::unique_ptr<Datapath>> dp = Datapath::load(bpffs);
+  if (!dp) {
+    spdlog::critical("{}", dp.error().message);
+    return 1;
+  }
+  DirWatch watch(configDir);
+  if (Status s = watch.init(); !s) {
+    spdlog::critical("{}", s.error().message);
+    return 1;
+  }
+  Agent agent(configDir, **dp);
+  // Apply before attaching: a fresh datapath starts with a config, an adopted
+  // one flips to the new config while the old programs keep serving.
+  agent.reload();
+  if (Status s = (*dp)->attach(cgroup); !s) {
+    spdlog::critical("{}", s.error().message);
+    return 1;
+  }
+  spdlog::info("attached to cgroup {}, pins in {}, watching {}", cgroup, veerPinDir(bpffs),
+               configDir);
+
+  pollfd fds[2] = {{watch.fd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
+  while (true) {
+    int n = poll(fds, 2, -1);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      spdlog::critical("poll: {}", strerror(errno));
+      return 1;
+    }
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo si{};
+      if (read(sigfd.get(), &si, sizeof(si)) == sizeof(si) && si.ssi_signo == SIGHUP) {
+        agent.reload();
+        continue;
+      }
+      spdlog::info("signal {}: exiting; the pinned datapath keeps serving", si.ssi_signo);
+      return 0;
+    }
+    if (fds[0].revents & POLLIN) {
+      // Wait for the burst to end, then reload once.
+      do {
+        watch.drain();
+      } while (poll(&fds[0], 1, kQuietMs) > 0);
+      if (Status s = watch.rearm(); !s) {
+        spdlog::warn("{}", s.error().message);
+      }
+      agent.reload();
+    }
+  }
+}
+
+} // namespace
+} // namespace veer
+
+int main(int argc, char** argv) {
+  CLI::App app{"veer-agent: node-level eBPF traffic splitter"};
+  std::string configDir, cgroup, bpffs = "/sys/fs/bpf";
+  bool uninstall = false;
+  app.add_option("--config-dir", configDir, "directory of Kubernetes YAML to apply and watch")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--cgroup", cgroup, "cgroup v2 directory to attach to (default: the cgroup2 root)")
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--bpffs", bpffs, "bpffs mount; pins go under <bpffs>/veer")->capture_default_str();
+  app.add_flag("--uninstall", uninstall, "detach and remove everything veer pinned, then exit");
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  if (uninstall) {
+    if (veer::Status s = veer::Datapath::uninstall(bpffs); !s) {
+      spdlog::critical("{}", s.error().message);
+      return 1;
+    }
+    spdlog::info("removed {}", veer::veerPinDir(bpffs));
+    return 0;
+  }
+  if (configDir.empty()) {
+    spdlog::critical("--config-dir is required");
+    return 2;
+  }
+  return veer::run(configDir, cgroup, bpffs);
+}

@@ -1,0 +1,157 @@
+#include "compiler/compiler.h"
+
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "compiler/maglev.h"
+
+namespace veer {
+namespace {
+
+void copyName(char* dst, size_t len, const std::string& src) {
+  std::memset(dst, 0, len);
+  std::memcpy(dst, src.data(), std::min(src.size(), len - 1));
+}
+
+void copyAddr(__be32 dst[4], const IpAddr& a) {
+  std::memcpy(dst, a.bytes.data(), 16);
+}
+
+template <class K, class V>
+uint64_t hashEntries(uint64_t h, const std::vector<std::pair<K, V>>& entries) {
+  for (const auto& [k, v] : entries) {
+    h = fnv1a64(&k, sizeof(k), h);
+    h = fnv1a64(&v, sizeof(v), h);
+  }
+  return h;
+}
+
+} // namespace
+
+uint64_t MapImage::digest() const {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  h = hashEntries(h, services);
+  h = hashEntries(h, versions);
+  h = hashEntries(h, rings);
+  h = hashEntries(h, backends);
+  return h;
+}
+
+std::vector<uint8_t> weightSlots(const std::vector<uint8_t>& weights) {
+  std::vector<uint8_t> slots(VEER_WEIGHT_SLOTS, VEER_NO_VERSION);
+  int total = 0;
+  for (uint8_t w : weights) {
+    total += w;
+  }
+  if (total == 0) {
+    return slots;
+  }
+  std::vector<int> current(weights.size(), 0);
+  for (int s = 0; s < VEER_WEIGHT_SLOTS; ++s) {
+    size_t best = 0;
+    for (size_t i = 0; i < weights.size(); ++i) {
+      current[i] += weights[i];
+      if (current[i] > current[best]) {
+        best = i;
+      }
+    }
+    current[best] -= total;
+    slots[s] = static_cast<uint8_t>(best);
+  }
+  return slots;
+}
+
+CompileResult compile(const Plan& plan) {
+  CompileResult out;
+  MapImage& img = out.image;
+  std::map<std::pair<IpAddr, uint16_t>, uint32_t> backendIds;
+  uint32_t versionId = 0;
+
+  if (plan.services.size() > VEER_MAX_SERVICES) {
+    out.errors.push_back("too many service ports: " + std::to_string(plan.services.size()) +
+                         " (limit " + std::to_string(VEER_MAX_SERVICES) + ")");
+    return out;
+  }
+  for (uint32_t svcId = 0; svcId < plan.services.size(); ++svcId) {
+    const PlanService& ps = plan.services[svcId];
+    if (ps.versions.size() > VEER_MAX_VERSIONS) {
+      out.errors.push_back(ps.id() + ": " + std::to_string(ps.versions.size()) +
+                           " versions (limit " + std::to_string(VEER_MAX_VERSIONS) + ")");
+      continue;
+    }
+    veer_svc_key key{};
+    copyAddr(key.addr, ps.addr);
+    key.port = htons(ps.port);
+    key.proto = ps.proto;
+    veer_service svc{};
+    svc.svc_id = svcId;
+    svc.n_versions = static_cast<uint8_t>(ps.versions.size());
+
+    std::vector<uint8_t> weights;
+    for (const PlanVersion& pv : ps.versions) {
+      if (pv.backends.size() > VEER_MAX_BACKENDS_PER_VERSION) {
+        out.errors.push_back(ps.id() + " subset " + pv.subset + ": " +
+                             std::to_string(pv.backends.size()) + " endpoints (limit " +
+                             std::to_string(VEER_MAX_BACKENDS_PER_VERSION) + ")");
+        continue;
+      }
+      const uint32_t vid = versionId++;
+      svc.version_id[weights.size()] = vid;
+      weights.push_back(pv.weight);
+
+      veer_version_key vkey{};
+      vkey.id = vid;
+      veer_version ver{};
+      ver.svc_id = svcId;
+      ver.n_backends = static_cast<uint16_t>(pv.backends.size());
+      ver.weight = pv.weight;
+      copyName(ver.service, sizeof(ver.service), ps.id());
+      copyName(ver.subset, sizeof(ver.subset), pv.subset);
+      img.versions.emplace_back(vkey, ver);
+
+      if (pv.backends.empty()) {
+        continue;
+      }
+      std::vector<std::string> names;
+      std::vector<uint32_t> ids;
+      for (const PlanBackend& pb : pv.backends) {
+        auto [it, inserted] =
+            backendIds.emplace(std::make_pair(pb.addr, pb.port), uint32_t(backendIds.size()));
+        if (inserted) {
+          veer_backend_key bkey{};
+          bkey.id = it->second;
+          veer_backend be{};
+          copyAddr(be.addr, pb.addr);
+          be.port = htons(pb.port);
+          be.family = pb.addr.v4 ? VEER_FAMILY_V4 : VEER_FAMILY_V6;
+          img.backends.emplace_back(bkey, be);
+        }
+        names.push_back(pb.addr.str() + ":" + std::to_string(pb.port));
+        ids.push_back(it->second);
+      }
+      veer_maglev_ring ring{};
+      const std::vector<uint32_t> table = maglevTable(names, VEER_MAGLEV_SIZE);
+      for (size_t i = 0; i < table.size(); ++i) {
+        ring.backend_id[i] = ids[table[i]];
+      }
+      img.rings.emplace_back(vkey, ring);
+    }
+    const std::vector<uint8_t> slots = weightSlots(weights);
+    std::memcpy(svc.slot, slots.data(), VEER_WEIGHT_SLOTS);
+    svc.n_versions = static_cast<uint8_t>(weights.size());
+    img.services.emplace_back(key, svc);
+  }
+  if (backendIds.size() > VEER_MAX_BACKENDS) {
+    out.errors.push_back("too many backends: " + std::to_string(backendIds.size()));
+  }
+  if (versionId > VEER_MAX_VERSION_IDS) {
+    out.errors.push_back("too many versions: " + std::to_string(versionId));
+  }
+  return out;
+}
+
+} // namespace veer

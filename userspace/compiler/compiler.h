@@ -1,0 +1,41 @@
+#pragma once
+
+// The pure rule compiler: Plan in, map image out. No syscalls; same input,
+// same bytes.
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "config/plan.h"
+#include "veer/maps.h"
+
+namespace veer {
+
+/** Every entry of one generation of the config-derived maps. Keys carry gen 0. */
+struct MapImage {
+  std::vector<std::pair<veer_svc_key, veer_service>> services;
+  std::vector<std::pair<veer_version_key, veer_version>> versions;
+  std::vector<std::pair<veer_version_key, veer_maglev_ring>> rings;
+  std::vector<std::pair<veer_backend_key, veer_backend>> backends;
+
+  /** FNV-1a over all entries: equal images, equal digests. */
+  uint64_t digest() const;
+};
+
+/**
+ * Smooth weighted round-robin over VEER_WEIGHT_SLOTS slots: version i gets
+ * exactly weights[i] slots, interleaved so any window of consecutive slots is
+ * as close to the weights as a sequence can be. Weights must sum to
+ * VEER_WEIGHT_SLOTS; all-zero weights give VEER_NO_VERSION everywhere.
+ */
+std::vector<uint8_t> weightSlots(const std::vector<uint8_t>& weights);
+
+/** Compiles a plan. errors is non-empty only when a limit of maps.h is exceeded. */
+struct CompileResult {
+  MapImage image;
+  std::vector<std::string> errors;
+};
+CompileResult compile(const Plan& plan);
+
+} // namespace veer

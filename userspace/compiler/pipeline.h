@@ -1,0 +1,24 @@
+#pragma once
+
+// load -> validate/resolve -> compile, as the agent and veerctl both run it.
+
+#include <string>
+#include <vector>
+
+#include "compiler/compiler.h"
+#include "config/loader.h"
+
+namespace veer {
+
+struct BuildResult {
+  Plan plan;
+  MapImage image;
+  Diagnostics diags; // loader, resolver and compiler findings
+  /** True when there is no error: the image may be applied. */
+  bool ok() const { return !hasErrors(diags); }
+};
+
+/** Loads, resolves and compiles the config at paths (files or directories). */
+BuildResult buildFromPaths(const std::vector<std::string>& paths);
+
+} // namespace veer

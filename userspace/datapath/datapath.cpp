@@ -1,0 +1,164 @@
+#include "datapath/datapath.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+
+#include "datapath/mounts.h"
+#include "veer_sock.skel.h"
+
+namespace veer {
+namespace {
+
+namespace fs = std::filesystem;
+
+/** libbpf returns -errno or NULL with errno set; normalise to a positive errno. */
+int libbpfErr(long ret) {
+  return ret < 0 ? static_cast<int>(-ret) : (errno ? errno : EINVAL);
+}
+
+/** The cgroup a pinned cgroup link is attached to (0 if detached). */
+Result<uint64_t> linkCgroupId(int linkFd) {
+  bpf_link_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(linkFd, &info, &len) != 0) {
+    return osError(errno, "read link info");
+  }
+  return static_cast<uint64_t>(info.cgroup.cgroup_id);
+}
+
+} // namespace
+
+FeatureReport probeKernelFeatures() {
+  FeatureReport r;
+  auto check = [&r](bool ok, const std::string& what) {
+    (ok ? r.found : r.missing).push_back(what);
+  };
+  check(libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, nullptr) == 1,
+        "prog type cgroup_sock_addr");
+  check(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_LRU_HASH, nullptr) == 1, "map type lru_hash");
+  check(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_PERCPU_HASH, nullptr) == 1,
+        "map type percpu_hash");
+  check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_get_socket_cookie,
+                                nullptr) == 1,
+        "helper get_socket_cookie in cgroup_sock_addr");
+  check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_map_update_elem,
+                                nullptr) == 1,
+        "helper map_update_elem in cgroup_sock_addr");
+  check(access("/sys/kernel/btf/vmlinux", R_OK) == 0, "kernel BTF (/sys/kernel/btf/vmlinux)");
+  return r;
+}
+
+Datapath::~Datapath() {
+  for (bpf_link* l : links_) {
+    bpf_link__disconnect(l); // the pin keeps it attached
+    bpf_link__destroy(l);
+  }
+  veer_sock_bpf__destroy(skel_);
+}
+
+Result<std::unique_ptr<Datapath>> Datapath::load(const std::string& bpffs) {
+  if (Status s = ensureBpffs(bpffs); !s) {
+    return s.error();
+  }
+  std::error_code ec;
+  for (const std::string& dir : {mapPinDir(bpffs), linkPinDir(bpffs)}) {
+    fs::create_directories(dir, ec);
+    if (ec) {
+      return osError(ec.value(), "mkdir " + dir);
+    }
+  }
+  std::unique_ptr<Datapath> dp(new Datapath());
+  dp->bpffs_ = bpffs;
+  const std::string pinRoot = mapPinDir(bpffs);
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pinRoot.c_str());
+  dp->skel_ = veer_sock_bpf__open_opts(&opts);
+  if (!dp->skel_) {
+    return osError(libbpfErr(0), "open BPF object veer_sock");
+  }
+  if (int err = veer_sock_bpf__load(dp->skel_); err) {
+    return osError(libbpfErr(err),
+                   "load BPF object veer_sock (pinned maps in " + pinRoot +
+                       " with another layout? `veer-agent --uninstall` removes them)");
+  }
+  std::vector<int> fds;
+  for (const char* name : kMapNames) {
+    bpf_map* m = bpf_object__find_map_by_name(dp->skel_->obj, name);
+    if (!m) {
+      return Error{ENOENT, std::string("map ") + name + " missing from veer_sock"};
+    }
+    fds.push_back(bpf_map__fd(m));
+  }
+  dp->maps_ = PinnedMaps::fromFds(std::move(fds));
+  return dp;
+}
+
+Status Datapath::attach(const std::string& cgroupPath) {
+  Fd cg(open(cgroupPath.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cg) {
+    return osError(errno, "open cgroup " + cgroupPath);
+  }
+  struct stat st {};
+  if (fstat(cg.get(), &st) != 0) {
+    return osError(errno, "stat cgroup " + cgroupPath);
+  }
+  const uint64_t cgroupId = st.st_ino; // cgroup v2 id == inode of its directory
+
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    const std::string pin = linkPinDir(bpffs_) + "/" + bpf_program__name(prog);
+    if (bpf_link* old = bpf_link__open(pin.c_str())) {
+      Result<uint64_t> id = linkCgroupId(bpf_link__fd(old));
+      if (id && *id == cgroupId) {
+        // Same cgroup: swap the program in place, no window without a program.
+        int err = bpf_link__update_program(old, prog);
+        if (err) {
+          bpf_link__destroy(old);
+          return osError(libbpfErr(err), "replace program in link " + pin);
+        }
+        links_.push_back(old);
+        continue;
+      }
+      bpf_link__detach(old);
+      bpf_link__unpin(old);
+      bpf_link__destroy(old);
+      unlink(pin.c_str()); // bpf_link__open does not record the pin path
+    }
+    bpf_link* link = bpf_program__attach_cgroup(prog, cg.get());
+    if (!link) {
+      return osError(libbpfErr(0),
+                     std::string("attach ") + bpf_program__name(prog) + " to " + cgroupPath);
+    }
+    links_.push_back(link);
+    if (int err = bpf_link__pin(link, pin.c_str()); err) {
+      return osError(libbpfErr(err), "pin link " + pin);
+    }
+  }
+  return {};
+}
+
+Status Datapath::uninstall(const std::string& bpffs) {
+  std::error_code ec;
+  const std::string links = linkPinDir(bpffs);
+  if (fs::is_directory(links, ec)) {
+    for (const auto& e : fs::directory_iterator(links, ec)) {
+      int fd = bpf_obj_get(e.path().c_str());
+      if (fd >= 0) {
+        bpf_link_detach(fd);
+        close(fd);
+      }
+    }
+  }
+  fs::remove_all(veerPinDir(bpffs), ec);
+  if (ec) {
+    return osError(ec.value(), "remove " + veerPinDir(bpffs));
+  }
+  return {};
+}
+
+} // namespace veer

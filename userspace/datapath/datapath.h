@@ -1,0 +1,58 @@
+#pragma once
+
+// The loaded socket datapath: the veer_sock skeleton, its pinned maps and its
+// pinned cgroup links.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "datapath/maps.h"
+
+struct veer_sock_bpf;
+struct bpf_link;
+
+namespace veer {
+
+/** Kernel features veer needs, probed through libbpf. */
+struct FeatureReport {
+  std::vector<std::string> found;
+  std::vector<std::string> missing;
+};
+FeatureReport probeKernelFeatures();
+
+/**
+ * Owns the loaded veer_sock skeleton (non-copyable, RAII). Maps are pinned
+ * under <bpffs>/veer/maps and reused when already pinned, links under
+ * <bpffs>/veer/links: a restarted agent replaces the programs in the pinned
+ * links atomically, so traffic never stops because the agent did.
+ * Destroying a Datapath leaves the pins (and so the datapath) in place.
+ */
+class Datapath {
+public:
+  ~Datapath();
+  Datapath(const Datapath&) = delete;
+  Datapath& operator=(const Datapath&) = delete;
+
+  /** Mounts bpffs at bpffs if needed, opens and loads the programs, pins or reuses maps. */
+  static Result<std::unique_ptr<Datapath>> load(const std::string& bpffs);
+
+  /** Attaches every program to the cgroup, or swaps them into the existing pinned links. */
+  Status attach(const std::string& cgroupPath);
+
+  PinnedMaps& maps() { return maps_; }
+
+  /** Detaches the pinned links and removes every pin under <bpffs>/veer. */
+  static Status uninstall(const std::string& bpffs);
+
+private:
+  Datapath() = default;
+
+  std::string bpffs_;
+  veer_sock_bpf* skel_ = nullptr;
+  std::vector<bpf_link*> links_;
+  PinnedMaps maps_;
+};
+
+} // namespace veer

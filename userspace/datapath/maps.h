@@ -1,0 +1,95 @@
+#pragma once
+
+// Typed access to veer's pinned maps under <bpffs>/veer/maps/, shared by the
+// agent (apply) and veerctl (status, dump).
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "compiler/compiler.h"
+#include "veer/maps.h"
+
+namespace veer {
+
+/** Names of the pinned maps, as in bpf/lib/maps.h. */
+inline constexpr std::array<const char*, 8> kMapNames = {
+    "veer_state", "veer_svc", "veer_version", "veer_maglev",
+    "veer_backend", "veer_revnat", "veer_rr", "veer_stats"};
+
+/** Directory of veer's pins under a bpffs mount. */
+std::string veerPinDir(const std::string& bpffs);
+std::string mapPinDir(const std::string& bpffs);
+std::string linkPinDir(const std::string& bpffs);
+
+/** An owned file descriptor. */
+class Fd {
+public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd();
+  int get() const { return fd_; }
+  int release();
+  explicit operator bool() const { return fd_ >= 0; }
+
+private:
+  int fd_ = -1;
+};
+
+/** Per-version numbers, summed over CPUs. */
+struct VersionStats {
+  uint64_t connects = 0;
+  uint64_t noBackend = 0;
+};
+
+/** The live content of the maps, decoded. */
+struct LiveService {
+  veer_svc_key key{};
+  veer_service svc{};
+  struct Version {
+    uint32_t id = 0;
+    veer_version ver{};
+    VersionStats stats;
+    std::vector<veer_backend> backends; // distinct backends of the ring
+  };
+  std::vector<Version> versions;
+};
+
+struct LiveState {
+  veer_state state{};
+  std::vector<LiveService> services; // in plan order (svc_id)
+};
+
+/** The pinned maps, by fd. Open with PinnedMaps::open(bpffs). */
+class PinnedMaps {
+public:
+  static Result<PinnedMaps> open(const std::string& bpffs);
+  /** Adopts fds of maps a loader already has (in kMapNames order). */
+  static PinnedMaps fromFds(std::vector<int> fds);
+
+  int fd(const char* name) const;
+
+  Result<veer_state> state() const;
+
+  /**
+   * Writes image as the inactive generation, then flips veer_state.gen to it
+   * with one update. On failure the live generation is untouched. Entries of
+   * the generation before are deleted at the start of the next apply, never
+   * under a reader.
+   */
+  Status apply(const MapImage& image);
+
+  Result<LiveState> live() const;
+
+private:
+  std::vector<Fd> fds_;
+};
+
+} // namespace veer

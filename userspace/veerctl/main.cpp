@@ -1,0 +1,257 @@
+// veerctl: validate configs, show and dump the live datapath, wait for an
+// apply, uninstall.
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <fmt/format.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "compiler/pipeline.h"
+#include "datapath/datapath.h"
+#include "datapath/maps.h"
+
+namespace veer {
+namespace {
+
+using nlohmann::json;
+
+std::string endpoint(const __be32 addr[4], __be16 port) {
+  std::string a = IpAddr::fromBytes(addr).str();
+  if (a.find(':') != std::string::npos) {
+    a = "[" + a + "]";
+  }
+  return a + ":" + std::to_string(ntohs(port));
+}
+
+const char* protoName(uint8_t proto) {
+  return proto == IPPROTO_UDP ? "udp" : proto == IPPROTO_TCP ? "tcp" : "?";
+}
+
+void printDiagnostics(const Diagnostics& diags) {
+  for (const Diagnostic& d : diags) {
+    std::cerr << d.format() << "\n";
+  }
+}
+
+int cmdValidate(const std::vector<std::string>& paths) {
+  BuildResult built = buildFromPaths(paths);
+  printDiagnostics(built.diags);
+  if (!built.ok()) {
+    std::cerr << "invalid: the config would be rejected whole\n";
+    return 1;
+  }
+  std::cout << "valid: " << built.plan.services.size() << " service ports, "
+            << built.image.versions.size() << " versions, " << built.image.backends.size()
+            << " backends (digest " << std::hex << built.image.digest() << std::dec << ")\n";
+  return 0;
+}
+
+json statusJson(const LiveState& live) {
+  json out = {{"generation", live.state.gen},
+              {"applied", live.state.applied},
+              {"digest", fmt::format("{:016x}", live.state.digest)},
+              {"services", json::array()}};
+  for (const LiveService& s : live.services) {
+    json svc = {{"address", endpoint(s.key.addr, s.key.port)},
+                {"protocol", protoName(s.key.proto)},
+                {"versions", json::array()}};
+    for (const LiveService::Version& v : s.versions) {
+      svc["service"] = v.ver.service;
+      json backends = json::array();
+      for (const veer_backend& b : v.backends) {
+        backends.push_back(endpoint(b.addr, b.port));
+      }
+      svc["versions"].push_back({{"subset", v.ver.subset},
+                                 {"weight", v.ver.weight},
+                                 {"backends", backends},
+                                 {"connects", v.stats.connects},
+                                 {"refused", v.stats.noBackend}});
+    }
+    out["services"].push_back(svc);
+  }
+  return out;
+}
+
+int cmdStatus(const std::string& bpffs, bool asJson) {
+  Result<PinnedMaps> maps = PinnedMaps::open(bpffs);
+  if (!maps) {
+    std::cerr << "veerctl: " << maps.error().message << "\n";
+    return 1;
+  }
+  Result<LiveState> live = maps->live();
+  if (!live) {
+    std::cerr << "veerctl: " << live.error().message << "\n";
+    return 1;
+  }
+  if (asJson) {
+    std::cout << statusJson(*live).dump(2) << "\n";
+    return 0;
+  }
+  std::printf("generation %u, %llu applies, digest %016llx\n", live->state.gen,
+              static_cast<unsigned long long>(live->state.applied),
+              static_cast<unsigned long long>(live->state.digest));
+  std::printf("%-32s %-24s %-5s %-12s %6s %8s %10s %8s\n", "SERVICE", "ADDRESS", "PROTO",
+              "VERSION", "WEIGHT", "BACKENDS", "CONNECTS", "REFUSED");
+  for (const LiveService& s : live->services) {
+    bool first = true;
+    for (const LiveService::Version& v : s.versions) {
+      std::printf("%-32s %-24s %-5s %-12s %6u %8u %10llu %8llu\n", first ? v.ver.service : "",
+                  first ? endpoint(s.key.addr, s.key.port).c_str() : "",
+                  first ? protoName(s.key.proto) : "", v.ver.subset[0] ? v.ver.subset : "-",
+                  v.ver.weight, v.ver.n_backends,
+                  static_cast<unsigned long long>(v.stats.connects),
+                  static_cast<unsigned long long>(v.stats.noBackend));
+      first = false;
+    }
+  }
+  return 0;
+}
+
+/** Every entry of a map, decoded by the caller. */
+template <class K, class V, class F> json dumpMap(int fd, F decode) {
+  json arr = json::array();
+  K key{}, next{};
+  const K* prev = nullptr;
+  V val{};
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    if (bpf_map_lookup_elem(fd, &key, &val) == 0) {
+      arr.push_back(decode(key, val));
+    }
+  }
+  return arr;
+}
+
+int cmdDump(const std::string& bpffs) {
+  Result<PinnedMaps> opened = PinnedMaps::open(bpffs);
+  if (!opened) {
+    std::cerr << "veerctl: " << opened.error().message << "\n";
+    return 1;
+  }
+  const PinnedMaps& m = *opened;
+  json out;
+  Result<veer_state> st = m.state();
+  if (st) {
+    out["veer_state"] = {{"gen", st->gen}, {"applied", st->applied},
+                         {"digest", fmt::format("{:016x}", st->digest)}};
+  }
+  out["veer_svc"] = dumpMap<veer_svc_key, veer_service>(
+      m.fd("veer_svc"), [](const veer_svc_key& k, const veer_service& v) {
+        std::vector<uint32_t> ids(v.version_id, v.version_id + std::min<int>(v.n_versions, VEER_MAX_VERSIONS));
+        std::vector<int> slots(v.slot, v.slot + VEER_WEIGHT_SLOTS);
+        return json{{"key", {{"address", endpoint(k.addr, k.port)}, {"proto", protoName(k.proto)}, {"gen", k.gen}}},
+                    {"value", {{"svc_id", v.svc_id}, {"version_id", ids}, {"slot", slots}}}};
+      });
+  out["veer_version"] = dumpMap<veer_version_key, veer_version>(
+      m.fd("veer_version"), [](const veer_version_key& k, const veer_version& v) {
+        return json{{"key", {{"id", k.id}, {"gen", k.gen}}},
+                    {"value", {{"svc_id", v.svc_id}, {"n_backends", v.n_backends}, {"weight", v.weight},
+                               {"service", v.service}, {"subset", v.subset}}}};
+      });
+  out["veer_maglev"] = dumpMap<veer_version_key, veer_maglev_ring>(
+      m.fd("veer_maglev"), [](const veer_version_key& k, const veer_maglev_ring& v) {
+        std::map<std::string, int> share;
+        for (uint32_t id : v.backend_id) {
+          share[std::to_string(id)]++;
+        }
+        return json{{"key", {{"id", k.id}, {"gen", k.gen}}}, {"value", {{"entries_per_backend", share}}}};
+      });
+  out["veer_backend"] = dumpMap<veer_backend_key, veer_backend>(
+      m.fd("veer_backend"), [](const veer_backend_key& k, const veer_backend& v) {
+        return json{{"key", {{"id", k.id}, {"gen", k.gen}}}, {"value", {{"address", endpoint(v.addr, v.port)}}}};
+      });
+  out["veer_revnat"] = dumpMap<veer_revnat_key, veer_revnat>(
+      m.fd("veer_revnat"), [](const veer_revnat_key& k, const veer_revnat& v) {
+        return json{{"key", {{"cookie", k.cookie}, {"backend", endpoint(k.addr, k.port)}}},
+                    {"value", {{"service", endpoint(v.addr, v.port)}}}};
+      });
+  std::cout << out.dump(2) << "\n";
+  return 0;
+}
+
+int cmdWait(const std::vector<std::string>& paths, const std::string& bpffs, double timeout) {
+  BuildResult built = buildFromPaths(paths);
+  if (!built.ok()) {
+    printDiagnostics(built.diags);
+    std::cerr << "veerctl: the config is invalid; the agent will not apply it\n";
+    return 1;
+  }
+  const uint64_t want = built.image.digest();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
+  while (true) {
+    Result<PinnedMaps> maps = PinnedMaps::open(bpffs);
+    if (maps) {
+      Result<veer_state> st = maps->state();
+      if (st && st->applied && st->digest == want) {
+        std::cout << "applied (digest " << std::hex << want << std::dec << ")\n";
+        return 0;
+      }
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::cerr << "veerctl: timed out after " << timeout << " s waiting for digest " << std::hex
+                << want << std::dec << "\n";
+      return 1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+} // namespace
+} // namespace veer
+
+int main(int argc, char** argv) {
+  CLI::App app{"veerctl: inspect and drive veer"};
+  app.require_subcommand(1);
+  std::string bpffs = "/sys/fs/bpf";
+  app.add_option("--bpffs", bpffs, "bpffs mount holding <bpffs>/veer")->capture_default_str();
+
+  std::vector<std::string> paths;
+  auto* validate = app.add_subcommand("validate", "load, validate and compile configs; print errors");
+  validate->add_option("paths", paths, "files or directories")->required()->check(CLI::ExistingPath);
+
+  bool asJson = false;
+  auto* status = app.add_subcommand("status", "services, versions, weights and per-version counters");
+  status->add_flag("--json", asJson, "print JSON");
+
+  auto* dump = app.add_subcommand("dump", "every veer map as JSON");
+
+  double timeout = 30;
+  auto* wait = app.add_subcommand("wait", "wait until the live datapath runs the config at PATH");
+  wait->add_option("paths", paths, "files or directories")->required()->check(CLI::ExistingPath);
+  wait->add_option("--timeout", timeout, "seconds")->capture_default_str();
+
+  auto* uninstall = app.add_subcommand("uninstall", "detach and remove everything veer pinned");
+
+  CLI11_PARSE(app, argc, argv);
+  if (*validate) {
+    return veer::cmdValidate(paths);
+  }
+  if (*status) {
+    return veer::cmdStatus(bpffs, asJson);
+  }
+  if (*dump) {
+    return veer::cmdDump(bpffs);
+  }
+  if (*wait) {
+    return veer::cmdWait(paths, bpffs, timeout);
+  }
+  if (*uninstall) {
+    if (veer::Status s = veer::Datapath::uninstall(bpffs); !s) {
+      std::cerr << "veerctl: " << s.error().message << "\n";
+      return 1;
+    }
+    return 0;
+  }
+  return 2;
+}
