@@ -120,6 +120,12 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)bash scripts/demo.sh
 
+# The integration suite inside QEMU on another kernel (vm-tests/README.md).
+KERNEL ?= 6.1
+.PHONY: vm-test
+vm-test: all
+	$(Q)KERNEL=$(KERNEL) bash vm-tests/run.sh
+
 clean:
 	$(Q)rm -rf $(BUILD)
 
