@@ -1,0 +1,260 @@
+// Tests of the test world itself (root): pods talk over IPv4 and IPv6, spawned
+// processes live in the pod cgroup, teardown leaves nothing behind.
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "../world/world.h"
+
+namespace veer::test {
+namespace {
+
+bool pathExists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string readAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/** True while pid exists and is not a zombie. */
+bool alive(pid_t pid) {
+  std::string stat = readAll("/proc/" + std::to_string(pid) + "/stat");
+  auto paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z';
+}
+
+class WorldTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    if (::geteuid() != 0) {
+      GTEST_SKIP() << "needs root";
+    }
+    auto w = World::create();
+    ASSERT_TRUE(w.ok()) << w.error().message;
+    world_ = std::move(w.value());
+  }
+
+  void addPod(const PodSpec& spec) {
+    auto s = world_->addPod(spec);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+  }
+
+  std::unique_ptr<World> world_;
+};
+
+TEST_F(WorldTest, PodsTalkOverIPv4AndIPv6) {
+  addPod({"client", {"10.244.1.2"}, {"fd00:244:1::2"}});
+  addPod({"backend", {"10.244.1.3"}, {"fd00:244:1::3"}});
+  auto srv = world_->startTestServer("backend", "v2", {9080}, {5353});
+  ASSERT_TRUE(srv.ok()) << srv.error().message;
+
+  for (const std::string addr : {"10.244.1.3", "fd00:244:1::3"}) {
+    auto r = world_->httpGet("client", addr, 9080);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_TRUE(r->ok) << addr << ": " << r->step << ": " << strerror(r->err);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "v2\n");
+    EXPECT_NE(r->headers.find("x-veer-version: v2"), std::string::npos) << r->headers;
+    EXPECT_EQ(r->peerAddr, addr);
+    EXPECT_EQ(r->peerPort, 9080);
+
+    auto u = world_->udpQuery("client", addr, 5353, 3);
+    ASSERT_TRUE(u.ok()) << u.error().message;
+    for (const auto& q : *u) {
+      EXPECT_TRUE(q.ok) << addr << ": " << strerror(q.err);
+      EXPECT_EQ(q.body, "v2\n");
+      EXPECT_EQ(q.fromAddr, addr);
+      EXPECT_EQ(q.fromPort, 5353);
+    }
+  }
+
+  // The same through a real client.
+  auto curl = world_->run("client", {"curl", "-s", "-m", "5", "http://10.244.1.3:9080/"});
+  ASSERT_TRUE(curl.ok()) << curl.error().message;
+  EXPECT_EQ(curl->exitCode, 0) << curl->err;
+  EXPECT_EQ(curl->out, "v2\n");
+}
+
+TEST_F(WorldTest, PodsInDifferentSubnetsTalkThroughTheNode) {
+  addPod({"a", {"10.244.1.20"}, {"fd00:244:1::20"}});
+  addPod({"b", {"10.244.2.20"}, {"fd00:244:2::20"}});
+  auto srv = world_->startTestServer("b", "v1", {8080});
+  ASSERT_TRUE(srv.ok()) << srv.error().message;
+  for (const std::string addr : {"10.244.2.20", "fd00:244:2::20"}) {
+    auto r = world_->httpGet("a", addr, 8080);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_TRUE(r->ok) << addr << ": " << r->step << ": " << strerror(r->err);
+    EXPECT_EQ(r->body, "v1\n");
+  }
+}
+
+TEST_F(WorldTest, ManyConnectionsInOneBatch) {
+  addPod({"client", {}, {}});
+  addPod({"backend", {}, {}});
+  auto srv = world_->startTestServer("backend", "v3", {9080});
+  ASSERT_TRUE(srv.ok()) << srv.error().message;
+  auto rs = world_->httpGetMany("client", world_->podIPv6("backend").at(0), 9080, 1000);
+  ASSERT_TRUE(rs.ok()) << rs.error().message;
+  ASSERT_EQ(rs->size(), 1000u);
+  int good = 0;
+  for (const auto& r : *rs) {
+    good += r.ok && r.body == "v3\n" ? 1 : 0;
+  }
+  EXPECT_EQ(good, 1000);
+}
+
+TEST_F(WorldTest, UnreachableServiceAddressFailsFast) {
+  addPod({"client", {}, {}});
+  // No BPF here: a service address on no interface goes nowhere.
+  auto r = world_->httpGet("client", "10.96.0.20", 9080, std::chrono::milliseconds(300));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE(r->ok);
+  EXPECT_EQ(r->step, "connect");
+}
+
+TEST_F(WorldTest, SpawnedProcessIsInThePodCgroup) {
+  addPod({"inside", {}, {}});
+  addPod({.name = "outside", .outsideCgroup = true});
+  const std::string mount = World::cgroup2Mount().value();
+
+  for (const std::string pod : {"inside", "outside"}) {
+    auto p = world_->spawn(pod, {"sleep", "30"});
+    ASSERT_TRUE(p.ok()) << p.error().message;
+    std::string expected = world_->podCgroup(pod).substr(mount.size());
+    std::string cg = readAll("/proc/" + std::to_string(p->pid()) + "/cgroup");
+    EXPECT_NE(cg.find("0::" + expected + "\n"), std::string::npos) << cg;
+    bool underRoot = world_->podCgroup(pod).rfind(world_->cgroupRoot() + "/", 0) == 0;
+    EXPECT_EQ(underRoot, pod == "inside");
+    ASSERT_TRUE(p->kill().ok());
+    auto code = p->wait();
+    ASSERT_TRUE(code.ok()) << code.error().message;
+    EXPECT_EQ(*code, 128 + SIGTERM);
+  }
+
+  // run() also joins the cgroup, and the netns.
+  auto r = world_->run("inside", {"cat", "/proc/self/cgroup"});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_NE(r->out.find(world_->podCgroup("inside").substr(mount.size())), std::string::npos);
+  auto addr = world_->run("inside", {"ip", "-4", "-o", "addr", "show", "dev", "eth0"});
+  ASSERT_TRUE(addr.ok()) << addr.error().message;
+  EXPECT_NE(addr->out.find(world_->podIPv4("inside").at(0) + "/24"), std::string::npos);
+}
+
+TEST_F(WorldTest, CapturesStdoutAndReportsExecFailure) {
+  addPod({"p", {}, {}});
+  auto p = world_->spawn("p", {"echo", "hello"}, {.captureStdout = true});
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  auto out = p->readStdout();
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  EXPECT_EQ(*out, "hello\n");
+  EXPECT_EQ(p->wait().value(), 0);
+
+  auto bad = world_->spawn("p", {"/nonexistent/binary"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ENOENT);
+  EXPECT_FALSE(world_->spawn("nosuchpod", {"true"}).ok());
+  EXPECT_FALSE(world_->addPod({"p", {}, {}}).ok()) << "duplicate pod name accepted";
+}
+
+TEST_F(WorldTest, WaitListeningGivesUpAtTheDeadline) {
+  addPod({"p", {}, {}});
+  auto start = std::chrono::steady_clock::now();
+  auto s = world_->waitListening("p", 1234, std::chrono::milliseconds(200));
+  EXPECT_FALSE(s.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+}
+
+// Teardown removes every netns, cgroup and process, including what an aborted test leaves.
+TEST(WorldTeardown, RemovesEverything) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs root";
+  }
+  std::string prefix, root, outsideCg, podNs, nodeNs;
+  pid_t pid = -1;
+  {
+    auto w = World::create();
+    ASSERT_TRUE(w.ok()) << w.error().message;
+    World& world = **w;
+    ASSERT_TRUE(world.addPod({"a", {}, {}}).ok());
+    ASSERT_TRUE(world.addPod({.name = "b", .outsideCgroup = true}).ok());
+    prefix = world.prefix();
+    root = world.cgroupRoot();
+    outsideCg = world.podCgroup("b");
+    podNs = world.netnsName("a");
+    nodeNs = world.nodeNetns();
+    // A process the test lost track of: a background child of a shell that exited.
+    auto p = world.spawn("a", {"sh", "-c", "sleep 60 >/dev/null & echo $!"},
+                         {.captureStdout = true});
+    ASSERT_TRUE(p.ok()) << p.error().message;
+    auto out = p->readStdout();
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    pid = std::stoi(*out);
+    ASSERT_EQ(p->wait().value(), 0);
+    ASSERT_TRUE(alive(pid));
+    ASSERT_TRUE(pathExists("/run/netns/" + podNs));
+    ASSERT_TRUE(pathExists(root + "/a"));
+    ASSERT_TRUE(pathExists(outsideCg));
+  }
+  EXPECT_FALSE(pathExists("/run/netns/" + podNs));
+  EXPECT_FALSE(pathExists("/run/netns/" + nodeNs));
+  EXPECT_FALSE(pathExists(root));
+  EXPECT_FALSE(pathExists(outsideCg));
+  EXPECT_FALSE(alive(pid)) << "process " << pid << " survived teardown";
+  // No link named after the world leaked into our own netns (links live in the world's netns).
+  std::string links = readAll("/proc/net/dev");
+  EXPECT_EQ(links.find(prefix), std::string::npos);
+  EXPECT_TRUE(World::cleanupStale(prefix).ok());
+}
+
+TEST(WorldTeardown, FailingTestStillTearsDown) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs root";
+  }
+  std::string podNs, root;
+  // A fatal assertion inside a helper returns early; the World destructor still runs.
+  auto body = [&]() {
+    auto w = World::create();
+    ASSERT_TRUE(w.ok()) << w.error().message;
+    ASSERT_TRUE((*w)->addPod({"a", {}, {}}).ok());
+    podNs = (*w)->netnsName("a");
+    root = (*w)->cgroupRoot();
+    auto srv = (*w)->startTestServer("a", "v1", {9080});
+    ASSERT_TRUE(srv.ok()) << srv.error().message;
+    // A bad pod spec fails in the middle of addPod; the world is partly built.
+    EXPECT_FALSE((*w)->addPod({"bad", {"not-an-ip"}, {}}).ok());
+    return; // like a failed ASSERT
+  };
+  body();
+  EXPECT_FALSE(podNs.empty());
+  EXPECT_FALSE(pathExists("/run/netns/" + podNs));
+  EXPECT_FALSE(pathExists(root));
+}
+
+TEST(WorldTeardown, CleanupStaleRemovesLeftovers) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs root";
+  }
+  std::string prefix = "vwstale" + std::to_string(::getpid()) + "-";
+  std::string mount = World::cgroup2Mount().value();
+  ASSERT_EQ(::mkdir((mount + "/" + prefix + "world").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((mount + "/" + prefix + "world/pod").c_str(), 0755), 0);
+  ASSERT_EQ(std::system(("ip netns add " + prefix + "node").c_str()), 0);
+  EXPECT_TRUE(World::cleanupStale(prefix).ok());
+  EXPECT_FALSE(pathExists(mount + "/" + prefix + "world"));
+  EXPECT_FALSE(pathExists("/run/netns/" + prefix + "node"));
+  EXPECT_FALSE(World::cleanupStale("").ok());
+}
+
+} // namespace
+} // namespace veer::test
