@@ -127,6 +127,7 @@ struct Route {
 struct VirtualService {
   ObjectMeta meta;
   std::vector<std::string> hosts;
+  std::vector<SourcePos> hostPos; // position of each hosts[] entry (same length as hosts)
   std::vector<Route> http;
   std::vector<Route> tcp;
 };

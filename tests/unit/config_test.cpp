@@ -1,0 +1,652 @@
+// Loader tests: every kind, positions of diagnostics, directory walking.
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "config/loader.h"
+
+namespace veer {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string dump(const Diagnostics& diags) {
+  std::string out;
+  for (const auto& d : diags) {
+    out += d.format() + "\n";
+  }
+  return out;
+}
+
+/** The only diagnostic whose message contains text; fails the test if not exactly one. */
+const Diagnostic* only(const Diagnostics& diags, const std::string& text) {
+  const Diagnostic* found = nullptr;
+  int n = 0;
+  for (const auto& d : diags) {
+    if (d.message.find(text) != std::string::npos) {
+      found = &d;
+      ++n;
+    }
+  }
+  EXPECT_EQ(n, 1) << "looking for '" << text << "' in:\n" << dump(diags);
+  return found;
+}
+
+size_t countSeverity(const Diagnostics& diags, Diagnostic::Severity s) {
+  return std::count_if(diags.begin(), diags.end(),
+                       [&](const Diagnostic& d) { return d.severity == s; });
+}
+
+IpAddr ip(const char* s) { return *IpAddr::parse(s); }
+
+// ---------------------------------------------------------------------------
+// Diagnostic::format
+
+TEST(DiagnosticFormat, FullAndPartial) {
+  Diagnostic d;
+  d.pos = {"configs/x.yaml", 14, 9};
+  d.object = "VirtualService default/reviews";
+  d.field = "spec.http[0].route";
+  d.message = "weights sum to 90, expected 100";
+  EXPECT_EQ(d.format(), "configs/x.yaml:14:9: error: VirtualService default/reviews: "
+                        "spec.http[0].route: weights sum to 90, expected 100");
+  d.severity = Diagnostic::Severity::kWarning;
+  d.field.clear();
+  EXPECT_EQ(d.format(),
+            "configs/x.yaml:14:9: warning: VirtualService default/reviews: weights sum to 90, "
+            "expected 100");
+  d.object.clear();
+  d.pos.line = 0;
+  EXPECT_EQ(d.format(), "configs/x.yaml: warning: weights sum to 90, expected 100");
+  d.pos.file.clear();
+  EXPECT_EQ(d.format(), "warning: weights sum to 90, expected 100");
+}
+
+TEST(DiagnosticFormat, HasErrorsAndRefs) {
+  Diagnostics ds(1);
+  ds[0].severity = Diagnostic::Severity::kWarning;
+  EXPECT_FALSE(hasErrors(ds));
+  ds.push_back(Diagnostic{});
+  EXPECT_TRUE(hasErrors(ds));
+  EXPECT_FALSE(hasErrors({}));
+  ObjectMeta m;
+  m.kind = "Service";
+  m.ns = "prod";
+  m.name = "reviews";
+  EXPECT_EQ(m.ref(), "Service prod/reviews");
+  PlanService ps;
+  ps.ns = "prod";
+  ps.name = "reviews";
+  ps.port = 9080;
+  EXPECT_EQ(ps.id(), "prod/reviews:9080");
+}
+
+// ---------------------------------------------------------------------------
+// Kinds
+
+TEST(LoadService, AllFields) {
+  auto r = loadString(R"(apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+  labels: {app: reviews}
+  annotations: {note: "x"}
+spec:
+  clusterIP: 10.96.0.20
+  clusterIPs: [10.96.0.20, "fd00:96::20"]
+  ports:
+  - name: http
+    port: 9080
+    targetPort: 8080
+  - name: dns
+    port: 53
+    protocol: UDP
+    targetPort: dns
+  - port: 7000
+  selector:
+    app: reviews
+)",
+                      "svc.yaml");
+  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_EQ(r.config.services.size(), 1u);
+  const Service& s = r.config.services[0];
+  EXPECT_EQ(s.meta.kind, "Service");
+  EXPECT_EQ(s.meta.apiVersion, "v1");
+  EXPECT_EQ(s.meta.ns, "default");
+  EXPECT_EQ(s.meta.name, "reviews");
+  EXPECT_EQ(s.meta.labels.at("app"), "reviews");
+  EXPECT_EQ(s.meta.annotations.at("note"), "x");
+  EXPECT_EQ(s.meta.pos.file, "svc.yaml");
+  EXPECT_EQ(s.meta.pos.line, 1);
+  EXPECT_EQ(s.meta.pos.column, 1);
+  ASSERT_EQ(s.clusterIPs.size(), 2u);
+  EXPECT_EQ(s.clusterIPs[0], ip("10.96.0.20"));
+  EXPECT_EQ(s.clusterIPs[1], ip("fd00:96::20"));
+  ASSERT_EQ(s.ports.size(), 3u);
+  EXPECT_EQ(s.ports[0].name, "http");
+  EXPECT_EQ(s.ports[0].port, 9080);
+  EXPECT_EQ(s.ports[0].proto, 6);
+  EXPECT_EQ(s.ports[0].targetPort, 8080);
+  EXPECT_EQ(s.ports[0].pos.line, 11);
+  EXPECT_EQ(s.ports[0].pos.column, 5);
+  EXPECT_EQ(s.ports[1].proto, 17);
+  EXPECT_EQ(s.ports[1].targetPort, 0);
+  EXPECT_EQ(s.ports[1].targetPortName, "dns");
+  EXPECT_EQ(s.ports[2].targetPort, 7000); // defaults to port
+  EXPECT_EQ(s.selector, (Labels{{"app", "reviews"}}));
+}
+
+TEST(LoadService, HeadlessAndNamespace) {
+  auto r = loadString(R"(apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: prod}
+spec:
+  clusterIP: None
+  ports: [{port: 5432}]
+)",
+                      "h.yaml");
+  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_EQ(r.config.services.size(), 1u);
+  EXPECT_EQ(r.config.services[0].meta.ns, "prod");
+  EXPECT_TRUE(r.config.services[0].clusterIPs.empty());
+}
+
+TEST(LoadPod, AddressesReadinessNamedPorts) {
+  auto r = loadString(R"(apiVersion: v1
+kind: Pod
+metadata:
+  name: reviews-v1
+  labels: {app: reviews, version: v1}
+spec:
+  containers:
+  - name: reviews
+    ports:
+    - {name: http, containerPort: 9080}
+    - {containerPort: 9090}
+  - name: sidecar
+    ports:
+    - {name: dns, containerPort: 5353, protocol: UDP}
+status:
+  podIP: 10.244.1.21
+  podIPs:
+  - ip: 10.244.1.21
+  - ip: fd00:244:1::21
+  conditions:
+  - {type: Initialized, status: "True"}
+  - {type: Ready, status: "True"}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reviews-v2}
+status:
+  podIP: 10.244.1.22
+  conditions:
+  - {type: Ready, status: "False"}
+)",
+                      "pods.yaml");
+  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_EQ(r.config.pods.size(), 2u);
+  const Pod& p = r.config.pods[0];
+  EXPECT_EQ(p.meta.labels.at("version"), "v1");
+  ASSERT_EQ(p.ips.size(), 2u); // podIP and podIPs[0] deduplicated
+  EXPECT_EQ(p.ips[0], ip("10.244.1.21"));
+  EXPECT_EQ(p.ips[1], ip("fd00:244:1::21"));
+  EXPECT_TRUE(p.ready);
+  EXPECT_EQ(p.namedPorts, (std::map<std::string, uint16_t>{{"http", 9080}, {"dns", 5353}}));
+  EXPECT_FALSE(r.config.pods[1].ready);
+  EXPECT_EQ(r.config.pods[1].meta.pos.line, 24);
+}
+
+TEST(LoadEndpointSlice, Fields) {
+  auto r = loadString(R"(apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: reviews-abc
+  labels:
+    kubernetes.io/service-name: reviews
+addressType: IPv4
+endpoints:
+- addresses: [10.244.1.21]
+  conditions: {ready: true}
+  targetRef: {kind: Pod, name: reviews-v1}
+- addresses: [10.244.1.22]
+  conditions: {ready: false}
+- addresses: [10.244.1.23]
+ports:
+- {name: http, port: 9080, protocol: TCP}
+- {name: dns, port: 5353, protocol: UDP}
+)",
+                      "es.yaml");
+  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_EQ(r.config.endpointSlices.size(), 1u);
+  const EndpointSlice& es = r.config.endpointSlices[0];
+  EXPECT_EQ(es.serviceName, "reviews");
+  ASSERT_EQ(es.endpoints.size(), 3u);
+  EXPECT_EQ(es.endpoints[0].addresses[0], ip("10.244.1.21"));
+  EXPECT_TRUE(es.endpoints[0].ready);
+  EXPECT_EQ(es.endpoints[0].podName, "reviews-v1");
+  EXPECT_FALSE(es.endpoints[1].ready);
+  EXPECT_TRUE(es.endpoints[2].ready); // unset means ready
+  EXPECT_EQ(es.endpoints[2].podName, "");
+  ASSERT_EQ(es.ports.size(), 2u);
+  EXPECT_EQ(es.ports[1].name, "dns");
+  EXPECT_EQ(es.ports[1].port, 5353);
+  EXPECT_EQ(es.ports[1].proto, 17);
+}
+
+TEST(LoadEndpointSlice, MissingServiceLabelIsWarning) {
+  auto r = loadString("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: x}\n",
+                      "es.yaml");
+  EXPECT_TRUE(r.config.endpointSlices.empty());
+  ASSERT_EQ(r.diags.size(), 1u);
+  EXPECT_EQ(r.diags[0].severity, Diagnostic::Severity::kWarning);
+  EXPECT_NE(r.diags[0].message.find("kubernetes.io/service-name"), std::string::npos);
+}
+
+class IstioVersions : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(IstioVersions, DestinationRuleAndVirtualService) {
+  std::string api = GetParam();
+  auto r = loadString("apiVersion: " + api + R"(
+kind: DestinationRule
+metadata: {name: reviews, namespace: shop}
+spec:
+  host: reviews
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v2
+    labels: {version: v2, track: canary}
+---
+apiVersion: )" + api + R"(
+kind: VirtualService
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews, reviews.shop.svc.cluster.local]
+  http:
+  - name: split
+    route:
+    - destination: {host: reviews, subset: v1, port: {number: 9080}}
+      weight: 90
+    - destination: {host: reviews, subset: v2}
+      weight: 10
+  tcp:
+  - route:
+    - destination: {host: reviews}
+)",
+                      "istio.yaml");
+  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_EQ(r.config.destinationRules.size(), 1u);
+  const DestinationRule& dr = r.config.destinationRules[0];
+  EXPECT_EQ(dr.meta.ref(), "DestinationRule shop/reviews");
+  EXPECT_EQ(dr.host, "reviews");
+  EXPECT_EQ(dr.hostPos.line, 5);
+  EXPECT_EQ(dr.hostPos.column, 9);
+  ASSERT_EQ(dr.subsets.size(), 2u);
+  EXPECT_EQ(dr.subsets[1].name, "v2");
+  EXPECT_EQ(dr.subsets[1].labels, (Labels{{"version", "v2"}, {"track", "canary"}}));
+  ASSERT_EQ(r.config.virtualServices.size(), 1u);
+  const VirtualService& vs = r.config.virtualServices[0];
+  EXPECT_EQ(vs.hosts, (std::vector<std::string>{"reviews", "reviews.shop.svc.cluster.local"}));
+  ASSERT_EQ(vs.hostPos.size(), 2u);
+  EXPECT_EQ(vs.hostPos[1].line, 16);
+  EXPECT_EQ(vs.hostPos[1].column, 20);
+  ASSERT_EQ(vs.http.size(), 1u);
+  const Route& h = vs.http[0];
+  EXPECT_EQ(h.name, "split");
+  EXPECT_EQ(h.field, "spec.http[0]");
+  ASSERT_EQ(h.destinations.size(), 2u);
+  EXPECT_EQ(h.destinations[0].host, "reviews");
+  EXPECT_EQ(h.destinations[0].subset, "v1");
+  EXPECT_EQ(h.destinations[0].port, 9080);
+  EXPECT_EQ(h.destinations[0].weight, 90);
+  EXPECT_EQ(h.destinations[0].field, "spec.http[0].route[0]");
+  EXPECT_EQ(h.destinations[0].pos.line, 20);
+  EXPECT_EQ(h.destinations[1].weight, 10);
+  EXPECT_EQ(h.destinations[1].port, 0);
+  ASSERT_EQ(vs.tcp.size(), 1u);
+  EXPECT_FALSE(vs.tcp[0].destinations[0].weight.has_value());
+  EXPECT_EQ(vs.tcp[0].field, "spec.tcp[0]");
+}
+
+INSTANTIATE_TEST_SUITE_P(Api, IstioVersions,
+                         ::testing::Values("networking.istio.io/v1alpha3",
+                                           "networking.istio.io/v1beta1", "networking.istio.io/v1"));
+
+TEST(LoadVirtualService, MatchIsWarnedAndRuleIgnored) {
+  auto r = loadString(R"(apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - match:
+    - headers:
+        end-user:
+          exact: jason
+    route:
+    - destination:
+        host: reviews
+        subset: v3
+  - route:
+    - destination:
+        host: reviews
+        subset: v2
+)",
+                      "m.yaml");
+  ASSERT_EQ(r.diags.size(), 1u) << dump(r.diags);
+  EXPECT_EQ(r.diags[0].format(),
+            "m.yaml:9:5: warning: VirtualService default/reviews: spec.http[0].match: match "
+            "conditions need the L7 path (not yet supported); rule ignored");
+  ASSERT_EQ(r.config.virtualServices.size(), 1u);
+  ASSERT_EQ(r.config.virtualServices[0].http.size(), 1u);
+  EXPECT_EQ(r.config.virtualServices[0].http[0].field, "spec.http[1]");
+  EXPECT_EQ(r.config.virtualServices[0].http[0].destinations[0].subset, "v2");
+}
+
+TEST(LoadVirtualService, UnknownAndUnsupportedFieldsWarn) {
+  auto r = loadString(R"(apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  gateways: [mesh]
+  http:
+  - timeout: 5s
+    route:
+    - destination: {host: reviews, subset: v1, subsett: v2}
+      wieght: 100
+)",
+                      "u.yaml");
+  EXPECT_EQ(countSeverity(r.diags, Diagnostic::Severity::kError), 0u) << dump(r.diags);
+  const Diagnostic* gw = only(r.diags, "gateways");
+  ASSERT_NE(gw, nullptr);
+  EXPECT_EQ(gw->format(), "u.yaml:6:3: warning: VirtualService default/reviews: spec.gateways: "
+                          "field gateways is not supported by veer yet; ignored");
+  const Diagnostic* to = only(r.diags, "field timeout");
+  ASSERT_NE(to, nullptr);
+  EXPECT_EQ(to->field, "spec.http[0].timeout");
+  const Diagnostic* w = only(r.diags, "unknown field wieght");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->format(), "u.yaml:11:7: warning: VirtualService default/reviews: "
+                         "spec.http[0].route[0].wieght: unknown field wieght; did you mean weight?");
+  const Diagnostic* s = only(r.diags, "unknown field subsett");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->field, "spec.http[0].route[0].destination.subsett");
+  EXPECT_NE(s->message.find("did you mean subset?"), std::string::npos);
+  EXPECT_EQ(r.diags.size(), 4u) << dump(r.diags);
+}
+
+TEST(LoadObjects, UnknownKindsAndVersionsWarn) {
+  auto r = loadString(R"(apiVersion: apps/v1
+kind: Deployment
+metadata: {name: reviews-v1}
+---
+apiVersion: networking.istio.io/v2
+kind: VirtualService
+metadata: {name: reviews}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: Gateway
+metadata: {name: gw}
+)",
+                      "k.yaml");
+  ASSERT_EQ(r.diags.size(), 3u) << dump(r.diags);
+  EXPECT_EQ(countSeverity(r.diags, Diagnostic::Severity::kWarning), 3u);
+  EXPECT_EQ(r.diags[0].format(),
+            "k.yaml:2:7: warning: kind Deployment (apiVersion apps/v1) is not used by veer; "
+            "ignored");
+  EXPECT_EQ(r.diags[1].pos.line, 6);
+  EXPECT_NE(r.diags[1].message.find("networking.istio.io/v2"), std::string::npos);
+  EXPECT_EQ(r.diags[2].pos.line, 10);
+  EXPECT_TRUE(r.config.virtualServices.empty());
+}
+
+TEST(LoadObjects, ListKindAndJson) {
+  auto r = loadString(R"({"apiVersion": "v1", "kind": "List", "items": [
+  {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"},
+   "spec": {"clusterIP": "10.0.0.1", "ports": [{"port": 80}]}},
+  {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}]})",
+                      "list.json");
+  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_EQ(r.config.services.size(), 1u);
+  EXPECT_EQ(r.config.services[0].ports[0].port, 80);
+  EXPECT_EQ(r.config.pods.size(), 1u);
+}
+
+// ---------------------------------------------------------------------------
+// Errors: type mismatches and friends, each with file:line:col, field and message.
+
+struct ErrorCase {
+  const char* name;
+  std::string yaml;
+  std::string expected; // Diagnostic::format() of the one error
+};
+
+const std::string kVsHead = R"(apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: v1
+)";
+
+const std::string kVs = "VirtualService default/reviews: ";
+
+std::vector<ErrorCase> errorCases() {
+  return {
+      {"WeightNotInteger",
+       kVsHead + R"(      weight: 50
+    - destination:
+        host: reviews
+        subset: v2
+      weight: "abc"
+)",
+       "e.yaml:17:15: error: " + kVs + "spec.http[0].route[1].weight: expected an integer, got 'abc'"},
+      {"WeightSequence", kVsHead + "      weight: [1]\n",
+       "e.yaml:13:15: error: " + kVs + "spec.http[0].route[0].weight: expected an integer, got a sequence"},
+      {"ServicePortSequence", R"(apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec:
+  ports:
+  - port: [1]
+)",
+       "e.yaml:6:11: error: Service default/reviews: spec.ports[0].port: expected an integer, got a "
+       "sequence"},
+      {"ServicePortRange", "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  ports:\n  - port: 70000\n",
+       "e.yaml:6:11: error: Service default/r: spec.ports[0].port: port 70000 out of range 1..65535"},
+      {"ServiceProtocol", "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  ports:\n  - {port: 1, protocol: ICMP}\n",
+       "e.yaml:6:25: error: Service default/r: spec.ports[0].protocol: expected protocol TCP or UDP, got 'ICMP'"},
+      {"ClusterIPNotAnAddress", "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  clusterIP: 10.0.0.300\n",
+       "e.yaml:5:14: error: Service default/r: spec.clusterIP: expected an IP address, got '10.0.0.300'"},
+      {"PodIpNotAnAddress", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus:\n  podIPs:\n  - ip: nope\n",
+       "e.yaml:6:9: error: Pod default/p: status.podIPs[0].ip: expected an IP address, got 'nope'"},
+      {"ContainerPortNotInteger",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - ports:\n    - {name: http, containerPort: http}\n",
+       "e.yaml:7:35: error: Pod default/p: spec.containers[0].ports[0].containerPort: expected an integer, got 'http'"},
+      {"HostsNotAList",
+       "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: reviews\n",
+       "e.yaml:5:10: error: VirtualService default/r: spec.hosts: expected a list, got 'reviews'"},
+      {"SubsetsNotAList",
+       "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: r\n  subsets: {name: v1}\n",
+       "e.yaml:6:12: error: DestinationRule default/r: spec.subsets: expected a list, got a map"},
+      {"DestinationPortScalarWithWeightHint",
+       kVsHead + R"(      weight: 95
+    - destination:
+        host: reviews
+        subset: v2
+        port: 5
+)",
+       "e.yaml:17:15: error: " + kVs +
+           "spec.http[0].route[1].destination.port: expected a map with number, got '5'; write "
+           "port: {number: 5}, or did you mean weight: 5?"},
+      {"StrayPortBesideDestination",
+       kVsHead + R"(      weight: 95
+    - destination:
+        host: reviews
+        subset: v2
+      port: 5
+)",
+       "e.yaml:17:7: error: " + kVs +
+           "spec.http[0].route[1].port: unknown field port; did you mean weight: 5? (the other "
+           "destinations have weights)"},
+      {"MissingName", "apiVersion: v1\nkind: Service\nmetadata: {namespace: x}\nspec: {}\n",
+       "e.yaml:3:11: error: metadata: missing metadata.name"},
+      {"NotAnObject", "apiVersion: v1\nkind: Service\n---\n- a\n- b\n",
+       "e.yaml:4:1: error: expected a map, got a sequence"},
+      {"DuplicateKey", "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  clusterIP: 10.0.0.1\n  clusterIP: 10.0.0.2\n",
+       "e.yaml:6:3: error: Service default/r: spec.clusterIP: duplicate key clusterIP (first at line 5)"},
+      {"SyntaxError", "apiVersion: v1\nkind: Service\nmetadata:\n  name: [unclosed\n",
+       "e.yaml:5:1: error: YAML syntax error: end of sequence flow not found"},
+  };
+}
+
+class LoadErrors : public ::testing::TestWithParam<ErrorCase> {};
+
+TEST_P(LoadErrors, PositionedMessage) {
+  const ErrorCase& c = GetParam();
+  auto r = loadString(c.yaml, "e.yaml");
+  auto errors = countSeverity(r.diags, Diagnostic::Severity::kError);
+  ASSERT_GE(errors, 1u) << dump(r.diags);
+  bool found = false;
+  for (const auto& d : r.diags) {
+    if (d.severity == Diagnostic::Severity::kError && d.format() == c.expected) {
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found) << "expected: " << c.expected << "\ngot:\n" << dump(r.diags);
+  EXPECT_TRUE(hasErrors(r.diags));
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, LoadErrors, ::testing::ValuesIn(errorCases()),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(LoadErrors, DuplicateObjectPointsAtSecondAndFirst) {
+  auto r = loadString(R"(apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: other}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+)",
+                      "d.yaml");
+  ASSERT_EQ(r.diags.size(), 1u) << dump(r.diags);
+  EXPECT_EQ(r.diags[0].format(), "d.yaml:9:1: error: Service default/reviews: duplicate object; "
+                                 "first defined at d.yaml:1:1");
+  EXPECT_EQ(r.config.services.size(), 2u);
+}
+
+TEST(LoadErrors, SameNameDifferentKindIsFine) {
+  auto r = loadString("apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\n---\n"
+                      "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+                      "metadata: {name: reviews}\nspec: {host: reviews}\n",
+                      "d.yaml");
+  EXPECT_TRUE(r.diags.empty()) << dump(r.diags);
+}
+
+// ---------------------------------------------------------------------------
+// Files and directories
+
+class TempDir {
+public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "veer-config-test-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+  void write(const std::string& rel, const std::string& text) const {
+    fs::create_directories((path_ / rel).parent_path());
+    std::ofstream(path_ / rel) << text;
+  }
+
+private:
+  fs::path path_;
+};
+
+std::string service(const std::string& name) {
+  return "apiVersion: v1\nkind: Service\nmetadata: {name: " + name + "}\n";
+}
+
+TEST(LoadPaths, DirectoriesRecursiveSortedFilteredByExtension) {
+  TempDir t;
+  t.write("b.yaml", service("b"));
+  t.write("a.yml", service("a"));
+  t.write("sub/c.json", R"({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "c"}})");
+  t.write("sub/deeper/d.yaml", service("d"));
+  t.write("notes.txt", "not: [yaml");
+  t.write("README.md", "# hi");
+  auto r = loadPaths({t.path().string()});
+  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  std::vector<std::string> names;
+  for (const auto& s : r.config.services) {
+    names.push_back(s.meta.name);
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_EQ(r.config.services[2].meta.pos.file, (t.path() / "sub/c.json").string());
+}
+
+TEST(LoadPaths, ExplicitFileAnyExtensionAndMissingPath) {
+  TempDir t;
+  t.write("svc.txt", service("x"));
+  auto r = loadPaths({(t.path() / "svc.txt").string(), (t.path() / "nope.yaml").string()});
+  ASSERT_EQ(r.config.services.size(), 1u);
+  ASSERT_EQ(r.diags.size(), 1u);
+  EXPECT_EQ(r.diags[0].format(), (t.path() / "nope.yaml").string() +
+                                     ": error: no such file or directory");
+}
+
+TEST(LoadPaths, ConfigMapMountLoadsEachObjectOnce) {
+  // kubelet's layout: real files in ..2026_01_01/, ..data -> it, top-level links via ..data.
+  TempDir t;
+  t.write("..2026_01_01/services.yaml", service("reviews") + "---\n" + service("ratings"));
+  t.write("..2026_01_01/rules.yaml", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+                                     "metadata: {name: reviews}\nspec: {host: reviews}\n");
+  t.write("..2025_12_31/services.yaml", service("old"));
+  fs::create_directory_symlink("..2026_01_01", t.path() / "..data");
+  fs::create_symlink("..data/services.yaml", t.path() / "services.yaml");
+  fs::create_symlink("..data/rules.yaml", t.path() / "rules.yaml");
+  auto r = loadPaths({t.path().string()});
+  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_EQ(r.config.services.size(), 2u);
+  EXPECT_EQ(r.config.services[0].meta.name, "reviews");
+  EXPECT_EQ(r.config.services[1].meta.name, "ratings");
+  EXPECT_EQ(r.config.destinationRules.size(), 1u);
+  EXPECT_EQ(r.config.services[0].meta.pos.file, (t.path() / "services.yaml").string());
+}
+
+TEST(LoadPaths, SymlinkedDirectoryFollowedAndLoopsStop) {
+  TempDir t;
+  t.write("real/a.yaml", service("a"));
+  fs::create_directory_symlink(t.path() / "real", t.path() / "linked");
+  fs::create_directory_symlink(t.path() / "real", t.path() / "real" / "loop");
+  auto r = loadPaths({(t.path() / "linked").string()});
+  // linked/loop resolves to the directory being walked: not entered again.
+  EXPECT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_EQ(r.config.services.size(), 1u);
+  EXPECT_EQ(r.config.services[0].meta.pos.file, (t.path() / "linked/a.yaml").string());
+}
+
+} // namespace
+} // namespace veer

@@ -1,0 +1,502 @@
+// Config -> Plan: hosts to services, subsets to endpoints, routes to weights.
+// Validation lives here, so a Config built in code is checked like a loaded one.
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "config/loader.h"
+
+namespace veer {
+namespace {
+
+using Key = std::pair<std::string, std::string>; // (namespace, name)
+
+std::string keyStr(const Key& k) { return k.first + "/" + k.second; }
+
+std::string posStr(const SourcePos& p) {
+  return p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    size_t i = s.find(sep, start);
+    out.push_back(s.substr(start, i == std::string::npos ? std::string::npos : i - start));
+    if (i == std::string::npos) {
+      return out;
+    }
+    start = i + 1;
+  }
+}
+
+/** name, name.ns, name.ns.svc, name.ns.svc.cluster.local -> (ns, name). */
+std::optional<Key> parseHost(const std::string& host, const std::string& ns) {
+  auto parts = split(host, '.');
+  for (const auto& p : parts) {
+    if (p.empty() || p == "*") {
+      return std::nullopt;
+    }
+  }
+  switch (parts.size()) {
+  case 1:
+    return Key{ns, parts[0]};
+  case 2:
+    return Key{parts[1], parts[0]};
+  case 3:
+    if (parts[2] == "svc") {
+      return Key{parts[1], parts[0]};
+    }
+    return std::nullopt;
+  case 5:
+    if (parts[2] == "svc" && parts[3] == "cluster" && parts[4] == "local") {
+      return Key{parts[1], parts[0]};
+    }
+    return std::nullopt;
+  default:
+    return std::nullopt;
+  }
+}
+
+bool matches(const Labels& have, const Labels& want) {
+  for (const auto& [k, v] : want) {
+    auto it = have.find(k);
+    if (it == have.end() || it->second != v) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string family(bool v4) { return v4 ? "IPv4" : "IPv6"; }
+
+/** A ready endpoint of one service port in one address family. */
+struct Candidate {
+  PlanBackend backend;
+  const Pod* pod = nullptr; // for subset labels; null for slice endpoints without a Pod
+};
+
+/** The route chosen for one service, after validation. */
+struct Decision {
+  const VirtualService* vs = nullptr;
+  const Route* route = nullptr;
+};
+
+class Resolver {
+public:
+  explicit Resolver(const Config& c) : c_(c) {}
+
+  ResolveResult run() {
+    index();
+    indexDestinationRules();
+    indexVirtualServices();
+    build();
+    std::sort(result_.plan.services.begin(), result_.plan.services.end(),
+              [](const PlanService& a, const PlanService& b) {
+                return std::tie(a.ns, a.name, a.addr, a.port, a.proto) <
+                       std::tie(b.ns, b.name, b.addr, b.port, b.proto);
+              });
+    return std::move(result_);
+  }
+
+private:
+  void report(Diagnostic::Severity sev, const SourcePos& pos, const std::string& object,
+              const std::string& field, const std::string& message) {
+    Diagnostic d;
+    d.severity = sev;
+    d.pos = pos;
+    d.object = object;
+    d.field = field;
+    d.message = message;
+    // The same finding can come from several ports or families; say it once.
+    if (!reported_.insert(d.format()).second) {
+      return;
+    }
+    result_.diags.push_back(std::move(d));
+  }
+  void error(const SourcePos& pos, const std::string& object, const std::string& field,
+             const std::string& message) {
+    report(Diagnostic::Severity::kError, pos, object, field, message);
+  }
+  void warning(const SourcePos& pos, const std::string& object, const std::string& field,
+               const std::string& message) {
+    report(Diagnostic::Severity::kWarning, pos, object, field, message);
+  }
+
+  void index() {
+    for (const auto& s : c_.services) {
+      services_.emplace(Key{s.meta.ns, s.meta.name}, &s);
+    }
+    for (const auto& p : c_.pods) {
+      pods_.emplace(Key{p.meta.ns, p.meta.name}, &p);
+    }
+  }
+
+  const Service* lookup(const std::string& host, const std::string& ns, Key* key = nullptr) {
+    auto k = parseHost(host, ns);
+    if (!k) {
+      return nullptr;
+    }
+    auto it = services_.find(*k);
+    if (it == services_.end()) {
+      return nullptr;
+    }
+    if (key != nullptr) {
+      *key = *k;
+    }
+    return it->second;
+  }
+
+  void indexDestinationRules() {
+    for (const auto& dr : c_.destinationRules) {
+      Key k;
+      if (lookup(dr.host, dr.meta.ns, &k) == nullptr) {
+        error(dr.hostPos, dr.meta.ref(), "spec.host",
+              "host " + dr.host + " is not a known Service");
+        continue;
+      }
+      auto [it, inserted] = drs_.emplace(k, &dr);
+      if (!inserted) {
+        error(dr.hostPos, dr.meta.ref(), "spec.host",
+              "Service " + keyStr(k) + " already has subsets from " + it->second->meta.ref() +
+                  " at " + posStr(it->second->hostPos));
+      }
+    }
+  }
+
+  void indexVirtualServices() {
+    for (const auto& vs : c_.virtualServices) {
+      for (size_t i = 0; i < vs.hosts.size(); ++i) {
+        const std::string& host = vs.hosts[i];
+        SourcePos hp = i < vs.hostPos.size() ? vs.hostPos[i] : vs.meta.pos;
+        std::string field = "spec.hosts[" + std::to_string(i) + "]";
+        Key k;
+        if (lookup(host, vs.meta.ns, &k) == nullptr) {
+          error(hp, vs.meta.ref(), field, "host " + host + " is not a known Service");
+          continue;
+        }
+        auto claimed = claims_.find(k);
+        if (claimed != claims_.end()) {
+          if (claimed->second.first != &vs) {
+            error(hp, vs.meta.ref(), field,
+                  "Service " + keyStr(k) + " is already routed by " +
+                      claimed->second.first->meta.ref() + " at " + posStr(claimed->second.second));
+          }
+          continue; // two spellings of one host in the same VirtualService
+        }
+        claims_.emplace(k, std::make_pair(&vs, hp));
+        const Route* route = nullptr;
+        if (!vs.http.empty()) {
+          route = &vs.http.front();
+        } else if (!vs.tcp.empty()) {
+          route = &vs.tcp.front();
+        }
+        if (route == nullptr) {
+          warning(hp, vs.meta.ref(), field,
+                  "no route without match conditions for this host; all endpoints get the "
+                  "traffic");
+          continue;
+        }
+        if (validateRoute(vs, *route, k)) {
+          decisions_[k] = Decision{&vs, route};
+        } else {
+          failed_.insert(k);
+        }
+      }
+    }
+  }
+
+  /** Checks hosts, weights, subsets and ports of a route for service k. */
+  bool validateRoute(const VirtualService& vs, const Route& r, const Key& k) {
+    const std::string obj = vs.meta.ref();
+    bool ok = true;
+    if (r.destinations.empty()) {
+      error(r.pos, obj, r.field + ".route", "route has no destinations");
+      return false;
+    }
+    const Service* svc = services_.at(k);
+    const DestinationRule* dr = nullptr;
+    if (auto it = drs_.find(k); it != drs_.end()) {
+      dr = it->second;
+    }
+    bool anyMissing = false;
+    int64_t sum = 0;
+    for (const auto& d : r.destinations) {
+      Key dk;
+      if (lookup(d.host, vs.meta.ns, &dk) == nullptr) {
+        error(d.pos, obj, d.field + ".destination.host",
+              "host " + d.host + " is not a known Service");
+        ok = false;
+      } else if (dk != k) {
+        error(d.pos, obj, d.field + ".destination.host",
+              "routing " + keyStr(k) + " traffic to another service (" + keyStr(dk) +
+                  ") is not supported yet");
+        ok = false;
+      }
+      if (d.weight) {
+        if (*d.weight < 0 || *d.weight > 100) {
+          error(d.pos, obj, d.field + ".weight",
+                "weight " + std::to_string(*d.weight) + " out of range 0..100");
+          ok = false;
+        }
+        sum += *d.weight;
+      } else {
+        anyMissing = true;
+        if (r.destinations.size() > 1) {
+          error(d.pos, obj, d.field + ".weight",
+                "missing weight; every destination needs one when a route has several");
+          ok = false;
+        }
+      }
+      if (!d.subset.empty()) {
+        if (dr == nullptr) {
+          error(d.pos, obj, d.field + ".destination.subset",
+                "subset " + d.subset + " used but no DestinationRule defines subsets for " +
+                    keyStr(k));
+          ok = false;
+        } else if (std::none_of(dr->subsets.begin(), dr->subsets.end(),
+                                [&](const Subset& s) { return s.name == d.subset; })) {
+          std::string known;
+          for (const auto& s : dr->subsets) {
+            known += (known.empty() ? "" : ", ") + s.name;
+          }
+          error(d.pos, obj, d.field + ".destination.subset",
+                "subset " + d.subset + " not defined in DestinationRule " + dr->meta.ns + "/" +
+                    dr->meta.name + "; known: " + (known.empty() ? "(none)" : known));
+          ok = false;
+        }
+      }
+      if (d.port != 0 && std::none_of(svc->ports.begin(), svc->ports.end(),
+                                      [&](const ServicePort& p) { return p.port == d.port; })) {
+        error(d.pos, obj, d.field + ".destination.port.number",
+              "Service " + keyStr(k) + " has no port " + std::to_string(d.port));
+        ok = false;
+      }
+    }
+    bool single = r.destinations.size() == 1 && anyMissing;
+    if (ok && !single && !anyMissing && sum != 100) {
+      error(r.pos, obj, r.field + ".route",
+            "weights sum to " + std::to_string(sum) + ", expected 100");
+      ok = false;
+    }
+    return ok;
+  }
+
+  std::optional<uint16_t> podTarget(const ServicePort& sp, const Pod& pod, const Service& svc) {
+    if (sp.targetPortName.empty()) {
+      return sp.targetPort;
+    }
+    auto it = pod.namedPorts.find(sp.targetPortName);
+    if (it == pod.namedPorts.end()) {
+      warning(pod.meta.pos, pod.meta.ref(), "spec.containers",
+              "no container port named " + sp.targetPortName + " (Service " + svc.meta.ns + "/" +
+                  svc.meta.name + " port " + std::to_string(sp.port) + "); pod skipped");
+      return std::nullopt;
+    }
+    return it->second;
+  }
+
+  /** Ready endpoints of one service port in one family, deduplicated, sorted. */
+  std::vector<Candidate> endpoints(const Service& svc, const ServicePort& sp, bool v4) {
+    std::map<std::pair<IpAddr, uint16_t>, Candidate> out;
+    auto add = [&](const IpAddr& a, uint16_t port, const Pod* pod) {
+      if (a.v4 != v4 || port == 0) {
+        return;
+      }
+      Candidate c;
+      c.backend.addr = a;
+      c.backend.port = port;
+      c.pod = pod;
+      if (pod != nullptr) {
+        c.backend.pod = pod->meta.ns + "/" + pod->meta.name;
+      }
+      auto [it, inserted] = out.emplace(std::make_pair(a, port), c);
+      if (!inserted && it->second.pod == nullptr && pod != nullptr) {
+        it->second = c;
+      }
+    };
+    if (!svc.selector.empty()) {
+      for (const auto& pod : c_.pods) {
+        if (pod.meta.ns != svc.meta.ns || !pod.ready || !matches(pod.meta.labels, svc.selector)) {
+          continue;
+        }
+        bool hasFamily = std::any_of(pod.ips.begin(), pod.ips.end(),
+                                     [&](const IpAddr& a) { return a.v4 == v4; });
+        if (!hasFamily) {
+          continue;
+        }
+        auto port = podTarget(sp, pod, svc);
+        if (!port) {
+          continue;
+        }
+        for (const auto& a : pod.ips) {
+          add(a, *port, &pod);
+        }
+      }
+    }
+    for (const auto& es : c_.endpointSlices) {
+      if (es.meta.ns != svc.meta.ns || es.serviceName != svc.meta.name) {
+        continue;
+      }
+      std::optional<uint16_t> slicePort;
+      if (!es.ports.empty()) {
+        for (const auto& p : es.ports) {
+          if (p.name == sp.name && p.proto == sp.proto) {
+            slicePort = p.port;
+          }
+        }
+        if (!slicePort) {
+          continue; // this slice does not serve this port
+        }
+      }
+      for (const auto& ep : es.endpoints) {
+        if (!ep.ready) {
+          continue;
+        }
+        const Pod* pod = nullptr;
+        if (!ep.podName.empty()) {
+          if (auto it = pods_.find(Key{es.meta.ns, ep.podName}); it != pods_.end()) {
+            pod = it->second;
+          }
+        }
+        std::optional<uint16_t> port = slicePort;
+        if (!port) {
+          if (pod != nullptr) {
+            port = podTarget(sp, *pod, svc);
+          } else if (sp.targetPortName.empty()) {
+            port = sp.targetPort;
+          }
+        }
+        if (!port) {
+          continue;
+        }
+        for (const auto& a : ep.addresses) {
+          add(a, *port, pod);
+        }
+      }
+    }
+    std::vector<Candidate> v;
+    for (auto& [k, c] : out) {
+      v.push_back(std::move(c));
+    }
+    return v;
+  }
+
+  std::vector<PlanBackend> pick(const std::vector<Candidate>& cands, const Labels& want) {
+    std::vector<PlanBackend> out;
+    for (const auto& c : cands) {
+      if (want.empty() || (c.pod != nullptr && matches(c.pod->meta.labels, want))) {
+        out.push_back(c.backend);
+      }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  void build() {
+    std::vector<const Service*> ordered;
+    for (const auto& [k, s] : services_) {
+      ordered.push_back(s);
+    }
+    for (const Service* svc : ordered) {
+      Key k{svc->meta.ns, svc->meta.name};
+      if (failed_.count(k) != 0) {
+        continue; // errors already reported; the plan is partial
+      }
+      const Decision* dec = nullptr;
+      if (auto it = decisions_.find(k); it != decisions_.end()) {
+        dec = &it->second;
+      }
+      const DestinationRule* dr = nullptr;
+      if (auto it = drs_.find(k); it != drs_.end()) {
+        dr = it->second;
+      }
+      for (const auto& addr : svc->clusterIPs) {
+        for (const auto& sp : svc->ports) {
+          PlanService ps;
+          ps.ns = svc->meta.ns;
+          ps.name = svc->meta.name;
+          ps.portName = sp.name;
+          ps.addr = addr;
+          ps.port = sp.port;
+          ps.proto = sp.proto;
+          auto cands = endpoints(*svc, sp, addr.v4);
+          std::vector<const RouteDestination*> applicable;
+          if (dec != nullptr) {
+            for (const auto& d : dec->route->destinations) {
+              if (d.port == 0 || d.port == sp.port) {
+                applicable.push_back(&d);
+              }
+            }
+          }
+          if (applicable.empty()) {
+            PlanVersion v;
+            v.weight = 100;
+            v.backends = pick(cands, {});
+            ps.versions.push_back(std::move(v));
+            result_.plan.services.push_back(std::move(ps));
+            continue;
+          }
+          int64_t sum = 0;
+          for (const RouteDestination* d : applicable) {
+            int64_t w = d->weight.value_or(100);
+            sum += w;
+            auto same = std::find_if(ps.versions.begin(), ps.versions.end(),
+                                     [&](const PlanVersion& v) { return v.subset == d->subset; });
+            if (same != ps.versions.end()) {
+              same->weight = static_cast<uint8_t>(same->weight + w);
+              continue;
+            }
+            PlanVersion v;
+            v.subset = d->subset;
+            v.weight = static_cast<uint8_t>(w);
+            Labels want = svc->selector;
+            if (!d->subset.empty() && dr != nullptr) {
+              for (const auto& s : dr->subsets) {
+                if (s.name == d->subset) {
+                  for (const auto& [lk, lv] : s.labels) {
+                    want[lk] = lv;
+                  }
+                }
+              }
+            }
+            v.backends = d->subset.empty() ? pick(cands, {}) : pick(cands, want);
+            if (v.backends.empty() && w > 0) {
+              warning(d->pos, dec->vs->meta.ref(), d->field + ".destination.subset",
+                      (d->subset.empty() ? std::string("Service ") + keyStr(k)
+                                         : "subset " + d->subset + " of Service " + keyStr(k)) +
+                          " has no ready " + family(addr.v4) +
+                          " endpoints; connections sent there fail");
+            }
+            ps.versions.push_back(std::move(v));
+          }
+          if (sum != 100) {
+            error(dec->route->pos, dec->vs->meta.ref(), dec->route->field + ".route",
+                  "weights of destinations for port " + std::to_string(sp.port) + " sum to " +
+                      std::to_string(sum) + ", expected 100");
+            continue;
+          }
+          result_.plan.services.push_back(std::move(ps));
+        }
+      }
+    }
+  }
+
+  const Config& c_;
+  ResolveResult result_;
+  std::set<std::string> reported_;
+  std::map<Key, const Service*> services_;
+  std::map<Key, const Pod*> pods_;
+  std::map<Key, const DestinationRule*> drs_;
+  std::map<Key, std::pair<const VirtualService*, SourcePos>> claims_;
+  std::map<Key, Decision> decisions_;
+  std::set<Key> failed_;
+};
+
+} // namespace
+
+ResolveResult resolve(const Config& config) { return Resolver(config).run(); }
+
+} // namespace veer
