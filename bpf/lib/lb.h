@@ -9,6 +9,10 @@
 
 #include "lib/maps.h"
 
+/* Hide a value from the compiler so the bounds check after it stays for the
+ * verifier (a modulo result is unbounded to the verifier). */
+#define lb_barrier_var(var) asm volatile("" : "+r"(var))
+
 /* murmur3 64-bit finalizer: spreads socket cookies over the Maglev ring. */
 static __always_inline __u64 lb_mix64(__u64 h)
 {
@@ -69,6 +73,9 @@ static __always_inline const struct veer_backend *lb_select(struct veer_svc_key 
 		return NULL;
 	seq = __sync_fetch_and_add(&rr->next, 1);
 	slot = seq % VEER_WEIGHT_SLOTS;
+	lb_barrier_var(slot);
+	if (slot >= VEER_WEIGHT_SLOTS)
+		return NULL;
 	idx = svc->slot[slot];
 	if (idx >= VEER_MAX_VERSIONS)
 		return NULL;
@@ -85,7 +92,11 @@ static __always_inline const struct veer_backend *lb_select(struct veer_svc_key 
 	ring = bpf_map_lookup_elem(&veer_maglev, &vkey);
 	if (!ring)
 		return NULL;
-	bid = ring->backend_id[lb_mix64(cookie) % VEER_MAGLEV_SIZE];
+	slot = lb_mix64(cookie) % VEER_MAGLEV_SIZE;
+	lb_barrier_var(slot);
+	if (slot >= VEER_MAGLEV_SIZE)
+		return NULL;
+	bid = ring->backend_id[slot];
 	bkey.id = bid;
 	bkey.gen = key->gen;
 	lb_count(&vkey, 0);

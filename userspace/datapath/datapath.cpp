@@ -83,8 +83,8 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const std::string& bpffs) {
   }
   if (int err = veer_sock_bpf__load(dp->skel_); err) {
     return osError(libbpfErr(err),
-                   "load BPF object veer_sock (pinned maps in " + pinRoot +
-                       " with another layout? `veer-agent --uninstall` removes them)");
+                   "load BPF object veer_sock (see the libbpf log above; pinned maps of another "
+                   "layout in " + pinRoot + " are removed by `veer-agent --uninstall`)");
   }
   std::vector<int> fds;
   for (const char* name : kMapNames) {
@@ -112,7 +112,8 @@ Status Datapath::attach(const std::string& cgroupPath) {
   bpf_program* prog;
   bpf_object__for_each_program(prog, skel_->obj) {
     const std::string pin = linkPinDir(bpffs_) + "/" + bpf_program__name(prog);
-    if (bpf_link* old = bpf_link__open(pin.c_str())) {
+    bpf_link* old = access(pin.c_str(), F_OK) == 0 ? bpf_link__open(pin.c_str()) : nullptr;
+    if (old) {
       Result<uint64_t> id = linkCgroupId(bpf_link__fd(old));
       if (id && *id == cgroupId) {
         // Same cgroup: swap the program in place, no window without a program.
