@@ -49,12 +49,15 @@ die() {
 }
 
 qemu_pid=""
+reader_pid=""
 cleanup() {
 	if [[ -n $qemu_pid ]] && kill -0 "$qemu_pid" 2>/dev/null; then
 		echo "[vm] stopping QEMU (pid $qemu_pid)" >&2
 		kill -TERM "$qemu_pid" 2>/dev/null || true
 		wait "$qemu_pid" 2>/dev/null || true
 	fi
+	# The reader (tail --pid) ends on its own once QEMU is gone.
+	[[ -n $reader_pid ]] && wait "$reader_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'echo "[vm] interrupted" >&2; exit 130' INT TERM
@@ -171,20 +174,25 @@ timeout --kill-after=10 "$VM_TIMEOUT" "$qemu" "${accel[@]}" \
 qemu_pid=$!
 
 # Live progress from the results port; failing tests' output is shown in full.
+# In the background so that signals reach our traps while it runs.
 tail -n +1 -F --pid="$qemu_pid" "$results" 2>/dev/null | awk -v t0="$t_boot" '
 	function now() { return systime() - t0 }
 	{ sub(/\r$/, "") }
 	/^@@VM stage boot / { printf "[vm] booted in %ds (guest uptime %s)\n", now(), $4; fflush(); next }
 	/^@@VM / { printf "[vm] %s (%ds)\n", substr($0, 6), now(); fflush(); next }
+	/^\[==========\] Running/ { summary = 0 }
+	summary && !/^@@VM / { printf "[vm] %s\n", $0; fflush(); next }
 	/^\[ RUN      \] / { name = $4; buf = ""; printf "[vm] RUN %s\n", name; fflush(); next }
 	/^\[       OK \] / { printf "[vm] OK %s\n", substr($0, 14); fflush(); buf = ""; next }
 	/^\[  SKIPPED \] / && $4 != "" && $4 !~ /^[0-9]/ { printf "[vm] SKIPPED %s\n", substr($0, 14); fflush(); buf = ""; next }
 	/^\[  FAILED  \] / && $4 ~ /\./ && $5 ~ /^\(/ {
 		printf "%s", buf; printf "[vm] FAILED %s\n", substr($0, 14); fflush(); buf = ""; next }
-	/^\[==========\] .* ran/ || /^\[  PASSED  \]/ || /^\[  FAILED  \] [0-9]/ { printf "[vm] %s\n", $0; fflush(); next }
-	/^\[  FAILED  \] / && listing { printf "[vm] %s\n", $0; next }
+	/^\[==========\] .* ran/ { summary = 1; name = ""; buf = ""; printf "[vm] %s\n", $0; fflush(); next }
 	{ if (name != "") buf = buf "[vm]   | " $0 "\n"; else printf "[vm]   | %s\n", $0; fflush() }
-' || true
+' &
+reader_pid=$!
+wait "$reader_pid" || true
+reader_pid=""
 
 set +e
 wait "$qemu_pid"
