@@ -129,7 +129,7 @@ struct veer_stats {
 /* Value of veer_state (array of one): which generation is live. */
 struct veer_state {
 	__u32 gen; /* host order; live generation, 0 or 1 */
-	__u32 pad;
+	__u32 rejected; /* host order; configs rejected (invalid or failed to apply) */
 	__u64 applied; /* host order; successful applies since the maps were created */
 	__u64 digest; /* host order; FNV-1a of the live map image */
 };

@@ -93,6 +93,7 @@ public:
     }
     if (!built.ok()) {
       spdlog::error("config in {} rejected; the last good config keeps serving", configDir_);
+      reject();
       return;
     }
     const uint64_t digest = built.image.digest();
@@ -103,6 +104,7 @@ public:
     }
     if (Status s = dp_.maps().apply(built.image); !s) {
       spdlog::error("apply failed, the last good config keeps serving: {}", s.error().message);
+      reject();
       return;
     }
     spdlog::info("applied config digest {:016x}: {} service ports, {} versions, {} backends",
@@ -111,6 +113,12 @@ public:
   }
 
 private:
+  void reject() {
+    if (Status s = dp_.maps().countRejected(); !s) {
+      spdlog::warn("{}", s.error().message);
+    }
+  }
+
   std::string configDir_;
   Datapath& dp_;
 };

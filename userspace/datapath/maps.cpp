@@ -175,6 +175,19 @@ Status PinnedMaps::apply(const MapImage& image) {
   return {};
 }
 
+Status PinnedMaps::countRejected() {
+  Result<veer_state> st = state();
+  if (!st) {
+    return st.error();
+  }
+  st->rejected++;
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(fd("veer_state"), &zero, &*st, BPF_ANY) != 0) {
+    return osError(errno, "update veer_state");
+  }
+  return {};
+}
+
 Result<LiveState> PinnedMaps::live() const {
   LiveState out;
   Result<veer_state> st = state();

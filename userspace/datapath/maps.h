@@ -86,6 +86,9 @@ public:
    */
   Status apply(const MapImage& image);
 
+  /** Counts a rejected config in veer_state (tests and status watch it). */
+  Status countRejected();
+
   Result<LiveState> live() const;
 
 private:

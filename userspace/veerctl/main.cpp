@@ -59,6 +59,7 @@ int cmdValidate(const std::vector<std::string>& paths) {
 json statusJson(const LiveState& live) {
   json out = {{"generation", live.state.gen},
               {"applied", live.state.applied},
+              {"rejected", live.state.rejected},
               {"digest", fmt::format("{:016x}", live.state.digest)},
               {"services", json::array()}};
   for (const LiveService& s : live.services) {
@@ -97,8 +98,8 @@ int cmdStatus(const std::string& bpffs, bool asJson) {
     std::cout << statusJson(*live).dump(2) << "\n";
     return 0;
   }
-  std::printf("generation %u, %llu applies, digest %016llx\n", live->state.gen,
-              static_cast<unsigned long long>(live->state.applied),
+  std::printf("generation %u, %llu applies, %u rejected, digest %016llx\n", live->state.gen,
+              static_cast<unsigned long long>(live->state.applied), live->state.rejected,
               static_cast<unsigned long long>(live->state.digest));
   std::printf("%-32s %-24s %-5s %-12s %6s %8s %10s %8s\n", "SERVICE", "ADDRESS", "PROTO",
               "VERSION", "WEIGHT", "BACKENDS", "CONNECTS", "REFUSED");
@@ -143,7 +144,7 @@ int cmdDump(const std::string& bpffs) {
   json out;
   Result<veer_state> st = m.state();
   if (st) {
-    out["veer_state"] = {{"gen", st->gen}, {"applied", st->applied},
+    out["veer_state"] = {{"gen", st->gen}, {"applied", st->applied}, {"rejected", st->rejected},
                          {"digest", fmt::format("{:016x}", st->digest)}};
   }
   out["veer_svc"] = dumpMap<veer_svc_key, veer_service>(
