@@ -209,6 +209,11 @@ Result<pid_t> forkExec(const std::vector<std::string>& argv, const ChildSetup& s
       }
     }
     if (stage == 0) {
+      // The parent may block or ignore signals (veer-world waits in sigwait); exec'd
+      // programs start with the defaults.
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
       ::signal(SIGPIPE, SIG_DFL);
       ::execvp(args[0], args.data());
       stage = 4;
@@ -1135,11 +1140,27 @@ Status World::addPod(const PodSpec& spec) {
   pod.ipv4 = spec.ipv4;
   pod.ipv6 = spec.ipv6;
   if (pod.ipv4.empty() && pod.ipv6.empty()) {
-    if (pod.index > 240) {
-      return Error{ENOSPC, "addPod: too many auto-addressed pods"};
+    // First host number from 10 up free in both 10.244.1.0/24 and fd00:244:1::/64.
+    auto used = [this](const std::string& a) {
+      for (const auto& [n, p] : pods_) {
+        for (const auto* list : {&p.ipv4, &p.ipv6}) {
+          if (std::find(list->begin(), list->end(), a) != list->end()) {
+            return true;
+          }
+        }
+      }
+      return false;
+    };
+    int host = 10;
+    while (host < 250 && (used("10.244.1." + std::to_string(host)) ||
+                          used("fd00:244:1::" + std::to_string(host)))) {
+      ++host;
     }
-    pod.ipv4.push_back("10.244.1." + std::to_string(10 + pod.index));
-    pod.ipv6.push_back("fd00:244:1::" + std::to_string(10 + pod.index));
+    if (host >= 250) {
+      return Error{ENOSPC, "addPod " + spec.name + ": no free auto address in 10.244.1.0/24"};
+    }
+    pod.ipv4.push_back("10.244.1." + std::to_string(host));
+    pod.ipv6.push_back("fd00:244:1::" + std::to_string(host));
   }
   auto ctx = [&spec](const Error& e) {
     return Error{e.code, "addPod " + spec.name + ": " + e.message};

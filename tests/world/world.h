@@ -37,7 +37,10 @@ namespace veer::test {
 
 using std::chrono::milliseconds;
 
-/** A pod to create. Both address lists empty: one IPv4 and one IPv6 address are assigned. */
+/**
+ * A pod to create. Both address lists empty: 10.244.1.N and fd00:244:1::N are assigned,
+ * N the first host number from 10 up that no pod of the world uses.
+ */
 struct PodSpec {
   std::string name;              ///< unique within the world; [A-Za-z0-9_.-]
   std::vector<std::string> ipv4; ///< e.g. "10.244.1.5"; placed in a /24
