@@ -514,6 +514,8 @@ spec:
   };
 }
 
+void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.name; }
+
 class LoadErrors : public ::testing::TestWithParam<ErrorCase> {};
 
 TEST_P(LoadErrors, PositionedMessage) {
