@@ -357,6 +357,7 @@ metadata: {name: reviews}
 spec:
   hosts: [reviews]
   gateways: [mesh]
+  tls: []
   http:
   - timeout: 5s
     route:
@@ -365,22 +366,42 @@ spec:
 )",
                       "u.yaml");
   EXPECT_EQ(countSeverity(r.diags, Diagnostic::Severity::kError), 0u) << dump(r.diags);
-  const Diagnostic* gw = only(r.diags, "gateways");
-  ASSERT_NE(gw, nullptr);
-  EXPECT_EQ(gw->format(), "u.yaml:6:3: warning: VirtualService default/reviews: spec.gateways: "
-                          "field gateways is not supported by veer yet; ignored");
+  const Diagnostic* tls = only(r.diags, "tls");
+  ASSERT_NE(tls, nullptr);
+  EXPECT_EQ(tls->format(), "u.yaml:7:3: warning: VirtualService default/reviews: spec.tls: "
+                           "field tls is not supported by veer yet; ignored");
   const Diagnostic* to = only(r.diags, "field timeout");
   ASSERT_NE(to, nullptr);
   EXPECT_EQ(to->field, "spec.http[0].timeout");
   const Diagnostic* w = only(r.diags, "unknown field wieght");
   ASSERT_NE(w, nullptr);
-  EXPECT_EQ(w->format(), "u.yaml:11:7: warning: VirtualService default/reviews: "
+  EXPECT_EQ(w->format(), "u.yaml:12:7: warning: VirtualService default/reviews: "
                          "spec.http[0].route[0].wieght: unknown field wieght; did you mean weight?");
   const Diagnostic* s = only(r.diags, "unknown field subsett");
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->field, "spec.http[0].route[0].destination.subsett");
   EXPECT_NE(s->message.find("did you mean subset?"), std::string::npos);
   EXPECT_EQ(r.diags.size(), 4u) << dump(r.diags);
+}
+
+TEST(LoadVirtualService, GatewayOnlyIsIgnoredWithWarning) {
+  auto r = loadString(R"(apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: bookinfo}
+spec:
+  hosts: ["*"]
+  gateways: [bookinfo-gateway]
+  http:
+  - route:
+    - destination: {host: productpage}
+)",
+                      "g.yaml");
+  ASSERT_EQ(r.diags.size(), 1u) << dump(r.diags);
+  EXPECT_EQ(r.diags[0].format(),
+            "g.yaml:6:13: warning: VirtualService default/bookinfo: spec.gateways: bound to "
+            "gateways (bookinfo-gateway) and not to mesh; veer routes mesh traffic only; "
+            "VirtualService ignored");
+  EXPECT_TRUE(r.config.virtualServices.empty());
 }
 
 TEST(LoadObjects, UnknownKindsAndVersionsWarn) {

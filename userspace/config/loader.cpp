@@ -803,8 +803,8 @@ private:
       p.report(Diagnostic::Severity::kError, vs.meta.pos, "spec", "missing spec");
       return;
     }
-    auto s = p.fields(*spec, "spec", {"hosts", "http", "tcp"},
-                      {"gateways", "tls", "exportTo"}, true);
+    auto s = p.fields(*spec, "spec", {"hosts", "http", "tcp", "gateways"}, {"tls", "exportTo"},
+                      true);
     if (!s) {
       return;
     }
@@ -821,7 +821,22 @@ private:
       }
     }
     if (const YAML::Node* gw = ObjectParser::get(*s, "gateways")) {
-      (void)gw; // warned about above; mesh traffic is still handled
+      // Istio applies a VirtualService bound to gateways to mesh traffic only if "mesh" is listed.
+      auto list = p.sequence(*gw, "spec.gateways");
+      bool mesh = false;
+      std::string names;
+      for (size_t i = 0; i < list.size(); ++i) {
+        if (auto g = p.string(list[i], idx("spec.gateways", i))) {
+          mesh = mesh || *g == "mesh";
+          names += (names.empty() ? "" : ", ") + *g;
+        }
+      }
+      if (!list.empty() && !mesh) {
+        p.warning(*gw, "spec.gateways",
+                  "bound to gateways (" + names +
+                      ") and not to mesh; veer routes mesh traffic only; VirtualService ignored");
+        return;
+      }
     }
     loadRoutes(p, s->count("http") ? ObjectParser::get(*s, "http") : nullptr, "spec.http", true,
                vs.http);
