@@ -396,6 +396,33 @@ Status ip(const std::vector<std::string>& args) {
   return {};
 }
 
+/**
+ * Link-local addresses would stay tentative (DAD) for about a second after a link
+ * comes up, and until then neighbor discovery through the node loses the first
+ * packets of a connection. Set in every netns before its links exist.
+ */
+const std::vector<std::string> kNoDad{"net.ipv6.conf.all.accept_dad=0",
+                                      "net.ipv6.conf.default.accept_dad=0"};
+
+/** Runs `sysctl -q -w settings...` inside a netns. */
+Status sysctlIn(const std::string& netns, const std::vector<std::string>& settings) {
+  auto setup = prepareSetup(netns, "");
+  if (!setup.ok()) {
+    return setup.error();
+  }
+  std::vector<std::string> argv{"sysctl", "-q", "-w"};
+  argv.insert(argv.end(), settings.begin(), settings.end());
+  auto r = runCapture(argv, *setup, milliseconds(5000));
+  closeSetup(*setup);
+  if (!r.ok()) {
+    return r.error();
+  }
+  if (r->exitCode != 0) {
+    return Error{0, "'" + joinArgs(argv) + "' in " + netns + ": " + trim(r->err)};
+  }
+  return {};
+}
+
 std::vector<pid_t> readPids(const std::string& file) {
   std::vector<pid_t> pids;
   auto text = readFile(file);
@@ -1060,6 +1087,9 @@ Status World::build() {
     return s;
   }
   netnsCreated_.push_back(nodeNetns_);
+  if (auto s = sysctlIn(nodeNetns_, kNoDad); !s.ok()) {
+    return s;
+  }
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"-n", nodeNetns_, "link", "set", "lo", "up"},
            {"-n", nodeNetns_, "link", "add", kBridge, "type", "bridge", "forward_delay", "0"},
@@ -1070,21 +1100,7 @@ Status World::build() {
     }
   }
   // Forwarding lets pods in different /24s (or /64s) reach each other via the node.
-  auto setup = prepareSetup(nodeNetns_, "");
-  if (!setup.ok()) {
-    return setup.error();
-  }
-  auto r = runCapture({"sysctl", "-q", "-w", "net.ipv4.ip_forward=1",
-                       "net.ipv6.conf.all.forwarding=1"},
-                      *setup, milliseconds(5000));
-  closeSetup(*setup);
-  if (!r.ok()) {
-    return r.error();
-  }
-  if (r->exitCode != 0) {
-    return Error{0, "sysctl forwarding in " + nodeNetns_ + ": " + trim(r->err)};
-  }
-  return {};
+  return sysctlIn(nodeNetns_, {"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"});
 }
 
 World::~World() { teardown(); }
@@ -1179,6 +1195,9 @@ Status World::addPod(const PodSpec& spec) {
     return ctx(s.error());
   }
   netnsCreated_.push_back(pod.netns);
+  if (auto s = sysctlIn(pod.netns, kNoDad); !s.ok()) {
+    return ctx(s.error());
+  }
   std::string hostSide = "vp" + std::to_string(pod.index);
   std::vector<std::vector<std::string>> cmds{
       {"-n", nodeNetns_, "link", "add", hostSide, "type", "veth", "peer", "name", "eth0",
