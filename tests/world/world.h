@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -92,7 +93,7 @@ public:
   /** True until wait() has reaped it. */
   bool running() const { return pid_ > 0 && !reaped_; }
   /** Sends a signal (SIGTERM by default). */
-  Status kill(int sig = 15);
+  Status kill(int sig = SIGTERM);
   /** Waits for exit up to timeout; returns the exit code (128+signal if killed). */
   Result<int> wait(milliseconds timeout = milliseconds(5000));
   /** Reads captured stdout until EOF or the timeout (only with SpawnOptions::captureStdout). */
