@@ -23,7 +23,7 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz
 
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -MMD -MP \
-	-Iuserspace -Iinclude -I$(BUILD)/bpf $(PKG_CFLAGS)
+	-Iuserspace -Iinclude -Itests -I$(BUILD)/bpf $(PKG_CFLAGS)
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall \
 	-Iinclude -Ibpf -I$(ARCH_INC)
 
