@@ -109,8 +109,7 @@ integration-test: all
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(BIN)/veer-unit-tests
-	$(Q)$(BIN)/veer-integration-tests
+	$(Q)bash scripts/run-tests.sh $(BIN)/veer-unit-tests $(BIN)/veer-integration-tests
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
