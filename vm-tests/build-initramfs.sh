@@ -132,8 +132,10 @@ build_top() {
 
 	# The tree sits at the same absolute path as on the host, so both the relative
 	# paths tests use from the repo root and absolute ones resolve.
+	# Everything built except what only runs on the host (unit tests, benchmarks).
 	for f in "$repo"/build/bin/*; do
 		[[ -f $f && -x $f ]] || continue
+		case $(basename "$f") in *unit-tests | *bench*) continue ;; esac
 		copy_file "$f"
 		copy_libs "$f"
 	done

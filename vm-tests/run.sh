@@ -14,8 +14,9 @@
 #   VM_MEM=2048 VM_SMP=2             guest memory (MiB) and CPUs
 #   VM_SUITE=all                     smoke | integration | all
 #   VM_TEST_FILTER=                  passed to --gtest_filter
-#   VM_MODULES="veth sch_ingress cls_bpf act_bpf dummy"  loaded (with deps) at boot
-#   VM_TOOLS="ip tc bpftool curl dash bash"  host tools copied in with their libraries
+#   VM_STALL_SECS=120                dump guest process state after this long silent (0: off)
+#   VM_MODULES="veth bridge dummy sch_ingress cls_bpf act_bpf"  loaded (with deps)
+#   VM_TOOLS="ip tc bpftool curl sysctl dash bash"  host tools copied in with their libraries
 #                                    (dash becomes /bin/sh: busybox sh would run its
 #                                    own ip/tc applets ahead of PATH)
 #   VM_CACHE=/var/cache/veer-vm      kernel packages and base initramfs
@@ -34,8 +35,9 @@ VM_MEM=${VM_MEM:-2048}
 VM_SMP=${VM_SMP:-2}
 VM_SUITE=${VM_SUITE:-all}
 VM_TEST_FILTER=${VM_TEST_FILTER:-}
-VM_MODULES=${VM_MODULES:-veth sch_ingress cls_bpf act_bpf dummy}
-VM_TOOLS=${VM_TOOLS:-ip tc bpftool curl dash bash}
+VM_STALL_SECS=${VM_STALL_SECS:-120}
+VM_MODULES=${VM_MODULES:-veth bridge dummy sch_ingress cls_bpf act_bpf}
+VM_TOOLS=${VM_TOOLS:-ip tc bpftool curl sysctl dash bash}
 VM_CACHE=${VM_CACHE:-/var/cache/veer-vm}
 VM_WORK=${VM_WORK:-$repo/build/vm}
 
@@ -51,10 +53,12 @@ die() {
 qemu_pid=""
 reader_pid=""
 cleanup() {
+	# Our output may be a pipe that is already gone: stop QEMU before saying so.
+	trap '' PIPE
 	if [[ -n $qemu_pid ]] && kill -0 "$qemu_pid" 2>/dev/null; then
-		echo "[vm] stopping QEMU (pid $qemu_pid)" >&2
 		kill -TERM "$qemu_pid" 2>/dev/null || true
 		wait "$qemu_pid" 2>/dev/null || true
+		echo "[vm] stopped QEMU (pid $qemu_pid)" >&2 || true
 	fi
 	# The reader (tail --pid) ends on its own once QEMU is gone.
 	[[ -n $reader_pid ]] && wait "$reader_pid" 2>/dev/null || true
@@ -144,6 +148,7 @@ sq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 	echo "VEER_REPO=$(sq "$repo")"
 	echo "VM_SUITE=$(sq "$VM_SUITE")"
 	echo "VM_TEST_FILTER=$(sq "$VM_TEST_FILTER")"
+	echo "VM_STALL_SECS=$(sq "$VM_STALL_SECS")"
 } > "$VM_WORK/vm-config"
 bash "$here/build-initramfs.sh" top "$VM_WORK/top.cpio.gz" "$repo" "$here/init" "$VM_WORK/vm-config"
 cat "$base" "$VM_WORK/top.cpio.gz" > "$VM_WORK/initrd.img"
@@ -162,7 +167,9 @@ kvm) accel=(-accel kvm -cpu host) ;;
 esac
 stage "boot: $kver, $VM_ACCEL, ${VM_SMP} CPUs, ${VM_MEM} MiB, timeout ${VM_TIMEOUT}s, suite $VM_SUITE${VM_TEST_FILTER:+ filter $VM_TEST_FILTER}"
 t_boot=$(date +%s)
-timeout --kill-after=10 "$VM_TIMEOUT" "$qemu" "${accel[@]}" \
+# --foreground keeps QEMU in our process group, so whoever kills the group (Ctrl-C,
+# a CI job timeout) kills QEMU with it.
+timeout --foreground --kill-after=10 "$VM_TIMEOUT" "$qemu" "${accel[@]}" \
 	-m "$VM_MEM" -smp "$VM_SMP" \
 	-nodefaults -nographic -no-reboot -nic none \
 	-kernel "$vmlinuz" -initrd "$VM_WORK/initrd.img" \
@@ -174,22 +181,39 @@ timeout --kill-after=10 "$VM_TIMEOUT" "$qemu" "${accel[@]}" \
 qemu_pid=$!
 
 # Live progress from the results port; failing tests' output is shown in full.
+# A bash loop rather than awk: mawk reads a pipe in blocks, which delays progress.
+report() {
+	local line name="" buf="" summary=0 re_test='^\[ +([A-Z]+) +\] ([^ ]+\.[^ ]+)( \(.*\))?$'
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		case $line in
+		"@@VM stage boot "*)
+			set -- $line
+			echo "[vm] booted in $(($(date +%s) - t_boot))s (guest uptime $4)"
+			continue ;;
+		"@@VM stall"*) echo "[vm] ${line#@@VM }"; continue ;;
+		"@@VM "*) echo "[vm] ${line#@@VM } ($(($(date +%s) - t_boot))s)"; continue ;;
+		"[==========] Running"*) summary=0 ;;
+		"[==========] "*" ran"*) summary=1 name="" buf="" ;;
+		esac
+		if ((summary)); then
+			echo "[vm] $line"
+		elif [[ $line =~ $re_test ]]; then
+			case ${BASH_REMATCH[1]} in
+			RUN) name=${BASH_REMATCH[2]} buf=""; echo "[vm] RUN $name" ;;
+			OK | SKIPPED) echo "[vm] ${BASH_REMATCH[1]} ${BASH_REMATCH[2]}${BASH_REMATCH[3]}"; buf="" ;;
+			FAILED) printf '%s' "$buf"; echo "[vm] FAILED ${BASH_REMATCH[2]}${BASH_REMATCH[3]}"; buf="" ;;
+			*) echo "[vm] $line" ;;
+			esac
+		elif [[ -n $name ]]; then
+			buf+="[vm]   | $line"$'\n'
+		else
+			echo "[vm]   | $line"
+		fi
+	done
+}
 # In the background so that signals reach our traps while it runs.
-tail -n +1 -F --pid="$qemu_pid" "$results" 2>/dev/null | awk -v t0="$t_boot" '
-	function now() { return systime() - t0 }
-	{ sub(/\r$/, "") }
-	/^@@VM stage boot / { printf "[vm] booted in %ds (guest uptime %s)\n", now(), $4; fflush(); next }
-	/^@@VM / { printf "[vm] %s (%ds)\n", substr($0, 6), now(); fflush(); next }
-	/^\[==========\] Running/ { summary = 0 }
-	summary && !/^@@VM / { printf "[vm] %s\n", $0; fflush(); next }
-	/^\[ RUN      \] / { name = $4; buf = ""; printf "[vm] RUN %s\n", name; fflush(); next }
-	/^\[       OK \] / { printf "[vm] OK %s\n", substr($0, 14); fflush(); buf = ""; next }
-	/^\[  SKIPPED \] / && $4 != "" && $4 !~ /^[0-9]/ { printf "[vm] SKIPPED %s\n", substr($0, 14); fflush(); buf = ""; next }
-	/^\[  FAILED  \] / && $4 ~ /\./ && $5 ~ /^\(/ {
-		printf "%s", buf; printf "[vm] FAILED %s\n", substr($0, 14); fflush(); buf = ""; next }
-	/^\[==========\] .* ran/ { summary = 1; name = ""; buf = ""; printf "[vm] %s\n", $0; fflush(); next }
-	{ if (name != "") buf = buf "[vm]   | " $0 "\n"; else printf "[vm]   | %s\n", $0; fflush() }
-' &
+tail -n +1 -F --pid="$qemu_pid" "$results" 2>/dev/null | report &
 reader_pid=$!
 wait "$reader_pid" || true
 reader_pid=""
