@@ -35,7 +35,23 @@ static __always_inline void sock6_key(struct bpf_sock_addr *ctx, struct veer_svc
 	key->proto = ctx->protocol;
 }
 
-static __always_inline int sock4_forward(struct bpf_sock_addr *ctx)
+/* Which translation record a forwarded socket gets. */
+enum sock_kind {
+	SOCK_CONNECT, /* connect(): one peer for the socket's life */
+	SOCK_DATAGRAM, /* sendmsg() on an unconnected UDP socket */
+};
+
+static __always_inline void sock_remember(struct bpf_sock_addr *ctx, enum sock_kind kind,
+					  __u64 cookie, const struct veer_backend *be,
+					  const struct veer_svc_key *key)
+{
+	if (kind == SOCK_CONNECT)
+		lb_remember_sock(ctx->sk, be, key);
+	else
+		lb_remember_dgram(cookie, be, key);
+}
+
+static __always_inline int sock4_forward(struct bpf_sock_addr *ctx, enum sock_kind kind)
 {
 	struct veer_svc_key key = {};
 	const struct veer_backend *be;
@@ -51,11 +67,11 @@ static __always_inline int sock4_forward(struct bpf_sock_addr *ctx)
 		return SOCK_REJECT;
 	ctx->user_ip4 = be->addr[3];
 	ctx->user_port = be->port;
-	lb_remember(cookie, be, &key);
+	sock_remember(ctx, kind, cookie, be, &key);
 	return SOCK_PASS;
 }
 
-static __always_inline int sock6_forward(struct bpf_sock_addr *ctx)
+static __always_inline int sock6_forward(struct bpf_sock_addr *ctx, enum sock_kind kind)
 {
 	struct veer_svc_key key = {};
 	const struct veer_backend *be;
@@ -73,60 +89,58 @@ static __always_inline int sock6_forward(struct bpf_sock_addr *ctx)
 	ctx->user_ip6[2] = be->addr[2];
 	ctx->user_ip6[3] = be->addr[3];
 	ctx->user_port = be->port;
-	lb_remember(cookie, be, &key);
+	sock_remember(ctx, kind, cookie, be, &key);
 	return SOCK_PASS;
 }
 
 static __always_inline void sock4_unforward(struct bpf_sock_addr *ctx)
 {
-	const struct veer_revnat *rev;
 	__be32 addr[4] = { 0, 0, bpf_htonl(0xffff), ctx->user_ip4 };
+	__be16 port = (__be16)ctx->user_port;
 
-	rev = lb_reverse(bpf_get_socket_cookie(ctx), addr, (__be16)ctx->user_port);
-	if (!rev)
+	if (!lb_reverse(ctx, addr, &port))
 		return;
-	ctx->user_ip4 = rev->addr[3];
-	ctx->user_port = rev->port;
+	ctx->user_ip4 = addr[3];
+	ctx->user_port = port;
 }
 
 static __always_inline void sock6_unforward(struct bpf_sock_addr *ctx)
 {
-	const struct veer_revnat *rev;
 	__be32 addr[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
 			   ctx->user_ip6[3] };
+	__be16 port = (__be16)ctx->user_port;
 
-	rev = lb_reverse(bpf_get_socket_cookie(ctx), addr, (__be16)ctx->user_port);
-	if (!rev)
+	if (!lb_reverse(ctx, addr, &port))
 		return;
-	ctx->user_ip6[0] = rev->addr[0];
-	ctx->user_ip6[1] = rev->addr[1];
-	ctx->user_ip6[2] = rev->addr[2];
-	ctx->user_ip6[3] = rev->addr[3];
-	ctx->user_port = rev->port;
+	ctx->user_ip6[0] = addr[0];
+	ctx->user_ip6[1] = addr[1];
+	ctx->user_ip6[2] = addr[2];
+	ctx->user_ip6[3] = addr[3];
+	ctx->user_port = port;
 }
 
 SEC("cgroup/connect4")
 int veer_connect4(struct bpf_sock_addr *ctx)
 {
-	return sock4_forward(ctx);
+	return sock4_forward(ctx, SOCK_CONNECT);
 }
 
 SEC("cgroup/connect6")
 int veer_connect6(struct bpf_sock_addr *ctx)
 {
-	return sock6_forward(ctx);
+	return sock6_forward(ctx, SOCK_CONNECT);
 }
 
 SEC("cgroup/sendmsg4")
 int veer_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return sock4_forward(ctx);
+	return sock4_forward(ctx, SOCK_DATAGRAM);
 }
 
 SEC("cgroup/sendmsg6")
 int veer_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	return sock6_forward(ctx);
+	return sock6_forward(ctx, SOCK_DATAGRAM);
 }
 
 SEC("cgroup/recvmsg4")

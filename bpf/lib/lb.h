@@ -6,6 +6,7 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <linux/in.h>
 
 #include "lib/maps.h"
 
@@ -103,9 +104,27 @@ static __always_inline const struct veer_backend *lb_select(struct veer_svc_key 
 	return bpf_map_lookup_elem(&veer_backend, &bkey);
 }
 
-/* Remember which service a socket's backend stands for (getpeername, recvmsg). */
-static __always_inline void lb_remember(__u64 cookie, const struct veer_backend *be,
-					const struct veer_svc_key *svc)
+/* Remember which service a connected socket's backend stands for (getpeername, recvmsg). */
+static __always_inline void lb_remember_sock(struct bpf_sock *sk, const struct veer_backend *be,
+					     const struct veer_svc_key *svc)
+{
+	struct veer_sock_nat *nat;
+
+	if (!sk)
+		return;
+	nat = bpf_sk_storage_get(&veer_sock_nat, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!nat)
+		return;
+	__builtin_memcpy(nat->backend, be->addr, sizeof(nat->backend));
+	__builtin_memcpy(nat->service, svc->addr, sizeof(nat->service));
+	nat->backend_port = be->port;
+	nat->service_port = svc->port;
+}
+
+/* Remember a datagram's backend for an unconnected UDP socket, which may talk
+ * to many services and backends at once. */
+static __always_inline void lb_remember_dgram(__u64 cookie, const struct veer_backend *be,
+					      const struct veer_svc_key *svc)
 {
 	struct veer_revnat_key rkey = {};
 	struct veer_revnat rval = {};
@@ -118,16 +137,36 @@ static __always_inline void lb_remember(__u64 cookie, const struct veer_backend 
 	bpf_map_update_elem(&veer_revnat, &rkey, &rval, BPF_ANY);
 }
 
-/* Service address a backend address stands for on this socket, or NULL. */
-static __always_inline const struct veer_revnat *lb_reverse(__u64 cookie, const __be32 addr[4],
-							    __be16 port)
+/*
+ * lb_reverse() - the service address a backend address stands for on this
+ * socket: the socket's own translation first, then the datagram table.
+ * Returns 1 and fills addr/port when found.
+ */
+static __always_inline int lb_reverse(struct bpf_sock_addr *ctx, __be32 addr[4], __be16 *port)
 {
+	const struct veer_sock_nat *nat = NULL;
 	struct veer_revnat_key rkey = {};
+	const struct veer_revnat *rev;
 
-	rkey.cookie = cookie;
+	if (ctx->sk)
+		nat = bpf_sk_storage_get(&veer_sock_nat, ctx->sk, 0, 0);
+	if (nat && nat->backend_port == *port && nat->backend[0] == addr[0] &&
+	    nat->backend[1] == addr[1] && nat->backend[2] == addr[2] && nat->backend[3] == addr[3]) {
+		__builtin_memcpy(addr, nat->service, sizeof(nat->service));
+		*port = nat->service_port;
+		return 1;
+	}
+	if (ctx->protocol != IPPROTO_UDP)
+		return 0;
+	rkey.cookie = bpf_get_socket_cookie(ctx);
 	__builtin_memcpy(rkey.addr, addr, sizeof(rkey.addr));
-	rkey.port = port;
-	return bpf_map_lookup_elem(&veer_revnat, &rkey);
+	rkey.port = *port;
+	rev = bpf_map_lookup_elem(&veer_revnat, &rkey);
+	if (!rev)
+		return 0;
+	__builtin_memcpy(addr, rev->addr, sizeof(rev->addr));
+	*port = rev->port;
+	return 1;
 }
 
 #endif /* VEER_BPF_LB_H */

@@ -61,6 +61,14 @@ struct {
 } veer_revnat SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct veer_sock_nat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_sock_nat SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, VEER_MAX_SERVICES);
 	__type(key, __u32);

@@ -98,8 +98,8 @@ struct veer_backend {
 	__u8 pad;
 };
 
-/* Key of veer_revnat: a socket and the backend it was sent to. Lets
- * getpeername and UDP recvmsg show the service address instead. */
+/* Key of veer_revnat: an unconnected UDP socket and a backend it sent a
+ * datagram to. Lets recvmsg show the service address as the reply's source. */
 struct veer_revnat_key {
 	__u64 cookie; /* host order; socket cookie */
 	__be32 addr[4]; /* network order, backend address, IPv4-mapped for IPv4 */
@@ -111,6 +111,17 @@ struct veer_revnat {
 	__be32 addr[4]; /* network order, service address, IPv4-mapped */
 	__be16 port; /* network order, service port */
 	__u8 pad[6];
+};
+
+/* Value of veer_sock_nat (socket-local storage): the one translation of a
+ * connected socket (TCP, connected UDP). Lives and dies with the socket, so
+ * the connect path writes no shared map. */
+struct veer_sock_nat {
+	__be32 backend[4]; /* network order, backend address, IPv4-mapped for IPv4 */
+	__be32 service[4]; /* network order, service address, IPv4-mapped for IPv4 */
+	__be16 backend_port; /* network order */
+	__be16 service_port; /* network order */
+	__u32 pad;
 };
 
 /* Value of veer_rr (array indexed by svc_id): the connection sequence number
@@ -147,6 +158,7 @@ static_assert(sizeof(struct veer_backend) == 20);
 static_assert(sizeof(struct veer_revnat_key) == 32);
 static_assert(offsetof(struct veer_revnat_key, port) == 24);
 static_assert(sizeof(struct veer_revnat) == 24);
+static_assert(sizeof(struct veer_sock_nat) == 40);
 static_assert(sizeof(struct veer_rr) == 8);
 static_assert(sizeof(struct veer_stats) == 16);
 static_assert(sizeof(struct veer_state) == 24);
