@@ -1,0 +1,108 @@
+// The C++ and BPF views of every shared struct must agree byte for byte: the
+// sizes and member offsets the C++ compiler sees are checked against the BTF
+// clang wrote into the built BPF object (as Cilium's alignchecker does).
+
+#include <gtest/gtest.h>
+
+#include <bpf/btf.h>
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "veer/maps.h"
+
+namespace veer {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Member {
+  const char* name;
+  size_t offset;
+};
+
+struct Layout {
+  const char* type;
+  size_t size;
+  std::vector<Member> members;
+};
+
+#define VEER_MEMBER(T, m) Member{#m, offsetof(T, m)}
+
+const std::vector<Layout>& layouts() {
+  static const std::vector<Layout> kLayouts = {
+      {"veer_svc_key", sizeof(veer_svc_key),
+       {VEER_MEMBER(veer_svc_key, addr), VEER_MEMBER(veer_svc_key, port),
+        VEER_MEMBER(veer_svc_key, proto), VEER_MEMBER(veer_svc_key, gen)}},
+      {"veer_service", sizeof(veer_service),
+       {VEER_MEMBER(veer_service, svc_id), VEER_MEMBER(veer_service, n_versions),
+        VEER_MEMBER(veer_service, flags), VEER_MEMBER(veer_service, version_id),
+        VEER_MEMBER(veer_service, slot)}},
+      {"veer_version_key", sizeof(veer_version_key),
+       {VEER_MEMBER(veer_version_key, id), VEER_MEMBER(veer_version_key, gen)}},
+      {"veer_version", sizeof(veer_version),
+       {VEER_MEMBER(veer_version, svc_id), VEER_MEMBER(veer_version, n_backends),
+        VEER_MEMBER(veer_version, weight), VEER_MEMBER(veer_version, service),
+        VEER_MEMBER(veer_version, subset)}},
+      {"veer_maglev_ring", sizeof(veer_maglev_ring), {VEER_MEMBER(veer_maglev_ring, backend_id)}},
+      {"veer_backend_key", sizeof(veer_backend_key),
+       {VEER_MEMBER(veer_backend_key, id), VEER_MEMBER(veer_backend_key, gen)}},
+      {"veer_backend", sizeof(veer_backend),
+       {VEER_MEMBER(veer_backend, addr), VEER_MEMBER(veer_backend, port),
+        VEER_MEMBER(veer_backend, family)}},
+      {"veer_revnat_key", sizeof(veer_revnat_key),
+       {VEER_MEMBER(veer_revnat_key, cookie), VEER_MEMBER(veer_revnat_key, addr),
+        VEER_MEMBER(veer_revnat_key, port)}},
+      {"veer_revnat", sizeof(veer_revnat),
+       {VEER_MEMBER(veer_revnat, addr), VEER_MEMBER(veer_revnat, port)}},
+      {"veer_sock_nat", sizeof(veer_sock_nat),
+       {VEER_MEMBER(veer_sock_nat, backend), VEER_MEMBER(veer_sock_nat, service),
+        VEER_MEMBER(veer_sock_nat, backend_port), VEER_MEMBER(veer_sock_nat, service_port)}},
+      {"veer_rr", sizeof(veer_rr), {VEER_MEMBER(veer_rr, next)}},
+      {"veer_stats", sizeof(veer_stats),
+       {VEER_MEMBER(veer_stats, connects), VEER_MEMBER(veer_stats, no_backend)}},
+      {"veer_state", sizeof(veer_state),
+       {VEER_MEMBER(veer_state, gen), VEER_MEMBER(veer_state, rejected),
+        VEER_MEMBER(veer_state, applied), VEER_MEMBER(veer_state, digest)}},
+  };
+  return kLayouts;
+}
+
+fs::path bpfObject() {
+  return fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "bpf/veer_sock.bpf.o";
+}
+
+class BtfLayoutTest : public ::testing::TestWithParam<Layout> {
+protected:
+  static void SetUpTestSuite() { btf_ = btf__parse(bpfObject().c_str(), nullptr); }
+  static void TearDownTestSuite() { btf__free(btf_); }
+  static inline btf* btf_ = nullptr;
+};
+
+TEST_P(BtfLayoutTest, MatchesTheBpfObject) {
+  ASSERT_NE(btf_, nullptr) << "no BTF in " << bpfObject();
+  const Layout& l = GetParam();
+  const int id = btf__find_by_name_kind(btf_, l.type, BTF_KIND_STRUCT);
+  ASSERT_GT(id, 0) << "struct " << l.type << " not in the BPF object's BTF";
+  const btf_type* t = btf__type_by_id(btf_, id);
+  EXPECT_EQ(t->size, l.size) << l.type;
+  const btf_member* m = btf_members(t);
+  for (const Member& want : l.members) {
+    bool found = false;
+    for (int i = 0; i < btf_vlen(t); ++i) {
+      if (std::string(btf__name_by_offset(btf_, m[i].name_off)) == want.name) {
+        found = true;
+        EXPECT_EQ(btf_member_bit_offset(t, i), want.offset * 8) << l.type << "." << want.name;
+      }
+    }
+    EXPECT_TRUE(found) << l.type << "." << want.name << " missing from BTF";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(SharedStructs, BtfLayoutTest, ::testing::ValuesIn(layouts()),
+                         [](const auto& info) { return std::string(info.param.type); });
+
+} // namespace
+} // namespace veer
