@@ -102,7 +102,7 @@ int cmdStatus(const std::string& bpffs, bool asJson) {
               static_cast<unsigned long long>(live->state.applied), live->state.rejected,
               static_cast<unsigned long long>(live->state.digest));
   std::printf("%-32s %-24s %-5s %-12s %6s %8s %10s %8s\n", "SERVICE", "ADDRESS", "PROTO",
-              "VERSION", "WEIGHT", "BACKENDS", "CONNECTS", "REFUSED");
+              "VERSION", "WEIGHT", "BACKENDS", "CONNECTS*", "REFUSED*");
   for (const LiveService& s : live->services) {
     bool first = true;
     for (const LiveService::Version& v : s.versions) {
@@ -115,6 +115,7 @@ int cmdStatus(const std::string& bpffs, bool asJson) {
       first = false;
     }
   }
+  std::printf("* since this config was applied (the counters belong to its generation)\n");
   return 0;
 }
 
