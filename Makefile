@@ -38,7 +38,8 @@ LIB := $(BUILD)/libveer.a
 
 PROGS := veer-agent veerctl
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
-INTEG_SRCS := $(wildcard tests/integration/*.cpp tests/world/*.cpp)
+INTEG_SRCS := $(wildcard tests/integration/*.cpp)
+WORLD_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(wildcard tests/world/*.cpp))
 TOOL_SRCS := $(wildcard tests/tools/*.cpp)
 BENCH_SRCS := $(wildcard tests/bench/*.cpp)
 
@@ -89,11 +90,12 @@ $(BIN)/veer-unit-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(UNIT_SRCS)) $(LIB) |
 	$(call msg,LINK,$@)
 	$(Q)$(CXX) $^ $(PKG_LIBS) -lgmock -lgtest -lgtest_main -pthread -o $@
 
-$(BIN)/veer-integration-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(INTEG_SRCS)) $(LIB) | $(BIN)
+$(BIN)/veer-integration-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(INTEG_SRCS)) $(WORLD_OBJS) $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
 	$(Q)$(CXX) $^ $(PKG_LIBS) -lgmock -lgtest -lgtest_main -pthread -o $@
 
-$(BIN)/%: $(BUILD)/obj/tests/tools/%.o $(LIB) | $(BIN)
+# Test tools share the namespace test world with the integration tests.
+$(BIN)/%: $(BUILD)/obj/tests/tools/%.o $(WORLD_OBJS) $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
 	$(Q)$(CXX) $^ $(PKG_LIBS) -pthread -o $@
 
@@ -109,7 +111,8 @@ integration-test: all
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
-	$(Q)bash scripts/run-tests.sh $(BIN)/veer-unit-tests $(BIN)/veer-integration-tests
+	$(Q)bash scripts/run-tests.sh $(BIN)/veer-unit-tests $(BIN)/veer-integration-tests \
+		"KERNEL=$(KERNEL) bash vm-tests/run.sh"
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all

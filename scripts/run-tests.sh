@@ -1,26 +1,27 @@
 #!/usr/bin/env bash
-# Runs every test binary given, keeps going after a failure, and ends with one
-# summary line "tests: N passed, N failed" that CI reads. Exit 1 on any failure.
+# Runs every test suite given (each a command: a GoogleTest binary, or the VM
+# harness whose GoogleTest lines come prefixed with "[vm] "), keeps going after
+# a failure, and ends with one summary line "tests: N passed, N failed" that
+# CI reads. Exit 1 if any suite failed.
 set -uo pipefail
 
 passed=0 failed=0 broken=()
-for bin in "$@"; do
-	name=$(basename "$bin")
-	echo "=== $name"
+for cmd in "$@"; do
+	echo "=== $cmd"
 	out=$(mktemp)
-	"$bin" --gtest_color=no 2>&1 | tee "$out"
+	bash -c "$cmd" 2>&1 | tee "$out"
 	rc=${PIPESTATUS[0]}
-	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\?\..*/\1/p' "$out" | tail -1)
-	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) tests\?, listed below:.*/\1/p' "$out" | tail -1)
+	p=$(sed -n 's/^\(\[vm\] \)\?\[  PASSED  \] \([0-9]*\) tests\?\..*/\2/p' "$out" | tail -1)
+	f=$(sed -n 's/^\(\[vm\] \)\?\[  FAILED  \] \([0-9]*\) tests\?, listed below:.*/\2/p' "$out" | tail -1)
 	rm -f "$out"
 	passed=$((passed + ${p:-0}))
 	failed=$((failed + ${f:-0}))
 	if ((rc != 0)); then
-		broken+=("$name")
+		broken+=("$cmd")
 		# A crash or a setup failure counts once even if GoogleTest never summarised.
 		[[ -z "$f" ]] && failed=$((failed + 1))
 	fi
 done
-((${#broken[@]})) && echo "failing binaries: ${broken[*]}"
+((${#broken[@]})) && printf 'failing suite: %s\n' "${broken[@]}"
 echo "tests: $passed passed, $failed failed"
 ((${#broken[@]} == 0))

@@ -10,7 +10,7 @@
 
 #include <gtest/gtest.h>
 
-#include "../world/world.h"
+#include "world/world.h"
 
 namespace veer::test {
 namespace {

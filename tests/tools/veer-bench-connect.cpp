@@ -52,11 +52,7 @@
 #include <thread>
 #include <vector>
 
-#include "../world/world.h"
-
-// The Makefile links a tool with libveer.a only; the World implementation is part of
-// the integration-test sources, so it is compiled into this binary here.
-#include "../world/world.cpp"
+#include "world/world.h"
 
 extern char** environ;
 

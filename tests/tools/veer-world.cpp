@@ -50,12 +50,8 @@
 #include <thread>
 #include <vector>
 
-#include "../world/world.h"
+#include "world/world.h"
 #include "config/loader.h"
-
-// The Makefile links a tool with libveer.a only; the World implementation is part of
-// the integration-test sources, so it is compiled into this binary here.
-#include "../world/world.cpp"
 
 namespace veer::test::cli {
 namespace {

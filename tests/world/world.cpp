@@ -239,15 +239,6 @@ Result<pid_t> forkExec(const std::vector<std::string>& argv, const ChildSetup& s
   return pid;
 }
 
-int decodeStatus(int status) {
-  if (WIFEXITED(status)) {
-    return WEXITSTATUS(status);
-  }
-  if (WIFSIGNALED(status)) {
-    return 128 + WTERMSIG(status);
-  }
-  return -1;
-}
 
 /** Waits for pid with a deadline; SIGKILLs it when the deadline passes. */
 Result<int> waitWithDeadline(pid_t pid, Clock::time_point deadline, bool* timedOut) {
@@ -1574,6 +1565,16 @@ Result<Process> World::startTestServer(const std::string& pod, const std::string
     }
   }
   return proc;
+}
+
+int decodeStatus(int status) {
+  if (WIFEXITED(status)) {
+    return WEXITSTATUS(status);
+  }
+  if (WIFSIGNALED(status)) {
+    return 128 + WTERMSIG(status);
+  }
+  return -1;
 }
 
 } // namespace veer::test

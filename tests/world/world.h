@@ -56,6 +56,9 @@ struct CommandResult {
   std::string err;
 };
 
+/** A waitpid() status as an exit code: the code, 128+signal if killed, -1 otherwise. */
+int decodeStatus(int status);
+
 /** One HTTP GET made from inside a pod. */
 struct HttpResult {
   bool ok = false;       ///< connected, sent, and read a complete response
