@@ -44,6 +44,10 @@ FeatureReport probeKernelFeatures() {
   check(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_LRU_HASH, nullptr) == 1, "map type lru_hash");
   check(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_PERCPU_HASH, nullptr) == 1,
         "map type percpu_hash");
+  check(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, nullptr) == 1, "map type sk_storage");
+  check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_sk_storage_get,
+                                nullptr) == 1,
+        "helper sk_storage_get in cgroup_sock_addr");
   check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_get_socket_cookie,
                                 nullptr) == 1,
         "helper get_socket_cookie in cgroup_sock_addr");
