@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/files.h"
 #include "compiler/pipeline.h"
 #include "datapath/datapath.h"
 #include "datapath/maps.h"
@@ -46,11 +47,9 @@ fs::path sourceDir() {
   return binDir().parent_path().parent_path();
 }
 
-std::string readFile(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+std::string readText(const fs::path& p) {
+  Result<std::string> text = readFile(p.string());
+  return text ? *text : "(" + text.error().message + ")";
 }
 
 /** Writes a file the way an editor or kubectl does: a new inode renamed into place. */
@@ -112,7 +111,7 @@ public:
     return status;
   }
 
-  std::string log() const { return readFile(log_); }
+  std::string log() const { return readText(log_); }
 
 private:
   fs::path configDir_, bpffs_;
@@ -203,7 +202,7 @@ protected:
   }
 
   void applyStep(const std::string& seedDir, const std::string& step) {
-    applyRoutes(readFile(sourceDir() / "configs" / seedDir / "steps" / step));
+    applyRoutes(readText(sourceDir() / "configs" / seedDir / "steps" / step));
   }
 
   veer_state liveState() {

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/files.h"
 #include "world/world.h"
 
 namespace veer::test {
@@ -21,10 +22,8 @@ bool pathExists(const std::string& path) {
 }
 
 std::string readAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  Result<std::string> text = readFile(path);
+  return text ? *text : "";
 }
 
 /** True while pid exists and is not a zombie. */

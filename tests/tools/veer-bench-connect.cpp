@@ -52,6 +52,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/files.h"
 #include "world/world.h"
 
 extern char** environ;
@@ -158,16 +159,6 @@ Result<Settings> loadSettings() {
   return s;
 }
 
-Result<std::string> readText(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return osError(errno, "open " + path);
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 Status writeText(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::trunc);
   if (!out) {
@@ -257,7 +248,7 @@ Result<CommandResult> runHost(const std::vector<std::string>& argv, const std::s
   }
   CommandResult r;
   r.exitCode = decodeStatus(status);
-  auto out = readText(logPath);
+  auto out = readFile(logPath);
   if (!out.ok()) {
     return out.error();
   }
@@ -342,7 +333,7 @@ public:
       return waited.error();
     }
     if (waited->exitCode != 0) {
-      auto log = readText(agent->logPath());
+      auto log = readFile(agent->logPath());
       return Error{0, "veerctl wait " + configDir + " exited " +
                           std::to_string(waited->exitCode) + ": " + waited->out +
                           "agent log:\n" + (log.ok() ? *log : log.error().message)};
@@ -727,7 +718,7 @@ int runBench() {
         return fail(s.error().message);
       }
       if (!(*agent)->alive()) {
-        auto log = readText((*agent)->logPath());
+        auto log = readFile((*agent)->logPath());
         return fail("veer-agent exited during the run; its log:\n" +
                     (log.ok() ? *log : log.error().message));
       }

@@ -1,5 +1,7 @@
 #include "world.h"
 
+#include "common/files.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -59,16 +61,6 @@ std::string trim(std::string s) {
     s.pop_back();
   }
   return s;
-}
-
-Result<std::string> readFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return osError(errno, "open " + path);
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 Status writeFile(const std::string& path, const std::string& data) {
