@@ -317,7 +317,7 @@ INSTANTIATE_TEST_SUITE_P(Api, IstioVersions,
                          ::testing::Values("networking.istio.io/v1alpha3",
                                            "networking.istio.io/v1beta1", "networking.istio.io/v1"));
 
-TEST(LoadVirtualService, MatchIsWarnedAndRuleIgnored) {
+TEST(LoadVirtualService, MatchRulesAreKeptInOrder) {
   auto r = loadString(R"(apiVersion: networking.istio.io/v1alpha3
 kind: VirtualService
 metadata:
@@ -328,7 +328,7 @@ spec:
   http:
   - match:
     - headers:
-        end-user:
+        End-User:
           exact: jason
     route:
     - destination:
@@ -340,14 +340,21 @@ spec:
         subset: v2
 )",
                       "m.yaml");
-  ASSERT_EQ(r.diags.size(), 1u) << dump(r.diags);
-  EXPECT_EQ(r.diags[0].format(),
-            "m.yaml:9:5: warning: VirtualService default/reviews: spec.http[0].match: match "
-            "conditions need the L7 path (not yet supported); rule ignored");
+  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
   ASSERT_EQ(r.config.virtualServices.size(), 1u);
-  ASSERT_EQ(r.config.virtualServices[0].http.size(), 1u);
-  EXPECT_EQ(r.config.virtualServices[0].http[0].field, "spec.http[1]");
-  EXPECT_EQ(r.config.virtualServices[0].http[0].destinations[0].subset, "v2");
+  const auto& http = r.config.virtualServices[0].http;
+  ASSERT_EQ(http.size(), 2u);
+  ASSERT_EQ(http[0].matches.size(), 1u);
+  EXPECT_EQ(http[0].matches[0].field, "spec.http[0].match[0]");
+  ASSERT_EQ(http[0].matches[0].headers.size(), 1u);
+  EXPECT_EQ(http[0].matches[0].headers[0].key, "end-user"); // Istio matches header names lowercased
+  EXPECT_EQ(http[0].matches[0].headers[0].match.op, StringMatch::Op::kExact);
+  EXPECT_EQ(http[0].matches[0].headers[0].match.value, "jason");
+  EXPECT_EQ(http[0].matches[0].headers[0].match.pos.line, 11);
+  EXPECT_FALSE(http[0].unconditionalFor(9080));
+  EXPECT_EQ(http[1].field, "spec.http[1]");
+  EXPECT_TRUE(http[1].matches.empty());
+  EXPECT_TRUE(http[1].unconditionalFor(9080));
 }
 
 TEST(LoadVirtualService, UnknownAndUnsupportedFieldsWarn) {
@@ -359,7 +366,7 @@ spec:
   gateways: [mesh]
   tls: []
   http:
-  - timeout: 5s
+  - corsPolicy: {}
     route:
     - destination: {host: reviews, subset: v1, subsett: v2}
       wieght: 100
@@ -370,9 +377,9 @@ spec:
   ASSERT_NE(tls, nullptr);
   EXPECT_EQ(tls->format(), "u.yaml:7:3: warning: VirtualService default/reviews: spec.tls: "
                            "field tls is not supported by veer yet; ignored");
-  const Diagnostic* to = only(r.diags, "field timeout");
+  const Diagnostic* to = only(r.diags, "field corsPolicy");
   ASSERT_NE(to, nullptr);
-  EXPECT_EQ(to->field, "spec.http[0].timeout");
+  EXPECT_EQ(to->field, "spec.http[0].corsPolicy");
   const Diagnostic* w = only(r.diags, "unknown field wieght");
   ASSERT_NE(w, nullptr);
   EXPECT_EQ(w->format(), "u.yaml:12:7: warning: VirtualService default/reviews: "
@@ -414,7 +421,7 @@ kind: VirtualService
 metadata: {name: reviews}
 ---
 apiVersion: networking.istio.io/v1beta1
-kind: Gateway
+kind: Sidecar
 metadata: {name: gw}
 )",
                       "k.yaml");

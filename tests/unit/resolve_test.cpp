@@ -586,7 +586,7 @@ struct SeedStep {
   const char* drFile;
   const char* step;
   const char* reviews; // expected versions of reviews (both families), "subset=weight ..."
-  bool matchWarning;
+  bool matchWarning; // a header match: reviews goes to the L7 path
 };
 
 void PrintTo(const SeedStep& c, std::ostream* os) { *os << c.dir << "/" << c.step; }
@@ -607,14 +607,7 @@ TEST_P(SeedSteps, ResolvedWeights) {
   auto l = loadPaths({repoFile("configs/bookinfo/inventory.yaml"), repoFile(dir + "/" + c.drFile),
                       repoFile(dir + "/steps/" + c.step)});
   ASSERT_FALSE(hasErrors(l.diags)) << dump(l.diags);
-  if (c.matchWarning) {
-    ASSERT_EQ(l.diags.size(), 1u) << dump(l.diags);
-    EXPECT_EQ(l.diags[0].severity, Diagnostic::Severity::kWarning);
-    EXPECT_EQ(l.diags[0].field, "spec.http[0].match");
-    EXPECT_NE(l.diags[0].message.find("L7 path"), std::string::npos);
-  } else {
-    EXPECT_TRUE(l.diags.empty()) << dump(l.diags);
-  }
+  EXPECT_TRUE(l.diags.empty()) << dump(l.diags);
   auto r = resolve(l.config);
   ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
   ASSERT_EQ(r.plan.services.size(), 6u) << dump(r.plan);
@@ -622,6 +615,15 @@ TEST_P(SeedSteps, ResolvedWeights) {
     const PlanService* s = find(r.plan, "reviews", addr);
     ASSERT_NE(s, nullptr);
     EXPECT_EQ(weights(*s), c.reviews) << addr;
+    // A header match puts reviews on the L7 path; the kernel keeps the default rule.
+    EXPECT_EQ(s->path, c.matchWarning ? PlanPath::kL7 : PlanPath::kKernel);
+    if (c.matchWarning) {
+      ASSERT_EQ(s->why.size(), 1u);
+      EXPECT_EQ(s->why[0], "VirtualService default/reviews spec.http[0].match[0].headers: "
+                           "end-user exact");
+      EXPECT_EQ(s->kernelRule, "VirtualService default/reviews spec.http[1]");
+      EXPECT_EQ(s->routes.size(), 2u);
+    }
     for (const auto& v : s->versions) {
       ASSERT_FALSE(v.backends.empty()) << v.subset;
       for (const auto& b : v.backends) {

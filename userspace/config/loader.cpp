@@ -2,6 +2,7 @@
 // Diagnostic; nothing escapes. Unknown Istio fields are warnings (with a "did you
 // mean" hint), wrong types are errors naming file:line:col and the field path.
 
+#include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -19,8 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kServiceNameLabel = "kubernetes.io/service-name";
-constexpr const char* kMatchUnsupported =
-    "match conditions need the L7 path (not yet supported); rule ignored";
 
 size_t editDistance(const std::string& a, const std::string& b) {
   std::vector<size_t> prev(b.size() + 1);
@@ -203,6 +202,37 @@ public:
     return v;
   }
 
+  std::optional<bool> boolean(const YAML::Node& n, const std::string& field) {
+    if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "True")) {
+      return true;
+    }
+    if (n.IsScalar() && (n.Scalar() == "false" || n.Scalar() == "False")) {
+      return false;
+    }
+    error(n, field, "expected true or false, got " + describe(n));
+    return std::nullopt;
+  }
+
+  /** A protobuf Duration as YAML writes it: "5s", "0.5s", "100ms", "1m", "1h". */
+  std::optional<std::string> duration(const YAML::Node& n, const std::string& field) {
+    auto s = string(n, field);
+    if (!s) {
+      return std::nullopt;
+    }
+    size_t i = 0;
+    bool digits = false;
+    while (i < s->size() && (std::isdigit(static_cast<unsigned char>((*s)[i])) || (*s)[i] == '.')) {
+      digits = digits || (*s)[i] != '.';
+      ++i;
+    }
+    std::string unit = s->substr(i);
+    if (!digits || (unit != "s" && unit != "ms" && unit != "us" && unit != "m" && unit != "h")) {
+      error(n, field, "expected a duration like 5s or 100ms, got '" + *s + "'");
+      return std::nullopt;
+    }
+    return *s;
+  }
+
   std::optional<uint16_t> port(const YAML::Node& n, const std::string& field) {
     auto v = integer(n, field);
     if (!v) {
@@ -372,7 +402,7 @@ private:
     }
     bool istio = *api == "networking.istio.io/v1alpha3" || *api == "networking.istio.io/v1beta1" ||
                  *api == "networking.istio.io/v1";
-    enum class Kind { kService, kPod, kSlice, kDr, kVs, kNone } k = Kind::kNone;
+    enum class Kind { kService, kPod, kSlice, kDr, kVs, kGw, kTl, kNone } k = Kind::kNone;
     if (*api == "v1" && *kind == "Service") {
       k = Kind::kService;
     } else if (*api == "v1" && *kind == "Pod") {
@@ -383,6 +413,10 @@ private:
       k = Kind::kDr;
     } else if (istio && *kind == "VirtualService") {
       k = Kind::kVs;
+    } else if (istio && *kind == "Gateway") {
+      k = Kind::kGw;
+    } else if (*api == "istio.alibabacloud.com/v1beta1" && *kind == "TrafficLabel") {
+      k = Kind::kTl;
     }
     if (k == Kind::kNone) {
       p.warning(*kindNode, prefix,
@@ -418,6 +452,12 @@ private:
       break;
     case Kind::kVs:
       loadVs(p, std::move(meta), spec);
+      break;
+    case Kind::kGw:
+      loadGateway(p, std::move(meta), spec);
+      break;
+    case Kind::kTl:
+      loadTrafficLabel(p, std::move(meta), spec);
       break;
     case Kind::kNone:
       break;
@@ -745,8 +785,8 @@ private:
       p.report(Diagnostic::Severity::kError, dr.meta.pos, "spec", "missing spec");
       return;
     }
-    auto s = p.fields(*spec, "spec", {"host", "subsets"},
-                      {"trafficPolicy", "exportTo", "workloadSelector"}, true);
+    auto s = p.fields(*spec, "spec", {"host", "subsets", "trafficPolicy"},
+                      {"exportTo", "workloadSelector"}, true);
     if (!s) {
       return;
     }
@@ -761,11 +801,14 @@ private:
     }
     dr.host = *h;
     dr.hostPos = p.pos(*host);
+    if (const YAML::Node* tp = ObjectParser::get(*s, "trafficPolicy")) {
+      dr.loadBalancer = loadTrafficPolicy(p, *tp, "spec.trafficPolicy");
+    }
     if (const YAML::Node* subsets = ObjectParser::get(*s, "subsets")) {
       auto items = p.sequence(*subsets, "spec.subsets");
       for (size_t i = 0; i < items.size(); ++i) {
         std::string f = idx("spec.subsets", i);
-        auto m = p.fields(items[i], f, {"name", "labels"}, {"trafficPolicy"}, true);
+        auto m = p.fields(items[i], f, {"name", "labels", "trafficPolicy"}, {}, true);
         if (!m) {
           continue;
         }
@@ -790,10 +833,109 @@ private:
         if (const YAML::Node* l = ObjectParser::get(*m, "labels")) {
           sub.labels = p.labels(*l, f + ".labels");
         }
+        if (const YAML::Node* tp = ObjectParser::get(*m, "trafficPolicy")) {
+          sub.loadBalancer = loadTrafficPolicy(p, *tp, f + ".trafficPolicy");
+        }
         dr.subsets.push_back(std::move(sub));
       }
     }
     config().destinationRules.push_back(std::move(dr));
+  }
+
+  std::optional<LoadBalancer> loadTrafficPolicy(ObjectParser& p, const YAML::Node& n,
+                                                const std::string& f) {
+    auto m = p.fields(n, f, {"loadBalancer"},
+                      {"connectionPool", "outlierDetection", "tls", "portLevelSettings", "tunnel",
+                       "proxyProtocol"},
+                      true);
+    const YAML::Node* lbn = m ? ObjectParser::get(*m, "loadBalancer") : nullptr;
+    if (lbn == nullptr) {
+      return std::nullopt;
+    }
+    std::string lf = f + ".loadBalancer";
+    auto lm = p.fields(*lbn, lf, {"simple", "consistentHash"},
+                       {"localityLbSetting", "warmupDurationSecs", "warmup"}, true);
+    if (!lm) {
+      return std::nullopt;
+    }
+    LoadBalancer lb;
+    lb.pos = p.pos(*lbn);
+    lb.field = lf;
+    const YAML::Node* simple = ObjectParser::get(*lm, "simple");
+    const YAML::Node* ch = ObjectParser::get(*lm, "consistentHash");
+    if (simple != nullptr && ch != nullptr) {
+      p.error(*lbn, lf, "simple and consistentHash are exclusive");
+      return std::nullopt;
+    }
+    if (simple != nullptr) {
+      auto v = p.string(*simple, lf + ".simple");
+      static const std::vector<std::string> kSimple = {"UNSPECIFIED", "ROUND_ROBIN", "LEAST_CONN",
+                                                       "LEAST_REQUEST", "RANDOM", "PASSTHROUGH"};
+      if (!v) {
+        return std::nullopt;
+      }
+      if (std::find(kSimple.begin(), kSimple.end(), *v) == kSimple.end()) {
+        std::string hint = closest(*v, kSimple);
+        p.error(*simple, lf + ".simple",
+                "unknown load balancer '" + *v + "'" +
+                    (hint.empty() ? "; expected ROUND_ROBIN, LEAST_REQUEST, RANDOM or PASSTHROUGH"
+                                  : "; did you mean " + hint + "?"));
+        return std::nullopt;
+      }
+      lb.simple = *v;
+      return lb;
+    }
+    if (ch == nullptr) {
+      return std::nullopt;
+    }
+    std::string cf = lf + ".consistentHash";
+    auto cm = p.fields(*ch, cf,
+                       {"httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName"},
+                       {"ringHash", "maglev", "minimumRingSize"}, true);
+    if (!cm) {
+      return std::nullopt;
+    }
+    int keys = 0;
+    if (const YAML::Node* x = ObjectParser::get(*cm, "httpHeaderName")) {
+      ++keys;
+      lb.hash = LoadBalancer::Hash::kHeader;
+      lb.hashKey = p.string(*x, cf + ".httpHeaderName").value_or("");
+    }
+    if (const YAML::Node* x = ObjectParser::get(*cm, "httpQueryParameterName")) {
+      ++keys;
+      lb.hash = LoadBalancer::Hash::kQueryParam;
+      lb.hashKey = p.string(*x, cf + ".httpQueryParameterName").value_or("");
+    }
+    if (const YAML::Node* x = ObjectParser::get(*cm, "useSourceIp")) {
+      ++keys;
+      if (p.boolean(*x, cf + ".useSourceIp").value_or(false)) {
+        lb.hash = LoadBalancer::Hash::kSourceIp;
+      }
+    }
+    if (const YAML::Node* x = ObjectParser::get(*cm, "httpCookie")) {
+      ++keys;
+      lb.hash = LoadBalancer::Hash::kCookie;
+      if (auto km = p.fields(*x, cf + ".httpCookie", {"name", "path", "ttl"}, {"attributes"}, true)) {
+        if (const YAML::Node* y = ObjectParser::get(*km, "name")) {
+          lb.hashKey = p.string(*y, cf + ".httpCookie.name").value_or("");
+        } else {
+          p.error(*x, cf + ".httpCookie.name", "missing name");
+        }
+        if (const YAML::Node* y = ObjectParser::get(*km, "path")) {
+          lb.cookiePath = p.string(*y, cf + ".httpCookie.path").value_or("");
+        }
+        if (const YAML::Node* y = ObjectParser::get(*km, "ttl")) {
+          lb.cookieTtl = p.duration(*y, cf + ".httpCookie.ttl").value_or("");
+        }
+      }
+    }
+    if (keys != 1) {
+      p.error(*ch, cf,
+              "expected exactly one of httpHeaderName, httpCookie, useSourceIp, "
+              "httpQueryParameterName");
+      return std::nullopt;
+    }
+    return lb;
   }
 
   void loadVs(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
@@ -808,41 +950,384 @@ private:
     if (!s) {
       return;
     }
-    const YAML::Node* hosts = ObjectParser::get(*s, "hosts");
-    if (hosts == nullptr) {
-      p.error(*spec, "spec.hosts", "missing hosts");
-      return;
-    }
-    auto hlist = p.sequence(*hosts, "spec.hosts");
-    for (size_t i = 0; i < hlist.size(); ++i) {
-      if (auto h = p.string(hlist[i], idx("spec.hosts", i))) {
-        vs.hosts.push_back(*h);
-        vs.hostPos.push_back(p.pos(hlist[i]));
+    // No hosts: a delegate VirtualService, reachable only through another's http[].delegate.
+    if (const YAML::Node* hosts = ObjectParser::get(*s, "hosts")) {
+      auto hlist = p.sequence(*hosts, "spec.hosts");
+      for (size_t i = 0; i < hlist.size(); ++i) {
+        if (auto h = p.string(hlist[i], idx("spec.hosts", i))) {
+          vs.hosts.push_back(*h);
+          vs.hostPos.push_back(p.pos(hlist[i]));
+        }
       }
     }
-    if (const YAML::Node* gw = ObjectParser::get(*s, "gateways")) {
+    bool meshBound = true;
+    std::string names;
+    const YAML::Node* gw = ObjectParser::get(*s, "gateways");
+    if (gw != nullptr) {
       // Istio applies a VirtualService bound to gateways to mesh traffic only if "mesh" is listed.
       auto list = p.sequence(*gw, "spec.gateways");
       bool mesh = false;
-      std::string names;
       for (size_t i = 0; i < list.size(); ++i) {
         if (auto g = p.string(list[i], idx("spec.gateways", i))) {
           mesh = mesh || *g == "mesh";
           names += (names.empty() ? "" : ", ") + *g;
+          vs.gateways.push_back(*g);
         }
       }
-      if (!list.empty() && !mesh) {
-        p.warning(*gw, "spec.gateways",
-                  "bound to gateways (" + names +
-                      ") and not to mesh; veer routes mesh traffic only; VirtualService ignored");
-        return;
+      meshBound = list.empty() || mesh;
+    }
+    // Parse every rule even when the object is ignored below: its errors are still errors.
+    loadRoutes(p, ObjectParser::get(*s, "http"), "spec.http", true, vs.http);
+    loadRoutes(p, ObjectParser::get(*s, "tcp"), "spec.tcp", false, vs.tcp);
+    if (!meshBound) {
+      p.warning(*gw, "spec.gateways",
+                "bound to gateways (" + names +
+                    ") and not to mesh; veer routes mesh traffic only; VirtualService ignored");
+      return;
+    }
+    if (vs.hosts.empty() && ObjectParser::get(*s, "hosts") != nullptr) {
+      p.error(*ObjectParser::get(*s, "hosts"), "spec.hosts", "empty hosts");
+      return;
+    }
+    config().virtualServices.push_back(std::move(vs));
+  }
+
+  /** StringMatch: a map with exactly one of exact, prefix, regex. RE2 checks regexes here. */
+  std::optional<StringMatch> loadStringMatch(ObjectParser& p, const YAML::Node& n,
+                                             const std::string& f, bool* present = nullptr) {
+    auto m = p.fields(n, f, {"exact", "prefix", "regex"}, {}, true);
+    if (!m) {
+      return std::nullopt;
+    }
+    if (m->empty() && present != nullptr) {
+      *present = true; // `{}`: present with any value
+      return StringMatch{};
+    }
+    std::optional<StringMatch> out;
+    int n1 = 0;
+    for (const char* op : {"exact", "prefix", "regex"}) {
+      auto it = m->find(op);
+      if (it == m->end()) {
+        continue;
+      }
+      ++n1;
+      std::string v = it->second.value.IsNull() ? "" : p.string(it->second.value, f + "." + op).value_or("");
+      StringMatch sm;
+      sm.op = std::string(op) == "exact"    ? StringMatch::Op::kExact
+              : std::string(op) == "prefix" ? StringMatch::Op::kPrefix
+                                            : StringMatch::Op::kRegex;
+      sm.value = v;
+      sm.pos = p.pos(it->second.value.IsDefined() ? it->second.value : it->second.key);
+      if (sm.op == StringMatch::Op::kRegex) {
+        RE2::Options opts;
+        opts.set_log_errors(false);
+        RE2 re(v, opts);
+        if (!re.ok()) {
+          p.error(it->second.value, f + ".regex",
+                  "invalid regex '" + v + "': " + re.error() + " (RE2 syntax)");
+          return std::nullopt;
+        }
+      }
+      out = sm;
+    }
+    if (n1 == 0) {
+      p.error(n, f, "expected one of exact, prefix or regex");
+      return std::nullopt;
+    }
+    if (n1 > 1) {
+      p.error(n, f, "only one of exact, prefix or regex may be set");
+      return std::nullopt;
+    }
+    return out;
+  }
+
+  std::vector<KeyMatch> loadKeyMatches(ObjectParser& p, const YAML::Node& n, const std::string& f,
+                                       bool lowercase) {
+    std::vector<KeyMatch> out;
+    auto m = p.fields(n, f, {}, {}, false);
+    if (!m) {
+      return out;
+    }
+    for (const auto& [k, e] : *m) {
+      KeyMatch km;
+      km.key = k;
+      if (lowercase) {
+        std::transform(km.key.begin(), km.key.end(), km.key.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      }
+      std::optional<StringMatch> sm;
+      if (e.value.IsNull()) {
+        km.present = true;
+        sm = StringMatch{};
+      } else {
+        sm = loadStringMatch(p, e.value, f + "." + k, &km.present);
+      }
+      if (!sm) {
+        continue;
+      }
+      km.match = *sm;
+      km.match.pos = p.pos(e.key);
+      out.push_back(std::move(km));
+    }
+    return out;
+  }
+
+  std::optional<HttpMatch> loadMatch(ObjectParser& p, const YAML::Node& n, const std::string& f,
+                                     bool http) {
+    static const std::vector<std::string> kHttp = {
+        "name", "uri", "scheme", "method", "authority", "headers", "withoutHeaders",
+        "queryParams", "sourceLabels", "sourceNamespace", "port", "gateways", "ignoreUriCase"};
+    static const std::vector<std::string> kTcp = {"port", "sourceLabels", "sourceNamespace",
+                                                  "gateways"};
+    auto m = p.fields(n, f, http ? kHttp : kTcp,
+                      http ? std::vector<std::string>{"statPrefix"}
+                           : std::vector<std::string>{"destinationSubnets", "sourceSubnet"},
+                      true);
+    if (!m) {
+      return std::nullopt;
+    }
+    HttpMatch hm;
+    hm.pos = p.pos(n);
+    hm.field = f;
+    bool ok = true;
+    auto sm = [&](const char* key, std::optional<StringMatch>& out) {
+      if (const YAML::Node* v = ObjectParser::get(*m, key)) {
+        out = loadStringMatch(p, *v, f + "." + key);
+        ok = ok && out.has_value();
+      }
+    };
+    if (const YAML::Node* v = ObjectParser::get(*m, "name")) {
+      hm.name = p.string(*v, f + ".name").value_or("");
+    }
+    sm("uri", hm.uri);
+    sm("scheme", hm.scheme);
+    sm("method", hm.method);
+    sm("authority", hm.authority);
+    size_t before = diagCount();
+    if (const YAML::Node* v = ObjectParser::get(*m, "headers")) {
+      hm.headers = loadKeyMatches(p, *v, f + ".headers", true);
+    }
+    if (const YAML::Node* v = ObjectParser::get(*m, "withoutHeaders")) {
+      hm.withoutHeaders = loadKeyMatches(p, *v, f + ".withoutHeaders", true);
+    }
+    if (const YAML::Node* v = ObjectParser::get(*m, "queryParams")) {
+      hm.queryParams = loadKeyMatches(p, *v, f + ".queryParams", false);
+    }
+    if (hasErrorsSince(before)) {
+      ok = false;
+    }
+    if (const YAML::Node* v = ObjectParser::get(*m, "sourceLabels")) {
+      hm.sourceLabels = p.labels(*v, f + ".sourceLabels");
+    }
+    if (const YAML::Node* v = ObjectParser::get(*m, "sourceNamespace")) {
+      hm.sourceNamespace = p.string(*v, f + ".sourceNamespace").value_or("");
+    }
+    if (const YAML::Node* v = ObjectParser::get(*m, "port")) {
+      auto port = p.port(*v, f + ".port");
+      ok = ok && port.has_value();
+      hm.port = port.value_or(0);
+    }
+    if (const YAML::Node* v = ObjectParser::get(*m, "gateways")) {
+      auto list = p.sequence(*v, f + ".gateways");
+      for (size_t i = 0; i < list.size(); ++i) {
+        if (auto g = p.string(list[i], idx(f + ".gateways", i))) {
+          hm.gateways.push_back(*g);
+        }
       }
     }
-    loadRoutes(p, s->count("http") ? ObjectParser::get(*s, "http") : nullptr, "spec.http", true,
-               vs.http);
-    loadRoutes(p, s->count("tcp") ? ObjectParser::get(*s, "tcp") : nullptr, "spec.tcp", false,
-               vs.tcp);
-    config().virtualServices.push_back(std::move(vs));
+    if (const YAML::Node* v = ObjectParser::get(*m, "ignoreUriCase")) {
+      auto b = p.boolean(*v, f + ".ignoreUriCase");
+      ok = ok && b.has_value();
+      hm.ignoreUriCase = b.value_or(false);
+    }
+    if (!ok) {
+      return std::nullopt;
+    }
+    return hm;
+  }
+
+  void loadHeaderOps(ObjectParser& p, const YAML::Node& n, const std::string& f, HeaderOps& out) {
+    auto m = p.fields(n, f, {"set", "add", "remove"}, {}, true);
+    if (!m) {
+      return;
+    }
+    for (const char* op : {"set", "add"}) {
+      const YAML::Node* v = ObjectParser::get(*m, op);
+      if (v == nullptr) {
+        continue;
+      }
+      if (!v->IsMap()) {
+        p.error(*v, f + "." + op, "expected a map of header: value, got " + describe(*v));
+        continue;
+      }
+      auto& dst = std::string(op) == "set" ? out.set : out.add;
+      for (auto it = v->begin(); it != v->end(); ++it) {
+        if (!it->first.IsScalar()) {
+          p.error(it->first, f + "." + op, "expected a header name");
+          continue;
+        }
+        std::string key = it->first.Scalar();
+        if (auto val = p.string(it->second, f + "." + op + "." + key)) {
+          dst.emplace_back(key, *val);
+        }
+      }
+    }
+    if (const YAML::Node* v = ObjectParser::get(*m, "remove")) {
+      auto list = p.sequence(*v, f + ".remove");
+      for (size_t i = 0; i < list.size(); ++i) {
+        if (auto h = p.string(list[i], idx(f + ".remove", i))) {
+          out.remove.push_back(*h);
+        }
+      }
+    }
+  }
+
+  HeaderActions loadHeaders(ObjectParser& p, const YAML::Node& n, const std::string& f) {
+    HeaderActions h;
+    h.pos = p.pos(n);
+    auto m = p.fields(n, f, {"request", "response"}, {}, true);
+    if (!m) {
+      return h;
+    }
+    if (const YAML::Node* v = ObjectParser::get(*m, "request")) {
+      loadHeaderOps(p, *v, f + ".request", h.request);
+    }
+    if (const YAML::Node* v = ObjectParser::get(*m, "response")) {
+      loadHeaderOps(p, *v, f + ".response", h.response);
+    }
+    return h;
+  }
+
+  std::optional<double> percent(ObjectParser& p, const YAML::Node& n, const std::string& f) {
+    // Percent{value: 50} or a plain number (older mirror_percent / fault percent).
+    const YAML::Node* v = &n;
+    std::map<std::string, Entry> m;
+    if (n.IsMap()) {
+      auto mm = p.fields(n, f, {"value"}, {}, true);
+      if (!mm) {
+        return std::nullopt;
+      }
+      m = *mm;
+      v = ObjectParser::get(m, "value");
+      if (v == nullptr) {
+        return 0.0;
+      }
+    }
+    if (!v->IsScalar()) {
+      p.error(*v, f, "expected a percentage, got " + describe(*v));
+      return std::nullopt;
+    }
+    char* end = nullptr;
+    double d = std::strtod(v->Scalar().c_str(), &end);
+    if (v->Scalar().empty() || end == nullptr || *end != '\0' || !(d >= 0 && d <= 100)) {
+      p.error(*v, f, "expected a percentage 0..100, got '" + v->Scalar() + "'");
+      return std::nullopt;
+    }
+    return d;
+  }
+
+  void loadActions(ObjectParser& p, const std::map<std::string, Entry>& m, const std::string& f,
+                   RouteActions& a) {
+    if (const YAML::Node* v = ObjectParser::get(m, "rewrite")) {
+      if (auto rm = p.fields(*v, f + ".rewrite", {"uri", "authority"}, {"uriRegexRewrite"}, true)) {
+        if (const YAML::Node* u = ObjectParser::get(*rm, "uri")) {
+          a.rewriteUri = p.string(*u, f + ".rewrite.uri").value_or("");
+        }
+        if (const YAML::Node* u = ObjectParser::get(*rm, "authority")) {
+          a.rewriteAuthority = p.string(*u, f + ".rewrite.authority").value_or("");
+        }
+      }
+    }
+    if (const YAML::Node* v = ObjectParser::get(m, "timeout")) {
+      a.timeout = p.duration(*v, f + ".timeout").value_or("");
+    }
+    if (const YAML::Node* v = ObjectParser::get(m, "retries")) {
+      if (auto rm = p.fields(*v, f + ".retries", {"attempts", "perTryTimeout", "retryOn"},
+                             {"retryRemoteLocalities"}, true)) {
+        if (const YAML::Node* x = ObjectParser::get(*rm, "attempts")) {
+          a.retryAttempts = p.integer(*x, f + ".retries.attempts").value_or(-1);
+        }
+        if (const YAML::Node* x = ObjectParser::get(*rm, "perTryTimeout")) {
+          a.retryPerTryTimeout = p.duration(*x, f + ".retries.perTryTimeout").value_or("");
+        }
+        if (const YAML::Node* x = ObjectParser::get(*rm, "retryOn")) {
+          a.retryOn = p.string(*x, f + ".retries.retryOn").value_or("");
+        }
+      }
+    }
+    if (const YAML::Node* v = ObjectParser::get(m, "mirror")) {
+      RouteDestination d;
+      d.pos = p.pos(*v);
+      d.field = f + ".mirror";
+      if (loadTarget(p, *v, f + ".mirror", d.host, d.subset, d.port)) {
+        a.mirror = d;
+      }
+    }
+    for (const char* key : {"mirrorPercentage", "mirror_percent", "mirrorPercent"}) {
+      if (const YAML::Node* v = ObjectParser::get(m, key)) {
+        a.mirrorPercent = percent(p, *v, f + "." + key).value_or(-1);
+      }
+    }
+    if (const YAML::Node* v = ObjectParser::get(m, "fault")) {
+      if (auto fm = p.fields(*v, f + ".fault", {"delay", "abort"}, {}, true)) {
+        if (const YAML::Node* d = ObjectParser::get(*fm, "delay")) {
+          std::string df = f + ".fault.delay";
+          if (auto dm = p.fields(*d, df, {"fixedDelay", "percentage", "percent"},
+                                 {"exponentialDelay"}, true)) {
+            if (const YAML::Node* x = ObjectParser::get(*dm, "fixedDelay")) {
+              a.faultDelay = p.duration(*x, df + ".fixedDelay").value_or("");
+            }
+            a.faultDelayPercent = 100;
+            for (const char* pk : {"percentage", "percent"}) {
+              if (const YAML::Node* x = ObjectParser::get(*dm, pk)) {
+                a.faultDelayPercent = percent(p, *x, df + "." + pk).value_or(-1);
+              }
+            }
+          }
+        }
+        if (const YAML::Node* ab = ObjectParser::get(*fm, "abort")) {
+          std::string af = f + ".fault.abort";
+          if (auto am = p.fields(*ab, af, {"httpStatus", "percentage"},
+                                 {"grpcStatus", "http2Error"}, true)) {
+            if (const YAML::Node* x = ObjectParser::get(*am, "httpStatus")) {
+              auto st = p.integer(*x, af + ".httpStatus");
+              if (st && (*st < 200 || *st > 599)) {
+                p.error(*x, af + ".httpStatus", "HTTP status " + std::to_string(*st) +
+                                                    " out of range 200..599");
+              } else {
+                a.faultAbortStatus = st.value_or(0);
+              }
+            }
+            a.faultAbortPercent = 100;
+            if (const YAML::Node* x = ObjectParser::get(*am, "percentage")) {
+              a.faultAbortPercent = percent(p, *x, af + ".percentage").value_or(-1);
+            }
+          }
+        }
+      }
+    }
+    if (const YAML::Node* v = ObjectParser::get(m, "redirect")) {
+      if (auto rm = p.fields(*v, f + ".redirect", {"uri", "authority", "redirectCode", "scheme", "port"},
+                             {"derivePort"}, true)) {
+        std::string r;
+        for (const char* k : {"uri", "authority", "scheme"}) {
+          if (const YAML::Node* x = ObjectParser::get(*rm, k)) {
+            r += std::string(r.empty() ? "" : ",") + k + "=" +
+                 p.string(*x, f + ".redirect." + k).value_or("");
+          }
+        }
+        a.redirect = r.empty() ? "redirect" : r;
+      }
+    }
+    if (const YAML::Node* v = ObjectParser::get(m, "directResponse")) {
+      if (auto dm = p.fields(*v, f + ".directResponse", {"status", "body"}, {}, true)) {
+        if (const YAML::Node* x = ObjectParser::get(*dm, "status")) {
+          a.directResponseStatus = p.integer(*x, f + ".directResponse.status").value_or(0);
+        } else {
+          p.error(*v, f + ".directResponse.status", "missing status");
+        }
+      }
+    }
   }
 
   void loadRoutes(ObjectParser& p, const YAML::Node* list, const std::string& field, bool http,
@@ -850,15 +1335,16 @@ private:
     if (list == nullptr) {
       return;
     }
-    static const std::vector<std::string> kHttpKnown = {"name", "match", "route"};
-    static const std::vector<std::string> kHttpUnsupported = {
-        "redirect", "directResponse", "delegate", "rewrite", "timeout", "retries", "fault",
-        "mirror", "mirrors", "mirrorPercentage", "mirror_percent", "mirrorPercent", "corsPolicy",
-        "headers"};
+    static const std::vector<std::string> kHttpKnown = {
+        "name", "match", "route", "headers", "rewrite", "timeout", "retries", "mirror",
+        "mirrorPercentage", "mirror_percent", "mirrorPercent", "fault", "delegate", "redirect",
+        "directResponse"};
+    static const std::vector<std::string> kHttpUnsupported = {"mirrors", "corsPolicy"};
     static const std::vector<std::string> kTcpKnown = {"match", "route"};
     auto items = p.sequence(*list, field);
     for (size_t i = 0; i < items.size(); ++i) {
       std::string f = idx(field, i);
+      size_t before = diagCount();
       auto m = p.fields(items[i], f, http ? kHttpKnown : kTcpKnown,
                         http ? kHttpUnsupported : std::vector<std::string>{}, true);
       if (!m) {
@@ -870,16 +1356,50 @@ private:
       if (const YAML::Node* n = ObjectParser::get(*m, "name")) {
         r.name = p.string(*n, f + ".name").value_or("");
       }
-      if (auto it = m->find("match"); it != m->end()) {
-        p.warning(it->second.key, f + ".match", kMatchUnsupported);
-        continue;
+      if (const YAML::Node* match = ObjectParser::get(*m, "match")) {
+        auto ml = p.sequence(*match, f + ".match");
+        for (size_t j = 0; j < ml.size(); ++j) {
+          if (auto hm = loadMatch(p, ml[j], idx(f + ".match", j), http)) {
+            r.matches.push_back(std::move(*hm));
+          }
+        }
+      }
+      if (http) {
+        if (const YAML::Node* h = ObjectParser::get(*m, "headers")) {
+          r.headers = loadHeaders(p, *h, f + ".headers");
+        }
+        loadActions(p, *m, f, r.actions);
+        if (const YAML::Node* d = ObjectParser::get(*m, "delegate")) {
+          if (auto dm = p.fields(*d, f + ".delegate", {"name", "namespace"}, {}, true)) {
+            Delegate dg;
+            dg.pos = p.pos(*d);
+            if (const YAML::Node* x = ObjectParser::get(*dm, "name")) {
+              dg.name = p.string(*x, f + ".delegate.name").value_or("");
+            }
+            if (const YAML::Node* x = ObjectParser::get(*dm, "namespace")) {
+              dg.ns = p.string(*x, f + ".delegate.namespace").value_or("");
+            }
+            if (dg.name.empty()) {
+              p.error(*d, f + ".delegate.name", "missing name");
+            } else {
+              r.delegate = dg;
+            }
+          }
+        }
       }
       const YAML::Node* route = ObjectParser::get(*m, "route");
       if (route == nullptr) {
-        if (http && (m->count("redirect") || m->count("directResponse") || m->count("delegate"))) {
-          continue; // already warned: unsupported action
+        if (!r.delegate && r.actions.redirect.empty() && r.actions.directResponseStatus == 0 &&
+            !hasErrorsSince(before)) {
+          p.error(items[i], f + ".route", "missing route");
         }
-        p.error(items[i], f + ".route", "missing route");
+        if (r.delegate || !r.actions.redirect.empty() || r.actions.directResponseStatus != 0) {
+          out.push_back(std::move(r));
+        }
+        continue;
+      }
+      if (r.delegate) {
+        p.error(*route, f + ".route", "route and delegate are exclusive; delegate is set");
         continue;
       }
       auto dests = p.sequence(*route, f + ".route");
@@ -899,11 +1419,64 @@ private:
     }
   }
 
+  /** host, subset, port{number} of a Destination (also mirror and fallback targets). */
+  bool loadTarget(ObjectParser& p, const YAML::Node& dest, const std::string& df,
+                  std::string& host, std::string& subset, uint16_t& portOut,
+                  bool siblingsWeighted = false, bool hasWeight = true) {
+    auto dm = p.fields(dest, df, {"host", "subset", "port"}, {}, true);
+    if (!dm) {
+      return false;
+    }
+    const YAML::Node* h = ObjectParser::get(*dm, "host");
+    if (h == nullptr) {
+      p.error(dest, df + ".host", "missing host");
+      return false;
+    }
+    auto hs = p.string(*h, df + ".host");
+    if (!hs) {
+      return false;
+    }
+    host = *hs;
+    if (const YAML::Node* sub = ObjectParser::get(*dm, "subset")) {
+      auto v = p.string(*sub, df + ".subset");
+      if (!v) {
+        return false;
+      }
+      subset = *v;
+    }
+    if (const YAML::Node* port = ObjectParser::get(*dm, "port")) {
+      if (!port->IsMap()) {
+        int64_t v = 0;
+        bool num = port->IsScalar() && parseInt(port->Scalar(), v);
+        std::string hint = num ? "; write port: {number: " + port->Scalar() + "}" : "";
+        if (num && !hasWeight && siblingsWeighted) {
+          hint += ", or did you mean weight: " + port->Scalar() + "?";
+        }
+        p.error(*port, df + ".port", "expected a map with number, got " + describe(*port) + hint);
+        return false;
+      }
+      auto pm = p.fields(*port, df + ".port", {"number"}, {}, true);
+      const YAML::Node* num = pm ? ObjectParser::get(*pm, "number") : nullptr;
+      if (num == nullptr) {
+        p.error(*port, df + ".port.number", "missing number");
+        return false;
+      }
+      auto v = p.port(*num, df + ".port.number");
+      if (!v) {
+        return false;
+      }
+      portOut = *v;
+    }
+    return true;
+  }
+
   std::optional<RouteDestination> loadDestination(ObjectParser& p, const YAML::Node& n,
                                                   const std::string& f, bool http,
                                                   bool siblingsWeighted) {
-    static const std::vector<std::string> kKnown = {"destination", "weight"};
-    static const std::vector<std::string> kHttpUnsupported = {"headers"};
+    static const std::vector<std::string> kHttpKnown = {"destination", "weight", "headers",
+                                                        "fallback"};
+    static const std::vector<std::string> kTcpKnown = {"destination", "weight"};
+    const auto& kKnown = http ? kHttpKnown : kTcpKnown;
     if (!n.IsMap()) {
       p.error(n, f, "expected a map, got " + describe(n));
       return std::nullopt;
@@ -926,8 +1499,7 @@ private:
                   std::string(num ? "; did you mean weight: " + val + "?" : "; did you mean weight?") +
                   " (the other destinations have weights)");
     }
-    auto m = p.fields(n, f, kKnown, http ? kHttpUnsupported : std::vector<std::string>{},
-                      !strayPortHint);
+    auto m = p.fields(n, f, kKnown, {}, !strayPortHint);
     if (!m) {
       return std::nullopt;
     }
@@ -956,53 +1528,256 @@ private:
       p.error(n, f + ".destination", "missing destination");
       return std::nullopt;
     }
-    std::string df = f + ".destination";
-    auto dm = p.fields(*dest, df, {"host", "subset", "port"}, {}, true);
-    if (!dm) {
+    if (!loadTarget(p, *dest, f + ".destination", rd.host, rd.subset, rd.port, siblingsWeighted,
+                    rd.weight.has_value())) {
       return std::nullopt;
     }
-    const YAML::Node* host = ObjectParser::get(*dm, "host");
-    if (host == nullptr) {
-      p.error(*dest, df + ".host", "missing host");
-      return std::nullopt;
+    if (const YAML::Node* h = ObjectParser::get(*m, "headers")) {
+      rd.headers = loadHeaders(p, *h, f + ".headers");
     }
-    auto h = p.string(*host, df + ".host");
-    if (!h) {
-      return std::nullopt;
-    }
-    rd.host = *h;
-    if (const YAML::Node* sub = ObjectParser::get(*dm, "subset")) {
-      auto v = p.string(*sub, df + ".subset");
-      if (!v) {
+    if (const YAML::Node* fb = ObjectParser::get(*m, "fallback")) {
+      std::string ff = f + ".fallback";
+      auto fm = p.fields(*fb, ff, {"case", "target"}, {}, true);
+      if (!fm) {
         return std::nullopt;
       }
-      rd.subset = *v;
-    }
-    if (const YAML::Node* port = ObjectParser::get(*dm, "port")) {
-      if (!port->IsMap()) {
-        int64_t v = 0;
-        bool num = port->IsScalar() && parseInt(port->Scalar(), v);
-        std::string hint = num ? "; write port: {number: " + port->Scalar() + "}" : "";
-        if (num && !rd.weight && siblingsWeighted) {
-          hint += ", or did you mean weight: " + port->Scalar() + "?";
+      Fallback out;
+      out.pos = p.pos(*fb);
+      if (const YAML::Node* c = ObjectParser::get(*fm, "case")) {
+        auto cs = p.string(*c, ff + ".case");
+        if (!cs) {
+          return std::nullopt;
         }
-        p.error(*port, df + ".port", "expected a map with number, got " + describe(*port) + hint);
+        size_t start = 0;
+        while (start <= cs->size()) {
+          size_t bar = cs->find('|', start);
+          std::string one = cs->substr(start, bar == std::string::npos ? std::string::npos : bar - start);
+          if (one != "noinstances" && one != "noavailabled") {
+            std::string hint = closest(one, {"noinstances", "noavailabled"});
+            p.error(*c, ff + ".case",
+                    "unknown fallback case '" + one + "'; expected noinstances or noavailabled" +
+                        (hint.empty() ? "" : " (did you mean " + hint + "?)"));
+            return std::nullopt;
+          }
+          out.cases.push_back(one);
+          if (bar == std::string::npos) {
+            break;
+          }
+          start = bar + 1;
+        }
+      } else {
+        out.cases = {"noinstances", "noavailabled"};
+      }
+      const YAML::Node* t = ObjectParser::get(*fm, "target");
+      if (t == nullptr) {
+        p.error(*fb, ff + ".target", "missing target");
         return std::nullopt;
       }
-      auto pm = p.fields(*port, df + ".port", {"number"}, {}, true);
-      const YAML::Node* num = pm ? ObjectParser::get(*pm, "number") : nullptr;
-      if (num == nullptr) {
-        p.error(*port, df + ".port.number", "missing number");
+      if (!loadTarget(p, *t, ff + ".target", out.host, out.subset, out.port)) {
         return std::nullopt;
       }
-      auto v = p.port(*num, df + ".port.number");
-      if (!v) {
-        return std::nullopt;
-      }
-      rd.port = *v;
+      rd.fallback = out;
     }
     return rd;
   }
+
+  void loadGateway(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
+    Gateway gw;
+    gw.meta = std::move(meta);
+    if (spec == nullptr) {
+      p.report(Diagnostic::Severity::kError, gw.meta.pos, "spec", "missing spec");
+      return;
+    }
+    auto s = p.fields(*spec, "spec", {"selector", "servers"}, {}, true);
+    if (!s) {
+      return;
+    }
+    if (const YAML::Node* sel = ObjectParser::get(*s, "selector")) {
+      gw.selector = p.labels(*sel, "spec.selector");
+    }
+    if (const YAML::Node* servers = ObjectParser::get(*s, "servers")) {
+      auto items = p.sequence(*servers, "spec.servers");
+      for (size_t i = 0; i < items.size(); ++i) {
+        std::string f = idx("spec.servers", i);
+        auto m = p.fields(items[i], f, {"port", "hosts", "name", "bind", "tls", "defaultEndpoint"},
+                          {}, true);
+        if (!m) {
+          continue;
+        }
+        Gateway::Server srv;
+        srv.pos = p.pos(items[i]);
+        const YAML::Node* port = ObjectParser::get(*m, "port");
+        if (port == nullptr) {
+          p.error(items[i], f + ".port", "missing port");
+          continue;
+        }
+        auto pm = p.fields(*port, f + ".port", {"number", "name", "protocol", "targetPort"}, {}, true);
+        if (!pm) {
+          continue;
+        }
+        if (const YAML::Node* x = ObjectParser::get(*pm, "number")) {
+          srv.port = p.port(*x, f + ".port.number").value_or(0);
+        } else {
+          p.error(*port, f + ".port.number", "missing number");
+        }
+        if (const YAML::Node* x = ObjectParser::get(*pm, "name")) {
+          srv.portName = p.string(*x, f + ".port.name").value_or("");
+        }
+        if (const YAML::Node* x = ObjectParser::get(*pm, "protocol")) {
+          srv.protocol = p.string(*x, f + ".port.protocol").value_or("");
+          static const std::vector<std::string> kProtos = {"HTTP", "HTTPS", "GRPC", "HTTP2",
+                                                           "MONGO", "TCP", "TLS"};
+          if (std::find(kProtos.begin(), kProtos.end(), srv.protocol) == kProtos.end()) {
+            std::string hint = closest(srv.protocol, kProtos);
+            p.error(*x, f + ".port.protocol",
+                    "unknown protocol '" + srv.protocol + "'" +
+                        (hint.empty() ? "" : "; did you mean " + hint + "?"));
+          }
+        }
+        const YAML::Node* hosts = ObjectParser::get(*m, "hosts");
+        if (hosts == nullptr) {
+          p.error(items[i], f + ".hosts", "missing hosts");
+          continue;
+        }
+        auto hl = p.sequence(*hosts, f + ".hosts");
+        for (size_t j = 0; j < hl.size(); ++j) {
+          if (auto h = p.string(hl[j], idx(f + ".hosts", j))) {
+            srv.hosts.push_back(*h);
+          }
+        }
+        gw.servers.push_back(std::move(srv));
+      }
+    }
+    config().gateways.push_back(std::move(gw));
+  }
+
+  void loadTrafficLabel(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
+    TrafficLabel tl;
+    tl.meta = std::move(meta);
+    if (spec == nullptr) {
+      p.report(Diagnostic::Severity::kError, tl.meta.pos, "spec", "missing spec");
+      return;
+    }
+    auto s = p.fields(*spec, "spec", {"rules", "workloadSelector"}, {}, true);
+    if (!s) {
+      return;
+    }
+    if (const YAML::Node* ws = ObjectParser::get(*s, "workloadSelector")) {
+      if (auto wm = p.fields(*ws, "spec.workloadSelector", {"labels"}, {}, true)) {
+        if (const YAML::Node* l = ObjectParser::get(*wm, "labels")) {
+          tl.workloadSelector = p.labels(*l, "spec.workloadSelector.labels");
+        }
+      }
+    }
+    const YAML::Node* rules = ObjectParser::get(*s, "rules");
+    if (rules == nullptr) {
+      p.error(*spec, "spec.rules", "missing rules");
+      return;
+    }
+    auto items = p.sequence(*rules, "spec.rules");
+    for (size_t i = 0; i < items.size(); ++i) {
+      std::string f = idx("spec.rules", i);
+      auto m = p.fields(items[i], f, {"labels", "attachTo", "protocols"}, {}, true);
+      if (!m) {
+        continue;
+      }
+      if (const YAML::Node* x = ObjectParser::get(*m, "protocols")) {
+        tl.protocols = p.string(*x, f + ".protocols").value_or("");
+      }
+      if (const YAML::Node* x = ObjectParser::get(*m, "attachTo")) {
+        auto l = p.sequence(*x, f + ".attachTo");
+        for (size_t j = 0; j < l.size(); ++j) {
+          if (auto a = p.string(l[j], idx(f + ".attachTo", j))) {
+            tl.attachTo.push_back(*a);
+          }
+        }
+      }
+      const YAML::Node* labels = ObjectParser::get(*m, "labels");
+      if (labels == nullptr) {
+        p.error(items[i], f + ".labels", "missing labels");
+        continue;
+      }
+      auto ll = p.sequence(*labels, f + ".labels");
+      for (size_t j = 0; j < ll.size(); ++j) {
+        std::string lf = idx(f + ".labels", j);
+        auto lm = p.fields(ll[j], lf, {"name", "valueFrom"}, {}, true);
+        if (!lm) {
+          continue;
+        }
+        TrafficLabel::Label lab;
+        lab.pos = p.pos(ll[j]);
+        lab.field = lf;
+        if (const YAML::Node* x = ObjectParser::get(*lm, "name")) {
+          lab.name = p.string(*x, lf + ".name").value_or("");
+        }
+        if (lab.name.empty()) {
+          p.error(ll[j], lf + ".name", "missing name");
+          continue;
+        }
+        const YAML::Node* vf = ObjectParser::get(*lm, "valueFrom");
+        if (vf == nullptr) {
+          p.error(ll[j], lf + ".valueFrom", "missing valueFrom");
+          continue;
+        }
+        auto vl = p.sequence(*vf, lf + ".valueFrom");
+        for (size_t k = 0; k < vl.size(); ++k) {
+          std::string vff = idx(lf + ".valueFrom", k);
+          auto v = p.string(vl[k], vff);
+          if (!v) {
+            continue;
+          }
+          std::string text = *v;
+          // A "// comment" after the value is part of a YAML plain scalar; say so and drop it.
+          if (size_t c = text.find("//"); c != std::string::npos && c > 0 &&
+                                          (text[c - 1] == ' ' || text[c - 1] == '\t')) {
+            p.warning(vl[k], vff,
+                      "text after '" + text.substr(0, text.find_last_not_of(" \t", c - 1) + 1) +
+                          "' starts with //, which YAML does not treat as a comment (use #); "
+                          "ignored");
+            text = text.substr(0, text.find_last_not_of(" \t", c - 1) + 1);
+          }
+          TrafficLabel::Source src;
+          src.pos = p.pos(vl[k]);
+          if (text.rfind("$getContext(", 0) == 0 && text.back() == ')') {
+            src.kind = TrafficLabel::Source::Kind::kContext;
+            src.value = text.substr(12, text.size() - 13);
+            std::transform(src.value.begin(), src.value.end(), src.value.begin(),
+                           [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+            if (src.value.empty()) {
+              p.error(vl[k], vff, "$getContext() needs a header name");
+              continue;
+            }
+          } else if (text == "$(localLabel)") {
+            src.kind = TrafficLabel::Source::Kind::kLocalLabel;
+            src.value = kAsmTrafficTag;
+          } else if (text.rfind("$", 0) == 0) {
+            std::string hint = closest(text, {"$(localLabel)"});
+            p.error(vl[k], vff,
+                    "unknown value source '" + text +
+                        "'; expected $getContext(header), $(localLabel) or a literal" +
+                        (hint.empty() ? "" : "; did you mean " + hint + "?"));
+            continue;
+          } else {
+            src.value = text;
+          }
+          lab.valueFrom.push_back(std::move(src));
+        }
+        tl.labels.push_back(std::move(lab));
+      }
+    }
+    config().trafficLabels.push_back(std::move(tl));
+  }
+
+  size_t diagCount() const { return result_.diags.size(); }
+  bool hasErrorsSince(size_t n) const {
+    for (size_t i = n; i < result_.diags.size(); ++i) {
+      if (result_.diags[i].severity == Diagnostic::Severity::kError) {
+        return true;
+      }
+    }
+    return false;
+  }
+
 
   Config& config() { return result_.config; }
 

@@ -34,6 +34,44 @@ bool hasErrors(const Diagnostics& diags) {
 
 std::string ObjectMeta::ref() const { return kind + " " + ns + "/" + name; }
 
+const char* StringMatch::opName() const {
+  switch (op) {
+  case Op::kExact:
+    return "exact";
+  case Op::kPrefix:
+    return "prefix";
+  case Op::kRegex:
+    return "regex";
+  }
+  return "?";
+}
+
+bool HttpMatch::needsRequest() const {
+  return uri || scheme || method || authority || !headers.empty() || !withoutHeaders.empty() ||
+         !queryParams.empty();
+}
+
+bool HttpMatch::onlyPort() const {
+  return !needsRequest() && sourceLabels.empty() && sourceNamespace.empty() && gateways.empty();
+}
+
+bool RouteActions::empty() const {
+  return rewriteUri.empty() && rewriteAuthority.empty() && timeout.empty() && retryAttempts < 0 &&
+         retryPerTryTimeout.empty() && retryOn.empty() && !mirror && faultDelay.empty() &&
+         faultAbortStatus == 0 && redirect.empty() && directResponseStatus == 0;
+}
+
+bool Route::unconditionalFor(uint16_t port) const {
+  if (matches.empty()) {
+    return true;
+  }
+  return std::any_of(matches.begin(), matches.end(), [&](const HttpMatch& m) {
+    return m.onlyPort() && (m.port == 0 || m.port == port);
+  });
+}
+
+const char* pathName(PlanPath p) { return p == PlanPath::kKernel ? "kernel" : "l7"; }
+
 std::string PlanService::id() const { return ns + "/" + name + ":" + std::to_string(port); }
 
 } // namespace veer

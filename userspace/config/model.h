@@ -92,10 +92,23 @@ struct EndpointSlice {
   std::vector<Port> ports;
 };
 
+/** DestinationRule trafficPolicy.loadBalancer. */
+struct LoadBalancer {
+  enum class Hash { kNone, kCookie, kHeader, kSourceIp, kQueryParam };
+  std::string simple; // ROUND_ROBIN, LEAST_REQUEST, RANDOM, PASSTHROUGH; "" when consistentHash
+  Hash hash = Hash::kNone;
+  std::string hashKey;    // cookie, header or query parameter name
+  std::string cookiePath; // httpCookie.path
+  std::string cookieTtl;  // httpCookie.ttl, as written ("0s")
+  SourcePos pos;
+  std::string field; // "spec.trafficPolicy.loadBalancer"
+};
+
 /** Istio DestinationRule subset. */
 struct Subset {
   std::string name;
   Labels labels;
+  std::optional<LoadBalancer> loadBalancer; // subset trafficPolicy, overrides the rule's
   SourcePos pos;
 };
 
@@ -104,33 +117,179 @@ struct DestinationRule {
   std::string host;
   SourcePos hostPos;
   std::vector<Subset> subsets;
+  std::optional<LoadBalancer> loadBalancer; // spec.trafficPolicy.loadBalancer
+};
+
+/** Istio StringMatch: exact, prefix or regex (RE2, full match; checked at load). */
+struct StringMatch {
+  enum class Op { kExact, kPrefix, kRegex };
+  Op op = Op::kExact;
+  std::string value;
+  SourcePos pos;
+
+  /** "exact", "prefix" or "regex" */
+  const char* opName() const;
+};
+
+/** A named StringMatch: a header or query parameter condition. */
+struct KeyMatch {
+  std::string key; // header names lowercased, as Istio matches them
+  StringMatch match;
+  bool present = false; // Istio `{}`: the key must be present, any value
+};
+
+/** One entry of Istio HTTPRoute.match[]: all its conditions must hold (AND). */
+struct HttpMatch {
+  std::string name;
+  std::optional<StringMatch> uri;
+  std::optional<StringMatch> scheme;
+  std::optional<StringMatch> method;
+  std::optional<StringMatch> authority;
+  std::vector<KeyMatch> headers;
+  std::vector<KeyMatch> withoutHeaders; // none of these may match
+  std::vector<KeyMatch> queryParams;
+  Labels sourceLabels;         // the client pod's labels
+  std::string sourceNamespace; // the client pod's namespace
+  std::vector<std::string> gateways;
+  uint16_t port = 0; // 0 = any
+  bool ignoreUriCase = false;
+  SourcePos pos;
+  std::string field; // "spec.http[0].match[1]"
+
+  /** True when the match needs request bytes (anything but port/source/gateway conditions). */
+  bool needsRequest() const;
+  /** True when no condition besides port is set. */
+  bool onlyPort() const;
+};
+
+/** Header manipulation: Istio Headers.HeaderOperations (kept in file order). */
+struct HeaderOps {
+  std::vector<std::pair<std::string, std::string>> set;
+  std::vector<std::pair<std::string, std::string>> add;
+  std::vector<std::string> remove;
+  bool empty() const { return set.empty() && add.empty() && remove.empty(); }
+};
+
+/** Istio Headers: request and response operations. */
+struct HeaderActions {
+  HeaderOps request;
+  HeaderOps response;
+  SourcePos pos;
+  bool empty() const { return request.empty() && response.empty(); }
+};
+
+/** ASM RouteDestination.fallback: where to go when the subset cannot serve. */
+struct Fallback {
+  std::vector<std::string> cases; // "noinstances", "noavailabled"
+  std::string host;
+  std::string subset;
+  uint16_t port = 0;
+  SourcePos pos;
 };
 
 /** Istio HTTPRouteDestination / RouteDestination. */
 struct RouteDestination {
   std::string host;
-  std::string subset;
+  std::string subset; // "$trafficLabel": the subset named by an ASM TrafficLabel
   uint16_t port = 0;             // destination.port.number, 0 when unset
   std::optional<int64_t> weight; // unset: 100 if the only destination
+  HeaderActions headers;         // per-destination header operations (HTTP only)
+  std::optional<Fallback> fallback;
   SourcePos pos;
   std::string field; // "spec.http[0].route[1]"
 };
 
-/** Istio HTTPRoute or TCPRoute (issue 2: without match conditions). */
+/** The L7-only actions of an HTTP rule, kept for the proxy. */
+struct RouteActions {
+  std::string rewriteUri;        // rewrite.uri
+  std::string rewriteAuthority;  // rewrite.authority
+  std::string timeout;           // "5s", as written
+  int64_t retryAttempts = -1;    // retries.attempts, -1 when unset
+  std::string retryPerTryTimeout;
+  std::string retryOn;
+  std::optional<RouteDestination> mirror;
+  double mirrorPercent = -1; // mirrorPercentage.value, -1 when unset (Istio: 100)
+  double faultDelayPercent = -1;
+  std::string faultDelay; // fault.delay.fixedDelay
+  double faultAbortPercent = -1;
+  int64_t faultAbortStatus = 0; // fault.abort.httpStatus
+  std::string redirect;         // "uri=...,authority=..." (the rule answers itself)
+  int64_t directResponseStatus = 0;
+  bool empty() const;
+};
+
+/** Istio Delegate: an http rule hands its traffic to another VirtualService's rules. */
+struct Delegate {
+  std::string name;
+  std::string ns; // "" = the VirtualService's namespace
+  SourcePos pos;
+};
+
+/** Istio HTTPRoute or TCPRoute. match[] entries are ORed; rules are tried in order. */
 struct Route {
   std::string name;
+  std::vector<HttpMatch> matches; // empty = always
   std::vector<RouteDestination> destinations;
+  HeaderActions headers; // rule-level header operations
+  RouteActions actions;
+  std::optional<Delegate> delegate;
   SourcePos pos;
   std::string field; // "spec.http[0]"
+
+  /** True when the rule applies to every request on port (no match, or a port-only match). */
+  bool unconditionalFor(uint16_t port) const;
 };
 
 struct VirtualService {
   ObjectMeta meta;
-  std::vector<std::string> hosts;
+  std::vector<std::string> hosts; // empty for a delegate VirtualService
   std::vector<SourcePos> hostPos; // position of each hosts[] entry (same length as hosts)
+  std::vector<std::string> gateways;
   std::vector<Route> http;
   std::vector<Route> tcp;
 };
+
+/** Istio Gateway: kept so VirtualServices can name it; veer routes mesh traffic only. */
+struct Gateway {
+  struct Server {
+    uint16_t port = 0;
+    std::string portName;
+    std::string protocol;
+    std::vector<std::string> hosts;
+    SourcePos pos;
+  };
+  ObjectMeta meta;
+  Labels selector;
+  std::vector<Server> servers;
+};
+
+/**
+ * ASM TrafficLabel (istio.alibabacloud.com/v1beta1): where a traffic label's value
+ * comes from, tried in order: "$getContext(x-request-id)" (a request header),
+ * "$(localLabel)" (the client pod's ASM_TRAFFIC_TAG label), or a literal.
+ */
+struct TrafficLabel {
+  struct Source {
+    enum class Kind { kContext, kLocalLabel, kLiteral };
+    Kind kind = Kind::kLiteral;
+    std::string value; // header name, label name (ASM_TRAFFIC_TAG) or literal value
+    SourcePos pos;
+  };
+  struct Label {
+    std::string name; // "trafficLabel", used as subset: $trafficLabel
+    std::vector<Source> valueFrom;
+    SourcePos pos;
+    std::string field;
+  };
+  ObjectMeta meta;
+  Labels workloadSelector; // empty = every workload in the namespace (or mesh for istio-system)
+  std::vector<Label> labels;
+  std::vector<std::string> attachTo;
+  std::string protocols;
+};
+
+/** The pod label ASM reads for $(localLabel). */
+inline constexpr const char* kAsmTrafficTag = "ASM_TRAFFIC_TAG";
 
 /** Everything read from a set of files. */
 struct Config {
@@ -139,6 +298,8 @@ struct Config {
   std::vector<EndpointSlice> endpointSlices;
   std::vector<DestinationRule> destinationRules;
   std::vector<VirtualService> virtualServices;
+  std::vector<Gateway> gateways;
+  std::vector<TrafficLabel> trafficLabels;
 };
 
 } // namespace veer

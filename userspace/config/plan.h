@@ -4,10 +4,12 @@
 // Config by resolve(); consumed by the compiler. Sorted, so deterministic.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/net.h"
+#include "config/model.h"
 
 namespace veer {
 
@@ -23,6 +25,27 @@ struct PlanVersion {
   std::string subset; // "" = all endpoints of the service
   uint8_t weight = 0; // percent
   std::vector<PlanBackend> backends; // ready endpoints, sorted
+  /** ASM fallback: the subset whose backends serve because this one has none ("" = none). */
+  std::string fallback;
+};
+
+/** Where a service's connections are decided. */
+enum class PlanPath : uint8_t {
+  kKernel, // the cgroup hooks pick the version: weights (and later per-client-pod lanes)
+  kL7,     // a request must be read: header/URI/cookie matches, header actions, retries...
+};
+
+const char* pathName(PlanPath p);
+
+/**
+ * One rule of a service's ordered rule list, as the L7 proxy applies it: the first
+ * rule with a matching match[] entry wins (entries ORed, conditions in an entry
+ * ANDed; no entries = always). Delegated rules are inlined with the parent's
+ * conditions merged in. Destination subsets are as written ("$trafficLabel" stays).
+ */
+struct PlanRoute {
+  std::string source; // "VirtualService default/reviews"
+  Route rule;
 };
 
 /** One service address (clusterIP, port, protocol) and its version split. */
@@ -34,6 +57,19 @@ struct PlanService {
   uint16_t port = 0; // host order
   uint8_t proto = 6; // IPPROTO_TCP or IPPROTO_UDP
   std::vector<PlanVersion> versions; // weights sum to 100, or a single version of 100
+
+  /**
+   * kernel or l7. An l7 service keeps the kernel behaviour (versions above, from
+   * kernelRule) until the proxy runs; the proxy takes routes.
+   */
+  PlanPath path = PlanPath::kKernel;
+  /** Why the path was chosen, one finding per line: "VirtualService default/reviews
+   * spec.http[0].match[0].headers: cookie regex". Empty for a plain service. */
+  std::vector<std::string> why;
+  /** "VirtualService default/reviews spec.http[1]": the rule compiled into versions, "" if none. */
+  std::string kernelRule;
+  std::vector<PlanRoute> routes; // the full ordered rule list, for the proxy and explain
+  std::optional<LoadBalancer> loadBalancer; // DestinationRule trafficPolicy (service level)
 
   /** "ns/name:port" */
   std::string id() const;

@@ -78,10 +78,12 @@ struct Candidate {
   const Pod* pod = nullptr; // for subset labels; null for slice endpoints without a Pod
 };
 
-/** The route chosen for one service, after validation. */
+/** The rules of one service, after validation, and what they need. */
 struct Decision {
   const VirtualService* vs = nullptr;
-  const Route* route = nullptr;
+  std::vector<PlanRoute> routes; // delegates inlined
+  std::vector<std::string> l7;     // findings that need request bytes
+  std::vector<std::string> kernel; // conditions decidable per client pod
 };
 
 class Resolver {
@@ -166,6 +168,203 @@ private:
     }
   }
 
+  /** The TrafficLabel label named name that applies in namespace ns (istio-system: mesh-wide). */
+  const TrafficLabel::Label* trafficLabel(const std::string& name, const std::string& ns,
+                                          const TrafficLabel** owner) {
+    const TrafficLabel::Label* found = nullptr;
+    for (const auto& tl : c_.trafficLabels) {
+      if (tl.meta.ns != ns && tl.meta.ns != "istio-system") {
+        continue;
+      }
+      for (const auto& l : tl.labels) {
+        if (l.name == name && (found == nullptr || tl.meta.ns == ns)) {
+          found = &l;
+          *owner = &tl;
+        }
+      }
+    }
+    return found;
+  }
+
+  static HttpMatch mergeMatch(const HttpMatch& parent, const HttpMatch& child) {
+    HttpMatch m = parent;
+    m.field = child.field.empty() ? parent.field : child.field;
+    m.pos = child.pos;
+    if (!child.name.empty()) {
+      m.name = parent.name.empty() ? child.name : parent.name + "." + child.name;
+    }
+    for (auto f : {&HttpMatch::uri, &HttpMatch::scheme, &HttpMatch::method, &HttpMatch::authority}) {
+      if (child.*f) {
+        m.*f = child.*f;
+      }
+    }
+    m.headers.insert(m.headers.end(), child.headers.begin(), child.headers.end());
+    m.withoutHeaders.insert(m.withoutHeaders.end(), child.withoutHeaders.begin(),
+                            child.withoutHeaders.end());
+    m.queryParams.insert(m.queryParams.end(), child.queryParams.begin(), child.queryParams.end());
+    for (const auto& [k, v] : child.sourceLabels) {
+      m.sourceLabels[k] = v;
+    }
+    if (!child.sourceNamespace.empty()) {
+      m.sourceNamespace = child.sourceNamespace;
+    }
+    if (child.port != 0) {
+      m.port = child.port;
+    }
+    m.ignoreUriCase = m.ignoreUriCase || child.ignoreUriCase;
+    return m;
+  }
+
+  /** The ordered rule list of vs, delegates inlined. False on a delegation error. */
+  bool expand(const VirtualService& vs, std::vector<PlanRoute>& out) {
+    const std::vector<Route>& rules = vs.http.empty() ? vs.tcp : vs.http;
+    bool ok = true;
+    for (const Route& r : rules) {
+      if (!r.delegate) {
+        out.push_back(PlanRoute{vs.meta.ref(), r});
+        continue;
+      }
+      std::string ns = r.delegate->ns.empty() ? vs.meta.ns : r.delegate->ns;
+      const VirtualService* child = nullptr;
+      for (const auto& c : c_.virtualServices) {
+        if (c.meta.ns == ns && c.meta.name == r.delegate->name) {
+          child = &c;
+        }
+      }
+      if (child == nullptr) {
+        error(r.delegate->pos, vs.meta.ref(), r.field + ".delegate",
+              "VirtualService " + ns + "/" + r.delegate->name + " not found");
+        ok = false;
+        continue;
+      }
+      if (!child->hosts.empty()) {
+        error(r.delegate->pos, vs.meta.ref(), r.field + ".delegate",
+              "VirtualService " + ns + "/" + r.delegate->name +
+                  " has hosts; a delegate VirtualService must not set hosts");
+        ok = false;
+        continue;
+      }
+      for (const Route& cr : child->http) {
+        if (cr.delegate) {
+          error(cr.delegate->pos, child->meta.ref(), cr.field + ".delegate",
+                "a delegate VirtualService cannot delegate again");
+          ok = false;
+          continue;
+        }
+        Route merged = cr;
+        if (!r.matches.empty() && !cr.matches.empty()) {
+          merged.matches.clear();
+          for (const auto& pm : r.matches) {
+            for (const auto& cm : cr.matches) {
+              merged.matches.push_back(mergeMatch(pm, cm));
+            }
+          }
+        } else if (!r.matches.empty()) {
+          merged.matches = r.matches;
+        }
+        out.push_back(PlanRoute{child->meta.ref(), std::move(merged)});
+      }
+    }
+    return ok;
+  }
+
+  static std::string matchWhat(const KeyMatch& k) {
+    return k.key + (k.present ? " present" : std::string(" ") + k.match.opName());
+  }
+
+  /** Path findings of one rule (and whether any needs L7). */
+  void classify(const PlanRoute& pr, const std::string& ns, std::vector<std::string>& l7,
+                std::vector<std::string>& kernel) {
+    const Route& r = pr.rule;
+    const std::string at = pr.source + " " + r.field;
+    for (const HttpMatch& m : r.matches) {
+      const std::string mf = pr.source + " " + m.field;
+      for (const auto& [name, opt] :
+           {std::pair{"uri", &m.uri}, {"scheme", &m.scheme}, {"method", &m.method},
+            {"authority", &m.authority}}) {
+        if (*opt) {
+          l7.push_back(mf + "." + name + ": " + (*opt)->opName() + " " + (*opt)->value);
+        }
+      }
+      for (const auto& [name, list] : {std::pair{"headers", &m.headers},
+                                       {"withoutHeaders", &m.withoutHeaders},
+                                       {"queryParams", &m.queryParams}}) {
+        for (const KeyMatch& k : *list) {
+          l7.push_back(mf + "." + name + ": " + matchWhat(k));
+        }
+      }
+      if (!m.sourceLabels.empty() || !m.sourceNamespace.empty()) {
+        std::string what;
+        for (const auto& [k, v] : m.sourceLabels) {
+          what += (what.empty() ? "" : ",") + k + "=" + v;
+        }
+        kernel.push_back(mf + (m.sourceLabels.empty() ? ".sourceNamespace: " + m.sourceNamespace
+                                                      : ".sourceLabels: " + what) +
+                         " (decided per client pod)");
+      }
+    }
+    auto headerWhy = [&](const HeaderActions& h, const std::string& f) {
+      for (const auto& [dir, ops] : {std::pair{"request", &h.request}, {"response", &h.response}}) {
+        std::string what;
+        for (const auto& [k, v] : ops->set) {
+          what += (what.empty() ? "" : ", ") + std::string("set ") + k;
+        }
+        for (const auto& [k, v] : ops->add) {
+          what += (what.empty() ? "" : ", ") + std::string("add ") + k;
+        }
+        for (const auto& k : ops->remove) {
+          what += (what.empty() ? "" : ", ") + std::string("remove ") + k;
+        }
+        if (!what.empty()) {
+          l7.push_back(pr.source + " " + f + ".headers." + dir + ": " + what);
+        }
+      }
+    };
+    headerWhy(r.headers, r.field);
+    const RouteActions& a = r.actions;
+    if (!a.rewriteUri.empty() || !a.rewriteAuthority.empty()) {
+      l7.push_back(at + ".rewrite");
+    }
+    if (!a.timeout.empty()) {
+      l7.push_back(at + ".timeout: " + a.timeout);
+    }
+    if (a.retryAttempts >= 0 || !a.retryOn.empty() || !a.retryPerTryTimeout.empty()) {
+      l7.push_back(at + ".retries");
+    }
+    if (a.mirror) {
+      l7.push_back(at + ".mirror: " + a.mirror->host);
+    }
+    if (!a.faultDelay.empty() || a.faultAbortStatus != 0) {
+      l7.push_back(at + ".fault");
+    }
+    if (!a.redirect.empty()) {
+      l7.push_back(at + ".redirect");
+    }
+    if (a.directResponseStatus != 0) {
+      l7.push_back(at + ".directResponse");
+    }
+    for (const RouteDestination& d : r.destinations) {
+      headerWhy(d.headers, d.field);
+      if (!d.subset.empty() && d.subset[0] == '$') {
+        const TrafficLabel* owner = nullptr;
+        const TrafficLabel::Label* l = trafficLabel(d.subset.substr(1), ns, &owner);
+        if (l == nullptr) {
+          continue; // reported by validation
+        }
+        for (const auto& src : l->valueFrom) {
+          if (src.kind == TrafficLabel::Source::Kind::kContext) {
+            l7.push_back(pr.source + " " + d.field + ".destination.subset: " + d.subset +
+                         " from request header " + src.value + " (" + owner->meta.ref() + ")");
+          } else if (src.kind == TrafficLabel::Source::Kind::kLocalLabel) {
+            kernel.push_back(pr.source + " " + d.field + ".destination.subset: " + d.subset +
+                             " from the client pod's label " + src.value + " (" +
+                             owner->meta.ref() + ")");
+          }
+        }
+      }
+    }
+  }
+
   void indexVirtualServices() {
     for (const auto& vs : c_.virtualServices) {
       for (size_t i = 0; i < vs.hosts.size(); ++i) {
@@ -187,20 +386,38 @@ private:
           continue; // two spellings of one host in the same VirtualService
         }
         claims_.emplace(k, std::make_pair(&vs, hp));
-        const Route* route = nullptr;
-        if (!vs.http.empty()) {
-          route = &vs.http.front();
-        } else if (!vs.tcp.empty()) {
-          route = &vs.tcp.front();
+        Decision dec;
+        dec.vs = &vs;
+        bool ok = expand(vs, dec.routes);
+        bool sawCatchAll = false;
+        for (const PlanRoute& pr : dec.routes) {
+          if (sawCatchAll) {
+            warning(pr.rule.pos, pr.source, pr.rule.field,
+                    "unreachable: an earlier rule matches every request");
+          }
+          sawCatchAll = sawCatchAll || pr.rule.matches.empty();
+          if (pr.rule.destinations.empty() && (pr.rule.actions.redirect.size() != 0 ||
+                                               pr.rule.actions.directResponseStatus != 0)) {
+            continue;
+          }
+          const VirtualService* owner = &vs;
+          for (const auto& c : c_.virtualServices) {
+            if (c.meta.ref() == pr.source) {
+              owner = &c;
+            }
+          }
+          ok = validateRoute(*owner, pr.rule, k) && ok;
         }
-        if (route == nullptr) {
+        for (const PlanRoute& pr : dec.routes) {
+          classify(pr, vs.meta.ns, dec.l7, dec.kernel);
+        }
+        if (dec.routes.empty()) {
           warning(hp, vs.meta.ref(), field,
                   "no route without match conditions for this host; all endpoints get the "
                   "traffic");
-          continue;
         }
-        if (validateRoute(vs, *route, k)) {
-          decisions_[k] = Decision{&vs, route};
+        if (ok) {
+          decisions_[k] = std::move(dec);
         } else {
           failed_.insert(k);
         }
@@ -221,6 +438,37 @@ private:
     if (auto it = drs_.find(k); it != drs_.end()) {
       dr = it->second;
     }
+    auto checkSubset = [&](const std::string& subset, const SourcePos& pos, const std::string& f) {
+      if (subset.empty()) {
+        return;
+      }
+      if (subset[0] == '$') {
+        const TrafficLabel* owner = nullptr;
+        if (trafficLabel(subset.substr(1), vs.meta.ns, &owner) == nullptr) {
+          error(pos, obj, f,
+                "subset " + subset + " names a traffic label, but no TrafficLabel in namespace " +
+                    vs.meta.ns + " or istio-system defines label " + subset.substr(1));
+          ok = false;
+        }
+        return;
+      }
+      if (dr == nullptr) {
+        error(pos, obj, f,
+              "subset " + subset + " used but no DestinationRule defines subsets for " + keyStr(k));
+        ok = false;
+      } else if (std::none_of(dr->subsets.begin(), dr->subsets.end(),
+                              [&](const Subset& s) { return s.name == subset; })) {
+        std::string known;
+        std::vector<std::string> names;
+        for (const auto& s : dr->subsets) {
+          known += (known.empty() ? "" : ", ") + s.name;
+        }
+        error(pos, obj, f,
+              "subset " + subset + " not defined in DestinationRule " + dr->meta.ns + "/" +
+                  dr->meta.name + "; known: " + (known.empty() ? "(none)" : known));
+        ok = false;
+      }
+    };
     bool anyMissing = false;
     int64_t sum = 0;
     for (const auto& d : r.destinations) {
@@ -250,22 +498,23 @@ private:
           ok = false;
         }
       }
-      if (!d.subset.empty()) {
-        if (dr == nullptr) {
-          error(d.pos, obj, d.field + ".destination.subset",
-                "subset " + d.subset + " used but no DestinationRule defines subsets for " +
-                    keyStr(k));
+      checkSubset(d.subset, d.pos, d.field + ".destination.subset");
+      if (d.fallback) {
+        Key fk;
+        if (lookup(d.fallback->host, vs.meta.ns, &fk) == nullptr) {
+          error(d.fallback->pos, obj, d.field + ".fallback.target.host",
+                "host " + d.fallback->host + " is not a known Service");
           ok = false;
-        } else if (std::none_of(dr->subsets.begin(), dr->subsets.end(),
-                                [&](const Subset& s) { return s.name == d.subset; })) {
-          std::string known;
-          for (const auto& s : dr->subsets) {
-            known += (known.empty() ? "" : ", ") + s.name;
-          }
-          error(d.pos, obj, d.field + ".destination.subset",
-                "subset " + d.subset + " not defined in DestinationRule " + dr->meta.ns + "/" +
-                    dr->meta.name + "; known: " + (known.empty() ? "(none)" : known));
+        } else if (fk != k) {
+          error(d.fallback->pos, obj, d.field + ".fallback.target.host",
+                "fallback to another service (" + keyStr(fk) + ") is not supported yet");
           ok = false;
+        } else if (!d.fallback->subset.empty() && d.fallback->subset[0] == '$') {
+          error(d.fallback->pos, obj, d.field + ".fallback.target.subset",
+                "a fallback target must name a subset, not a traffic label");
+          ok = false;
+        } else {
+          checkSubset(d.fallback->subset, d.fallback->pos, d.field + ".fallback.target.subset");
         }
       }
       if (d.port != 0 && std::none_of(svc->ports.begin(), svc->ports.end(),
@@ -395,6 +644,49 @@ private:
     return out;
   }
 
+  /** path, why, routes and load balancer of a service port. */
+  void describe(PlanService& ps, const Decision* dec, const DestinationRule* dr) {
+    std::vector<std::string> l7;
+    std::vector<std::string> kernel;
+    if (dec != nullptr) {
+      ps.routes = dec->routes;
+      l7 = dec->l7;
+      kernel = dec->kernel;
+    }
+    if (dr != nullptr) {
+      ps.loadBalancer = dr->loadBalancer;
+      auto lbWhy = [&](const LoadBalancer& lb) {
+        std::string at = dr->meta.ref() + " " + lb.field + ": consistentHash ";
+        switch (lb.hash) {
+        case LoadBalancer::Hash::kCookie:
+          l7.push_back(at + "httpCookie " + lb.hashKey);
+          break;
+        case LoadBalancer::Hash::kHeader:
+          l7.push_back(at + "httpHeaderName " + lb.hashKey);
+          break;
+        case LoadBalancer::Hash::kQueryParam:
+          l7.push_back(at + "httpQueryParameterName " + lb.hashKey);
+          break;
+        case LoadBalancer::Hash::kSourceIp:
+          kernel.push_back(at + "useSourceIp (client affinity in the kernel)");
+          break;
+        case LoadBalancer::Hash::kNone:
+          break;
+        }
+      };
+      if (dr->loadBalancer) {
+        lbWhy(*dr->loadBalancer);
+      }
+      for (const auto& sub : dr->subsets) {
+        if (sub.loadBalancer) {
+          lbWhy(*sub.loadBalancer);
+        }
+      }
+    }
+    ps.path = l7.empty() ? PlanPath::kKernel : PlanPath::kL7;
+    ps.why = l7.empty() ? kernel : l7;
+  }
+
   void build() {
     std::vector<const Service*> ordered;
     for (const auto& [k, s] : services_) {
@@ -423,14 +715,38 @@ private:
           ps.port = sp.port;
           ps.proto = sp.proto;
           auto cands = endpoints(*svc, sp, addr.v4);
-          std::vector<const RouteDestination*> applicable;
+          describe(ps, dec, dr);
+          const PlanRoute* kr = nullptr;
           if (dec != nullptr) {
-            for (const auto& d : dec->route->destinations) {
+            for (const PlanRoute& pr : dec->routes) {
+              if (pr.rule.unconditionalFor(sp.port)) {
+                kr = &pr;
+                break;
+              }
+            }
+          }
+          std::vector<const RouteDestination*> applicable;
+          if (kr != nullptr) {
+            ps.kernelRule = kr->source + " " + kr->rule.field;
+            for (const auto& d : kr->rule.destinations) {
               if (d.port == 0 || d.port == sp.port) {
                 applicable.push_back(&d);
               }
             }
           }
+          auto subsetLabels = [&](const std::string& name) {
+            Labels want = svc->selector;
+            if (dr != nullptr) {
+              for (const auto& s : dr->subsets) {
+                if (s.name == name) {
+                  for (const auto& [lk, lv] : s.labels) {
+                    want[lk] = lv;
+                  }
+                }
+              }
+            }
+            return want;
+          };
           if (applicable.empty()) {
             PlanVersion v;
             v.weight = 100;
@@ -443,37 +759,44 @@ private:
           for (const RouteDestination* d : applicable) {
             int64_t w = d->weight.value_or(100);
             sum += w;
+            std::string subset = d->subset;
+            if (!subset.empty() && subset[0] == '$') {
+              // A traffic-label lane: per request or per client pod. Until lanes are
+              // compiled, the kernel sends everyone to the fallback (or the whole service).
+              subset = d->fallback ? d->fallback->subset : "";
+              if (!d->fallback) {
+                warning(d->pos, kr->source, d->field + ".destination.subset",
+                        "subset " + d->subset +
+                            " has no fallback; until traffic-label lanes are compiled, "
+                            "connections go to every endpoint of " + keyStr(k));
+              }
+            }
             auto same = std::find_if(ps.versions.begin(), ps.versions.end(),
-                                     [&](const PlanVersion& v) { return v.subset == d->subset; });
+                                     [&](const PlanVersion& v) { return v.subset == subset; });
             if (same != ps.versions.end()) {
               same->weight = static_cast<uint8_t>(same->weight + w);
               continue;
             }
             PlanVersion v;
-            v.subset = d->subset;
+            v.subset = subset;
             v.weight = static_cast<uint8_t>(w);
-            Labels want = svc->selector;
-            if (!d->subset.empty() && dr != nullptr) {
-              for (const auto& s : dr->subsets) {
-                if (s.name == d->subset) {
-                  for (const auto& [lk, lv] : s.labels) {
-                    want[lk] = lv;
-                  }
-                }
-              }
+            v.backends = subset.empty() ? pick(cands, {}) : pick(cands, subsetLabels(subset));
+            if (v.backends.empty() && d->fallback && !d->fallback->subset.empty() &&
+                d->fallback->subset != subset) {
+              v.backends = pick(cands, subsetLabels(d->fallback->subset));
+              v.fallback = d->fallback->subset;
             }
-            v.backends = d->subset.empty() ? pick(cands, {}) : pick(cands, want);
             if (v.backends.empty() && w > 0) {
-              warning(d->pos, dec->vs->meta.ref(), d->field + ".destination.subset",
-                      (d->subset.empty() ? std::string("Service ") + keyStr(k)
-                                         : "subset " + d->subset + " of Service " + keyStr(k)) +
+              warning(d->pos, kr->source, d->field + ".destination.subset",
+                      (subset.empty() ? std::string("Service ") + keyStr(k)
+                                      : "subset " + subset + " of Service " + keyStr(k)) +
                           " has no ready " + family(addr.v4) +
                           " endpoints; connections sent there fail");
             }
             ps.versions.push_back(std::move(v));
           }
           if (sum != 100) {
-            error(dec->route->pos, dec->vs->meta.ref(), dec->route->field + ".route",
+            error(kr->rule.pos, kr->source, kr->rule.field + ".route",
                   "weights of destinations for port " + std::to_string(sp.port) + " sum to " +
                       std::to_string(sum) + ", expected 100");
             continue;
