@@ -7,7 +7,9 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <linux/magic.h>
 #include <sys/mount.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -154,9 +156,7 @@ protected:
     configDir_ = tmp_ / "config";
     bpffs_ = tmp_ / "bpffs";
     fs::create_directories(configDir_);
-    fs::create_directories(bpffs_);
-    ASSERT_EQ(mount("bpf", bpffs_.c_str(), "bpf", 0, nullptr), 0) << strerror(errno);
-    mounted_ = true;
+    fs::create_directories(bpffs_); // a plain directory: the agent mounts bpffs there
 
     fs::copy_file(sourceDir() / "configs/bookinfo/inventory.yaml", configDir_ / "inventory.yaml");
     fs::copy_file(sourceDir() / "configs/000-asm-bookinfo/destination-rules.yaml",
@@ -166,10 +166,10 @@ protected:
 
   void TearDown() override {
     agent_.reset();
-    if (mounted_) {
+    if (!bpffs_.empty()) {
       Status s = Datapath::uninstall(bpffs_.string());
       EXPECT_TRUE(s) << s.error().message;
-      umount2(bpffs_.c_str(), MNT_DETACH);
+      umount2(bpffs_.c_str(), MNT_DETACH); // EINVAL when the agent never mounted it
     }
     if (!tmp_.empty()) {
       std::error_code ec;
@@ -244,7 +244,6 @@ protected:
   std::unique_ptr<World> world_;
   std::vector<Process> servers_;
   fs::path tmp_, configDir_, bpffs_;
-  bool mounted_ = false;
   std::unique_ptr<Agent> agent_;
 };
 
@@ -252,6 +251,9 @@ protected:
 TEST_F(KernelPathTest, Seed000StepsSplitExactly) {
   agent_->start();
   applyStep("000-asm-bookinfo", "01-all-v1.yaml");
+  struct statfs st {};
+  ASSERT_EQ(statfs(bpffs_.c_str(), &st), 0);
+  EXPECT_EQ(st.f_type, BPF_FS_MAGIC) << "the agent mounts bpffs where there is none";
   expectExactSplit(kReviews4, {{"v1", 100}});
   applyStep("000-asm-bookinfo", "02-reviews-v2.yaml");
   expectExactSplit(kReviews4, {{"v2", 100}});
@@ -428,6 +430,15 @@ TEST_F(KernelPathTest, BadConfigIsRejectedAndTheLastGoodKeepsServing) {
   EXPECT_NE(agent_->log().find("weights sum to 90, expected 100"), std::string::npos)
       << agent_->log();
   expectExactSplit(kReviews4, {{"v1", 80}, {"v2", 20}});
+}
+
+// An editor that rewrites the file in place (truncate + write + close).
+TEST_F(KernelPathTest, InPlaceEditIsApplied) {
+  agent_->start();
+  applyRoutes(reviewsSplit(100, 0));
+  std::ofstream(configDir_ / "routes.yaml", std::ios::trunc) << reviewsSplit(30, 70);
+  waitApplied();
+  expectExactSplit(kReviews4, {{"v1", 30}, {"v2", 70}});
 }
 
 // A ConfigMap volume: files are symlinks through "..data", which kubelet swaps
