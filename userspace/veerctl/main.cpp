@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "compiler/pipeline.h"
+#include "config/plan_text.h"
 #include "datapath/datapath.h"
 #include "datapath/maps.h"
 
@@ -209,6 +210,114 @@ int cmdWait(const std::vector<std::string>& paths, const std::string& bpffs, dou
   }
 }
 
+PlanSummary summarizeLive(const LiveState& live) {
+  PlanSummary out;
+  for (const LiveService& s : live.services) {
+    PlanSummary::Service ps;
+    for (const LiveService::Version& v : s.versions) {
+      ps.id = v.ver.service;
+      PlanSummary::Version pv;
+      pv.subset = v.ver.subset;
+      pv.weight = v.ver.weight;
+      for (const veer_backend& b : v.backends) {
+        pv.backends.push_back(endpoint(b.addr, b.port));
+      }
+      std::sort(pv.backends.begin(), pv.backends.end());
+      ps.versions.push_back(std::move(pv));
+    }
+    out.services[endpoint(s.key.addr, s.key.port) + "/" + protoName(s.key.proto)] = std::move(ps);
+  }
+  return out;
+}
+
+/** Exit codes as terraform plan -detailed-exitcode: 0 no changes, 2 changes, 1 error. */
+int cmdPlan(const std::vector<std::string>& paths, const std::vector<std::string>& against,
+            const std::string& bpffs, bool show) {
+  BuildResult built = buildFromPaths(paths);
+  printDiagnostics(built.diags);
+  if (!built.ok()) {
+    std::cerr << "invalid: the config would be rejected whole\n";
+    return 1;
+  }
+  if (show) {
+    std::cout << renderPlan(built.plan) << "\n";
+  }
+  PlanSummary before;
+  if (!against.empty()) {
+    BuildResult other = buildFromPaths(against);
+    if (!other.ok()) {
+      printDiagnostics(other.diags);
+      std::cerr << "veerctl: the --against config is invalid\n";
+      return 1;
+    }
+    before = summarize(other.plan);
+  } else {
+    Result<PinnedMaps> maps = PinnedMaps::open(bpffs);
+    if (!maps) {
+      std::cerr << "veerctl: " << maps.error().message << " (use --against PATH without a live datapath)\n";
+      return 1;
+    }
+    Result<LiveState> live = maps->live();
+    if (!live) {
+      std::cerr << "veerctl: " << live.error().message << "\n";
+      return 1;
+    }
+    before = summarizeLive(*live);
+  }
+  PlanSummary after = summarize(built.plan);
+  PlanDiff diff = diffPlans(before, after);
+  std::cout << diff.text;
+  size_t l7 = 0;
+  for (const auto& s : built.plan.services) {
+    l7 += s.path == PlanPath::kL7 ? 1 : 0;
+  }
+  if (l7 != 0) {
+    std::cout << l7 << " service port(s) need the L7 path (see --show for why)\n";
+  }
+  return diff.changes() ? 2 : 0;
+}
+
+std::pair<std::string, std::string> keyValue(const std::string& s, char sep) {
+  size_t i = s.find(sep);
+  if (i == std::string::npos) {
+    return {s, ""};
+  }
+  std::string v = s.substr(i + 1);
+  while (!v.empty() && v.front() == ' ') {
+    v.erase(0, 1);
+  }
+  return {s.substr(0, i), v};
+}
+
+int cmdExplain(const std::vector<std::string>& paths, ExplainRequest req,
+               const std::vector<std::string>& headers, const std::vector<std::string>& cookies) {
+  for (const auto& h : headers) {
+    req.headers.push_back(keyValue(h, h.find('=') != std::string::npos &&
+                                              (h.find(':') == std::string::npos ||
+                                               h.find('=') < h.find(':'))
+                                          ? '='
+                                          : ':'));
+  }
+  for (const auto& c : cookies) {
+    req.cookies.push_back(keyValue(c, '='));
+  }
+  LoadResult loaded = loadPaths(paths);
+  printDiagnostics(loaded.diags);
+  if (hasErrors(loaded.diags)) {
+    std::cerr << "invalid: the config would be rejected whole\n";
+    return 1;
+  }
+  ResolveResult resolved = resolve(loaded.config);
+  printDiagnostics(resolved.diags);
+  if (hasErrors(resolved.diags)) {
+    std::cerr << "invalid: the config would be rejected whole\n";
+    return 1;
+  }
+  Explanation ex = explain(resolved.plan, loaded.config, req);
+  std::cout << ex.text;
+  return ex.ok ? 0 : 1;
+}
+
 } // namespace
 } // namespace veer
 
@@ -235,6 +344,32 @@ int main(int argc, char** argv) {
 
   auto* uninstall = app.add_subcommand("uninstall", "detach and remove everything veer pinned");
 
+  std::vector<std::string> against;
+  bool live = false;
+  bool show = false;
+  auto* plan = app.add_subcommand(
+      "plan", "what applying PATH would change in the datapath (exit 0: none, 2: changes, 1: error)");
+  plan->add_option("paths", paths, "files or directories")->required()->check(CLI::ExistingPath);
+  auto* againstOpt = plan->add_option("--against", against, "compare with this config instead of the live maps")
+                         ->check(CLI::ExistingPath);
+  plan->add_flag("--live", live, "compare with the live maps (the default)")->excludes(againstOpt);
+  plan->add_flag("--show", show, "print the whole plan (paths, why, rules) first");
+
+  veer::ExplainRequest req;
+  std::vector<std::string> headers;
+  std::vector<std::string> cookies;
+  auto* explain = app.add_subcommand("explain", "which rule a request matches and where it goes");
+  explain->add_option("paths", paths, "files or directories")->required()->check(CLI::ExistingPath);
+  explain->add_option("--host", req.host, "service host (reviews, reviews.ns, ...)")->required();
+  explain->add_option("--namespace,-n", req.ns, "namespace of short hosts and pods")->capture_default_str();
+  explain->add_option("--port", req.port, "service port (default: the first)");
+  explain->add_option("--header,-H", headers, "request header NAME=VALUE or 'NAME: VALUE'");
+  explain->add_option("--cookie", cookies, "cookie NAME=VALUE");
+  explain->add_option("--uri", req.uri, "request path and query")->capture_default_str();
+  explain->add_option("--method", req.method)->capture_default_str();
+  explain->add_option("--authority", req.authority, "Host header (default: --host)");
+  explain->add_option("--from-pod", req.fromPod, "client pod NAME or NS/NAME (source labels, traffic tag)");
+
   CLI11_PARSE(app, argc, argv);
   if (*validate) {
     return veer::cmdValidate(paths);
@@ -247,6 +382,12 @@ int main(int argc, char** argv) {
   }
   if (*wait) {
     return veer::cmdWait(paths, bpffs, timeout);
+  }
+  if (*plan) {
+    return veer::cmdPlan(paths, against, bpffs, show);
+  }
+  if (*explain) {
+    return veer::cmdExplain(paths, req, headers, cookies);
   }
   if (*uninstall) {
     if (veer::Status s = veer::Datapath::uninstall(bpffs); !s) {

@@ -1,0 +1,75 @@
+#pragma once
+
+// Plan as text: the stable rendering used by golden tests and `veerctl plan`, the
+// diff between two plans (or a plan and the live maps), and `veerctl explain`.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/model.h"
+#include "config/plan.h"
+
+namespace veer {
+
+/** Stable, line-oriented text of a plan: every service port, its path, why, versions and rules. */
+std::string renderPlan(const Plan& plan);
+
+/** One line per rule: "spec.http[0]: headers[end-user] exact 'jason' -> v3=100". */
+std::string renderRule(const PlanRoute& route);
+
+/** What a diff compares: per service address, the path and the version split. */
+struct PlanSummary {
+  struct Version {
+    std::string subset;
+    unsigned weight = 0;
+    std::vector<std::string> backends; // "addr:port", sorted
+  };
+  struct Service {
+    std::string id;   // "ns/name:port"
+    std::string path; // "kernel", "l7", or "" when unknown (live maps)
+    std::string why;  // first finding, for display
+    std::vector<Version> versions;
+  };
+  std::map<std::string, Service> services; // by "addr:port/proto"
+};
+
+PlanSummary summarize(const Plan& plan);
+
+struct PlanDiff {
+  std::string text; // "+ added", "- removed", "~ changed" blocks, then a summary line
+  size_t added = 0;
+  size_t removed = 0;
+  size_t changed = 0;
+  bool changes() const { return added + removed + changed != 0; }
+};
+
+/** before -> after. Stable: services in address order, versions in subset order. */
+PlanDiff diffPlans(const PlanSummary& before, const PlanSummary& after);
+
+/** A request to explain. Header names are matched case-insensitively. */
+struct ExplainRequest {
+  std::string host; // "reviews", "reviews.default.svc.cluster.local", ...
+  std::string ns = "default";
+  uint16_t port = 0; // 0 = the service's first port
+  std::string method = "GET";
+  std::string uri = "/";
+  std::string authority; // "" = host
+  std::string scheme = "http";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::pair<std::string, std::string>> cookies;
+  std::string fromPod; // "name" or "ns/name": source labels and ASM_TRAFFIC_TAG
+};
+
+struct Explanation {
+  bool ok = false;  // false: the service was not found (text says why)
+  std::string text; // which rule matched, why, and where the request goes
+};
+
+/** Which rule a request matches and which version it would reach (L7 semantics, as Istio). */
+Explanation explain(const Plan& plan, const Config& config, const ExplainRequest& req);
+
+/** Whether one Istio StringMatch accepts value (regex: RE2 full match). */
+bool stringMatches(const StringMatch& m, const std::string& value, bool ignoreCase = false);
+
+} // namespace veer
