@@ -132,3 +132,30 @@ clean:
 	$(Q)rm -rf $(BUILD)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# --- fuzz --------------------------------------------------------------------
+# libFuzzer on the config loader (fuzz/README.md). clang++ with ASan+UBSan; the
+# corpus starts from every YAML in configs/. `make fuzz-corpus` only replays it.
+FUZZ_CXX ?= clang++
+FUZZ_TIME ?= 60
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_SRCS := fuzz/loader_fuzz.cpp userspace/config/loader.cpp userspace/config/model.cpp \
+	userspace/config/resolve.cpp userspace/config/plan_text.cpp $(wildcard userspace/common/*.cpp)
+FUZZ_FLAGS := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-Iuserspace -Iinclude $(shell pkg-config --cflags yaml-cpp re2 2>/dev/null)
+
+.PHONY: fuzz fuzz-corpus
+$(FUZZ_DIR)/loader_fuzz: $(FUZZ_SRCS) $(wildcard userspace/config/*.h userspace/common/*.h)
+	@mkdir -p $(@D)
+	$(call msg,FUZZ-LD,$@)
+	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_SRCS) $(shell pkg-config --libs yaml-cpp re2 2>/dev/null) -o $@
+
+$(FUZZ_DIR)/corpus/.seeded: $(shell find configs -name '*.yaml')
+	@mkdir -p $(@D)
+	$(Q)for f in $^; do cp $$f $(@D)/$$(echo $$f | tr / _); done; touch $@
+
+fuzz: $(FUZZ_DIR)/loader_fuzz $(FUZZ_DIR)/corpus/.seeded
+	$(Q)cd $(FUZZ_DIR) && ./loader_fuzz -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 corpus
+
+fuzz-corpus: $(FUZZ_DIR)/loader_fuzz $(FUZZ_DIR)/corpus/.seeded
+	$(Q)cd $(FUZZ_DIR) && ./loader_fuzz -runs=0 -timeout=10 corpus

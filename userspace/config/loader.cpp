@@ -144,7 +144,7 @@ public:
     }
     std::map<std::string, Entry> out;
     for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node& k = it->first;
+      const YAML::Node k = it->first; // a copy: it-> is a proxy temporary
       std::string name = k.IsScalar() ? k.Scalar() : std::string();
       std::string sub = path.empty() ? name : path + "." + name;
       if (!k.IsScalar()) {
