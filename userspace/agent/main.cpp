@@ -165,16 +165,18 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
     spdlog::critical("{}", s.error().message);
     return 1;
   }
-  Agent agent(configDir, **dp);
-  // Apply before attaching: a fresh datapath starts with a config, an adopted
-  // one flips to the new config while the old programs keep serving.
-  agent.reload();
+  // Attach before applying, so "applied" (what `veerctl wait` watches) implies
+  // every hook is in place. A fresh datapath has no services yet and passes
+  // everything through; an adopted one swaps programs over the same pinned
+  // maps and keeps serving the pinned config until the flip.
   if (Status s = (*dp)->attach(cgroup); !s) {
     spdlog::critical("{}", s.error().message);
     return 1;
   }
   spdlog::info("attached to cgroup {}, pins in {}, watching {}", cgroup, veerPinDir(bpffs),
                configDir);
+  Agent agent(configDir, **dp);
+  agent.reload();
 
   pollfd fds[2] = {{watch.fd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
   while (true) {
