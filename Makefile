@@ -112,6 +112,8 @@ integration-test: all
 test: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
 	$(Q)bash scripts/run-tests.sh $(BIN)/veer-unit-tests $(BIN)/veer-integration-tests \
+		"$(MAKE) --no-print-directory fuzz-corpus" \
+		"$(MAKE) --no-print-directory fuzz FUZZ_TIME=30" \
 		"KERNEL=$(KERNEL) bash vm-tests/run.sh"
 
 bench: deps
@@ -135,7 +137,8 @@ clean:
 
 # --- fuzz --------------------------------------------------------------------
 # libFuzzer on the config loader (fuzz/README.md). clang++ with ASan+UBSan; the
-# corpus starts from every YAML in configs/. `make fuzz-corpus` only replays it.
+# corpus starts from every YAML in configs/ and fuzz/regressions/. `make fuzz-corpus`
+# only replays it.
 FUZZ_CXX ?= clang++
 FUZZ_TIME ?= 60
 FUZZ_DIR := $(BUILD)/fuzz
@@ -150,7 +153,7 @@ $(FUZZ_DIR)/loader_fuzz: $(FUZZ_SRCS) $(wildcard userspace/config/*.h userspace/
 	$(call msg,FUZZ-LD,$@)
 	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_SRCS) $(shell pkg-config --libs yaml-cpp re2 2>/dev/null) -o $@
 
-$(FUZZ_DIR)/corpus/.seeded: $(shell find configs -name '*.yaml')
+$(FUZZ_DIR)/corpus/.seeded: $(shell find configs fuzz/regressions -name '*.yaml')
 	@mkdir -p $(@D)
 	$(Q)for f in $^; do cp $$f $(@D)/$$(echo $$f | tr / _); done; touch $@
 

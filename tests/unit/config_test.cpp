@@ -680,3 +680,32 @@ TEST(LoadPaths, SymlinkedDirectoryFollowedAndLoopsStop) {
 
 } // namespace
 } // namespace veer
+
+namespace veer {
+namespace {
+
+// yaml-cpp 0.7's LoadAll loops forever on this stream (found by fuzz/loader_fuzz.cpp);
+// the loader splits documents itself and must return with a positioned error.
+TEST(LoadRegressions, StrayCommaStreamDoesNotHang) {
+  const LoadResult r = loadString("# Seed 002: reviews sub(ets by version- labels:\n"
+                                  "      version: v1\n      name: v1\n    - labels:\n"
+                                  "        version: v2\n",
+                                  "hang.yaml");
+  ASSERT_TRUE(hasErrors(r.diags));
+  EXPECT_EQ(r.diags[0].pos.file, "hang.yaml");
+  EXPECT_GT(r.diags[0].pos.line, 0);
+}
+
+// Positions count from the top of the file, across document markers, and
+// content after "---" on the marker line keeps its column.
+TEST(LoadRegressions, PositionsAcrossDocumentMarkers) {
+  const LoadResult r = loadString("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n"
+                                  "---\n# two\n--- {apiVersion: v1, kind: Service, metadata: {name: a}}\n",
+                                  "multi.yaml");
+  ASSERT_EQ(r.diags.size(), 1u) << (r.diags.empty() ? "" : r.diags[0].format());
+  EXPECT_EQ(r.diags[0].pos.line, 6) << r.diags[0].format();
+  EXPECT_EQ(r.diags[0].pos.column, 5) << r.diags[0].format();
+}
+
+} // namespace
+} // namespace veer

@@ -17,6 +17,48 @@
 namespace veer {
 namespace {
 
+/** One document of a multi-document YAML stream. */
+struct YamlDocument {
+  std::string text;
+  int firstLine = 0; // 0-based line of the file where text starts
+};
+
+/** True for a document marker line: "---" or "..." at column 0, alone or before a space. */
+bool isDocumentMarker(std::string_view line, std::string_view marker) {
+  return line.substr(0, 3) == marker &&
+         (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r' || line[3] == '\n');
+}
+
+/**
+ * Splits a stream at its document markers, so each document is parsed on its
+ * own with YAML::Load. yaml-cpp 0.7's LoadAll loops forever on some malformed
+ * streams (jbeder/yaml-cpp#1040, fixed upstream after 0.8); one Load per
+ * document cannot. The split is exact: YAML forbids "---" and "..." at
+ * column 0 inside content. A "---" is blanked rather than dropped so content
+ * after it on the same line keeps its column.
+ */
+std::vector<YamlDocument> splitDocuments(std::string_view text) {
+  std::vector<YamlDocument> docs(1);
+  int lineNo = 0;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    const size_t next = end == std::string_view::npos ? text.size() : end + 1;
+    std::string_view line = text.substr(start, next - start);
+    if (isDocumentMarker(line, "---")) {
+      docs.push_back(YamlDocument{"", lineNo});
+      docs.back().text.append("   ").append(line.substr(3));
+    } else if (isDocumentMarker(line, "...")) {
+      docs.push_back(YamlDocument{"", lineNo + 1});
+    } else {
+      docs.back().text.append(line);
+    }
+    start = next;
+    ++lineNo;
+  }
+  return docs;
+}
+
 namespace fs = std::filesystem;
 
 constexpr const char* kServiceNameLabel = "kubernetes.io/service-name";
@@ -95,9 +137,12 @@ struct Entry {
 /** Parses one object (one YAML document) and reports against it. */
 class ObjectParser {
 public:
-  ObjectParser(std::string file, Diagnostics& diags) : file_(std::move(file)), diags_(diags) {}
+  /** lineOffset: lines of the file before this document (its marks count from 0). */
+  ObjectParser(std::string file, int lineOffset, Diagnostics& diags)
+      : file_(std::move(file)), lineOffset_(lineOffset), diags_(diags) {}
 
   void setObject(std::string object) { object_ = std::move(object); }
+  int lineOffset() const { return lineOffset_; }
 
   SourcePos pos(const YAML::Node& n) const {
     SourcePos p;
@@ -105,7 +150,7 @@ public:
     if (n.IsDefined()) {
       YAML::Mark m = n.Mark();
       if (!m.is_null()) {
-        p.line = m.line + 1;
+        p.line = lineOffset_ + m.line + 1;
         p.column = m.column + 1;
       }
     }
@@ -307,6 +352,7 @@ public:
 
 private:
   std::string file_;
+  int lineOffset_ = 0;
   Diagnostics& diags_;
   std::string object_;
 };
@@ -333,27 +379,27 @@ public:
   }
 
   void loadText(std::string_view text, const std::string& file) {
-    std::vector<YAML::Node> docs;
-    try {
-      docs = YAML::LoadAll(std::string(text));
-    } catch (const YAML::Exception& e) {
-      Diagnostic d;
-      d.pos.file = file;
-      if (!e.mark.is_null()) {
-        d.pos.line = e.mark.line + 1;
-        d.pos.column = e.mark.column + 1;
-      }
-      d.message = "YAML syntax error: " + e.msg;
-      result_.diags.push_back(std::move(d));
-      return;
-    }
-    for (const auto& doc : docs) {
-      ObjectParser p(file, result_.diags);
+    for (const YamlDocument& doc : splitDocuments(text)) {
+      YAML::Node node;
       try {
-        loadObject(p, doc, "");
+        node = YAML::Load(doc.text);
+      } catch (const YAML::Exception& e) {
+        Diagnostic d;
+        d.pos.file = file;
+        if (!e.mark.is_null()) {
+          d.pos.line = doc.firstLine + e.mark.line + 1;
+          d.pos.column = e.mark.column + 1;
+        }
+        d.message = "YAML syntax error: " + e.msg;
+        result_.diags.push_back(std::move(d));
+        continue;
+      }
+      ObjectParser p(file, doc.firstLine, result_.diags);
+      try {
+        loadObject(p, node, "");
       } catch (const YAML::Exception& e) {
         // Our accessors check types first; this is a last line of defence.
-        SourcePos at{file, e.mark.is_null() ? 0 : e.mark.line + 1,
+        SourcePos at{file, e.mark.is_null() ? 0 : doc.firstLine + e.mark.line + 1,
                      e.mark.is_null() ? 0 : e.mark.column + 1};
         p.report(Diagnostic::Severity::kError, at, "", "cannot read object: " + e.msg);
       }
@@ -394,7 +440,7 @@ private:
       if (items != nullptr) {
         auto list = p.sequence(*items, "items");
         for (size_t i = 0; i < list.size(); ++i) {
-          ObjectParser sub(p.file(), result_.diags);
+          ObjectParser sub(p.file(), p.lineOffset(), result_.diags);
           loadObject(sub, list[i], idx("items", i));
         }
       }
