@@ -171,8 +171,8 @@ step() {
   say ""
   say "== $seed / $name: $intent"
   if [[ $extra == l7:* ]]; then
-    say "  (header match: needs the L7 proxy, which veer does not have yet; the agent warns"
-    say "   and the kernel applies the rule's default route: everyone to ${extra#l7:})"
+    say "  (header match: the planner puts reviews on the L7 path; until veer-proxy exists"
+    say "   the kernel applies the rule's default route: everyone to ${extra#l7:})"
   fi
   # Routes first, then the DestinationRules: on a seed switch the intermediate config
   # (new routes, old DRs) stays valid, as the old DRs declare every subset used.
