@@ -55,12 +55,11 @@ static __always_inline int sock4_forward(struct bpf_sock_addr *ctx, enum sock_ki
 {
 	struct veer_svc_key key = {};
 	const struct veer_backend *be;
-	__u64 cookie;
+	__u64 cookie = 0;
 	int refuse;
 
 	sock4_key(ctx, &key);
-	cookie = bpf_get_socket_cookie(ctx);
-	be = lb_select(&key, cookie, &refuse);
+	be = lb_select(ctx, &key, &cookie, &refuse);
 	if (!be)
 		return refuse ? SOCK_REJECT : SOCK_PASS;
 	if (be->family != VEER_FAMILY_V4)
@@ -75,12 +74,11 @@ static __always_inline int sock6_forward(struct bpf_sock_addr *ctx, enum sock_ki
 {
 	struct veer_svc_key key = {};
 	const struct veer_backend *be;
-	__u64 cookie;
+	__u64 cookie = 0;
 	int refuse;
 
 	sock6_key(ctx, &key);
-	cookie = bpf_get_socket_cookie(ctx);
-	be = lb_select(&key, cookie, &refuse);
+	be = lb_select(ctx, &key, &cookie, &refuse);
 	if (!be)
 		return refuse ? SOCK_REJECT : SOCK_PASS;
 	/* IPv4 backends are stored IPv4-mapped: right for a dual-stack socket. */

@@ -39,14 +39,17 @@ static __always_inline void lb_count(const struct veer_version_key *vkey, int no
 
 /*
  * lb_select() - pick the backend for a connection to a service address.
+ * @ctx: the hook's context; its socket cookie is the hash input inside the
+ *       version, fetched only for services (it makes the kernel assign one).
  * @key: service key with addr/port/proto set; gen is filled in here.
- * @cookie: the socket cookie (hash input inside the version).
+ * @cookie: out, the socket cookie when a backend is returned.
  *
  * Returns the backend, or NULL with *refuse set when the service is known but
  * has no backend for the chosen version (the caller fails the connect), or
  * NULL with *refuse clear when the address is not a service.
  */
-static __always_inline const struct veer_backend *lb_select(struct veer_svc_key *key, __u64 cookie,
+static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr *ctx,
+							   struct veer_svc_key *key, __u64 *cookie,
 							   int *refuse)
 {
 	struct veer_version_key vkey = {};
@@ -93,7 +96,8 @@ static __always_inline const struct veer_backend *lb_select(struct veer_svc_key 
 	ring = bpf_map_lookup_elem(&veer_maglev, &vkey);
 	if (!ring)
 		return NULL;
-	slot = lb_mix64(cookie) % VEER_MAGLEV_SIZE;
+	*cookie = bpf_get_socket_cookie(ctx);
+	slot = lb_mix64(*cookie) % VEER_MAGLEV_SIZE;
 	lb_barrier_var(slot);
 	if (slot >= VEER_MAGLEV_SIZE)
 		return NULL;
