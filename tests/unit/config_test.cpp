@@ -14,14 +14,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string dump(const Diagnostics& diags) {
-  std::string out;
-  for (const auto& d : diags) {
-    out += d.format() + "\n";
-  }
-  return out;
-}
-
 /** The only diagnostic whose message contains text; fails the test if not exactly one. */
 const Diagnostic* only(const Diagnostics& diags, const std::string& text) {
   const Diagnostic* found = nullptr;
@@ -32,7 +24,7 @@ const Diagnostic* only(const Diagnostics& diags, const std::string& text) {
       ++n;
     }
   }
-  EXPECT_EQ(n, 1) << "looking for '" << text << "' in:\n" << dump(diags);
+  EXPECT_EQ(n, 1) << "looking for '" << text << "' in:\n" << formatDiagnostics(diags);
   return found;
 }
 
@@ -111,7 +103,7 @@ spec:
     app: reviews
 )",
                       "svc.yaml");
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   ASSERT_EQ(r.config.services.size(), 1u);
   const Service& s = r.config.services[0];
   EXPECT_EQ(s.meta.kind, "Service");
@@ -149,7 +141,7 @@ spec:
   ports: [{port: 5432}]
 )",
                       "h.yaml");
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   ASSERT_EQ(r.config.services.size(), 1u);
   EXPECT_EQ(r.config.services[0].meta.ns, "prod");
   EXPECT_TRUE(r.config.services[0].clusterIPs.empty());
@@ -188,7 +180,7 @@ status:
   - {type: Ready, status: "False"}
 )",
                       "pods.yaml");
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   ASSERT_EQ(r.config.pods.size(), 2u);
   const Pod& p = r.config.pods[0];
   EXPECT_EQ(p.meta.labels.at("version"), "v1");
@@ -221,7 +213,7 @@ ports:
 - {name: dns, port: 5353, protocol: UDP}
 )",
                       "es.yaml");
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   ASSERT_EQ(r.config.endpointSlices.size(), 1u);
   const EndpointSlice& es = r.config.endpointSlices[0];
   EXPECT_EQ(es.serviceName, "reviews");
@@ -279,7 +271,7 @@ spec:
     - destination: {host: reviews}
 )",
                       "istio.yaml");
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   ASSERT_EQ(r.config.destinationRules.size(), 1u);
   const DestinationRule& dr = r.config.destinationRules[0];
   EXPECT_EQ(dr.meta.ref(), "DestinationRule shop/reviews");
@@ -340,7 +332,7 @@ spec:
         subset: v2
 )",
                       "m.yaml");
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   ASSERT_EQ(r.config.virtualServices.size(), 1u);
   const auto& http = r.config.virtualServices[0].http;
   ASSERT_EQ(http.size(), 2u);
@@ -372,7 +364,7 @@ spec:
       wieght: 100
 )",
                       "u.yaml");
-  EXPECT_EQ(countSeverity(r.diags, Diagnostic::Severity::kError), 0u) << dump(r.diags);
+  EXPECT_EQ(countSeverity(r.diags, Diagnostic::Severity::kError), 0u) << formatDiagnostics(r.diags);
   const Diagnostic* tls = only(r.diags, "tls");
   ASSERT_NE(tls, nullptr);
   EXPECT_EQ(tls->format(), "u.yaml:7:3: warning: VirtualService default/reviews: spec.tls: "
@@ -388,7 +380,7 @@ spec:
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->field, "spec.http[0].route[0].destination.subsett");
   EXPECT_NE(s->message.find("did you mean subset?"), std::string::npos);
-  EXPECT_EQ(r.diags.size(), 4u) << dump(r.diags);
+  EXPECT_EQ(r.diags.size(), 4u) << formatDiagnostics(r.diags);
 }
 
 TEST(LoadVirtualService, GatewayOnlyIsIgnoredWithWarning) {
@@ -403,7 +395,7 @@ spec:
     - destination: {host: productpage}
 )",
                       "g.yaml");
-  ASSERT_EQ(r.diags.size(), 1u) << dump(r.diags);
+  ASSERT_EQ(r.diags.size(), 1u) << formatDiagnostics(r.diags);
   EXPECT_EQ(r.diags[0].format(),
             "g.yaml:6:13: warning: VirtualService default/bookinfo: spec.gateways: bound to "
             "gateways (bookinfo-gateway) and not to mesh; veer routes mesh traffic only; "
@@ -425,7 +417,7 @@ kind: Sidecar
 metadata: {name: gw}
 )",
                       "k.yaml");
-  ASSERT_EQ(r.diags.size(), 3u) << dump(r.diags);
+  ASSERT_EQ(r.diags.size(), 3u) << formatDiagnostics(r.diags);
   EXPECT_EQ(countSeverity(r.diags, Diagnostic::Severity::kWarning), 3u);
   EXPECT_EQ(r.diags[0].format(),
             "k.yaml:2:7: warning: kind Deployment (apiVersion apps/v1) is not used by veer; "
@@ -442,7 +434,7 @@ TEST(LoadObjects, ListKindAndJson) {
    "spec": {"clusterIP": "10.0.0.1", "ports": [{"port": 80}]}},
   {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}}]})",
                       "list.json");
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   ASSERT_EQ(r.config.services.size(), 1u);
   EXPECT_EQ(r.config.services[0].ports[0].port, 80);
   EXPECT_EQ(r.config.pods.size(), 1u);
@@ -550,14 +542,14 @@ TEST_P(LoadErrors, PositionedMessage) {
   const ErrorCase& c = GetParam();
   auto r = loadString(c.yaml, "e.yaml");
   auto errors = countSeverity(r.diags, Diagnostic::Severity::kError);
-  ASSERT_GE(errors, 1u) << dump(r.diags);
+  ASSERT_GE(errors, 1u) << formatDiagnostics(r.diags);
   bool found = false;
   for (const auto& d : r.diags) {
     if (d.severity == Diagnostic::Severity::kError && d.format() == c.expected) {
       found = true;
     }
   }
-  EXPECT_TRUE(found) << "expected: " << c.expected << "\ngot:\n" << dump(r.diags);
+  EXPECT_TRUE(found) << "expected: " << c.expected << "\ngot:\n" << formatDiagnostics(r.diags);
   EXPECT_TRUE(hasErrors(r.diags));
 }
 
@@ -578,7 +570,7 @@ kind: Service
 metadata: {name: reviews, namespace: default}
 )",
                       "d.yaml");
-  ASSERT_EQ(r.diags.size(), 1u) << dump(r.diags);
+  ASSERT_EQ(r.diags.size(), 1u) << formatDiagnostics(r.diags);
   EXPECT_EQ(r.diags[0].format(), "d.yaml:9:1: error: Service default/reviews: duplicate object; "
                                  "first defined at d.yaml:1:1");
   EXPECT_EQ(r.config.services.size(), 2u);
@@ -589,7 +581,7 @@ TEST(LoadErrors, SameNameDifferentKindIsFine) {
                       "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
                       "metadata: {name: reviews}\nspec: {host: reviews}\n",
                       "d.yaml");
-  EXPECT_TRUE(r.diags.empty()) << dump(r.diags);
+  EXPECT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
 }
 
 // ---------------------------------------------------------------------------
@@ -628,7 +620,7 @@ TEST(LoadPaths, DirectoriesRecursiveSortedFilteredByExtension) {
   t.write("notes.txt", "not: [yaml");
   t.write("README.md", "# hi");
   auto r = loadPaths({t.path().string()});
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   std::vector<std::string> names;
   for (const auto& s : r.config.services) {
     names.push_back(s.meta.name);
@@ -658,7 +650,7 @@ TEST(LoadPaths, ConfigMapMountLoadsEachObjectOnce) {
   fs::create_symlink("..data/services.yaml", t.path() / "services.yaml");
   fs::create_symlink("..data/rules.yaml", t.path() / "rules.yaml");
   auto r = loadPaths({t.path().string()});
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   ASSERT_EQ(r.config.services.size(), 2u);
   EXPECT_EQ(r.config.services[0].meta.name, "reviews");
   EXPECT_EQ(r.config.services[1].meta.name, "ratings");
@@ -673,7 +665,7 @@ TEST(LoadPaths, SymlinkedDirectoryFollowedAndLoopsStop) {
   fs::create_directory_symlink(t.path() / "real", t.path() / "real" / "loop");
   auto r = loadPaths({(t.path() / "linked").string()});
   // linked/loop resolves to the directory being walked: not entered again.
-  EXPECT_TRUE(r.diags.empty()) << dump(r.diags);
+  EXPECT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   ASSERT_EQ(r.config.services.size(), 1u);
   EXPECT_EQ(r.config.services[0].meta.pos.file, (t.path() / "linked/a.yaml").string());
 }

@@ -13,16 +13,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string dump(const Diagnostics& diags) {
-  std::string out;
-  for (const auto& d : diags) {
-    out += d.format() + "\n";
-  }
-  return out;
-}
-
 /** One line per plan service: "ns/name addr:port/proto: subset=w[backends] ...". */
-std::string dump(const PlanService& s) {
+std::string formatDiagnostics(const PlanService& s) {
   std::string out = s.ns + "/" + s.name + " " + s.addr.str() + ":" + std::to_string(s.port) +
                     "/" + std::to_string(s.proto) + ":";
   for (const auto& v : s.versions) {
@@ -36,10 +28,10 @@ std::string dump(const PlanService& s) {
   return out;
 }
 
-std::string dump(const Plan& p) {
+std::string formatDiagnostics(const Plan& p) {
   std::string out;
   for (const auto& s : p.services) {
-    out += dump(s) + "\n";
+    out += formatDiagnostics(s) + "\n";
   }
   return out;
 }
@@ -145,7 +137,7 @@ ResolveResult resolveWith(const std::string& vs, Diagnostics* loadDiags = nullpt
   if (loadDiags != nullptr) {
     *loadDiags = l.diags;
   } else {
-    EXPECT_TRUE(l.diags.empty()) << dump(l.diags);
+    EXPECT_TRUE(l.diags.empty()) << formatDiagnostics(l.diags);
   }
   return resolve(l.config);
 }
@@ -171,8 +163,8 @@ std::string dest(const std::string& host, const std::string& subset, int weight 
 
 TEST(Resolve, ServicesWithoutVirtualServiceGetAllReadyEndpoints) {
   auto r = resolveWith("");
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
-  EXPECT_EQ(dump(r.plan),
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
+  EXPECT_EQ(formatDiagnostics(r.plan),
             "default/ratings 10.96.0.30:9080/6: *=100[10.244.1.31:8080]\n"
             "default/reviews 10.96.0.20:9080/6: *=100[10.244.1.21:9081 10.244.1.22:9082 "
             "10.244.1.23:9083]\n"
@@ -189,10 +181,10 @@ class HostForms : public ::testing::TestWithParam<std::pair<const char*, const c
 TEST_P(HostForms, ResolveToTheService) {
   auto [host, ns] = GetParam();
   auto r = resolveWith(reviewsVs(dest(host, "v2"), host, ns));
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   const PlanService* s = find(r.plan, "reviews", "10.96.0.20");
   ASSERT_NE(s, nullptr);
-  EXPECT_EQ(dump(*s), "default/reviews 10.96.0.20:9080/6: v2=100[10.244.1.22:9082]");
+  EXPECT_EQ(formatDiagnostics(*s), "default/reviews 10.96.0.20:9080/6: v2=100[10.244.1.22:9082]");
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -205,29 +197,29 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(Resolve, SubsetsPickPodsByLabelsAndSelector) {
   auto r = resolveWith(reviewsVs(dest("reviews", "v1", 10) + dest("reviews", "v3", 90)));
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   // v3: the not-ready pod and the other namespace's pod are left out.
-  EXPECT_EQ(dump(*find(r.plan, "reviews", "10.96.0.20")),
+  EXPECT_EQ(formatDiagnostics(*find(r.plan, "reviews", "10.96.0.20")),
             "default/reviews 10.96.0.20:9080/6: v1=10[10.244.1.21:9081] v3=90[10.244.1.23:9083]");
-  EXPECT_EQ(dump(*find(r.plan, "reviews", "fd00:96::20")),
+  EXPECT_EQ(formatDiagnostics(*find(r.plan, "reviews", "fd00:96::20")),
             "default/reviews fd00:96::20:9080/6: v1=10[fd00:244:1::21:9081] "
             "v3=90[fd00:244:1::23:9083]");
-  EXPECT_EQ(dump(*find(r.plan, "ratings", "10.96.0.30")),
+  EXPECT_EQ(formatDiagnostics(*find(r.plan, "ratings", "10.96.0.30")),
             "default/ratings 10.96.0.30:9080/6: *=100[10.244.1.31:8080]");
 }
 
 TEST(Resolve, SameSubsetTwiceMergesWeights) {
   auto r = resolveWith(
       reviewsVs(dest("reviews", "v2", 30) + dest("reviews", "v1", 50) + dest("reviews", "v2", 20)));
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
-  EXPECT_EQ(dump(*find(r.plan, "reviews", "10.96.0.20")),
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
+  EXPECT_EQ(formatDiagnostics(*find(r.plan, "reviews", "10.96.0.20")),
             "default/reviews 10.96.0.20:9080/6: v2=50[10.244.1.22:9082] v1=50[10.244.1.21:9081]");
 }
 
 TEST(Resolve, ZeroWeightVersionKeptAndNoSubsetMeansAllEndpoints) {
   auto r = resolveWith(reviewsVs(dest("reviews", "v1", 100) + dest("reviews", "", 0)));
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
-  EXPECT_EQ(dump(*find(r.plan, "reviews", "10.96.0.20")),
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
+  EXPECT_EQ(formatDiagnostics(*find(r.plan, "reviews", "10.96.0.20")),
             "default/reviews 10.96.0.20:9080/6: v1=100[10.244.1.21:9081] "
             "*=0[10.244.1.21:9081 10.244.1.22:9082 10.244.1.23:9083]");
 }
@@ -252,13 +244,13 @@ spec:
     - destination: {host: ratings, subset: v2}
 )";
   auto r = resolveWith(extraDr);
-  ASSERT_FALSE(hasErrors(r.diags)) << dump(r.diags);
-  ASSERT_EQ(r.diags.size(), 1u) << dump(r.diags);
+  ASSERT_FALSE(hasErrors(r.diags)) << formatDiagnostics(r.diags);
+  ASSERT_EQ(r.diags.size(), 1u) << formatDiagnostics(r.diags);
   EXPECT_EQ(r.diags[0].format(),
             "vs.yaml:17:7: warning: VirtualService default/ratings: "
             "spec.tcp[0].route[0].destination.subset: subset v2 of Service default/ratings has "
             "no ready IPv4 endpoints; connections sent there fail");
-  EXPECT_EQ(dump(*find(r.plan, "ratings", "10.96.0.30")), "default/ratings 10.96.0.30:9080/6: v2=100[]");
+  EXPECT_EQ(formatDiagnostics(*find(r.plan, "ratings", "10.96.0.30")), "default/ratings 10.96.0.30:9080/6: v2=100[]");
 }
 
 TEST(Resolve, DestinationPortSelectsServicePort) {
@@ -297,10 +289,10 @@ spec:
     - destination: {host: api, subset: b, port: {number: 90}}
 )";
   auto l = loadString(yaml, "api.yaml");
-  ASSERT_TRUE(l.diags.empty()) << dump(l.diags);
+  ASSERT_TRUE(l.diags.empty()) << formatDiagnostics(l.diags);
   auto r = resolve(l.config);
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
-  EXPECT_EQ(dump(r.plan), "default/api 10.96.1.1:80/6: *=100[10.244.3.1:8080 10.244.3.2:8080]\n"
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
+  EXPECT_EQ(formatDiagnostics(r.plan), "default/api 10.96.1.1:80/6: *=100[10.244.3.1:8080 10.244.3.2:8080]\n"
                           "default/api 10.96.1.1:90/6: b=100[10.244.3.2:9090]\n");
 }
 
@@ -327,11 +319,11 @@ metadata: {name: dns-1, labels: {app: dns}}
 status: {podIP: 10.244.4.1, conditions: [{type: Ready, status: "True"}]}
 )";
   auto l = loadString(yaml, "udp.yaml");
-  ASSERT_TRUE(l.diags.empty()) << dump(l.diags);
+  ASSERT_TRUE(l.diags.empty()) << formatDiagnostics(l.diags);
   auto r = resolve(l.config);
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   // Sorted by (ns, name, addr, port, proto): TCP (6) before UDP (17); db is headless.
-  EXPECT_EQ(dump(r.plan), "default/dns 10.96.0.21:5353/6: *=100[10.244.4.1:5353]\n"
+  EXPECT_EQ(formatDiagnostics(r.plan), "default/dns 10.96.0.21:5353/6: *=100[10.244.4.1:5353]\n"
                           "default/dns 10.96.0.21:5353/17: *=100[10.244.4.1:5353]\n");
 }
 
@@ -382,10 +374,10 @@ endpoints:
 ports: [{name: metrics, port: 9100}]
 )";
   auto l = loadString(yaml, "es.yaml");
-  ASSERT_TRUE(l.diags.empty()) << dump(l.diags);
+  ASSERT_TRUE(l.diags.empty()) << formatDiagnostics(l.diags);
   auto r = resolve(l.config);
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
-  EXPECT_EQ(dump(r.plan),
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
+  EXPECT_EQ(formatDiagnostics(r.plan),
             "default/legacy 10.96.2.1:80/6: *=100[10.244.5.1:8081 10.244.5.3:8081]\n");
   EXPECT_EQ(r.plan.services[0].versions[0].backends[0].pod, "default/legacy-a");
   EXPECT_EQ(r.plan.services[0].versions[0].backends[1].pod, "");
@@ -408,10 +400,10 @@ spec:
     - destination: {host: legacy, subset: v1}
 )";
   auto l2 = loadString(subsets, "es.yaml");
-  ASSERT_TRUE(l2.diags.empty()) << dump(l2.diags);
+  ASSERT_TRUE(l2.diags.empty()) << formatDiagnostics(l2.diags);
   auto r2 = resolve(l2.config);
-  ASSERT_TRUE(r2.diags.empty()) << dump(r2.diags);
-  EXPECT_EQ(dump(r2.plan), "default/legacy 10.96.2.1:80/6: v1=100[10.244.5.1:8081]\n");
+  ASSERT_TRUE(r2.diags.empty()) << formatDiagnostics(r2.diags);
+  EXPECT_EQ(formatDiagnostics(r2.plan), "default/legacy 10.96.2.1:80/6: v1=100[10.244.5.1:8081]\n");
 }
 
 TEST(Resolve, PodsAndSlicesDeduplicated) {
@@ -428,7 +420,7 @@ endpoints:
 ports: [{name: http, port: 9081}]
 )";
   auto r = resolveWith(slice);
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   EXPECT_EQ(find(r.plan, "reviews", "10.96.0.20")->versions[0].backends.size(), 3u);
   EXPECT_EQ(find(r.plan, "reviews", "fd00:96::20")->versions[0].backends.size(), 3u);
 }
@@ -442,7 +434,7 @@ status: {podIP: 10.244.1.25, conditions: [{type: Ready, status: "True"}]}
 )";
   auto r = resolveWith(pod);
   ASSERT_FALSE(hasErrors(r.diags));
-  ASSERT_EQ(r.diags.size(), 1u) << dump(r.diags);
+  ASSERT_EQ(r.diags.size(), 1u) << formatDiagnostics(r.diags);
   EXPECT_EQ(r.diags[0].format(),
             "vs.yaml:1:1: warning: Pod default/reviews-v4: spec.containers: no container port "
             "named http (Service default/reviews port 9080); pod skipped");
@@ -526,7 +518,7 @@ TEST_P(ResolveErrors, PositionedMessage) {
     }
   }
   EXPECT_TRUE(hasErrors(r.diags));
-  EXPECT_TRUE(found) << "expected: " << c.expected << "\ngot:\n" << dump(r.diags);
+  EXPECT_TRUE(found) << "expected: " << c.expected << "\ngot:\n" << formatDiagnostics(r.diags);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, ResolveErrors, ::testing::ValuesIn(resolveErrorCases()),
@@ -547,12 +539,12 @@ TEST(Resolve, FileOrderDoesNotChangeThePlan) {
   std::string step = repoFile("configs/000-asm-bookinfo/steps/03-reviews-v2-v3-50.yaml");
   auto a = loadPaths({inv, dr, step});
   auto b = loadPaths({step, dr, inv});
-  ASSERT_TRUE(a.diags.empty()) << dump(a.diags);
-  ASSERT_TRUE(b.diags.empty()) << dump(b.diags);
+  ASSERT_TRUE(a.diags.empty()) << formatDiagnostics(a.diags);
+  ASSERT_TRUE(b.diags.empty()) << formatDiagnostics(b.diags);
   auto ra = resolve(a.config);
   auto rb = resolve(b.config);
-  ASSERT_TRUE(ra.diags.empty()) << dump(ra.diags);
-  EXPECT_EQ(dump(ra.plan), dump(rb.plan));
+  ASSERT_TRUE(ra.diags.empty()) << formatDiagnostics(ra.diags);
+  EXPECT_EQ(formatDiagnostics(ra.plan), formatDiagnostics(rb.plan));
   EXPECT_EQ(ra.plan.services.size(), 6u);
   for (size_t i = 0; i < ra.plan.services.size(); ++i) {
     EXPECT_EQ(ra.plan.services[i].versions.size(), rb.plan.services[i].versions.size());
@@ -564,12 +556,12 @@ TEST(Resolve, FileOrderDoesNotChangeThePlan) {
 
 TEST(Resolve, BookinfoInventoryAlone) {
   auto l = loadPaths({repoFile("configs/bookinfo/inventory.yaml")});
-  ASSERT_TRUE(l.diags.empty()) << dump(l.diags);
+  ASSERT_TRUE(l.diags.empty()) << formatDiagnostics(l.diags);
   EXPECT_EQ(l.config.services.size(), 5u);
   EXPECT_EQ(l.config.pods.size(), 6u);
   auto r = resolve(l.config);
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
-  EXPECT_EQ(dump(r.plan),
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
+  EXPECT_EQ(formatDiagnostics(r.plan),
             "default/details 10.96.0.40:9080/6: *=100[10.244.1.41:9080]\n"
             "default/productpage 10.96.0.10:9080/6: *=100[10.244.1.10:9080]\n"
             "default/ratings 10.96.0.30:9080/6: *=100[10.244.1.31:9080]\n"
@@ -606,11 +598,11 @@ TEST_P(SeedSteps, ResolvedWeights) {
   std::string dir = std::string("configs/") + c.dir;
   auto l = loadPaths({repoFile("configs/bookinfo/inventory.yaml"), repoFile(dir + "/" + c.drFile),
                       repoFile(dir + "/steps/" + c.step)});
-  ASSERT_FALSE(hasErrors(l.diags)) << dump(l.diags);
-  EXPECT_TRUE(l.diags.empty()) << dump(l.diags);
+  ASSERT_FALSE(hasErrors(l.diags)) << formatDiagnostics(l.diags);
+  EXPECT_TRUE(l.diags.empty()) << formatDiagnostics(l.diags);
   auto r = resolve(l.config);
-  ASSERT_TRUE(r.diags.empty()) << dump(r.diags);
-  ASSERT_EQ(r.plan.services.size(), 6u) << dump(r.plan);
+  ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
+  ASSERT_EQ(r.plan.services.size(), 6u) << formatDiagnostics(r.plan);
   for (const char* addr : {"10.96.0.20", "fd00:96::20"}) {
     const PlanService* s = find(r.plan, "reviews", addr);
     ASSERT_NE(s, nullptr);

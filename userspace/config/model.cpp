@@ -74,4 +74,12 @@ const char* pathName(PlanPath p) { return p == PlanPath::kKernel ? "kernel" : "l
 
 std::string PlanService::id() const { return ns + "/" + name + ":" + std::to_string(port); }
 
+std::string formatDiagnostics(const Diagnostics& diags) {
+  std::string out;
+  for (const Diagnostic& d : diags) {
+    out += d.format() + "\n";
+  }
+  return out;
+}
+
 } // namespace veer

@@ -36,6 +36,9 @@ using Diagnostics = std::vector<Diagnostic>;
 
 bool hasErrors(const Diagnostics& diags);
 
+/** Every diagnostic formatted, one per line. */
+std::string formatDiagnostics(const Diagnostics& diags);
+
 /** Kind, namespace ("default" when omitted) and name of a Kubernetes object. */
 struct ObjectMeta {
   std::string kind;

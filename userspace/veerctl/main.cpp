@@ -39,9 +39,7 @@ const char* protoName(uint8_t proto) {
 }
 
 void printDiagnostics(const Diagnostics& diags) {
-  for (const Diagnostic& d : diags) {
-    std::cerr << d.format() << "\n";
-  }
+  std::cerr << formatDiagnostics(diags);
 }
 
 int cmdValidate(const std::vector<std::string>& paths) {
