@@ -25,6 +25,21 @@ static __always_inline __u64 lb_mix64(__u64 h)
 	return h;
 }
 
+/* Network namespace cookie of the node (host network), set by the agent
+ * before load: processes there share one netns, so their cgroup tells them
+ * apart instead. */
+const volatile __u64 veer_host_netns_cookie = 0;
+
+/* Session-affinity identity of the connecting client: its pod (netns). */
+static __always_inline __u64 lb_client_key(struct bpf_sock_addr *ctx)
+{
+	__u64 netns = bpf_get_netns_cookie(ctx);
+
+	if (netns == veer_host_netns_cookie)
+		return lb_mix64(bpf_get_current_cgroup_id() ^ 0x9e3779b97f4a7c15ULL);
+	return lb_mix64(netns);
+}
+
 static __always_inline void lb_count(const struct veer_version_key *vkey, int no_backend)
 {
 	struct veer_stats *st = bpf_map_lookup_elem(&veer_stats, vkey);
@@ -60,7 +75,8 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 	struct veer_state *state;
 	struct veer_rr *rr;
 	__u32 zero = 0, slot, idx, bid;
-	__u64 seq;
+	__u64 seq, client = 0;
+	int affinity;
 
 	*refuse = 0;
 	state = bpf_map_lookup_elem(&veer_state, &zero);
@@ -72,11 +88,17 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 		return NULL;
 
 	*refuse = 1;
-	rr = bpf_map_lookup_elem(&veer_rr, &svc->svc_id);
-	if (!rr)
-		return NULL;
-	seq = __sync_fetch_and_add(&rr->next, 1);
-	slot = seq % VEER_WEIGHT_SLOTS;
+	affinity = svc->flags & VEER_SVC_F_AFFINITY;
+	if (affinity) {
+		client = lb_client_key(ctx);
+		slot = client % VEER_WEIGHT_SLOTS;
+	} else {
+		rr = bpf_map_lookup_elem(&veer_rr, &svc->svc_id);
+		if (!rr)
+			return NULL;
+		seq = __sync_fetch_and_add(&rr->next, 1);
+		slot = seq % VEER_WEIGHT_SLOTS;
+	}
 	lb_barrier_var(slot);
 	if (slot >= VEER_WEIGHT_SLOTS)
 		return NULL;
@@ -97,7 +119,9 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 	if (!ring)
 		return NULL;
 	*cookie = bpf_get_socket_cookie(ctx);
-	slot = lb_mix64(*cookie) % VEER_MAGLEV_SIZE;
+	/* Under affinity the client's key also picks its backend, so it stays
+	 * there while the ring does; otherwise each connection spreads. */
+	slot = (affinity ? client >> 17 : lb_mix64(*cookie)) % VEER_MAGLEV_SIZE;
 	lb_barrier_var(slot);
 	if (slot >= VEER_MAGLEV_SIZE)
 		return NULL;

@@ -40,6 +40,12 @@
 
 /* veer_service.flags */
 #define VEER_SVC_F_NONE 0
+/* Session affinity: the version (and the backend inside it) is chosen by a
+ * hash of the client's identity (its pod's netns cookie; the cgroup id for
+ * host-network processes) against the slot table, which is then laid out
+ * cumulatively in subset-name order: a client stays on its version while the
+ * weights stay, and a client on the last version stays there as it grows. */
+#define VEER_SVC_F_AFFINITY 1
 
 /* Key of veer_svc: the service address a client connects to. IPv4 addresses
  * are stored IPv4-mapped (::ffff:a.b.c.d) so a dual-stack socket's connect6

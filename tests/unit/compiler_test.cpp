@@ -202,3 +202,45 @@ TEST(Compile, TooManyVersionsIsAnError) {
 
 } // namespace
 } // namespace veer
+
+namespace veer {
+namespace {
+
+// Affinity layout: as weight moves to the last version, a slot only ever
+// changes from an earlier version to the last one (seed 001: 5 -> 100 %).
+TEST(CumulativeSlots, CanaryGrowthNeverMovesAClientBack) {
+  const int steps[] = {0, 5, 10, 20, 50, 100};
+  std::vector<uint8_t> prev;
+  for (int canary : steps) {
+    std::vector<uint8_t> slots =
+        cumulativeSlots({uint8_t(100 - canary), uint8_t(canary)}, {0, 1});
+    EXPECT_EQ(std::count(slots.begin(), slots.end(), 1), canary);
+    EXPECT_EQ(std::count(slots.begin(), slots.end(), 0), 100 - canary);
+    for (size_t s = 0; s < prev.size(); ++s) {
+      if (prev[s] == 1) {
+        EXPECT_EQ(slots[s], 1) << "slot " << s << " left the canary at " << canary << "%";
+      }
+    }
+    prev = slots;
+  }
+}
+
+TEST(Compile, UseSourceIpMeansAffinityInSubsetOrder) {
+  Plan plan;
+  PlanService s = reviews({{"v2", 30}, {"v1", 70}}); // route order differs from name order
+  s.loadBalancer = LoadBalancer{};
+  s.loadBalancer->hash = LoadBalancer::Hash::kSourceIp;
+  plan.services.push_back(s);
+  CompileResult r = compile(plan);
+  ASSERT_TRUE(r.errors.empty());
+  const veer_service& svc = r.image.services[0].second;
+  EXPECT_EQ(svc.flags & VEER_SVC_F_AFFINITY, VEER_SVC_F_AFFINITY);
+  // v1 (index 1) owns slots 0..69, v2 (index 0) the last 30.
+  EXPECT_EQ(svc.slot[0], 1);
+  EXPECT_EQ(svc.slot[69], 1);
+  EXPECT_EQ(svc.slot[70], 0);
+  EXPECT_EQ(svc.slot[99], 0);
+}
+
+} // namespace
+} // namespace veer

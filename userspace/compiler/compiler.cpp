@@ -65,6 +65,27 @@ std::vector<uint8_t> weightSlots(const std::vector<uint8_t>& weights) {
   return slots;
 }
 
+std::vector<uint8_t> cumulativeSlots(const std::vector<uint8_t>& weights,
+                                     const std::vector<size_t>& order) {
+  std::vector<uint8_t> slots(VEER_WEIGHT_SLOTS, VEER_NO_VERSION);
+  size_t next = 0;
+  for (size_t i : order) {
+    for (int n = 0; n < weights[i] && next < slots.size(); ++n) {
+      slots[next++] = static_cast<uint8_t>(i);
+    }
+  }
+  return slots;
+}
+
+namespace {
+
+/** consistentHash with useSourceIp: on the socket path the source is the client pod. */
+bool wantsAffinity(const PlanService& ps) {
+  return ps.loadBalancer && ps.loadBalancer->hash == LoadBalancer::Hash::kSourceIp;
+}
+
+} // namespace
+
 CompileResult compile(const Plan& plan) {
   CompileResult out;
   MapImage& img = out.image;
@@ -140,7 +161,22 @@ CompileResult compile(const Plan& plan) {
       }
       img.rings.emplace_back(vkey, ring);
     }
-    const std::vector<uint8_t> slots = weightSlots(weights);
+    std::vector<uint8_t> slots;
+    if (wantsAffinity(ps)) {
+      // Subset-name order, not route order: reordering a route list must not
+      // reshuffle every client.
+      std::vector<size_t> order(weights.size());
+      for (size_t i = 0; i < order.size(); ++i) {
+        order[i] = i;
+      }
+      std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        return ps.versions[a].subset < ps.versions[b].subset;
+      });
+      slots = cumulativeSlots(weights, order);
+      svc.flags |= VEER_SVC_F_AFFINITY;
+    } else {
+      slots = weightSlots(weights);
+    }
     std::memcpy(svc.slot, slots.data(), VEER_WEIGHT_SLOTS);
     svc.n_versions = static_cast<uint8_t>(weights.size());
     img.services.emplace_back(key, svc);

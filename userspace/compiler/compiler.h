@@ -31,6 +31,15 @@ struct MapImage {
  */
 std::vector<uint8_t> weightSlots(const std::vector<uint8_t>& weights);
 
+/**
+ * Cumulative layout for session affinity: version i owns one contiguous run of
+ * weights[i] slots, runs in the order given. A client hashed to slot h keeps
+ * its version while the weights stay; when weight moves from earlier runs to
+ * the last one, clients only move into the last version, never out of it.
+ */
+std::vector<uint8_t> cumulativeSlots(const std::vector<uint8_t>& weights,
+                                     const std::vector<size_t>& order);
+
 /** Compiles a plan. errors is non-empty only when a limit of maps.h is exceeded. */
 struct CompileResult {
   MapImage image;

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,23 @@ namespace fs = std::filesystem;
 /** libbpf returns -errno or NULL with errno set; normalise to a positive errno. */
 int libbpfErr(long ret) {
   return ret < 0 ? static_cast<int>(-ret) : (errno ? errno : EINVAL);
+}
+
+/** Cookie of the network namespace this process runs in (the node's, for the agent). */
+Result<uint64_t> ownNetnsCookie() {
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+  Fd s(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!s) {
+    return osError(errno, "socket");
+  }
+  uint64_t cookie = 0;
+  socklen_t len = sizeof(cookie);
+  if (getsockopt(s.get(), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0) {
+    return osError(errno, "getsockopt SO_NETNS_COOKIE");
+  }
+  return cookie;
 }
 
 /** The cgroup a pinned cgroup link is attached to (0 if detached). */
@@ -48,6 +66,9 @@ FeatureReport probeKernelFeatures() {
   check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_sk_storage_get,
                                 nullptr) == 1,
         "helper sk_storage_get in cgroup_sock_addr");
+  check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_get_netns_cookie,
+                                nullptr) == 1,
+        "helper get_netns_cookie in cgroup_sock_addr");
   check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_get_socket_cookie,
                                 nullptr) == 1,
         "helper get_socket_cookie in cgroup_sock_addr");
@@ -85,6 +106,11 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const std::string& bpffs) {
   if (!dp->skel_) {
     return osError(libbpfErr(0), "open BPF object veer_sock");
   }
+  Result<uint64_t> hostNetns = ownNetnsCookie();
+  if (!hostNetns) {
+    return hostNetns.error();
+  }
+  dp->skel_->rodata->veer_host_netns_cookie = *hostNetns;
   if (int err = veer_sock_bpf__load(dp->skel_); err) {
     return osError(libbpfErr(err),
                    "load BPF object veer_sock (see the libbpf log above; pinned maps of another "

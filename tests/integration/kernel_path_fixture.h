@@ -1,0 +1,252 @@
+#pragma once
+
+// The kernel-path test fixture: a namespace node with the Bookinfo reviews
+// pods (v1/v2/v3 answering their version), a client pod, an unattached pod,
+// a private bpffs and veer-agent as a real process on a watched config dir.
+// Shared by every integration test that drives the agent.
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "common/files.h"
+#include "compiler/pipeline.h"
+#include "datapath/datapath.h"
+#include "datapath/maps.h"
+#include "world/world.h"
+
+
+namespace veer::test {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+inline constexpr const char* kReviews4 = "10.96.0.20";
+inline constexpr const char* kReviews6 = "fd00:96::20";
+inline constexpr const char* kReviewsUdp = "10.96.0.21";
+inline constexpr uint16_t kHttpPort = 9080;
+inline constexpr uint16_t kUdpPort = 5353;
+
+inline fs::path binDir() { return fs::read_symlink("/proc/self/exe").parent_path(); }
+
+inline fs::path sourceDir() {
+  if (const char* env = getenv("VEER_SOURCE_DIR")) {
+    return env;
+  }
+  return binDir().parent_path().parent_path();
+}
+
+inline std::string readText(const fs::path& p) {
+  Result<std::string> text = readFile(p.string());
+  return text ? *text : "(" + text.error().message + ")";
+}
+
+/** Writes a file the way an editor or kubectl does: a new inode renamed into place. */
+inline void writeAtomically(const fs::path& p, const std::string& content) {
+  const fs::path tmp = p.parent_path() / ("." + p.filename().string() + ".tmp");
+  {
+    std::ofstream out(tmp);
+    out << content;
+  }
+  fs::rename(tmp, p);
+}
+
+/** A VirtualService for reviews with the given weights on subsets v1, v2, v3. */
+inline std::string reviewsSplit(int v1, int v2, int v3 = 0) {
+  std::ostringstream y;
+  y << "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n"
+       "  name: reviews\nspec:\n  hosts:\n  - reviews\n  http:\n  - route:\n";
+  const std::pair<const char*, int> split[] = {{"v1", v1}, {"v2", v2}, {"v3", v3}};
+  for (const auto& [subset, w] : split) {
+    y << "    - destination:\n        host: reviews\n        subset: " << subset
+      << "\n      weight: " << w << "\n";
+  }
+  return y.str();
+}
+
+/** veer-agent as a child process with its own bpffs mount. */
+class Agent {
+public:
+  Agent(fs::path configDir, fs::path bpffs, std::string cgroup)
+      : configDir_(std::move(configDir)), bpffs_(std::move(bpffs)), cgroup_(std::move(cgroup)),
+        log_(bpffs_.parent_path() / "agent.log") {}
+
+  ~Agent() { stop(); }
+
+  void start() {
+    ASSERT_LT(pid_, 0) << "agent already running";
+    pid_ = fork();
+    ASSERT_GE(pid_, 0) << strerror(errno);
+    if (pid_ == 0) {
+      int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      const std::string agent = (binDir() / "veer-agent").string();
+      execl(agent.c_str(), agent.c_str(), "--config-dir", configDir_.c_str(), "--cgroup",
+            cgroup_.c_str(), "--bpffs", bpffs_.c_str(), nullptr);
+      _exit(127);
+    }
+  }
+
+  /** SIGTERM and reap; the pinned datapath stays. Returns the exit status. */
+  int stop() {
+    if (pid_ < 0) {
+      return -1;
+    }
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+  std::string log() const { return readText(log_); }
+
+private:
+  fs::path configDir_, bpffs_;
+  std::string cgroup_;
+  fs::path log_;
+  pid_t pid_ = -1;
+};
+
+class KernelPathTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    auto world = World::create();
+    ASSERT_TRUE(world) << world.error().message;
+    world_ = std::move(*world);
+    struct PodDef {
+      const char* name;
+      const char* v4;
+      const char* v6;
+      const char* version;
+    };
+    const PodDef pods[] = {{"productpage-v1", "10.244.1.10", "fd00:244:1::10", nullptr},
+                           {"reviews-v1", "10.244.1.21", "fd00:244:1::21", "v1"},
+                           {"reviews-v2", "10.244.1.22", "fd00:244:1::22", "v2"},
+                           {"reviews-v3", "10.244.1.23", "fd00:244:1::23", "v3"}};
+    for (const PodDef& p : pods) {
+      Status s = world_->addPod(PodSpec{p.name, {p.v4}, {p.v6}});
+      ASSERT_TRUE(s) << s.error().message;
+      if (p.version) {
+        auto srv = world_->startTestServer(p.name, p.version, {kHttpPort}, {kUdpPort});
+        ASSERT_TRUE(srv) << srv.error().message;
+        servers_.push_back(std::move(*srv));
+      }
+    }
+    Status s = world_->addPod(PodSpec{"outsider", {"10.244.1.50"}, {"fd00:244:1::50"}, true});
+    ASSERT_TRUE(s) << s.error().message;
+
+    char tmpl[] = "/tmp/veer-it-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    tmp_ = tmpl;
+    configDir_ = tmp_ / "config";
+    bpffs_ = tmp_ / "bpffs";
+    fs::create_directories(configDir_);
+    fs::create_directories(bpffs_); // a plain directory: the agent mounts bpffs there
+
+    fs::copy_file(sourceDir() / "configs/bookinfo/inventory.yaml", configDir_ / "inventory.yaml");
+    fs::copy_file(sourceDir() / "configs/000-asm-bookinfo/destination-rules.yaml",
+                  configDir_ / "destination-rules.yaml");
+    agent_ = std::make_unique<Agent>(configDir_, bpffs_, world_->cgroupRoot());
+  }
+
+  void TearDown() override {
+    agent_.reset();
+    if (!bpffs_.empty()) {
+      Status s = Datapath::uninstall(bpffs_.string());
+      EXPECT_TRUE(s) << s.error().message;
+      umount2(bpffs_.c_str(), MNT_DETACH); // EINVAL when the agent never mounted it
+    }
+    if (!tmp_.empty()) {
+      std::error_code ec;
+      fs::remove_all(tmp_, ec);
+    }
+    servers_.clear();
+    world_.reset();
+  }
+
+  /** Waits until the live datapath runs the config now in configDir_. */
+  void waitApplied() {
+    BuildResult built = buildFromPaths({configDir_.string()});
+    ASSERT_TRUE(built.ok()) << (built.diags.empty() ? "" : built.diags[0].format());
+    const uint64_t want = built.image.digest();
+    const auto deadline = steady_clock::now() + std::chrono::seconds(10);
+    while (steady_clock::now() < deadline) {
+      if (auto maps = PinnedMaps::open(bpffs_.string())) {
+        if (auto st = maps->state(); st && st->applied && st->digest == want) {
+          return;
+        }
+      }
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    FAIL() << "config not applied within 10 s; agent log:\n" << agent_->log();
+  }
+
+  void applyRoutes(const std::string& yaml) {
+    writeAtomically(configDir_ / "routes.yaml", yaml);
+    waitApplied();
+  }
+
+  void applyStep(const std::string& seedDir, const std::string& step) {
+    applyRoutes(readText(sourceDir() / "configs" / seedDir / "steps" / step));
+  }
+
+  veer_state liveState() {
+    auto maps = PinnedMaps::open(bpffs_.string());
+    EXPECT_TRUE(maps) << maps.error().message;
+    auto st = maps->state();
+    EXPECT_TRUE(st);
+    return *st;
+  }
+
+  /** Versions of n fresh connections from the client pod; failures counted as "error". */
+  std::map<std::string, int> split(const std::string& addr, int n = 1000) {
+    if (HasFatalFailure()) {
+      return {}; // the config did not apply: do not wait on 1000 timeouts
+    }
+    auto results = world_->httpGetMany("productpage-v1", addr, kHttpPort, n);
+    EXPECT_TRUE(results) << results.error().message;
+    std::map<std::string, int> counts;
+    for (const HttpResult& r : *results) {
+      counts[r.ok ? r.body.substr(0, r.body.find('\n')) : "error"]++;
+    }
+    return counts;
+  }
+
+  /** Each version's share of 1000 connections is its weight to within 1 point. */
+  void expectExactSplit(const std::string& addr, std::map<std::string, int> weights) {
+    const int n = 1000;
+    std::map<std::string, int> got = split(addr, n);
+    EXPECT_EQ(got.count("error"), 0u) << got["error"] << " failed connections";
+    for (const auto& [version, weight] : weights) {
+      EXPECT_NEAR(got[version], weight * n / 100, n / 100)
+          << version << " at " << addr << " (weight " << weight << ")";
+    }
+    for (const auto& [version, count] : got) {
+      EXPECT_TRUE(weights.count(version) || count == 0) << "unexpected version " << version;
+    }
+  }
+
+  std::unique_ptr<World> world_;
+  std::vector<Process> servers_;
+  fs::path tmp_, configDir_, bpffs_;
+  std::unique_ptr<Agent> agent_;
+};
+
+} // namespace veer::test
