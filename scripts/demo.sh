@@ -65,7 +65,6 @@ cleanup() {
   fi
   if ((WORLD_UP)); then
     "$BIN/veer-world" down --name "$WORLD" >/dev/null 2>&1
-    rm -rf "/run/veer-world/$WORLD"
   fi
   if [[ -n $TMP ]]; then
     rm -rf "$TMP"

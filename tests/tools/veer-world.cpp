@@ -47,6 +47,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -491,8 +492,8 @@ int cmdDown(int argc, char** argv) {
   }
   // Whatever the owner left (or everything, if it was SIGKILLed).
   auto s = World::cleanupStale(prefixFor(*name));
-  ::unlink((stateDir(*name) + "/state").c_str());
-  ::unlink((stateDir(*name) + "/state.tmp").c_str());
+  std::error_code ec;
+  std::filesystem::remove_all(stateDir(*name), ec); // state file and log
   if (!s.ok()) {
     return fail("down " + *name + ": " + s.error().message);
   }
