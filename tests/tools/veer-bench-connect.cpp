@@ -1,7 +1,8 @@
 // veer-bench-connect: the connect-path benchmark (issue 2), run by `make bench`.
 //
 // Connection-per-request HTTP (wrk -H 'Connection: close') from client pods of one
-// World, four cases interleaved round by round (a, b, c, d, a, b, c, d, ...):
+// World, four cases interleaved round by round, the order rotated each round so
+// no case always runs right after the same other one (a,b,c,d  b,c,d,a  ...):
 //
 //   a  direct     pod "bench-direct" (cgroup OUTSIDE the attached one, no iptables)
 //                 -> reviews-v1 10.244.1.21:9080. The baseline: no veer, no conntrack.
@@ -676,7 +677,7 @@ int runBench() {
   }
 
   std::printf("veer connect-path benchmark: wrk -t1 -c%d -d%ds -H 'Connection: close', "
-              "%d rounds, cases interleaved a,b,c,d\n",
+              "%d rounds, cases interleaved, order rotated each round\n",
               cfg.connections, cfg.seconds, cfg.rounds);
   for (const auto& c : cases) {
     std::printf("  %c  %-18s %-15s -> %s\n", c.id, c.label.c_str(), c.pod.c_str(),
@@ -709,7 +710,8 @@ int runBench() {
   std::map<char, std::vector<Sample>> samples;
   std::printf("%-5s %-4s %10s %10s %10s\n", "round", "case", "req/s", "p50 (us)", "p99 (us)");
   for (int round = 1; round <= cfg.rounds; ++round) {
-    for (const auto& c : cases) {
+    for (size_t k = 0; k < cases.size(); ++k) {
+      const auto& c = cases[(k + round - 1) % cases.size()];
       auto s = runWrk(w, cfg, c, cfg.seconds, scriptPath);
       if (gStop) {
         return fail("interrupted");
