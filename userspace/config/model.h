@@ -200,6 +200,7 @@ struct RouteDestination {
   std::optional<Fallback> fallback;
   SourcePos pos;
   std::string field; // "spec.http[0].route[1]"
+  SourcePos portPos; // where the port was written (Contour services[].port), for its diagnostics
 };
 
 /** The L7-only actions of an HTTP rule, kept for the proxy. */
@@ -250,6 +251,7 @@ struct VirtualService {
   std::vector<std::string> gateways;
   std::vector<Route> http;
   std::vector<Route> tcp;
+  std::string tlsSecret; // Contour spec.virtualhost.tls.secretName ("" otherwise)
 };
 
 /** Istio Gateway: kept so VirtualServices can name it; veer routes mesh traffic only. */
@@ -303,6 +305,15 @@ struct Config {
   std::vector<VirtualService> virtualServices;
   std::vector<Gateway> gateways;
   std::vector<TrafficLabel> trafficLabels;
+  /**
+   * Ingress routing objects mapped onto the VirtualService shape: Contour IngressRoute
+   * (contour.heptio.com/v1beta1) and HTTPProxy (projectcontour.io/v1). meta.kind keeps the
+   * source kind. hosts = [virtualhost.fqdn] for a root, empty for a delegated/included
+   * child; http[] = routes (uri prefix matches, weighted destinations to Services in the
+   * object's namespace, as Contour writes them: weights relative, unset = unweighted) and,
+   * for HTTPProxy, includes[] as delegate rules after the routes. Resolved by ingress.cpp.
+   */
+  std::vector<VirtualService> ingressRoutes;
 };
 
 } // namespace veer

@@ -75,8 +75,25 @@ struct PlanService {
   std::string id() const;
 };
 
+/**
+ * An ingress virtual host (Contour IngressRoute / HTTPProxy): HTTP host and path routing
+ * in front of Services, decided by the ingress proxy (always L7). Not compiled into maps;
+ * kept for validation, `veerctl plan` and golden tests.
+ */
+struct PlanVirtualHost {
+  std::string host;      // virtualhost.fqdn
+  std::string source;    // "IngressRoute root-ingressroute/root-blog"
+  std::string tlsSecret; // "" = plain HTTP
+  /**
+   * Contour's order (longest prefix first, then more header conditions), delegates and
+   * includes inlined; destination host "name.ns", weights normalized to percent.
+   */
+  std::vector<PlanRoute> routes;
+};
+
 struct Plan {
   std::vector<PlanService> services; // sorted by (ns, name, addr, port, proto)
+  std::vector<PlanVirtualHost> virtualHosts; // sorted by host
 };
 
 } // namespace veer

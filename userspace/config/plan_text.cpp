@@ -280,6 +280,14 @@ std::string renderPlan(const Plan& plan) {
       }
     }
   }
+  for (const auto& v : plan.virtualHosts) {
+    out += "vhost " + v.host + " [" + v.source + "]" +
+           (v.tlsSecret.empty() ? "" : " tls=" + v.tlsSecret) + " path=l7 (ingress proxy)\n";
+    out += "  rules:\n";
+    for (const auto& r : v.routes) {
+      out += "    " + renderRule(r) + "\n";
+    }
+  }
   return out;
 }
 

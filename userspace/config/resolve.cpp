@@ -6,6 +6,7 @@
 #include <set>
 #include <tuple>
 
+#include "config/ingress.h"
 #include "config/loader.h"
 
 namespace veer {
@@ -95,6 +96,7 @@ public:
     indexDestinationRules();
     indexVirtualServices();
     build();
+    resolveIngress(c_, result_.plan, result_.diags);
     std::sort(result_.plan.services.begin(), result_.plan.services.end(),
               [](const PlanService& a, const PlanService& b) {
                 return std::tie(a.ns, a.name, a.addr, a.port, a.proto) <

@@ -1,0 +1,347 @@
+// Contour IngressRoute / HTTPProxy -> Plan::virtualHosts.
+//
+// Contour semantics kept here (projectcontour.io/docs, "Request Routing" / "Upstream
+// Weighting" and "Inclusion and Delegation"):
+// - Weights are relative and need not add up to 100: a service gets weight/sum. If no
+//   service of a route has a weight (or all weights are 0), traffic is split evenly. If
+//   some have weights and others not, the ones without get weight 0 (no traffic).
+//   The plan shows percents (largest remainder, so they sum to exactly 100).
+// - IngressRoute delegation: a child's route prefixes must lie inside the delegating
+//   route's prefix. HTTPProxy includes: the include's conditions are prepended to the
+//   child's (prefixes concatenated, headers ANDed).
+// - Routes are matched by specificity, not file order: longest prefix first, then the
+//   route with more header conditions.
+// - A delegated/included object must not have a virtualhost; cycles are errors.
+
+#include "config/ingress.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace veer {
+namespace {
+
+using Key = std::pair<std::string, std::string>; // (namespace, name)
+
+std::string posStr(const SourcePos& p) {
+  return p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
+}
+
+size_t editDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1);
+  std::vector<size_t> cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) {
+    prev[j] = j;
+  }
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+/** "; did you mean X?" for the closest candidate within 2 edits, else "". */
+std::string didYouMean(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t bestDist = 3;
+  for (const auto& c : candidates) {
+    size_t d = editDistance(word, c);
+    if (d < bestDist && d < std::max(word.size(), c.size())) {
+      best = c;
+      bestDist = d;
+    }
+  }
+  return best.empty() ? "" : "; did you mean " + best + "?";
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+/** Joins an include's prefix and a child's: "/blog" + "/v2" = "/blog/v2", "/" + "/x" = "/x". */
+std::string joinPrefix(const std::string& parent, const std::string& child) {
+  if (parent.empty() || parent == "/") {
+    return child;
+  }
+  if (child.empty() || child == "/") {
+    return parent;
+  }
+  std::string p = parent.back() == '/' ? parent.substr(0, parent.size() - 1) : parent;
+  return p + child;
+}
+
+class IngressResolver {
+public:
+  IngressResolver(const Config& c, Plan& plan, Diagnostics& diags)
+      : c_(c), plan_(plan), diags_(diags) {}
+
+  void run() {
+    for (const auto& s : c_.services) {
+      services_.emplace(Key{s.meta.ns, s.meta.name}, &s);
+    }
+    for (const auto& o : c_.ingressRoutes) {
+      objects_[o.meta.kind].emplace(Key{o.meta.ns, o.meta.name}, &o);
+    }
+    // Istio VirtualService hosts, as written and as the Service FQDN of a short name.
+    for (const auto& vs : c_.virtualServices) {
+      for (size_t i = 0; i < vs.hosts.size(); ++i) {
+        SourcePos hp = i < vs.hostPos.size() ? vs.hostPos[i] : vs.meta.pos;
+        claims_.emplace(lower(vs.hosts[i]), Claim{&vs, hp});
+        if (vs.hosts[i].find('.') == std::string::npos) {
+          claims_.emplace(lower(vs.hosts[i]) + "." + vs.meta.ns + ".svc.cluster.local",
+                          Claim{&vs, hp});
+        }
+      }
+    }
+    for (const auto& o : c_.ingressRoutes) {
+      if (!o.hosts.empty()) {
+        root(o);
+      }
+    }
+    for (const auto& o : c_.ingressRoutes) {
+      if (o.hosts.empty() && reached_.count(&o) == 0) {
+        warning(o.meta.pos, o.meta.ref(), "",
+                "no root " + o.meta.kind + " delegates to it (orphaned); ignored");
+      }
+    }
+    std::sort(plan_.virtualHosts.begin(), plan_.virtualHosts.end(),
+              [](const PlanVirtualHost& a, const PlanVirtualHost& b) { return a.host < b.host; });
+  }
+
+private:
+  struct Claim {
+    const VirtualService* by;
+    SourcePos pos;
+  };
+
+  void report(Diagnostic::Severity sev, const SourcePos& pos, const std::string& object,
+              const std::string& field, const std::string& message) {
+    Diagnostic d;
+    d.severity = sev;
+    d.pos = pos;
+    d.object = object;
+    d.field = field;
+    d.message = message;
+    if (reported_.insert(d.format()).second) {
+      diags_.push_back(std::move(d));
+    }
+  }
+  void error(const SourcePos& pos, const std::string& object, const std::string& field,
+             const std::string& message) {
+    report(Diagnostic::Severity::kError, pos, object, field, message);
+  }
+  void warning(const SourcePos& pos, const std::string& object, const std::string& field,
+               const std::string& message) {
+    report(Diagnostic::Severity::kWarning, pos, object, field, message);
+  }
+
+  void root(const VirtualService& o) {
+    reached_.insert(&o);
+    const std::string& host = o.hosts[0];
+    const SourcePos hp = o.hostPos.empty() ? o.meta.pos : o.hostPos[0];
+    auto [it, inserted] = claims_.emplace(lower(host), Claim{&o, hp});
+    if (!inserted) {
+      error(hp, o.meta.ref(), "spec.virtualhost.fqdn",
+            "host " + host + " is also claimed by " + it->second.by->meta.ref() + " at " +
+                posStr(it->second.pos) + "; one host must have one routing object");
+      return;
+    }
+    PlanVirtualHost vh;
+    vh.host = host;
+    vh.source = o.meta.ref();
+    vh.tlsSecret = o.tlsSecret;
+    std::vector<const VirtualService*> stack{&o};
+    bool ok = expand(o, nullptr, stack, vh.routes);
+    if (!ok) {
+      return;
+    }
+    std::stable_sort(vh.routes.begin(), vh.routes.end(), [](const PlanRoute& a, const PlanRoute& b) {
+      auto rank = [](const PlanRoute& r) {
+        if (r.rule.matches.empty()) {
+          return std::make_pair(size_t{0}, size_t{0});
+        }
+        const HttpMatch& m = r.rule.matches[0];
+        return std::make_pair(m.uri ? m.uri->value.size() : 0,
+                              m.headers.size() + m.withoutHeaders.size());
+      };
+      return rank(a) > rank(b);
+    });
+    plan_.virtualHosts.push_back(std::move(vh));
+  }
+
+  /**
+   * Appends o's rules to out, children inlined. parent is the delegating rule (null for
+   * the root). False on any error.
+   */
+  bool expand(const VirtualService& o, const Route* parent,
+              std::vector<const VirtualService*>& stack, std::vector<PlanRoute>& out) {
+    const bool proxy = o.meta.kind == "HTTPProxy";
+    bool ok = true;
+    for (const Route& r : o.http) {
+      Route merged = r;
+      if (parent != nullptr && !parent->matches.empty()) {
+        const HttpMatch& pm = parent->matches[0];
+        HttpMatch m = r.matches.empty() ? HttpMatch{} : r.matches[0];
+        if (r.matches.empty()) {
+          m.pos = r.pos;
+          m.field = r.field;
+        }
+        const std::string pp = pm.uri ? pm.uri->value : "";
+        const std::string cp = m.uri ? m.uri->value : "";
+        if (proxy) {
+          if (!pp.empty()) {
+            StringMatch sm = pm.uri ? *pm.uri : StringMatch{};
+            sm.op = StringMatch::Op::kPrefix;
+            sm.value = joinPrefix(pp, cp);
+            m.uri = sm;
+          }
+          m.headers.insert(m.headers.begin(), pm.headers.begin(), pm.headers.end());
+          m.withoutHeaders.insert(m.withoutHeaders.begin(), pm.withoutHeaders.begin(),
+                                  pm.withoutHeaders.end());
+        } else if (!pp.empty() && cp.rfind(pp, 0) != 0) {
+          error(m.uri ? m.uri->pos : r.pos, o.meta.ref(), r.field + ".match",
+                "path " + (cp.empty() ? std::string("(none)") : cp) +
+                    " is outside the delegating route's prefix " + pp + " (" + posStr(pm.pos) +
+                    "); Contour requires a delegated route to match inside it");
+          ok = false;
+          continue;
+        }
+        merged.matches = {m};
+      }
+      if (!r.delegate) {
+        ok = destinations(o, merged) && ok;
+        out.push_back(PlanRoute{o.meta.ref(), std::move(merged)});
+        continue;
+      }
+      const std::string what = proxy ? "includes" : "delegate";
+      const std::string ns = r.delegate->ns.empty() ? o.meta.ns : r.delegate->ns;
+      const auto& byKey = objects_[o.meta.kind];
+      auto it = byKey.find(Key{ns, r.delegate->name});
+      if (it == byKey.end()) {
+        std::vector<std::string> names;
+        for (const auto& [k, v] : byKey) {
+          if (k.first == ns) {
+            names.push_back(k.second);
+          }
+        }
+        error(r.delegate->pos, o.meta.ref(), r.field + (proxy ? ".name" : ".delegate"),
+              o.meta.kind + " " + ns + "/" + r.delegate->name + " not found" +
+                  didYouMean(r.delegate->name, names));
+        ok = false;
+        continue;
+      }
+      const VirtualService* child = it->second;
+      reached_.insert(child);
+      if (std::find(stack.begin(), stack.end(), child) != stack.end()) {
+        std::string chain;
+        for (const VirtualService* s : stack) {
+          chain += s->meta.ns + "/" + s->meta.name + " -> ";
+        }
+        error(r.delegate->pos, o.meta.ref(), r.field + (proxy ? ".name" : ".delegate"),
+              "delegation cycle: " + chain + child->meta.ns + "/" + child->meta.name);
+        ok = false;
+        continue;
+      }
+      if (!child->hosts.empty()) {
+        error(r.delegate->pos, o.meta.ref(), r.field + (proxy ? ".name" : ".delegate"),
+              child->meta.ref() + " has a virtualhost (" + child->hosts[0] +
+                  "); only an object without one can be the target of " + what);
+        ok = false;
+        continue;
+      }
+      stack.push_back(child);
+      ok = expand(*child, &merged, stack, out) && ok;
+      stack.pop_back();
+    }
+    return ok;
+  }
+
+  /** Checks the services of r (in o's namespace) and turns weights into percents. */
+  bool destinations(const VirtualService& o, Route& r) {
+    bool ok = true;
+    std::vector<std::string> names;
+    for (const auto& [k, s] : services_) {
+      if (k.first == o.meta.ns) {
+        names.push_back(k.second);
+      }
+    }
+    for (RouteDestination& d : r.destinations) {
+      auto it = services_.find(Key{o.meta.ns, d.host});
+      if (it == services_.end()) {
+        error(d.pos, o.meta.ref(), d.field + ".name",
+              "Service " + o.meta.ns + "/" + d.host + " not found" + didYouMean(d.host, names));
+        ok = false;
+        continue;
+      }
+      const Service& svc = *it->second;
+      if (d.port != 0 && std::none_of(svc.ports.begin(), svc.ports.end(),
+                                      [&](const ServicePort& p) { return p.port == d.port; })) {
+        std::string ports;
+        for (const auto& p : svc.ports) {
+          ports += (ports.empty() ? "" : ", ") + std::to_string(p.port);
+        }
+        std::string msg = "port: " + std::to_string(d.port) + " is not a port of Service " +
+                          o.meta.ns + "/" + d.host + " (ports: " +
+                          (ports.empty() ? "none" : ports) + ")";
+        // The classic slip (seed 004): a weight written under the key port.
+        if (!d.weight && d.port <= 100) {
+          msg += "; did you mean weight: " + std::to_string(d.port) + "?";
+        }
+        error(d.portPos.line != 0 ? d.portPos : d.pos, o.meta.ref(), d.field + ".port", msg);
+        ok = false;
+      }
+      d.host = d.host + "." + o.meta.ns;
+    }
+    if (!ok) {
+      return false;
+    }
+    // Contour weighting: relative; none set (or all 0) = even split; unset among set = 0.
+    int64_t sum = 0;
+    for (const auto& d : r.destinations) {
+      sum += d.weight.value_or(0);
+    }
+    std::vector<int64_t> w;
+    for (const auto& d : r.destinations) {
+      w.push_back(sum == 0 ? 1 : d.weight.value_or(0));
+    }
+    int64_t total = sum == 0 ? static_cast<int64_t>(w.size()) : sum;
+    std::vector<int64_t> pct(w.size());
+    std::vector<std::pair<int64_t, size_t>> rem;
+    int64_t given = 0;
+    for (size_t i = 0; i < w.size(); ++i) {
+      pct[i] = w[i] * 100 / total;
+      given += pct[i];
+      rem.emplace_back(-(w[i] * 100 % total), i);
+    }
+    std::stable_sort(rem.begin(), rem.end());
+    for (size_t i = 0; given < 100 && i < rem.size(); ++i, ++given) {
+      ++pct[rem[i].second];
+    }
+    for (size_t i = 0; i < w.size(); ++i) {
+      r.destinations[i].weight = pct[i];
+    }
+    return true;
+  }
+
+  const Config& c_;
+  Plan& plan_;
+  Diagnostics& diags_;
+  std::set<std::string> reported_;
+  std::map<Key, const Service*> services_;
+  std::map<std::string, std::map<Key, const VirtualService*>> objects_; // by kind
+  std::map<std::string, Claim> claims_; // lowercased host -> first claim
+  std::set<const VirtualService*> reached_;
+};
+
+} // namespace
+
+void resolveIngress(const Config& config, Plan& plan, Diagnostics& diags) {
+  IngressResolver(config, plan, diags).run();
+}
+
+} // namespace veer
