@@ -63,37 +63,6 @@ namespace fs = std::filesystem;
 
 constexpr const char* kServiceNameLabel = "kubernetes.io/service-name";
 
-size_t editDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1);
-  std::vector<size_t> cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) {
-    prev[j] = j;
-  }
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-/** The closest of candidates to word, if close enough to be a likely typo. */
-std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t bestDist = 3; // at most 2 edits
-  for (const auto& c : candidates) {
-    size_t d = editDistance(word, c);
-    if (d < bestDist && d < std::max(word.size(), c.size())) {
-      best = c;
-      bestDist = d;
-    }
-  }
-  return best;
-}
-
 std::string describe(const YAML::Node& n) {
   switch (n.Type()) {
   case YAML::NodeType::Map:

@@ -36,6 +36,12 @@ using Diagnostics = std::vector<Diagnostic>;
 
 bool hasErrors(const Diagnostics& diags);
 
+/** Levenshtein distance, for "did you mean" hints. */
+size_t editDistance(const std::string& a, const std::string& b);
+
+/** The candidate closest to word within 2 edits (a likely typo), or "". */
+std::string closest(const std::string& word, const std::vector<std::string>& candidates);
+
 /** Every diagnostic formatted, one per line. */
 std::string formatDiagnostics(const Diagnostics& diags);
 
