@@ -142,8 +142,7 @@ clean:
 FUZZ_CXX ?= clang++
 FUZZ_TIME ?= 60
 FUZZ_DIR := $(BUILD)/fuzz
-FUZZ_SRCS := fuzz/loader_fuzz.cpp userspace/config/loader.cpp userspace/config/model.cpp \
-	userspace/config/resolve.cpp userspace/config/plan_text.cpp $(wildcard userspace/common/*.cpp)
+FUZZ_SRCS := fuzz/loader_fuzz.cpp $(wildcard userspace/config/*.cpp userspace/common/*.cpp)
 FUZZ_FLAGS := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-Iuserspace -Iinclude $(shell pkg-config --cflags yaml-cpp re2 2>/dev/null)
 
