@@ -54,7 +54,7 @@ std::string joinPrefix(const std::string& parent, const std::string& child) {
 class IngressResolver {
 public:
   IngressResolver(const Config& c, Plan& plan, Diagnostics& diags)
-      : c_(c), plan_(plan), diags_(diags) {}
+      : c_(c), plan_(plan), diag_(diags) {}
 
   void run() {
     for (const auto& s : c_.services) {
@@ -81,7 +81,7 @@ public:
     }
     for (const auto& o : c_.ingressRoutes) {
       if (o.hosts.empty() && reached_.count(&o) == 0) {
-        warning(o.meta.pos, o.meta.ref(), "",
+        diag_.warning(o.meta.pos, o.meta.ref(), "",
                 "no root " + o.meta.kind + " delegates to it (orphaned); ignored");
       }
     }
@@ -95,26 +95,6 @@ private:
     SourcePos pos;
   };
 
-  void report(Diagnostic::Severity sev, const SourcePos& pos, const std::string& object,
-              const std::string& field, const std::string& message) {
-    Diagnostic d;
-    d.severity = sev;
-    d.pos = pos;
-    d.object = object;
-    d.field = field;
-    d.message = message;
-    if (reported_.insert(d.format()).second) {
-      diags_.push_back(std::move(d));
-    }
-  }
-  void error(const SourcePos& pos, const std::string& object, const std::string& field,
-             const std::string& message) {
-    report(Diagnostic::Severity::kError, pos, object, field, message);
-  }
-  void warning(const SourcePos& pos, const std::string& object, const std::string& field,
-               const std::string& message) {
-    report(Diagnostic::Severity::kWarning, pos, object, field, message);
-  }
 
   void root(const VirtualService& o) {
     reached_.insert(&o);
@@ -122,7 +102,7 @@ private:
     const SourcePos hp = o.hostPos.empty() ? o.meta.pos : o.hostPos[0];
     auto [it, inserted] = claims_.emplace(lower(host), Claim{&o, hp});
     if (!inserted) {
-      error(hp, o.meta.ref(), "spec.virtualhost.fqdn",
+      diag_.error(hp, o.meta.ref(), "spec.virtualhost.fqdn",
             "host " + host + " is also claimed by " + it->second.by->meta.ref() + " at " +
                 posStr(it->second.pos) + "; one host must have one routing object");
       return;
@@ -180,7 +160,7 @@ private:
           m.withoutHeaders.insert(m.withoutHeaders.begin(), pm.withoutHeaders.begin(),
                                   pm.withoutHeaders.end());
         } else if (!pp.empty() && cp.rfind(pp, 0) != 0) {
-          error(m.uri ? m.uri->pos : r.pos, o.meta.ref(), r.field + ".match",
+          diag_.error(m.uri ? m.uri->pos : r.pos, o.meta.ref(), r.field + ".match",
                 "path " + (cp.empty() ? std::string("(none)") : cp) +
                     " is outside the delegating route's prefix " + pp + " (" + posStr(pm.pos) +
                     "); Contour requires a delegated route to match inside it");
@@ -205,7 +185,7 @@ private:
             names.push_back(k.second);
           }
         }
-        error(r.delegate->pos, o.meta.ref(), r.field + (proxy ? ".name" : ".delegate"),
+        diag_.error(r.delegate->pos, o.meta.ref(), r.field + (proxy ? ".name" : ".delegate"),
               o.meta.kind + " " + ns + "/" + r.delegate->name + " not found" +
                   didYouMean(r.delegate->name, names));
         ok = false;
@@ -218,13 +198,13 @@ private:
         for (const VirtualService* s : stack) {
           chain += s->meta.ns + "/" + s->meta.name + " -> ";
         }
-        error(r.delegate->pos, o.meta.ref(), r.field + (proxy ? ".name" : ".delegate"),
+        diag_.error(r.delegate->pos, o.meta.ref(), r.field + (proxy ? ".name" : ".delegate"),
               "delegation cycle: " + chain + child->meta.ns + "/" + child->meta.name);
         ok = false;
         continue;
       }
       if (!child->hosts.empty()) {
-        error(r.delegate->pos, o.meta.ref(), r.field + (proxy ? ".name" : ".delegate"),
+        diag_.error(r.delegate->pos, o.meta.ref(), r.field + (proxy ? ".name" : ".delegate"),
               child->meta.ref() + " has a virtualhost (" + child->hosts[0] +
                   "); only an object without one can be the target of " + what);
         ok = false;
@@ -249,7 +229,7 @@ private:
     for (RouteDestination& d : r.destinations) {
       auto it = services_.find(Key{o.meta.ns, d.host});
       if (it == services_.end()) {
-        error(d.pos, o.meta.ref(), d.field + ".name",
+        diag_.error(d.pos, o.meta.ref(), d.field + ".name",
               "Service " + o.meta.ns + "/" + d.host + " not found" + didYouMean(d.host, names));
         ok = false;
         continue;
@@ -268,7 +248,7 @@ private:
         if (!d.weight && d.port <= 100) {
           msg += "; did you mean weight: " + std::to_string(d.port) + "?";
         }
-        error(d.portPos.line != 0 ? d.portPos : d.pos, o.meta.ref(), d.field + ".port", msg);
+        diag_.error(d.portPos.line != 0 ? d.portPos : d.pos, o.meta.ref(), d.field + ".port", msg);
         ok = false;
       }
       d.host = d.host + "." + o.meta.ns;
@@ -306,8 +286,7 @@ private:
 
   const Config& c_;
   Plan& plan_;
-  Diagnostics& diags_;
-  std::set<std::string> reported_;
+  DiagnosticSink diag_;
   std::map<Key, const Service*> services_;
   std::map<std::string, std::map<Key, const VirtualService*>> objects_; // by kind
   std::map<std::string, Claim> claims_; // lowercased host -> first claim

@@ -112,4 +112,29 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
   return best;
 }
 
+
+void DiagnosticSink::report(Diagnostic::Severity severity, const SourcePos& pos,
+                            const std::string& object, const std::string& field,
+                            const std::string& message) {
+  Diagnostic d;
+  d.severity = severity;
+  d.pos = pos;
+  d.object = object;
+  d.field = field;
+  d.message = message;
+  if (seen_.insert(d.format()).second) {
+    out_.push_back(std::move(d));
+  }
+}
+
+void DiagnosticSink::error(const SourcePos& pos, const std::string& object,
+                           const std::string& field, const std::string& message) {
+  report(Diagnostic::Severity::kError, pos, object, field, message);
+}
+
+void DiagnosticSink::warning(const SourcePos& pos, const std::string& object,
+                             const std::string& field, const std::string& message) {
+  report(Diagnostic::Severity::kWarning, pos, object, field, message);
+}
+
 } // namespace veer

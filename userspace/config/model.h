@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,24 @@ struct Diagnostic {
 using Diagnostics = std::vector<Diagnostic>;
 
 bool hasErrors(const Diagnostics& diags);
+
+/** Appends findings to a Diagnostics list, each distinct finding once. */
+class DiagnosticSink {
+public:
+  explicit DiagnosticSink(Diagnostics& out) : out_(out) {}
+
+  void error(const SourcePos& pos, const std::string& object, const std::string& field,
+             const std::string& message);
+  void warning(const SourcePos& pos, const std::string& object, const std::string& field,
+               const std::string& message);
+
+private:
+  void report(Diagnostic::Severity severity, const SourcePos& pos, const std::string& object,
+              const std::string& field, const std::string& message);
+
+  Diagnostics& out_;
+  std::set<std::string> seen_; // formatted findings already reported
+};
 
 /** Levenshtein distance, for "did you mean" hints. */
 size_t editDistance(const std::string& a, const std::string& b);

@@ -106,28 +106,6 @@ public:
   }
 
 private:
-  void report(Diagnostic::Severity sev, const SourcePos& pos, const std::string& object,
-              const std::string& field, const std::string& message) {
-    Diagnostic d;
-    d.severity = sev;
-    d.pos = pos;
-    d.object = object;
-    d.field = field;
-    d.message = message;
-    // The same finding can come from several ports or families; say it once.
-    if (!reported_.insert(d.format()).second) {
-      return;
-    }
-    result_.diags.push_back(std::move(d));
-  }
-  void error(const SourcePos& pos, const std::string& object, const std::string& field,
-             const std::string& message) {
-    report(Diagnostic::Severity::kError, pos, object, field, message);
-  }
-  void warning(const SourcePos& pos, const std::string& object, const std::string& field,
-               const std::string& message) {
-    report(Diagnostic::Severity::kWarning, pos, object, field, message);
-  }
 
   void index() {
     for (const auto& s : c_.services) {
@@ -157,13 +135,13 @@ private:
     for (const auto& dr : c_.destinationRules) {
       Key k;
       if (lookup(dr.host, dr.meta.ns, &k) == nullptr) {
-        error(dr.hostPos, dr.meta.ref(), "spec.host",
+        diag_.error(dr.hostPos, dr.meta.ref(), "spec.host",
               "host " + dr.host + " is not a known Service");
         continue;
       }
       auto [it, inserted] = drs_.emplace(k, &dr);
       if (!inserted) {
-        error(dr.hostPos, dr.meta.ref(), "spec.host",
+        diag_.error(dr.hostPos, dr.meta.ref(), "spec.host",
               "Service " + keyStr(k) + " already has subsets from " + it->second->meta.ref() +
                   " at " + posStr(it->second->hostPos));
       }
@@ -234,13 +212,13 @@ private:
         }
       }
       if (child == nullptr) {
-        error(r.delegate->pos, vs.meta.ref(), r.field + ".delegate",
+        diag_.error(r.delegate->pos, vs.meta.ref(), r.field + ".delegate",
               "VirtualService " + ns + "/" + r.delegate->name + " not found");
         ok = false;
         continue;
       }
       if (!child->hosts.empty()) {
-        error(r.delegate->pos, vs.meta.ref(), r.field + ".delegate",
+        diag_.error(r.delegate->pos, vs.meta.ref(), r.field + ".delegate",
               "VirtualService " + ns + "/" + r.delegate->name +
                   " has hosts; a delegate VirtualService must not set hosts");
         ok = false;
@@ -248,7 +226,7 @@ private:
       }
       for (const Route& cr : child->http) {
         if (cr.delegate) {
-          error(cr.delegate->pos, child->meta.ref(), cr.field + ".delegate",
+          diag_.error(cr.delegate->pos, child->meta.ref(), cr.field + ".delegate",
                 "a delegate VirtualService cannot delegate again");
           ok = false;
           continue;
@@ -375,13 +353,13 @@ private:
         std::string field = "spec.hosts[" + std::to_string(i) + "]";
         Key k;
         if (lookup(host, vs.meta.ns, &k) == nullptr) {
-          error(hp, vs.meta.ref(), field, "host " + host + " is not a known Service");
+          diag_.error(hp, vs.meta.ref(), field, "host " + host + " is not a known Service");
           continue;
         }
         auto claimed = claims_.find(k);
         if (claimed != claims_.end()) {
           if (claimed->second.first != &vs) {
-            error(hp, vs.meta.ref(), field,
+            diag_.error(hp, vs.meta.ref(), field,
                   "Service " + keyStr(k) + " is already routed by " +
                       claimed->second.first->meta.ref() + " at " + posStr(claimed->second.second));
           }
@@ -394,7 +372,7 @@ private:
         bool sawCatchAll = false;
         for (const PlanRoute& pr : dec.routes) {
           if (sawCatchAll) {
-            warning(pr.rule.pos, pr.source, pr.rule.field,
+            diag_.warning(pr.rule.pos, pr.source, pr.rule.field,
                     "unreachable: an earlier rule matches every request");
           }
           sawCatchAll = sawCatchAll || pr.rule.matches.empty();
@@ -414,7 +392,7 @@ private:
           classify(pr, vs.meta.ns, dec.l7, dec.kernel);
         }
         if (dec.routes.empty()) {
-          warning(hp, vs.meta.ref(), field,
+          diag_.warning(hp, vs.meta.ref(), field,
                   "no route without match conditions for this host; all endpoints get the "
                   "traffic");
         }
@@ -432,7 +410,7 @@ private:
     const std::string obj = vs.meta.ref();
     bool ok = true;
     if (r.destinations.empty()) {
-      error(r.pos, obj, r.field + ".route", "route has no destinations");
+      diag_.error(r.pos, obj, r.field + ".route", "route has no destinations");
       return false;
     }
     const Service* svc = services_.at(k);
@@ -447,7 +425,7 @@ private:
       if (subset[0] == '$') {
         const TrafficLabel* owner = nullptr;
         if (trafficLabel(subset.substr(1), vs.meta.ns, &owner) == nullptr) {
-          error(pos, obj, f,
+          diag_.error(pos, obj, f,
                 "subset " + subset + " names a traffic label, but no TrafficLabel in namespace " +
                     vs.meta.ns + " or istio-system defines label " + subset.substr(1));
           ok = false;
@@ -455,7 +433,7 @@ private:
         return;
       }
       if (dr == nullptr) {
-        error(pos, obj, f,
+        diag_.error(pos, obj, f,
               "subset " + subset + " used but no DestinationRule defines subsets for " + keyStr(k));
         ok = false;
       } else if (std::none_of(dr->subsets.begin(), dr->subsets.end(),
@@ -465,7 +443,7 @@ private:
         for (const auto& s : dr->subsets) {
           known += (known.empty() ? "" : ", ") + s.name;
         }
-        error(pos, obj, f,
+        diag_.error(pos, obj, f,
               "subset " + subset + " not defined in DestinationRule " + dr->meta.ns + "/" +
                   dr->meta.name + "; known: " + (known.empty() ? "(none)" : known));
         ok = false;
@@ -476,18 +454,18 @@ private:
     for (const auto& d : r.destinations) {
       Key dk;
       if (lookup(d.host, vs.meta.ns, &dk) == nullptr) {
-        error(d.pos, obj, d.field + ".destination.host",
+        diag_.error(d.pos, obj, d.field + ".destination.host",
               "host " + d.host + " is not a known Service");
         ok = false;
       } else if (dk != k) {
-        error(d.pos, obj, d.field + ".destination.host",
+        diag_.error(d.pos, obj, d.field + ".destination.host",
               "routing " + keyStr(k) + " traffic to another service (" + keyStr(dk) +
                   ") is not supported yet");
         ok = false;
       }
       if (d.weight) {
         if (*d.weight < 0 || *d.weight > 100) {
-          error(d.pos, obj, d.field + ".weight",
+          diag_.error(d.pos, obj, d.field + ".weight",
                 "weight " + std::to_string(*d.weight) + " out of range 0..100");
           ok = false;
         }
@@ -495,7 +473,7 @@ private:
       } else {
         anyMissing = true;
         if (r.destinations.size() > 1) {
-          error(d.pos, obj, d.field + ".weight",
+          diag_.error(d.pos, obj, d.field + ".weight",
                 "missing weight; every destination needs one when a route has several");
           ok = false;
         }
@@ -504,15 +482,15 @@ private:
       if (d.fallback) {
         Key fk;
         if (lookup(d.fallback->host, vs.meta.ns, &fk) == nullptr) {
-          error(d.fallback->pos, obj, d.field + ".fallback.target.host",
+          diag_.error(d.fallback->pos, obj, d.field + ".fallback.target.host",
                 "host " + d.fallback->host + " is not a known Service");
           ok = false;
         } else if (fk != k) {
-          error(d.fallback->pos, obj, d.field + ".fallback.target.host",
+          diag_.error(d.fallback->pos, obj, d.field + ".fallback.target.host",
                 "fallback to another service (" + keyStr(fk) + ") is not supported yet");
           ok = false;
         } else if (!d.fallback->subset.empty() && d.fallback->subset[0] == '$') {
-          error(d.fallback->pos, obj, d.field + ".fallback.target.subset",
+          diag_.error(d.fallback->pos, obj, d.field + ".fallback.target.subset",
                 "a fallback target must name a subset, not a traffic label");
           ok = false;
         } else {
@@ -521,14 +499,14 @@ private:
       }
       if (d.port != 0 && std::none_of(svc->ports.begin(), svc->ports.end(),
                                       [&](const ServicePort& p) { return p.port == d.port; })) {
-        error(d.pos, obj, d.field + ".destination.port.number",
+        diag_.error(d.pos, obj, d.field + ".destination.port.number",
               "Service " + keyStr(k) + " has no port " + std::to_string(d.port));
         ok = false;
       }
     }
     bool single = r.destinations.size() == 1 && anyMissing;
     if (ok && !single && !anyMissing && sum != 100) {
-      error(r.pos, obj, r.field + ".route",
+      diag_.error(r.pos, obj, r.field + ".route",
             "weights sum to " + std::to_string(sum) + ", expected 100");
       ok = false;
     }
@@ -541,7 +519,7 @@ private:
     }
     auto it = pod.namedPorts.find(sp.targetPortName);
     if (it == pod.namedPorts.end()) {
-      warning(pod.meta.pos, pod.meta.ref(), "spec.containers",
+      diag_.warning(pod.meta.pos, pod.meta.ref(), "spec.containers",
               "no container port named " + sp.targetPortName + " (Service " + svc.meta.ns + "/" +
                   svc.meta.name + " port " + std::to_string(sp.port) + "); pod skipped");
       return std::nullopt;
@@ -767,7 +745,7 @@ private:
               // compiled, the kernel sends everyone to the fallback (or the whole service).
               subset = d->fallback ? d->fallback->subset : "";
               if (!d->fallback) {
-                warning(d->pos, kr->source, d->field + ".destination.subset",
+                diag_.warning(d->pos, kr->source, d->field + ".destination.subset",
                         "subset " + d->subset +
                             " has no fallback; until traffic-label lanes are compiled, "
                             "connections go to every endpoint of " + keyStr(k));
@@ -789,7 +767,7 @@ private:
               v.fallback = d->fallback->subset;
             }
             if (v.backends.empty() && w > 0) {
-              warning(d->pos, kr->source, d->field + ".destination.subset",
+              diag_.warning(d->pos, kr->source, d->field + ".destination.subset",
                       (subset.empty() ? std::string("Service ") + keyStr(k)
                                       : "subset " + subset + " of Service " + keyStr(k)) +
                           " has no ready " + family(addr.v4) +
@@ -798,7 +776,7 @@ private:
             ps.versions.push_back(std::move(v));
           }
           if (sum != 100) {
-            error(kr->rule.pos, kr->source, kr->rule.field + ".route",
+            diag_.error(kr->rule.pos, kr->source, kr->rule.field + ".route",
                   "weights of destinations for port " + std::to_string(sp.port) + " sum to " +
                       std::to_string(sum) + ", expected 100");
             continue;
@@ -811,7 +789,7 @@ private:
 
   const Config& c_;
   ResolveResult result_;
-  std::set<std::string> reported_;
+  DiagnosticSink diag_{result_.diags}; // the same finding can come from several ports or families
   std::map<Key, const Service*> services_;
   std::map<Key, const Pod*> pods_;
   std::map<Key, const DestinationRule*> drs_;
