@@ -1,0 +1,125 @@
+#pragma once
+
+// The L7 routing decision for one request: veer-proxy's only view of the routing
+// model. The agent compiles its Plan into a RouteTable (fromPlan), writes it as JSON
+// next to the proxy (toJson, atomically renamed), and the proxy loads it (fromJson).
+// The proxy never reads YAML.
+//
+// A RouteTable is immutable once built, except for its per-route counters (atomics).
+// The proxy holds a shared_ptr to the table a request was routed with until that
+// request finishes, so a reload never changes an in-flight request: new requests see
+// the new table, in-flight ones finish on the old.
+//
+// Everything a Decision points to lives in the table that produced it.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "common/net.h"
+#include "common/result.h"
+#include "config/plan.h"
+
+namespace veer::proxy {
+
+/** One request or response header as the engine parsed it. Names in any case. */
+struct HeaderField {
+  std::string_view name;
+  std::string_view value;
+};
+
+/** What the router reads of a request. Views into the engine's buffers, valid during route(). */
+struct RequestHead {
+  std::string_view method; // "GET"
+  std::string_view target; // request-target as sent: origin-form "/p?q" (or absolute-form)
+  std::string_view host;   // Host header value (":authority"), "" when absent
+  std::span<const HeaderField> headers; // every header, in order, as received
+};
+
+/** Who sent a request and where it was going. */
+struct Origin {
+  IpAddr client;             // peer address of the accepted connection (the client pod)
+  IpAddr service;            // SO_ORIGINAL_DST: the service address the client connected to
+  uint16_t servicePort = 0;  // host order
+};
+
+struct Endpoint {
+  IpAddr addr;
+  uint16_t port = 0; // host order
+  std::string pod;   // "ns/name", for logs
+};
+
+/** A header edit. Applied in order: kSet replaces every value, kAdd appends, kRemove drops. */
+struct HeaderEdit {
+  enum class Op : uint8_t { kSet, kAdd, kRemove };
+  Op op = Op::kSet;
+  std::string name; // lowercase
+  std::string value;
+};
+
+/** What to do with one request. */
+struct Decision {
+  enum class Kind : uint8_t {
+    kForward, // send to one of endpoints
+    kRespond, // answer locally with status (no route, no endpoint, fault abort, redirect)
+  };
+  Kind kind = Kind::kRespond;
+
+  // kRespond
+  int status = 404;
+  std::string_view reason;   // short text for the body and logs: "no route", "no healthy upstream"
+  std::string_view location; // Location header of a redirect, "" otherwise
+
+  // kForward
+  std::span<const Endpoint> endpoints; // the chosen subset's endpoints (after fallback), never empty
+  size_t first = 0; // index into endpoints to try first; a connect failure moves on (first+1)%n...
+  std::span<const HeaderEdit> requestEdits;  // rule-level then destination-level, in order
+  std::span<const HeaderEdit> responseEdits; // rule-level then destination-level, in order
+  /** Full-link gray: set this header to tagValue on the upstream request when tagValue != "". */
+  std::string_view tagHeader;
+  std::string_view tagValue; // a view into the request (a header value) or the table (a pod label)
+  /** Istio rewrite.uri: target becomes rewritePath + target.substr(rewriteFrom) when set. */
+  std::string_view rewritePath;
+  size_t rewriteFrom = 0;
+  std::string_view rewriteAuthority; // Host of the upstream request when non-empty
+  uint32_t timeoutMs = 0;            // whole-request timeout, 0 = the proxy's default
+  int retries = -1;                  // retries.attempts, -1 = the proxy's default
+
+  // both
+  std::string_view cluster; // "default/reviews:9080 v2" (service and subset), for logs and stats
+  std::string_view rule;    // "VirtualService default/reviews spec.http[0]", for logs and explain
+};
+
+/** Options the agent compiles into the table. */
+struct RouteOptions {
+  /** Header carrying the full-link gray tag to the next hop (read first, then set upstream). */
+  std::string tagHeader = "x-asm-prefer-tag";
+};
+
+class RouteTable {
+public:
+  /** Compile the L7 services of a plan (path == kL7) and the pods they need (labels by IP). */
+  static std::shared_ptr<RouteTable> fromPlan(const Plan& plan, const Config& config,
+                                              const RouteOptions& options);
+  /** Parse what toJson wrote. Errors name the JSON path ("services[2].routes[0]..."). */
+  static Result<std::shared_ptr<RouteTable>> fromJson(std::string_view json);
+  std::string toJson() const;
+
+  /** Route one request. Thread-safe (counters are atomics). */
+  Decision route(const RequestHead& req, const Origin& origin) const;
+
+  /** Number of L7 service addresses (for logs and readiness). */
+  size_t serviceCount() const;
+
+  ~RouteTable();
+
+private:
+  RouteTable();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace veer::proxy
