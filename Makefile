@@ -32,7 +32,7 @@ BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRCS))
 
 LIB_SRCS := $(wildcard userspace/common/*.cpp userspace/config/*.cpp \
-	userspace/compiler/*.cpp userspace/datapath/*.cpp)
+	userspace/compiler/*.cpp userspace/datapath/*.cpp userspace/proxy/*.cpp)
 LIB_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libveer.a
 
@@ -118,7 +118,7 @@ test: deps
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
-	$(Q)bash tests/bench/connect_bench.sh
+	$(Q)set -e; for b in tests/bench/*.sh; do bash $$b; done
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
