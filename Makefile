@@ -78,7 +78,7 @@ $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BIN)/veer-agent: $(BUILD)/obj/userspace/agent/main.o $(LIB) | $(BIN)
+$(BIN)/veer-agent: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(wildcard userspace/agent/*.cpp)) $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
 	$(Q)$(CXX) $^ $(PKG_LIBS) -o $@
 
