@@ -15,6 +15,24 @@
 #include "config/loader.h"
 #include "proxy/router.h"
 
+// Counts heap allocations on this thread while enabled: route() must make none.
+namespace {
+thread_local bool gCountAllocs = false;
+thread_local size_t gAllocs = 0;
+} // namespace
+
+void* operator new(size_t n) {
+  if (gCountAllocs) {
+    ++gAllocs;
+  }
+  if (void* p = std::malloc(n == 0 ? 1 : n)) {
+    return p;
+  }
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+
 namespace veer::proxy {
 namespace {
 
@@ -354,12 +372,42 @@ TEST(Router, ConsistentHashByCookieIsStablePerValue) {
   for (const auto& [cookie, pods] : podsBySession) {
     EXPECT_EQ(podOf(route(*again, Req{.headers = {{"cookie", cookie}}}, kShop)), *pods.begin());
   }
-  // Without the cookie: round robin over the subset.
-  std::set<std::string> rr;
-  for (int i = 0; i < 3; ++i) {
-    rr.insert(podOf(route(*t, Req{}, kShop)));
+  // Without the cookie (ttl set): Envoy's generated cookie, a session cookie for ttl 0s;
+  // the request is hashed by it, so sending it back keeps the endpoint.
+  Decision first = route(*t, Req{}, kShop);
+  std::string setCookie(first.setCookie);
+  ASSERT_EQ(setCookie.rfind("session=", 0), 0u) << setCookie;
+  EXPECT_EQ(setCookie.substr(setCookie.size() - 10), "; HttpOnly");
+  EXPECT_EQ(setCookie.find("Max-Age"), std::string::npos) << "ttl 0s: a session cookie";
+  std::string cookie = setCookie.substr(0, setCookie.find(';'));
+  for (int i = 0; i < 10; ++i) {
+    Decision d = route(*t, Req{.headers = {{"cookie", cookie}}}, kShop);
+    EXPECT_EQ(podOf(d), podOf(first));
+    EXPECT_EQ(d.setCookie, "") << "the client has the cookie";
   }
-  EXPECT_EQ(rr.size(), 3u);
+}
+
+TEST(Router, GeneratedCookieCarriesTtlAndPathAndNoTtlMeansRoundRobin) {
+  Loaded withTtl = loadShop("  http:\n  - route:\n    - destination: {host: shop, subset: v1}\n",
+                            "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n"
+                            "        httpCookie: {name: s, ttl: 60s, path: /}\n");
+  auto t = RouteTable::fromPlan(withTtl.plan, withTtl.config, {});
+  std::string c(route(*t, Req{}, kShop).setCookie);
+  EXPECT_NE(c.find("; Max-Age=60; Path=/; HttpOnly"), std::string::npos) << c;
+  Origin other = kShopFromQa;
+  EXPECT_NE(std::string(route(*t, Req{}, other).setCookie), c) << "a cookie per client";
+
+  Loaded noTtl = loadShop("  http:\n  - route:\n    - destination: {host: shop, subset: v1}\n",
+                          "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n"
+                          "        httpCookie: {name: s}\n");
+  auto rr = RouteTable::fromPlan(noTtl.plan, noTtl.config, {});
+  std::set<std::string> pods;
+  for (int i = 0; i < 3; ++i) {
+    Decision d = route(*rr, Req{}, kShop);
+    EXPECT_EQ(d.setCookie, "");
+    pods.insert(podOf(d));
+  }
+  EXPECT_EQ(pods.size(), 3u) << "no cookie and no ttl: round robin over the subset";
 }
 
 TEST(Router, ConsistentHashByHeaderAndSourceIp) {
@@ -493,7 +541,8 @@ std::string describeDecision(const Decision& d) {
                   " first=" + std::to_string(d.first) + " tag=" + std::string(d.tagValue) +
                   " rw=" + std::string(d.rewritePath) + "@" + std::to_string(d.rewriteFrom) +
                   " t=" + std::to_string(d.timeoutMs) + " r=" + std::to_string(d.retries) +
-                  " loc=" + std::string(d.location);
+                  " loc=" + std::string(d.location) + " cookie=" + std::string(d.setCookie) +
+                  " delay=" + std::to_string(d.delayMs);
   for (const auto& e : d.endpoints) {
     s += " " + e.addr.str() + ":" + std::to_string(e.port) + "/" + e.pod;
   }
@@ -522,7 +571,7 @@ std::vector<Loaded> everyL7Seed() {
       "      sourceLabels: {app: frontend}\n    route:\n    - destination: {host: shop, subset: v1}\n"
       "      weight: 60\n    - destination: {host: shop, subset: v3}\n      weight: 40\n"
       "      fallback: {target: {host: shop, subset: v2}}\n",
-      "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpCookie: {name: session}\n"));
+      "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpCookie: {name: session, ttl: 30s, path: /shop}\n"));
   return out;
 }
 
@@ -642,6 +691,43 @@ TEST(RouterJson, RejectsGarbageWithoutCrashing) {
     }
   }
   EXPECT_EQ(accepted > 0, true) << "some flips only change a string value";
+}
+
+TEST(Router, RouteAllocatesNothing) {
+  // Every kind of decision, after one warm-up pass (per-thread buffers, RE2's lazy DFA).
+  Loaded l002 = load("002-sticky-canary", "01-cookie-90-10");
+  Origin o002 = to(l002.plan, "reviews");
+  Loaded l003 = load("003-asm-full-link-gray", "03-ratings-lane");
+  Origin o003 = to(l003.plan, "reviews", "10.244.3.42");
+  std::vector<std::pair<std::shared_ptr<RouteTable>, Origin>> tables = {
+      {RouteTable::fromPlan(l002.plan, l002.config, {}), o002},
+      {RouteTable::fromPlan(l003.plan, l003.config, {}), o003}};
+  for (const Loaded& l : everyL7Seed()) {
+    if (l.plan.services.size() == 1) { // the shop
+      tables.emplace_back(RouteTable::fromPlan(l.plan, l.config, {}), kShop);
+    }
+  }
+  std::vector<Req> reqs = probeRequests();
+  reqs.push_back(Req{.headers = {{"cookie", "a=1"}, {"cookie", "reviews-cookie=REVIRES-V2"}}});
+  std::vector<RequestHead> heads;
+  for (Req& r : reqs) {
+    heads.push_back(r.head());
+  }
+  size_t forwarded = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    gAllocs = 0;
+    gCountAllocs = pass == 1;
+    for (int i = 0; i < 50; ++i) {
+      for (const auto& [t, o] : tables) {
+        for (const RequestHead& h : heads) {
+          forwarded += t->route(h, o).kind == Decision::Kind::kForward;
+        }
+      }
+    }
+    gCountAllocs = false;
+  }
+  EXPECT_EQ(gAllocs, 0u);
+  EXPECT_GT(forwarded, 0u);
 }
 
 } // namespace

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 #include "compiler/compiler.h"
@@ -71,6 +72,9 @@ struct Cluster {
   LoadBalancer::Hash hash = LoadBalancer::Hash::kNone;
   std::string hashKey;
   std::vector<uint32_t> ring; // Maglev over endpoints, for consistent hashing
+  /** httpCookie with a ttl: "; Max-Age=N; Path=p; HttpOnly" of the cookie generated when
+   * a request has none; nullopt when no cookie is generated. */
+  std::optional<std::string> cookieAttrs;
   mutable std::atomic<uint64_t> next{0}; // round robin
 };
 
@@ -273,6 +277,18 @@ Status compile(Spec spec, Table* impl) {
           names.push_back(addrPort(e.addr, e.port));
         }
         c->ring = maglevTable(names, VEER_MAGLEV_SIZE);
+        if (c->hash == LoadBalancer::Hash::kCookie && !sc.loadBalancer->cookieTtl.empty()) {
+          auto ttl = durationMs(sc.loadBalancer->cookieTtl);
+          if (!ttl) {
+            return Error{0, sp + ".clusters[" + std::to_string(ci) + "].loadBalancer.ttl: '" +
+                                sc.loadBalancer->cookieTtl + "' is not a duration like 10s"};
+          }
+          // Envoy: a zero ttl makes a session cookie (no Max-Age).
+          c->cookieAttrs = (*ttl == 0 ? std::string() : "; Max-Age=" + std::to_string(*ttl / 1000)) +
+                           (sc.loadBalancer->cookiePath.empty() ? std::string()
+                                                                : "; Path=" + sc.loadBalancer->cookiePath) +
+                           "; HttpOnly";
+        }
       }
       if (findCluster(svc, sc.subset, sc.port) >= 0) {
         return Error{0, sp + ".clusters[" + std::to_string(ci) + "]: subset '" + sc.subset +
@@ -623,6 +639,19 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
     break;
   case LoadBalancer::Hash::kCookie:
     hashKey = rv.cookie(c.hashKey);
+    if (!hashKey && c.cookieAttrs) {
+      // No cookie yet: generate one as Envoy does, a hash of the client and the service
+      // address, and hash this request by it so the next ones (carrying it) stay put.
+      thread_local std::string cookie;
+      uint64_t h = fnv1a64(origin.client.bytes.data(), origin.client.bytes.size());
+      h = fnv1a64(origin.service.bytes.data(), origin.service.bytes.size(), h);
+      h = fnv1a64(&origin.servicePort, sizeof(origin.servicePort), h);
+      char hex[17];
+      std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
+      cookie.assign(c.hashKey).append("=").append(hex).append(*c.cookieAttrs);
+      hashKey = std::string_view(cookie).substr(c.hashKey.size() + 1, 16);
+      d.setCookie = cookie;
+    }
     break;
   case LoadBalancer::Hash::kQueryParam:
     hashKey = rv.queryParam(c.hashKey);
@@ -1181,8 +1210,10 @@ public:
     std::string p = at(path, "loadBalancer");
     LoadBalancer lb;
     std::string hash;
-    if (!object(*it, p, {"simple", "hash", "key"}) || !string(*it, p, "simple", lb.simple) ||
-        !string(*it, p, "hash", hash) || !string(*it, p, "key", lb.hashKey)) {
+    if (!object(*it, p, {"simple", "hash", "key", "ttl", "path"}) ||
+        !string(*it, p, "simple", lb.simple) || !string(*it, p, "hash", hash) ||
+        !string(*it, p, "key", lb.hashKey) || !string(*it, p, "ttl", lb.cookieTtl) ||
+        !string(*it, p, "path", lb.cookiePath)) {
       return false;
     }
     static const std::pair<const char*, LoadBalancer::Hash> kinds[] = {
@@ -1354,6 +1385,12 @@ std::string RouteTable::toJson() const {
         cj["loadBalancer"] = {{"simple", c.loadBalancer->simple},
                               {"hash", hashName(c.loadBalancer->hash)},
                               {"key", c.loadBalancer->hashKey}};
+        if (!c.loadBalancer->cookieTtl.empty()) {
+          cj["loadBalancer"]["ttl"] = c.loadBalancer->cookieTtl;
+        }
+        if (!c.loadBalancer->cookiePath.empty()) {
+          cj["loadBalancer"]["path"] = c.loadBalancer->cookiePath;
+        }
       }
       clusters.push_back(std::move(cj));
     }

@@ -88,6 +88,10 @@ struct Decision {
   uint32_t timeoutMs = 0;            // whole-request timeout, 0 = the proxy's default
   int retries = -1;                  // retries.attempts, -1 = the proxy's default
   uint32_t delayMs = 0;              // fault.delay: hold the request this long first, 0 = none
+  /** Add as a Set-Cookie response header when non-empty: the cookie a consistentHash
+   * httpCookie with a ttl generates when the request has none (as Envoy does), so the
+   * client's next requests hash to the same endpoint. Per-thread buffer, like location. */
+  std::string_view setCookie;
 
   // both
   std::string_view cluster; // "default/reviews:9080 v2" (service and subset), for logs and stats
@@ -111,8 +115,8 @@ public:
 
   /**
    * Route one request. Thread-safe (counters are atomics); allocates nothing in the steady
-   * state. A redirect's location is built in a per-thread buffer: it stays valid until the
-   * next route() on the same thread.
+   * state. A redirect's location and a generated setCookie are built in per-thread buffers:
+   * they stay valid until the next route() on the same thread.
    */
   Decision route(const RequestHead& req, const Origin& origin) const;
 
