@@ -224,6 +224,20 @@ TEST(Router, NoMatchingRuleIs404NoRoute) {
   EXPECT_EQ(route(*t, Req{.target = "/api/x"}, other).status, 404) << "unknown service address";
 }
 
+TEST(Router, APlanItCannotReadIsRefusedWhole) {
+  Loaded l = loadShop("  http:\n  - match:\n    - uri: {prefix: /a}\n    timeout: 1s\n"
+                      "    route:\n    - destination: {host: shop, subset: v1}\n");
+  ASSERT_TRUE(RouteTable::compilePlan(l.plan, l.config, {}));
+  l.plan.services[0].routes[0].rule.actions.timeout = "1..5s"; // digits and dots, as the loader checks
+  auto t = RouteTable::compilePlan(l.plan, l.config, {});
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.error().message,
+            "route table: services[0].routes[0].timeout: '1..5s' is not a duration like 5s");
+  auto empty = RouteTable::fromPlan(l.plan, l.config, {});
+  EXPECT_EQ(empty->serviceCount(), 0u);
+  EXPECT_EQ(route(*empty, Req{.target = "/a"}, kShop).status, 404);
+}
+
 TEST(Router, SourceLabelsAndNamespaceUseTheClientPod) {
   Loaded l = loadShop("  http:\n  - match:\n    - sourceLabels: {app: frontend}\n"
                       "    route:\n    - destination: {host: shop, subset: v2}\n"

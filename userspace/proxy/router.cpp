@@ -428,6 +428,19 @@ size_t RouteTable::serviceCount() const { return impl_->services.size(); }
 
 std::shared_ptr<RouteTable> RouteTable::fromPlan(const Plan& plan, const Config& config,
                                                  const RouteOptions& options) {
+  auto t = compilePlan(plan, config, options);
+  if (t) {
+    return *t;
+  }
+  // Nothing half-applied: an empty table answers 404 (compilePlan says why).
+  std::shared_ptr<RouteTable> empty(new RouteTable());
+  empty->impl_ = std::make_unique<Impl>();
+  (void)compile(Spec{options.tagHeader, {}, {}}, empty->impl_.get());
+  return empty;
+}
+
+Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, const Config& config,
+                                                            const RouteOptions& options) {
   Spec spec;
   spec.tagHeader = options.tagHeader;
   std::set<std::string> podKeys; // pod labels the routes read
@@ -498,11 +511,8 @@ std::shared_ptr<RouteTable> RouteTable::fromPlan(const Plan& plan, const Config&
   }
   std::shared_ptr<RouteTable> t(new RouteTable());
   t->impl_ = std::make_unique<Impl>();
-  if (!compile(std::move(spec), t->impl_.get())) {
-    // A resolved plan is validated; a failure here is a bug, and an empty table answers
-    // 404 rather than half-routing.
-    t->impl_ = std::make_unique<Impl>();
-    (void)compile(Spec{options.tagHeader, {}, {}}, t->impl_.get());
+  if (Status st = compile(std::move(spec), t->impl_.get()); !st) {
+    return Error{0, "route table: " + st.error().message};
   }
   return t;
 }

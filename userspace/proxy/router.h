@@ -106,9 +106,14 @@ struct RouteOptions {
 
 class RouteTable {
 public:
-  /** Compile the L7 services of a plan (path == kL7) and the pods they need (labels by IP). */
+  /** Compile the L7 services of a plan (path == kL7) and the pods they need (labels by IP).
+   * A plan the table cannot take (see compilePlan) gives an empty table: every request 404. */
   static std::shared_ptr<RouteTable> fromPlan(const Plan& plan, const Config& config,
                                               const RouteOptions& options);
+  /** fromPlan, but say why a resolved plan cannot be compiled (a value the loader let
+   * through that the router cannot read), so the agent keeps the last good table. */
+  static Result<std::shared_ptr<RouteTable>> compilePlan(const Plan& plan, const Config& config,
+                                                         const RouteOptions& options);
   /** Parse what toJson wrote. Errors name the JSON path ("services[2].routes[0]..."). */
   static Result<std::shared_ptr<RouteTable>> fromJson(std::string_view json);
   std::string toJson() const;
