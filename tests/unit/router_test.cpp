@@ -281,6 +281,35 @@ TEST(Router, FallbackEmptyToo503) {
   EXPECT_EQ(d.cluster, "default/shop:8080 v3");
 }
 
+TEST(Router, FallbackCasesAreHonoured) {
+  const std::string route2 = "  http:\n  - route:\n    - destination: {host: shop, subset: v3}\n"
+                             "      weight: 50\n      fallback:\n        case: CASE\n"
+                             "        target: {host: shop, subset: v1}\n"
+                             "    - destination: {host: shop, subset: v2}\n      weight: 50\n"
+                             "      fallback:\n        case: CASE\n"
+                             "        target: {host: shop, subset: v1}\n";
+  auto with = [&](const std::string& c) {
+    std::string vs = route2;
+    for (size_t at; (at = vs.find("CASE")) != std::string::npos;) {
+      vs.replace(at, 4, c);
+    }
+    Loaded l = loadShop(vs);
+    return RouteTable::fromPlan(l.plan, l.config, {});
+  };
+  // v3 (no pods) first, then v2 (one pod), alternating.
+  auto onlyAvailable = with("noavailabled");
+  Decision v3 = route(*onlyAvailable, Req{}, kShop);
+  EXPECT_EQ(v3.status, 503) << "noinstances not listed: an empty subset does not fall back";
+  Decision v2 = route(*onlyAvailable, Req{}, kShop);
+  EXPECT_EQ(podOf(v2), "default/shop-v2-a");
+  EXPECT_EQ(v2.fallbackEndpoints.size(), 3u);
+  auto onlyInstances = with("noinstances");
+  EXPECT_EQ(subsetOf(route(*onlyInstances, Req{}, kShop)), "v1");
+  v2 = route(*onlyInstances, Req{}, kShop);
+  EXPECT_EQ(podOf(v2), "default/shop-v2-a");
+  EXPECT_TRUE(v2.fallbackEndpoints.empty()) << "noavailabled not listed";
+}
+
 TEST(Router, FaultAbortHonoursItsPercentageExactly) {
   Loaded l = loadShop("  http:\n  - fault:\n      abort:\n        httpStatus: 418\n"
                       "        percentage: {value: 25}\n    route:\n"
@@ -492,6 +521,7 @@ TEST(RouterSeeds, FullLinkGrayFallsBackToProdThenFollowsGrayInstances) {
   EXPECT_EQ(podOf(d), "default/reviews-v1");
   EXPECT_EQ(subsetOf(d), "prod");
   EXPECT_EQ(d.tagHeader, "x-asm-prefer-tag");
+  EXPECT_TRUE(d.fallbackEndpoints.empty()) << "already on the fallback";
   EXPECT_EQ(d.tagValue, "gray") << "the lane stays gray for the next hop";
 
   // Step 2: reviews-v2 is up: the same gray client now reaches it.
@@ -500,6 +530,10 @@ TEST(RouterSeeds, FullLinkGrayFallsBackToProdThenFollowsGrayInstances) {
   d = route(*t2, Req{}, to(s2.plan, "reviews", gray));
   EXPECT_EQ(podOf(d), "default/reviews-v2");
   EXPECT_EQ(d.tagValue, "gray");
+  // noavailabled: should reviews-v2 refuse connections, the engine tries prod.
+  ASSERT_EQ(d.fallbackEndpoints.size(), 1u);
+  EXPECT_EQ(d.fallbackEndpoints[0].pod, "default/reviews-v1");
+  EXPECT_EQ(d.fallbackCluster, "default/reviews:9080 prod");
   // An untagged client has no lane: the fallback (prod), no tag.
   d = route(*t2, Req{}, to(s2.plan, "reviews"));
   EXPECT_EQ(podOf(d), "default/reviews-v1");
@@ -556,7 +590,8 @@ std::string describeDecision(const Decision& d) {
                   " rw=" + std::string(d.rewritePath) + "@" + std::to_string(d.rewriteFrom) +
                   " t=" + std::to_string(d.timeoutMs) + " r=" + std::to_string(d.retries) +
                   " loc=" + std::string(d.location) + " cookie=" + std::string(d.setCookie) +
-                  " delay=" + std::to_string(d.delayMs);
+                  " delay=" + std::to_string(d.delayMs) + " fb=" + std::string(d.fallbackCluster) +
+                  "@" + std::to_string(d.fallbackFirst);
   for (const auto& e : d.endpoints) {
     s += " " + e.addr.str() + ":" + std::to_string(e.port) + "/" + e.pod;
   }

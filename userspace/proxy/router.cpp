@@ -82,7 +82,9 @@ struct Dest {
   int cluster = -1; // fixed subset; -1 for a lane ($label)
   int label = -1;   // index into Service::labels for a lane
   uint16_t port = 0;
-  int fallback = -1; // cluster used when the chosen one has no endpoint
+  int fallback = -1; // the ASM fallback target's cluster
+  bool fallbackNoInstances = false; // case noinstances: the chosen subset has no endpoint
+  bool fallbackNoAvailable = false; // case noavailabled: none of its endpoints connects
   std::vector<HeaderEdit> requestEdits;
   std::vector<HeaderEdit> responseEdits;
 };
@@ -379,6 +381,15 @@ Status compile(Spec spec, Table* impl) {
         if (d.fallback) {
           uint16_t fport = d.fallback->port != 0 ? d.fallback->port : dest.port;
           dest.fallback = findCluster(svc, d.fallback->subset, fport);
+          for (const auto& c : d.fallback->cases) {
+            if (c == "noinstances") {
+              dest.fallbackNoInstances = true;
+            } else if (c == "noavailabled") {
+              dest.fallbackNoAvailable = true;
+            } else {
+              return Error{0, dp + ".fallback.cases: '" + c + "' is not noinstances or noavailabled"};
+            }
+          }
           if (dest.fallback < 0) {
             return Error{0, dp + ".fallback.subset: no cluster for subset '" + d.fallback->subset +
                                 "' port " + std::to_string(fport)};
@@ -621,14 +632,22 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
     ci = lane.value.empty() ? (dest.fallback >= 0 ? -1 : findCluster(svc, "", dest.port))
                             : findCluster(svc, lane.value, dest.port);
   }
-  if ((ci < 0 || svc.clusters[ci]->endpoints.empty()) && dest.fallback >= 0) {
-    ci = dest.fallback; // ASM fallback: noinstances (and undefined lane subsets)
+  bool noInstances = ci < 0 || svc.clusters[ci]->endpoints.empty();
+  if (noInstances && dest.fallback >= 0 && (dest.fallbackNoInstances || ci < 0)) {
+    ci = dest.fallback; // ASM noinstances; a lane this service does not define always falls back
+    noInstances = svc.clusters[ci]->endpoints.empty();
+  } else if (!noInstances && dest.fallback >= 0 && dest.fallbackNoAvailable && ci != dest.fallback &&
+             !svc.clusters[dest.fallback]->endpoints.empty()) {
+    const Cluster& fb = *svc.clusters[dest.fallback];
+    d.fallbackEndpoints = fb.endpoints;
+    d.fallbackFirst = fb.next.fetch_add(1, std::memory_order_relaxed) % fb.endpoints.size();
+    d.fallbackCluster = fb.name;
   }
   if (!tag.empty()) {
     d.tagHeader = impl_->tagHeader;
     d.tagValue = tag;
   }
-  if (ci < 0 || svc.clusters[ci]->endpoints.empty()) {
+  if (noInstances) {
     if (ci >= 0) {
       d.cluster = svc.clusters[ci]->name;
     }
@@ -828,7 +847,7 @@ Json routeJson(const PlanRoute& pr) {
       dj["headers"] = headerActionsJson(d.headers);
     }
     if (d.fallback) {
-      dj["fallback"] = {{"subset", d.fallback->subset}};
+      dj["fallback"] = {{"subset", d.fallback->subset}, {"cases", d.fallback->cases}};
       if (d.fallback->port != 0) {
         dj["fallback"]["port"] = d.fallback->port;
       }
@@ -1201,9 +1220,13 @@ public:
       if (auto it = dj.find("fallback"); it != dj.end()) {
         std::string fp = at(dp, "fallback");
         Fallback f;
-        if (!object(*it, fp, {"subset", "port"}) || !string(*it, fp, "subset", f.subset, true) ||
-            !integer(*it, fp, "port", f.port, 0, 65535)) {
+        if (!object(*it, fp, {"subset", "port", "cases"}) ||
+            !string(*it, fp, "subset", f.subset, true) ||
+            !integer(*it, fp, "port", f.port, 0, 65535) || !stringList(*it, fp, "cases", f.cases)) {
           return false;
+        }
+        if (!it->contains("cases")) {
+          f.cases = {"noinstances", "noavailabled"}; // the loader's default for an omitted case
         }
         d.fallback = f;
       }

@@ -76,6 +76,11 @@ struct Decision {
   // kForward
   std::span<const Endpoint> endpoints; // the chosen subset's endpoints (after fallback), never empty
   size_t first = 0; // index into endpoints to try first; a connect failure moves on (first+1)%n...
+  /** ASM fallback case noavailabled: when no endpoint above accepts a connection, try these
+   * (the fallback subset's, in order from fallbackFirst); empty when there is no such fallback. */
+  std::span<const Endpoint> fallbackEndpoints;
+  size_t fallbackFirst = 0;
+  std::string_view fallbackCluster; // "default/reviews:9080 prod", for logs and stats
   std::span<const HeaderEdit> requestEdits;  // rule-level then destination-level, in order
   std::span<const HeaderEdit> responseEdits; // rule-level then destination-level, in order
   /** Full-link gray: set this header to tagValue on the upstream request when tagValue != "". */
