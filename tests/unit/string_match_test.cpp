@@ -1,4 +1,4 @@
-// Table tests for each Istio StringMatch operator through stringMatches (plan_text.h),
+// Table tests for each Istio StringMatch operator through stringMatches (match.h),
 // the predicate explain and the L7 rules use: exact, prefix, regex (RE2 full match),
 // with and without ignoreUriCase.
 

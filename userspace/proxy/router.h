@@ -21,15 +21,15 @@
 
 #include "common/net.h"
 #include "common/result.h"
+#include "config/match.h"
 #include "config/plan.h"
 
 namespace veer::proxy {
 
-/** One request or response header as the engine parsed it. Names in any case. */
-struct HeaderField {
-  std::string_view name;
-  std::string_view value;
-};
+/** One request or response header as the engine parsed it ({name, value}, names in any
+ * case): the matcher's type (config/match.h), so the router matches the engine's headers
+ * without copying them. */
+using HeaderField = veer::HeaderField;
 
 /** What the router reads of a request. Views into the engine's buffers, valid during route(). */
 struct RequestHead {
@@ -71,11 +71,16 @@ struct Decision {
   // kRespond
   int status = 404;
   std::string_view reason;   // short text for the body and logs: "no route", "no healthy upstream"
-  std::string_view location; // Location header of a redirect, "" otherwise
+  std::string_view location; // Location header of a redirect, "" otherwise (see route())
 
   // kForward
   std::span<const Endpoint> endpoints; // the chosen subset's endpoints (after fallback), never empty
   size_t first = 0; // index into endpoints to try first; a connect failure moves on (first+1)%n...
+  /** ASM fallback case noavailabled: when no endpoint above accepts a connection, try these
+   * (the fallback subset's, in order from fallbackFirst); empty when there is no such fallback. */
+  std::span<const Endpoint> fallbackEndpoints;
+  size_t fallbackFirst = 0;
+  std::string_view fallbackCluster; // "default/reviews:9080 prod", for logs and stats
   std::span<const HeaderEdit> requestEdits;  // rule-level then destination-level, in order
   std::span<const HeaderEdit> responseEdits; // rule-level then destination-level, in order
   /** Full-link gray: set this header to tagValue on the upstream request when tagValue != "". */
@@ -87,6 +92,11 @@ struct Decision {
   std::string_view rewriteAuthority; // Host of the upstream request when non-empty
   uint32_t timeoutMs = 0;            // whole-request timeout, 0 = the proxy's default
   int retries = -1;                  // retries.attempts, -1 = the proxy's default
+  uint32_t delayMs = 0;              // fault.delay: hold the request this long first, 0 = none
+  /** Add as a Set-Cookie response header when non-empty: the cookie a consistentHash
+   * httpCookie with a ttl generates when the request has none (as Envoy does), so the
+   * client's next requests hash to the same endpoint. Per-thread buffer, like location. */
+  std::string_view setCookie;
 
   // both
   std::string_view cluster; // "default/reviews:9080 v2" (service and subset), for logs and stats
@@ -96,19 +106,28 @@ struct Decision {
 /** Options the agent compiles into the table. */
 struct RouteOptions {
   /** Header carrying the full-link gray tag to the next hop (read first, then set upstream). */
-  std::string tagHeader = "x-asm-prefer-tag";
+  std::string tagHeader = kDefaultTagHeader; // x-asm-prefer-tag
 };
 
 class RouteTable {
 public:
-  /** Compile the L7 services of a plan (path == kL7) and the pods they need (labels by IP). */
+  /** Compile the L7 services of a plan (path == kL7) and the pods they need (labels by IP).
+   * A plan the table cannot take (see compilePlan) gives an empty table: every request 404. */
   static std::shared_ptr<RouteTable> fromPlan(const Plan& plan, const Config& config,
                                               const RouteOptions& options);
+  /** fromPlan, but say why a resolved plan cannot be compiled (a value the loader let
+   * through that the router cannot read), so the agent keeps the last good table. */
+  static Result<std::shared_ptr<RouteTable>> compilePlan(const Plan& plan, const Config& config,
+                                                         const RouteOptions& options);
   /** Parse what toJson wrote. Errors name the JSON path ("services[2].routes[0]..."). */
   static Result<std::shared_ptr<RouteTable>> fromJson(std::string_view json);
   std::string toJson() const;
 
-  /** Route one request. Thread-safe (counters are atomics). */
+  /**
+   * Route one request. Thread-safe (counters are atomics); allocates nothing in the steady
+   * state. A redirect's location and a generated setCookie are built in per-thread buffers:
+   * they stay valid until the next route() on the same thread.
+   */
   Decision route(const RequestHead& req, const Origin& origin) const;
 
   /** Number of L7 service addresses (for logs and readiness). */
