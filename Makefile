@@ -19,7 +19,7 @@ CXX ?= g++
 
 PKGS := libbpf yaml-cpp spdlog fmt re2 libnl-3.0 libnl-route-3.0
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lelf -lz
 
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -MMD -MP \
@@ -36,7 +36,7 @@ LIB_SRCS := $(wildcard userspace/common/*.cpp userspace/config/*.cpp \
 LIB_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libveer.a
 
-PROGS := veer-agent veerctl
+PROGS := veer-agent veerctl veer-proxy
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
 INTEG_SRCS := $(wildcard tests/integration/*.cpp)
 WORLD_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(wildcard tests/world/*.cpp))
@@ -85,6 +85,10 @@ $(BIN)/veer-agent: $(BUILD)/obj/userspace/agent/main.o $(LIB) | $(BIN)
 $(BIN)/veerctl: $(BUILD)/obj/userspace/veerctl/main.o $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
 	$(Q)$(CXX) $^ $(PKG_LIBS) -o $@
+
+$(BIN)/veer-proxy: $(BUILD)/obj/userspace/veer-proxy/main.o $(LIB) | $(BIN)
+	$(call msg,LINK,$@)
+	$(Q)$(CXX) $^ $(PKG_LIBS) -pthread -o $@
 
 $(BIN)/veer-unit-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(UNIT_SRCS)) $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
