@@ -39,4 +39,25 @@ struct ResolveResult {
  */
 ResolveResult resolve(const Config& config);
 
+/** One subset of a service port and its ready endpoints, computed as resolve() does. */
+struct SubsetEndpoints {
+  std::string subset; // "" = every endpoint of the service
+  std::optional<LoadBalancer> loadBalancer; // the subset's trafficPolicy, else the rule's
+  std::vector<PlanBackend> backends;        // sorted
+};
+
+/**
+ * "" and every DestinationRule subset of the Service of ps, on its port `port`, in the
+ * address family of ps.addr: what the L7 proxy needs beyond the plan's versions (every
+ * lane and fallback candidate). Empty when the service or port is unknown.
+ */
+std::vector<SubsetEndpoints> subsetEndpoints(const Config& config, const PlanService& ps,
+                                             uint16_t port);
+
+/** The TrafficLabel label `name` that applies in namespace ns (own namespace first, then
+ * istio-system, mesh-wide); null when none does. */
+const TrafficLabel::Label* findTrafficLabel(const Config& config, const std::string& name,
+                                            const std::string& ns,
+                                            const TrafficLabel** owner = nullptr);
+
 } // namespace veer

@@ -2,7 +2,7 @@
 
 #include "config/plan_text.h"
 
-#include <re2/re2.h>
+#include "config/loader.h"
 
 #include <algorithm>
 #include <set>
@@ -30,14 +30,12 @@ std::string protoName(uint8_t p) { return p == 17 ? "udp" : "tcp"; }
 
 std::string key(const PlanService& s) { return addrPort(s.addr, s.port) + "/" + protoName(s.proto); }
 
-std::string renderSm(const StringMatch& m) { return std::string(m.opName()) + " " + quote(m.value); }
-
 std::string renderMatch(const HttpMatch& m) {
   std::vector<std::string> parts;
   for (const auto& [name, opt] : {std::pair{"uri", &m.uri}, {"scheme", &m.scheme},
                                   {"method", &m.method}, {"authority", &m.authority}}) {
     if (*opt) {
-      parts.push_back(std::string(name) + " " + renderSm(**opt) +
+      parts.push_back(std::string(name) + " " + describe(**opt) +
                       (m.ignoreUriCase && std::string(name) == "uri" ? " (ignore case)" : ""));
     }
   }
@@ -46,7 +44,7 @@ std::string renderMatch(const HttpMatch& m) {
                                    {"queryParams", &m.queryParams}}) {
     for (const KeyMatch& k : *list) {
       parts.push_back(std::string(name) + "[" + k.key + "] " +
-                      (k.present ? std::string("present") : renderSm(k.match)));
+                      (k.present ? std::string("present") : describe(k.match)));
     }
   }
   for (const auto& [k, v] : m.sourceLabels) {
@@ -135,25 +133,6 @@ bool labelsMatch(const Labels& have, const Labels& want) {
 }
 
 } // namespace
-
-bool stringMatches(const StringMatch& m, const std::string& value, bool ignoreCase) {
-  std::string v = ignoreCase ? lower(value) : value;
-  std::string want = ignoreCase && m.op != StringMatch::Op::kRegex ? lower(m.value) : m.value;
-  switch (m.op) {
-  case StringMatch::Op::kExact:
-    return v == want;
-  case StringMatch::Op::kPrefix:
-    return v.compare(0, want.size(), want) == 0;
-  case StringMatch::Op::kRegex: {
-    RE2::Options opts;
-    opts.set_log_errors(false);
-    opts.set_case_sensitive(!ignoreCase);
-    RE2 re(want, opts);
-    return re.ok() && RE2::FullMatch(value, re);
-  }
-  }
-  return false;
-}
 
 std::string renderRule(const PlanRoute& pr) {
   const Route& r = pr.rule;
@@ -423,73 +402,6 @@ PlanDiff diffPlans(const PlanSummary& before, const PlanSummary& after) {
 
 namespace {
 
-/** Why a match entry fails for req, or "" when it matches. */
-std::string mismatch(const HttpMatch& m, const ExplainRequest& req, const PlanService& s,
-                     const std::map<std::string, std::string>& headers,
-                     const std::map<std::string, std::string>& query, const Pod* pod) {
-  std::string path = req.uri.substr(0, req.uri.find('?'));
-  auto check = [&](const char* what, const std::optional<StringMatch>& sm, const std::string& v,
-                   bool ic) -> std::string {
-    if (sm && !stringMatches(*sm, v, ic)) {
-      return std::string(what) + " " + quote(v) + " is not " + renderSm(*sm);
-    }
-    return "";
-  };
-  std::string r;
-  if (!(r = check("uri", m.uri, path, m.ignoreUriCase)).empty() ||
-      !(r = check("scheme", m.scheme, req.scheme, false)).empty() ||
-      !(r = check("method", m.method, req.method, false)).empty() ||
-      !(r = check("authority", m.authority, req.authority.empty() ? req.host : req.authority,
-                  false))
-           .empty()) {
-    return r;
-  }
-  for (const auto& k : m.headers) {
-    auto it = headers.find(k.key);
-    if (it == headers.end()) {
-      return "header " + k.key + " is absent";
-    }
-    if (!k.present && !stringMatches(k.match, it->second)) {
-      return "header " + k.key + " " + quote(it->second) + " is not " + renderSm(k.match);
-    }
-  }
-  for (const auto& k : m.withoutHeaders) {
-    auto it = headers.find(k.key);
-    if (it != headers.end() && (k.present || stringMatches(k.match, it->second))) {
-      return "header " + k.key + " " + quote(it->second) + " must not be " +
-             (k.present ? std::string("present") : renderSm(k.match));
-    }
-  }
-  for (const auto& k : m.queryParams) {
-    auto it = query.find(k.key);
-    if (it == query.end()) {
-      return "query parameter " + k.key + " is absent";
-    }
-    if (!k.present && !stringMatches(k.match, it->second)) {
-      return "query parameter " + k.key + " " + quote(it->second) + " is not " + renderSm(k.match);
-    }
-  }
-  if (!m.sourceLabels.empty()) {
-    if (pod == nullptr) {
-      return "sourceLabels need the client pod (--from-pod)";
-    }
-    if (!labelsMatch(pod->meta.labels, m.sourceLabels)) {
-      return "pod " + pod->meta.ns + "/" + pod->meta.name + " lacks the sourceLabels";
-    }
-  }
-  if (!m.sourceNamespace.empty() && (pod == nullptr || pod->meta.ns != m.sourceNamespace)) {
-    return "client is not in namespace " + m.sourceNamespace;
-  }
-  if (m.port != 0 && m.port != s.port) {
-    return "port " + std::to_string(s.port) + " is not " + std::to_string(m.port);
-  }
-  if (!m.gateways.empty() &&
-      std::find(m.gateways.begin(), m.gateways.end(), "mesh") == m.gateways.end()) {
-    return "applies to gateways only, not mesh traffic";
-  }
-  return "";
-}
-
 } // namespace
 
 Explanation explain(const Plan& plan, const Config& config, const ExplainRequest& req) {
@@ -512,21 +424,6 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
     }
     headers["cookie"] = c;
   }
-  std::map<std::string, std::string> query;
-  if (size_t q = req.uri.find('?'); q != std::string::npos) {
-    std::string qs = req.uri.substr(q + 1);
-    size_t start = 0;
-    while (start < qs.size()) {
-      size_t amp = qs.find('&', start);
-      std::string kv = qs.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
-      size_t eq = kv.find('=');
-      query[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
-      if (amp == std::string::npos) {
-        break;
-      }
-      start = amp + 1;
-    }
-  }
   const Pod* pod = nullptr;
   if (!req.fromPod.empty()) {
     std::string pns = req.ns;
@@ -546,6 +443,22 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
       return ex;
     }
   }
+  std::vector<HeaderField> fields;
+  for (const auto& [k, v] : headers) {
+    fields.push_back(HeaderField{k, v});
+  }
+  RequestView view;
+  view.method = req.method;
+  splitTarget(req.uri, view);
+  view.scheme = req.scheme;
+  view.authority = req.authority.empty() ? req.host : req.authority;
+  view.port = s->port;
+  view.headers = fields;
+  ClientView client;
+  if (pod != nullptr) {
+    client = ClientView{pod->meta.ns, pod->meta.name, &pod->meta.labels};
+    view.client = &client;
+  }
   std::string out = "service " + s->id() + " " + key(*s) + " path=" + pathName(s->path) + "\n";
   const PlanRoute* hit = nullptr;
   for (const auto& pr : s->routes) {
@@ -556,8 +469,11 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
     }
     std::string why;
     for (const auto& m : pr.rule.matches) {
-      std::string r = mismatch(m, req, *s, headers, query, pod);
-      if (r.empty()) {
+      std::string r;
+      auto cm = CompiledMatch::compile(m);
+      if (!cm) {
+        r = cm.error().message;
+      } else if (cm->matches(view, &r)) {
         out += "  " + pr.rule.field + ": matches " + m.field + " (" + renderMatch(m) + ")\n";
         hit = &pr;
         break;
@@ -631,34 +547,34 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
     std::sort(names.begin(), names.end());
     return names;
   };
+  std::vector<std::string> lanes; // every subset name: what a $getContext header may name
+  for (const auto& d : config.destinationRules) {
+    for (const auto& sub : d.subsets) {
+      lanes.push_back(sub.name);
+    }
+  }
+  std::sort(lanes.begin(), lanes.end());
   for (const auto& d : hit->rule.destinations) {
     std::string subset = d.subset;
     std::string note;
     if (!subset.empty() && subset[0] == '$') {
-      std::string label = subset.substr(1);
-      std::string value;
-      for (const auto& tl : config.trafficLabels) {
-        for (const auto& l : tl.labels) {
-          if (l.name != label || !value.empty()) {
-            continue;
-          }
-          for (const auto& src : l.valueFrom) {
-            if (!value.empty()) {
-              break;
-            }
-            if (src.kind == TrafficLabel::Source::Kind::kContext && headers.count(src.value)) {
-              value = headers[src.value];
-              note = " (" + subset + " = " + quote(value) + " from header " + src.value + ")";
-            } else if (src.kind == TrafficLabel::Source::Kind::kLocalLabel && pod != nullptr &&
-                       pod->meta.labels.count(src.value)) {
-              value = pod->meta.labels.at(src.value);
-              note = " (" + subset + " = " + quote(value) + " from pod label " + src.value + ")";
-            } else if (src.kind == TrafficLabel::Source::Kind::kLiteral) {
-              value = src.value;
-              note = " (" + subset + " = literal " + quote(value) + ")";
-            }
-          }
-        }
+      const TrafficLabel::Label* label = findTrafficLabel(config, subset.substr(1), s->ns);
+      LaneValue lane = laneValue(label ? label->valueFrom : std::vector<TrafficLabel::Source>{},
+                                 view, kDefaultTagHeader, lanes);
+      std::string value(lane.value);
+      switch (lane.from) {
+      case LaneValue::From::kTagHeader:
+      case LaneValue::From::kHeader:
+        note = " (" + subset + " = " + quote(value) + " from header " + std::string(lane.what) + ")";
+        break;
+      case LaneValue::From::kPodLabel:
+        note = " (" + subset + " = " + quote(value) + " from pod label " + std::string(lane.what) + ")";
+        break;
+      case LaneValue::From::kLiteral:
+        note = " (" + subset + " = literal " + quote(value) + ")";
+        break;
+      case LaneValue::From::kNone:
+        break;
       }
       if (value.empty()) {
         note = " (" + subset + ": no value from the request or the client pod)";

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "config/match.h"
 #include "config/model.h"
 #include "config/plan.h"
 
@@ -68,8 +69,5 @@ struct Explanation {
 
 /** Which rule a request matches and which version it would reach (L7 semantics, as Istio). */
 Explanation explain(const Plan& plan, const Config& config, const ExplainRequest& req);
-
-/** Whether one Istio StringMatch accepts value (regex: RE2 full match). */
-bool stringMatches(const StringMatch& m, const std::string& value, bool ignoreCase = false);
 
 } // namespace veer

@@ -148,22 +148,9 @@ private:
     }
   }
 
-  /** The TrafficLabel label named name that applies in namespace ns (istio-system: mesh-wide). */
   const TrafficLabel::Label* trafficLabel(const std::string& name, const std::string& ns,
                                           const TrafficLabel** owner) {
-    const TrafficLabel::Label* found = nullptr;
-    for (const auto& tl : c_.trafficLabels) {
-      if (tl.meta.ns != ns && tl.meta.ns != "istio-system") {
-        continue;
-      }
-      for (const auto& l : tl.labels) {
-        if (l.name == name && (found == nullptr || tl.meta.ns == ns)) {
-          found = &l;
-          *owner = &tl;
-        }
-      }
-    }
-    return found;
+    return findTrafficLabel(c_, name, ns, owner);
   }
 
   static HttpMatch mergeMatch(const HttpMatch& parent, const HttpMatch& child) {
@@ -624,6 +611,21 @@ private:
     return out;
   }
 
+  /** The pod labels of subset name: the Service's selector plus the subset's labels. */
+  static Labels labelsOf(const Service& svc, const DestinationRule* dr, const std::string& name) {
+    Labels want = svc.selector;
+    if (dr != nullptr) {
+      for (const auto& s : dr->subsets) {
+        if (s.name == name) {
+          for (const auto& [lk, lv] : s.labels) {
+            want[lk] = lv;
+          }
+        }
+      }
+    }
+    return want;
+  }
+
   /** path, why, routes and load balancer of a service port. */
   void describe(PlanService& ps, const Decision* dec, const DestinationRule* dr) {
     std::vector<std::string> l7;
@@ -714,19 +716,7 @@ private:
               }
             }
           }
-          auto subsetLabels = [&](const std::string& name) {
-            Labels want = svc->selector;
-            if (dr != nullptr) {
-              for (const auto& s : dr->subsets) {
-                if (s.name == name) {
-                  for (const auto& [lk, lv] : s.labels) {
-                    want[lk] = lv;
-                  }
-                }
-              }
-            }
-            return want;
-          };
+          auto subsetLabels = [&](const std::string& name) { return labelsOf(*svc, dr, name); };
           if (applicable.empty()) {
             PlanVersion v;
             v.weight = 100;
@@ -787,6 +777,43 @@ private:
     }
   }
 
+public:
+  std::vector<SubsetEndpoints> subsets(const PlanService& ps, uint16_t port) {
+    index();
+    indexDestinationRules();
+    std::vector<SubsetEndpoints> out;
+    auto it = services_.find(Key{ps.ns, ps.name});
+    if (it == services_.end()) {
+      return out;
+    }
+    const Service& svc = *it->second;
+    auto sp = std::find_if(svc.ports.begin(), svc.ports.end(),
+                           [&](const ServicePort& p) { return p.port == port; });
+    if (sp == svc.ports.end()) {
+      return out;
+    }
+    const DestinationRule* dr = nullptr;
+    if (auto d = drs_.find(Key{ps.ns, ps.name}); d != drs_.end()) {
+      dr = d->second;
+    }
+    auto cands = endpoints(svc, *sp, ps.addr.v4);
+    SubsetEndpoints all;
+    all.loadBalancer = dr != nullptr ? dr->loadBalancer : std::nullopt;
+    all.backends = pick(cands, {});
+    out.push_back(std::move(all));
+    if (dr != nullptr) {
+      for (const auto& sub : dr->subsets) {
+        SubsetEndpoints se;
+        se.subset = sub.name;
+        se.loadBalancer = sub.loadBalancer ? sub.loadBalancer : dr->loadBalancer;
+        se.backends = pick(cands, labelsOf(svc, dr, sub.name));
+        out.push_back(std::move(se));
+      }
+    }
+    return out;
+  }
+
+private:
   const Config& c_;
   ResolveResult result_;
   DiagnosticSink diag_{result_.diags}; // the same finding can come from several ports or families
@@ -801,5 +828,29 @@ private:
 } // namespace
 
 ResolveResult resolve(const Config& config) { return Resolver(config).run(); }
+
+std::vector<SubsetEndpoints> subsetEndpoints(const Config& config, const PlanService& ps,
+                                             uint16_t port) {
+  return Resolver(config).subsets(ps, port);
+}
+
+const TrafficLabel::Label* findTrafficLabel(const Config& config, const std::string& name,
+                                            const std::string& ns, const TrafficLabel** owner) {
+  const TrafficLabel::Label* found = nullptr;
+  for (const auto& tl : config.trafficLabels) {
+    if (tl.meta.ns != ns && tl.meta.ns != "istio-system") {
+      continue;
+    }
+    for (const auto& l : tl.labels) {
+      if (l.name == name && (found == nullptr || tl.meta.ns == ns)) {
+        found = &l;
+        if (owner != nullptr) {
+          *owner = &tl;
+        }
+      }
+    }
+  }
+  return found;
+}
 
 } // namespace veer

@@ -21,15 +21,15 @@
 
 #include "common/net.h"
 #include "common/result.h"
+#include "config/match.h"
 #include "config/plan.h"
 
 namespace veer::proxy {
 
-/** One request or response header as the engine parsed it. Names in any case. */
-struct HeaderField {
-  std::string_view name;
-  std::string_view value;
-};
+/** One request or response header as the engine parsed it ({name, value}, names in any
+ * case): the matcher's type (config/match.h), so the router matches the engine's headers
+ * without copying them. */
+using HeaderField = veer::HeaderField;
 
 /** What the router reads of a request. Views into the engine's buffers, valid during route(). */
 struct RequestHead {
@@ -71,7 +71,7 @@ struct Decision {
   // kRespond
   int status = 404;
   std::string_view reason;   // short text for the body and logs: "no route", "no healthy upstream"
-  std::string_view location; // Location header of a redirect, "" otherwise
+  std::string_view location; // Location header of a redirect, "" otherwise (see route())
 
   // kForward
   std::span<const Endpoint> endpoints; // the chosen subset's endpoints (after fallback), never empty
@@ -87,6 +87,7 @@ struct Decision {
   std::string_view rewriteAuthority; // Host of the upstream request when non-empty
   uint32_t timeoutMs = 0;            // whole-request timeout, 0 = the proxy's default
   int retries = -1;                  // retries.attempts, -1 = the proxy's default
+  uint32_t delayMs = 0;              // fault.delay: hold the request this long first, 0 = none
 
   // both
   std::string_view cluster; // "default/reviews:9080 v2" (service and subset), for logs and stats
@@ -96,7 +97,7 @@ struct Decision {
 /** Options the agent compiles into the table. */
 struct RouteOptions {
   /** Header carrying the full-link gray tag to the next hop (read first, then set upstream). */
-  std::string tagHeader = "x-asm-prefer-tag";
+  std::string tagHeader = kDefaultTagHeader; // x-asm-prefer-tag
 };
 
 class RouteTable {
@@ -108,7 +109,11 @@ public:
   static Result<std::shared_ptr<RouteTable>> fromJson(std::string_view json);
   std::string toJson() const;
 
-  /** Route one request. Thread-safe (counters are atomics). */
+  /**
+   * Route one request. Thread-safe (counters are atomics); allocates nothing in the steady
+   * state. A redirect's location is built in a per-thread buffer: it stays valid until the
+   * next route() on the same thread.
+   */
   Decision route(const RequestHead& req, const Origin& origin) const;
 
   /** Number of L7 service addresses (for logs and readiness). */
