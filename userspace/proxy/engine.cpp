@@ -193,6 +193,7 @@ struct Client : Handle {
   size_t tries = 0; // endpoints tried (connect failures)
   int resets = 0;   // retries of resets before a response
   uint64_t requestDeadlineMs = 0;
+  uint64_t delayUntil = 0; // fault.delay: the upstream is picked at this time
   std::string upHead; // the upstream request head
   size_t upHeadOff = 0;
   std::string out; // response heads and local replies for the client
@@ -477,7 +478,11 @@ void Worker::sweep(uint64_t now) {
   for (Client* c = clients_; c != nullptr;) {
     Client* next = c->next;
     Upstream* u = c->up;
-    if (u != nullptr && u->connecting && now >= u->deadline) {
+    if (c->delayUntil != 0 && now >= c->delayUntil) {
+      c->delayUntil = 0;
+      startUpstream(c);
+      drive(c);
+    } else if (u != nullptr && u->connecting && now >= u->deadline) {
       connectFailed(c);
       drive(c);
     } else if (c->deadline != 0 && now >= c->deadline) {
@@ -808,6 +813,7 @@ void Worker::onRequestHead(Client* c) {
   c->forceFresh = false;
   c->tries = 0;
   c->resets = 0;
+  c->delayUntil = 0;
   c->sendPos = c->parsePos; // the raw head is not forwarded; upHead replaces it
   if (h.isConnect) {
     reply(c, 501, "CONNECT is not supported", {}, true);
@@ -833,6 +839,13 @@ void Worker::onRequestHead(Client* c) {
   // runs from the end of the request (as Envoy's route timeout does).
   c->requestDeadlineMs = c->d.timeoutMs != 0 ? c->d.timeoutMs : opt_.requestTimeoutMs;
   c->deadline = now_ + opt_.idleTimeoutMs;
+  if (c->d.delayMs > 0) {
+    // fault.delay: hold the request (its body waits in the buffer), then forward it.
+    // The sweep starts it, so the delay has the tick's granularity.
+    c->delayUntil = now_ + c->d.delayMs;
+    c->deadline = c->delayUntil + opt_.idleTimeoutMs;
+    return;
+  }
   startUpstream(c);
 }
 
