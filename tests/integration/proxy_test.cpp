@@ -8,6 +8,7 @@
 
 #include "common/hash.h"
 #include "kernel_path_fixture.h"
+#include "proxy/router.h"
 
 namespace veer::test {
 namespace {
@@ -55,13 +56,31 @@ protected:
     return px ? *px : veer_proxy{};
   }
 
-  /** The proxy serves the route table the agent last published. */
-  void expectProxyServing() {
-    veer_proxy px = liveProxy();
-    ASSERT_EQ(px.ready, 1) << "agent log:\n" << agent_->log();
-    Result<std::string> routes = readFile((tmp_ / "run/routes.json").string());
-    ASSERT_TRUE(routes) << routes.error().message;
-    EXPECT_EQ(px.routes_digest, fnv1a64(routes->data(), routes->size()));
+  /**
+   * Waits until the proxy serves the route table of the config now in configDir_
+   * (the kernel image alone may not change: a new pod in an L7-only subset).
+   */
+  void waitProxyServing() {
+    BuildResult built = buildFromPaths({configDir_.string()});
+    ASSERT_TRUE(built.ok());
+    const std::string json =
+        proxy::RouteTable::fromPlan(built.plan, built.config, proxy::RouteOptions{})->toJson();
+    const uint64_t want = fnv1a64(json.data(), json.size());
+    const auto deadline = steady_clock::now() + std::chrono::seconds(10);
+    while (steady_clock::now() < deadline) {
+      veer_proxy px = liveProxy();
+      if (px.ready && px.routes_digest == want) {
+        return;
+      }
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    FAIL() << "veer-proxy does not serve the config's routes; agent log:\n";
+  }
+
+  /** applyStep for configs with L7 services: the maps and the proxy both run it. */
+  void applyL7Step(const std::string& seedDir, const std::string& step) {
+    applyStep(seedDir, step);
+    waitProxyServing();
   }
 
   /** Waits (bounded) until veer_proxy.ready is want. */
@@ -73,7 +92,7 @@ protected:
       }
       std::this_thread::sleep_for(milliseconds(5));
     }
-    FAIL() << "veer_proxy.ready never became " << want << "; agent log:\n" << agent_->log();
+    FAIL() << "veer_proxy.ready never became " << want << "; agent log:\n";
   }
 
   /**
@@ -83,7 +102,7 @@ protected:
   std::vector<Reply> curl(const std::string& pod, const std::string& url, int n,
                           const std::vector<std::string>& extra = {}) {
     std::vector<std::string> argv = {"curl", "-sS", "--max-time", "20", "-w",
-                                     "@@%{http_code} %{num_connects}\n"};
+                                     "\n##%{http_code} %{num_connects}\n"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(n > 1 ? url + "?i=[1-" + std::to_string(n) + "]" : url);
     auto res = world_->run(pod, argv, milliseconds(60000));
@@ -94,12 +113,12 @@ protected:
     }
     EXPECT_EQ(res->exitCode, 0) << res->err;
     std::string rest = res->out;
-    for (size_t at; (at = rest.find("@@")) != std::string::npos;) {
+    for (size_t at; (at = rest.find("\n##")) != std::string::npos;) {
       Reply r;
       r.body = rest.substr(0, at);
       r.version = r.body.substr(0, r.body.find('\n'));
-      size_t eol = rest.find('\n', at);
-      std::istringstream(rest.substr(at + 2, eol - at - 2)) >> r.status >> r.connects;
+      size_t eol = rest.find('\n', at + 1);
+      std::istringstream(rest.substr(at + 3, eol - at - 3)) >> r.status >> r.connects;
       out.push_back(r);
       rest.erase(0, eol == std::string::npos ? rest.size() : eol + 1);
     }
@@ -129,8 +148,7 @@ protected:
 // Seed 000 step 4: `end-user: jason` reaches v3, everyone else v2, per request.
 TEST_F(ProxyTest, Seed000JasonReachesV3) {
   agent_->start();
-  applyStep("000-asm-bookinfo", "04-jason-v3.yaml");
-  expectProxyServing();
+  applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
 
   auto jason = curl("productpage-v1", reviewsUrl_, 50, {"-H", "end-user: jason"});
   EXPECT_EQ(countVersions(jason), (std::map<std::string, int>{{"v3", 50}}));
@@ -143,28 +161,28 @@ TEST_F(ProxyTest, Seed000JasonReachesV3) {
   EXPECT_EQ(connections(anon), 1);
 }
 
-// Seed 001: a header-matched test user on v2, then 80/20 per request on ONE connection.
-TEST_F(ProxyTest, Seed001WeightsApplyPerRequestOnOneConnection) {
+// Seed 001: a header-matched test user on v2 (L7), then 80/20 (kernel).
+TEST_F(ProxyTest, Seed001TestUserThenKernelSplit) {
   agent_->start();
-  applyStep("001-istio-canary", "02-test-user-v2.yaml");
-  expectProxyServing();
+  applyL7Step("001-istio-canary", "02-test-user-v2.yaml");
   EXPECT_EQ(countVersions(curl("productpage-v1", reviewsUrl_, 20, {"-H", "end-user: jason"})),
             (std::map<std::string, int>{{"v2", 20}}));
   EXPECT_EQ(countVersions(curl("productpage-v1", reviewsUrl_, 20)),
             (std::map<std::string, int>{{"v1", 20}}));
 
+  // 80/20 without a match is a kernel-path split (the planner says so): per
+  // connection, exact over any 100; a keep-alive connection stays where it landed.
   applyStep("001-istio-canary", "03-80-20.yaml");
-  expectProxyServing();
-  auto replies = curl("productpage-v1", reviewsUrl_, 200);
-  EXPECT_EQ(countVersions(replies), (std::map<std::string, int>{{"v1", 160}, {"v2", 40}}));
+  expectExactSplit(kReviews4, {{"v1", 80}, {"v2", 20}});
+  auto replies = curl("productpage-v1", reviewsUrl_, 20);
+  EXPECT_EQ(countVersions(replies).size(), 1u);
   EXPECT_EQ(connections(replies), 1);
 }
 
 // Seed 002: the canary's responses set a cookie; a client that got it stays on v2.
 TEST_F(ProxyTest, Seed002CookieKeepsAClientOnTheCanary) {
   agent_->start();
-  applyStep("002-sticky-canary", "01-cookie-90-10.yaml");
-  expectProxyServing();
+  applyL7Step("002-sticky-canary", "01-cookie-90-10.yaml");
 
   // One curl run with its cookie engine on: cookies set by one response go with
   // the next requests, as a browser's would.
@@ -178,9 +196,11 @@ TEST_F(ProxyTest, Seed002CookieKeepsAClientOnTheCanary) {
   for (size_t i = firstV2; i < replies.size(); ++i) {
     EXPECT_EQ(replies[i].version, "v2") << "request " << i << " left the canary";
   }
-  // Without the cookie engine nobody sticks: exactly 90/10.
-  EXPECT_EQ(countVersions(curl("productpage-v1", reviewsUrl_, 100)),
-            (std::map<std::string, int>{{"v1", 90}, {"v2", 10}}));
+  // Without the cookie engine nobody sticks: exactly 90/10, per request on one
+  // keep-alive connection.
+  auto plain = curl("productpage-v1", reviewsUrl_, 100);
+  EXPECT_EQ(countVersions(plain), (std::map<std::string, int>{{"v1", 90}, {"v2", 10}}));
+  EXPECT_EQ(connections(plain), 1);
 
   // The canary's Set-Cookie is on v2 responses only.
   auto head = world_->run("productpage-v1",
@@ -190,8 +210,7 @@ TEST_F(ProxyTest, Seed002CookieKeepsAClientOnTheCanary) {
   EXPECT_NE(head->out.find("x-veer-version: v2"), std::string::npos) << head->out;
 
   // The last step expires the cookie on every matched response.
-  applyStep("002-sticky-canary", "07-all-v2-clear-cookie.yaml");
-  expectProxyServing();
+  applyL7Step("002-sticky-canary", "07-all-v2-clear-cookie.yaml");
   head = world_->run("productpage-v1", {"curl", "-sS", "-D", "-", "-o", "/dev/null", "-H",
                                         "Cookie: reviews-cookie=REVIRES-V2", reviewsUrl_});
   ASSERT_TRUE(head);
@@ -204,8 +223,7 @@ TEST_F(ProxyTest, Seed002CookieKeepsAClientOnTheCanary) {
 // and is restarted.
 TEST_F(ProxyTest, ProxyDeathFallsBackToTheKernelAndRecovers) {
   agent_->start();
-  applyStep("000-asm-bookinfo", "04-jason-v3.yaml");
-  expectProxyServing();
+  applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
 
   auto one = world_->httpGet("productpage-v1", kReviews4, kHttpPort);
   ASSERT_TRUE(one);
@@ -233,8 +251,7 @@ TEST_F(ProxyTest, ProxyDeathFallsBackToTheKernelAndRecovers) {
   EXPECT_EQ(split(kReviews4, 100), (std::map<std::string, int>{{"v2", 100}}));
 
   // And it comes back, serving the same table.
-  waitProxyReady(true);
-  expectProxyServing();
+  waitProxyServing();
   EXPECT_EQ(countVersions(curl("productpage-v1", reviewsUrl_, 10, {"-H", "end-user: jason"})),
             (std::map<std::string, int>{{"v3", 10}}));
 }
@@ -313,21 +330,18 @@ TEST_F(GrayLaneTest, Seed003LanesFollowTheTagAndFallBackToProd) {
   const std::vector<std::string> grayHeader = {"-H", "x-asm-prefer-tag: gray"};
 
   // Step 1: reviews has a gray lane but no gray pod: fallback to prod.
-  applyStep("003-asm-full-link-gray", "01-trafficlabel-reviews.yaml");
-  expectProxyServing();
+  applyL7Step("003-asm-full-link-gray", "01-trafficlabel-reviews.yaml");
   EXPECT_EQ(path("gray-productpage-v1", grayHeader), "reviews-v1 ratings-v1");
   EXPECT_EQ(path("gray-productpage-v1"), "reviews-v1 ratings-v1");
 
   // Step 2: reviews-v2 is ready: tagged requests reach it; ratings has no lane yet.
-  applyStep("003-asm-full-link-gray", "02-reviews-v2-up.yaml");
-  expectProxyServing();
+  applyL7Step("003-asm-full-link-gray", "02-reviews-v2-up.yaml");
   EXPECT_EQ(path("gray-productpage-v1", grayHeader), "reviews-v2 ratings-v1");
   EXPECT_EQ(path("gray-productpage-v1"), "reviews-v1 ratings-v1");
 
   // Step 3: ratings gets its lane and ratings-v2; productpage-v2 carries the
   // gray label itself, so its calls are gray without any header, hop after hop.
-  applyStep("003-asm-full-link-gray", "03-ratings-lane.yaml");
-  expectProxyServing();
+  applyL7Step("003-asm-full-link-gray", "03-ratings-lane.yaml");
   EXPECT_EQ(path("gray-productpage-v2"), "reviews-v2 ratings-v2");
   EXPECT_EQ(path("gray-productpage-v1", grayHeader), "reviews-v2 ratings-v2");
   EXPECT_EQ(path("gray-productpage-v1"), "reviews-v1 ratings-v1");
