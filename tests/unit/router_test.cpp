@@ -30,8 +30,13 @@ void* operator new(size_t n) {
   }
   throw std::bad_alloc();
 }
+// GCC pairs the library's operator new with free() at inlined call sites and warns; here
+// new is malloc, so free is its match.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace veer::proxy {
 namespace {
@@ -158,7 +163,6 @@ TEST(RouterSeeds, EightyTwentyIsExactOverAThousandRequests) {
   EXPECT_EQ(n["v2"], 200);
 }
 
-
 // ---- behaviours on a small inline config ------------------------------------------
 
 std::string pod(const std::string& name, const std::string& ns, const std::string& ip,
@@ -166,7 +170,8 @@ std::string pod(const std::string& name, const std::string& ns, const std::strin
   return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name + "\n  namespace: " + ns +
          "\n  labels: {" + labels +
          "}\nspec:\n  containers:\n  - name: c\n    ports:\n    - containerPort: 8080\n"
-         "status:\n  podIP: " + ip + "\n  conditions:\n  - type: Ready\n    status: \"True\"\n---\n";
+         "status:\n  podIP: " +
+         ip + "\n  conditions:\n  - type: Ready\n    status: \"True\"\n---\n";
 }
 
 /** shop (10.96.5.10:8080): v1 three pods, v2 one, v3 none; clients frontend and qa/tester. */
@@ -184,7 +189,8 @@ std::string shopInventory() {
 
 std::string shopRule(const std::string& trafficPolicy = "") {
   return "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata:\n"
-         "  name: shop\nspec:\n  host: shop\n" + trafficPolicy +
+         "  name: shop\nspec:\n  host: shop\n" +
+         trafficPolicy +
          "  subsets:\n  - name: v1\n    labels: {version: v1}\n  - name: v2\n"
          "    labels: {version: v2}\n  - name: v3\n    labels: {version: v3}\n---\n";
 }
@@ -228,7 +234,8 @@ TEST(Router, APlanItCannotReadIsRefusedWhole) {
   Loaded l = loadShop("  http:\n  - match:\n    - uri: {prefix: /a}\n    timeout: 1s\n"
                       "    route:\n    - destination: {host: shop, subset: v1}\n");
   ASSERT_TRUE(RouteTable::compilePlan(l.plan, l.config, {}));
-  l.plan.services[0].routes[0].rule.actions.timeout = "1..5s"; // digits and dots, as the loader checks
+  l.plan.services[0].routes[0].rule.actions.timeout =
+      "1..5s"; // digits and dots, as the loader checks
   auto t = RouteTable::compilePlan(l.plan, l.config, {});
   ASSERT_FALSE(t);
   EXPECT_EQ(t.error().message,
@@ -248,14 +255,16 @@ TEST(Router, SourceLabelsAndNamespaceUseTheClientPod) {
   EXPECT_EQ(subsetOf(route(*t, Req{}, kShopFromQa)), "v1");
   Origin stranger = kShop;
   stranger.client = *IpAddr::parse("10.244.9.9");
-  EXPECT_EQ(route(*t, Req{}, stranger).status, 404) << "an unknown client matches no source condition";
+  EXPECT_EQ(route(*t, Req{}, stranger).status, 404)
+      << "an unknown client matches no source condition";
 }
 
 TEST(Router, WeightZeroIsNeverChosenAndWindowsAreExact) {
-  Loaded l = loadShop("  http:\n  - route:\n    - destination: {host: shop, subset: v1}\n"
-                      "      weight: 0\n    - destination: {host: shop, subset: v2}\n"
-                      "      weight: 30\n    - destination: {host: shop, subset: v3}\n"
-                      "      weight: 70\n      fallback:\n        target: {host: shop, subset: v1}\n");
+  Loaded l =
+      loadShop("  http:\n  - route:\n    - destination: {host: shop, subset: v1}\n"
+               "      weight: 0\n    - destination: {host: shop, subset: v2}\n"
+               "      weight: 30\n    - destination: {host: shop, subset: v3}\n"
+               "      weight: 70\n      fallback:\n        target: {host: shop, subset: v1}\n");
   auto t = RouteTable::fromPlan(l.plan, l.config, {});
   // Every window of 100 consecutive decisions holds exactly 30 v2; v3 has no pod and
   // falls back to v1 (70); v1's own weight 0 is never drawn.
@@ -264,7 +273,8 @@ TEST(Router, WeightZeroIsNeverChosenAndWindowsAreExact) {
     subsets.push_back(subsetOf(route(*t, Req{}, kShop)));
   }
   for (size_t start = 0; start + 100 <= subsets.size(); ++start) {
-    int v2 = static_cast<int>(std::count(subsets.begin() + start, subsets.begin() + start + 100, "v2"));
+    int v2 =
+        static_cast<int>(std::count(subsets.begin() + start, subsets.begin() + start + 100, "v2"));
     ASSERT_EQ(v2, 30) << "window at " << start;
   }
   EXPECT_EQ(std::count(subsets.begin(), subsets.end(), "v1"), 210) << "v3 falls back to v1";
@@ -348,18 +358,21 @@ TEST(Router, RedirectAndDirectResponse) {
 }
 
 std::string rewritten(const Decision& d, const std::string& target) {
-  return d.rewritePath.empty() ? target
-                               : std::string(d.rewritePath) + target.substr(d.rewriteFrom);
+  return d.rewritePath.empty() ? target : std::string(d.rewritePath) + target.substr(d.rewriteFrom);
 }
 
 TEST(Router, RewriteTimeoutRetriesAndHeaderEdits) {
   Loaded l = loadShop(
-      "  http:\n  - match:\n    - uri: {prefix: /api/v1}\n    rewrite: {uri: /v2, authority: shop-v2}\n"
-      "    timeout: 1.5s\n    retries: {attempts: 3, perTryTimeout: 2s}\n"
+      "  http:\n  - match:\n    - uri: {prefix: /api/v1}\n    rewrite: {uri: /v2, authority: "
+      "shop-v2}\n"
+      "    timeout: 1.5s\n    retries: {attempts: 3, perTryTimeout: 2s, retryOn: "
+      "\"5xx,connect-failure\"}\n"
       "    headers:\n      request:\n        set: {x-rule: r}\n        remove: [x-debug]\n"
       "    route:\n    - destination: {host: shop, subset: v2}\n      headers:\n"
-      "        request:\n          add: {x-dest: d}\n        response:\n          set: {x-served-by: v2}\n"
-      "  - match:\n    - uri: {exact: /login}\n    - uri: {regex: '/u/[0-9]+'}\n    rewrite: {uri: /auth}\n"
+      "        request:\n          add: {x-dest: d}\n        response:\n          set: "
+      "{x-served-by: v2}\n"
+      "  - match:\n    - uri: {exact: /login}\n    - uri: {regex: '/u/[0-9]+'}\n    rewrite: {uri: "
+      "/auth}\n"
       "    route:\n    - destination: {host: shop, subset: v1}\n"
       "  - rewrite: {uri: /root/}\n    route:\n    - destination: {host: shop, subset: v1}\n");
   auto t = RouteTable::fromPlan(l.plan, l.config, {});
@@ -369,6 +382,8 @@ TEST(Router, RewriteTimeoutRetriesAndHeaderEdits) {
   EXPECT_EQ(d.rewriteAuthority, "shop-v2");
   EXPECT_EQ(d.timeoutMs, 1500u);
   EXPECT_EQ(d.retries, 3);
+  EXPECT_EQ(d.perTryTimeoutMs, 2000u);
+  EXPECT_EQ(d.retryOn, "5xx,connect-failure");
   ASSERT_EQ(d.requestEdits.size(), 3u);
   EXPECT_EQ(d.requestEdits[0].op, HeaderEdit::Op::kRemove); // rule: remove, then set
   EXPECT_EQ(d.requestEdits[0].name, "x-debug");
@@ -588,7 +603,8 @@ std::string describeDecision(const Decision& d) {
                   std::string(d.reason) + " " + std::string(d.cluster) + " " + std::string(d.rule) +
                   " first=" + std::to_string(d.first) + " tag=" + std::string(d.tagValue) +
                   " rw=" + std::string(d.rewritePath) + "@" + std::to_string(d.rewriteFrom) +
-                  " t=" + std::to_string(d.timeoutMs) + " r=" + std::to_string(d.retries) +
+                  " t=" + std::to_string(d.timeoutMs) + " r=" + std::to_string(d.retries) + "/" +
+                  std::to_string(d.perTryTimeoutMs) + "/" + std::string(d.retryOn) +
                   " loc=" + std::string(d.location) + " cookie=" + std::string(d.setCookie) +
                   " delay=" + std::to_string(d.delayMs) + " fb=" + std::string(d.fallbackCluster) +
                   "@" + std::to_string(d.fallbackFirst);
@@ -614,13 +630,16 @@ std::vector<Loaded> everyL7Seed() {
   out.push_back(loadShop(
       "  http:\n  - match:\n    - uri: {prefix: /api/v1}\n      ignoreUriCase: true\n"
       "      queryParams: {q: {exact: \"1\"}}\n    rewrite: {uri: /v2}\n    timeout: 2s\n"
-      "    retries: {attempts: 2}\n    route:\n    - destination: {host: shop, subset: v2}\n"
+      "    retries: {attempts: 2, perTryTimeout: 500ms, retryOn: reset}\n    route:\n    - "
+      "destination: {host: shop, subset: v2}\n"
       "      headers: {response: {add: {x-v: \"2\"}}}\n  - match:\n    - uri: {exact: /login}\n"
       "    redirect: {uri: /auth}\n  - match:\n    - withoutHeaders: {x-canary: {}}\n"
-      "      sourceLabels: {app: frontend}\n    route:\n    - destination: {host: shop, subset: v1}\n"
+      "      sourceLabels: {app: frontend}\n    route:\n    - destination: {host: shop, subset: "
+      "v1}\n"
       "      weight: 60\n    - destination: {host: shop, subset: v3}\n      weight: 40\n"
       "      fallback: {target: {host: shop, subset: v2}}\n",
-      "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpCookie: {name: session, ttl: 30s, path: /shop}\n"));
+      "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpCookie: {name: "
+      "session, ttl: 30s, path: /shop}\n"));
   return out;
 }
 
@@ -674,7 +693,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadJson{"wrong version", [](auto& j) { j["version"] = 2; }, "version: 2 is not supported"},
         BadJson{"missing version", [](auto& j) { j.erase("version"); }, "version: missing"},
-        BadJson{"not an object", [](auto& j) { j = nlohmann::json::array(); }, "$: expected an object"},
+        BadJson{"not an object", [](auto& j) { j = nlohmann::json::array(); },
+                "$: expected an object"},
         BadJson{"unknown field", [](auto& j) { j["service"] = 1; }, "$: unknown field 'service'"},
         BadJson{"bad address", [](auto& j) { j["services"][0]["addr"] = "10.96.5"; },
                 "services[0].addr: '10.96.5' is not an IP address"},
@@ -687,11 +707,12 @@ INSTANTIATE_TEST_SUITE_P(
                   j["services"][0]["routes"][0]["match"][0]["uri"] = {{"regex", "("}};
                 },
                 "services[0].routes[0].match[0]: spec.http[0].match[0].uri: bad regex '('"},
-        BadJson{"two operators",
-                [](auto& j) {
-                  j["services"][0]["routes"][0]["match"][0]["uri"] = {{"exact", "/"}, {"prefix", "/"}};
-                },
-                "services[0].routes[0].match[0].uri: expected exactly one of exact, prefix, regex"},
+        BadJson{
+            "two operators",
+            [](auto& j) {
+              j["services"][0]["routes"][0]["match"][0]["uri"] = {{"exact", "/"}, {"prefix", "/"}};
+            },
+            "services[0].routes[0].match[0].uri: expected exactly one of exact, prefix, regex"},
         BadJson{"weights not 100",
                 [](auto& j) { j["services"][0]["routes"][2]["route"][0]["weight"] = 10; },
                 "services[0].routes[2].route: weights sum to 50, expected 100"},
@@ -702,7 +723,8 @@ INSTANTIATE_TEST_SUITE_P(
                 [](auto& j) {
                   j["services"][0]["routes"][0]["route"][0]["headers"]["response"]["add"][0] = "x";
                 },
-                "services[0].routes[0].route[0].headers.response.add[0]: expected a [name, value] pair"},
+                "services[0].routes[0].route[0].headers.response.add[0]: expected a [name, value] "
+                "pair"},
         BadJson{"bad timeout", [](auto& j) { j["services"][0]["routes"][0]["timeout"] = "soon"; },
                 "services[0].routes[0].timeout: 'soon' is not a duration"},
         BadJson{"bad hash kind",
@@ -714,8 +736,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadJson{"lane without sources",
                 [](auto& j) { j["services"][0]["routes"][0]["route"][0]["subset"] = "$lane"; },
                 "services[0].routes[0].route[0].subset: traffic label $lane has no sources"},
-        BadJson{"duplicate service",
-                [](auto& j) { j["services"].push_back(j["services"][0]); },
+        BadJson{"duplicate service", [](auto& j) { j["services"].push_back(j["services"][0]); },
                 "services[1]: service address 10.96.5.10:8080 listed twice"}));
 
 TEST(RouterJson, RejectsGarbageWithoutCrashing) {

@@ -565,10 +565,12 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
       switch (lane.from) {
       case LaneValue::From::kTagHeader:
       case LaneValue::From::kHeader:
-        note = " (" + subset + " = " + quote(value) + " from header " + std::string(lane.what) + ")";
+        note =
+            " (" + subset + " = " + quote(value) + " from header " + std::string(lane.what) + ")";
         break;
       case LaneValue::From::kPodLabel:
-        note = " (" + subset + " = " + quote(value) + " from pod label " + std::string(lane.what) + ")";
+        note = " (" + subset + " = " + quote(value) + " from pod label " + std::string(lane.what) +
+               ")";
         break;
       case LaneValue::From::kLiteral:
         note = " (" + subset + " = literal " + quote(value) + ")";

@@ -25,7 +25,7 @@
 namespace veer::proxy {
 namespace {
 
-using Json = nlohmann::json;
+using Json = nlohmann::ordered_json;
 
 constexpr int kSchemaVersion = 1;
 
@@ -82,7 +82,7 @@ struct Dest {
   int cluster = -1; // fixed subset; -1 for a lane ($label)
   int label = -1;   // index into Service::labels for a lane
   uint16_t port = 0;
-  int fallback = -1; // the ASM fallback target's cluster
+  int fallback = -1;                // the ASM fallback target's cluster
   bool fallbackNoInstances = false; // case noinstances: the chosen subset has no endpoint
   bool fallbackNoAvailable = false; // case noavailabled: none of its endpoints connects
   std::vector<HeaderEdit> requestEdits;
@@ -99,6 +99,8 @@ struct Rule {
   std::string rewriteAuthority;
   uint32_t timeoutMs = 0;
   int retries = -1;
+  uint32_t perTryTimeoutMs = 0;
+  std::string retryOn;
   uint32_t abortPpm = 0; // fault.abort share in parts per million
   int abortStatus = 0;
   mutable std::atomic<uint64_t> abortCount{0};
@@ -203,8 +205,9 @@ void appendEdits(const HeaderOps& ops, std::vector<HeaderEdit>& out) {
 /** Splits RouteActions.redirect ("uri=/x,authority=h,scheme=https") into its parts. */
 void parseRedirect(const std::string& r, Rule& out) {
   out.redirect = true;
-  std::vector<std::pair<std::string, std::string*>> keys = {
-      {"uri=", &out.redirectUri}, {"authority=", &out.redirectAuthority}, {"scheme=", &out.redirectScheme}};
+  std::vector<std::pair<std::string, std::string*>> keys = {{"uri=", &out.redirectUri},
+                                                            {"authority=", &out.redirectAuthority},
+                                                            {"scheme=", &out.redirectScheme}};
   size_t pos = 0;
   while (pos < r.size()) {
     std::string* target = nullptr;
@@ -286,10 +289,11 @@ Status compile(Spec spec, Table* impl) {
                                 sc.loadBalancer->cookieTtl + "' is not a duration like 10s"};
           }
           // Envoy: a zero ttl makes a session cookie (no Max-Age).
-          c->cookieAttrs = (*ttl == 0 ? std::string() : "; Max-Age=" + std::to_string(*ttl / 1000)) +
-                           (sc.loadBalancer->cookiePath.empty() ? std::string()
-                                                                : "; Path=" + sc.loadBalancer->cookiePath) +
-                           "; HttpOnly";
+          c->cookieAttrs =
+              (*ttl == 0 ? std::string() : "; Max-Age=" + std::to_string(*ttl / 1000)) +
+              (sc.loadBalancer->cookiePath.empty() ? std::string()
+                                                   : "; Path=" + sc.loadBalancer->cookiePath) +
+              "; HttpOnly";
         }
       }
       if (findCluster(svc, sc.subset, sc.port) >= 0) {
@@ -323,6 +327,7 @@ Status compile(Spec spec, Table* impl) {
       rule->rewriteAuthority = a.rewriteAuthority;
       for (const auto& [what, text, out] :
            {std::tuple{"timeout", &a.timeout, &rule->timeoutMs},
+            {"perTryTimeout", &a.retryPerTryTimeout, &rule->perTryTimeoutMs},
             {"fault.delay", &a.faultDelay, &rule->delayMs}}) {
         if (!text->empty()) {
           auto ms = durationMs(*text);
@@ -332,7 +337,9 @@ Status compile(Spec spec, Table* impl) {
           *out = *ms;
         }
       }
-      rule->retries = a.retryAttempts < 0 ? -1 : static_cast<int>(std::min<int64_t>(a.retryAttempts, 1000));
+      rule->retryOn = a.retryOn;
+      rule->retries =
+          a.retryAttempts < 0 ? -1 : static_cast<int>(std::min<int64_t>(a.retryAttempts, 1000));
       if (a.faultAbortStatus != 0) {
         if (a.faultAbortStatus < 200 || a.faultAbortStatus > 599) {
           return Error{0, rp + ".fault.abort.status: " + std::to_string(a.faultAbortStatus) +
@@ -368,7 +375,8 @@ Status compile(Spec spec, Table* impl) {
         if (!d.subset.empty() && d.subset[0] == '$') {
           auto it = labelIndex.find(d.subset.substr(1));
           if (it == labelIndex.end()) {
-            return Error{0, dp + ".subset: traffic label " + d.subset + " has no sources in labels"};
+            return Error{0,
+                         dp + ".subset: traffic label " + d.subset + " has no sources in labels"};
           }
           dest.label = it->second;
         } else {
@@ -387,7 +395,8 @@ Status compile(Spec spec, Table* impl) {
             } else if (c == "noavailabled") {
               dest.fallbackNoAvailable = true;
             } else {
-              return Error{0, dp + ".fallback.cases: '" + c + "' is not noinstances or noavailabled"};
+              return Error{0,
+                           dp + ".fallback.cases: '" + c + "' is not noinstances or noavailabled"};
             }
           }
           if (dest.fallback < 0) {
@@ -401,8 +410,9 @@ Status compile(Spec spec, Table* impl) {
         appendEdits(d.headers.response, dest.responseEdits);
         int64_t w = d.weight.value_or(r.destinations.size() == 1 ? 100 : -1);
         if (w < 0 || w > 100) {
-          return Error{0, dp + ".weight: " + (d.weight ? std::to_string(w) : std::string("missing")) +
-                              " (0..100, required with several destinations)"};
+          return Error{0,
+                       dp + ".weight: " + (d.weight ? std::to_string(w) : std::string("missing")) +
+                           " (0..100, required with several destinations)"};
         }
         weights.push_back(static_cast<uint8_t>(w));
         sum += static_cast<int>(w);
@@ -482,7 +492,8 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
         }
         if (!d.subset.empty() && d.subset[0] == '$') {
           const TrafficLabel::Label* l = findTrafficLabel(config, d.subset.substr(1), ps.ns);
-          std::vector<TrafficLabel::Source> sources = l ? l->valueFrom : std::vector<TrafficLabel::Source>{};
+          std::vector<TrafficLabel::Source> sources =
+              l ? l->valueFrom : std::vector<TrafficLabel::Source>{};
           for (const auto& src : sources) {
             if (src.kind == TrafficLabel::Source::Kind::kLocalLabel) {
               podKeys.insert(src.value);
@@ -611,7 +622,8 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
     return d;
   }
 
-  uint8_t slot = rule->slots[rule->next.fetch_add(1, std::memory_order_relaxed) % rule->slots.size()];
+  uint8_t slot =
+      rule->slots[rule->next.fetch_add(1, std::memory_order_relaxed) % rule->slots.size()];
   if (slot >= rule->dests.size()) {
     d.status = 503;
     d.reason = "no healthy upstream"; // every destination has weight 0
@@ -636,8 +648,8 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   if (noInstances && dest.fallback >= 0 && (dest.fallbackNoInstances || ci < 0)) {
     ci = dest.fallback; // ASM noinstances; a lane this service does not define always falls back
     noInstances = svc.clusters[ci]->endpoints.empty();
-  } else if (!noInstances && dest.fallback >= 0 && dest.fallbackNoAvailable && ci != dest.fallback &&
-             !svc.clusters[dest.fallback]->endpoints.empty()) {
+  } else if (!noInstances && dest.fallback >= 0 && dest.fallbackNoAvailable &&
+             ci != dest.fallback && !svc.clusters[dest.fallback]->endpoints.empty()) {
     const Cluster& fb = *svc.clusters[dest.fallback];
     d.fallbackEndpoints = fb.endpoints;
     d.fallbackFirst = fb.next.fetch_add(1, std::memory_order_relaxed) % fb.endpoints.size();
@@ -715,6 +727,8 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   d.rewriteAuthority = rule->rewriteAuthority;
   d.timeoutMs = rule->timeoutMs;
   d.retries = rule->retries;
+  d.perTryTimeoutMs = rule->perTryTimeoutMs;
+  d.retryOn = rule->retryOn;
   return d;
 }
 
@@ -803,8 +817,10 @@ Json routeJson(const PlanRoute& pr) {
     if (!m.name.empty()) {
       mj["name"] = m.name;
     }
-    for (const auto& [name, opt] : {std::pair{"uri", &m.uri}, {"scheme", &m.scheme},
-                                    {"method", &m.method}, {"authority", &m.authority}}) {
+    for (const auto& [name, opt] : {std::pair{"uri", &m.uri},
+                                    {"scheme", &m.scheme},
+                                    {"method", &m.method},
+                                    {"authority", &m.authority}}) {
       if (*opt) {
         mj[name] = stringMatchJson(**opt);
       }
@@ -871,6 +887,12 @@ Json routeJson(const PlanRoute& pr) {
   if (a.retryAttempts >= 0) {
     j["retries"] = a.retryAttempts;
   }
+  if (!a.retryPerTryTimeout.empty()) {
+    j["perTryTimeout"] = a.retryPerTryTimeout;
+  }
+  if (!a.retryOn.empty()) {
+    j["retryOn"] = a.retryOn;
+  }
   if (a.faultAbortStatus != 0) {
     j["abort"] = {{"status", a.faultAbortStatus}, {"percent", a.faultAbortPercent}};
   }
@@ -906,7 +928,8 @@ public:
     if (!j.is_object()) {
       return fail(path, "expected an object");
     }
-    for (const auto& [k, v] : j.items()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string& k = it.key();
       if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; })) {
         return fail(path, "unknown field '" + k + "'");
       }
@@ -941,9 +964,8 @@ public:
     if (!it->is_number_integer()) {
       return fail(at(path, key), "expected an integer");
     }
-    int64_t v = it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX
-                    ? INT64_MAX
-                    : it->get<int64_t>();
+    int64_t v = it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX ? INT64_MAX
+                                                                            : it->get<int64_t>();
     if (v < lo || v > hi) {
       return fail(at(path, key), std::to_string(v) + " out of range " + std::to_string(lo) + ".." +
                                      std::to_string(hi));
@@ -1123,16 +1145,19 @@ public:
   }
 
   bool match(const Json& j, const std::string& path, HttpMatch& m) {
-    if (!object(j, path, {"field", "name", "uri", "scheme", "method", "authority", "headers",
-                          "withoutHeaders", "queryParams", "sourceLabels", "sourceNamespace",
-                          "gateways", "port", "ignoreUriCase"})) {
+    if (!object(j, path,
+                {"field", "name", "uri", "scheme", "method", "authority", "headers",
+                 "withoutHeaders", "queryParams", "sourceLabels", "sourceNamespace", "gateways",
+                 "port", "ignoreUriCase"})) {
       return false;
     }
     if (!string(j, path, "field", m.field) || !string(j, path, "name", m.name)) {
       return false;
     }
-    for (const auto& [name, opt] : {std::pair{"uri", &m.uri}, {"scheme", &m.scheme},
-                                    {"method", &m.method}, {"authority", &m.authority}}) {
+    for (const auto& [name, opt] : {std::pair{"uri", &m.uri},
+                                    {"scheme", &m.scheme},
+                                    {"method", &m.method},
+                                    {"authority", &m.authority}}) {
       if (auto it = j.find(name); it != j.end()) {
         StringMatch sm;
         if (!stringMatch(*it, at(path, name), sm)) {
@@ -1152,9 +1177,10 @@ public:
   }
 
   bool route(const Json& j, const std::string& path, PlanRoute& pr) {
-    if (!object(j, path, {"source", "field", "name", "match", "route", "headers", "rewriteUri",
-                          "rewriteAuthority", "timeout", "retries", "abort", "delay", "redirect",
-                          "directResponse"})) {
+    if (!object(j, path,
+                {"source", "field", "name", "match", "route", "headers", "rewriteUri",
+                 "rewriteAuthority", "timeout", "retries", "perTryTimeout", "retryOn", "abort",
+                 "delay", "redirect", "directResponse"})) {
       return false;
     }
     Route& r = pr.rule;
@@ -1165,7 +1191,8 @@ public:
         !string(j, path, "rewriteAuthority", a.rewriteAuthority) ||
         !string(j, path, "timeout", a.timeout) ||
         !integer(j, path, "retries", a.retryAttempts, 0, 1000) ||
-        !string(j, path, "redirect", a.redirect) ||
+        !string(j, path, "perTryTimeout", a.retryPerTryTimeout) ||
+        !string(j, path, "retryOn", a.retryOn) || !string(j, path, "redirect", a.redirect) ||
         !integer(j, path, "directResponse", a.directResponseStatus, 200, 599)) {
       return false;
     }
@@ -1250,13 +1277,17 @@ public:
       return false;
     }
     static const std::pair<const char*, LoadBalancer::Hash> kinds[] = {
-        {"none", LoadBalancer::Hash::kNone},       {"cookie", LoadBalancer::Hash::kCookie},
-        {"header", LoadBalancer::Hash::kHeader},   {"sourceIp", LoadBalancer::Hash::kSourceIp},
+        {"none", LoadBalancer::Hash::kNone},
+        {"cookie", LoadBalancer::Hash::kCookie},
+        {"header", LoadBalancer::Hash::kHeader},
+        {"sourceIp", LoadBalancer::Hash::kSourceIp},
         {"queryParam", LoadBalancer::Hash::kQueryParam}};
-    auto k = std::find_if(std::begin(kinds), std::end(kinds),
-                          [&](const auto& e) { return hash == e.first || (hash.empty() && e.second == LoadBalancer::Hash::kNone); });
+    auto k = std::find_if(std::begin(kinds), std::end(kinds), [&](const auto& e) {
+      return hash == e.first || (hash.empty() && e.second == LoadBalancer::Hash::kNone);
+    });
     if (k == std::end(kinds)) {
-      return fail(at(p, "hash"), "'" + hash + "' is not none, cookie, header, sourceIp or queryParam");
+      return fail(at(p, "hash"),
+                  "'" + hash + "' is not none, cookie, header, sourceIp or queryParam");
     }
     lb.hash = k->second;
     out = lb;

@@ -92,7 +92,10 @@ struct Decision {
   std::string_view rewriteAuthority; // Host of the upstream request when non-empty
   uint32_t timeoutMs = 0;            // whole-request timeout, 0 = the proxy's default
   int retries = -1;                  // retries.attempts, -1 = the proxy's default
+  uint32_t perTryTimeoutMs = 0;      // retries.perTryTimeout, 0 = the proxy's default
   uint32_t delayMs = 0;              // fault.delay: hold the request this long first, 0 = none
+  /** retries.retryOn as written ("5xx,connect-failure"), "" = the proxy's default. */
+  std::string_view retryOn;
   /** Add as a Set-Cookie response header when non-empty: the cookie a consistentHash
    * httpCookie with a ttl generates when the request has none (as Envoy does), so the
    * client's next requests hash to the same endpoint. Per-thread buffer, like location. */
