@@ -10,7 +10,9 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <numeric>
 #include <set>
+#include <thread>
 
 #include "config/loader.h"
 #include "proxy/router.h"
@@ -489,6 +491,32 @@ bool setsCookie(const Decision& d, const std::string& maxAge) {
     return e.op == HeaderEdit::Op::kAdd && e.name == "set-cookie" &&
            e.value == "reviews-cookie=REVIRES-V2; Max-Age=" + maxAge;
   });
+}
+
+TEST(Router, ConcurrentRequestsKeepTheSplitExact) {
+  // The counters are shared atomics: however threads interleave, every 100 decisions of a
+  // rule hold its weights exactly, so the totals are exact too.
+  Loaded l = loadShop("  http:\n  - route:\n    - destination: {host: shop, subset: v1}\n"
+                      "      weight: 70\n    - destination: {host: shop, subset: v2}\n"
+                      "      weight: 30\n");
+  auto t = RouteTable::fromPlan(l.plan, l.config, {});
+  constexpr int kThreads = 4;
+  constexpr int kEach = 2500;
+  std::vector<int> v2(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      RequestHead head{"GET", "/", "shop", {}};
+      for (int n = 0; n < kEach; ++n) {
+        Decision d = t->route(head, kShop);
+        v2[i] += d.cluster == "default/shop:8080 v2";
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(std::accumulate(v2.begin(), v2.end(), 0), kThreads * kEach * 30 / 100);
 }
 
 TEST(RouterSeeds, StickyCookieGoesToV2AndOnlyV2SetsTheCookie) {
