@@ -401,6 +401,12 @@ TEST(Router, RewriteTimeoutRetriesAndHeaderEdits) {
   EXPECT_EQ(rewritten(route(*t, Req{.target = "/u/42"}, kShop), "/u/42"), "/auth") << "regex";
   Decision any = route(*t, Req{.target = "/x/y"}, kShop);
   EXPECT_EQ(rewritten(any, "/x/y"), "/root/x/y") << "no uri condition: Envoy's prefix /";
+  EXPECT_EQ(rewritten(route(*t, Req{.target = "http://shop:8080/x?y=1"}, kShop),
+                      "http://shop:8080/x?y=1"),
+            "/root/x?y=1")
+      << "absolute-form: the upstream gets origin-form";
+  Decision bare = route(*t, Req{.target = "http://shop:8080"}, kShop);
+  EXPECT_EQ(bare.rewriteFrom, std::string("http://shop:8080").size()) << "no path: '/' implied";
   EXPECT_EQ(any.timeoutMs, 0u);
   EXPECT_EQ(any.retries, -1);
   EXPECT_TRUE(any.requestEdits.empty());

@@ -714,7 +714,12 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   if (!rule->rewritePath.empty()) {
     // Istio rewrite.uri: a prefix match's matched prefix is replaced; an exact or regex
     // match replaces the whole path; no uri condition is Envoy's prefix "/".
-    size_t pathAt = static_cast<size_t>(rv.path.data() - req.target.data());
+    // The path is a view into the target, except for an absolute-form target without one
+    // ("http://shop"), where it is the literal "/": then everything after is kept (nothing).
+    auto at = reinterpret_cast<uintptr_t>(rv.path.data());
+    auto begin = reinterpret_cast<uintptr_t>(req.target.data());
+    bool inTarget = at >= begin && at + rv.path.size() <= begin + req.target.size();
+    size_t pathAt = inTarget ? static_cast<size_t>(at - begin) : req.target.size();
     size_t replaced = 1;
     const CompiledStringMatch* uri = hit != nullptr ? hit->uri() : nullptr;
     if (uri != nullptr) {
@@ -722,7 +727,7 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
                                                               : rv.path.size();
     }
     d.rewritePath = rule->rewritePath;
-    d.rewriteFrom = pathAt + std::min(replaced, rv.path.size());
+    d.rewriteFrom = inTarget ? pathAt + std::min(replaced, rv.path.size()) : pathAt;
   }
   d.rewriteAuthority = rule->rewriteAuthority;
   d.timeoutMs = rule->timeoutMs;
