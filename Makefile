@@ -19,7 +19,7 @@ CXX ?= g++
 
 PKGS := libbpf yaml-cpp spdlog fmt re2 libnl-3.0 libnl-route-3.0
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lelf -lz
 
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -MMD -MP \
@@ -36,7 +36,7 @@ LIB_SRCS := $(wildcard userspace/common/*.cpp userspace/config/*.cpp \
 LIB_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libveer.a
 
-PROGS := veer-agent veerctl
+PROGS := veer-agent veerctl veer-proxy
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
 INTEG_SRCS := $(wildcard tests/integration/*.cpp)
 WORLD_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(wildcard tests/world/*.cpp))
@@ -78,13 +78,17 @@ $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(BIN)/veer-agent: $(BUILD)/obj/userspace/agent/main.o $(LIB) | $(BIN)
+$(BIN)/veer-agent: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(wildcard userspace/agent/*.cpp)) $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
 	$(Q)$(CXX) $^ $(PKG_LIBS) -o $@
 
 $(BIN)/veerctl: $(BUILD)/obj/userspace/veerctl/main.o $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
 	$(Q)$(CXX) $^ $(PKG_LIBS) -o $@
+
+$(BIN)/veer-proxy: $(BUILD)/obj/userspace/veer-proxy/main.o $(LIB) | $(BIN)
+	$(call msg,LINK,$@)
+	$(Q)$(CXX) $^ $(PKG_LIBS) -pthread -o $@
 
 $(BIN)/veer-unit-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(UNIT_SRCS)) $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
@@ -136,28 +140,40 @@ clean:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # --- fuzz --------------------------------------------------------------------
-# libFuzzer on the config loader (fuzz/README.md). clang++ with ASan+UBSan; the
-# corpus starts from every YAML in configs/ and fuzz/regressions/. `make fuzz-corpus`
-# only replays it.
+# libFuzzer targets (fuzz/README.md): every fuzz/NAME_fuzz.cpp, built with clang++,
+# ASan and UBSan against the library sources it may use, with a corpus seeded from
+# FUZZ_SEEDS_NAME. `make fuzz-corpus` only replays the corpora.
 FUZZ_CXX ?= clang++
 FUZZ_TIME ?= 60
 FUZZ_DIR := $(BUILD)/fuzz
-FUZZ_SRCS := fuzz/loader_fuzz.cpp $(wildcard userspace/config/*.cpp userspace/common/*.cpp)
+FUZZ_TARGETS := $(patsubst fuzz/%_fuzz.cpp,%,$(wildcard fuzz/*_fuzz.cpp))
+FUZZ_LIB_SRCS_loader := $(wildcard userspace/config/*.cpp userspace/common/*.cpp)
+FUZZ_LIB_SRCS_proxy := userspace/proxy/http.cpp
+FUZZ_SEEDS_loader := $(shell find configs fuzz/regressions -name '*.yaml')
+FUZZ_SEEDS_proxy := $(wildcard fuzz/proxy-seeds/*)
+FUZZ_PKGS := yaml-cpp re2
 FUZZ_FLAGS := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-Iuserspace -Iinclude $(shell pkg-config --cflags yaml-cpp re2 2>/dev/null)
+	-Iuserspace -Iinclude $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
 
 .PHONY: fuzz fuzz-corpus
-$(FUZZ_DIR)/loader_fuzz: $(FUZZ_SRCS) $(wildcard userspace/config/*.h userspace/common/*.h)
+.SECONDEXPANSION:
+$(FUZZ_DIR)/%_fuzz: fuzz/%_fuzz.cpp $$(FUZZ_LIB_SRCS_$$*) \
+		$(wildcard userspace/*/*.h)
 	@mkdir -p $(@D)
 	$(call msg,FUZZ-LD,$@)
-	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_SRCS) $(shell pkg-config --libs yaml-cpp re2 2>/dev/null) -o $@
+	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $< $(FUZZ_LIB_SRCS_$*) \
+		$(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lhttp_parser -o $@
 
-$(FUZZ_DIR)/corpus/.seeded: $(shell find configs fuzz/regressions -name '*.yaml')
+$(FUZZ_DIR)/%/corpus/.seeded: $$(FUZZ_SEEDS_$$*)
 	@mkdir -p $(@D)
 	$(Q)for f in $^; do cp $$f $(@D)/$$(echo $$f | tr / _); done; touch $@
 
-fuzz: $(FUZZ_DIR)/loader_fuzz $(FUZZ_DIR)/corpus/.seeded
-	$(Q)cd $(FUZZ_DIR) && ./loader_fuzz -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 corpus
+FUZZ_DEPS := $(foreach t,$(FUZZ_TARGETS),$(FUZZ_DIR)/$(t)_fuzz $(FUZZ_DIR)/$(t)/corpus/.seeded)
 
-fuzz-corpus: $(FUZZ_DIR)/loader_fuzz $(FUZZ_DIR)/corpus/.seeded
-	$(Q)cd $(FUZZ_DIR) && ./loader_fuzz -runs=0 -timeout=10 corpus
+fuzz: $(FUZZ_DEPS)
+	$(Q)set -e; cd $(FUZZ_DIR); for t in $(FUZZ_TARGETS); do \
+		./$${t}_fuzz -max_total_time=$(FUZZ_TIME) -max_len=65536 -timeout=10 $$t/corpus; done
+
+fuzz-corpus: $(FUZZ_DEPS)
+	$(Q)set -e; cd $(FUZZ_DIR); for t in $(FUZZ_TARGETS); do \
+		./$${t}_fuzz -runs=0 -timeout=10 $$t/corpus; done

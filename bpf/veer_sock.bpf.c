@@ -43,10 +43,10 @@ enum sock_kind {
 
 static __always_inline void sock_remember(struct bpf_sock_addr *ctx, enum sock_kind kind,
 					  __u64 cookie, const struct veer_backend *be,
-					  const struct veer_svc_key *key)
+					  const struct veer_svc_key *key, __u32 nat_flags)
 {
 	if (kind == SOCK_CONNECT)
-		lb_remember_sock(ctx->sk, be, key);
+		lb_remember_sock(ctx->sk, be, key, nat_flags);
 	else
 		lb_remember_dgram(cookie, be, key);
 }
@@ -56,17 +56,18 @@ static __always_inline int sock4_forward(struct bpf_sock_addr *ctx, enum sock_ki
 	struct veer_svc_key key = {};
 	const struct veer_backend *be;
 	__u64 cookie = 0;
+	__u32 nat_flags = 0;
 	int refuse;
 
 	sock4_key(ctx, &key);
-	be = lb_select(ctx, &key, &cookie, &refuse);
+	be = lb_select(ctx, &key, &cookie, &nat_flags, &refuse);
 	if (!be)
 		return refuse ? SOCK_REJECT : SOCK_PASS;
 	if (be->family != VEER_FAMILY_V4)
 		return SOCK_REJECT;
 	ctx->user_ip4 = be->addr[3];
 	ctx->user_port = be->port;
-	sock_remember(ctx, kind, cookie, be, &key);
+	sock_remember(ctx, kind, cookie, be, &key, nat_flags);
 	return SOCK_PASS;
 }
 
@@ -75,10 +76,11 @@ static __always_inline int sock6_forward(struct bpf_sock_addr *ctx, enum sock_ki
 	struct veer_svc_key key = {};
 	const struct veer_backend *be;
 	__u64 cookie = 0;
+	__u32 nat_flags = 0;
 	int refuse;
 
 	sock6_key(ctx, &key);
-	be = lb_select(ctx, &key, &cookie, &refuse);
+	be = lb_select(ctx, &key, &cookie, &nat_flags, &refuse);
 	if (!be)
 		return refuse ? SOCK_REJECT : SOCK_PASS;
 	/* IPv4 backends are stored IPv4-mapped: right for a dual-stack socket. */
@@ -87,7 +89,7 @@ static __always_inline int sock6_forward(struct bpf_sock_addr *ctx, enum sock_ki
 	ctx->user_ip6[2] = be->addr[2];
 	ctx->user_ip6[3] = be->addr[3];
 	ctx->user_port = be->port;
-	sock_remember(ctx, kind, cookie, be, &key);
+	sock_remember(ctx, kind, cookie, be, &key, nat_flags);
 	return SOCK_PASS;
 }
 
@@ -167,4 +169,21 @@ int veer_getpeername6(struct bpf_sock_addr *ctx)
 {
 	sock6_unforward(ctx);
 	return SOCK_PASS;
+}
+
+/* Client cgroup: a connection redirected to veer-proxy is established. */
+SEC("sockops")
+int veer_sockops(struct bpf_sock_ops *skops)
+{
+	if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
+		proxy_record_client(skops);
+	return 1;
+}
+
+/* veer-proxy's cgroup only: getsockopt(SO_ORIGINAL_DST) on accepted sockets. */
+SEC("cgroup/getsockopt")
+int veer_getsockopt(struct bpf_sockopt *ctx)
+{
+	proxy_original_dst(ctx);
+	return 1;
 }

@@ -9,6 +9,7 @@
 #include <linux/in.h>
 
 #include "lib/maps.h"
+#include "lib/proxy.h"
 
 /* Hide a value from the compiler so the bounds check after it stays for the
  * verifier (a modulo result is unbounded to the verifier). */
@@ -58,6 +59,7 @@ static __always_inline void lb_count(const struct veer_version_key *vkey, int no
  *       version, fetched only for services (it makes the kernel assign one).
  * @key: service key with addr/port/proto set; gen is filled in here.
  * @cookie: out, the socket cookie when a backend is returned.
+ * @nat_flags: out, VEER_NAT_F_PROXY when the backend is veer-proxy.
  *
  * Returns the backend, or NULL with *refuse set when the service is known but
  * has no backend for the chosen version (the caller fails the connect), or
@@ -65,7 +67,7 @@ static __always_inline void lb_count(const struct veer_version_key *vkey, int no
  */
 static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr *ctx,
 							   struct veer_svc_key *key, __u64 *cookie,
-							   int *refuse)
+							   __u32 *nat_flags, int *refuse)
 {
 	struct veer_version_key vkey = {};
 	const struct veer_service *svc;
@@ -86,6 +88,14 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 	svc = bpf_map_lookup_elem(&veer_svc, key);
 	if (!svc)
 		return NULL;
+	if (svc->flags & VEER_SVC_F_L7) {
+		const struct veer_backend *px = proxy_backend(ctx, key);
+
+		if (px) {
+			*nat_flags = VEER_NAT_F_PROXY;
+			return px;
+		}
+	}
 
 	*refuse = 1;
 	affinity = svc->flags & VEER_SVC_F_AFFINITY;
@@ -134,7 +144,7 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 
 /* Remember which service a connected socket's backend stands for (getpeername, recvmsg). */
 static __always_inline void lb_remember_sock(struct bpf_sock *sk, const struct veer_backend *be,
-					     const struct veer_svc_key *svc)
+					     const struct veer_svc_key *svc, __u32 flags)
 {
 	struct veer_sock_nat *nat;
 
@@ -147,6 +157,7 @@ static __always_inline void lb_remember_sock(struct bpf_sock *sk, const struct v
 	__builtin_memcpy(nat->service, svc->addr, sizeof(nat->service));
 	nat->backend_port = be->port;
 	nat->service_port = svc->port;
+	nat->flags = flags;
 }
 
 /* Remember a datagram's backend for an unconnected UDP socket, which may talk

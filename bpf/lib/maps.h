@@ -85,4 +85,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } veer_stats SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct veer_proxy);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_proxy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VEER_ORIG_DST_ENTRIES);
+	__type(key, struct veer_orig_key);
+	__type(value, struct veer_orig_dst);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_orig_dst SEC(".maps");
+
 #endif /* VEER_BPF_MAPS_H */

@@ -30,6 +30,7 @@
 #define VEER_MAX_VERSION_IDS (VEER_MAX_SERVICES * 4)
 #define VEER_MAX_BACKENDS 262144
 #define VEER_REVNAT_ENTRIES 262144
+#define VEER_ORIG_DST_ENTRIES 262144
 #define VEER_NAME_LEN 64
 #define VEER_SUBSET_LEN 32
 #define VEER_NO_VERSION 0xff
@@ -46,6 +47,11 @@
  * cumulatively in subset-name order: a client stays on its version while the
  * weights stay, and a client on the last version stays there as it grows. */
 #define VEER_SVC_F_AFFINITY 1
+/* The service's rules need request bytes (header, cookie, URI matches, header
+ * actions...): while veer_proxy says the proxy is ready, TCP connections go to
+ * veer-proxy instead, which routes each request. Otherwise the kernel applies
+ * the version split compiled from the service's unconditional rule. */
+#define VEER_SVC_F_L7 2
 
 /* Key of veer_svc: the service address a client connects to. IPv4 addresses
  * are stored IPv4-mapped (::ffff:a.b.c.d) so a dual-stack socket's connect6
@@ -127,7 +133,41 @@ struct veer_sock_nat {
 	__be32 service[4]; /* network order, service address, IPv4-mapped for IPv4 */
 	__be16 backend_port; /* network order */
 	__be16 service_port; /* network order */
-	__u32 pad;
+	__u32 flags; /* VEER_NAT_F_* */
+};
+
+/* veer_sock_nat.flags */
+/* The backend is veer-proxy: sockops records the client's address and port
+ * in veer_orig_dst once the connection is established. */
+#define VEER_NAT_F_PROXY 1
+
+/* Value of veer_proxy (array of one): where the node's veer-proxy listens.
+ * Written by the agent; the connect hooks redirect VEER_SVC_F_L7 services to
+ * it only while ready is 1. The agent changes the listen addresses only while
+ * ready is 0, so a reader never mixes an old address with a new one. */
+struct veer_proxy {
+	struct veer_backend listen4; /* family 0 when the proxy has no IPv4 listener */
+	struct veer_backend listen6; /* family 0 when the proxy has no IPv6 listener */
+	__u32 mark; /* host order; SO_MARK of the proxy's own sockets: never redirected */
+	__u8 ready; /* 1 while the proxy serves the route table of the live config */
+	__u8 pad[3];
+	__u64 routes_digest; /* host order; FNV-1a of the route table file the proxy loaded */
+};
+
+/* Key of veer_orig_dst: the client end of a connection redirected to the
+ * proxy, as the proxy sees its peer. */
+struct veer_orig_key {
+	__be32 addr[4]; /* network order, client address, IPv4-mapped for IPv4 */
+	__be16 port; /* network order, client port */
+	__u8 pad[2];
+};
+
+/* Value of veer_orig_dst: the service address the client connected to, which
+ * the proxy reads with getsockopt(SO_ORIGINAL_DST). */
+struct veer_orig_dst {
+	__be32 addr[4]; /* network order, IPv4-mapped for IPv4 */
+	__be16 port; /* network order */
+	__u8 pad[2];
 };
 
 /* Value of veer_rr (array indexed by svc_id): the connection sequence number
@@ -165,6 +205,10 @@ static_assert(sizeof(struct veer_revnat_key) == 32);
 static_assert(offsetof(struct veer_revnat_key, port) == 24);
 static_assert(sizeof(struct veer_revnat) == 24);
 static_assert(sizeof(struct veer_sock_nat) == 40);
+static_assert(sizeof(struct veer_proxy) == 56);
+static_assert(offsetof(struct veer_proxy, routes_digest) == 48);
+static_assert(sizeof(struct veer_orig_key) == 20);
+static_assert(sizeof(struct veer_orig_dst) == 20);
 static_assert(sizeof(struct veer_rr) == 8);
 static_assert(sizeof(struct veer_stats) == 16);
 static_assert(sizeof(struct veer_state) == 24);

@@ -82,9 +82,10 @@ inline std::string reviewsSplit(int v1, int v2, int v3 = 0) {
 /** veer-agent as a child process with its own bpffs mount. */
 class Agent {
 public:
-  Agent(fs::path configDir, fs::path bpffs, std::string cgroup)
+  Agent(fs::path configDir, fs::path bpffs, std::string cgroup,
+        std::vector<std::string> extraArgs = {})
       : configDir_(std::move(configDir)), bpffs_(std::move(bpffs)), cgroup_(std::move(cgroup)),
-        log_(bpffs_.parent_path() / "agent.log") {}
+        extraArgs_(std::move(extraArgs)), log_(bpffs_.parent_path() / "agent.log") {}
 
   ~Agent() { stop(); }
 
@@ -96,9 +97,16 @@ public:
       int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(fd, 1);
       dup2(fd, 2);
-      const std::string agent = (binDir() / "veer-agent").string();
-      execl(agent.c_str(), agent.c_str(), "--config-dir", configDir_.c_str(), "--cgroup",
-            cgroup_.c_str(), "--bpffs", bpffs_.c_str(), nullptr);
+      std::vector<std::string> args = {(binDir() / "veer-agent").string(), "--config-dir",
+                                       configDir_.string(), "--cgroup", cgroup_, "--bpffs",
+                                       bpffs_.string()};
+      args.insert(args.end(), extraArgs_.begin(), extraArgs_.end());
+      std::vector<char*> argv;
+      for (std::string& a : args) {
+        argv.push_back(a.data());
+      }
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
       _exit(127);
     }
   }
@@ -120,6 +128,7 @@ public:
 private:
   fs::path configDir_, bpffs_;
   std::string cgroup_;
+  std::vector<std::string> extraArgs_;
   fs::path log_;
   pid_t pid_ = -1;
 };

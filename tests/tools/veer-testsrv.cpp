@@ -5,7 +5,11 @@
 // TCP: HTTP/1.1, every request gets "200 OK", Content-Type: text/plain,
 // x-veer-version: <version>, body "<version>\n"; keep-alive unless the request says
 // "Connection: close" (or is HTTP/1.0 without keep-alive). Pipelined requests are
-// answered in order. UDP: each datagram is answered with "<version>\n" from the
+// answered in order. A request with header "x-veer-echo: 1" gets its own request head
+// appended to the body (what a proxy changed is visible). With --call HOST:PORT (a
+// middle tier of a call chain), each request first makes one GET to HOST:PORT,
+// copying the request headers named by --propagate NAME, and the body is
+// "<version>\n" followed by that response's body (502 if the call fails). UDP: each datagram is answered with "<version>\n" from the
 // address it was sent to (IP_PKTINFO / IPV6_RECVPKTINFO).
 // One IPv4 and one IPv6-only socket per port; UDP sockets are bound before any TCP
 // socket listens, so "TCP accepts" means "all ports are ready". Single-threaded epoll,
@@ -21,12 +25,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace veer::test {
@@ -49,6 +55,9 @@ struct Conn {
 
 struct Server {
   std::string version;
+  std::string callHost; // --call: numeric address
+  uint16_t callPort = 0;
+  std::vector<std::string> propagate; // lowercase header names
   std::string respKeepAlive;
   std::string respClose;
   int epfd = -1;
@@ -154,6 +163,106 @@ bool containsToken(const char* p, const char* end, const char* tok) {
   return false;
 }
 
+/** The value of header name (lowercase) in a request head, trimmed; "" if absent. */
+std::string headerValue(std::string_view head, std::string_view name) {
+  for (size_t p = head.find("\r\n"); p != std::string_view::npos && p + 2 < head.size();) {
+    size_t eol = head.find("\r\n", p + 2);
+    std::string_view line = head.substr(p + 2, eol == std::string_view::npos ? eol : eol - p - 2);
+    if (line.size() > name.size() && line[name.size()] == ':' &&
+        ::strncasecmp(line.data(), name.data(), name.size()) == 0) {
+      std::string_view v = line.substr(name.size() + 1);
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) {
+        v.remove_prefix(1);
+      }
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) {
+        v.remove_suffix(1);
+      }
+      return std::string(v);
+    }
+    p = eol;
+  }
+  return "";
+}
+
+/** One blocking GET to the --call address; the response body, or an error text. */
+bool callNext(const Server& s, std::string_view head, std::string* body) {
+  sockaddr_storage ss{};
+  socklen_t len;
+  in6_addr a6{};
+  in_addr a4{};
+  if (::inet_pton(AF_INET, s.callHost.c_str(), &a4) == 1) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(s.callPort);
+    sin->sin_addr = a4;
+    len = sizeof(*sin);
+  } else if (::inet_pton(AF_INET6, s.callHost.c_str(), &a6) == 1) {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(s.callPort);
+    sin6->sin6_addr = a6;
+    len = sizeof(*sin6);
+  } else {
+    *body = "bad --call address\n";
+    return false;
+  }
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *body = std::string("socket: ") + std::strerror(errno) + "\n";
+    return false;
+  }
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  std::string req = "GET / HTTP/1.1\r\nHost: " + s.callHost + "\r\nConnection: close\r\n";
+  for (const std::string& name : s.propagate) {
+    std::string v = headerValue(head, name);
+    if (!v.empty()) {
+      req += name + ": " + v + "\r\n";
+    }
+  }
+  req += "\r\n";
+  std::string resp;
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 &&
+            ::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size());
+  char buf[4096];
+  for (ssize_t n; ok && (n = ::recv(fd, buf, sizeof(buf), 0)) != 0;) {
+    if (n < 0) {
+      ok = errno == EINTR;
+      continue;
+    }
+    resp.append(buf, n);
+  }
+  const int err = errno;
+  ::close(fd);
+  size_t bodyAt = resp.find("\r\n\r\n");
+  if (!ok || bodyAt == std::string::npos || resp.compare(0, 12, "HTTP/1.1 200") != 0) {
+    *body = "call " + s.callHost + ":" + std::to_string(s.callPort) + " failed: " +
+            (ok ? resp.substr(0, resp.find("\r\n")) : std::string(std::strerror(err))) + "\n";
+    return false;
+  }
+  *body = resp.substr(bodyAt + 4);
+  return true;
+}
+
+/** The response to one request that is echoed or calls the next tier. */
+std::string dynamicResponse(const Server& s, std::string_view head, bool close) {
+  std::string body = s.version + "\n";
+  bool ok = true;
+  if (s.callPort != 0) {
+    std::string next;
+    ok = callNext(s, head, &next);
+    body += next;
+  }
+  if (headerValue(head, "x-veer-echo") == "1") {
+    body += head;
+  }
+  return std::string(ok ? "HTTP/1.1 200 OK" : "HTTP/1.1 502 Bad Gateway") +
+         "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nx-veer-version: " + s.version + (close ? "\r\nConnection: close" : "") +
+         "\r\n\r\n" + body;
+}
+
 /** Parses complete requests in c->in, appends responses. Returns false on a bad request. */
 bool handleInput(Server& s, Conn* c) {
   size_t pos = 0;
@@ -196,12 +305,13 @@ bool handleInput(Server& s, Conn* c) {
       break;
     }
     pos += reqLen;
-    if (close) {
-      c->out += s.respClose;
-      c->closeAfterWrite = true;
+    const std::string_view head(start, headEnd + 2 - start);
+    if (s.callPort != 0 || headerValue(head, "x-veer-echo") == "1") {
+      c->out += dynamicResponse(s, head, close);
     } else {
-      c->out += s.respKeepAlive;
+      c->out += close ? s.respClose : s.respKeepAlive;
     }
+    c->closeAfterWrite = close;
   }
   if (pos > 0) {
     std::memmove(c->in, c->in + pos, c->inLen - pos);
@@ -379,8 +489,8 @@ void onUdp(Server& s, int fd) {
 }
 
 int usage() {
-  std::fprintf(stderr,
-               "usage: veer-testsrv --version NAME [--tcp PORT]... [--udp PORT]...\n");
+  std::fprintf(stderr, "usage: veer-testsrv --version NAME [--tcp PORT]... [--udp PORT]...\n"
+                       "                    [--call ADDR:PORT [--propagate HEADER]...]\n");
   return 2;
 }
 
@@ -404,6 +514,23 @@ int serve(int argc, char** argv) {
     }
     if (a == "--version") {
       s.version = argv[++i];
+    } else if (a == "--call") {
+      std::string hp = argv[++i];
+      size_t colon = hp.rfind(':');
+      if (colon == std::string::npos || !parsePort(hp.c_str() + colon + 1, &s.callPort)) {
+        std::fprintf(stderr, "veer-testsrv: bad --call '%s' (ADDR:PORT)\n", hp.c_str());
+        return 2;
+      }
+      s.callHost = hp.substr(0, colon);
+      if (s.callHost.size() > 2 && s.callHost.front() == '[') {
+        s.callHost = s.callHost.substr(1, s.callHost.size() - 2);
+      }
+    } else if (a == "--propagate") {
+      std::string h = argv[++i];
+      for (char& ch : h) {
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      }
+      s.propagate.push_back(h);
     } else if (a == "--tcp" || a == "--udp") {
       uint16_t port;
       if (!parsePort(argv[++i], &port)) {

@@ -12,12 +12,16 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
+#include "agent/proxy_supervisor.h"
 #include "compiler/pipeline.h"
 #include "datapath/datapath.h"
 #include "datapath/mounts.h"
+#include "proxy/router.h"
 
 namespace veer {
 namespace {
@@ -79,7 +83,10 @@ private:
 
 class Agent {
 public:
-  Agent(std::string configDir, Datapath& dp) : configDir_(std::move(configDir)), dp_(dp) {}
+  Agent(std::string configDir, Datapath& dp, ProxySupervisor* proxy,
+        proxy::RouteOptions routeOptions)
+      : configDir_(std::move(configDir)), dp_(dp), proxy_(proxy),
+        routeOptions_(std::move(routeOptions)) {}
 
   /** Builds and applies the config; a bad config is logged and the live one kept. */
   void reload() {
@@ -95,6 +102,16 @@ public:
       spdlog::error("config in {} rejected; the last good config keeps serving", configDir_);
       reject();
       return;
+    }
+    if (proxy_) {
+      // The proxy first: once the maps flip, L7 services may reach it with
+      // the new config's routes.
+      std::shared_ptr<proxy::RouteTable> table =
+          proxy::RouteTable::fromPlan(built.plan, built.config, routeOptions_);
+      if (Status s = proxy_->publish(table->toJson()); !s) {
+        spdlog::error("veer-proxy: {}; L7 services take the kernel path meanwhile",
+                      s.error().message);
+      }
     }
     const uint64_t digest = built.image.digest();
     Result<veer_state> live = dp_.maps().state();
@@ -121,9 +138,42 @@ private:
 
   std::string configDir_;
   Datapath& dp_;
+  ProxySupervisor* proxy_; // null without --proxy-listen
+  proxy::RouteOptions routeOptions_;
 };
 
-int run(const std::string& configDir, std::string cgroup, const std::string& bpffs) {
+/** "10.0.0.1:15001" or "[fd00::1]:15001". */
+std::optional<std::pair<IpAddr, uint16_t>> parseHostPort(const std::string& text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 == text.size()) {
+    return std::nullopt;
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  std::optional<IpAddr> addr = IpAddr::parse(host);
+  char* end = nullptr;
+  unsigned long port = strtoul(text.c_str() + colon + 1, &end, 10);
+  if (!addr || *end || port == 0 || port > 65535) {
+    return std::nullopt;
+  }
+  return std::make_pair(*addr, static_cast<uint16_t>(port));
+}
+
+/** Command-line settings of the proxy, before the cgroup is known. */
+struct ProxyFlags {
+  std::vector<std::string> listen;
+  std::string binary;
+  std::string netns;
+  std::string cgroup;
+  uint32_t mark = 0x7665; // "ve"
+  int threads = 1;
+  std::string tagHeader = proxy::RouteOptions{}.tagHeader;
+};
+
+int run(const std::string& configDir, std::string cgroup, const std::string& bpffs,
+        const std::string& runDir, const ProxyFlags& pf) {
   FeatureReport features = probeKernelFeatures();
   for (const std::string& f : features.found) {
     spdlog::info("kernel feature: {}", f);
@@ -148,6 +198,7 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGHUP);
+  sigaddset(&mask, SIGCHLD);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
   Fd sigfd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!sigfd) {
@@ -175,12 +226,47 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   }
   spdlog::info("attached to cgroup {}, pins in {}, watching {}", cgroup, veerPinDir(bpffs),
                configDir);
-  Agent agent(configDir, **dp);
+
+  std::unique_ptr<ProxySupervisor> proxy;
+  if (!pf.listen.empty()) {
+    ProxyOptions po;
+    for (const std::string& l : pf.listen) {
+      auto hp = parseHostPort(l);
+      if (!hp) {
+        spdlog::critical("--proxy-listen {}: expected ADDR:PORT or [ADDR6]:PORT", l);
+        return 2;
+      }
+      for (const auto& [addr, port] : po.listen) {
+        if (addr.v4 == hp->first.v4) {
+          spdlog::critical("--proxy-listen {}: one address per family", l);
+          return 2;
+        }
+      }
+      po.listen.push_back(*hp);
+    }
+    po.binary = pf.binary.empty()
+                    ? (fs::read_symlink("/proc/self/exe").parent_path() / "veer-proxy").string()
+                    : pf.binary;
+    po.netns = pf.netns;
+    po.cgroup = pf.cgroup.empty() ? cgroup + "/veer-proxy" : pf.cgroup;
+    po.mark = pf.mark;
+    po.runDir = runDir;
+    po.threads = pf.threads;
+    proxy = std::make_unique<ProxySupervisor>(std::move(po), **dp);
+    if (Status s = proxy->init(); !s) {
+      spdlog::critical("veer-proxy: {}", s.error().message);
+      return 1;
+    }
+  }
+  proxy::RouteOptions routeOptions;
+  routeOptions.tagHeader = pf.tagHeader;
+  Agent agent(configDir, **dp, proxy.get(), routeOptions);
   agent.reload();
 
-  pollfd fds[2] = {{watch.fd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
+  pollfd fds[3] = {{watch.fd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}, {-1, POLLIN, 0}};
   while (true) {
-    int n = poll(fds, 2, -1);
+    fds[2].fd = proxy ? proxy->reportFd() : -1;
+    int n = poll(fds, 3, proxy ? proxy->restartDueMs() : -1);
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -188,13 +274,29 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
       spdlog::critical("poll: {}", strerror(errno));
       return 1;
     }
+    if (proxy) {
+      if (fds[2].fd >= 0 && (fds[2].revents & (POLLIN | POLLHUP))) {
+        proxy->onReport();
+      }
+      proxy->maybeRestart();
+    }
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo si{};
-      if (read(sigfd.get(), &si, sizeof(si)) == sizeof(si) && si.ssi_signo == SIGHUP) {
+      if (read(sigfd.get(), &si, sizeof(si)) != sizeof(si)) {
+        continue;
+      }
+      if (si.ssi_signo == SIGHUP) {
         agent.reload();
         continue;
       }
-      spdlog::info("signal {}: exiting; the pinned datapath keeps serving", si.ssi_signo);
+      if (si.ssi_signo == SIGCHLD) {
+        if (proxy) {
+          proxy->onChildExit();
+        }
+        continue;
+      }
+      spdlog::info("signal {}: exiting; the pinned datapath{} keeps serving", si.ssi_signo,
+                   proxy ? " and veer-proxy" : "");
       return 0;
     }
     if (fds[0].revents & POLLIN) {
@@ -215,19 +317,46 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
 
 int main(int argc, char** argv) {
   CLI::App app{"veer-agent: node-level eBPF traffic splitter"};
-  std::string configDir, cgroup, bpffs = "/sys/fs/bpf";
+  std::string configDir, cgroup, bpffs = "/sys/fs/bpf", runDir = "/run/veer";
   bool uninstall = false;
+  veer::ProxyFlags pf;
   app.add_option("--config-dir", configDir, "directory of Kubernetes YAML to apply and watch")
       ->check(CLI::ExistingDirectory);
   app.add_option("--cgroup", cgroup, "cgroup v2 directory to attach to (default: the cgroup2 root)")
       ->check(CLI::ExistingDirectory);
   app.add_option("--bpffs", bpffs, "bpffs mount; pins go under <bpffs>/veer")->capture_default_str();
-  app.add_flag("--uninstall", uninstall, "detach and remove everything veer pinned, then exit");
+  app.add_option("--run-dir", runDir, "the proxy's route table and pid file")->capture_default_str();
+  app.add_flag("--uninstall", uninstall,
+               "detach and remove everything veer pinned, stop veer-proxy, then exit");
+  app.add_option("--proxy-listen", pf.listen,
+                 "run veer-proxy for L7 services, listening on ADDR:PORT ([ADDR6]:PORT); "
+                 "once per family")
+      ->take_all();
+  app.add_option("--proxy-bin", pf.binary, "veer-proxy executable (default: beside veer-agent)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--proxy-netns", pf.netns, "network namespace file to run veer-proxy in")
+      ->check(CLI::ExistingFile);
+  app.add_option("--proxy-cgroup", pf.cgroup,
+                 "cgroup v2 directory for veer-proxy (default: <cgroup>/veer-proxy)");
+  app.add_option("--proxy-mark", pf.mark, "SO_MARK of veer-proxy's upstream sockets")
+      ->capture_default_str();
+  app.add_option("--proxy-threads", pf.threads, "veer-proxy event loops")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--tag-header", pf.tagHeader,
+                 "request header carrying the full-link gray tag to the next hop")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   if (uninstall) {
+    // Hooks first, so no new connection is sent to the proxy while it drains.
     if (veer::Status s = veer::Datapath::uninstall(bpffs); !s) {
+      spdlog::critical("{}", s.error().message);
+      return 1;
+    }
+    if (veer::Status s = veer::ProxySupervisor::stopRunning(runDir, std::chrono::seconds(10));
+        !s) {
       spdlog::critical("{}", s.error().message);
       return 1;
     }
@@ -238,5 +367,5 @@ int main(int argc, char** argv) {
     spdlog::critical("--config-dir is required");
     return 2;
   }
-  return veer::run(configDir, cgroup, bpffs);
+  return veer::run(configDir, cgroup, bpffs, runDir, pf);
 }

@@ -177,6 +177,9 @@ CompileResult compile(const Plan& plan) {
     } else {
       slots = weightSlots(weights);
     }
+    if (ps.path == PlanPath::kL7 && ps.proto == IPPROTO_TCP) {
+      svc.flags |= VEER_SVC_F_L7; // to veer-proxy while it is ready; the slots above meanwhile
+    }
     std::memcpy(svc.slot, slots.data(), VEER_WEIGHT_SLOTS);
     svc.n_versions = static_cast<uint8_t>(weights.size());
     img.services.emplace_back(key, svc);

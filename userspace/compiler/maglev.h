@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "common/hash.h"
+
 namespace veer {
 
 /**
@@ -14,8 +16,5 @@ namespace veer {
  * Returns an empty table when names is empty.
  */
 std::vector<uint32_t> maglevTable(const std::vector<std::string>& names, uint32_t size);
-
-/** 64-bit FNV-1a, seeded; stable across runs and platforms. */
-uint64_t fnv1a64(const void* data, size_t len, uint64_t seed = 0xcbf29ce484222325ULL);
 
 } // namespace veer

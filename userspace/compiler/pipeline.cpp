@@ -15,6 +15,7 @@ BuildResult buildFromPaths(const std::vector<std::string>& paths) {
     return out;
   }
   out.plan = std::move(resolved.plan);
+  out.config = std::move(loaded.config);
   CompileResult compiled = compile(out.plan);
   for (const std::string& e : compiled.errors) {
     Diagnostic d;

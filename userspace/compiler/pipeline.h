@@ -11,6 +11,7 @@
 namespace veer {
 
 struct BuildResult {
+  Config config; // what was loaded (set once it resolved)
   Plan plan;
   MapImage image;
   Diagnostics diags; // loader, resolver and compiler findings

@@ -59,6 +59,11 @@ FeatureReport probeKernelFeatures() {
   };
   check(libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, nullptr) == 1,
         "prog type cgroup_sock_addr");
+  check(libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SOCK_OPS, nullptr) == 1, "prog type sock_ops");
+  check(libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCKOPT, nullptr) == 1,
+        "prog type cgroup_sockopt");
+  check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, nullptr) == 1,
+        "helper sk_storage_get in sock_ops");
   check(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_LRU_HASH, nullptr) == 1, "map type lru_hash");
   check(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_PERCPU_HASH, nullptr) == 1,
         "map type percpu_hash");
@@ -129,6 +134,14 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const std::string& bpffs) {
 }
 
 Status Datapath::attach(const std::string& cgroupPath) {
+  return attachWhere(cgroupPath, /*proxyCgroup=*/false);
+}
+
+Status Datapath::attachProxy(const std::string& cgroupPath) {
+  return attachWhere(cgroupPath, /*proxyCgroup=*/true);
+}
+
+Status Datapath::attachWhere(const std::string& cgroupPath, bool proxyCgroup) {
   Fd cg(open(cgroupPath.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!cg) {
     return osError(errno, "open cgroup " + cgroupPath);
@@ -141,6 +154,11 @@ Status Datapath::attach(const std::string& cgroupPath) {
 
   bpf_program* prog;
   bpf_object__for_each_program(prog, skel_->obj) {
+    // SO_ORIGINAL_DST is answered in the proxy's cgroup only; everything else
+    // runs where the clients are.
+    if ((bpf_program__expected_attach_type(prog) == BPF_CGROUP_GETSOCKOPT) != proxyCgroup) {
+      continue;
+    }
     const std::string pin = linkPinDir(bpffs_) + "/" + bpf_program__name(prog);
     bpf_link* old = access(pin.c_str(), F_OK) == 0 ? bpf_link__open(pin.c_str()) : nullptr;
     if (old) {

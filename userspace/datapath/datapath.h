@@ -38,8 +38,14 @@ public:
   /** Mounts bpffs at bpffs if needed, opens and loads the programs, pins or reuses maps. */
   static Result<std::unique_ptr<Datapath>> load(const std::string& bpffs);
 
-  /** Attaches every program to the cgroup, or swaps them into the existing pinned links. */
+  /**
+   * Attaches every client-side program to the cgroup, or swaps them into the
+   * existing pinned links.
+   */
   Status attach(const std::string& cgroupPath);
+
+  /** Attaches the SO_ORIGINAL_DST answer (cgroup/getsockopt) to veer-proxy's cgroup. */
+  Status attachProxy(const std::string& cgroupPath);
 
   PinnedMaps& maps() { return maps_; }
 
@@ -48,6 +54,7 @@ public:
 
 private:
   Datapath() = default;
+  Status attachWhere(const std::string& cgroupPath, bool proxyCgroup);
 
   std::string bpffs_;
   veer_sock_bpf* skel_ = nullptr;

@@ -188,6 +188,23 @@ Status PinnedMaps::countRejected() {
   return {};
 }
 
+Result<veer_proxy> PinnedMaps::proxy() const {
+  veer_proxy px{};
+  uint32_t zero = 0;
+  if (bpf_map_lookup_elem(fd("veer_proxy"), &zero, &px) != 0) {
+    return osError(errno, "read veer_proxy");
+  }
+  return px;
+}
+
+Status PinnedMaps::setProxy(const veer_proxy& proxy) {
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(fd("veer_proxy"), &zero, &proxy, BPF_ANY) != 0) {
+    return osError(errno, "update veer_proxy");
+  }
+  return {};
+}
+
 Result<LiveState> PinnedMaps::live() const {
   LiveState out;
   Result<veer_state> st = state();
@@ -195,6 +212,11 @@ Result<LiveState> PinnedMaps::live() const {
     return st.error();
   }
   out.state = *st;
+  Result<veer_proxy> px = proxy();
+  if (!px) {
+    return px.error();
+  }
+  out.proxy = *px;
   const uint8_t gen = st->gen & 1;
   const int ncpus = libbpf_num_possible_cpus();
   std::vector<veer_stats> percpu(std::max(ncpus, 1));

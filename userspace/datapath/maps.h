@@ -16,9 +16,9 @@
 namespace veer {
 
 /** Names of the pinned maps, as in bpf/lib/maps.h. */
-inline constexpr std::array<const char*, 8> kMapNames = {
-    "veer_state", "veer_svc", "veer_version", "veer_maglev",
-    "veer_backend", "veer_revnat", "veer_rr", "veer_stats"};
+inline constexpr std::array<const char*, 10> kMapNames = {
+    "veer_state",  "veer_svc", "veer_version", "veer_maglev", "veer_backend",
+    "veer_revnat", "veer_rr",  "veer_stats",   "veer_proxy",  "veer_orig_dst"};
 
 /** Directory of veer's pins under a bpffs mount. */
 std::string veerPinDir(const std::string& bpffs);
@@ -64,6 +64,7 @@ struct LiveService {
 
 struct LiveState {
   veer_state state{};
+  veer_proxy proxy{};
   std::vector<LiveService> services; // in plan order (svc_id)
 };
 
@@ -88,6 +89,10 @@ public:
 
   /** Counts a rejected config in veer_state (tests and status watch it). */
   Status countRejected();
+
+  Result<veer_proxy> proxy() const;
+  /** Replaces veer_proxy in one update (see its comment for the ordering rule). */
+  Status setProxy(const veer_proxy& proxy);
 
   Result<LiveState> live() const;
 

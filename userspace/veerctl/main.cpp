@@ -55,15 +55,38 @@ int cmdValidate(const std::vector<std::string>& paths) {
   return 0;
 }
 
+json proxyJson(const veer_proxy& px) {
+  json listen = json::array();
+  for (const veer_backend* be : {&px.listen4, &px.listen6}) {
+    if (be->family) {
+      listen.push_back(endpoint(be->addr, be->port));
+    }
+  }
+  return {{"ready", px.ready != 0},
+          {"listen", listen},
+          {"mark", px.mark},
+          {"routes_digest", fmt::format("{:016x}", px.routes_digest)}};
+}
+
+/** Who picks a service's versions right now: the kernel, or veer-proxy per request. */
+const char* pathOf(const veer_service& svc, const veer_proxy& px) {
+  if (!(svc.flags & VEER_SVC_F_L7)) {
+    return "kernel";
+  }
+  return px.ready ? "l7" : "l7 (proxy down: kernel)";
+}
+
 json statusJson(const LiveState& live) {
   json out = {{"generation", live.state.gen},
               {"applied", live.state.applied},
               {"rejected", live.state.rejected},
               {"digest", fmt::format("{:016x}", live.state.digest)},
+              {"proxy", proxyJson(live.proxy)},
               {"services", json::array()}};
   for (const LiveService& s : live.services) {
     json svc = {{"address", endpoint(s.key.addr, s.key.port)},
                 {"protocol", protoName(s.key.proto)},
+                {"path", pathOf(s.svc, live.proxy)},
                 {"versions", json::array()}};
     for (const LiveService::Version& v : s.versions) {
       svc["service"] = v.ver.service;
@@ -100,21 +123,32 @@ int cmdStatus(const std::string& bpffs, bool asJson) {
   std::printf("generation %u, %llu applies, %u rejected, digest %016llx\n", live->state.gen,
               static_cast<unsigned long long>(live->state.applied), live->state.rejected,
               static_cast<unsigned long long>(live->state.digest));
-  std::printf("%-32s %-24s %-5s %-12s %6s %8s %10s %8s\n", "SERVICE", "ADDRESS", "PROTO",
-              "VERSION", "WEIGHT", "BACKENDS", "CONNECTS*", "REFUSED*");
+  const veer_proxy& px = live->proxy;
+  if (px.listen4.family || px.listen6.family) {
+    std::printf("veer-proxy %s on %s, routes digest %016llx\n", px.ready ? "ready" : "NOT READY",
+                proxyJson(px)["listen"].dump().c_str(),
+                static_cast<unsigned long long>(px.routes_digest));
+  }
+  std::printf("%-32s %-24s %-5s %-6s %-12s %6s %8s %10s %8s\n", "SERVICE", "ADDRESS", "PROTO",
+              "PATH", "VERSION", "WEIGHT", "BACKENDS", "CONNECTS*", "REFUSED*");
   for (const LiveService& s : live->services) {
     bool first = true;
     for (const LiveService::Version& v : s.versions) {
-      std::printf("%-32s %-24s %-5s %-12s %6u %8u %10llu %8llu\n", first ? v.ver.service : "",
+      std::printf("%-32s %-24s %-5s %-6s %-12s %6u %8u %10llu %8llu\n",
+                  first ? v.ver.service : "",
                   first ? endpoint(s.key.addr, s.key.port).c_str() : "",
-                  first ? protoName(s.key.proto) : "", v.ver.subset[0] ? v.ver.subset : "-",
+                  first ? protoName(s.key.proto) : "",
+                  first ? (s.svc.flags & VEER_SVC_F_L7 ? (px.ready ? "l7" : "l7!") : "kernel") : "",
+                  v.ver.subset[0] ? v.ver.subset : "-",
                   v.ver.weight, v.ver.n_backends,
                   static_cast<unsigned long long>(v.stats.connects),
                   static_cast<unsigned long long>(v.stats.noBackend));
       first = false;
     }
   }
-  std::printf("* since this config was applied (the counters belong to its generation)\n");
+  std::printf("* since this config was applied (the counters belong to its generation); an l7\n"
+              "  service's requests are counted by veer-proxy, not here; l7! = proxy down, the\n"
+              "  kernel applies the unconditional split meanwhile\n");
   return 0;
 }
 
@@ -175,6 +209,14 @@ int cmdDump(const std::string& bpffs) {
   out["veer_revnat"] = dumpMap<veer_revnat_key, veer_revnat>(
       m.fd("veer_revnat"), [](const veer_revnat_key& k, const veer_revnat& v) {
         return json{{"key", {{"cookie", k.cookie}, {"backend", endpoint(k.addr, k.port)}}},
+                    {"value", {{"service", endpoint(v.addr, v.port)}}}};
+      });
+  if (Result<veer_proxy> px = m.proxy()) {
+    out["veer_proxy"] = proxyJson(*px);
+  }
+  out["veer_orig_dst"] = dumpMap<veer_orig_key, veer_orig_dst>(
+      m.fd("veer_orig_dst"), [](const veer_orig_key& k, const veer_orig_dst& v) {
+        return json{{"key", {{"client", endpoint(k.addr, k.port)}}},
                     {"value", {{"service", endpoint(v.addr, v.port)}}}};
       });
   std::cout << out.dump(2) << "\n";

@@ -1,0 +1,351 @@
+// The L7 path end to end: veer-agent runs veer-proxy in the node's netns, the
+// connect hooks send L7 services to it, and curl in client pods sees each
+// request routed by header, cookie, weight and lane (seeds 000-003).
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "common/hash.h"
+#include "kernel_path_fixture.h"
+#include "proxy/router.h"
+
+namespace veer::test {
+namespace {
+
+constexpr const char* kProxyPort = "15001";
+
+/** One transfer of a curl run. */
+struct Reply {
+  int status = 0;
+  std::string version; // first body line
+  int connects = 0;    // new connections curl made for it (0 = reused keep-alive)
+  std::string body;
+};
+
+/**
+ * The proxy fixture: the kernel-path world (reviews v1/v2/v3 at 10.244.1.2x) with the
+ * agent also running veer-proxy on the node's bridge address.
+ */
+class ProxyTest : public KernelPathTest {
+protected:
+  void SetUp() override {
+    KernelPathTest::SetUp();
+    if (HasFatalFailure()) {
+      return;
+    }
+    startAgentWithProxy({"10.244.1.1:" + std::string(kProxyPort),
+                         "[fd00:244:1::1]:" + std::string(kProxyPort)});
+  }
+
+  void startAgentWithProxy(const std::vector<std::string>& listen) {
+    std::vector<std::string> args = {"--run-dir", (tmp_ / "run").string(), "--proxy-netns",
+                                     "/run/netns/" + world_->nodeNetns()};
+    for (const std::string& l : listen) {
+      args.push_back("--proxy-listen");
+      args.push_back(l);
+    }
+    agent_ = std::make_unique<Agent>(configDir_, bpffs_, world_->cgroupRoot(), args);
+  }
+
+  veer_proxy liveProxy() {
+    auto maps = PinnedMaps::open(bpffs_.string());
+    EXPECT_TRUE(maps) << maps.error().message;
+    auto px = maps ? maps->proxy() : Result<veer_proxy>(Error{});
+    EXPECT_TRUE(px);
+    return px ? *px : veer_proxy{};
+  }
+
+  /**
+   * Waits until the proxy serves the route table of the config now in configDir_
+   * (the kernel image alone may not change: a new pod in an L7-only subset).
+   */
+  void waitProxyServing() {
+    BuildResult built = buildFromPaths({configDir_.string()});
+    ASSERT_TRUE(built.ok());
+    const std::string json =
+        proxy::RouteTable::fromPlan(built.plan, built.config, proxy::RouteOptions{})->toJson();
+    const uint64_t want = fnv1a64(json.data(), json.size());
+    const auto deadline = steady_clock::now() + std::chrono::seconds(10);
+    while (steady_clock::now() < deadline) {
+      veer_proxy px = liveProxy();
+      if (px.ready && px.routes_digest == want) {
+        return;
+      }
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    FAIL() << "veer-proxy does not serve the config's routes; agent log:\n";
+  }
+
+  /** applyStep for configs with L7 services: the maps and the proxy both run it. */
+  void applyL7Step(const std::string& seedDir, const std::string& step) {
+    applyStep(seedDir, step);
+    waitProxyServing();
+  }
+
+  /** Waits (bounded) until veer_proxy.ready is want. */
+  void waitProxyReady(bool want) {
+    const auto deadline = steady_clock::now() + std::chrono::seconds(10);
+    while (steady_clock::now() < deadline) {
+      if ((liveProxy().ready == 1) == want) {
+        return;
+      }
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    FAIL() << "veer_proxy.ready never became " << want << "; agent log:\n";
+  }
+
+  /**
+   * n requests from pod to url in ONE curl run (so one keep-alive connection when
+   * the server keeps it open), with extra curl arguments.
+   */
+  std::vector<Reply> curl(const std::string& pod, const std::string& url, int n,
+                          const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {"curl", "-sS", "--max-time", "20", "-w",
+                                     "\n##%{http_code} %{num_connects}\n"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(n > 1 ? url + "?i=[1-" + std::to_string(n) + "]" : url);
+    auto res = world_->run(pod, argv, milliseconds(60000));
+    EXPECT_TRUE(res) << res.error().message;
+    std::vector<Reply> out;
+    if (!res) {
+      return out;
+    }
+    EXPECT_EQ(res->exitCode, 0) << res->err;
+    std::string rest = res->out;
+    for (size_t at; (at = rest.find("\n##")) != std::string::npos;) {
+      Reply r;
+      r.body = rest.substr(0, at);
+      r.version = r.body.substr(0, r.body.find('\n'));
+      size_t eol = rest.find('\n', at + 1);
+      std::istringstream(rest.substr(at + 3, eol - at - 3)) >> r.status >> r.connects;
+      out.push_back(r);
+      rest.erase(0, eol == std::string::npos ? rest.size() : eol + 1);
+    }
+    EXPECT_EQ(out.size(), static_cast<size_t>(n)) << res->out;
+    return out;
+  }
+
+  static std::map<std::string, int> countVersions(const std::vector<Reply>& replies) {
+    std::map<std::string, int> m;
+    for (const Reply& r : replies) {
+      m[r.status == 200 ? r.version : "status " + std::to_string(r.status)]++;
+    }
+    return m;
+  }
+
+  static int connections(const std::vector<Reply>& replies) {
+    int n = 0;
+    for (const Reply& r : replies) {
+      n += r.connects;
+    }
+    return n;
+  }
+
+  const std::string reviewsUrl_ = "http://" + std::string(kReviews4) + ":9080/";
+};
+
+// Seed 000 step 4: `end-user: jason` reaches v3, everyone else v2, per request.
+TEST_F(ProxyTest, Seed000JasonReachesV3) {
+  agent_->start();
+  applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
+
+  auto jason = curl("productpage-v1", reviewsUrl_, 50, {"-H", "end-user: jason"});
+  EXPECT_EQ(countVersions(jason), (std::map<std::string, int>{{"v3", 50}}));
+  auto others = curl("productpage-v1", reviewsUrl_, 50, {"-H", "end-user: mary"});
+  EXPECT_EQ(countVersions(others), (std::map<std::string, int>{{"v2", 50}}));
+  auto anon = curl("productpage-v1", reviewsUrl_, 50);
+  EXPECT_EQ(countVersions(anon), (std::map<std::string, int>{{"v2", 50}}));
+  // One keep-alive connection per curl run: routing is per request, not per connection.
+  EXPECT_EQ(connections(jason), 1);
+  EXPECT_EQ(connections(anon), 1);
+}
+
+// Seed 001: a header-matched test user on v2 (L7), then 80/20 (kernel).
+TEST_F(ProxyTest, Seed001TestUserThenKernelSplit) {
+  agent_->start();
+  applyL7Step("001-istio-canary", "02-test-user-v2.yaml");
+  EXPECT_EQ(countVersions(curl("productpage-v1", reviewsUrl_, 20, {"-H", "end-user: jason"})),
+            (std::map<std::string, int>{{"v2", 20}}));
+  EXPECT_EQ(countVersions(curl("productpage-v1", reviewsUrl_, 20)),
+            (std::map<std::string, int>{{"v1", 20}}));
+
+  // 80/20 without a match is a kernel-path split (the planner says so): per
+  // connection, exact over any 100; a keep-alive connection stays where it landed.
+  applyStep("001-istio-canary", "03-80-20.yaml");
+  expectExactSplit(kReviews4, {{"v1", 80}, {"v2", 20}});
+  auto replies = curl("productpage-v1", reviewsUrl_, 20);
+  EXPECT_EQ(countVersions(replies).size(), 1u);
+  EXPECT_EQ(connections(replies), 1);
+}
+
+// Seed 002: the canary's responses set a cookie; a client that got it stays on v2.
+TEST_F(ProxyTest, Seed002CookieKeepsAClientOnTheCanary) {
+  agent_->start();
+  applyL7Step("002-sticky-canary", "01-cookie-90-10.yaml");
+
+  // One curl run with its cookie engine on: cookies set by one response go with
+  // the next requests, as a browser's would.
+  auto replies = curl("productpage-v1", reviewsUrl_, 40, {"-b", ""});
+  ASSERT_EQ(replies.size(), 40u);
+  size_t firstV2 = 0;
+  while (firstV2 < replies.size() && replies[firstV2].version == "v1") {
+    ++firstV2;
+  }
+  EXPECT_LT(firstV2, 10u) << "at 90/10 a v2 response (with its Set-Cookie) comes within 10";
+  for (size_t i = firstV2; i < replies.size(); ++i) {
+    EXPECT_EQ(replies[i].version, "v2") << "request " << i << " left the canary";
+  }
+  // Without the cookie engine nobody sticks: exactly 90/10, per request on one
+  // keep-alive connection.
+  auto plain = curl("productpage-v1", reviewsUrl_, 100);
+  EXPECT_EQ(countVersions(plain), (std::map<std::string, int>{{"v1", 90}, {"v2", 10}}));
+  EXPECT_EQ(connections(plain), 1);
+
+  // The canary's Set-Cookie is on v2 responses only.
+  auto head = world_->run("productpage-v1",
+                          {"curl", "-sS", "-D", "-", "-o", "/dev/null", "-H",
+                           "Cookie: reviews-cookie=REVIRES-V2", reviewsUrl_});
+  ASSERT_TRUE(head);
+  EXPECT_NE(head->out.find("x-veer-version: v2"), std::string::npos) << head->out;
+
+  // The last step expires the cookie on every matched response.
+  applyL7Step("002-sticky-canary", "07-all-v2-clear-cookie.yaml");
+  head = world_->run("productpage-v1", {"curl", "-sS", "-D", "-", "-o", "/dev/null", "-H",
+                                        "Cookie: reviews-cookie=REVIRES-V2", reviewsUrl_});
+  ASSERT_TRUE(head);
+  EXPECT_NE(head->out.find("reviews-cookie=REVIRES-V2; Max-Age=-1"), std::string::npos)
+      << head->out;
+}
+
+// The client still sees the service as its peer; kernel-path services never
+// touch the proxy; a dead proxy sends L7 services back to the kernel path at once
+// and is restarted.
+TEST_F(ProxyTest, ProxyDeathFallsBackToTheKernelAndRecovers) {
+  agent_->start();
+  applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
+
+  auto one = world_->httpGet("productpage-v1", kReviews4, kHttpPort);
+  ASSERT_TRUE(one);
+  ASSERT_TRUE(one->ok) << one->step << ": " << strerror(one->err);
+  EXPECT_EQ(one->peerAddr, kReviews4);
+  EXPECT_EQ(one->peerPort, kHttpPort);
+
+  // Kernel path (ratings: an unconditional rule) is counted by the hooks; the L7
+  // service (reviews) is not, because the proxy picks its versions.
+  for (const LiveService& ls : PinnedMaps::open(bpffs_.string())->live()->services) {
+    for (const auto& v : ls.versions) {
+      if (std::string(v.ver.service).rfind("default/reviews:", 0) == 0) {
+        EXPECT_EQ(v.stats.connects, 0u) << v.ver.subset;
+      }
+    }
+  }
+
+  // Kill the proxy: the agent stops the redirect, the kernel serves reviews.
+  Result<std::string> pidText = readFile((tmp_ / "run/veer-proxy.pid").string());
+  ASSERT_TRUE(pidText);
+  const pid_t pid = std::stoi(*pidText);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  waitProxyReady(false);
+  // The kernel applies the unconditional rule: v2. No header routing meanwhile.
+  EXPECT_EQ(split(kReviews4, 100), (std::map<std::string, int>{{"v2", 100}}));
+
+  // And it comes back, serving the same table.
+  waitProxyServing();
+  EXPECT_EQ(countVersions(curl("productpage-v1", reviewsUrl_, 10, {"-H", "end-user: jason"})),
+            (std::map<std::string, int>{{"v3", 10}}));
+}
+
+/**
+ * Seed 003 (full-link gray): productpage -> reviews -> ratings as namespace pods;
+ * reviews pods call ratings and pass on the lane header. Pod and service
+ * addresses are the seed's.
+ */
+class GrayLaneTest : public ProxyTest {
+protected:
+  void SetUp() override {
+    KernelPathTest::SetUp();
+    if (HasFatalFailure()) {
+      return;
+    }
+    struct PodDef {
+      const char* name;
+      const char* v4;
+      std::vector<std::string> extra; // veer-testsrv arguments after --version
+    };
+    const std::vector<std::string> callRatings = {"--call", "10.96.3.30:9080", "--propagate",
+                                                  "x-asm-prefer-tag"};
+    const PodDef pods[] = {{"gray-productpage-v1", "10.244.3.41", {}},
+                           {"gray-productpage-v2", "10.244.3.42", {}},
+                           {"gray-reviews-v1", "10.244.3.21", callRatings},
+                           {"gray-reviews-v2", "10.244.3.22", callRatings},
+                           {"gray-ratings-v1", "10.244.3.31", {}},
+                           {"gray-ratings-v2", "10.244.3.32", {}}};
+    for (const PodDef& p : pods) {
+      Status s = world_->addPod(PodSpec{p.name, {p.v4}, {}});
+      ASSERT_TRUE(s) << s.error().message;
+      std::string version = std::string(p.name).substr(5); // "reviews-v2"
+      if (version.rfind("productpage", 0) == 0) {
+        continue; // clients only
+      }
+      std::vector<std::string> argv = {World::testServerPath(), "--version", version, "--tcp",
+                                       "9080"};
+      argv.insert(argv.end(), p.extra.begin(), p.extra.end());
+      auto proc = world_->spawn(p.name, argv);
+      ASSERT_TRUE(proc) << proc.error().message;
+      servers_.push_back(std::move(*proc));
+      Status up = world_->waitListening(p.name, 9080);
+      ASSERT_TRUE(up) << up.error().message;
+    }
+    for (const char* f : {"inventory.yaml", "destination-rules.yaml"}) {
+      fs::remove(configDir_ / f);
+    }
+    const fs::path seed = sourceDir() / "configs/003-asm-full-link-gray";
+    for (const char* f : {"inventory.yaml", "destination-rules.yaml", "gateway.yaml"}) {
+      fs::copy_file(seed / f, configDir_ / f);
+    }
+    startAgentWithProxy({"10.244.3.1:" + std::string(kProxyPort)});
+  }
+
+  /** The call path a request from pod takes: "reviews-v2 ratings-v1". */
+  std::string path(const std::string& pod, const std::vector<std::string>& extra = {}) {
+    auto replies = curl(pod, "http://10.96.3.20:9080/", 1, extra);
+    if (replies.empty()) {
+      return "(no reply)";
+    }
+    if (replies[0].status != 200) {
+      return "status " + std::to_string(replies[0].status) + ": " + replies[0].body;
+    }
+    std::string out, line;
+    std::istringstream in(replies[0].body);
+    while (std::getline(in, line)) {
+      out += (out.empty() ? "" : " ") + line;
+    }
+    return out;
+  }
+};
+
+TEST_F(GrayLaneTest, Seed003LanesFollowTheTagAndFallBackToProd) {
+  agent_->start();
+  const std::vector<std::string> grayHeader = {"-H", "x-asm-prefer-tag: gray"};
+
+  // Step 1: reviews has a gray lane but no gray pod: fallback to prod.
+  applyL7Step("003-asm-full-link-gray", "01-trafficlabel-reviews.yaml");
+  EXPECT_EQ(path("gray-productpage-v1", grayHeader), "reviews-v1 ratings-v1");
+  EXPECT_EQ(path("gray-productpage-v1"), "reviews-v1 ratings-v1");
+
+  // Step 2: reviews-v2 is ready: tagged requests reach it; ratings has no lane yet.
+  applyL7Step("003-asm-full-link-gray", "02-reviews-v2-up.yaml");
+  EXPECT_EQ(path("gray-productpage-v1", grayHeader), "reviews-v2 ratings-v1");
+  EXPECT_EQ(path("gray-productpage-v1"), "reviews-v1 ratings-v1");
+
+  // Step 3: ratings gets its lane and ratings-v2; productpage-v2 carries the
+  // gray label itself, so its calls are gray without any header, hop after hop.
+  applyL7Step("003-asm-full-link-gray", "03-ratings-lane.yaml");
+  EXPECT_EQ(path("gray-productpage-v2"), "reviews-v2 ratings-v2");
+  EXPECT_EQ(path("gray-productpage-v1", grayHeader), "reviews-v2 ratings-v2");
+  EXPECT_EQ(path("gray-productpage-v1"), "reviews-v1 ratings-v1");
+}
+
+} // namespace
+} // namespace veer::test

@@ -1,0 +1,925 @@
+// veer-proxy's engine end to end on loopback, in-process and without root (Envoy
+// filter-test style): mock upstreams on 127.0.0.2-4 (one per reviews version) behind a
+// RouteTable compiled from Istio YAML (the agent's path: fromPlan -> toJson -> fromJson),
+// a proxy Engine on 127.0.0.1 whose port is the service port, and blocking test clients.
+// Nothing sleeps to wait: sockets listen before a constructor returns, and every wait is
+// a blocking read of the answer the test expects (with a receive timeout as a backstop).
+
+#include <arpa/inet.h>
+#include <http_parser.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/loader.h"
+#include "proxy/engine.h"
+
+namespace veer::proxy {
+namespace {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+std::string lower(std::string s) {
+  for (char& c : s) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return s;
+}
+
+std::string find(const Headers& h, const std::string& name) {
+  for (const auto& [k, v] : h) {
+    if (lower(k) == name) {
+      return v;
+    }
+  }
+  return "";
+}
+
+int count(const Headers& h, const std::string& name) {
+  return static_cast<int>(std::count_if(h.begin(), h.end(),
+                                        [&](const auto& kv) { return lower(kv.first) == name; }));
+}
+
+bool sendAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n <= 0) {
+      return false;
+    }
+    data.remove_prefix(n);
+  }
+  return true;
+}
+
+void setRecvTimeout(int fd, int seconds) {
+  timeval tv{seconds, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+// --- mock upstream -------------------------------------------------------------
+
+/** A request as the upstream saw it. */
+struct Seen {
+  std::string method, path;
+  Headers headers;
+  uint64_t bodyBytes = 0;
+};
+
+/**
+ * An HTTP/1.1 server on ip:port (port 0: ephemeral), a thread per connection. Paths:
+ * /chunked answers chunked; /big/N answers N bytes chunked; /ws switches protocols and
+ * echoes; /garbage answers a non-HTTP line; /slow waits for openGate(); /close closes
+ * after answering. Everything else: 200 "<name> <path> <body bytes>". Every answer
+ * carries x-veer-version and server headers; Expect: 100-continue gets a 100 first.
+ */
+class MockUpstream {
+public:
+  MockUpstream(std::string name, const char* ip, uint16_t port) : name_(std::move(name)) {
+    lfd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ::setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    ::inet_pton(AF_INET, ip, &a.sin_addr);
+    if (::bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(lfd_, 128) != 0) {
+      ADD_FAILURE() << "mock " << name_ << " bind " << ip << ":" << port << ": "
+                    << std::strerror(errno);
+    }
+    socklen_t len = sizeof(a);
+    ::getsockname(lfd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { acceptLoop(); });
+  }
+
+  ~MockUpstream() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+      gateOpen_ = true;
+      for (int fd : conns_) {
+        ::shutdown(fd, SHUT_RDWR);
+      }
+    }
+    cv_.notify_all();
+    ::shutdown(lfd_, SHUT_RDWR);
+    acceptor_.join();
+    for (std::thread& t : threads_) {
+      t.join();
+    }
+    ::close(lfd_);
+  }
+
+  uint16_t port() const { return port_; }
+  int accepts() const { return accepts_.load(); }
+  std::vector<Seen> seen() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_;
+  }
+  void openGate() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      gateOpen_ = true;
+    }
+    cv_.notify_all();
+  }
+  /** Blocks until n requests reached /slow (the proxy forwarded them). */
+  void waitSlow(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return slowArrived_ >= n || stopping_; });
+  }
+
+private:
+  struct ConnState {
+    MockUpstream* self;
+    int fd;
+    Seen cur;
+    std::string field;
+    bool lastWasValue = false;
+    std::vector<Seen> done;
+  };
+
+  void acceptLoop() {
+    for (;;) {
+      int fd = ::accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        return;
+      }
+      accepts_.fetch_add(1);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) {
+        ::close(fd);
+        return;
+      }
+      conns_.push_back(fd);
+      threads_.emplace_back([this, fd] { serve(fd); });
+    }
+  }
+
+  static http_parser_settings settings() {
+    http_parser_settings s;
+    http_parser_settings_init(&s);
+    s.on_url = [](http_parser* p, const char* at, size_t n) {
+      static_cast<ConnState*>(p->data)->cur.path.append(at, n);
+      return 0;
+    };
+    s.on_header_field = [](http_parser* p, const char* at, size_t n) {
+      auto* st = static_cast<ConnState*>(p->data);
+      if (st->lastWasValue || st->cur.headers.empty()) {
+        st->cur.headers.emplace_back();
+      }
+      st->lastWasValue = false;
+      st->cur.headers.back().first.append(at, n);
+      return 0;
+    };
+    s.on_header_value = [](http_parser* p, const char* at, size_t n) {
+      auto* st = static_cast<ConnState*>(p->data);
+      st->lastWasValue = true;
+      st->cur.headers.back().second.append(at, n);
+      return 0;
+    };
+    s.on_headers_complete = [](http_parser* p) {
+      auto* st = static_cast<ConnState*>(p->data);
+      st->cur.method = http_method_str(static_cast<http_method>(p->method));
+      if (lower(find(st->cur.headers, "expect")) == "100-continue") {
+        sendAll(st->fd, "HTTP/1.1 100 Continue\r\n\r\n");
+      }
+      return 0;
+    };
+    s.on_body = [](http_parser* p, const char*, size_t n) {
+      static_cast<ConnState*>(p->data)->cur.bodyBytes += n;
+      return 0;
+    };
+    s.on_message_complete = [](http_parser* p) {
+      auto* st = static_cast<ConnState*>(p->data);
+      st->done.push_back(std::move(st->cur));
+      st->cur = Seen{};
+      st->lastWasValue = false;
+      return 0;
+    };
+    return s;
+  }
+
+  std::string head(int status, const char* reason, const std::string& extra) {
+    return "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nx-veer-version: " + name_ +
+           "\r\nserver: mock\r\n" + extra;
+  }
+
+  void serve(int fd) {
+    static const http_parser_settings kSettings = settings();
+    http_parser parser;
+    http_parser_init(&parser, HTTP_REQUEST);
+    ConnState st{this, fd, {}, {}, false, {}};
+    parser.data = &st;
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) {
+        break;
+      }
+      size_t used = http_parser_execute(&parser, &kSettings, buf, n);
+      bool closeNow = false;
+      for (Seen& s : st.done) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          seen_.push_back(s);
+        }
+        if (!respond(fd, s, parser.upgrade ? std::string_view(buf + used, n - used) : "")) {
+          closeNow = true;
+          break;
+        }
+      }
+      st.done.clear();
+      if (closeNow || parser.upgrade || HTTP_PARSER_ERRNO(&parser) != HPE_OK) {
+        break;
+      }
+    }
+    ::close(fd);
+  }
+
+  /** Answers one request; false when the connection should end. */
+  bool respond(int fd, const Seen& s, std::string_view afterUpgrade) {
+    if (s.path == "/ws") {
+      sendAll(fd, head(101, "Switching Protocols", "upgrade: websocket\r\nconnection: upgrade\r\n\r\n"));
+      sendAll(fd, afterUpgrade);
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) {
+        sendAll(fd, std::string_view(buf, n));
+      }
+      return false;
+    }
+    if (s.path == "/garbage") {
+      sendAll(fd, "HELLO WORLD\r\n\r\n");
+      return false;
+    }
+    if (s.path == "/slow") {
+      std::unique_lock<std::mutex> lock(mu_);
+      ++slowArrived_;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return gateOpen_; });
+    }
+    if (s.path.rfind("/big/", 0) == 0) {
+      uint64_t total = std::stoull(s.path.substr(5));
+      if (!sendAll(fd, head(200, "OK", "transfer-encoding: chunked\r\n\r\n"))) {
+        return false;
+      }
+      std::string chunk(65536, 'x');
+      for (uint64_t sent = 0; sent < total;) {
+        size_t n = std::min<uint64_t>(chunk.size(), total - sent);
+        char sz[32];
+        std::snprintf(sz, sizeof(sz), "%zx\r\n", n);
+        if (!sendAll(fd, sz) || !sendAll(fd, std::string_view(chunk.data(), n)) ||
+            !sendAll(fd, "\r\n")) {
+          return false;
+        }
+        sent += n;
+      }
+      return sendAll(fd, "0\r\n\r\n");
+    }
+    std::string body = name_ + " " + s.path + " " + std::to_string(s.bodyBytes) + "\n";
+    if (s.path == "/chunked") {
+      size_t half = body.size() / 2;
+      char a[24], b[24];
+      std::snprintf(a, sizeof(a), "%zx\r\n", half);
+      std::snprintf(b, sizeof(b), "%zx\r\n", body.size() - half);
+      return sendAll(fd, head(200, "OK", "transfer-encoding: chunked\r\n\r\n") + a +
+                             body.substr(0, half) + "\r\n" + b + body.substr(half) +
+                             "\r\n0\r\n\r\n");
+    }
+    bool close = s.path == "/close";
+    std::string extra = "content-length: " + std::to_string(body.size()) + "\r\n" +
+                        (close ? "connection: close\r\n" : "") + "\r\n";
+    if (s.method == "HEAD") {
+      return sendAll(fd, head(200, "OK", extra)) && !close;
+    }
+    return sendAll(fd, head(200, "OK", extra) + body) && !close;
+  }
+
+  std::string name_;
+  int lfd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<int> accepts_{0};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false, gateOpen_ = false;
+  int slowArrived_ = 0;
+  std::vector<int> conns_;
+  std::vector<std::thread> threads_;
+  std::vector<Seen> seen_;
+};
+
+// --- test client ---------------------------------------------------------------
+
+struct Response {
+  int status = 0;
+  Headers headers;
+  std::string body;
+  uint64_t bodyBytes = 0;
+  bool complete = false;
+  std::string header(const std::string& n) const { return find(headers, n); }
+};
+
+/** A blocking HTTP/1.1 client connection that reads responses one at a time. */
+class TestClient {
+public:
+  explicit TestClient(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      ADD_FAILURE() << "connect to proxy: " << std::strerror(errno);
+    }
+    setRecvTimeout(fd_, 20);
+    http_parser_init(&parser_, HTTP_RESPONSE);
+  }
+  ~TestClient() { ::close(fd_); }
+  int fd() const { return fd_; }
+
+  void send(std::string_view data) { ASSERT_TRUE(sendAll(fd_, data)); }
+
+  /** Reads one response (a 1xx counts as one). keepBody=false only counts body bytes. */
+  Response read(bool headRequest = false, bool keepBody = true) {
+    Response r;
+    State st{&r, headRequest, keepBody};
+    parser_.data = &st;
+    static const http_parser_settings kSettings = settings();
+    for (;;) {
+      if (!pending_.empty()) {
+        size_t used = http_parser_execute(&parser_, &kSettings, pending_.data(), pending_.size());
+        pending_.erase(0, used);
+        if (HTTP_PARSER_ERRNO(&parser_) == HPE_PAUSED) {
+          http_parser_pause(&parser_, 0);
+          return r;
+        }
+        if (HTTP_PARSER_ERRNO(&parser_) != HPE_OK) {
+          ADD_FAILURE() << "bad response: " << http_errno_name(HTTP_PARSER_ERRNO(&parser_));
+          return r;
+        }
+        if (parser_.upgrade) {
+          return r;
+        }
+      }
+      char buf[65536];
+      ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+      if (n <= 0) {
+        http_parser_execute(&parser_, &kSettings, nullptr, 0); // EOF ends a close-delimited body
+        if (HTTP_PARSER_ERRNO(&parser_) == HPE_PAUSED) {
+          http_parser_pause(&parser_, 0);
+        }
+        return r;
+      }
+      pending_.append(buf, n);
+    }
+  }
+
+  /** True when the proxy closed the connection (EOF, or a reset, before any byte). */
+  bool closedByPeer() {
+    if (!pending_.empty()) {
+      return false;
+    }
+    char c;
+    ssize_t n = ::recv(fd_, &c, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+  }
+
+  std::string readExactly(size_t n) {
+    std::string out = pending_.substr(0, std::min(n, pending_.size()));
+    pending_.erase(0, out.size());
+    while (out.size() < n) {
+      char buf[4096];
+      ssize_t r = ::recv(fd_, buf, std::min(sizeof(buf), n - out.size()), 0);
+      if (r <= 0) {
+        break;
+      }
+      out.append(buf, r);
+    }
+    return out;
+  }
+
+private:
+  struct State {
+    Response* r;
+    bool headRequest;
+    bool keepBody;
+    bool lastWasValue = false;
+  };
+  static http_parser_settings settings() {
+    http_parser_settings s;
+    http_parser_settings_init(&s);
+    s.on_header_field = [](http_parser* p, const char* at, size_t n) {
+      auto* st = static_cast<State*>(p->data);
+      if (st->lastWasValue || st->r->headers.empty()) {
+        st->r->headers.emplace_back();
+      }
+      st->lastWasValue = false;
+      st->r->headers.back().first.append(at, n);
+      return 0;
+    };
+    s.on_header_value = [](http_parser* p, const char* at, size_t n) {
+      auto* st = static_cast<State*>(p->data);
+      st->lastWasValue = true;
+      st->r->headers.back().second.append(at, n);
+      return 0;
+    };
+    s.on_headers_complete = [](http_parser* p) {
+      auto* st = static_cast<State*>(p->data);
+      st->r->status = p->status_code;
+      return st->headRequest ? 1 : 0;
+    };
+    s.on_body = [](http_parser* p, const char* at, size_t n) {
+      auto* st = static_cast<State*>(p->data);
+      st->r->bodyBytes += n;
+      if (st->keepBody) {
+        st->r->body.append(at, n);
+      }
+      return 0;
+    };
+    s.on_message_complete = [](http_parser* p) {
+      static_cast<State*>(p->data)->r->complete = true;
+      http_parser_pause(p, 1);
+      return 0;
+    };
+    return s;
+  }
+
+  int fd_ = -1;
+  http_parser parser_;
+  std::string pending_;
+};
+
+std::string get(const std::string& path, const std::string& extra = "") {
+  return "GET " + path + " HTTP/1.1\r\nHost: reviews:9080\r\n" + extra + "\r\n";
+}
+
+// --- routes --------------------------------------------------------------------
+
+/**
+ * Bookinfo reviews behind the proxy: the service address is the proxy's own
+ * (127.0.0.1:servicePort, as when it listens directly on a service address), the pods
+ * are the mocks. tableTag goes into a response header, so a test can tell tables apart.
+ */
+std::string reviewsConfig(uint16_t servicePort, uint16_t podPort, const std::string& tableTag,
+                          const std::string& defaultRoute) {
+  std::string sp = std::to_string(servicePort), pp = std::to_string(podPort);
+  std::string pods;
+  const std::pair<const char*, const char*> kPods[] = {{"reviews-v1", "127.0.0.2"},
+                                                       {"reviews-v1-b", "127.0.0.5"},
+                                                       {"reviews-v2", "127.0.0.3"},
+                                                       {"reviews-v3", "127.0.0.4"}};
+  for (const auto& [name, ip] : kPods) {
+    std::string version = std::string(name).substr(8, 2);
+    pods += "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: " + std::string(name) +
+            "\n  namespace: default\n  labels:\n    app: reviews\n    version: " + version +
+            "\nspec:\n  containers:\n  - name: reviews\n    ports:\n    - name: http\n"
+            "      containerPort: " + pp + "\nstatus:\n  phase: Running\n  podIP: " + ip +
+            "\n  podIPs:\n  - ip: " + ip + "\n  conditions:\n  - type: Ready\n    status: \"True\"\n";
+  }
+  return "apiVersion: v1\nkind: Service\nmetadata:\n  name: reviews\n  namespace: default\n"
+         "spec:\n  clusterIP: 127.0.0.1\n  ports:\n  - name: http\n    port: " + sp +
+         "\n    protocol: TCP\n    targetPort: " + pp + "\n  selector:\n    app: reviews\n" + pods +
+         "---\napiVersion: networking.istio.io/v1alpha3\nkind: DestinationRule\nmetadata:\n"
+         "  name: reviews\n  namespace: default\nspec:\n  host: reviews\n  subsets:\n"
+         "  - name: v1\n    labels:\n      version: v1\n  - name: v2\n    labels:\n      version: v2\n"
+         "  - name: v3\n    labels:\n      version: v3\n"
+         "---\napiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata:\n"
+         "  name: reviews\n  namespace: default\nspec:\n  hosts:\n  - reviews\n  http:\n"
+         "  - match:\n    - headers:\n        end-user:\n          exact: jason\n"
+         "    headers:\n      request:\n        set:\n          x-req-set: \"1\"\n"
+         "        add:\n          x-req-add: a\n        remove:\n        - x-drop\n"
+         "      response:\n        add:\n          x-table: " + tableTag +
+         "\n        remove:\n        - server\n"
+         "    route:\n    - destination:\n        host: reviews\n        subset: v3\n"
+         "  - headers:\n      response:\n        add:\n          x-table: " + tableTag + "\n"
+         "    route:\n" + defaultRoute;
+}
+
+const char* kSplit9010 =
+    "    - destination:\n        host: reviews\n        subset: v1\n      weight: 90\n"
+    "    - destination:\n        host: reviews\n        subset: v2\n      weight: 10\n";
+const char* kAllV2 = "    - destination:\n        host: reviews\n        subset: v2\n";
+const char* kAllV1 = "    - destination:\n        host: reviews\n        subset: v1\n";
+
+std::shared_ptr<const RouteTable> compile(const std::string& yaml) {
+  LoadResult l = loadString(yaml, "reviews.yaml");
+  for (const auto& d : l.diags) {
+    if (d.severity == Diagnostic::Severity::kError) {
+      ADD_FAILURE() << d.format();
+    }
+  }
+  ResolveResult r = resolve(l.config);
+  std::shared_ptr<RouteTable> planned = RouteTable::fromPlan(r.plan, l.config, RouteOptions{});
+  if (!planned || planned->serviceCount() == 0) {
+    ADD_FAILURE() << "no L7 service in the plan";
+    return planned;
+  }
+  // The agent's path: the table goes through JSON to the proxy.
+  Result<std::shared_ptr<RouteTable>> t = RouteTable::fromJson(planned->toJson());
+  if (!t) {
+    ADD_FAILURE() << t.error().message;
+    return nullptr;
+  }
+  return *t;
+}
+
+uint64_t rssKb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::stoull(line.substr(6));
+    }
+  }
+  return 0;
+}
+
+class ProxyEngine : public testing::Test {
+protected:
+  void SetUp() override {
+    v1_ = std::make_unique<MockUpstream>("v1", "127.0.0.2", 0);
+    v2_ = std::make_unique<MockUpstream>("v2", "127.0.0.3", v1_->port());
+    v3_ = std::make_unique<MockUpstream>("v3", "127.0.0.4", v1_->port());
+  }
+  void TearDown() override {
+    if (engine_) {
+      engine_->stop(0);
+    }
+  }
+
+  void start(EngineOptions o = {}, const char* defaultRoute = kSplit9010) {
+    o.listen = {*ListenAddr::parse("127.0.0.1:0")};
+    Result<std::unique_ptr<Engine>> e = Engine::create(o);
+    ASSERT_TRUE(e) << e.error().message;
+    engine_ = std::move(*e);
+    port_ = ntohs(reinterpret_cast<const sockaddr_in&>(engine_->boundAddrs()[0].addr).sin_port);
+    setRoutes("t1", defaultRoute);
+    engine_->start();
+  }
+
+  void setRoutes(const std::string& tag, const char* defaultRoute) {
+    std::shared_ptr<const RouteTable> t =
+        compile(reviewsConfig(port_, v1_->port(), tag, defaultRoute));
+    ASSERT_NE(t, nullptr);
+    engine_->setTable(t);
+  }
+
+  int upstreamAccepts() const { return v1_->accepts() + v2_->accepts() + v3_->accepts(); }
+  size_t upstreamRequests() const {
+    return v1_->seen().size() + v2_->seen().size() + v3_->seen().size();
+  }
+
+  std::unique_ptr<MockUpstream> v1_, v2_, v3_;
+  std::unique_ptr<Engine> engine_;
+  uint16_t port_ = 0;
+};
+
+// --- routing -------------------------------------------------------------------
+
+TEST_F(ProxyEngine, RoutesEachRequestOnOneKeepAliveConnection) {
+  start();
+  TestClient c(port_);
+  std::map<std::string, int> versions;
+  for (int i = 0; i < 300; ++i) {
+    bool jason = i % 3 == 0;
+    c.send(get("/r/" + std::to_string(i), jason ? "end-user: jason\r\n" : ""));
+    Response r = c.read();
+    ASSERT_EQ(r.status, 200) << i;
+    std::string v = r.header("x-veer-version");
+    if (jason) {
+      ASSERT_EQ(v, "v3") << i;
+    } else {
+      ++versions[v];
+    }
+    EXPECT_EQ(r.body, v + " /r/" + std::to_string(i) + " 0\n");
+  }
+  // 200 unmatched requests at 90/10: both versions, v1 far ahead (binomial, p < 1e-9
+  // for v2 outside [3, 45]).
+  EXPECT_EQ(versions["v1"] + versions["v2"], 200);
+  EXPECT_GE(versions["v2"], 3);
+  EXPECT_LE(versions["v2"], 45);
+  // Pool reuse: one upstream connection per live endpoint, not one per request.
+  EXPECT_LE(upstreamAccepts(), 3);
+  EXPECT_GE(engine_->stats().upstreamReuses, 290U);
+}
+
+TEST_F(ProxyEngine, HeaderEditsOnRequestAndResponseAndHopByHop) {
+  start();
+  TestClient c(port_);
+  c.send(get("/edit", "end-user: jason\r\nx-drop: 1\r\nx-req-set: old\r\n"
+                      "Connection: keep-alive, x-hop\r\nx-hop: secret\r\nKeep-Alive: 5\r\n"));
+  Response r = c.read();
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-table"), "t1");
+  EXPECT_EQ(count(r.headers, "server"), 0); // removed by the route
+  std::vector<Seen> seen = v3_->seen();
+  ASSERT_EQ(seen.size(), 1U);
+  const Headers& h = seen[0].headers;
+  EXPECT_EQ(find(h, "x-req-set"), "1");
+  EXPECT_EQ(count(h, "x-req-set"), 1);
+  EXPECT_EQ(find(h, "x-req-add"), "a");
+  EXPECT_EQ(count(h, "x-drop"), 0);
+  EXPECT_EQ(count(h, "x-hop"), 0);       // named by Connection: hop-by-hop
+  EXPECT_EQ(count(h, "keep-alive"), 0);  // RFC 9110 7.6.1
+  EXPECT_EQ(count(h, "connection"), 0);
+  EXPECT_EQ(find(h, "host"), "reviews:9080");
+  EXPECT_EQ(find(h, "end-user"), "jason");
+}
+
+TEST_F(ProxyEngine, PipelinedRequestsAnswerInOrder) {
+  start();
+  TestClient c(port_);
+  std::string burst;
+  for (int i = 0; i < 8; ++i) {
+    burst += get("/p/" + std::to_string(i), i % 2 ? "end-user: jason\r\n" : "");
+  }
+  c.send(burst);
+  for (int i = 0; i < 8; ++i) {
+    Response r = c.read();
+    ASSERT_EQ(r.status, 200) << i;
+    EXPECT_NE(r.body.find(" /p/" + std::to_string(i) + " "), std::string::npos) << r.body;
+    if (i % 2) {
+      EXPECT_EQ(r.header("x-veer-version"), "v3");
+    }
+  }
+}
+
+// --- bodies --------------------------------------------------------------------
+
+TEST_F(ProxyEngine, ChunkedBodiesBothWays) {
+  start();
+  TestClient c(port_);
+  c.send("POST /chunked HTTP/1.1\r\nHost: reviews\r\nend-user: jason\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n");
+  Response r = c.read();
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("transfer-encoding"), "chunked");
+  EXPECT_EQ(r.body, "v3 /chunked 11\n");
+  // The connection goes on after a chunked exchange.
+  c.send(get("/after", "end-user: jason\r\n"));
+  EXPECT_EQ(c.read().body, "v3 /after 0\n");
+}
+
+TEST_F(ProxyEngine, ExpectContinueIsRelayed) {
+  start();
+  TestClient c(port_);
+  c.send("PUT /up HTTP/1.1\r\nHost: reviews\r\nend-user: jason\r\nContent-Length: 4\r\n"
+         "Expect: 100-continue\r\n\r\n");
+  Response interim = c.read();
+  ASSERT_EQ(interim.status, 100); // the client sends the body only after this
+  c.send("data");
+  Response r = c.read();
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "v3 /up 4\n");
+}
+
+TEST_F(ProxyEngine, UpgradeSplicesBytesBothWays) {
+  start();
+  TestClient c(port_);
+  c.send(get("/ws", "end-user: jason\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"));
+  Response r = c.read();
+  ASSERT_EQ(r.status, 101);
+  EXPECT_EQ(lower(r.header("upgrade")), "websocket");
+  c.send("ping-1");
+  EXPECT_EQ(c.readExactly(6), "ping-1");
+  c.send(std::string(100000, 'w'));
+  EXPECT_EQ(c.readExactly(100000), std::string(100000, 'w'));
+  std::vector<Seen> seen = v3_->seen();
+  ASSERT_EQ(seen.size(), 1U);
+  EXPECT_EQ(lower(find(seen[0].headers, "upgrade")), "websocket");
+}
+
+TEST_F(ProxyEngine, HeadAndHttp10) {
+  start();
+  {
+    TestClient c(port_);
+    c.send("HEAD /h HTTP/1.1\r\nHost: reviews\r\nend-user: jason\r\n\r\n");
+    Response r = c.read(true);
+    ASSERT_EQ(r.status, 200);
+    EXPECT_NE(r.header("content-length"), "0"); // the length of the GET body, none sent
+    c.send(get("/after-head", "end-user: jason\r\n"));
+    EXPECT_EQ(c.read().body, "v3 /after-head 0\n");
+  }
+  {
+    TestClient c(port_);
+    c.send("GET /ten HTTP/1.0\r\nend-user: jason\r\n\r\n");
+    Response r = c.read();
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "v3 /ten 0\n");
+    EXPECT_TRUE(c.closedByPeer()); // HTTP/1.0 without keep-alive
+  }
+  {
+    TestClient c(port_);
+    c.send(get("/bye", "end-user: jason\r\nConnection: close\r\n"));
+    Response r = c.read();
+    EXPECT_EQ(r.header("connection"), "close");
+    EXPECT_TRUE(c.closedByPeer());
+  }
+}
+
+TEST_F(ProxyEngine, HugeBodiesStreamWithBoundedMemory) {
+  start();
+  constexpr uint64_t kBytes = 256ULL << 20;
+  uint64_t before = rssKb();
+  TestClient c(port_);
+  // Upload: Content-Length, sent in 1 MiB pieces while the proxy forwards.
+  c.send("POST /upload HTTP/1.1\r\nHost: reviews\r\nend-user: jason\r\nContent-Length: " +
+         std::to_string(kBytes) + "\r\n\r\n");
+  std::string piece(1 << 20, 'u');
+  for (uint64_t s = 0; s < kBytes; s += piece.size()) {
+    c.send(piece);
+  }
+  Response up = c.read();
+  ASSERT_EQ(up.status, 200);
+  EXPECT_EQ(up.body, "v3 /upload " + std::to_string(kBytes) + "\n");
+  // Download: chunked, counted not kept.
+  c.send(get("/big/" + std::to_string(kBytes), "end-user: jason\r\n"));
+  Response down = c.read(false, false);
+  ASSERT_EQ(down.status, 200);
+  EXPECT_TRUE(down.complete);
+  EXPECT_EQ(down.bodyBytes, kBytes);
+  // 512 MiB went through; the whole process grew by far less than one body.
+  EXPECT_LT(rssKb() - std::min(before, rssKb()), 64U * 1024) << "before " << before;
+}
+
+// --- failures ------------------------------------------------------------------
+
+TEST_F(ProxyEngine, ConnectFailureMovesToTheNextEndpoint) {
+  // v1 has two pods; reviews-v1-b (127.0.0.5) listens nowhere: refused, then the other.
+  start({}, kAllV1);
+  TestClient c(port_);
+  for (int i = 0; i < 40; ++i) {
+    c.send(get("/v1/" + std::to_string(i)));
+    Response r = c.read();
+    ASSERT_EQ(r.status, 200) << i;
+    EXPECT_EQ(r.header("x-veer-version"), "v1");
+  }
+  EXPECT_EQ(v1_->seen().size(), 40U);
+  EXPECT_GT(engine_->stats().retries, 0U) << "the dead pod was never picked first";
+}
+
+TEST_F(ProxyEngine, NoLiveEndpointIs503) {
+  start({}, kAllV1);
+  v1_.reset(); // both v1 pods down now
+  TestClient c(port_);
+  c.send(get("/down"));
+  Response r = c.read();
+  EXPECT_EQ(r.status, 503);
+  // The connection survives a local answer to a bodiless request.
+  c.send(get("/up", "end-user: jason\r\n"));
+  EXPECT_EQ(c.read().status, 200);
+}
+
+TEST_F(ProxyEngine, PooledConnectionClosedByUpstreamIsRetried) {
+  start();
+  TestClient c(port_);
+  c.send(get("/close", "end-user: jason\r\n")); // upstream answers, then closes
+  ASSERT_EQ(c.read().status, 200);
+  for (int i = 0; i < 5; ++i) {
+    c.send(get("/again", "end-user: jason\r\n"));
+    ASSERT_EQ(c.read().status, 200) << i;
+  }
+  EXPECT_EQ(v3_->seen().size(), 6U);
+}
+
+TEST_F(ProxyEngine, UpstreamProtocolErrorIs502) {
+  start();
+  TestClient c(port_);
+  c.send(get("/garbage", "end-user: jason\r\n"));
+  EXPECT_EQ(c.read().status, 502);
+}
+
+TEST_F(ProxyEngine, UpstreamTimeoutIs504) {
+  EngineOptions o;
+  o.requestTimeoutMs = 200;
+  start(o);
+  TestClient c(port_);
+  c.send(get("/slow", "end-user: jason\r\n"));
+  EXPECT_EQ(c.read().status, 504);
+  v3_->openGate();
+}
+
+// --- hardening -----------------------------------------------------------------
+
+struct Rejected {
+  const char* name;
+  std::string request;
+  int status;
+};
+
+TEST_F(ProxyEngine, MalformedRequestsNeverReachAnUpstream) {
+  EngineOptions o;
+  o.limits.maxHeaders = 20;
+  o.limits.maxHeaderBytes = 8192;
+  start(o);
+  std::string manyHeaders;
+  for (int i = 0; i < 30; ++i) {
+    manyHeaders += "x-h" + std::to_string(i) + ": v\r\n";
+  }
+  const Rejected cases[] = {
+      {"cl+te", "POST / HTTP/1.1\r\nHost: r\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: r\r\n\r\n", 400},
+      {"duplicate cl", "POST / HTTP/1.1\r\nHost: r\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400},
+      {"bad chunk size", "POST / HTTP/1.1\r\nHost: r\r\nend-user: jason\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n", 400},
+      {"obs-fold", "GET / HTTP/1.1\r\nHost: r\r\nX-A: 1\r\n 2\r\n\r\n", 400},
+      {"control char", "GET / HTTP/1.1\r\nHost: r\r\nX-A: 1\x7f\r\n\r\n", 400},
+      {"too many headers", "GET / HTTP/1.1\r\nHost: r\r\n" + manyHeaders + "\r\n", 431},
+      {"head too large", "GET / HTTP/1.1\r\nHost: r\r\nX-Big: " + std::string(10000, 'b') + "\r\n\r\n", 431},
+      {"connect", "CONNECT reviews:443 HTTP/1.1\r\nHost: reviews:443\r\n\r\n", 501},
+  };
+  for (const Rejected& k : cases) {
+    TestClient c(port_);
+    c.send(k.request);
+    Response r = c.read();
+    EXPECT_EQ(r.status, k.status) << k.name;
+    EXPECT_EQ(r.header("connection"), "close") << k.name;
+    EXPECT_TRUE(c.closedByPeer()) << k.name;
+  }
+  // The bad-chunk request was forwarded up to its body (its head was fine); the rest
+  // never reached an upstream.
+  EXPECT_LE(upstreamRequests(), 1U);
+  for (const Seen& s : v3_->seen()) {
+    EXPECT_NE(s.path, "/smuggled");
+  }
+}
+
+TEST_F(ProxyEngine, SlowlorisAndIdleConnectionsGet408) {
+  EngineOptions o;
+  o.headerTimeoutMs = 300;
+  o.idleTimeoutMs = 300;
+  start(o);
+  TestClient slow(port_);
+  slow.send("GET / HTTP/1.1\r\nHost: r\r\nX-Slow: "); // and nothing more
+  Response r = slow.read();
+  EXPECT_EQ(r.status, 408);
+  EXPECT_TRUE(slow.closedByPeer());
+
+  TestClient idle(port_);
+  idle.send(get("/once", "end-user: jason\r\n"));
+  ASSERT_EQ(idle.read().status, 200);
+  Response timeout = idle.read(); // nothing sent: the idle timeout answers
+  EXPECT_EQ(timeout.status, 408);
+  EXPECT_TRUE(idle.closedByPeer());
+}
+
+// --- reload and drain ----------------------------------------------------------
+
+TEST_F(ProxyEngine, ReloadAppliesToNewRequestsInFlightOnesFinishOnTheOld) {
+  start({}, kAllV1);
+  TestClient a(port_);
+  a.send(get("/slow")); // v1 holds it
+  v1_->waitSlow(1);
+  setRoutes("t2", kAllV2);
+  TestClient b(port_);
+  b.send(get("/new"));
+  Response rb = b.read();
+  EXPECT_EQ(rb.header("x-veer-version"), "v2");
+  EXPECT_EQ(rb.header("x-table"), "t2");
+  v1_->openGate();
+  Response ra = a.read();
+  ASSERT_EQ(ra.status, 200);
+  EXPECT_EQ(ra.header("x-veer-version"), "v1");
+  EXPECT_EQ(ra.header("x-table"), "t1"); // edits of the table it was routed with
+  // The reload did not close a's connection; its next request sees the new table.
+  a.send(get("/next"));
+  Response next = a.read();
+  EXPECT_EQ(next.header("x-veer-version"), "v2");
+  EXPECT_EQ(next.header("x-table"), "t2");
+}
+
+TEST_F(ProxyEngine, StopFinishesInFlightRequests) {
+  start({}, kAllV1);
+  TestClient idle(port_);
+  idle.send(get("/idle"));
+  ASSERT_EQ(idle.read().status, 200);
+  TestClient busy(port_);
+  busy.send(get("/slow"));
+  v1_->waitSlow(1);
+  std::thread stopper([&] { engine_->stop(10000); });
+  EXPECT_TRUE(idle.closedByPeer()); // idle keep-alive connections close at once
+  v1_->openGate();
+  Response r = busy.read();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("connection"), "close");
+  stopper.join();
+  engine_.reset();
+}
+
+} // namespace
+} // namespace veer::proxy

@@ -1,0 +1,95 @@
+#pragma once
+
+// veer-agent's side of veer-proxy: publishes the compiled route table, runs the
+// proxy, and tells the connect hooks (veer_proxy.ready) whether to send L7
+// services to it.
+//
+// The contract with the proxy: `--routes FILE` is replaced atomically (rename)
+// and the proxy is sent SIGHUP; after every load attempt the proxy writes one
+// line on `--ready-fd`: "loaded <fnv1a-64 hex of the file>" or "error <text>".
+// The hooks redirect only while the proxy has reported loading exactly the
+// table the agent last published, so a dead, stale or broken proxy never
+// receives connections: the kernel path serves L7 services meanwhile (their
+// unconditional weights).
+//
+// The proxy outlives the agent (it is part of the datapath, like the pinned
+// links): a restarted agent starts a new proxy beside the old one (both
+// listen with SO_REUSEPORT), and retires the old one (SIGTERM, it drains) once
+// the new one is ready. Its pid is kept in <run-dir>/veer-proxy.pid.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/net.h"
+#include "common/result.h"
+#include "datapath/datapath.h"
+
+namespace veer {
+
+struct ProxyOptions {
+  std::string binary;  // veer-proxy executable
+  std::vector<std::pair<IpAddr, uint16_t>> listen; // at most one per family; empty = no proxy
+  std::string netns;   // network namespace file to run it in, "" = the agent's
+  std::string cgroup;  // cgroup v2 directory for it (created); SO_ORIGINAL_DST is answered there
+  uint32_t mark = 0;   // SO_MARK of its upstream sockets
+  std::string runDir;  // routes.json and veer-proxy.pid
+  int threads = 1;
+  std::chrono::milliseconds loadTimeout{5000};
+};
+
+class ProxySupervisor {
+public:
+  ProxySupervisor(ProxyOptions options, Datapath& dp);
+  ~ProxySupervisor();
+  ProxySupervisor(const ProxySupervisor&) = delete;
+  ProxySupervisor& operator=(const ProxySupervisor&) = delete;
+
+  /** Creates the run dir and cgroup, attaches getsockopt there, publishes the listen addresses. */
+  Status init();
+
+  /**
+   * Makes json the proxy's route table: writes it, starts the proxy if none runs
+   * (or reloads it), and waits until it reports the load. On success the hooks
+   * redirect L7 services to it; on failure they stop doing so (and the error says why).
+   */
+  Status publish(const std::string& json);
+
+  /** The proxy's report pipe, for the agent's poll loop; -1 when no proxy runs. */
+  int reportFd() const { return report_; }
+  /** Reads reports that arrived outside publish(). */
+  void onReport();
+  /** Reaps exited children; a dead proxy stops the redirect and is restarted. */
+  void onChildExit();
+  /** Milliseconds until a pending restart is due, or -1 (for poll()). */
+  int restartDueMs() const;
+  /** Restarts the proxy if it died and its backoff has passed. */
+  void maybeRestart();
+
+  /** Stops the proxy (SIGTERM, bounded drain) and clears the redirect. For --uninstall. */
+  static Status stopRunning(const std::string& runDir, std::chrono::milliseconds drain);
+
+private:
+  Status start();
+  Status waitLoaded(uint64_t digest);
+  Status setReady(bool ready, uint64_t digest);
+  void retireAdopted();
+
+  ProxyOptions opt_;
+  Datapath& dp_;
+  pid_t pid_ = -1;      // the proxy this agent runs
+  pid_t adopted_ = -1;  // one a previous agent left running, retired once ours is ready
+  int report_ = -1;     // read end of the proxy's --ready-fd pipe
+  std::string pending_; // partial report line
+  uint64_t published_ = 0; // digest of the table last written
+  bool ready_ = false;     // veer_proxy.ready as we last wrote it
+  std::string routesPath_;
+  std::chrono::milliseconds backoff_{250};
+  std::chrono::steady_clock::time_point restartAt_{};
+  bool restartPending_ = false;
+};
+
+} // namespace veer

@@ -1,0 +1,1437 @@
+#include "proxy/engine.h"
+
+#include <arpa/inet.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <unordered_map>
+
+namespace veer::proxy {
+
+// How the engine moves bytes (docs/design.md, "veer-proxy: the engine"):
+// - Every socket is registered once, edge-triggered, for IN|OUT|RDHUP. `readable` and
+//   `writable` remember readiness; a read shorter than the free space means the socket
+//   is drained, so no read ends in EAGAIN on the hot path and no epoll_ctl is needed
+//   per request.
+// - A connection handles one request at a time: pipelined requests wait in the input
+//   buffer, so responses go out in order without a queue.
+// - Heads are rewritten into a small per-connection string; bodies are forwarded from
+//   the input buffer where they were read, with the head in the same sendmsg (two
+//   iovecs). Buffers are bounded: when the other side does not drain, reading stops.
+// - Connection objects and their buffers are pooled per thread; no allocation per
+//   request once warm.
+
+namespace {
+
+constexpr int kMaxEvents = 256;
+constexpr int kAcceptBatch = 16;
+constexpr uint32_t kTickMs = 100; // timeout sweep period
+constexpr int kListenBacklog = 4096;
+
+uint64_t nowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+IpAddr ipOf(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) {
+    return IpAddr::fromV4(reinterpret_cast<const sockaddr_in&>(ss).sin_addr.s_addr);
+  }
+  return IpAddr::fromBytes(&reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr);
+}
+
+uint16_t portOf(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) {
+    return ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
+  }
+  return ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port);
+}
+
+socklen_t toSockaddr(const IpAddr& ip, uint16_t port, sockaddr_storage* ss) {
+  std::memset(ss, 0, sizeof(*ss));
+  if (ip.v4) {
+    auto* a = reinterpret_cast<sockaddr_in*>(ss);
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    a->sin_addr.s_addr = ip.v4NetOrder();
+    return sizeof(sockaddr_in);
+  }
+  auto* a = reinterpret_cast<sockaddr_in6*>(ss);
+  a->sin6_family = AF_INET6;
+  a->sin6_port = htons(port);
+  std::memcpy(&a->sin6_addr, ip.bytes.data(), 16);
+  return sizeof(sockaddr_in6);
+}
+
+/** A byte buffer that keeps its memory across connections. */
+struct Buffer {
+  std::unique_ptr<char[]> data;
+  size_t cap = 0;
+  size_t len = 0;
+
+  void ensure(size_t n) {
+    if (cap < n) {
+      data.reset(new char[n]);
+      cap = n;
+    }
+    len = 0;
+  }
+  char* at(size_t off) { return data.get() + off; }
+  /** Drops [0, n), moving the rest to the front. */
+  void drop(size_t n) {
+    if (n > 0) {
+      std::memmove(data.get(), data.get() + n, len - n);
+      len -= n;
+    }
+  }
+  /** Doubles up to max; false when already there. */
+  bool grow(size_t max) {
+    if (cap >= max) {
+      return false;
+    }
+    size_t n = std::min(cap * 2, max);
+    std::unique_ptr<char[]> d(new char[n]);
+    std::memcpy(d.get(), data.get(), len);
+    data = std::move(d);
+    cap = n;
+    return true;
+  }
+};
+
+/**
+ * Reclaims buffer space of one direction: [0, keep) is done with (sent, or before the
+ * current message when a head is being read, since a head must stay contiguous).
+ * Rewinds for free when everything is done; moves bytes only when the buffer is full.
+ */
+void reclaim(Buffer& b, size_t& msgStart, size_t& parsePos, size_t& sendPos, bool inHead) {
+  size_t keep = inHead ? std::min(msgStart, sendPos) : sendPos;
+  if (keep == b.len) {
+    b.len = msgStart = parsePos = sendPos = 0;
+  } else if (b.len == b.cap && keep > 0) {
+    b.drop(keep);
+    msgStart = msgStart > keep ? msgStart - keep : 0;
+    parsePos -= keep;
+    sendPos -= keep;
+  }
+}
+
+enum class Kind : uint8_t { kListener, kClient, kUpstream, kWake };
+
+struct Handle {
+  Kind kind;
+  int fd = -1;
+  explicit Handle(Kind k) : kind(k) {}
+};
+
+struct EndpointKey {
+  std::array<uint8_t, 16> addr{};
+  uint16_t port = 0;
+  bool operator==(const EndpointKey&) const = default;
+};
+
+struct EndpointHash {
+  size_t operator()(const EndpointKey& k) const {
+    uint64_t h = 1469598103934665603ULL;
+    for (uint8_t b : k.addr) {
+      h = (h ^ b) * 1099511628211ULL;
+    }
+    return static_cast<size_t>((h ^ k.port) * 1099511628211ULL);
+  }
+};
+
+struct Client;
+
+struct Upstream : Handle {
+  Upstream() : Handle(Kind::kUpstream) {}
+  EndpointKey key;
+  sockaddr_storage addr{};
+  socklen_t addrLen = 0;
+  Buffer in;
+  size_t msgStart = 0, parsePos = 0, sendPos = 0;
+  MessageParser resp;
+  bool connecting = false, readable = false, writable = false, eof = false, reused = false;
+  bool gotBytes = false; // a byte of the current response arrived
+  size_t sent = 0;       // bytes of the current request written
+  Client* owner = nullptr;
+  uint64_t deadline = 0; // connect deadline, or idle expiry while pooled
+  size_t poolIndex = 0;
+};
+
+struct Listener : Handle {
+  Listener() : Handle(Kind::kListener) {}
+  size_t index = 0; // into EngineOptions::listen
+};
+
+enum class Phase : uint8_t { kHead, kExchange, kReply, kTunnel };
+
+struct Client : Handle {
+  Client() : Handle(Kind::kClient) {}
+  Origin origin;
+  Buffer in;
+  size_t msgStart = 0, parsePos = 0, sendPos = 0;
+  MessageParser req;
+  bool readable = false, writable = true, eof = false;
+  Phase phase = Phase::kHead;
+  uint64_t deadline = 0;
+  bool headTimer = false; // deadline is the header (slowloris) one
+  // The exchange in progress.
+  std::shared_ptr<const RouteTable> table; // held until the response ends (reload safety)
+  Decision d;
+  bool reqDone = false, respHeadSent = false, respDone = false, closeAfter = false;
+  bool keepAlive10 = false, http10 = false, isHead = false, idempotent = false, reqHasBody = false;
+  bool upgradeReq = false, forceFresh = false, tunnelUpEof = false, tunnelClientEof = false;
+  size_t tries = 0; // endpoints tried (connect failures)
+  int resets = 0;   // retries of resets before a response
+  uint64_t requestDeadlineMs = 0;
+  uint64_t delayUntil = 0; // fault.delay: the upstream is picked at this time
+  std::string upHead; // the upstream request head
+  size_t upHeadOff = 0;
+  std::string out; // response heads and local replies for the client
+  size_t outOff = 0;
+  Upstream* up = nullptr;
+  Client* prev = nullptr;
+  Client* next = nullptr;
+};
+
+enum class Step : uint8_t { kIdle, kProgress, kClosed };
+
+} // namespace
+
+class Worker {
+public:
+  Worker(Engine& engine, size_t id) : engine_(engine), opt_(engine.options()), id_(id) {}
+  ~Worker() {
+    for (auto& l : listeners_) {
+      if (l->fd >= 0) {
+        ::close(l->fd);
+      }
+    }
+    if (epfd_ >= 0) {
+      ::close(epfd_);
+    }
+    if (wake_.fd >= 0) {
+      ::close(wake_.fd);
+    }
+  }
+
+  Status init();
+  Status bindListener(const ListenAddr& addr, size_t index);
+  ListenAddr boundAddr(size_t i) const;
+  void run();
+  void requestStop(uint32_t drainMs) {
+    drainMs_.store(drainMs);
+    stop_.store(true, std::memory_order_release);
+    uint64_t one = 1;
+    (void)!::write(wake_.fd, &one, sizeof(one));
+  }
+
+  std::atomic<uint64_t> accepted{0}, requests{0}, upstreamConnects{0}, upstreamReuses{0},
+      retries{0}, localReplies{0};
+
+private:
+  // events
+  void onAccept(Listener* l);
+  void onClientEvent(Client* c, uint32_t ev);
+  void onUpstreamEvent(Upstream* u, uint32_t ev);
+  void drive(Client* c);
+  // phases
+  Step stepHead(Client* c);
+  Step stepExchange(Client* c);
+  Step stepReply(Client* c);
+  Step stepTunnel(Client* c);
+  void onRequestHead(Client* c);
+  void startUpstream(Client* c);
+  void connectFailed(Client* c);
+  Step upstreamGone(Client* c);
+  Step finishExchange(Client* c);
+  Step nextRequest(Client* c);
+  void reply(Client* c, int status, std::string_view text, std::string_view location,
+             bool close);
+  // io
+  ssize_t readSome(int fd, Buffer& b, bool& readable, bool& eof);
+  Step flushClient(Client* c, const char* body, size_t bodyLen, size_t* bodySent);
+  bool flushUpstream(Client* c, Upstream* u, size_t bodyLen, size_t* bodySent);
+  // lifecycle
+  Client* newClient();
+  void closeClient(Client* c);
+  Upstream* takeIdle(const EndpointKey& key);
+  void releaseUpstream(Upstream* u, bool reusable);
+  void closeUpstream(Upstream* u);
+  void removeFromPool(Upstream* u);
+  void sweep(uint64_t now);
+  void beginDrain();
+  std::shared_ptr<const RouteTable> currentTable();
+
+  Engine& engine_;
+  const EngineOptions& opt_;
+  size_t id_;
+  int epfd_ = -1;
+  Handle wake_{Kind::kWake};
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<std::unique_ptr<Client>> clientStore_;
+  std::vector<Client*> freeClients_, deadClients_;
+  std::vector<std::unique_ptr<Upstream>> upstreamStore_;
+  std::vector<Upstream*> freeUpstreams_, deadUpstreams_;
+  std::unordered_map<EndpointKey, std::vector<Upstream*>, EndpointHash> pool_;
+  size_t pooled_ = 0;
+  Client* clients_ = nullptr; // every live client, for timeouts and drain
+  size_t liveClients_ = 0;
+  uint64_t now_ = 0;
+  uint64_t tableGen_ = ~0ULL;
+  std::shared_ptr<const RouteTable> table_;
+  std::vector<OutField> scratch_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint32_t> drainMs_{0};
+  bool draining_ = false;
+  uint64_t drainDeadline_ = 0;
+};
+
+// --- setup -------------------------------------------------------------------
+
+Result<ListenAddr> ListenAddr::parse(std::string_view text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return Error{EINVAL, "listen address '" + std::string(text) + "': want ADDR:PORT"};
+  }
+  std::string_view host = text.substr(0, colon);
+  std::string_view portText = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned port = 0;
+  auto [p, ec] = std::from_chars(portText.data(), portText.data() + portText.size(), port);
+  if (ec != std::errc() || p != portText.data() + portText.size() || port > 65535) {
+    return Error{EINVAL, "listen address '" + std::string(text) + "': bad port"};
+  }
+  std::optional<IpAddr> ip = IpAddr::parse(host);
+  if (!ip) {
+    return Error{EINVAL, "listen address '" + std::string(text) + "': bad IP address"};
+  }
+  ListenAddr a;
+  a.len = toSockaddr(*ip, static_cast<uint16_t>(port), &a.addr);
+  return a;
+}
+
+std::string ListenAddr::str() const {
+  IpAddr ip = ipOf(addr);
+  std::string host = ip.str();
+  if (!ip.v4) {
+    host = "[" + host + "]";
+  }
+  return host + ":" + std::to_string(portOf(addr));
+}
+
+Status Worker::init() {
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) {
+    return osError(errno, "epoll_create1");
+  }
+  wake_.fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_.fd < 0) {
+    return osError(errno, "eventfd");
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = &wake_;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_.fd, &ev) != 0) {
+    return osError(errno, "epoll_ctl");
+  }
+  scratch_.reserve(opt_.limits.maxHeaders + 16);
+  return {};
+}
+
+Status Worker::bindListener(const ListenAddr& addr, size_t index) {
+  auto l = std::make_unique<Listener>();
+  l->index = index;
+  std::string where = addr.str();
+  l->fd = ::socket(addr.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (l->fd < 0) {
+    return osError(errno, "socket for " + where);
+  }
+  int one = 1;
+  // Data before accept: the first read after accept finds the request (nginx
+  // `deferred`, HAProxy `defer-accept`); the timeout is the kernel's SYN-ACK retries.
+  int deferSec = 1;
+  if (::setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      ::setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+      ::setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &deferSec, sizeof(deferSec)) != 0 ||
+      (addr.addr.ss_family == AF_INET6 &&
+       ::setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)) {
+    return osError(errno, "setsockopt on listener " + where);
+  }
+  // IP_TRANSPARENT is not needed: the connect hook rewrites the destination to our
+  // own address, and the original one comes back through SO_ORIGINAL_DST.
+  if (::bind(l->fd, reinterpret_cast<const sockaddr*>(&addr.addr), addr.len) != 0) {
+    return osError(errno, "bind " + where);
+  }
+  if (::listen(l->fd, kListenBacklog) != 0) {
+    return osError(errno, "listen " + where);
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN; // level-triggered: accept a batch per wakeup, fairly across threads
+  ev.data.ptr = l.get();
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, l->fd, &ev) != 0) {
+    return osError(errno, "epoll_ctl listener " + where);
+  }
+  listeners_.push_back(std::move(l));
+  return {};
+}
+
+ListenAddr Worker::boundAddr(size_t i) const {
+  ListenAddr a;
+  a.len = sizeof(a.addr);
+  ::getsockname(listeners_[i]->fd, reinterpret_cast<sockaddr*>(&a.addr), &a.len);
+  return a;
+}
+
+// --- event loop --------------------------------------------------------------
+
+void Worker::run() {
+  epoll_event events[kMaxEvents];
+  uint64_t nextSweep = nowMs() + kTickMs;
+  for (;;) {
+    int timeout = (liveClients_ > 0 || pooled_ > 0 || draining_) ? static_cast<int>(kTickMs) : -1;
+    int n = ::epoll_wait(epfd_, events, kMaxEvents, timeout);
+    if (n < 0 && errno != EINTR) {
+      break;
+    }
+    now_ = nowMs();
+    for (int i = 0; i < n; ++i) {
+      auto* h = static_cast<Handle*>(events[i].data.ptr);
+      if (h->fd < 0) {
+        continue; // closed earlier in this batch
+      }
+      switch (h->kind) {
+      case Kind::kListener:
+        onAccept(static_cast<Listener*>(h));
+        break;
+      case Kind::kClient:
+        onClientEvent(static_cast<Client*>(h), events[i].events);
+        break;
+      case Kind::kUpstream:
+        onUpstreamEvent(static_cast<Upstream*>(h), events[i].events);
+        break;
+      case Kind::kWake: {
+        uint64_t v;
+        (void)!::read(wake_.fd, &v, sizeof(v));
+        break;
+      }
+      }
+    }
+    // Objects closed in this batch become reusable only now: a later event of the same
+    // batch may still name them.
+    freeClients_.insert(freeClients_.end(), deadClients_.begin(), deadClients_.end());
+    deadClients_.clear();
+    freeUpstreams_.insert(freeUpstreams_.end(), deadUpstreams_.begin(), deadUpstreams_.end());
+    deadUpstreams_.clear();
+    if (stop_.load(std::memory_order_acquire) && !draining_) {
+      beginDrain();
+    }
+    if (now_ >= nextSweep) {
+      sweep(now_);
+      nextSweep = now_ + kTickMs;
+    }
+    if (draining_ && (liveClients_ == 0 || now_ >= drainDeadline_)) {
+      while (clients_ != nullptr) {
+        closeClient(clients_);
+      }
+      for (auto& [key, list] : pool_) {
+        while (!list.empty()) {
+          closeUpstream(list.back());
+        }
+      }
+      break;
+    }
+  }
+}
+
+void Worker::beginDrain() {
+  draining_ = true;
+  drainDeadline_ = now_ + drainMs_.load();
+  for (auto& l : listeners_) {
+    ::close(l->fd);
+    l->fd = -1;
+  }
+  // Idle keep-alive connections close now; busy ones after their current response.
+  for (Client* c = clients_; c != nullptr;) {
+    Client* next = c->next;
+    if (c->phase == Phase::kHead && !c->req.midMessage() && c->parsePos == c->in.len) {
+      closeClient(c);
+    } else {
+      c->closeAfter = true;
+    }
+    c = next;
+  }
+}
+
+void Worker::sweep(uint64_t now) {
+  for (Client* c = clients_; c != nullptr;) {
+    Client* next = c->next;
+    Upstream* u = c->up;
+    if (c->delayUntil != 0 && now >= c->delayUntil) {
+      c->delayUntil = 0;
+      startUpstream(c);
+      drive(c);
+    } else if (u != nullptr && u->connecting && now >= u->deadline) {
+      connectFailed(c);
+      drive(c);
+    } else if (c->deadline != 0 && now >= c->deadline) {
+      switch (c->phase) {
+      case Phase::kHead:
+        // Slowloris, or an idle keep-alive connection: 408 then close (RFC 9110 15.5.9).
+        reply(c, 408, c->headTimer ? "request header timeout" : "idle timeout", {}, true);
+        drive(c);
+        break;
+      case Phase::kExchange:
+        if (!c->reqDone) {
+          reply(c, 408, "request body timeout", {}, true);
+          drive(c);
+        } else if (!c->respHeadSent) {
+          reply(c, 504, "upstream request timeout", {}, !c->reqDone);
+          drive(c);
+        } else {
+          closeClient(c); // mid-response: nothing else tells the client
+        }
+        break;
+      case Phase::kReply:
+      case Phase::kTunnel:
+        closeClient(c);
+        break;
+      }
+    }
+    c = next;
+  }
+  for (auto& [key, list] : pool_) {
+    for (size_t i = 0; i < list.size();) {
+      if (now >= list[i]->deadline) {
+        closeUpstream(list[i]); // swaps the last one into i
+      } else {
+        ++i;
+      }
+    }
+  }
+}
+
+std::shared_ptr<const RouteTable> Worker::currentTable() {
+  uint64_t g = engine_.generation();
+  if (g != tableGen_) {
+    table_ = engine_.table();
+    tableGen_ = g;
+  }
+  return table_;
+}
+
+void Worker::onAccept(Listener* l) {
+  for (int i = 0; i < kAcceptBatch; ++i) {
+    sockaddr_storage peer{};
+    socklen_t plen = sizeof(peer);
+    int fd = ::accept4(l->fd, reinterpret_cast<sockaddr*>(&peer), &plen,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) {
+        continue;
+      }
+      return; // EAGAIN; EMFILE and friends: the listener stays ready, retry next loop
+    }
+    accepted.fetch_add(1, std::memory_order_relaxed);
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    Client* c = newClient();
+    c->fd = fd;
+    c->origin.client = ipOf(peer);
+    // The service the client meant: SO_ORIGINAL_DST (answered by our cgroup/getsockopt
+    // program after a connect-hook redirect); without a redirect, our own address.
+    sockaddr_storage dst{};
+    socklen_t dlen = sizeof(dst);
+    int rc = peer.ss_family == AF_INET
+                 ? ::getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dlen)
+                 : ::getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &dlen);
+    if (rc != 0) {
+      dlen = sizeof(dst);
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&dst), &dlen);
+    }
+    c->origin.service = ipOf(dst);
+    c->origin.servicePort = portOf(dst);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = c;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      closeClient(c);
+      continue;
+    }
+    c->readable = true; // deferred accept: the request is (usually) already here
+    c->deadline = now_ + opt_.headerTimeoutMs;
+    c->headTimer = true;
+    drive(c);
+  }
+}
+
+void Worker::onClientEvent(Client* c, uint32_t ev) {
+  if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    c->readable = true;
+  }
+  if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+    c->writable = true;
+  }
+  drive(c);
+}
+
+void Worker::onUpstreamEvent(Upstream* u, uint32_t ev) {
+  if (u->owner == nullptr) {
+    closeUpstream(u); // pooled and idle: the server closed it or sent unasked bytes
+    return;
+  }
+  if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    u->readable = true;
+  }
+  if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+    u->writable = true;
+  }
+  Client* c = u->owner;
+  if (u->connecting && (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR))) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    ::getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      connectFailed(c);
+    } else {
+      u->connecting = false;
+      u->deadline = 0;
+    }
+  }
+  drive(c);
+}
+
+void Worker::drive(Client* c) {
+  // Each step moves what it can; loop while anything moved (a response may free the
+  // connection for the next pipelined request, which may complete at once).
+  for (;;) {
+    Step s = Step::kIdle;
+    switch (c->phase) {
+    case Phase::kHead:
+      s = stepHead(c);
+      break;
+    case Phase::kExchange:
+      s = stepExchange(c);
+      break;
+    case Phase::kReply:
+      s = stepReply(c);
+      break;
+    case Phase::kTunnel:
+      s = stepTunnel(c);
+      break;
+    }
+    if (s != Step::kProgress) {
+      return;
+    }
+  }
+}
+
+// --- I/O ---------------------------------------------------------------------
+
+ssize_t Worker::readSome(int fd, Buffer& b, bool& readable, bool& eof) {
+  if (!readable || eof || b.len == b.cap) {
+    return 0;
+  }
+  for (;;) {
+    size_t room = b.cap - b.len;
+    ssize_t n = ::recv(fd, b.at(b.len), room, 0);
+    if (n > 0) {
+      b.len += n;
+      if (static_cast<size_t>(n) < room) {
+        readable = false; // drained: edge-triggered epoll reports the next arrival
+      }
+      return n;
+    }
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    readable = false;
+    if (n == 0 || errno != EAGAIN) {
+      eof = true; // EOF, or ECONNRESET and friends
+    }
+    return 0;
+  }
+}
+
+Step Worker::flushClient(Client* c, const char* body, size_t bodyLen, size_t* bodySent) {
+  *bodySent = 0;
+  size_t headLen = c->out.size() - c->outOff;
+  if (headLen + bodyLen == 0) {
+    return Step::kIdle;
+  }
+  if (!c->writable) {
+    return Step::kIdle;
+  }
+  iovec iov[2];
+  int cnt = 0;
+  if (headLen > 0) {
+    iov[cnt++] = {c->out.data() + c->outOff, headLen};
+  }
+  if (bodyLen > 0) {
+    iov[cnt++] = {const_cast<char*>(body), bodyLen};
+  }
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = cnt;
+  ssize_t n;
+  do {
+    n = ::sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    c->writable = false;
+    if (errno == EAGAIN) {
+      return Step::kIdle;
+    }
+    closeClient(c); // the client went away
+    return Step::kClosed;
+  }
+  size_t w = static_cast<size_t>(n);
+  size_t h = std::min(w, headLen);
+  c->outOff += h;
+  if (c->outOff == c->out.size()) {
+    c->out.clear();
+    c->outOff = 0;
+  }
+  *bodySent = w - h;
+  if (w < headLen + bodyLen) {
+    c->writable = false;
+  }
+  return Step::kProgress;
+}
+
+bool Worker::flushUpstream(Client* c, Upstream* u, size_t bodyLen, size_t* bodySent) {
+  *bodySent = 0;
+  size_t headLen = c->upHead.size() - c->upHeadOff;
+  if (headLen + bodyLen == 0 || !u->writable || u->connecting) {
+    return false;
+  }
+  iovec iov[2];
+  int cnt = 0;
+  if (headLen > 0) {
+    iov[cnt++] = {c->upHead.data() + c->upHeadOff, headLen};
+  }
+  if (bodyLen > 0) {
+    iov[cnt++] = {c->in.at(c->sendPos), bodyLen};
+  }
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = cnt;
+  ssize_t n;
+  do {
+    n = ::sendmsg(u->fd, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    u->writable = false;
+    if (errno != EAGAIN) {
+      u->eof = true; // reset: the read side reports it as a failure
+      u->readable = true;
+    }
+    return false;
+  }
+  size_t w = static_cast<size_t>(n);
+  size_t h = std::min(w, headLen);
+  c->upHeadOff += h;
+  *bodySent = w - h;
+  u->sent += w;
+  if (w < headLen + bodyLen) {
+    u->writable = false;
+  }
+  return true;
+}
+
+// --- request head ------------------------------------------------------------
+
+Step Worker::stepHead(Client* c) {
+  bool moved = false;
+  for (;;) {
+    size_t used = 0;
+    ParseEvent e = c->req.execute(c->in.at(c->msgStart), c->parsePos - c->msgStart,
+                                  c->in.len - c->msgStart, &used);
+    c->parsePos += used;
+    if (e == ParseEvent::kHead) {
+      onRequestHead(c);
+      return Step::kProgress;
+    }
+    if (e == ParseEvent::kError) {
+      reply(c, c->req.errorStatus(), c->req.errorText(), {}, true);
+      return Step::kProgress;
+    }
+    if (e != ParseEvent::kNeedMore) {
+      reply(c, 400, "malformed request", {}, true); // cannot happen before a head
+      return Step::kProgress;
+    }
+    if (c->req.midMessage() && !c->headTimer) {
+      c->headTimer = true;
+      c->deadline = now_ + opt_.headerTimeoutMs;
+    }
+    // Need more bytes. Make room: drop what is before the message, then grow up to one
+    // maximal head (only a head being read needs to be contiguous).
+    reclaim(c->in, c->msgStart, c->parsePos, c->sendPos, true);
+    if (c->in.len == c->in.cap && !c->in.grow(opt_.limits.maxHeaderBytes + 1024)) {
+      reply(c, 431, "request head too large", {}, true);
+      return Step::kProgress;
+    }
+    ssize_t n = readSome(c->fd, c->in, c->readable, c->eof);
+    if (n > 0) {
+      moved = true;
+      continue;
+    }
+    if (c->eof) {
+      // The client closed. Between requests that is the normal end; inside a head
+      // there is nobody left to answer.
+      closeClient(c);
+      return Step::kClosed;
+    }
+    return moved ? Step::kIdle : Step::kIdle;
+  }
+}
+
+void Worker::onRequestHead(Client* c) {
+  requests.fetch_add(1, std::memory_order_relaxed);
+  const ParsedHead& h = c->req.head();
+  c->headTimer = false;
+  c->reqDone = false;
+  c->respHeadSent = c->respDone = false;
+  c->closeAfter = !h.keepAlive || draining_;
+  c->keepAlive10 = h.httpMinor == 0 && h.keepAlive;
+  c->http10 = h.httpMinor == 0;
+  c->isHead = h.isHead;
+  c->idempotent = h.idempotent;
+  c->reqHasBody = h.hasBody();
+  c->upgradeReq = h.upgrade;
+  c->forceFresh = false;
+  c->tries = 0;
+  c->resets = 0;
+  c->delayUntil = 0;
+  c->sendPos = c->parsePos; // the raw head is not forwarded; upHead replaces it
+  if (h.isConnect) {
+    reply(c, 501, "CONNECT is not supported", {}, true);
+    return;
+  }
+  c->table = currentTable();
+  if (!c->table) {
+    reply(c, 503, "no route table loaded", {}, c->reqHasBody || c->closeAfter);
+    return;
+  }
+  RequestHead rh{h.method, h.target, h.host, h.headers};
+  c->d = c->table->route(rh, c->origin);
+  if (c->d.kind == Decision::Kind::kRespond || c->d.endpoints.empty()) {
+    std::string_view why = c->d.reason.empty() ? std::string_view("no route") : c->d.reason;
+    reply(c, c->d.kind == Decision::Kind::kRespond ? c->d.status : 503, why, c->d.location,
+          c->reqHasBody || c->closeAfter);
+    return;
+  }
+  writeUpstreamRequest(h, c->d, scratch_, c->upHead);
+  c->upHeadOff = 0;
+  c->phase = Phase::kExchange;
+  // While the request body streams, a stall is an idle timeout; the route's timeout
+  // runs from the end of the request (as Envoy's route timeout does).
+  c->requestDeadlineMs = c->d.timeoutMs != 0 ? c->d.timeoutMs : opt_.requestTimeoutMs;
+  c->deadline = now_ + opt_.idleTimeoutMs;
+  if (c->d.delayMs > 0) {
+    // fault.delay: hold the request (its body waits in the buffer), then forward it.
+    // The sweep starts it, so the delay has the tick's granularity.
+    c->delayUntil = now_ + c->d.delayMs;
+    c->deadline = c->delayUntil + opt_.idleTimeoutMs;
+    return;
+  }
+  startUpstream(c);
+}
+
+// --- upstream ----------------------------------------------------------------
+
+void Worker::startUpstream(Client* c) {
+  const Decision& d = c->d;
+  size_t n = d.endpoints.size();
+  while (c->tries < n) {
+    const Endpoint& ep = d.endpoints[(d.first + c->tries) % n];
+    EndpointKey key;
+    key.addr = ep.addr.bytes;
+    key.port = ep.port;
+    Upstream* u = c->forceFresh ? nullptr : takeIdle(key);
+    if (u != nullptr) {
+      upstreamReuses.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      if (freeUpstreams_.empty()) {
+        upstreamStore_.push_back(std::make_unique<Upstream>());
+        freeUpstreams_.push_back(upstreamStore_.back().get());
+      }
+      u = freeUpstreams_.back();
+      freeUpstreams_.pop_back();
+      u->key = key;
+      u->addrLen = toSockaddr(ep.addr, ep.port, &u->addr);
+      u->in.ensure(opt_.bufferBytes);
+      u->reused = false;
+      u->eof = false;
+      u->readable = false;
+      u->writable = false;
+      u->fd = ::socket(u->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      int one = 1;
+      bool ok = u->fd >= 0;
+      ok = ok && ::setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0;
+      // SO_MARK: the connect hooks let marked sockets through, so this connection goes
+      // to the endpoint and is not redirected back to us.
+      ok = ok && (opt_.mark == 0 ||
+                  ::setsockopt(u->fd, SOL_SOCKET, SO_MARK, &opt_.mark, sizeof(opt_.mark)) == 0);
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+      ev.data.ptr = u;
+      ok = ok && ::epoll_ctl(epfd_, EPOLL_CTL_ADD, u->fd, &ev) == 0;
+      int rc = ok ? ::connect(u->fd, reinterpret_cast<sockaddr*>(&u->addr), u->addrLen) : -1;
+      if (!ok || (rc != 0 && errno != EINPROGRESS)) {
+        if (u->fd >= 0) {
+          ::close(u->fd);
+          u->fd = -1;
+        }
+        freeUpstreams_.push_back(u);
+        ++c->tries; // refused, unreachable, no route: the next endpoint
+        continue;
+      }
+      upstreamConnects.fetch_add(1, std::memory_order_relaxed);
+      u->connecting = rc != 0;
+      u->writable = rc == 0;
+      u->deadline = now_ + opt_.connectTimeoutMs;
+    }
+    u->owner = c;
+    u->msgStart = u->parsePos = u->sendPos = 0;
+    u->in.len = 0;
+    u->gotBytes = false;
+    u->sent = 0;
+    u->resp.reset(HTTP_RESPONSE, opt_.limits);
+    u->resp.setNoBody(c->isHead);
+    c->up = u;
+    c->forceFresh = false;
+    return;
+  }
+  c->up = nullptr;
+  reply(c, 503, "upstream connect error: no endpoint accepted the connection", {},
+        !c->reqDone);
+}
+
+void Worker::connectFailed(Client* c) {
+  Upstream* u = c->up;
+  c->up = nullptr;
+  closeUpstream(u);
+  ++c->tries;
+  retries.fetch_add(1, std::memory_order_relaxed);
+  startUpstream(c);
+}
+
+Upstream* Worker::takeIdle(const EndpointKey& key) {
+  auto it = pool_.find(key);
+  if (it == pool_.end() || it->second.empty()) {
+    return nullptr;
+  }
+  Upstream* u = it->second.back();
+  it->second.pop_back();
+  --pooled_;
+  u->reused = true;
+  u->writable = true;
+  u->readable = false;
+  return u;
+}
+
+void Worker::releaseUpstream(Upstream* u, bool reusable) {
+  u->owner = nullptr;
+  std::vector<Upstream*>& list = pool_[u->key];
+  if (!reusable || draining_ || list.size() >= opt_.maxIdlePerEndpoint) {
+    closeUpstream(u);
+    return;
+  }
+  u->poolIndex = list.size();
+  u->deadline = now_ + opt_.upstreamIdleTimeoutMs;
+  list.push_back(u);
+  ++pooled_;
+}
+
+void Worker::removeFromPool(Upstream* u) {
+  auto it = pool_.find(u->key);
+  if (it == pool_.end()) {
+    return;
+  }
+  std::vector<Upstream*>& list = it->second;
+  if (u->poolIndex < list.size() && list[u->poolIndex] == u) {
+    list[u->poolIndex] = list.back();
+    list[u->poolIndex]->poolIndex = u->poolIndex;
+    list.pop_back();
+    --pooled_;
+  }
+}
+
+void Worker::closeUpstream(Upstream* u) {
+  if (u->owner == nullptr) {
+    removeFromPool(u);
+  }
+  if (u->fd >= 0) {
+    ::close(u->fd);
+    u->fd = -1;
+  }
+  u->owner = nullptr;
+  u->connecting = false;
+  u->poolIndex = ~size_t{0};
+  deadUpstreams_.push_back(u);
+}
+
+// --- exchange ----------------------------------------------------------------
+
+Step Worker::upstreamGone(Client* c) {
+  Upstream* u = c->up;
+  // Nothing of a response arrived. A pooled connection the server had closed (the
+  // keep-alive race) or a request nobody read can be sent again: always on a fresh
+  // connection when it was reused, within the retry budget otherwise (RFC 9110 9.2.2:
+  // only idempotent requests whose bytes are all still here).
+  bool replayable = u->sent == 0 || (c->idempotent && !c->reqHasBody);
+  int budget = c->d.retries >= 0 ? c->d.retries : opt_.retries;
+  if (!u->gotBytes && replayable && (u->reused || c->resets < budget)) {
+    if (!u->reused) {
+      ++c->resets;
+      ++c->tries;
+      if (c->tries >= c->d.endpoints.size()) {
+        c->tries = 0; // wrap: resets are not connect failures, every endpoint may serve
+      }
+    }
+    c->forceFresh = true;
+    c->up = nullptr;
+    closeUpstream(u);
+    c->upHeadOff = 0;
+    retries.fetch_add(1, std::memory_order_relaxed);
+    startUpstream(c);
+    return Step::kProgress;
+  }
+  c->up = nullptr;
+  closeUpstream(u);
+  if (!c->respHeadSent) {
+    reply(c, 502, "upstream reset before response", {}, true);
+    return Step::kProgress;
+  }
+  closeClient(c); // mid-response: closing is the only way to say it was cut
+  return Step::kClosed;
+}
+
+Step Worker::stepExchange(Client* c) {
+  Upstream* u = c->up;
+  if (u == nullptr) {
+    return Step::kIdle;
+  }
+  bool moved = false;
+
+  // Request: parse what is buffered (to find the end of the body), send, read more.
+  if (!c->reqDone) {
+    size_t used = 0;
+    ParseEvent e = c->req.execute(c->in.at(c->msgStart), c->parsePos - c->msgStart,
+                                  c->in.len - c->msgStart, &used);
+    c->parsePos += used;
+    moved |= used > 0;
+    if (e == ParseEvent::kComplete || e == ParseEvent::kUpgrade) {
+      c->reqDone = true;
+      c->deadline = now_ + c->requestDeadlineMs;
+      moved = true;
+    } else if (e == ParseEvent::kError) {
+      // A bad chunk inside the body: the upstream got part of it. Stop both sides.
+      c->up = nullptr;
+      closeUpstream(u);
+      if (!c->respHeadSent) {
+        reply(c, 400, c->req.errorText(), {}, true);
+        return Step::kProgress;
+      }
+      closeClient(c);
+      return Step::kClosed;
+    }
+  }
+  size_t sent = 0;
+  if (flushUpstream(c, u, c->parsePos - c->sendPos, &sent)) {
+    c->sendPos += sent;
+    moved = true;
+  }
+  if (!c->reqDone) {
+    reclaim(c->in, c->msgStart, c->parsePos, c->sendPos, false);
+    if (readSome(c->fd, c->in, c->readable, c->eof) > 0) {
+      c->deadline = now_ + opt_.idleTimeoutMs;
+      moved = true;
+    } else if (c->eof && c->parsePos == c->in.len) {
+      c->up = nullptr; // the client left inside its request
+      closeUpstream(u);
+      closeClient(c);
+      return Step::kClosed;
+    }
+  }
+
+  // Response: read, parse, send to the client.
+  if (!u->connecting) {
+    reclaim(u->in, u->msgStart, u->parsePos, u->sendPos, u->resp.inHead());
+    ssize_t n = readSome(u->fd, u->in, u->readable, u->eof);
+    if (n > 0) {
+      u->gotBytes = true;
+      moved = true;
+    }
+    while (!c->respDone) {
+      size_t used = 0;
+      ParseEvent e = u->resp.execute(u->in.at(u->msgStart), u->parsePos - u->msgStart,
+                                     u->in.len - u->msgStart, &used);
+      u->parsePos += used;
+      if (e == ParseEvent::kNeedMore && u->eof && u->parsePos == u->in.len) {
+        e = u->resp.finish();
+        if (e == ParseEvent::kNeedMore || (e == ParseEvent::kError && !u->gotBytes)) {
+          return upstreamGone(c);
+        }
+      }
+      if (e == ParseEvent::kNeedMore) {
+        if (u->resp.inHead() && u->in.len == u->in.cap) {
+          reclaim(u->in, u->msgStart, u->parsePos, u->sendPos, true);
+          if (u->in.len < u->in.cap || u->in.grow(opt_.limits.maxHeaderBytes + 1024)) {
+            if (readSome(u->fd, u->in, u->readable, u->eof) > 0) {
+              continue;
+            }
+          } else {
+            e = ParseEvent::kError; // response head over the limit
+          }
+        }
+        if (e == ParseEvent::kNeedMore) {
+          break;
+        }
+      }
+      moved = true;
+      if (e == ParseEvent::kError) {
+        c->up = nullptr;
+        closeUpstream(u);
+        if (!c->respHeadSent) {
+          reply(c, 502, "upstream sent an invalid response", {}, true);
+          return Step::kProgress;
+        }
+        closeClient(c);
+        return Step::kClosed;
+      }
+      if (e == ParseEvent::kHead) {
+        const ParsedHead& h = u->resp.head();
+        u->sendPos = u->parsePos; // the raw head is replaced by ours
+        if (h.status == 101) {
+          if (!c->upgradeReq) {
+            c->up = nullptr;
+            closeUpstream(u);
+            reply(c, 502, "upstream switched protocols unasked", {}, true);
+            return Step::kProgress;
+          }
+          writeDownstreamResponse(h, c->d.responseEdits, false, false, scratch_, c->out);
+          c->respHeadSent = true;
+        } else if (h.status < 200) {
+          // Interim (100 Continue, 103): relayed as they come; HTTP/1.0 clients
+          // cannot take them (RFC 9110 15.2).
+          if (!c->http10) {
+            writeDownstreamResponse(h, {}, false, false, scratch_, c->out);
+          }
+        } else {
+          // A body that ends at EOF cannot be followed by another response.
+          bool delimited = h.chunked || h.contentLength || c->isHead || h.status == 204 ||
+                           h.status == 304;
+          if (!delimited) {
+            c->closeAfter = true;
+          }
+          writeDownstreamResponse(h, c->d.responseEdits, c->closeAfter, c->keepAlive10,
+                                  scratch_, c->out);
+          c->respHeadSent = true;
+        }
+        continue;
+      }
+      // kComplete or kUpgrade: the message ended at parsePos.
+      const ParsedHead& h = u->resp.head();
+      if (h.status < 200 && h.status != 101) {
+        u->msgStart = u->sendPos = u->parsePos; // interim: the final response follows
+        continue;
+      }
+      c->respDone = true;
+      if (e == ParseEvent::kUpgrade || h.status == 101) {
+        c->phase = Phase::kTunnel;
+        c->deadline = now_ + opt_.tunnelIdleTimeoutMs;
+        c->sendPos = c->parsePos;
+        return Step::kProgress;
+      }
+    }
+  }
+
+  // Write the response out: head(s) in c->out, body straight from the upstream buffer.
+  size_t bodyLen = u->parsePos - u->sendPos;
+  size_t sentBody = 0;
+  Step s = flushClient(c, u->in.at(u->sendPos), bodyLen, &sentBody);
+  if (s == Step::kClosed) {
+    return s;
+  }
+  u->sendPos += sentBody;
+  moved |= s == Step::kProgress;
+  if (c->respDone && c->out.empty() && u->sendPos == u->parsePos) {
+    return finishExchange(c);
+  }
+  return moved ? Step::kProgress : Step::kIdle;
+}
+
+Step Worker::finishExchange(Client* c) {
+  Upstream* u = c->up;
+  c->up = nullptr;
+  bool reusable = c->reqDone && c->sendPos == c->parsePos &&
+                  c->upHeadOff == c->upHead.size() && u->resp.head().keepAlive && !u->eof &&
+                  u->parsePos == u->in.len;
+  releaseUpstream(u, reusable);
+  if (!c->reqDone) {
+    c->closeAfter = true; // answered before the request ended: its rest is unreadable
+  }
+  return nextRequest(c);
+}
+
+Step Worker::nextRequest(Client* c) {
+  c->table.reset();
+  if (c->closeAfter || draining_) {
+    closeClient(c);
+    return Step::kClosed;
+  }
+  if (c->upgradeReq) {
+    c->req.reset(HTTP_REQUEST, opt_.limits); // the parser stops for good after an upgrade
+  }
+  c->phase = Phase::kHead;
+  c->msgStart = c->sendPos = c->parsePos;
+  c->headTimer = false;
+  c->deadline = now_ + opt_.idleTimeoutMs;
+  if (c->parsePos == c->in.len) {
+    c->in.len = c->msgStart = c->sendPos = c->parsePos = 0;
+  }
+  return Step::kProgress;
+}
+
+void Worker::reply(Client* c, int status, std::string_view text, std::string_view location,
+                   bool close) {
+  localReplies.fetch_add(1, std::memory_order_relaxed);
+  if (c->up != nullptr) {
+    Upstream* u = c->up;
+    c->up = nullptr;
+    closeUpstream(u);
+  }
+  c->closeAfter = c->closeAfter || close || draining_;
+  c->out.clear();
+  c->outOff = 0;
+  writeLocalResponse(status, text, location, c->closeAfter, c->out);
+  c->phase = Phase::kReply;
+}
+
+Step Worker::stepReply(Client* c) {
+  size_t sent = 0;
+  Step s = flushClient(c, nullptr, 0, &sent);
+  if (s == Step::kClosed) {
+    return s;
+  }
+  if (!c->out.empty()) {
+    return s;
+  }
+  if (c->closeAfter) {
+    // Let the client read the reply before the close: shut down our side first, so
+    // unread request bytes do not turn the close into a reset that eats the reply.
+    ::shutdown(c->fd, SHUT_WR);
+  }
+  c->sendPos = c->parsePos;
+  return nextRequest(c);
+}
+
+Step Worker::stepTunnel(Client* c) {
+  Upstream* u = c->up;
+  bool moved = false;
+  // client -> upstream
+  c->parsePos = c->in.len;
+  size_t sent = 0;
+  if (flushUpstream(c, u, c->parsePos - c->sendPos, &sent)) {
+    c->sendPos += sent;
+    moved = true;
+  }
+  if (c->sendPos == c->in.len) {
+    c->in.len = c->msgStart = c->parsePos = c->sendPos = 0;
+  }
+  if (readSome(c->fd, c->in, c->readable, c->eof) > 0) {
+    moved = true;
+  }
+  if (c->eof && c->sendPos == c->in.len && !c->tunnelClientEof) {
+    c->tunnelClientEof = true;
+    ::shutdown(u->fd, SHUT_WR);
+  }
+  // upstream -> client
+  u->parsePos = u->in.len;
+  Step s = flushClient(c, u->in.at(u->sendPos), u->parsePos - u->sendPos, &sent);
+  if (s == Step::kClosed) {
+    return s;
+  }
+  u->sendPos += sent;
+  moved |= s == Step::kProgress;
+  if (u->sendPos == u->in.len) {
+    u->in.len = u->msgStart = u->parsePos = u->sendPos = 0;
+  }
+  if (readSome(u->fd, u->in, u->readable, u->eof) > 0) {
+    moved = true;
+  }
+  if (u->eof && u->sendPos == u->in.len && c->out.empty() && !c->tunnelUpEof) {
+    c->tunnelUpEof = true;
+    ::shutdown(c->fd, SHUT_WR);
+  }
+  if (c->tunnelClientEof && c->tunnelUpEof) {
+    closeClient(c);
+    return Step::kClosed;
+  }
+  if (moved) {
+    c->deadline = now_ + opt_.tunnelIdleTimeoutMs;
+  }
+  return moved ? Step::kProgress : Step::kIdle;
+}
+
+// --- lifecycle ---------------------------------------------------------------
+
+Client* Worker::newClient() {
+  if (freeClients_.empty()) {
+    clientStore_.push_back(std::make_unique<Client>());
+    Client* c = clientStore_.back().get();
+    c->upHead.reserve(1024);
+    c->out.reserve(1024);
+    freeClients_.push_back(c);
+  }
+  Client* c = freeClients_.back();
+  freeClients_.pop_back();
+  c->in.ensure(opt_.bufferBytes);
+  c->msgStart = c->parsePos = c->sendPos = 0;
+  c->req.reset(HTTP_REQUEST, opt_.limits);
+  c->readable = c->eof = false;
+  c->writable = true;
+  c->phase = Phase::kHead;
+  c->deadline = 0;
+  c->headTimer = false;
+  c->closeAfter = draining_;
+  c->tunnelClientEof = c->tunnelUpEof = false;
+  c->upgradeReq = false;
+  c->out.clear();
+  c->outOff = 0;
+  c->upHead.clear();
+  c->upHeadOff = 0;
+  c->up = nullptr;
+  c->prev = nullptr;
+  c->next = clients_;
+  if (clients_ != nullptr) {
+    clients_->prev = c;
+  }
+  clients_ = c;
+  ++liveClients_;
+  return c;
+}
+
+void Worker::closeClient(Client* c) {
+  if (c->up != nullptr) {
+    Upstream* u = c->up;
+    c->up = nullptr;
+    closeUpstream(u);
+  }
+  ::close(c->fd);
+  c->fd = -1;
+  c->table.reset();
+  if (c->prev != nullptr) {
+    c->prev->next = c->next;
+  } else {
+    clients_ = c->next;
+  }
+  if (c->next != nullptr) {
+    c->next->prev = c->prev;
+  }
+  c->prev = c->next = nullptr;
+  --liveClients_;
+  // A buffer grown for one large head goes back to the normal size.
+  if (c->in.cap > opt_.bufferBytes) {
+    c->in.data.reset();
+    c->in.cap = 0;
+  }
+  deadClients_.push_back(c);
+}
+
+// --- Engine ------------------------------------------------------------------
+
+Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
+  if (options.listen.empty()) {
+    return Error{EINVAL, "no listen address"};
+  }
+  if (options.threads < 1) {
+    return Error{EINVAL, "threads must be at least 1"};
+  }
+  std::unique_ptr<Engine> e(new Engine());
+  e->options_ = options;
+  std::vector<ListenAddr> addrs = options.listen;
+  for (int t = 0; t < options.threads; ++t) {
+    auto w = std::make_unique<Worker>(*e, t);
+    if (Status s = w->init(); !s) {
+      return s.error();
+    }
+    for (size_t i = 0; i < addrs.size(); ++i) {
+      if (Status s = w->bindListener(addrs[i], i); !s) {
+        return s.error();
+      }
+      if (t == 0) {
+        addrs[i] = w->boundAddr(i); // port 0: the other threads share the chosen port
+      }
+    }
+    e->workers_.push_back(std::move(w));
+  }
+  return e;
+}
+
+Engine::~Engine() { stop(0); }
+
+std::vector<ListenAddr> Engine::boundAddrs() const {
+  std::vector<ListenAddr> out;
+  for (size_t i = 0; i < options_.listen.size(); ++i) {
+    out.push_back(workers_[0]->boundAddr(i));
+  }
+  return out;
+}
+
+void Engine::setTable(std::shared_ptr<const RouteTable> table) {
+  {
+    std::lock_guard<std::mutex> lock(tableMu_);
+    table_ = std::move(table);
+  }
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+std::shared_ptr<const RouteTable> Engine::table() const {
+  std::lock_guard<std::mutex> lock(tableMu_);
+  return table_;
+}
+
+void Engine::start() {
+  for (auto& w : workers_) {
+    threads_.emplace_back([w = w.get()] { w->run(); });
+  }
+}
+
+void Engine::stop(uint32_t drainMs) {
+  for (auto& w : workers_) {
+    w->requestStop(drainMs);
+  }
+  for (std::thread& t : threads_) {
+    t.join();
+  }
+  threads_.clear();
+}
+
+EngineStats Engine::stats() const {
+  EngineStats s;
+  for (const auto& w : workers_) {
+    s.accepted += w->accepted.load(std::memory_order_relaxed);
+    s.requests += w->requests.load(std::memory_order_relaxed);
+    s.upstreamConnects += w->upstreamConnects.load(std::memory_order_relaxed);
+    s.upstreamReuses += w->upstreamReuses.load(std::memory_order_relaxed);
+    s.retries += w->retries.load(std::memory_order_relaxed);
+    s.localReplies += w->localReplies.load(std::memory_order_relaxed);
+  }
+  return s;
+}
+
+} // namespace veer::proxy

@@ -1,0 +1,90 @@
+#pragma once
+
+// veer-proxy's engine: per-thread event loops (edge-triggered epoll, one SO_REUSEPORT
+// listener set per thread) that accept redirected connections, parse HTTP/1 requests,
+// route each one with the current RouteTable and forward it over pooled upstream
+// connections. Threads share nothing but the table pointer.
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/result.h"
+#include "proxy/http.h"
+#include "proxy/router.h"
+
+namespace veer::proxy {
+
+/** A listen address: "1.2.3.4:80", "[::1]:80", "0.0.0.0:15001". */
+struct ListenAddr {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  static Result<ListenAddr> parse(std::string_view text);
+  std::string str() const;
+};
+
+struct EngineOptions {
+  std::vector<ListenAddr> listen;
+  int threads = 1;
+  uint32_t mark = 0; // SO_MARK on upstream sockets (0: none)
+  Limits limits;
+  size_t bufferBytes = 16 * 1024;      // per socket direction; grows only to fit one head
+  uint32_t headerTimeoutMs = 10000;    // first byte of a head to its end (slowloris)
+  uint32_t idleTimeoutMs = 60000;      // keep-alive between requests, and body stalls
+  uint32_t connectTimeoutMs = 2000;    // per upstream connect attempt
+  uint32_t requestTimeoutMs = 15000;   // request end to response end, unless the route says
+  uint32_t upstreamIdleTimeoutMs = 30000; // pooled idle upstream connection
+  uint32_t tunnelIdleTimeoutMs = 3600000; // upgraded (WebSocket) connections
+  int retries = 2;                     // resets before a response, unless the route says
+  size_t maxIdlePerEndpoint = 64;      // pooled idle connections per endpoint and thread
+};
+
+/** Counters summed over threads (approximate while running). */
+struct EngineStats {
+  uint64_t accepted = 0, requests = 0, upstreamConnects = 0, upstreamReuses = 0, retries = 0;
+  uint64_t localReplies = 0;
+};
+
+class Worker;
+
+class Engine {
+public:
+  /** Binds every listener (SO_REUSEPORT, one set per thread); nothing runs yet. */
+  static Result<std::unique_ptr<Engine>> create(const EngineOptions& options);
+  ~Engine();
+
+  /** Bound addresses of thread 0's listeners (port 0 resolved), in --listen order. */
+  std::vector<ListenAddr> boundAddrs() const;
+  /** Publishes a table: new requests use it; requests in flight keep theirs. */
+  void setTable(std::shared_ptr<const RouteTable> table);
+  std::shared_ptr<const RouteTable> table() const;
+  /** Starts the worker threads. */
+  void start();
+  /**
+   * Stops accepting, lets in-flight requests finish (keep-alive connections close after
+   * their current response) and joins the threads; at most drainMs, then closes the rest.
+   */
+  void stop(uint32_t drainMs);
+  EngineStats stats() const;
+
+  // Used by workers.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  const EngineOptions& options() const { return options_; }
+
+private:
+  Engine() = default;
+  EngineOptions options_;
+  mutable std::mutex tableMu_;
+  std::shared_ptr<const RouteTable> table_;
+  std::atomic<uint64_t> generation_{0};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+};
+
+} // namespace veer::proxy

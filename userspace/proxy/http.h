@@ -1,0 +1,153 @@
+#pragma once
+
+// veer-proxy's HTTP/1 layer without sockets: an incremental, pausing wrapper around
+// nodejs http-parser (strict mode) that stops at the end of each head and each message,
+// the checks http-parser lacks (request smuggling, obs-fold, header limits), and the
+// writers of the heads the proxy sends (upstream request, downstream response, local
+// replies). The engine and the fuzzer drive exactly this code.
+//
+// Bodies are never copied or re-framed: after a head, every byte the parser consumes up
+// to the end of the message is body on the wire (Content-Length or chunked framing as
+// received, validated by the parser) and is forwarded as is.
+
+#include <http_parser.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proxy/router.h"
+
+namespace veer::proxy {
+
+struct Limits {
+  uint32_t maxHeaderBytes = 60 * 1024; // one head, start line included (Envoy's default)
+  uint32_t maxHeaders = 100;           // fields per head (Envoy's default)
+};
+
+/** Where MessageParser::execute stopped. */
+enum class ParseEvent : uint8_t {
+  kNeedMore, // everything given was consumed
+  kHead,     // a head is complete: head() is valid until the buffer moves
+  kComplete, // the message ended with the last consumed byte
+  kUpgrade,  // the message ended; the rest of the stream is another protocol
+  kError,    // errorStatus() is the answer (requests) or 502 (responses)
+};
+
+/** The head the parser found. Views into the caller's buffer. */
+struct ParsedHead {
+  std::string_view method; // requests
+  std::string_view target; // requests
+  std::string_view reason; // responses
+  int status = 0;          // responses
+  int httpMinor = 1;       // HTTP/1.x
+  std::string_view host;   // requests: the Host value
+  std::span<const HeaderField> headers;
+  bool keepAlive = true;     // http_should_keep_alive
+  bool chunked = false;
+  bool contentLength = false; // a Content-Length header was given
+  uint64_t length = 0;        // its value
+  bool upgrade = false;       // Connection: upgrade with an Upgrade header (101 for responses)
+  bool idempotent = false;    // GET HEAD OPTIONS TRACE PUT DELETE (RFC 9110 9.2.2)
+  bool isHead = false;        // request method HEAD
+  bool isConnect = false;
+  /** True when the message may carry a body (chunked, or a non-zero Content-Length). */
+  bool hasBody() const { return chunked || (contentLength && length > 0); }
+};
+
+/**
+ * One direction of an HTTP/1 connection. The caller owns a contiguous buffer and calls
+ * execute() with base = the first byte of the current message; the head's bytes must
+ * stay at the same offsets from base until kHead (bytes may move in memory with base).
+ */
+class MessageParser {
+public:
+  MessageParser();
+  void reset(http_parser_type type, const Limits& limits);
+
+  /** Parses base[from, to). *consumed = bytes used from `from`. */
+  ParseEvent execute(const char* base, size_t from, size_t to, size_t* consumed);
+  /** The peer closed: ends a body that runs to EOF (kComplete) or is an error. */
+  ParseEvent finish();
+
+  /** For a response to HEAD (or to CONNECT): the next head has no body. */
+  void setNoBody(bool v) { noBody_ = v; }
+  const ParsedHead& head() const { return head_; }
+  /** Bytes from base to the end of the current head (valid after kHead). */
+  size_t headEnd() const { return headEnd_; }
+  bool inHead() const { return !headDone_; }
+  /** HTTP status to answer a kError with (400, 431, 501), or 502 for a response. */
+  int errorStatus() const { return errorStatus_; }
+  const char* errorText() const { return errorText_; }
+  /** A message started (non-CRLF bytes were seen) and is not complete. */
+  bool midMessage() const { return started_; }
+
+private:
+  struct FieldOff {
+    uint32_t name = 0, nameLen = 0, value = 0, valueLen = 0;
+  };
+  static int onMessageBegin(http_parser* p);
+  static int onUrl(http_parser* p, const char* at, size_t len);
+  static int onStatus(http_parser* p, const char* at, size_t len);
+  static int onHeaderField(http_parser* p, const char* at, size_t len);
+  static int onHeaderValue(http_parser* p, const char* at, size_t len);
+  static int onHeadersComplete(http_parser* p);
+  static int onMessageComplete(http_parser* p);
+  int fail(int status, const char* text);
+  int finishHead();
+
+  static const http_parser_settings kSettings;
+  http_parser parser_;
+  Limits limits_;
+  const char* base_ = nullptr;
+  enum class Pending : uint8_t { kNone, kHead, kComplete } pending_ = Pending::kNone;
+  bool headDone_ = false, started_ = false, lastWasValue_ = false, noBody_ = false;
+  bool completeAfterHead_ = false;
+  uint32_t urlOff_ = 0, urlLen_ = 0, statusOff_ = 0, statusLen_ = 0;
+  size_t headEnd_ = 0;
+  int errorStatus_ = 400;
+  const char* errorText_ = "";
+  std::vector<FieldOff> offs_;
+  std::vector<HeaderField> fields_;
+  ParsedHead head_;
+};
+
+bool iequals(std::string_view a, std::string_view b);
+
+/** A header of the message being written: from the received head or an edit. */
+struct OutField {
+  std::string_view name, value;
+  bool dropped = false;
+};
+
+/** Appends the header edits in order to fields (kSet replaces, kAdd appends, kRemove drops). */
+void applyEdits(std::vector<OutField>& fields, std::span<const HeaderEdit> edits);
+
+/**
+ * Fields of a received head minus hop-by-hop ones (RFC 9110 7.6.1: Connection, the
+ * fields it names, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, and Host, which
+ * the writer emits itself). Upgrade survives when keepUpgrade (a WebSocket handshake).
+ * Transfer-Encoding and Content-Length stay: the body is forwarded with its framing.
+ */
+void endToEndFields(const ParsedHead& head, bool keepUpgrade, std::vector<OutField>& out);
+
+/** Writes the upstream request head for a forwarded request into out (cleared first). */
+void writeUpstreamRequest(const ParsedHead& head, const Decision& d, std::vector<OutField>& scratch,
+                          std::string& out);
+
+/**
+ * Appends the downstream response head to out (after interim ones already there). close: the proxy closes the client connection
+ * after this response; keepAlive10: an HTTP/1.0 client asked for keep-alive.
+ */
+void writeDownstreamResponse(const ParsedHead& head, std::span<const HeaderEdit> edits,
+                             bool close, bool keepAlive10, std::vector<OutField>& scratch,
+                             std::string& out);
+
+/** Appends a response the proxy makes itself: the reason text as body, Location if set. */
+void writeLocalResponse(int status, std::string_view text, std::string_view location, bool close,
+                        std::string& out);
+
+} // namespace veer::proxy
