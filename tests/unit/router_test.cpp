@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "config/loader.h"
+#include "proxy/explain.h"
 #include "proxy/router.h"
 
 // Counts heap allocations on this thread while enabled: route() must make none.
@@ -410,6 +411,27 @@ TEST(Router, RewriteTimeoutRetriesAndHeaderEdits) {
   EXPECT_EQ(any.timeoutMs, 0u);
   EXPECT_EQ(any.retries, -1);
   EXPECT_TRUE(any.requestEdits.empty());
+}
+
+TEST(Router, ZeroTimeoutMeansNoneAndUnsetMeansTheProxyDefault) {
+  // Istio: `timeout: 0s` (and perTryTimeout: 0s) disables the timeout; leaving it out
+  // keeps the proxy's default. The Decision keeps the two apart, also after a round trip.
+  Loaded l = loadShop("  http:\n  - match:\n    - uri: {prefix: /stream}\n    timeout: 0s\n"
+                      "    retries: {attempts: 1, perTryTimeout: 0s}\n"
+                      "    route:\n    - destination: {host: shop, subset: v1}\n"
+                      "  - route:\n    - destination: {host: shop, subset: v1}\n");
+  auto planned = RouteTable::fromPlan(l.plan, l.config, {});
+  auto reread = RouteTable::fromJson(planned->toJson());
+  ASSERT_TRUE(reread) << reread.error().message;
+  for (const RouteTable* t : {planned.get(), reread->get()}) {
+    Decision none = route(*t, Req{.target = "/stream/1"}, kShop);
+    ASSERT_EQ(none.kind, Decision::Kind::kForward);
+    EXPECT_EQ(none.timeoutMs, kNoTimeout);
+    EXPECT_EQ(none.perTryTimeoutMs, kNoTimeout);
+    Decision unset = route(*t, Req{.target = "/other"}, kShop);
+    EXPECT_EQ(unset.timeoutMs, 0u);
+    EXPECT_EQ(unset.perTryTimeoutMs, 0u);
+  }
 }
 
 TEST(Router, ConsistentHashByCookieIsStablePerValue) {
@@ -832,6 +854,133 @@ TEST(Router, RouteAllocatesNothing) {
   }
   EXPECT_EQ(gAllocs, 0u);
   EXPECT_GT(forwarded, 0u);
+}
+
+// ---- trace and explain: the router's reading, spelled out ----------------------------
+
+// trace() must say what route() does, for every seed step, L7 service and a spread of
+// requests (rule hit or not, lanes from headers and pods, fallbacks, undefined lanes).
+TEST(RouterTrace, AgreesWithRouteOnEverySeed) {
+  const std::vector<std::pair<std::string, std::string>> steps = {
+      {"000-asm-bookinfo", "04-jason-v3"},           {"001-istio-canary", "02-test-user-v2"},
+      {"002-sticky-canary", "01-cookie-90-10"},      {"002-sticky-canary", "04-v2-60"},
+      {"003-asm-full-link-gray", "01-trafficlabel-reviews"},
+      {"003-asm-full-link-gray", "02-reviews-v2-up"}, {"003-asm-full-link-gray", "03-ratings-lane"}};
+  const std::vector<std::vector<std::pair<std::string, std::string>>> headerSets = {
+      {},
+      {{"end-user", "jason"}},
+      {{"x-canary", "true"}},
+      {{"cookie", "canary=v2"}},
+      {{"x-request-id", "gray"}},
+      {{"x-asm-prefer-tag", "gray"}},
+      {{"x-asm-prefer-tag", "nosuch"}}};
+  size_t checked = 0;
+  for (const auto& [seed, step] : steps) {
+    Loaded l = load(seed, step);
+    auto t = RouteTable::fromPlan(l.plan, l.config, {});
+    std::vector<std::string> clients = {"10.244.9.9"}; // unknown, then every pod
+    for (const auto& p : l.config.pods) {
+      for (const IpAddr& ip : p.ips) {
+        clients.push_back(ip.str());
+      }
+    }
+    for (const PlanService& ps : l.plan.services) {
+      if (ps.path != PlanPath::kL7) {
+        continue;
+      }
+      for (const auto& headers : headerSets) {
+        for (const auto& client : clients) {
+          SCOPED_TRACE(seed + "/" + step + " " + ps.id() + " from " + client);
+          Origin o{*IpAddr::parse(client), ps.addr, ps.port};
+          Req req{.host = ps.name, .headers = headers};
+          Trace tr = t->trace(req.head(), o);
+          ASSERT_TRUE(tr.service);
+          // route() draws among the destinations by weight: 100 draws see each one.
+          std::set<std::string> drawn;
+          for (int i = 0; i < 100; ++i) {
+            Decision d = route(*t, req, o);
+            if (tr.rule < 0) {
+              EXPECT_EQ(d.reason, "no route");
+              continue;
+            }
+            EXPECT_EQ(d.rule, ps.routes[tr.rule].source + " " + ps.routes[tr.rule].rule.field);
+            drawn.insert(std::string(d.cluster) + " " + std::to_string(d.endpoints.size()) +
+                         " " + std::string(d.fallbackCluster));
+          }
+          std::set<std::string> traced;
+          for (const Trace::Destination& td : tr.destinations) {
+            if (td.weight != 0) {
+              traced.insert(std::string(td.cluster.empty() ? ps.id() : td.cluster) + " " +
+                            std::to_string(td.endpoints.size()) + " " + std::string(td.standby));
+            }
+          }
+          if (tr.rule >= 0) {
+            EXPECT_EQ(drawn, traced);
+          }
+          ++checked;
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 100u);
+}
+
+std::string explainText(const Loaded& l, ExplainRequest req) {
+  Explanation ex = explain(l.plan, l.config, req);
+  EXPECT_TRUE(ex.ok) << ex.text;
+  return ex.text;
+}
+
+TEST(Explain, LanesAndFallbacksAsTheProxyRoutesThem) {
+  Loaded l = load("003-asm-full-link-gray", "03-ratings-lane");
+  EXPECT_EQ(explainText(l, {.host = "reviews", .headers = {{"x-request-id", "gray"}}}),
+            "service default/reviews:9080 10.96.3.20:9080/tcp path=l7\n"
+            "  spec.http[0]: matches (no conditions)\n"
+            "  rule: spec.http[0] [VirtualService default/reviews]: always -> "
+            "$trafficLabel=100 (fallback prod)\n"
+            "-> gray 100% ($trafficLabel = 'gray' from header x-request-id): default/reviews-v2"
+            " (noavailabled: then default/reviews:9080 prod)\n"
+            "note: path=l7; until the L7 proxy runs, the kernel applies VirtualService "
+            "default/reviews spec.http[0] to every connection\n");
+  std::string ratings = explainText(l, {.host = "ratings", .headers = {{"x-asm-prefer-tag", "nosuch"}}});
+  EXPECT_NE(ratings.find("-> prod 100% ($trafficLabel = 'nosuch' from header x-asm-prefer-tag) "
+                         "-> fallback prod (noinstances: subset undefined): default/ratings-v1\n"),
+            std::string::npos)
+      << ratings;
+  std::string fromPod = explainText(l, {.host = "reviews", .fromPod = "productpage-v1"});
+  EXPECT_NE(fromPod.find("-> prod 100% ($trafficLabel = 'prod' from pod label ASM_TRAFFIC_TAG): "
+                         "default/reviews-v1\n"),
+            std::string::npos)
+      << fromPod;
+
+  // A gray lane whose subset has no pods yet (step 1): the fallback serves.
+  Loaded before = load("003-asm-full-link-gray", "01-trafficlabel-reviews");
+  std::string empty = explainText(before, {.host = "reviews", .headers = {{"x-request-id", "gray"}}});
+  EXPECT_NE(empty.find("-> prod 100% ($trafficLabel = 'gray' from header x-request-id) -> "
+                       "fallback prod (no ready pods): default/reviews-v1\n"),
+            std::string::npos)
+      << empty;
+}
+
+TEST(Explain, RulesPassedOverSayWhy) {
+  Loaded l = load("000-asm-bookinfo", "04-jason-v3");
+  std::string other = explainText(l, {.host = "reviews", .headers = {{"End-User", "bob"}}});
+  EXPECT_NE(other.find("  spec.http[0]: no (spec.http[0].match[0]: header end-user 'bob' is not exact "
+                       "'jason')\n"),
+            std::string::npos)
+      << other;
+  EXPECT_NE(other.find("-> v2 100%: default/reviews-v2\n"), std::string::npos) << other;
+  std::string jason = explainText(l, {.host = "reviews", .headers = {{"end-user", "jason"}}});
+  EXPECT_NE(jason.find("  spec.http[0]: matches spec.http[0].match[0] (headers[end-user] exact "
+                       "'jason')\n"),
+            std::string::npos)
+      << jason;
+  Explanation none = explain(l.plan, l.config, {.host = "nosuch"});
+  EXPECT_FALSE(none.ok);
+  EXPECT_EQ(none.text, "no service for host nosuch in the plan\n");
+  Explanation nopod = explain(l.plan, l.config, {.host = "reviews", .fromPod = "ghost"});
+  EXPECT_FALSE(nopod.ok);
+  EXPECT_EQ(nopod.text, "no pod default/ghost in the config\n");
 }
 
 } // namespace

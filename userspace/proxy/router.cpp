@@ -82,6 +82,7 @@ struct Dest {
   int cluster = -1; // fixed subset; -1 for a lane ($label)
   int label = -1;   // index into Service::labels for a lane
   uint16_t port = 0;
+  uint8_t weight = 0;
   int fallback = -1;                // the ASM fallback target's cluster
   bool fallbackNoInstances = false; // case noinstances: the chosen subset has no endpoint
   bool fallbackNoAvailable = false; // case noavailabled: none of its endpoints connects
@@ -115,6 +116,7 @@ struct Rule {
 struct Service {
   std::string id; // "default/reviews:9080"
   uint16_t port = 0;
+  size_t specIndex = 0; // Spec::services[specIndex] is what this was compiled from
   std::vector<std::unique_ptr<Rule>> rules;
   std::vector<std::unique_ptr<Cluster>> clusters;
   std::vector<std::vector<TrafficLabel::Source>> labels;
@@ -265,6 +267,7 @@ Status compile(Spec spec, Table* impl) {
     Service svc;
     svc.id = ss.ns + "/" + ss.name + ":" + std::to_string(ss.port);
     svc.port = ss.port;
+    svc.specIndex = si;
     for (size_t ci = 0; ci < ss.clusters.size(); ++ci) {
       const SpecCluster& sc = ss.clusters[ci];
       auto c = std::make_unique<Cluster>();
@@ -325,16 +328,18 @@ Status compile(Spec spec, Table* impl) {
       const RouteActions& a = r.actions;
       rule->rewritePath = a.rewriteUri;
       rule->rewriteAuthority = a.rewriteAuthority;
-      for (const auto& [what, text, out] :
-           {std::tuple{"timeout", &a.timeout, &rule->timeoutMs},
-            {"perTryTimeout", &a.retryPerTryTimeout, &rule->perTryTimeoutMs},
-            {"fault.delay", &a.faultDelay, &rule->delayMs}}) {
+      // Istio: a zero timeout turns the timeout off (Envoy's 0), while an unset one keeps
+      // the proxy's default; a zero fault delay is simply no delay.
+      for (const auto& [what, text, out, zero] :
+           {std::tuple{"timeout", &a.timeout, &rule->timeoutMs, kNoTimeout},
+            {"perTryTimeout", &a.retryPerTryTimeout, &rule->perTryTimeoutMs, kNoTimeout},
+            {"fault.delay", &a.faultDelay, &rule->delayMs, uint32_t{0}}}) {
         if (!text->empty()) {
           auto ms = durationMs(*text);
           if (!ms) {
             return Error{0, rp + "." + what + ": '" + *text + "' is not a duration like 5s"};
           }
-          *out = *ms;
+          *out = *ms == 0 ? zero : *ms;
         }
       }
       rule->retryOn = a.retryOn;
@@ -414,7 +419,8 @@ Status compile(Spec spec, Table* impl) {
                        dp + ".weight: " + (d.weight ? std::to_string(w) : std::string("missing")) +
                            " (0..100, required with several destinations)"};
         }
-        weights.push_back(static_cast<uint8_t>(w));
+        dest.weight = static_cast<uint8_t>(w);
+        weights.push_back(dest.weight);
         sum += static_cast<int>(w);
         rule->dests.push_back(std::move(dest));
       }
@@ -539,6 +545,88 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
   return t;
 }
 
+namespace {
+
+/** What Istio matching reads of req; client is filled when the table knows the peer. */
+RequestView requestView(const Table& t, const RequestHead& req, const Origin& origin,
+                        ClientView& client) {
+  RequestView rv;
+  rv.method = req.method;
+  splitTarget(req.target, rv);
+  rv.authority = req.host;
+  rv.port = origin.servicePort;
+  rv.headers = req.headers;
+  if (auto pit = t.pods.find(origin.client); pit != t.pods.end()) {
+    client.ns = pit->second.ns;
+    client.name = pit->second.name;
+    client.labels = &pit->second.labels;
+    rv.client = &client;
+  }
+  return rv;
+}
+
+/**
+ * The first rule with a matching entry (entries ORed; no entries = always) and the entry
+ * that held (null for no entries). With whyNot, each rule passed over appends one line of
+ * why (for explain); without, nothing is allocated.
+ */
+const Rule* firstMatch(const Service& svc, const RequestView& rv, const CompiledMatch** hit,
+                       std::vector<std::string>* whyNot = nullptr) {
+  *hit = nullptr;
+  for (const auto& r : svc.rules) {
+    if (r->matches.empty()) {
+      return r.get();
+    }
+    std::string why;
+    for (const CompiledMatch& m : r->matches) {
+      std::string reason;
+      if (m.matches(rv, whyNot != nullptr ? &reason : nullptr)) {
+        *hit = &m;
+        return r.get();
+      }
+      if (whyNot != nullptr) {
+        why += (why.empty() ? "" : "; ") + m.source().field + ": " + reason;
+      }
+    }
+    if (whyNot != nullptr) {
+      whyNot->push_back(std::move(why));
+    }
+  }
+  return nullptr;
+}
+
+/** Where one destination of a rule sends a request: lane, then ASM fallback. */
+struct Resolved {
+  LaneValue lane;   // a $label destination's lane (value "" when none)
+  int chosen = -1;  // the destination's cluster before any fallback; -1: the lane names none
+  int cluster = -1; // the cluster that serves (fallback applied); -1: none
+  int standby = -1; // noavailabled: the fallback cluster to try when cluster refuses
+};
+
+Resolved resolveDest(const Table& t, const Service& svc, const Dest& dest,
+                     const RequestView& rv) {
+  Resolved r;
+  r.chosen = dest.cluster;
+  if (dest.label >= 0) {
+    r.lane = laneValue(svc.labels[dest.label], rv, t.tagHeader, t.lanes);
+    // No lane and no fallback: the whole service, as the kernel path does.
+    r.chosen = r.lane.value.empty()
+                   ? (dest.fallback >= 0 ? -1 : findCluster(svc, "", dest.port))
+                   : findCluster(svc, r.lane.value, dest.port);
+  }
+  r.cluster = r.chosen;
+  bool noInstances = r.chosen < 0 || svc.clusters[r.chosen]->endpoints.empty();
+  if (noInstances && dest.fallback >= 0 && (dest.fallbackNoInstances || r.chosen < 0)) {
+    r.cluster = dest.fallback; // ASM noinstances; a lane this service lacks always falls back
+  } else if (!noInstances && dest.fallback >= 0 && dest.fallbackNoAvailable &&
+             r.chosen != dest.fallback && !svc.clusters[dest.fallback]->endpoints.empty()) {
+    r.standby = dest.fallback;
+  }
+  return r;
+}
+
+} // namespace
+
 Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   Decision d;
   d.kind = Decision::Kind::kRespond;
@@ -551,38 +639,10 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   const Service& svc = sit->second;
   d.cluster = svc.id;
 
-  RequestView rv;
-  rv.method = req.method;
-  splitTarget(req.target, rv);
-  rv.authority = req.host;
-  rv.port = origin.servicePort;
-  rv.headers = req.headers;
   ClientView client;
-  if (auto pit = impl_->pods.find(origin.client); pit != impl_->pods.end()) {
-    client.ns = pit->second.ns;
-    client.name = pit->second.name;
-    client.labels = &pit->second.labels;
-    rv.client = &client;
-  }
-
-  const Rule* rule = nullptr;
+  RequestView rv = requestView(*impl_, req, origin, client);
   const CompiledMatch* hit = nullptr;
-  for (const auto& r : svc.rules) {
-    if (r->matches.empty()) {
-      rule = r.get();
-      break;
-    }
-    for (const CompiledMatch& m : r->matches) {
-      if (m.matches(rv)) {
-        rule = r.get();
-        hit = &m;
-        break;
-      }
-    }
-    if (rule != nullptr) {
-      break;
-    }
-  }
+  const Rule* rule = firstMatch(svc, rv, &hit);
   if (rule == nullptr) {
     return d; // Envoy's NR: 404
   }
@@ -636,21 +696,14 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   if (auto t = rv.firstHeader(impl_->tagHeader); t && !t->empty()) {
     tag = *t;
   }
-  int ci = dest.cluster;
+  Resolved to = resolveDest(*impl_, svc, dest, rv);
   if (dest.label >= 0) {
-    LaneValue lane = laneValue(svc.labels[dest.label], rv, impl_->tagHeader, impl_->lanes);
-    tag = lane.value;
-    // No lane and no fallback: the whole service, as the kernel path does.
-    ci = lane.value.empty() ? (dest.fallback >= 0 ? -1 : findCluster(svc, "", dest.port))
-                            : findCluster(svc, lane.value, dest.port);
+    tag = to.lane.value;
   }
+  int ci = to.cluster;
   bool noInstances = ci < 0 || svc.clusters[ci]->endpoints.empty();
-  if (noInstances && dest.fallback >= 0 && (dest.fallbackNoInstances || ci < 0)) {
-    ci = dest.fallback; // ASM noinstances; a lane this service does not define always falls back
-    noInstances = svc.clusters[ci]->endpoints.empty();
-  } else if (!noInstances && dest.fallback >= 0 && dest.fallbackNoAvailable &&
-             ci != dest.fallback && !svc.clusters[dest.fallback]->endpoints.empty()) {
-    const Cluster& fb = *svc.clusters[dest.fallback];
+  if (to.standby >= 0) {
+    const Cluster& fb = *svc.clusters[to.standby];
     d.fallbackEndpoints = fb.endpoints;
     d.fallbackFirst = fb.next.fetch_add(1, std::memory_order_relaxed) % fb.endpoints.size();
     d.fallbackCluster = fb.name;
@@ -735,6 +788,46 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   d.perTryTimeoutMs = rule->perTryTimeoutMs;
   d.retryOn = rule->retryOn;
   return d;
+}
+
+Trace RouteTable::trace(const RequestHead& req, const Origin& origin) const {
+  Trace t;
+  auto sit = impl_->services.find(std::make_pair(origin.service, origin.servicePort));
+  if (sit == impl_->services.end()) {
+    return t;
+  }
+  t.service = true;
+  const Service& svc = sit->second;
+  ClientView client;
+  RequestView rv = requestView(*impl_, req, origin, client);
+  const CompiledMatch* hit = nullptr;
+  const Rule* rule = firstMatch(svc, rv, &hit, &t.whyNot);
+  if (rule == nullptr) {
+    return t;
+  }
+  t.rule = static_cast<int>(t.whyNot.size()); // every rule before it was passed over
+  t.hit = hit != nullptr ? &hit->source() : nullptr;
+  const Route& written = impl_->spec.services[svc.specIndex].routes[t.rule].rule;
+  for (size_t i = 0; i < rule->dests.size(); ++i) {
+    const Dest& dest = rule->dests[i];
+    Resolved to = resolveDest(*impl_, svc, dest, rv);
+    Trace::Destination out;
+    out.subset = written.destinations[i].subset;
+    out.weight = dest.weight;
+    out.lane = to.lane;
+    out.defined = to.chosen >= 0;
+    out.fellBack = to.cluster >= 0 && to.cluster != to.chosen;
+    if (to.cluster >= 0) {
+      out.serving = svc.clusters[to.cluster]->subset;
+      out.cluster = svc.clusters[to.cluster]->name;
+      out.endpoints = svc.clusters[to.cluster]->endpoints;
+    }
+    if (to.standby >= 0) {
+      out.standby = svc.clusters[to.standby]->name;
+    }
+    t.destinations.push_back(out);
+  }
+  return t;
 }
 
 // ---- JSON -----------------------------------------------------------------------------

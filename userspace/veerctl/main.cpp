@@ -20,6 +20,7 @@
 #include "config/plan_text.h"
 #include "datapath/datapath.h"
 #include "datapath/maps.h"
+#include "proxy/explain.h"
 
 namespace veer {
 namespace {
