@@ -119,14 +119,16 @@ INSTANTIATE_TEST_SUITE_P(
              false, "method 'GET' is not exact 'POST'"},
         Case{"authority prefix", [](HttpMatch& m) { m.authority = sm(Op::kPrefix, "reviews"); },
              Req{.authority = "reviews.default.svc:9080"}, true},
-        Case{"scheme of origin-form is http", [](HttpMatch& m) { m.scheme = sm(Op::kExact, "http"); },
-             Req{}, true},
+        Case{"scheme of origin-form is http",
+             [](HttpMatch& m) { m.scheme = sm(Op::kExact, "http"); }, Req{}, true},
         Case{"scheme https needs it", [](HttpMatch& m) { m.scheme = sm(Op::kExact, "https"); },
              Req{}, false},
-        Case{"header exact", [](HttpMatch& m) { m.headers = {km("end-user", Op::kExact, "jason")}; },
+        Case{"header exact",
+             [](HttpMatch& m) { m.headers = {km("end-user", Op::kExact, "jason")}; },
              Req{.headers = {{"End-User", "jason"}}}, true},
-        Case{"header absent", [](HttpMatch& m) { m.headers = {km("end-user", Op::kExact, "jason")}; },
-             Req{}, false, "header end-user is absent"},
+        Case{"header absent",
+             [](HttpMatch& m) { m.headers = {km("end-user", Op::kExact, "jason")}; }, Req{}, false,
+             "header end-user is absent"},
         Case{"header value case-sensitive",
              [](HttpMatch& m) { m.headers = {km("end-user", Op::kExact, "jason")}; },
              Req{.headers = {{"end-user", "Jason"}}}, false,
@@ -138,20 +140,19 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"header present {} absent", [](HttpMatch& m) { m.headers = {present("x-canary")}; },
              Req{}, false},
         Case{"headers are ANDed",
-             [](HttpMatch& m) {
-               m.headers = {km("a", Op::kExact, "1"), km("b", Op::kExact, "2")};
-             },
+             [](HttpMatch& m) { m.headers = {km("a", Op::kExact, "1"), km("b", Op::kExact, "2")}; },
              Req{.headers = {{"a", "1"}, {"b", "3"}}}, false},
         Case{"repeated header joined with commas",
              [](HttpMatch& m) { m.headers = {km("x-tag", Op::kExact, "a,b")}; },
              Req{.headers = {{"x-tag", "a"}, {"X-Tag", "b"}}}, true},
-        Case{"cookie regex anywhere in the cookie header",
-             [](HttpMatch& m) {
-               m.headers = {km("cookie", Op::kRegex, ".*reviews-cookie.*REVIRES-V2.*")};
-             },
-             Req{.headers = {{"Cookie", "a=1; reviews-cookie=REVIRES-V2; b=2"}}}, true},
+        Case{
+            "cookie regex anywhere in the cookie header",
+            [](HttpMatch&
+                   m) { m.headers = {km("cookie", Op::kRegex, ".*reviews-cookie.*REVIRES-V2.*")}; },
+            Req{.headers = {{"Cookie", "a=1; reviews-cookie=REVIRES-V2; b=2"}}}, true},
         Case{"cookie across two cookie headers joined with '; '",
-             [](HttpMatch& m) { m.headers = {km("cookie", Op::kRegex, "^(.*?; )?(user=test)(;.*)?$")}; },
+             [](HttpMatch&
+                    m) { m.headers = {km("cookie", Op::kRegex, "^(.*?; )?(user=test)(;.*)?$")}; },
              Req{.headers = {{"cookie", "a=1"}, {"cookie", "user=test"}}}, true},
         Case{"cookie regex miss",
              [](HttpMatch& m) { m.headers = {km("cookie", Op::kRegex, ".*REVIRES-V2.*")}; },
@@ -169,28 +170,33 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"withoutHeaders {} means absent",
              [](HttpMatch& m) { m.withoutHeaders = {present("x-debug")}; },
              Req{.headers = {{"x-debug", "1"}}}, false},
-        Case{"query param exact", [](HttpMatch& m) { m.queryParams = {km("u", Op::kExact, "test")}; },
+        Case{"query param exact",
+             [](HttpMatch& m) { m.queryParams = {km("u", Op::kExact, "test")}; },
              Req{.target = "/p?a=1&u=test"}, true},
         Case{"query param first occurrence",
              [](HttpMatch& m) { m.queryParams = {km("u", Op::kExact, "test")}; },
              Req{.target = "/p?u=x&u=test"}, false},
-        Case{"query param regex", [](HttpMatch& m) { m.queryParams = {km("id", Op::kRegex, "[0-9]+")}; },
+        Case{"query param regex",
+             [](HttpMatch& m) { m.queryParams = {km("id", Op::kRegex, "[0-9]+")}; },
              Req{.target = "/p?id=42"}, true},
         Case{"query param absent", [](HttpMatch& m) { m.queryParams = {present("debug")}; },
              Req{.target = "/p?x=1"}, false, "query parameter debug is absent"},
-        Case{"query param present without value", [](HttpMatch& m) { m.queryParams = {present("debug")}; },
-             Req{.target = "/p?debug"}, true},
+        Case{"query param present without value",
+             [](HttpMatch& m) { m.queryParams = {present("debug")}; }, Req{.target = "/p?debug"},
+             true},
         Case{"port matches", [](HttpMatch& m) { m.port = 9080; }, Req{}, true},
         Case{"port mismatch", [](HttpMatch& m) { m.port = 8080; }, Req{}, false,
              "port 9080 is not 8080"},
         Case{"sourceLabels match the client pod",
              [](HttpMatch& m) { m.sourceLabels = {{"app", "productpage"}}; },
-             Req{.hasClient = true, .clientLabels = {{"app", "productpage"}, {"version", "v2"}}}, true},
+             Req{.hasClient = true, .clientLabels = {{"app", "productpage"}, {"version", "v2"}}},
+             true},
         Case{"sourceLabels need every label",
              [](HttpMatch& m) { m.sourceLabels = {{"app", "productpage"}, {"version", "v1"}}; },
-             Req{.hasClient = true, .clientLabels = {{"app", "productpage"}, {"version", "v2"}}}, false},
-        Case{"sourceLabels with an unknown client", [](HttpMatch& m) { m.sourceLabels = {{"app", "x"}}; },
-             Req{}, false},
+             Req{.hasClient = true, .clientLabels = {{"app", "productpage"}, {"version", "v2"}}},
+             false},
+        Case{"sourceLabels with an unknown client",
+             [](HttpMatch& m) { m.sourceLabels = {{"app", "x"}}; }, Req{}, false},
         Case{"sourceNamespace", [](HttpMatch& m) { m.sourceNamespace = "default"; },
              Req{.hasClient = true}, true},
         Case{"sourceNamespace other", [](HttpMatch& m) { m.sourceNamespace = "prod"; },
@@ -235,10 +241,14 @@ TEST(Lane, TagHeaderThenContextHeaderNamingALaneThenPodLabel) {
     return std::string(l.value) + "/" + std::to_string(static_cast<int>(l.from));
   };
   using F = LaneValue::From;
-  auto want = [](const char* v, F f) { return std::string(v) + "/" + std::to_string(static_cast<int>(f)); };
-  EXPECT_EQ(lane({{"x-asm-prefer-tag", "prod"}, {"x-request-id", "gray"}}, true), want("prod", F::kTagHeader));
+  auto want = [](const char* v, F f) {
+    return std::string(v) + "/" + std::to_string(static_cast<int>(f));
+  };
+  EXPECT_EQ(lane({{"x-asm-prefer-tag", "prod"}, {"x-request-id", "gray"}}, true),
+            want("prod", F::kTagHeader));
   EXPECT_EQ(lane({{"x-request-id", "gray"}}, false), want("gray", F::kHeader));
-  EXPECT_EQ(lane({{"x-request-id", "9b2f0c1e-5d7a-4c1b-a3a4-0b1c2d3e4f50"}}, true), want("gray", F::kPodLabel))
+  EXPECT_EQ(lane({{"x-request-id", "9b2f0c1e-5d7a-4c1b-a3a4-0b1c2d3e4f50"}}, true),
+            want("gray", F::kPodLabel))
       << "a request id that names no lane is not a lane";
   EXPECT_EQ(lane({}, true), want("gray", F::kPodLabel));
   EXPECT_EQ(lane({}, false), want("", F::kNone));

@@ -10,9 +10,12 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <numeric>
 #include <set>
+#include <thread>
 
 #include "config/loader.h"
+#include "proxy/explain.h"
 #include "proxy/router.h"
 
 // Counts heap allocations on this thread while enabled: route() must make none.
@@ -30,8 +33,13 @@ void* operator new(size_t n) {
   }
   throw std::bad_alloc();
 }
+// GCC pairs the library's operator new with free() at inlined call sites and warns; here
+// new is malloc, so free is its match.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
+#pragma GCC diagnostic pop
 
 namespace veer::proxy {
 namespace {
@@ -158,7 +166,6 @@ TEST(RouterSeeds, EightyTwentyIsExactOverAThousandRequests) {
   EXPECT_EQ(n["v2"], 200);
 }
 
-
 // ---- behaviours on a small inline config ------------------------------------------
 
 std::string pod(const std::string& name, const std::string& ns, const std::string& ip,
@@ -166,7 +173,8 @@ std::string pod(const std::string& name, const std::string& ns, const std::strin
   return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name + "\n  namespace: " + ns +
          "\n  labels: {" + labels +
          "}\nspec:\n  containers:\n  - name: c\n    ports:\n    - containerPort: 8080\n"
-         "status:\n  podIP: " + ip + "\n  conditions:\n  - type: Ready\n    status: \"True\"\n---\n";
+         "status:\n  podIP: " +
+         ip + "\n  conditions:\n  - type: Ready\n    status: \"True\"\n---\n";
 }
 
 /** shop (10.96.5.10:8080): v1 three pods, v2 one, v3 none; clients frontend and qa/tester. */
@@ -184,7 +192,8 @@ std::string shopInventory() {
 
 std::string shopRule(const std::string& trafficPolicy = "") {
   return "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata:\n"
-         "  name: shop\nspec:\n  host: shop\n" + trafficPolicy +
+         "  name: shop\nspec:\n  host: shop\n" +
+         trafficPolicy +
          "  subsets:\n  - name: v1\n    labels: {version: v1}\n  - name: v2\n"
          "    labels: {version: v2}\n  - name: v3\n    labels: {version: v3}\n---\n";
 }
@@ -228,7 +237,8 @@ TEST(Router, APlanItCannotReadIsRefusedWhole) {
   Loaded l = loadShop("  http:\n  - match:\n    - uri: {prefix: /a}\n    timeout: 1s\n"
                       "    route:\n    - destination: {host: shop, subset: v1}\n");
   ASSERT_TRUE(RouteTable::compilePlan(l.plan, l.config, {}));
-  l.plan.services[0].routes[0].rule.actions.timeout = "1..5s"; // digits and dots, as the loader checks
+  l.plan.services[0].routes[0].rule.actions.timeout =
+      "1..5s"; // digits and dots, as the loader checks
   auto t = RouteTable::compilePlan(l.plan, l.config, {});
   ASSERT_FALSE(t);
   EXPECT_EQ(t.error().message,
@@ -248,14 +258,16 @@ TEST(Router, SourceLabelsAndNamespaceUseTheClientPod) {
   EXPECT_EQ(subsetOf(route(*t, Req{}, kShopFromQa)), "v1");
   Origin stranger = kShop;
   stranger.client = *IpAddr::parse("10.244.9.9");
-  EXPECT_EQ(route(*t, Req{}, stranger).status, 404) << "an unknown client matches no source condition";
+  EXPECT_EQ(route(*t, Req{}, stranger).status, 404)
+      << "an unknown client matches no source condition";
 }
 
 TEST(Router, WeightZeroIsNeverChosenAndWindowsAreExact) {
-  Loaded l = loadShop("  http:\n  - route:\n    - destination: {host: shop, subset: v1}\n"
-                      "      weight: 0\n    - destination: {host: shop, subset: v2}\n"
-                      "      weight: 30\n    - destination: {host: shop, subset: v3}\n"
-                      "      weight: 70\n      fallback:\n        target: {host: shop, subset: v1}\n");
+  Loaded l =
+      loadShop("  http:\n  - route:\n    - destination: {host: shop, subset: v1}\n"
+               "      weight: 0\n    - destination: {host: shop, subset: v2}\n"
+               "      weight: 30\n    - destination: {host: shop, subset: v3}\n"
+               "      weight: 70\n      fallback:\n        target: {host: shop, subset: v1}\n");
   auto t = RouteTable::fromPlan(l.plan, l.config, {});
   // Every window of 100 consecutive decisions holds exactly 30 v2; v3 has no pod and
   // falls back to v1 (70); v1's own weight 0 is never drawn.
@@ -264,7 +276,8 @@ TEST(Router, WeightZeroIsNeverChosenAndWindowsAreExact) {
     subsets.push_back(subsetOf(route(*t, Req{}, kShop)));
   }
   for (size_t start = 0; start + 100 <= subsets.size(); ++start) {
-    int v2 = static_cast<int>(std::count(subsets.begin() + start, subsets.begin() + start + 100, "v2"));
+    int v2 =
+        static_cast<int>(std::count(subsets.begin() + start, subsets.begin() + start + 100, "v2"));
     ASSERT_EQ(v2, 30) << "window at " << start;
   }
   EXPECT_EQ(std::count(subsets.begin(), subsets.end(), "v1"), 210) << "v3 falls back to v1";
@@ -348,18 +361,21 @@ TEST(Router, RedirectAndDirectResponse) {
 }
 
 std::string rewritten(const Decision& d, const std::string& target) {
-  return d.rewritePath.empty() ? target
-                               : std::string(d.rewritePath) + target.substr(d.rewriteFrom);
+  return d.rewritePath.empty() ? target : std::string(d.rewritePath) + target.substr(d.rewriteFrom);
 }
 
 TEST(Router, RewriteTimeoutRetriesAndHeaderEdits) {
   Loaded l = loadShop(
-      "  http:\n  - match:\n    - uri: {prefix: /api/v1}\n    rewrite: {uri: /v2, authority: shop-v2}\n"
-      "    timeout: 1.5s\n    retries: {attempts: 3, perTryTimeout: 2s}\n"
+      "  http:\n  - match:\n    - uri: {prefix: /api/v1}\n    rewrite: {uri: /v2, authority: "
+      "shop-v2}\n"
+      "    timeout: 1.5s\n    retries: {attempts: 3, perTryTimeout: 2s, retryOn: "
+      "\"5xx,connect-failure\"}\n"
       "    headers:\n      request:\n        set: {x-rule: r}\n        remove: [x-debug]\n"
       "    route:\n    - destination: {host: shop, subset: v2}\n      headers:\n"
-      "        request:\n          add: {x-dest: d}\n        response:\n          set: {x-served-by: v2}\n"
-      "  - match:\n    - uri: {exact: /login}\n    - uri: {regex: '/u/[0-9]+'}\n    rewrite: {uri: /auth}\n"
+      "        request:\n          add: {x-dest: d}\n        response:\n          set: "
+      "{x-served-by: v2}\n"
+      "  - match:\n    - uri: {exact: /login}\n    - uri: {regex: '/u/[0-9]+'}\n    rewrite: {uri: "
+      "/auth}\n"
       "    route:\n    - destination: {host: shop, subset: v1}\n"
       "  - rewrite: {uri: /root/}\n    route:\n    - destination: {host: shop, subset: v1}\n");
   auto t = RouteTable::fromPlan(l.plan, l.config, {});
@@ -369,6 +385,8 @@ TEST(Router, RewriteTimeoutRetriesAndHeaderEdits) {
   EXPECT_EQ(d.rewriteAuthority, "shop-v2");
   EXPECT_EQ(d.timeoutMs, 1500u);
   EXPECT_EQ(d.retries, 3);
+  EXPECT_EQ(d.perTryTimeoutMs, 2000u);
+  EXPECT_EQ(d.retryOn, "5xx,connect-failure");
   ASSERT_EQ(d.requestEdits.size(), 3u);
   EXPECT_EQ(d.requestEdits[0].op, HeaderEdit::Op::kRemove); // rule: remove, then set
   EXPECT_EQ(d.requestEdits[0].name, "x-debug");
@@ -384,9 +402,36 @@ TEST(Router, RewriteTimeoutRetriesAndHeaderEdits) {
   EXPECT_EQ(rewritten(route(*t, Req{.target = "/u/42"}, kShop), "/u/42"), "/auth") << "regex";
   Decision any = route(*t, Req{.target = "/x/y"}, kShop);
   EXPECT_EQ(rewritten(any, "/x/y"), "/root/x/y") << "no uri condition: Envoy's prefix /";
+  EXPECT_EQ(rewritten(route(*t, Req{.target = "http://shop:8080/x?y=1"}, kShop),
+                      "http://shop:8080/x?y=1"),
+            "/root/x?y=1")
+      << "absolute-form: the upstream gets origin-form";
+  Decision bare = route(*t, Req{.target = "http://shop:8080"}, kShop);
+  EXPECT_EQ(bare.rewriteFrom, std::string("http://shop:8080").size()) << "no path: '/' implied";
   EXPECT_EQ(any.timeoutMs, 0u);
   EXPECT_EQ(any.retries, -1);
   EXPECT_TRUE(any.requestEdits.empty());
+}
+
+TEST(Router, ZeroTimeoutMeansNoneAndUnsetMeansTheProxyDefault) {
+  // Istio: `timeout: 0s` (and perTryTimeout: 0s) disables the timeout; leaving it out
+  // keeps the proxy's default. The Decision keeps the two apart, also after a round trip.
+  Loaded l = loadShop("  http:\n  - match:\n    - uri: {prefix: /stream}\n    timeout: 0s\n"
+                      "    retries: {attempts: 1, perTryTimeout: 0s}\n"
+                      "    route:\n    - destination: {host: shop, subset: v1}\n"
+                      "  - route:\n    - destination: {host: shop, subset: v1}\n");
+  auto planned = RouteTable::fromPlan(l.plan, l.config, {});
+  auto reread = RouteTable::fromJson(planned->toJson());
+  ASSERT_TRUE(reread) << reread.error().message;
+  for (const RouteTable* t : {planned.get(), reread->get()}) {
+    Decision none = route(*t, Req{.target = "/stream/1"}, kShop);
+    ASSERT_EQ(none.kind, Decision::Kind::kForward);
+    EXPECT_EQ(none.timeoutMs, kNoTimeout);
+    EXPECT_EQ(none.perTryTimeoutMs, kNoTimeout);
+    Decision unset = route(*t, Req{.target = "/other"}, kShop);
+    EXPECT_EQ(unset.timeoutMs, 0u);
+    EXPECT_EQ(unset.perTryTimeoutMs, 0u);
+  }
 }
 
 TEST(Router, ConsistentHashByCookieIsStablePerValue) {
@@ -474,6 +519,32 @@ bool setsCookie(const Decision& d, const std::string& maxAge) {
     return e.op == HeaderEdit::Op::kAdd && e.name == "set-cookie" &&
            e.value == "reviews-cookie=REVIRES-V2; Max-Age=" + maxAge;
   });
+}
+
+TEST(Router, ConcurrentRequestsKeepTheSplitExact) {
+  // The counters are shared atomics: however threads interleave, every 100 decisions of a
+  // rule hold its weights exactly, so the totals are exact too.
+  Loaded l = loadShop("  http:\n  - route:\n    - destination: {host: shop, subset: v1}\n"
+                      "      weight: 70\n    - destination: {host: shop, subset: v2}\n"
+                      "      weight: 30\n");
+  auto t = RouteTable::fromPlan(l.plan, l.config, {});
+  constexpr int kThreads = 4;
+  constexpr int kEach = 2500;
+  std::vector<int> v2(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      RequestHead head{"GET", "/", "shop", {}};
+      for (int n = 0; n < kEach; ++n) {
+        Decision d = t->route(head, kShop);
+        v2[i] += d.cluster == "default/shop:8080 v2";
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(std::accumulate(v2.begin(), v2.end(), 0), kThreads * kEach * 30 / 100);
 }
 
 TEST(RouterSeeds, StickyCookieGoesToV2AndOnlyV2SetsTheCookie) {
@@ -588,7 +659,8 @@ std::string describeDecision(const Decision& d) {
                   std::string(d.reason) + " " + std::string(d.cluster) + " " + std::string(d.rule) +
                   " first=" + std::to_string(d.first) + " tag=" + std::string(d.tagValue) +
                   " rw=" + std::string(d.rewritePath) + "@" + std::to_string(d.rewriteFrom) +
-                  " t=" + std::to_string(d.timeoutMs) + " r=" + std::to_string(d.retries) +
+                  " t=" + std::to_string(d.timeoutMs) + " r=" + std::to_string(d.retries) + "/" +
+                  std::to_string(d.perTryTimeoutMs) + "/" + std::string(d.retryOn) +
                   " loc=" + std::string(d.location) + " cookie=" + std::string(d.setCookie) +
                   " delay=" + std::to_string(d.delayMs) + " fb=" + std::string(d.fallbackCluster) +
                   "@" + std::to_string(d.fallbackFirst);
@@ -614,13 +686,16 @@ std::vector<Loaded> everyL7Seed() {
   out.push_back(loadShop(
       "  http:\n  - match:\n    - uri: {prefix: /api/v1}\n      ignoreUriCase: true\n"
       "      queryParams: {q: {exact: \"1\"}}\n    rewrite: {uri: /v2}\n    timeout: 2s\n"
-      "    retries: {attempts: 2}\n    route:\n    - destination: {host: shop, subset: v2}\n"
+      "    retries: {attempts: 2, perTryTimeout: 500ms, retryOn: reset}\n    route:\n    - "
+      "destination: {host: shop, subset: v2}\n"
       "      headers: {response: {add: {x-v: \"2\"}}}\n  - match:\n    - uri: {exact: /login}\n"
       "    redirect: {uri: /auth}\n  - match:\n    - withoutHeaders: {x-canary: {}}\n"
-      "      sourceLabels: {app: frontend}\n    route:\n    - destination: {host: shop, subset: v1}\n"
+      "      sourceLabels: {app: frontend}\n    route:\n    - destination: {host: shop, subset: "
+      "v1}\n"
       "      weight: 60\n    - destination: {host: shop, subset: v3}\n      weight: 40\n"
       "      fallback: {target: {host: shop, subset: v2}}\n",
-      "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpCookie: {name: session, ttl: 30s, path: /shop}\n"));
+      "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpCookie: {name: "
+      "session, ttl: 30s, path: /shop}\n"));
   return out;
 }
 
@@ -674,7 +749,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadJson{"wrong version", [](auto& j) { j["version"] = 2; }, "version: 2 is not supported"},
         BadJson{"missing version", [](auto& j) { j.erase("version"); }, "version: missing"},
-        BadJson{"not an object", [](auto& j) { j = nlohmann::json::array(); }, "$: expected an object"},
+        BadJson{"not an object", [](auto& j) { j = nlohmann::json::array(); },
+                "$: expected an object"},
         BadJson{"unknown field", [](auto& j) { j["service"] = 1; }, "$: unknown field 'service'"},
         BadJson{"bad address", [](auto& j) { j["services"][0]["addr"] = "10.96.5"; },
                 "services[0].addr: '10.96.5' is not an IP address"},
@@ -687,11 +763,12 @@ INSTANTIATE_TEST_SUITE_P(
                   j["services"][0]["routes"][0]["match"][0]["uri"] = {{"regex", "("}};
                 },
                 "services[0].routes[0].match[0]: spec.http[0].match[0].uri: bad regex '('"},
-        BadJson{"two operators",
-                [](auto& j) {
-                  j["services"][0]["routes"][0]["match"][0]["uri"] = {{"exact", "/"}, {"prefix", "/"}};
-                },
-                "services[0].routes[0].match[0].uri: expected exactly one of exact, prefix, regex"},
+        BadJson{
+            "two operators",
+            [](auto& j) {
+              j["services"][0]["routes"][0]["match"][0]["uri"] = {{"exact", "/"}, {"prefix", "/"}};
+            },
+            "services[0].routes[0].match[0].uri: expected exactly one of exact, prefix, regex"},
         BadJson{"weights not 100",
                 [](auto& j) { j["services"][0]["routes"][2]["route"][0]["weight"] = 10; },
                 "services[0].routes[2].route: weights sum to 50, expected 100"},
@@ -702,7 +779,8 @@ INSTANTIATE_TEST_SUITE_P(
                 [](auto& j) {
                   j["services"][0]["routes"][0]["route"][0]["headers"]["response"]["add"][0] = "x";
                 },
-                "services[0].routes[0].route[0].headers.response.add[0]: expected a [name, value] pair"},
+                "services[0].routes[0].route[0].headers.response.add[0]: expected a [name, value] "
+                "pair"},
         BadJson{"bad timeout", [](auto& j) { j["services"][0]["routes"][0]["timeout"] = "soon"; },
                 "services[0].routes[0].timeout: 'soon' is not a duration"},
         BadJson{"bad hash kind",
@@ -714,8 +792,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadJson{"lane without sources",
                 [](auto& j) { j["services"][0]["routes"][0]["route"][0]["subset"] = "$lane"; },
                 "services[0].routes[0].route[0].subset: traffic label $lane has no sources"},
-        BadJson{"duplicate service",
-                [](auto& j) { j["services"].push_back(j["services"][0]); },
+        BadJson{"duplicate service", [](auto& j) { j["services"].push_back(j["services"][0]); },
                 "services[1]: service address 10.96.5.10:8080 listed twice"}));
 
 TEST(RouterJson, RejectsGarbageWithoutCrashing) {
@@ -777,6 +854,133 @@ TEST(Router, RouteAllocatesNothing) {
   }
   EXPECT_EQ(gAllocs, 0u);
   EXPECT_GT(forwarded, 0u);
+}
+
+// ---- trace and explain: the router's reading, spelled out ----------------------------
+
+// trace() must say what route() does, for every seed step, L7 service and a spread of
+// requests (rule hit or not, lanes from headers and pods, fallbacks, undefined lanes).
+TEST(RouterTrace, AgreesWithRouteOnEverySeed) {
+  const std::vector<std::pair<std::string, std::string>> steps = {
+      {"000-asm-bookinfo", "04-jason-v3"},           {"001-istio-canary", "02-test-user-v2"},
+      {"002-sticky-canary", "01-cookie-90-10"},      {"002-sticky-canary", "04-v2-60"},
+      {"003-asm-full-link-gray", "01-trafficlabel-reviews"},
+      {"003-asm-full-link-gray", "02-reviews-v2-up"}, {"003-asm-full-link-gray", "03-ratings-lane"}};
+  const std::vector<std::vector<std::pair<std::string, std::string>>> headerSets = {
+      {},
+      {{"end-user", "jason"}},
+      {{"x-canary", "true"}},
+      {{"cookie", "canary=v2"}},
+      {{"x-request-id", "gray"}},
+      {{"x-asm-prefer-tag", "gray"}},
+      {{"x-asm-prefer-tag", "nosuch"}}};
+  size_t checked = 0;
+  for (const auto& [seed, step] : steps) {
+    Loaded l = load(seed, step);
+    auto t = RouteTable::fromPlan(l.plan, l.config, {});
+    std::vector<std::string> clients = {"10.244.9.9"}; // unknown, then every pod
+    for (const auto& p : l.config.pods) {
+      for (const IpAddr& ip : p.ips) {
+        clients.push_back(ip.str());
+      }
+    }
+    for (const PlanService& ps : l.plan.services) {
+      if (ps.path != PlanPath::kL7) {
+        continue;
+      }
+      for (const auto& headers : headerSets) {
+        for (const auto& client : clients) {
+          SCOPED_TRACE(seed + "/" + step + " " + ps.id() + " from " + client);
+          Origin o{*IpAddr::parse(client), ps.addr, ps.port};
+          Req req{.host = ps.name, .headers = headers};
+          Trace tr = t->trace(req.head(), o);
+          ASSERT_TRUE(tr.service);
+          // route() draws among the destinations by weight: 100 draws see each one.
+          std::set<std::string> drawn;
+          for (int i = 0; i < 100; ++i) {
+            Decision d = route(*t, req, o);
+            if (tr.rule < 0) {
+              EXPECT_EQ(d.reason, "no route");
+              continue;
+            }
+            EXPECT_EQ(d.rule, ps.routes[tr.rule].source + " " + ps.routes[tr.rule].rule.field);
+            drawn.insert(std::string(d.cluster) + " " + std::to_string(d.endpoints.size()) +
+                         " " + std::string(d.fallbackCluster));
+          }
+          std::set<std::string> traced;
+          for (const Trace::Destination& td : tr.destinations) {
+            if (td.weight != 0) {
+              traced.insert(std::string(td.cluster.empty() ? ps.id() : td.cluster) + " " +
+                            std::to_string(td.endpoints.size()) + " " + std::string(td.standby));
+            }
+          }
+          if (tr.rule >= 0) {
+            EXPECT_EQ(drawn, traced);
+          }
+          ++checked;
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 100u);
+}
+
+std::string explainText(const Loaded& l, ExplainRequest req) {
+  Explanation ex = explain(l.plan, l.config, req);
+  EXPECT_TRUE(ex.ok) << ex.text;
+  return ex.text;
+}
+
+TEST(Explain, LanesAndFallbacksAsTheProxyRoutesThem) {
+  Loaded l = load("003-asm-full-link-gray", "03-ratings-lane");
+  EXPECT_EQ(explainText(l, {.host = "reviews", .headers = {{"x-request-id", "gray"}}}),
+            "service default/reviews:9080 10.96.3.20:9080/tcp path=l7\n"
+            "  spec.http[0]: matches (no conditions)\n"
+            "  rule: spec.http[0] [VirtualService default/reviews]: always -> "
+            "$trafficLabel=100 (fallback prod)\n"
+            "-> gray 100% ($trafficLabel = 'gray' from header x-request-id): default/reviews-v2"
+            " (noavailabled: then default/reviews:9080 prod)\n"
+            "note: path=l7; until the L7 proxy runs, the kernel applies VirtualService "
+            "default/reviews spec.http[0] to every connection\n");
+  std::string ratings = explainText(l, {.host = "ratings", .headers = {{"x-asm-prefer-tag", "nosuch"}}});
+  EXPECT_NE(ratings.find("-> prod 100% ($trafficLabel = 'nosuch' from header x-asm-prefer-tag) "
+                         "-> fallback prod (noinstances: subset undefined): default/ratings-v1\n"),
+            std::string::npos)
+      << ratings;
+  std::string fromPod = explainText(l, {.host = "reviews", .fromPod = "productpage-v1"});
+  EXPECT_NE(fromPod.find("-> prod 100% ($trafficLabel = 'prod' from pod label ASM_TRAFFIC_TAG): "
+                         "default/reviews-v1\n"),
+            std::string::npos)
+      << fromPod;
+
+  // A gray lane whose subset has no pods yet (step 1): the fallback serves.
+  Loaded before = load("003-asm-full-link-gray", "01-trafficlabel-reviews");
+  std::string empty = explainText(before, {.host = "reviews", .headers = {{"x-request-id", "gray"}}});
+  EXPECT_NE(empty.find("-> prod 100% ($trafficLabel = 'gray' from header x-request-id) -> "
+                       "fallback prod (no ready pods): default/reviews-v1\n"),
+            std::string::npos)
+      << empty;
+}
+
+TEST(Explain, RulesPassedOverSayWhy) {
+  Loaded l = load("000-asm-bookinfo", "04-jason-v3");
+  std::string other = explainText(l, {.host = "reviews", .headers = {{"End-User", "bob"}}});
+  EXPECT_NE(other.find("  spec.http[0]: no (spec.http[0].match[0]: header end-user 'bob' is not exact "
+                       "'jason')\n"),
+            std::string::npos)
+      << other;
+  EXPECT_NE(other.find("-> v2 100%: default/reviews-v2\n"), std::string::npos) << other;
+  std::string jason = explainText(l, {.host = "reviews", .headers = {{"end-user", "jason"}}});
+  EXPECT_NE(jason.find("  spec.http[0]: matches spec.http[0].match[0] (headers[end-user] exact "
+                       "'jason')\n"),
+            std::string::npos)
+      << jason;
+  Explanation none = explain(l.plan, l.config, {.host = "nosuch"});
+  EXPECT_FALSE(none.ok);
+  EXPECT_EQ(none.text, "no service for host nosuch in the plan\n");
+  Explanation nopod = explain(l.plan, l.config, {.host = "reviews", .fromPod = "ghost"});
+  EXPECT_FALSE(nopod.ok);
+  EXPECT_EQ(nopod.text, "no pod default/ghost in the config\n");
 }
 
 } // namespace

@@ -190,10 +190,9 @@ Result<CompiledMatch> CompiledMatch::compile(const HttpMatch& m) {
   one(m.scheme, "scheme", false, c.scheme_);
   one(m.method, "method", false, c.method_);
   one(m.authority, "authority", false, c.authority_);
-  for (const auto& [name, in, out] :
-       {std::tuple{"headers", &m.headers, &c.headers_},
-        {"withoutHeaders", &m.withoutHeaders, &c.withoutHeaders_},
-        {"queryParams", &m.queryParams, &c.queryParams_}}) {
+  for (const auto& [name, in, out] : {std::tuple{"headers", &m.headers, &c.headers_},
+                                      {"withoutHeaders", &m.withoutHeaders, &c.withoutHeaders_},
+                                      {"queryParams", &m.queryParams, &c.queryParams_}}) {
     for (const KeyMatch& k : *in) {
       Key key;
       key.key = k.key;
@@ -224,9 +223,13 @@ bool CompiledMatch::matches(const RequestView& req, std::string* why) const {
     }
     return false;
   };
-  for (const auto& [what, sm, v] :
-       {std::tuple{"uri", &uri_, req.path}, {"scheme", &scheme_, req.scheme},
-        {"method", &method_, req.method}, {"authority", &authority_, req.authority}}) {
+  for (const auto& cond : {std::tuple{"uri", &uri_, req.path},
+                           {"scheme", &scheme_, req.scheme},
+                           {"method", &method_, req.method},
+                           {"authority", &authority_, req.authority}}) {
+    const char* what = std::get<0>(cond); // named, not bound: lambdas capture them (clang 14)
+    const std::optional<CompiledStringMatch>* sm = std::get<1>(cond);
+    std::string_view v = std::get<2>(cond);
     if (*sm && !(*sm)->matches(v)) {
       return fail([&] {
         return std::string(what) + " " + quote(v) + " is not " + describe((*sm)->source());
@@ -295,7 +298,9 @@ bool CompiledMatch::matches(const RequestView& req, std::string* why) const {
   return true;
 }
 
-std::string describe(const StringMatch& m) { return std::string(m.opName()) + " " + quote(m.value); }
+std::string describe(const StringMatch& m) {
+  return std::string(m.opName()) + " " + quote(m.value);
+}
 
 bool stringMatches(const StringMatch& m, const std::string& value, bool ignoreCase) {
   auto c = CompiledStringMatch::compile(m, ignoreCase);

@@ -1,20 +1,13 @@
-// Plan rendering, diffs and request explanation. Pure: no I/O.
+// Plan rendering and diffs. Pure: no I/O.
 
 #include "config/plan_text.h"
 
-#include "config/loader.h"
-
 #include <algorithm>
+#include <cstdio>
 #include <set>
 
 namespace veer {
 namespace {
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 std::string quote(const std::string& s) { return "'" + s + "'"; }
 
@@ -28,7 +21,11 @@ std::string addrPort(const IpAddr& a, uint16_t port) {
 
 std::string protoName(uint8_t p) { return p == 17 ? "udp" : "tcp"; }
 
-std::string key(const PlanService& s) { return addrPort(s.addr, s.port) + "/" + protoName(s.proto); }
+} // namespace
+
+std::string serviceKey(const PlanService& s) {
+  return addrPort(s.addr, s.port) + "/" + protoName(s.proto);
+}
 
 std::string renderMatch(const HttpMatch& m) {
   std::vector<std::string> parts;
@@ -85,6 +82,8 @@ std::string renderHeaderOps(const HeaderActions& h) {
   return out;
 }
 
+namespace {
+
 std::string renderDest(const RouteDestination& d) {
   std::string out = d.subset.empty() ? d.host : d.subset;
   if (d.port != 0) {
@@ -98,38 +97,6 @@ std::string renderDest(const RouteDestination& d) {
     out += " {" + renderHeaderOps(d.headers) + " }";
   }
   return out;
-}
-
-const PlanService* findService(const Plan& plan, const std::string& host, const std::string& ns,
-                               uint16_t port) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  while (true) {
-    size_t dot = host.find('.', start);
-    parts.push_back(host.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-    if (dot == std::string::npos) {
-      break;
-    }
-    start = dot + 1;
-  }
-  std::string name = parts[0];
-  std::string sns = parts.size() >= 2 ? parts[1] : ns;
-  for (const auto& s : plan.services) {
-    if (s.name == name && s.ns == sns && (port == 0 || s.port == port)) {
-      return &s;
-    }
-  }
-  return nullptr;
-}
-
-bool labelsMatch(const Labels& have, const Labels& want) {
-  for (const auto& [k, v] : want) {
-    auto it = have.find(k);
-    if (it == have.end() || it->second != v) {
-      return false;
-    }
-  }
-  return true;
 }
 
 } // namespace
@@ -209,7 +176,7 @@ std::string renderRule(const PlanRoute& pr) {
 std::string renderPlan(const Plan& plan) {
   std::string out;
   for (const auto& s : plan.services) {
-    out += s.id() + " " + key(s) + (s.portName.empty() ? "" : " (" + s.portName + ")") +
+    out += s.id() + " " + serviceKey(s) + (s.portName.empty() ? "" : " (" + s.portName + ")") +
            " path=" + pathName(s.path) + "\n";
     for (const auto& w : s.why) {
       out += "  why: " + w + "\n";
@@ -287,7 +254,7 @@ PlanSummary summarize(const Plan& plan) {
       std::sort(pv.backends.begin(), pv.backends.end());
       ps.versions.push_back(std::move(pv));
     }
-    out.services[key(s)] = std::move(ps);
+    out.services[serviceKey(s)] = std::move(ps);
   }
   return out;
 }
@@ -398,218 +365,6 @@ PlanDiff diffPlans(const PlanSummary& before, const PlanSummary& after) {
     d.text = "No changes. The datapath matches the config.\n";
   }
   return d;
-}
-
-namespace {
-
-} // namespace
-
-Explanation explain(const Plan& plan, const Config& config, const ExplainRequest& req) {
-  Explanation ex;
-  const PlanService* s = findService(plan, req.host, req.ns, req.port);
-  if (s == nullptr) {
-    ex.text = "no service for host " + req.host +
-              (req.port ? " port " + std::to_string(req.port) : std::string()) + " in the plan\n";
-    return ex;
-  }
-  ex.ok = true;
-  std::map<std::string, std::string> headers;
-  for (const auto& [k, v] : req.headers) {
-    headers[lower(k)] = v;
-  }
-  if (!req.cookies.empty()) {
-    std::string c = headers.count("cookie") ? headers["cookie"] : "";
-    for (const auto& [k, v] : req.cookies) {
-      c += (c.empty() ? "" : "; ") + k + "=" + v;
-    }
-    headers["cookie"] = c;
-  }
-  const Pod* pod = nullptr;
-  if (!req.fromPod.empty()) {
-    std::string pns = req.ns;
-    std::string pname = req.fromPod;
-    if (size_t sl = pname.find('/'); sl != std::string::npos) {
-      pns = pname.substr(0, sl);
-      pname = pname.substr(sl + 1);
-    }
-    for (const auto& p : config.pods) {
-      if (p.meta.ns == pns && p.meta.name == pname) {
-        pod = &p;
-      }
-    }
-    if (pod == nullptr) {
-      ex.ok = false;
-      ex.text = "no pod " + pns + "/" + pname + " in the config\n";
-      return ex;
-    }
-  }
-  std::vector<HeaderField> fields;
-  for (const auto& [k, v] : headers) {
-    fields.push_back(HeaderField{k, v});
-  }
-  RequestView view;
-  view.method = req.method;
-  splitTarget(req.uri, view);
-  view.scheme = req.scheme;
-  view.authority = req.authority.empty() ? req.host : req.authority;
-  view.port = s->port;
-  view.headers = fields;
-  ClientView client;
-  if (pod != nullptr) {
-    client = ClientView{pod->meta.ns, pod->meta.name, &pod->meta.labels};
-    view.client = &client;
-  }
-  std::string out = "service " + s->id() + " " + key(*s) + " path=" + pathName(s->path) + "\n";
-  const PlanRoute* hit = nullptr;
-  for (const auto& pr : s->routes) {
-    if (pr.rule.matches.empty()) {
-      out += "  " + pr.rule.field + ": matches (no conditions)\n";
-      hit = &pr;
-      break;
-    }
-    std::string why;
-    for (const auto& m : pr.rule.matches) {
-      std::string r;
-      auto cm = CompiledMatch::compile(m);
-      if (!cm) {
-        r = cm.error().message;
-      } else if (cm->matches(view, &r)) {
-        out += "  " + pr.rule.field + ": matches " + m.field + " (" + renderMatch(m) + ")\n";
-        hit = &pr;
-        break;
-      }
-      why += (why.empty() ? "" : "; ") + m.field + ": " + r;
-    }
-    if (hit != nullptr) {
-      break;
-    }
-    out += "  " + pr.rule.field + ": no (" + why + ")\n";
-  }
-  if (s->routes.empty()) {
-    out += "  no VirtualService rules\n";
-  }
-  if (hit == nullptr) {
-    out += "-> ";
-    if (!s->routes.empty()) {
-      out += "no rule matches: Istio answers 404; ";
-    }
-    out += "the service's endpoints, split as the kernel does:";
-    for (const auto& v : s->versions) {
-      out += " " + (v.subset.empty() ? std::string("*") : v.subset) + "=" + std::to_string(v.weight);
-    }
-    ex.text = out + "\n";
-    return ex;
-  }
-  out += "  rule: " + renderRule(*hit) + "\n";
-  if (hit->rule.destinations.empty()) {
-    ex.text = out + "-> answered by the rule itself\n";
-    return ex;
-  }
-  // Subset -> backends, from the config's pods (the plan only has the kernel rule's).
-  const Service* svc = nullptr;
-  for (const auto& sv : config.services) {
-    if (sv.meta.ns == s->ns && sv.meta.name == s->name) {
-      svc = &sv;
-    }
-  }
-  const DestinationRule* dr = nullptr;
-  for (const auto& d : config.destinationRules) {
-    std::string first = d.host.substr(0, d.host.find('.'));
-    std::string rest = d.host.find('.') == std::string::npos ? d.meta.ns
-                                                             : d.host.substr(d.host.find('.') + 1);
-    rest = rest.substr(0, rest.find('.'));
-    if (first == s->name && rest == s->ns) {
-      dr = &d;
-    }
-  }
-  auto backends = [&](const std::string& subset, bool* defined) {
-    std::vector<std::string> names;
-    Labels want = svc ? svc->selector : Labels{};
-    *defined = subset.empty();
-    if (dr != nullptr) {
-      for (const auto& sub : dr->subsets) {
-        if (sub.name == subset) {
-          *defined = true;
-          for (const auto& [k, v] : sub.labels) {
-            want[k] = v;
-          }
-        }
-      }
-    }
-    if (!*defined || svc == nullptr) {
-      return names;
-    }
-    for (const auto& p : config.pods) {
-      if (p.meta.ns == s->ns && p.ready && !want.empty() && labelsMatch(p.meta.labels, want)) {
-        names.push_back(p.meta.ns + "/" + p.meta.name);
-      }
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  };
-  std::vector<std::string> lanes; // every subset name: what a $getContext header may name
-  for (const auto& d : config.destinationRules) {
-    for (const auto& sub : d.subsets) {
-      lanes.push_back(sub.name);
-    }
-  }
-  std::sort(lanes.begin(), lanes.end());
-  for (const auto& d : hit->rule.destinations) {
-    std::string subset = d.subset;
-    std::string note;
-    if (!subset.empty() && subset[0] == '$') {
-      const TrafficLabel::Label* label = findTrafficLabel(config, subset.substr(1), s->ns);
-      LaneValue lane = laneValue(label ? label->valueFrom : std::vector<TrafficLabel::Source>{},
-                                 view, kDefaultTagHeader, lanes);
-      std::string value(lane.value);
-      switch (lane.from) {
-      case LaneValue::From::kTagHeader:
-      case LaneValue::From::kHeader:
-        note = " (" + subset + " = " + quote(value) + " from header " + std::string(lane.what) + ")";
-        break;
-      case LaneValue::From::kPodLabel:
-        note = " (" + subset + " = " + quote(value) + " from pod label " + std::string(lane.what) + ")";
-        break;
-      case LaneValue::From::kLiteral:
-        note = " (" + subset + " = literal " + quote(value) + ")";
-        break;
-      case LaneValue::From::kNone:
-        break;
-      }
-      if (value.empty()) {
-        note = " (" + subset + ": no value from the request or the client pod)";
-      }
-      subset = value;
-    }
-    bool defined = false;
-    auto names = backends(subset, &defined);
-    if ((subset.empty() && !d.subset.empty()) || !defined || names.empty()) {
-      if (d.fallback) {
-        note += std::string(" -> fallback ") + d.fallback->subset + " (" +
-                (subset.empty() || !defined ? "noinstances: subset undefined" : "no ready pods") + ")";
-        subset = d.fallback->subset;
-        names = backends(subset, &defined);
-      }
-    }
-    out += "-> " + (subset.empty() ? d.host : subset) + " " +
-           std::to_string(d.weight.value_or(100)) + "%" + note + ":";
-    if (names.empty()) {
-      out += " no ready pods";
-    }
-    for (const auto& n : names) {
-      out += " " + n;
-    }
-    if (!d.headers.empty()) {
-      out += " {" + renderHeaderOps(d.headers) + " }";
-    }
-    out += "\n";
-  }
-  if (s->path == PlanPath::kL7) {
-    out += "note: path=l7; until the L7 proxy runs, the kernel applies " +
-           (s->kernelRule.empty() ? std::string("all endpoints") : s->kernelRule) + " to every connection\n";
-  }
-  ex.text = out;
-  return ex;
 }
 
 } // namespace veer

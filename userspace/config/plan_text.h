@@ -1,7 +1,8 @@
 #pragma once
 
 // Plan as text: the stable rendering used by golden tests and `veerctl plan`, the
-// diff between two plans (or a plan and the live maps), and `veerctl explain`.
+// diff between two plans (or a plan and the live maps), and the pieces `veerctl explain`
+// (proxy/explain.h, a reading of the router) renders with.
 
 #include <map>
 #include <string>
@@ -18,6 +19,15 @@ std::string renderPlan(const Plan& plan);
 
 /** One line per rule: "spec.http[0]: headers[end-user] exact 'jason' -> v3=100". */
 std::string renderRule(const PlanRoute& route);
+
+/** One match entry's conditions: "uri prefix '/api' AND headers[end-user] exact 'jason'". */
+std::string renderMatch(const HttpMatch& m);
+
+/** Header operations: "request set x-a: '1'; response remove server". */
+std::string renderHeaderOps(const HeaderActions& h);
+
+/** "10.96.0.10:9080/tcp": a service address as plans and diffs key it. */
+std::string serviceKey(const PlanService& s);
 
 /** What a diff compares: per service address, the path and the version split. */
 struct PlanSummary {
@@ -48,7 +58,7 @@ struct PlanDiff {
 /** before -> after. Stable: services in address order, versions in subset order. */
 PlanDiff diffPlans(const PlanSummary& before, const PlanSummary& after);
 
-/** A request to explain. Header names are matched case-insensitively. */
+/** A request to explain (proxy/explain.h). Header names are matched case-insensitively. */
 struct ExplainRequest {
   std::string host; // "reviews", "reviews.default.svc.cluster.local", ...
   std::string ns = "default";
@@ -67,7 +77,5 @@ struct Explanation {
   std::string text; // which rule matched, why, and where the request goes
 };
 
-/** Which rule a request matches and which version it would reach (L7 semantics, as Istio). */
-Explanation explain(const Plan& plan, const Config& config, const ExplainRequest& req);
 
 } // namespace veer

@@ -25,7 +25,7 @@
 namespace veer::proxy {
 namespace {
 
-using Json = nlohmann::json;
+using Json = nlohmann::ordered_json;
 
 constexpr int kSchemaVersion = 1;
 
@@ -82,7 +82,8 @@ struct Dest {
   int cluster = -1; // fixed subset; -1 for a lane ($label)
   int label = -1;   // index into Service::labels for a lane
   uint16_t port = 0;
-  int fallback = -1; // the ASM fallback target's cluster
+  uint8_t weight = 0;
+  int fallback = -1;                // the ASM fallback target's cluster
   bool fallbackNoInstances = false; // case noinstances: the chosen subset has no endpoint
   bool fallbackNoAvailable = false; // case noavailabled: none of its endpoints connects
   std::vector<HeaderEdit> requestEdits;
@@ -99,6 +100,8 @@ struct Rule {
   std::string rewriteAuthority;
   uint32_t timeoutMs = 0;
   int retries = -1;
+  uint32_t perTryTimeoutMs = 0;
+  std::string retryOn;
   uint32_t abortPpm = 0; // fault.abort share in parts per million
   int abortStatus = 0;
   mutable std::atomic<uint64_t> abortCount{0};
@@ -113,6 +116,7 @@ struct Rule {
 struct Service {
   std::string id; // "default/reviews:9080"
   uint16_t port = 0;
+  size_t specIndex = 0; // Spec::services[specIndex] is what this was compiled from
   std::vector<std::unique_ptr<Rule>> rules;
   std::vector<std::unique_ptr<Cluster>> clusters;
   std::vector<std::vector<TrafficLabel::Source>> labels;
@@ -203,8 +207,9 @@ void appendEdits(const HeaderOps& ops, std::vector<HeaderEdit>& out) {
 /** Splits RouteActions.redirect ("uri=/x,authority=h,scheme=https") into its parts. */
 void parseRedirect(const std::string& r, Rule& out) {
   out.redirect = true;
-  std::vector<std::pair<std::string, std::string*>> keys = {
-      {"uri=", &out.redirectUri}, {"authority=", &out.redirectAuthority}, {"scheme=", &out.redirectScheme}};
+  std::vector<std::pair<std::string, std::string*>> keys = {{"uri=", &out.redirectUri},
+                                                            {"authority=", &out.redirectAuthority},
+                                                            {"scheme=", &out.redirectScheme}};
   size_t pos = 0;
   while (pos < r.size()) {
     std::string* target = nullptr;
@@ -262,6 +267,7 @@ Status compile(Spec spec, Table* impl) {
     Service svc;
     svc.id = ss.ns + "/" + ss.name + ":" + std::to_string(ss.port);
     svc.port = ss.port;
+    svc.specIndex = si;
     for (size_t ci = 0; ci < ss.clusters.size(); ++ci) {
       const SpecCluster& sc = ss.clusters[ci];
       auto c = std::make_unique<Cluster>();
@@ -286,10 +292,11 @@ Status compile(Spec spec, Table* impl) {
                                 sc.loadBalancer->cookieTtl + "' is not a duration like 10s"};
           }
           // Envoy: a zero ttl makes a session cookie (no Max-Age).
-          c->cookieAttrs = (*ttl == 0 ? std::string() : "; Max-Age=" + std::to_string(*ttl / 1000)) +
-                           (sc.loadBalancer->cookiePath.empty() ? std::string()
-                                                                : "; Path=" + sc.loadBalancer->cookiePath) +
-                           "; HttpOnly";
+          c->cookieAttrs =
+              (*ttl == 0 ? std::string() : "; Max-Age=" + std::to_string(*ttl / 1000)) +
+              (sc.loadBalancer->cookiePath.empty() ? std::string()
+                                                   : "; Path=" + sc.loadBalancer->cookiePath) +
+              "; HttpOnly";
         }
       }
       if (findCluster(svc, sc.subset, sc.port) >= 0) {
@@ -321,18 +328,23 @@ Status compile(Spec spec, Table* impl) {
       const RouteActions& a = r.actions;
       rule->rewritePath = a.rewriteUri;
       rule->rewriteAuthority = a.rewriteAuthority;
-      for (const auto& [what, text, out] :
-           {std::tuple{"timeout", &a.timeout, &rule->timeoutMs},
-            {"fault.delay", &a.faultDelay, &rule->delayMs}}) {
+      // Istio: a zero timeout turns the timeout off (Envoy's 0), while an unset one keeps
+      // the proxy's default; a zero fault delay is simply no delay.
+      for (const auto& [what, text, out, zero] :
+           {std::tuple{"timeout", &a.timeout, &rule->timeoutMs, kNoTimeout},
+            {"perTryTimeout", &a.retryPerTryTimeout, &rule->perTryTimeoutMs, kNoTimeout},
+            {"fault.delay", &a.faultDelay, &rule->delayMs, uint32_t{0}}}) {
         if (!text->empty()) {
           auto ms = durationMs(*text);
           if (!ms) {
             return Error{0, rp + "." + what + ": '" + *text + "' is not a duration like 5s"};
           }
-          *out = *ms;
+          *out = *ms == 0 ? zero : *ms;
         }
       }
-      rule->retries = a.retryAttempts < 0 ? -1 : static_cast<int>(std::min<int64_t>(a.retryAttempts, 1000));
+      rule->retryOn = a.retryOn;
+      rule->retries =
+          a.retryAttempts < 0 ? -1 : static_cast<int>(std::min<int64_t>(a.retryAttempts, 1000));
       if (a.faultAbortStatus != 0) {
         if (a.faultAbortStatus < 200 || a.faultAbortStatus > 599) {
           return Error{0, rp + ".fault.abort.status: " + std::to_string(a.faultAbortStatus) +
@@ -368,7 +380,8 @@ Status compile(Spec spec, Table* impl) {
         if (!d.subset.empty() && d.subset[0] == '$') {
           auto it = labelIndex.find(d.subset.substr(1));
           if (it == labelIndex.end()) {
-            return Error{0, dp + ".subset: traffic label " + d.subset + " has no sources in labels"};
+            return Error{0,
+                         dp + ".subset: traffic label " + d.subset + " has no sources in labels"};
           }
           dest.label = it->second;
         } else {
@@ -387,7 +400,8 @@ Status compile(Spec spec, Table* impl) {
             } else if (c == "noavailabled") {
               dest.fallbackNoAvailable = true;
             } else {
-              return Error{0, dp + ".fallback.cases: '" + c + "' is not noinstances or noavailabled"};
+              return Error{0,
+                           dp + ".fallback.cases: '" + c + "' is not noinstances or noavailabled"};
             }
           }
           if (dest.fallback < 0) {
@@ -401,10 +415,12 @@ Status compile(Spec spec, Table* impl) {
         appendEdits(d.headers.response, dest.responseEdits);
         int64_t w = d.weight.value_or(r.destinations.size() == 1 ? 100 : -1);
         if (w < 0 || w > 100) {
-          return Error{0, dp + ".weight: " + (d.weight ? std::to_string(w) : std::string("missing")) +
-                              " (0..100, required with several destinations)"};
+          return Error{0,
+                       dp + ".weight: " + (d.weight ? std::to_string(w) : std::string("missing")) +
+                           " (0..100, required with several destinations)"};
         }
-        weights.push_back(static_cast<uint8_t>(w));
+        dest.weight = static_cast<uint8_t>(w);
+        weights.push_back(dest.weight);
         sum += static_cast<int>(w);
         rule->dests.push_back(std::move(dest));
       }
@@ -482,7 +498,8 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
         }
         if (!d.subset.empty() && d.subset[0] == '$') {
           const TrafficLabel::Label* l = findTrafficLabel(config, d.subset.substr(1), ps.ns);
-          std::vector<TrafficLabel::Source> sources = l ? l->valueFrom : std::vector<TrafficLabel::Source>{};
+          std::vector<TrafficLabel::Source> sources =
+              l ? l->valueFrom : std::vector<TrafficLabel::Source>{};
           for (const auto& src : sources) {
             if (src.kind == TrafficLabel::Source::Kind::kLocalLabel) {
               podKeys.insert(src.value);
@@ -528,6 +545,88 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
   return t;
 }
 
+namespace {
+
+/** What Istio matching reads of req; client is filled when the table knows the peer. */
+RequestView requestView(const Table& t, const RequestHead& req, const Origin& origin,
+                        ClientView& client) {
+  RequestView rv;
+  rv.method = req.method;
+  splitTarget(req.target, rv);
+  rv.authority = req.host;
+  rv.port = origin.servicePort;
+  rv.headers = req.headers;
+  if (auto pit = t.pods.find(origin.client); pit != t.pods.end()) {
+    client.ns = pit->second.ns;
+    client.name = pit->second.name;
+    client.labels = &pit->second.labels;
+    rv.client = &client;
+  }
+  return rv;
+}
+
+/**
+ * The first rule with a matching entry (entries ORed; no entries = always) and the entry
+ * that held (null for no entries). With whyNot, each rule passed over appends one line of
+ * why (for explain); without, nothing is allocated.
+ */
+const Rule* firstMatch(const Service& svc, const RequestView& rv, const CompiledMatch** hit,
+                       std::vector<std::string>* whyNot = nullptr) {
+  *hit = nullptr;
+  for (const auto& r : svc.rules) {
+    if (r->matches.empty()) {
+      return r.get();
+    }
+    std::string why;
+    for (const CompiledMatch& m : r->matches) {
+      std::string reason;
+      if (m.matches(rv, whyNot != nullptr ? &reason : nullptr)) {
+        *hit = &m;
+        return r.get();
+      }
+      if (whyNot != nullptr) {
+        why += (why.empty() ? "" : "; ") + m.source().field + ": " + reason;
+      }
+    }
+    if (whyNot != nullptr) {
+      whyNot->push_back(std::move(why));
+    }
+  }
+  return nullptr;
+}
+
+/** Where one destination of a rule sends a request: lane, then ASM fallback. */
+struct Resolved {
+  LaneValue lane;   // a $label destination's lane (value "" when none)
+  int chosen = -1;  // the destination's cluster before any fallback; -1: the lane names none
+  int cluster = -1; // the cluster that serves (fallback applied); -1: none
+  int standby = -1; // noavailabled: the fallback cluster to try when cluster refuses
+};
+
+Resolved resolveDest(const Table& t, const Service& svc, const Dest& dest,
+                     const RequestView& rv) {
+  Resolved r;
+  r.chosen = dest.cluster;
+  if (dest.label >= 0) {
+    r.lane = laneValue(svc.labels[dest.label], rv, t.tagHeader, t.lanes);
+    // No lane and no fallback: the whole service, as the kernel path does.
+    r.chosen = r.lane.value.empty()
+                   ? (dest.fallback >= 0 ? -1 : findCluster(svc, "", dest.port))
+                   : findCluster(svc, r.lane.value, dest.port);
+  }
+  r.cluster = r.chosen;
+  bool noInstances = r.chosen < 0 || svc.clusters[r.chosen]->endpoints.empty();
+  if (noInstances && dest.fallback >= 0 && (dest.fallbackNoInstances || r.chosen < 0)) {
+    r.cluster = dest.fallback; // ASM noinstances; a lane this service lacks always falls back
+  } else if (!noInstances && dest.fallback >= 0 && dest.fallbackNoAvailable &&
+             r.chosen != dest.fallback && !svc.clusters[dest.fallback]->endpoints.empty()) {
+    r.standby = dest.fallback;
+  }
+  return r;
+}
+
+} // namespace
+
 Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   Decision d;
   d.kind = Decision::Kind::kRespond;
@@ -540,38 +639,10 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   const Service& svc = sit->second;
   d.cluster = svc.id;
 
-  RequestView rv;
-  rv.method = req.method;
-  splitTarget(req.target, rv);
-  rv.authority = req.host;
-  rv.port = origin.servicePort;
-  rv.headers = req.headers;
   ClientView client;
-  if (auto pit = impl_->pods.find(origin.client); pit != impl_->pods.end()) {
-    client.ns = pit->second.ns;
-    client.name = pit->second.name;
-    client.labels = &pit->second.labels;
-    rv.client = &client;
-  }
-
-  const Rule* rule = nullptr;
+  RequestView rv = requestView(*impl_, req, origin, client);
   const CompiledMatch* hit = nullptr;
-  for (const auto& r : svc.rules) {
-    if (r->matches.empty()) {
-      rule = r.get();
-      break;
-    }
-    for (const CompiledMatch& m : r->matches) {
-      if (m.matches(rv)) {
-        rule = r.get();
-        hit = &m;
-        break;
-      }
-    }
-    if (rule != nullptr) {
-      break;
-    }
-  }
+  const Rule* rule = firstMatch(svc, rv, &hit);
   if (rule == nullptr) {
     return d; // Envoy's NR: 404
   }
@@ -611,7 +682,8 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
     return d;
   }
 
-  uint8_t slot = rule->slots[rule->next.fetch_add(1, std::memory_order_relaxed) % rule->slots.size()];
+  uint8_t slot =
+      rule->slots[rule->next.fetch_add(1, std::memory_order_relaxed) % rule->slots.size()];
   if (slot >= rule->dests.size()) {
     d.status = 503;
     d.reason = "no healthy upstream"; // every destination has weight 0
@@ -624,21 +696,14 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   if (auto t = rv.firstHeader(impl_->tagHeader); t && !t->empty()) {
     tag = *t;
   }
-  int ci = dest.cluster;
+  Resolved to = resolveDest(*impl_, svc, dest, rv);
   if (dest.label >= 0) {
-    LaneValue lane = laneValue(svc.labels[dest.label], rv, impl_->tagHeader, impl_->lanes);
-    tag = lane.value;
-    // No lane and no fallback: the whole service, as the kernel path does.
-    ci = lane.value.empty() ? (dest.fallback >= 0 ? -1 : findCluster(svc, "", dest.port))
-                            : findCluster(svc, lane.value, dest.port);
+    tag = to.lane.value;
   }
+  int ci = to.cluster;
   bool noInstances = ci < 0 || svc.clusters[ci]->endpoints.empty();
-  if (noInstances && dest.fallback >= 0 && (dest.fallbackNoInstances || ci < 0)) {
-    ci = dest.fallback; // ASM noinstances; a lane this service does not define always falls back
-    noInstances = svc.clusters[ci]->endpoints.empty();
-  } else if (!noInstances && dest.fallback >= 0 && dest.fallbackNoAvailable && ci != dest.fallback &&
-             !svc.clusters[dest.fallback]->endpoints.empty()) {
-    const Cluster& fb = *svc.clusters[dest.fallback];
+  if (to.standby >= 0) {
+    const Cluster& fb = *svc.clusters[to.standby];
     d.fallbackEndpoints = fb.endpoints;
     d.fallbackFirst = fb.next.fetch_add(1, std::memory_order_relaxed) % fb.endpoints.size();
     d.fallbackCluster = fb.name;
@@ -702,7 +767,12 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   if (!rule->rewritePath.empty()) {
     // Istio rewrite.uri: a prefix match's matched prefix is replaced; an exact or regex
     // match replaces the whole path; no uri condition is Envoy's prefix "/".
-    size_t pathAt = static_cast<size_t>(rv.path.data() - req.target.data());
+    // The path is a view into the target, except for an absolute-form target without one
+    // ("http://shop"), where it is the literal "/": then everything after is kept (nothing).
+    auto at = reinterpret_cast<uintptr_t>(rv.path.data());
+    auto begin = reinterpret_cast<uintptr_t>(req.target.data());
+    bool inTarget = at >= begin && at + rv.path.size() <= begin + req.target.size();
+    size_t pathAt = inTarget ? static_cast<size_t>(at - begin) : req.target.size();
     size_t replaced = 1;
     const CompiledStringMatch* uri = hit != nullptr ? hit->uri() : nullptr;
     if (uri != nullptr) {
@@ -710,12 +780,54 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
                                                               : rv.path.size();
     }
     d.rewritePath = rule->rewritePath;
-    d.rewriteFrom = pathAt + std::min(replaced, rv.path.size());
+    d.rewriteFrom = inTarget ? pathAt + std::min(replaced, rv.path.size()) : pathAt;
   }
   d.rewriteAuthority = rule->rewriteAuthority;
   d.timeoutMs = rule->timeoutMs;
   d.retries = rule->retries;
+  d.perTryTimeoutMs = rule->perTryTimeoutMs;
+  d.retryOn = rule->retryOn;
   return d;
+}
+
+Trace RouteTable::trace(const RequestHead& req, const Origin& origin) const {
+  Trace t;
+  auto sit = impl_->services.find(std::make_pair(origin.service, origin.servicePort));
+  if (sit == impl_->services.end()) {
+    return t;
+  }
+  t.service = true;
+  const Service& svc = sit->second;
+  ClientView client;
+  RequestView rv = requestView(*impl_, req, origin, client);
+  const CompiledMatch* hit = nullptr;
+  const Rule* rule = firstMatch(svc, rv, &hit, &t.whyNot);
+  if (rule == nullptr) {
+    return t;
+  }
+  t.rule = static_cast<int>(t.whyNot.size()); // every rule before it was passed over
+  t.hit = hit != nullptr ? &hit->source() : nullptr;
+  const Route& written = impl_->spec.services[svc.specIndex].routes[t.rule].rule;
+  for (size_t i = 0; i < rule->dests.size(); ++i) {
+    const Dest& dest = rule->dests[i];
+    Resolved to = resolveDest(*impl_, svc, dest, rv);
+    Trace::Destination out;
+    out.subset = written.destinations[i].subset;
+    out.weight = dest.weight;
+    out.lane = to.lane;
+    out.defined = to.chosen >= 0;
+    out.fellBack = to.cluster >= 0 && to.cluster != to.chosen;
+    if (to.cluster >= 0) {
+      out.serving = svc.clusters[to.cluster]->subset;
+      out.cluster = svc.clusters[to.cluster]->name;
+      out.endpoints = svc.clusters[to.cluster]->endpoints;
+    }
+    if (to.standby >= 0) {
+      out.standby = svc.clusters[to.standby]->name;
+    }
+    t.destinations.push_back(out);
+  }
+  return t;
 }
 
 // ---- JSON -----------------------------------------------------------------------------
@@ -803,8 +915,10 @@ Json routeJson(const PlanRoute& pr) {
     if (!m.name.empty()) {
       mj["name"] = m.name;
     }
-    for (const auto& [name, opt] : {std::pair{"uri", &m.uri}, {"scheme", &m.scheme},
-                                    {"method", &m.method}, {"authority", &m.authority}}) {
+    for (const auto& [name, opt] : {std::pair{"uri", &m.uri},
+                                    {"scheme", &m.scheme},
+                                    {"method", &m.method},
+                                    {"authority", &m.authority}}) {
       if (*opt) {
         mj[name] = stringMatchJson(**opt);
       }
@@ -871,6 +985,12 @@ Json routeJson(const PlanRoute& pr) {
   if (a.retryAttempts >= 0) {
     j["retries"] = a.retryAttempts;
   }
+  if (!a.retryPerTryTimeout.empty()) {
+    j["perTryTimeout"] = a.retryPerTryTimeout;
+  }
+  if (!a.retryOn.empty()) {
+    j["retryOn"] = a.retryOn;
+  }
   if (a.faultAbortStatus != 0) {
     j["abort"] = {{"status", a.faultAbortStatus}, {"percent", a.faultAbortPercent}};
   }
@@ -906,7 +1026,8 @@ public:
     if (!j.is_object()) {
       return fail(path, "expected an object");
     }
-    for (const auto& [k, v] : j.items()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string& k = it.key();
       if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; })) {
         return fail(path, "unknown field '" + k + "'");
       }
@@ -941,9 +1062,8 @@ public:
     if (!it->is_number_integer()) {
       return fail(at(path, key), "expected an integer");
     }
-    int64_t v = it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX
-                    ? INT64_MAX
-                    : it->get<int64_t>();
+    int64_t v = it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX ? INT64_MAX
+                                                                            : it->get<int64_t>();
     if (v < lo || v > hi) {
       return fail(at(path, key), std::to_string(v) + " out of range " + std::to_string(lo) + ".." +
                                      std::to_string(hi));
@@ -1123,16 +1243,19 @@ public:
   }
 
   bool match(const Json& j, const std::string& path, HttpMatch& m) {
-    if (!object(j, path, {"field", "name", "uri", "scheme", "method", "authority", "headers",
-                          "withoutHeaders", "queryParams", "sourceLabels", "sourceNamespace",
-                          "gateways", "port", "ignoreUriCase"})) {
+    if (!object(j, path,
+                {"field", "name", "uri", "scheme", "method", "authority", "headers",
+                 "withoutHeaders", "queryParams", "sourceLabels", "sourceNamespace", "gateways",
+                 "port", "ignoreUriCase"})) {
       return false;
     }
     if (!string(j, path, "field", m.field) || !string(j, path, "name", m.name)) {
       return false;
     }
-    for (const auto& [name, opt] : {std::pair{"uri", &m.uri}, {"scheme", &m.scheme},
-                                    {"method", &m.method}, {"authority", &m.authority}}) {
+    for (const auto& [name, opt] : {std::pair{"uri", &m.uri},
+                                    {"scheme", &m.scheme},
+                                    {"method", &m.method},
+                                    {"authority", &m.authority}}) {
       if (auto it = j.find(name); it != j.end()) {
         StringMatch sm;
         if (!stringMatch(*it, at(path, name), sm)) {
@@ -1152,9 +1275,10 @@ public:
   }
 
   bool route(const Json& j, const std::string& path, PlanRoute& pr) {
-    if (!object(j, path, {"source", "field", "name", "match", "route", "headers", "rewriteUri",
-                          "rewriteAuthority", "timeout", "retries", "abort", "delay", "redirect",
-                          "directResponse"})) {
+    if (!object(j, path,
+                {"source", "field", "name", "match", "route", "headers", "rewriteUri",
+                 "rewriteAuthority", "timeout", "retries", "perTryTimeout", "retryOn", "abort",
+                 "delay", "redirect", "directResponse"})) {
       return false;
     }
     Route& r = pr.rule;
@@ -1165,7 +1289,8 @@ public:
         !string(j, path, "rewriteAuthority", a.rewriteAuthority) ||
         !string(j, path, "timeout", a.timeout) ||
         !integer(j, path, "retries", a.retryAttempts, 0, 1000) ||
-        !string(j, path, "redirect", a.redirect) ||
+        !string(j, path, "perTryTimeout", a.retryPerTryTimeout) ||
+        !string(j, path, "retryOn", a.retryOn) || !string(j, path, "redirect", a.redirect) ||
         !integer(j, path, "directResponse", a.directResponseStatus, 200, 599)) {
       return false;
     }
@@ -1250,13 +1375,17 @@ public:
       return false;
     }
     static const std::pair<const char*, LoadBalancer::Hash> kinds[] = {
-        {"none", LoadBalancer::Hash::kNone},       {"cookie", LoadBalancer::Hash::kCookie},
-        {"header", LoadBalancer::Hash::kHeader},   {"sourceIp", LoadBalancer::Hash::kSourceIp},
+        {"none", LoadBalancer::Hash::kNone},
+        {"cookie", LoadBalancer::Hash::kCookie},
+        {"header", LoadBalancer::Hash::kHeader},
+        {"sourceIp", LoadBalancer::Hash::kSourceIp},
         {"queryParam", LoadBalancer::Hash::kQueryParam}};
-    auto k = std::find_if(std::begin(kinds), std::end(kinds),
-                          [&](const auto& e) { return hash == e.first || (hash.empty() && e.second == LoadBalancer::Hash::kNone); });
+    auto k = std::find_if(std::begin(kinds), std::end(kinds), [&](const auto& e) {
+      return hash == e.first || (hash.empty() && e.second == LoadBalancer::Hash::kNone);
+    });
     if (k == std::end(kinds)) {
-      return fail(at(p, "hash"), "'" + hash + "' is not none, cookie, header, sourceIp or queryParam");
+      return fail(at(p, "hash"),
+                  "'" + hash + "' is not none, cookie, header, sourceIp or queryParam");
     }
     lb.hash = k->second;
     out = lb;

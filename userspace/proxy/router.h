@@ -18,6 +18,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/net.h"
 #include "common/result.h"
@@ -60,6 +61,10 @@ struct HeaderEdit {
   std::string value;
 };
 
+/** A Decision timeout that Istio wrote as 0s: no timeout. As a deadline in milliseconds it
+ * is ~49 days away, so an engine that adds it to a 64-bit clock needs no special case. */
+inline constexpr uint32_t kNoTimeout = UINT32_MAX;
+
 /** What to do with one request. */
 struct Decision {
   enum class Kind : uint8_t {
@@ -90,9 +95,14 @@ struct Decision {
   std::string_view rewritePath;
   size_t rewriteFrom = 0;
   std::string_view rewriteAuthority; // Host of the upstream request when non-empty
-  uint32_t timeoutMs = 0;            // whole-request timeout, 0 = the proxy's default
-  int retries = -1;                  // retries.attempts, -1 = the proxy's default
+  /** Whole-request timeout: 0 = unset (the proxy's default), kNoTimeout = Istio's
+   * `timeout: 0s`, which turns the route's timeout off. */
+  uint32_t timeoutMs = 0;
+  int retries = -1;             // retries.attempts, -1 = the proxy's default
+  uint32_t perTryTimeoutMs = 0; // retries.perTryTimeout: 0 = unset, kNoTimeout = `0s` (none)
   uint32_t delayMs = 0;              // fault.delay: hold the request this long first, 0 = none
+  /** retries.retryOn as written ("5xx,connect-failure"), "" = the proxy's default. */
+  std::string_view retryOn;
   /** Add as a Set-Cookie response header when non-empty: the cookie a consistentHash
    * httpCookie with a ttl generates when the request has none (as Envoy does), so the
    * client's next requests hash to the same endpoint. Per-thread buffer, like location. */
@@ -101,6 +111,32 @@ struct Decision {
   // both
   std::string_view cluster; // "default/reviews:9080 v2" (service and subset), for logs and stats
   std::string_view rule;    // "VirtualService default/reviews spec.http[0]", for logs and explain
+};
+
+/**
+ * How route() reads one request, in full, for `veerctl explain`: every rule passed over
+ * and why, the rule that matches, and where each of its destinations resolves (lane,
+ * ASM fallback, endpoints). The same code as route(), so the two cannot disagree; it
+ * moves no counter (route() picks among destinations by weight, trace lists them all).
+ * Views into the request and the table.
+ */
+struct Trace {
+  bool service = false;             // the origin's service address is in the table
+  std::vector<std::string> whyNot;  // per rule passed over, in order: why no entry held
+  int rule = -1;                    // the matching rule's index in the service's routes; -1 none
+  const HttpMatch* hit = nullptr;   // the entry that held; null for a rule without entries
+  struct Destination {
+    std::string_view subset; // as written: "v2", "" (every endpoint), "$trafficLabel"
+    uint8_t weight = 0;
+    LaneValue lane;          // a $label destination's lane (value "" when none)
+    bool defined = false;    // the service has the subset named (the lane's, for $label)
+    bool fellBack = false;   // ASM noinstances: the fallback subset serves instead
+    std::string_view serving; // the subset that serves, "" = every endpoint (when cluster != "")
+    std::string_view cluster; // its name as Decision.cluster has it; "" = none (503)
+    std::span<const Endpoint> endpoints; // of cluster (empty: 503 no healthy upstream)
+    std::string_view standby; // noavailabled: the cluster tried when endpoints all refuse
+  };
+  std::vector<Destination> destinations; // of the matched rule, in order
 };
 
 /** Options the agent compiles into the table. */
@@ -129,6 +165,8 @@ public:
    * they stay valid until the next route() on the same thread.
    */
   Decision route(const RequestHead& req, const Origin& origin) const;
+  /** route()'s reading of a request, every rule and destination spelled out (see Trace). */
+  Trace trace(const RequestHead& req, const Origin& origin) const;
 
   /** Number of L7 service addresses (for logs and readiness). */
   size_t serviceCount() const;

@@ -21,6 +21,7 @@
 #include "config/plan_text.h"
 #include "datapath/datapath.h"
 #include "datapath/maps.h"
+#include "proxy/explain.h"
 #include "proxy/router.h"
 
 namespace veer {
