@@ -170,9 +170,16 @@ struct Upstream : Handle {
 struct Listener : Handle {
   Listener() : Handle(Kind::kListener) {}
   size_t index = 0; // into EngineOptions::listen
+  sockaddr_storage bound{};
+  bool wildcard = true; // bound to 0.0.0.0 or ::, so getsockname() tells the address
 };
 
-enum class Phase : uint8_t { kHead, kExchange, kReply, kTunnel };
+enum class Phase : uint8_t { kHead, kExchange, kReply, kTunnel, kLinger };
+
+// After an error reply the client may still be sending (a body we refused): closing
+// with unread bytes would send a reset that can destroy the reply before the client
+// reads it. So: shut down our side, discard what comes, close at EOF or after this.
+constexpr uint32_t kLingerMs = 2000;
 
 struct Client : Handle {
   Client() : Handle(Kind::kClient) {}
@@ -249,6 +256,7 @@ private:
   Step stepExchange(Client* c);
   Step stepReply(Client* c);
   Step stepTunnel(Client* c);
+  Step stepLinger(Client* c);
   void onRequestHead(Client* c);
   void startUpstream(Client* c);
   void connectFailed(Client* c);
@@ -362,7 +370,10 @@ Status Worker::bindListener(const ListenAddr& addr, size_t index) {
   // Data before accept: the first read after accept finds the request (nginx
   // `deferred`, HAProxy `defer-accept`); the timeout is the kernel's SYN-ACK retries.
   int deferSec = 1;
+  // TCP_NODELAY is inherited by accepted sockets: one setsockopt per listener, not
+  // per connection.
   if (::setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      ::setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
       ::setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
       ::setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &deferSec, sizeof(deferSec)) != 0 ||
       (addr.addr.ss_family == AF_INET6 &&
@@ -377,6 +388,10 @@ Status Worker::bindListener(const ListenAddr& addr, size_t index) {
   if (::listen(l->fd, kListenBacklog) != 0) {
     return osError(errno, "listen " + where);
   }
+  socklen_t blen = sizeof(l->bound);
+  ::getsockname(l->fd, reinterpret_cast<sockaddr*>(&l->bound), &blen);
+  IpAddr ip = ipOf(l->bound);
+  l->wildcard = ip == (ip.v4 ? IpAddr::fromV4(0) : IpAddr{});
   epoll_event ev{};
   ev.events = EPOLLIN; // level-triggered: accept a batch per wakeup, fairly across threads
   ev.data.ptr = l.get();
@@ -505,6 +520,7 @@ void Worker::sweep(uint64_t now) {
         break;
       case Phase::kReply:
       case Phase::kTunnel:
+      case Phase::kLinger:
         closeClient(c);
         break;
       }
@@ -544,19 +560,20 @@ void Worker::onAccept(Listener* l) {
       return; // EAGAIN; EMFILE and friends: the listener stays ready, retry next loop
     }
     accepted.fetch_add(1, std::memory_order_relaxed);
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     Client* c = newClient();
     c->fd = fd;
     c->origin.client = ipOf(peer);
     // The service the client meant: SO_ORIGINAL_DST (answered by our cgroup/getsockopt
-    // program after a connect-hook redirect); without a redirect, our own address.
+    // program after a connect-hook redirect); without a redirect, our own address,
+    // which only a wildcard listener needs a syscall to learn.
     sockaddr_storage dst{};
     socklen_t dlen = sizeof(dst);
     int rc = peer.ss_family == AF_INET
                  ? ::getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dlen)
                  : ::getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &dlen);
-    if (rc != 0) {
+    if (rc != 0 && !l->wildcard) {
+      dst = l->bound;
+    } else if (rc != 0) {
       dlen = sizeof(dst);
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&dst), &dlen);
     }
@@ -629,6 +646,9 @@ void Worker::drive(Client* c) {
       break;
     case Phase::kTunnel:
       s = stepTunnel(c);
+      break;
+    case Phase::kLinger:
+      s = stepLinger(c);
       break;
     }
     if (s != Step::kProgress) {
@@ -1231,12 +1251,27 @@ Step Worker::stepReply(Client* c) {
     return s;
   }
   if (c->closeAfter) {
-    // Let the client read the reply before the close: shut down our side first, so
-    // unread request bytes do not turn the close into a reset that eats the reply.
     ::shutdown(c->fd, SHUT_WR);
+    c->phase = Phase::kLinger;
+    c->deadline = now_ + kLingerMs;
+    return Step::kProgress;
   }
   c->sendPos = c->parsePos;
   return nextRequest(c);
+}
+
+Step Worker::stepLinger(Client* c) {
+  for (;;) {
+    c->in.len = 0;
+    if (readSome(c->fd, c->in, c->readable, c->eof) == 0) {
+      break;
+    }
+  }
+  if (c->eof) {
+    closeClient(c);
+    return Step::kClosed;
+  }
+  return Step::kIdle;
 }
 
 Step Worker::stepTunnel(Client* c) {
