@@ -36,6 +36,11 @@ constexpr int kMaxEvents = 256;
 constexpr int kAcceptBatch = 16;
 constexpr uint32_t kTickMs = 100; // timeout sweep period
 constexpr int kListenBacklog = 4096;
+// Passive ejection: an endpoint that refused a connection (or timed out) is tried after
+// every other endpoint of a Decision for this long, so one dead pod costs one failed
+// connect per thread, not one per request (Envoy's outlier detection, reduced to
+// connect failures).
+constexpr uint64_t kEjectMs = 10000;
 
 uint64_t nowMs() {
   timespec ts;
@@ -201,6 +206,7 @@ struct Client : Handle {
   int resets = 0;   // retries of resets before a response
   uint64_t requestDeadlineMs = 0;
   uint64_t delayUntil = 0; // fault.delay: the upstream is picked at this time
+  uint64_t startMs = 0;    // when the request was routed
   std::string upHead; // the upstream request head
   size_t upHeadOff = 0;
   std::string out; // response heads and local replies for the client
@@ -273,6 +279,8 @@ private:
   Client* newClient();
   void closeClient(Client* c);
   Upstream* takeIdle(const EndpointKey& key);
+  /** 0: healthy; else the time the endpoint's ejection started. */
+  uint64_t ejectedSince(const EndpointKey& key);
   void releaseUpstream(Upstream* u, bool reusable);
   void closeUpstream(Upstream* u);
   void removeFromPool(Upstream* u);
@@ -291,6 +299,7 @@ private:
   std::vector<std::unique_ptr<Upstream>> upstreamStore_;
   std::vector<Upstream*> freeUpstreams_, deadUpstreams_;
   std::unordered_map<EndpointKey, std::vector<Upstream*>, EndpointHash> pool_;
+  std::unordered_map<EndpointKey, uint64_t, EndpointHash> ejectedUntil_;
   size_t pooled_ = 0;
   Client* clients_ = nullptr; // every live client, for timeouts and drain
   size_t liveClients_ = 0;
@@ -624,6 +633,9 @@ void Worker::onUpstreamEvent(Upstream* u, uint32_t ev) {
     } else {
       u->connecting = false;
       u->deadline = 0;
+      if (!ejectedUntil_.empty()) {
+        ejectedUntil_.erase(u->key); // it answers again
+      }
     }
   }
   drive(c);
@@ -834,6 +846,7 @@ void Worker::onRequestHead(Client* c) {
   c->tries = 0;
   c->resets = 0;
   c->delayUntil = 0;
+  c->startMs = now_;
   c->sendPos = c->parsePos; // the raw head is not forwarded; upHead replaces it
   if (h.isConnect) {
     reply(c, 501, "CONNECT is not supported", {}, true);
@@ -871,14 +884,37 @@ void Worker::onRequestHead(Client* c) {
 
 // --- upstream ----------------------------------------------------------------
 
+uint64_t Worker::ejectedSince(const EndpointKey& key) {
+  if (ejectedUntil_.empty()) {
+    return 0;
+  }
+  auto it = ejectedUntil_.find(key);
+  if (it == ejectedUntil_.end()) {
+    return 0;
+  }
+  if (now_ >= it->second) {
+    ejectedUntil_.erase(it);
+    return 0;
+  }
+  return it->second - kEjectMs;
+}
+
 void Worker::startUpstream(Client* c) {
   const Decision& d = c->d;
   size_t n = d.endpoints.size();
-  while (c->tries < n) {
-    const Endpoint& ep = d.endpoints[(d.first + c->tries) % n];
+  // Two passes over the endpoints from `first`: the healthy ones, then the ones ejected
+  // before this request (the last chance when every endpoint looks down).
+  while (c->tries < 2 * n) {
+    bool lastChance = c->tries >= n;
+    const Endpoint& ep = d.endpoints[(d.first + c->tries % n) % n];
     EndpointKey key;
     key.addr = ep.addr.bytes;
     key.port = ep.port;
+    uint64_t since = ejectedSince(key);
+    if (lastChance ? (since == 0 || since >= c->startMs) : since != 0) {
+      ++c->tries;
+      continue;
+    }
     Upstream* u = c->forceFresh ? nullptr : takeIdle(key);
     if (u != nullptr) {
       upstreamReuses.fetch_add(1, std::memory_order_relaxed);
@@ -910,6 +946,7 @@ void Worker::startUpstream(Client* c) {
       ok = ok && ::epoll_ctl(epfd_, EPOLL_CTL_ADD, u->fd, &ev) == 0;
       int rc = ok ? ::connect(u->fd, reinterpret_cast<sockaddr*>(&u->addr), u->addrLen) : -1;
       if (!ok || (rc != 0 && errno != EINPROGRESS)) {
+        ejectedUntil_[key] = now_ + kEjectMs;
         if (u->fd >= 0) {
           ::close(u->fd);
           u->fd = -1;
@@ -920,6 +957,9 @@ void Worker::startUpstream(Client* c) {
       }
       upstreamConnects.fetch_add(1, std::memory_order_relaxed);
       u->connecting = rc != 0;
+      if (rc == 0 && !ejectedUntil_.empty()) {
+        ejectedUntil_.erase(key);
+      }
       u->writable = rc == 0;
       u->deadline = now_ + opt_.connectTimeoutMs;
     }
@@ -942,6 +982,7 @@ void Worker::startUpstream(Client* c) {
 void Worker::connectFailed(Client* c) {
   Upstream* u = c->up;
   c->up = nullptr;
+  ejectedUntil_[u->key] = now_ + kEjectMs;
   closeUpstream(u);
   ++c->tries;
   retries.fetch_add(1, std::memory_order_relaxed);
@@ -1016,10 +1057,7 @@ Step Worker::upstreamGone(Client* c) {
   if (!u->gotBytes && replayable && (u->reused || c->resets < budget)) {
     if (!u->reused) {
       ++c->resets;
-      ++c->tries;
-      if (c->tries >= c->d.endpoints.size()) {
-        c->tries = 0; // wrap: resets are not connect failures, every endpoint may serve
-      }
+      c->tries = (c->tries + 1) % c->d.endpoints.size(); // resets are not connect failures
     }
     c->forceFresh = true;
     c->up = nullptr;
@@ -1395,6 +1433,19 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   }
   if (options.threads < 1) {
     return Error{EINVAL, "threads must be at least 1"};
+  }
+  if (options.mark != 0) {
+    // SO_MARK needs CAP_NET_ADMIN: say so now, not as a 503 on every request.
+    int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int rc = probe < 0 ? -1 : ::setsockopt(probe, SOL_SOCKET, SO_MARK, &options.mark,
+                                           sizeof(options.mark));
+    int err = errno;
+    if (probe >= 0) {
+      ::close(probe);
+    }
+    if (rc != 0) {
+      return osError(err, "--mark " + std::to_string(options.mark) + ": SO_MARK");
+    }
   }
   std::unique_ptr<Engine> e(new Engine());
   e->options_ = options;
