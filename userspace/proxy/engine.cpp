@@ -193,6 +193,7 @@ struct Client : Handle {
   size_t msgStart = 0, parsePos = 0, sendPos = 0;
   MessageParser req;
   bool readable = false, writable = true, eof = false;
+  bool registered = false; // in epoll (lazily: see drive())
   Phase phase = Phase::kHead;
   uint64_t deadline = 0;
   bool headTimer = false; // deadline is the header (slowloris) one
@@ -588,13 +589,6 @@ void Worker::onAccept(Listener* l) {
     }
     c->origin.service = ipOf(dst);
     c->origin.servicePort = portOf(dst);
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.ptr = c;
-    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      closeClient(c);
-      continue;
-    }
     c->readable = true; // deferred accept: the request is (usually) already here
     c->deadline = now_ + opt_.headerTimeoutMs;
     c->headTimer = true;
@@ -663,9 +657,27 @@ void Worker::drive(Client* c) {
       s = stepLinger(c);
       break;
     }
-    if (s != Step::kProgress) {
+    if (s == Step::kClosed) {
       return;
     }
+    if (s != Step::kProgress) {
+      break;
+    }
+  }
+  // A client is put into epoll only when it must be waited for. One that sent its whole
+  // request and only waits for the upstream is not: with Connection: close it may be
+  // answered and closed without ever being registered (one epoll_ctl fewer). Adding
+  // reports readiness that is already there, so nothing that arrived before is missed.
+  if (!c->registered &&
+      !(c->phase == Phase::kExchange && c->reqDone && c->writable && c->out.empty())) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = c;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+      closeClient(c);
+      return;
+    }
+    c->registered = true;
   }
 }
 
@@ -1377,6 +1389,7 @@ Client* Worker::newClient() {
   c->req.reset(HTTP_REQUEST, opt_.limits);
   c->readable = c->eof = false;
   c->writable = true;
+  c->registered = false;
   c->phase = Phase::kHead;
   c->deadline = 0;
   c->headTimer = false;
