@@ -115,7 +115,7 @@ CompileResult compile(const Plan& plan) {
     std::vector<uint8_t> weights;
     for (const PlanVersion& pv : ps.versions) {
       if (pv.backends.size() > VEER_MAX_BACKENDS_PER_VERSION) {
-        out.errors.push_back(ps.id() + " subset " + pv.subset + ": " +
+        out.errors.push_back(ps.id() + " version " + versionName(pv) + ": " +
                              std::to_string(pv.backends.size()) + " endpoints (limit " +
                              std::to_string(VEER_MAX_BACKENDS_PER_VERSION) + ")");
         continue;
@@ -131,7 +131,7 @@ CompileResult compile(const Plan& plan) {
       ver.n_backends = static_cast<uint16_t>(pv.backends.size());
       ver.weight = pv.weight;
       copyName(ver.service, sizeof(ver.service), ps.id());
-      copyName(ver.subset, sizeof(ver.subset), pv.subset);
+      copyName(ver.subset, sizeof(ver.subset), versionName(pv));
       img.versions.emplace_back(vkey, ver);
 
       if (pv.backends.empty()) {
@@ -170,7 +170,7 @@ CompileResult compile(const Plan& plan) {
         order[i] = i;
       }
       std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-        return ps.versions[a].subset < ps.versions[b].subset;
+        return versionName(ps.versions[a]) < versionName(ps.versions[b]);
       });
       slots = cumulativeSlots(weights, order);
       svc.flags |= VEER_SVC_F_AFFINITY;

@@ -146,7 +146,8 @@ void Loader::loadObject(ObjectParser& p, const YAML::Node& doc, const std::strin
   }
   bool istio = *api == "networking.istio.io/v1alpha3" || *api == "networking.istio.io/v1beta1" ||
                *api == "networking.istio.io/v1";
-  enum class Kind { kService, kPod, kSlice, kDr, kVs, kGw, kTl, kContour, kNone } k = Kind::kNone;
+  enum class Kind { kService, kPod, kSlice, kDr, kVs, kGw, kTl, kContour, kHttpRoute, kNone } k =
+      Kind::kNone;
   if (*api == "v1" && *kind == "Service") {
     k = Kind::kService;
   } else if (*api == "v1" && *kind == "Pod") {
@@ -164,6 +165,10 @@ void Loader::loadObject(ObjectParser& p, const YAML::Node& doc, const std::strin
   } else if ((*api == "contour.heptio.com/v1beta1" && *kind == "IngressRoute") ||
              (*api == "projectcontour.io/v1" && *kind == "HTTPProxy")) {
     k = Kind::kContour;
+  } else if ((*api == "gateway.networking.k8s.io/v1" ||
+              *api == "gateway.networking.k8s.io/v1beta1") &&
+             *kind == "HTTPRoute") {
+    k = Kind::kHttpRoute;
   }
   if (k == Kind::kNone) {
     p.warning(*kindNode, prefix,
@@ -208,6 +213,9 @@ void Loader::loadObject(ObjectParser& p, const YAML::Node& doc, const std::strin
     break;
   case Kind::kContour:
     loadContour(p, std::move(meta), spec);
+    break;
+  case Kind::kHttpRoute:
+    loadHttpRoute(p, std::move(meta), spec);
     break;
   case Kind::kNone:
     break;

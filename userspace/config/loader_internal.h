@@ -285,6 +285,10 @@ inline std::string idx(const std::string& field, size_t i) {
   return field + "[" + std::to_string(i) + "]";
 }
 
+/** False (with an error at n) when RE2 rejects the regex v. */
+bool checkRegex(ObjectParser& p, const YAML::Node& n, const std::string& field,
+                const std::string& v);
+
 /** Reads Kubernetes objects into a Config; one instance per loadPaths/loadString call. */
 class Loader {
 public:
@@ -361,6 +365,26 @@ private:
   void loadGateway(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec);
 
   void loadTrafficLabel(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec);
+
+  // Gateway API (loader_gateway.cpp).
+  void loadHttpRoute(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec);
+  /** One matches[] entry; pathKind/pathLen feed the precedence order. */
+  std::optional<HttpMatch> loadGatewayMatch(ObjectParser& p, const YAML::Node& n,
+                                            const std::string& f, int& pathKind, size_t& pathLen);
+  /** Rule-level filters into r's header operations and actions. */
+  void loadGatewayFilters(ObjectParser& p, const YAML::Node& n, const std::string& f,
+                          const std::string& ns, Route& r);
+  /** A filter's type, checked against the known ones (with a "did you mean"). */
+  std::optional<std::string> filterType(ObjectParser& p, const YAML::Node& n,
+                                        const std::map<std::string, Entry>& m,
+                                        const std::string& f);
+  /** Request/ResponseHeaderModifier {set, add: [{name, value}], remove: [name]}. */
+  bool loadGatewayHeaderModifier(ObjectParser& p, const YAML::Node& n, const std::string& f,
+                                 HeaderOps& out);
+  /** A backendRef (or, when mirror, a RequestMirror backendRef: no weight, no filters). */
+  std::optional<RouteDestination> loadGatewayBackend(ObjectParser& p, const YAML::Node& n,
+                                                     const std::string& f, const std::string& ns,
+                                                     bool mirror);
 
   // Shared by the per-format loaders.
   size_t diagCount() const { return result_.diags.size(); }

@@ -9,6 +9,18 @@
 
 namespace veer::loading {
 
+bool checkRegex(ObjectParser& p, const YAML::Node& n, const std::string& field,
+                const std::string& v) {
+  RE2::Options opts;
+  opts.set_log_errors(false);
+  RE2 re(v, opts);
+  if (!re.ok()) {
+    p.error(n, field, "invalid regex '" + v + "': " + re.error() + " (RE2 syntax)");
+    return false;
+  }
+  return true;
+}
+
 void Loader::loadDr(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
   DestinationRule dr;
   dr.meta = std::move(meta);
@@ -249,15 +261,8 @@ std::optional<StringMatch> Loader::loadStringMatch(ObjectParser& p, const YAML::
                                           : StringMatch::Op::kRegex;
     sm.value = v;
     sm.pos = p.pos(it->second.value.IsDefined() ? it->second.value : it->second.key);
-    if (sm.op == StringMatch::Op::kRegex) {
-      RE2::Options opts;
-      opts.set_log_errors(false);
-      RE2 re(v, opts);
-      if (!re.ok()) {
-        p.error(it->second.value, f + ".regex",
-                "invalid regex '" + v + "': " + re.error() + " (RE2 syntax)");
-        return std::nullopt;
-      }
+    if (sm.op == StringMatch::Op::kRegex && !checkRegex(p, it->second.value, f + ".regex", v)) {
+      return std::nullopt;
     }
     out = sm;
   }

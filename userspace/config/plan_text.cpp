@@ -259,7 +259,7 @@ std::string renderPlan(const Plan& plan) {
     out += "  kernel: " + (s.kernelRule.empty() ? std::string("no rule, all endpoints") : s.kernelRule) +
            "\n";
     for (const auto& v : s.versions) {
-      out += "    " + (v.subset.empty() ? std::string("*") : v.subset) + " " +
+      out += "    " + (versionName(v).empty() ? std::string("*") : versionName(v)) + " " +
              std::to_string(v.weight) + "%";
       if (!v.fallback.empty()) {
         out += " (no endpoints; fallback " + v.fallback + ")";
@@ -300,7 +300,7 @@ PlanSummary summarize(const Plan& plan) {
     ps.why = s.why.empty() ? "" : s.why.front();
     for (const auto& v : s.versions) {
       PlanSummary::Version pv;
-      pv.subset = v.subset;
+      pv.subset = versionName(v);
       pv.weight = v.weight;
       for (const auto& b : v.backends) {
         pv.backends.push_back(addrPort(b.addr, b.port));

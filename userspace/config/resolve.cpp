@@ -73,6 +73,35 @@ bool matches(const Labels& have, const Labels& want) {
 
 std::string family(bool v4) { return v4 ? "IPv4" : "IPv6"; }
 
+/**
+ * A destination's field as the object's format spells it: Istio's suffix
+ * (".destination.host", ".destination.port.number", ".weight") or, for a Gateway API
+ * backendRef, ".name" / ".port" / ".weight".
+ */
+std::string destField(const VirtualService& vs, const std::string& field, const std::string& istio) {
+  if (vs.meta.kind != "HTTPRoute") {
+    return field + istio;
+  }
+  if (istio == ".destination.host") {
+    return field + ".name";
+  }
+  if (istio == ".destination.port.number") {
+    return field + ".port";
+  }
+  if (istio == ".route") {
+    return field + ".backendRefs";
+  }
+  return field + istio;
+}
+
+std::string portList(const Service& svc) {
+  std::string out;
+  for (const auto& p : svc.ports) {
+    out += (out.empty() ? "" : ", ") + std::to_string(p.port);
+  }
+  return out.empty() ? "none" : out;
+}
+
 /** A ready endpoint of one service port in one address family. */
 struct Candidate {
   PlanBackend backend;
@@ -116,6 +145,24 @@ private:
     }
   }
 
+  /** "host X is not a known Service", with a "did you mean" among the namespace's Services. */
+  std::string unknownHost(const std::string& host, const std::string& ns) {
+    std::string msg = "host " + host + " is not a known Service";
+    auto k = parseHost(host, ns);
+    if (!k) {
+      return msg;
+    }
+    std::vector<std::string> names;
+    for (const auto& [sk, sv] : services_) {
+      if (sk.first == k->first) {
+        names.push_back(sk.second);
+      }
+    }
+    const std::string best = closest(k->second, names);
+    return best.empty() ? msg + " in namespace " + k->first
+                        : msg + "; did you mean " + best + "?";
+  }
+
   const Service* lookup(const std::string& host, const std::string& ns, Key* key = nullptr) {
     auto k = parseHost(host, ns);
     if (!k) {
@@ -135,8 +182,7 @@ private:
     for (const auto& dr : c_.destinationRules) {
       Key k;
       if (lookup(dr.host, dr.meta.ns, &k) == nullptr) {
-        diag_.error(dr.hostPos, dr.meta.ref(), "spec.host",
-              "host " + dr.host + " is not a known Service");
+        diag_.error(dr.hostPos, dr.meta.ref(), "spec.host", unknownHost(dr.host, dr.meta.ns));
         continue;
       }
       auto [it, inserted] = drs_.emplace(k, &dr);
@@ -350,10 +396,11 @@ private:
       for (size_t i = 0; i < vs.hosts.size(); ++i) {
         const std::string& host = vs.hosts[i];
         SourcePos hp = i < vs.hostPos.size() ? vs.hostPos[i] : vs.meta.pos;
-        std::string field = "spec.hosts[" + std::to_string(i) + "]";
+        std::string field = i < vs.hostFields.size() ? vs.hostFields[i]
+                                                     : "spec.hosts[" + std::to_string(i) + "]";
         Key k;
         if (lookup(host, vs.meta.ns, &k) == nullptr) {
-          diag_.error(hp, vs.meta.ref(), field, "host " + host + " is not a known Service");
+          diag_.error(hp, vs.meta.ref(), field, unknownHost(host, vs.meta.ns));
           continue;
         }
         auto claimed = claims_.find(k);
@@ -405,20 +452,30 @@ private:
     }
   }
 
-  /** Checks hosts, weights, subsets and ports of a route for service k. */
+  /** The port of dsvc a destination reaches: its port, or the only one, or sp's number. */
+  static const ServicePort* destPort(const Service& dsvc, uint16_t port, uint16_t fromPort) {
+    for (const auto& p : dsvc.ports) {
+      if (p.port == (port != 0 ? port : fromPort)) {
+        return &p;
+      }
+    }
+    return port == 0 && dsvc.ports.size() == 1 ? &dsvc.ports[0] : nullptr;
+  }
+
+  /**
+   * Checks hosts, weights, subsets and ports of a route for service k. A destination may
+   * be another Service (its endpoints serve k's address), with that Service's subsets.
+   */
   bool validateRoute(const VirtualService& vs, const Route& r, const Key& k) {
     const std::string obj = vs.meta.ref();
     bool ok = true;
     if (r.destinations.empty()) {
-      diag_.error(r.pos, obj, r.field + ".route", "route has no destinations");
+      diag_.error(r.pos, obj, destField(vs, r.field, ".route"), "route has no destinations");
       return false;
     }
     const Service* svc = services_.at(k);
-    const DestinationRule* dr = nullptr;
-    if (auto it = drs_.find(k); it != drs_.end()) {
-      dr = it->second;
-    }
-    auto checkSubset = [&](const std::string& subset, const SourcePos& pos, const std::string& f) {
+    auto checkSubset = [&](const Key& sk, const std::string& subset, const SourcePos& pos,
+                           const std::string& f) {
       if (subset.empty()) {
         return;
       }
@@ -432,14 +489,17 @@ private:
         }
         return;
       }
+      const DestinationRule* dr = nullptr;
+      if (auto it = drs_.find(sk); it != drs_.end()) {
+        dr = it->second;
+      }
       if (dr == nullptr) {
         diag_.error(pos, obj, f,
-              "subset " + subset + " used but no DestinationRule defines subsets for " + keyStr(k));
+              "subset " + subset + " used but no DestinationRule defines subsets for " + keyStr(sk));
         ok = false;
       } else if (std::none_of(dr->subsets.begin(), dr->subsets.end(),
                               [&](const Subset& s) { return s.name == subset; })) {
         std::string known;
-        std::vector<std::string> names;
         for (const auto& s : dr->subsets) {
           known += (known.empty() ? "" : ", ") + s.name;
         }
@@ -452,15 +512,11 @@ private:
     bool anyMissing = false;
     int64_t sum = 0;
     for (const auto& d : r.destinations) {
-      Key dk;
-      if (lookup(d.host, vs.meta.ns, &dk) == nullptr) {
-        diag_.error(d.pos, obj, d.field + ".destination.host",
-              "host " + d.host + " is not a known Service");
-        ok = false;
-      } else if (dk != k) {
-        diag_.error(d.pos, obj, d.field + ".destination.host",
-              "routing " + keyStr(k) + " traffic to another service (" + keyStr(dk) +
-                  ") is not supported yet");
+      Key dk = k;
+      const Service* dsvc = lookup(d.host, vs.meta.ns, &dk);
+      if (dsvc == nullptr) {
+        diag_.error(d.pos, obj, destField(vs, d.field, ".destination.host"),
+              unknownHost(d.host, vs.meta.ns));
         ok = false;
       }
       if (d.weight) {
@@ -478,35 +534,53 @@ private:
           ok = false;
         }
       }
-      checkSubset(d.subset, d.pos, d.field + ".destination.subset");
+      checkSubset(dk, d.subset, d.pos, d.field + ".destination.subset");
       if (d.fallback) {
         Key fk;
         if (lookup(d.fallback->host, vs.meta.ns, &fk) == nullptr) {
           diag_.error(d.fallback->pos, obj, d.field + ".fallback.target.host",
-                "host " + d.fallback->host + " is not a known Service");
+                unknownHost(d.fallback->host, vs.meta.ns));
           ok = false;
-        } else if (fk != k) {
+        } else if (fk != dk) {
           diag_.error(d.fallback->pos, obj, d.field + ".fallback.target.host",
-                "fallback to another service (" + keyStr(fk) + ") is not supported yet");
+                "fallback to another service (" + keyStr(fk) + ") than the destination's (" +
+                    keyStr(dk) + ") is not supported yet");
           ok = false;
         } else if (!d.fallback->subset.empty() && d.fallback->subset[0] == '$') {
           diag_.error(d.fallback->pos, obj, d.field + ".fallback.target.subset",
                 "a fallback target must name a subset, not a traffic label");
           ok = false;
         } else {
-          checkSubset(d.fallback->subset, d.fallback->pos, d.field + ".fallback.target.subset");
+          checkSubset(fk, d.fallback->subset, d.fallback->pos, d.field + ".fallback.target.subset");
         }
       }
-      if (d.port != 0 && std::none_of(svc->ports.begin(), svc->ports.end(),
+      if (dsvc == nullptr) {
+        continue;
+      }
+      const std::string pf = destField(vs, d.field, ".destination.port.number");
+      const SourcePos& pp = d.portPos.line != 0 ? d.portPos : d.pos;
+      if (d.port != 0 && std::none_of(dsvc->ports.begin(), dsvc->ports.end(),
                                       [&](const ServicePort& p) { return p.port == d.port; })) {
-        diag_.error(d.pos, obj, d.field + ".destination.port.number",
-              "Service " + keyStr(k) + " has no port " + std::to_string(d.port));
+        diag_.error(pp, obj, pf,
+              "Service " + keyStr(dk) + " has no port " + std::to_string(d.port) + " (ports: " +
+                  portList(*dsvc) + ")");
         ok = false;
+      } else if (dk != k && d.port == 0) {
+        for (const auto& sp : svc->ports) {
+          if (destPort(*dsvc, 0, sp.port) == nullptr) {
+            diag_.error(d.pos, obj, pf,
+                  "Service " + keyStr(dk) + " has no port " + std::to_string(sp.port) +
+                      " and several ports (" + portList(*dsvc) + "); name the port to send " +
+                      keyStr(k) + " traffic to");
+            ok = false;
+            break;
+          }
+        }
       }
     }
     bool single = r.destinations.size() == 1 && anyMissing;
     if (ok && !single && !anyMissing && sum != 100) {
-      diag_.error(r.pos, obj, r.field + ".route",
+      diag_.error(r.pos, obj, destField(vs, r.field, ".route"),
             "weights sum to " + std::to_string(sum) + ", expected 100");
       ok = false;
     }
@@ -709,15 +783,20 @@ private:
           if (kr != nullptr) {
             ps.kernelRule = kr->source + " " + kr->rule.field;
             for (const auto& d : kr->rule.destinations) {
-              if (d.port == 0 || d.port == sp.port) {
+              Key dk = k;
+              lookup(d.host, svc->meta.ns, &dk);
+              // A destination port names a port of the destination Service: for the routed
+              // service itself it selects this port; another Service's applies to every port.
+              if (d.port == 0 || d.port == sp.port || dk != k) {
                 applicable.push_back(&d);
               }
             }
           }
-          auto subsetLabels = [&](const std::string& name) {
-            Labels want = svc->selector;
-            if (dr != nullptr) {
-              for (const auto& s : dr->subsets) {
+          auto subsetLabelsOf = [&](const Service& s, const Key& sk, const std::string& name) {
+            Labels want = s.selector;
+            auto dit = drs_.find(sk);
+            if (dit != drs_.end()) {
+              for (const auto& s : dit->second->subsets) {
                 if (s.name == name) {
                   for (const auto& [lk, lv] : s.labels) {
                     want[lk] = lv;
@@ -727,6 +806,7 @@ private:
             }
             return want;
           };
+          auto subsetLabels = [&](const std::string& name) { return subsetLabelsOf(*svc, k, name); };
           if (applicable.empty()) {
             PlanVersion v;
             v.weight = 100;
@@ -751,25 +831,37 @@ private:
                             "connections go to every endpoint of " + keyStr(k));
               }
             }
-            auto same = std::find_if(ps.versions.begin(), ps.versions.end(),
-                                     [&](const PlanVersion& v) { return v.subset == subset; });
+            Key dk = k;
+            const Service* dsvc = lookup(d->host, svc->meta.ns, &dk);
+            const std::string other = dk != k ? keyStr(dk) : "";
+            auto same = std::find_if(ps.versions.begin(), ps.versions.end(), [&](const PlanVersion& v) {
+              return v.subset == subset && v.service == other;
+            });
             if (same != ps.versions.end()) {
               same->weight = static_cast<uint8_t>(same->weight + w);
               continue;
             }
             PlanVersion v;
             v.subset = subset;
+            v.service = other;
             v.weight = static_cast<uint8_t>(w);
-            v.backends = subset.empty() ? pick(cands, {}) : pick(cands, subsetLabels(subset));
+            if (dk != k) {
+              // Another Service's endpoints serve this address (validated: the port exists).
+              const ServicePort* dsp = destPort(*dsvc, d->port, sp.port);
+              auto dc = endpoints(*dsvc, *dsp, addr.v4);
+              v.backends = pick(dc, subset.empty() ? Labels{} : subsetLabelsOf(*dsvc, dk, subset));
+            } else {
+              v.backends = subset.empty() ? pick(cands, {}) : pick(cands, subsetLabels(subset));
+            }
             if (v.backends.empty() && d->fallback && !d->fallback->subset.empty() &&
-                d->fallback->subset != subset) {
+                d->fallback->subset != subset && dk == k) {
               v.backends = pick(cands, subsetLabels(d->fallback->subset));
               v.fallback = d->fallback->subset;
             }
             if (v.backends.empty() && w > 0) {
               diag_.warning(d->pos, kr->source, d->field + ".destination.subset",
-                      (subset.empty() ? std::string("Service ") + keyStr(k)
-                                      : "subset " + subset + " of Service " + keyStr(k)) +
+                      (subset.empty() ? std::string("Service ") + keyStr(dk)
+                                      : "subset " + subset + " of Service " + keyStr(dk)) +
                           " has no ready " + family(addr.v4) +
                           " endpoints; connections sent there fail");
             }
