@@ -4,7 +4,8 @@
 // Semantics kept (gateway-api.sigs.k8s.io/reference/spec, HTTPRouteRule, HTTPRouteMatch,
 // HTTPBackendRef; GAMMA for mesh):
 // - parentRefs: kind Service (group "" or "core") attaches the route to that Service's
-//   traffic (mesh, GAMMA): a Config::virtualServices entry whose hosts are the Services.
+//   traffic (mesh, GAMMA): a Config::virtualServices entry whose hosts are the Services
+//   (one entry per parentRefs[].port; a port becomes a port condition on every match).
 //   kind Gateway (the default) is ingress: a Config::ingressRoutes entry whose hosts are
 //   spec.hostnames ("*" when none), resolved into a virtual host like Contour's.
 // - matches[] are ORed, conditions inside one match ANDed; a rule without matches is
@@ -23,6 +24,7 @@
 //   RequestMirror -> mirror. CORS and ExtensionRef are warned about and ignored.
 
 #include <algorithm>
+#include <map>
 #include <string_view>
 #include <tuple>
 
@@ -536,7 +538,8 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const YAML::Node* s
   if (!s) {
     return;
   }
-  VirtualService mesh; // hosts: the parent Services
+  // The parent Services, by the port the route attaches to (0 = every port).
+  std::map<uint16_t, VirtualService> mesh;
   bool ingress = false;
   if (const YAML::Node* refs = ObjectParser::get(*s, "parentRefs")) {
     auto items = p.sequence(*refs, "spec.parentRefs");
@@ -566,14 +569,14 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const YAML::Node* s
         ns = p.string(*x, rf + ".namespace").value_or(ns);
       }
       if (kind == "Service" && (group.empty() || group == "core")) {
-        if (const YAML::Node* port = ObjectParser::get(*m, "port")) {
-          p.warning(*port, rf + ".port",
-                    "a per-port mesh attachment is not supported by veer yet; the route applies "
-                    "to every port of Service " + ns + "/" + n);
+        uint16_t port = 0;
+        if (const YAML::Node* x = ObjectParser::get(*m, "port")) {
+          port = p.port(*x, rf + ".port").value_or(0);
         }
-        mesh.hosts.push_back(n + "." + ns);
-        mesh.hostPos.push_back(p.pos(*name));
-        mesh.hostFields.push_back(rf + ".name");
+        VirtualService& at = mesh[port];
+        at.hosts.push_back(n + "." + ns);
+        at.hostPos.push_back(p.pos(*name));
+        at.hostFields.push_back(rf + ".name");
       } else if (kind == "Gateway" && group == kGatewayGroup) {
         ingress = true;
         vs.gateways.push_back(ns + "/" + n);
@@ -703,7 +706,7 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const YAML::Node* s
   if (hasErrorsSince(start)) {
     return;
   }
-  if (mesh.hosts.empty() && !ingress) {
+  if (mesh.empty() && !ingress) {
     p.report(Diagnostic::Severity::kWarning, vs.meta.pos, "spec.parentRefs",
              "no parentRefs: the route attaches to no Gateway and no Service; nothing to route");
     return;
@@ -715,12 +718,27 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const YAML::Node* s
   for (auto& [pr, r] : rules) {
     vs.http.push_back(std::move(r));
   }
-  if (!mesh.hosts.empty()) {
+  for (auto& [port, parents] : mesh) {
     VirtualService m = vs;
-    m.hosts = std::move(mesh.hosts);
-    m.hostPos = std::move(mesh.hostPos);
-    m.hostFields = std::move(mesh.hostFields);
+    m.hosts = std::move(parents.hosts);
+    m.hostPos = std::move(parents.hostPos);
+    m.hostFields = std::move(parents.hostFields);
     m.gateways.clear();
+    if (port != 0) {
+      // parentRefs[].port: the route applies to that port of the Service only, which is
+      // what a port condition on every match says.
+      for (Route& r : m.http) {
+        if (r.matches.empty()) {
+          HttpMatch only;
+          only.pos = r.pos;
+          only.field = r.field;
+          r.matches.push_back(std::move(only));
+        }
+        for (HttpMatch& hm : r.matches) {
+          hm.port = port;
+        }
+      }
+    }
     config().virtualServices.push_back(std::move(m));
   }
   if (ingress) {

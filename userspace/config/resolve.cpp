@@ -342,7 +342,14 @@ private:
           what += (what.empty() ? "" : ", ") + std::string("remove ") + k;
         }
         if (!what.empty()) {
-          l7.push_back(pr.source + " " + f + ".headers." + dir + ": " + what);
+          // Said as the source format says it: Istio headers.request/response, Gateway API
+          // Request/ResponseHeaderModifier filters.
+          const bool gatewayApi = pr.source.rfind("HTTPRoute ", 0) == 0;
+          const std::string where =
+              gatewayApi ? f + ".filters: " + (std::string(dir) == "request" ? "Request" : "Response") +
+                               "HeaderModifier "
+                         : f + ".headers." + dir + ": ";
+          l7.push_back(pr.source + " " + where + what);
         }
       }
     };
