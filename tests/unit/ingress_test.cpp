@@ -157,6 +157,34 @@ spec:
       << rules(o.plan);
 }
 
+// Contour's request-routing docs, "Upstream Weighting": no weights at all is an even split
+// (so is every weight 0); unweighted services among weighted ones get nothing.
+TEST(Contour, HttpProxyWeightRulesAsContourDocumentsThem) {
+  Outcome o = run(R"(apiVersion: projectcontour.io/v1
+kind: HTTPProxy
+metadata: {name: blog, namespace: marketing}
+spec:
+  virtualhost: {fqdn: blog.example.com}
+  routes:
+  - conditions: [{prefix: /none}]
+    services: [{name: green, port: 80}, {name: blue, port: 80}, {name: red, port: 80}]
+  - conditions: [{prefix: /zero}]
+    services: [{name: green, port: 80, weight: 0}, {name: blue, port: 80, weight: 0}]
+  - conditions: [{prefix: /some}]
+    services: [{name: green, port: 80, weight: 3}, {name: blue, port: 80}, {name: red, port: 80, weight: 1}]
+)");
+  EXPECT_EQ(errors(o.diags), "");
+  const std::string r = rules(o.plan);
+  EXPECT_NE(r.find("'/none') -> green.marketing:80=34 blue.marketing:80=33 red.marketing:80=33"),
+            std::string::npos)
+      << r;
+  EXPECT_NE(r.find("'/zero') -> green.marketing:80=50 blue.marketing:80=50"), std::string::npos)
+      << r;
+  EXPECT_NE(r.find("'/some') -> green.marketing:80=75 blue.marketing:80=0 red.marketing:80=25"),
+            std::string::npos)
+      << r;
+}
+
 TEST(Contour, MissingChildIsPositionedWithAHint) {
   Outcome o = run(R"(apiVersion: contour.heptio.com/v1beta1
 kind: IngressRoute

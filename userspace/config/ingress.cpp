@@ -2,11 +2,13 @@
 // Plan::virtualHosts. (An HTTPRoute arrives ordered and weighted by loader_gateway.cpp;
 // here its backends are checked and each of its hostnames becomes a virtual host.)
 //
-// Contour semantics kept here (projectcontour.io/docs, "Request Routing" / "Upstream
-// Weighting" and "Inclusion and Delegation"):
-// - Weights are relative and need not add up to 100: a service gets weight/sum. If no
-//   service of a route has a weight (or all weights are 0), traffic is split evenly. If
-//   some have weights and others not, the ones without get weight 0 (no traffic).
+// Contour semantics kept here (projectcontour.io/docs/<version>/config/request-routing,
+// "Upstream Weighting", and .../config/inclusion-delegation):
+// - "Weights are relative and do not need to add up to 100": a service gets weight/sum.
+//   "If no weights are specified for a given route, it's assumed even distribution across
+//   the Services" (Contour's weightedClusters does the same when every weight is 0).
+//   "If some weights are specified but others are not, then it's assumed that upstreams
+//   without weights have an implicit weight of zero, and thus will not receive traffic."
 //   The plan shows percents (largest remainder, so they sum to exactly 100).
 // - IngressRoute delegation: a child's route prefixes must lie inside the delegating
 //   route's prefix. HTTPProxy includes: the include's conditions are prepended to the
