@@ -142,7 +142,41 @@ private:
     }
     for (const auto& p : c_.pods) {
       pods_.emplace(Key{p.meta.ns, p.meta.name}, &p);
+      for (const auto& [k, v] : p.meta.labels) {
+        podsByLabel_[{p.meta.ns, k, v}].push_back(&p);
+      }
     }
+    for (const auto& es : c_.endpointSlices) {
+      slices_[Key{es.meta.ns, es.serviceName}].push_back(&es);
+    }
+    for (const auto& vs : c_.virtualServices) {
+      vsByRef_.emplace(vs.meta.ref(), &vs);
+      if (vs.meta.kind == "VirtualService") { // delegates are Istio VirtualServices
+        vsByKey_.emplace(Key{vs.meta.ns, vs.meta.name}, &vs);
+      }
+    }
+  }
+
+  /** Pods of namespace ns whose labels include selector (non-empty), in config order. */
+  std::vector<const Pod*> selected(const std::string& ns, const Labels& selector) {
+    // Start from the selector label with the fewest pods, then check the others.
+    const std::vector<const Pod*>* fewest = nullptr;
+    for (const auto& [k, v] : selector) {
+      auto it = podsByLabel_.find({ns, k, v});
+      if (it == podsByLabel_.end()) {
+        return {};
+      }
+      if (fewest == nullptr || it->second.size() < fewest->size()) {
+        fewest = &it->second;
+      }
+    }
+    std::vector<const Pod*> out;
+    for (const Pod* p : *fewest) {
+      if (matches(p->meta.labels, selector)) {
+        out.push_back(p);
+      }
+    }
+    return out;
   }
 
   /** "host X is not a known Service", with a "did you mean" among the namespace's Services. */
@@ -252,10 +286,8 @@ private:
       }
       std::string ns = r.delegate->ns.empty() ? vs.meta.ns : r.delegate->ns;
       const VirtualService* child = nullptr;
-      for (const auto& c : c_.virtualServices) {
-        if (c.meta.ns == ns && c.meta.name == r.delegate->name) {
-          child = &c;
-        }
+      if (auto it = vsByKey_.find(Key{ns, r.delegate->name}); it != vsByKey_.end()) {
+        child = it->second;
       }
       if (child == nullptr) {
         diag_.error(r.delegate->pos, vs.meta.ref(), r.field + ".delegate",
@@ -435,10 +467,8 @@ private:
             continue;
           }
           const VirtualService* owner = &vs;
-          for (const auto& c : c_.virtualServices) {
-            if (c.meta.ref() == pr.source) {
-              owner = &c;
-            }
+          if (auto it = vsByRef_.find(pr.source); it != vsByRef_.end()) {
+            owner = it->second;
           }
           ok = validateRoute(*owner, pr.rule, k) && ok;
         }
@@ -628,8 +658,9 @@ private:
       }
     };
     if (!svc.selector.empty()) {
-      for (const auto& pod : c_.pods) {
-        if (pod.meta.ns != svc.meta.ns || !pod.ready || !matches(pod.meta.labels, svc.selector)) {
+      for (const Pod* pp : selected(svc.meta.ns, svc.selector)) {
+        const Pod& pod = *pp;
+        if (!pod.ready) {
           continue;
         }
         bool hasFamily = std::any_of(pod.ips.begin(), pod.ips.end(),
@@ -646,10 +677,10 @@ private:
         }
       }
     }
-    for (const auto& es : c_.endpointSlices) {
-      if (es.meta.ns != svc.meta.ns || es.serviceName != svc.meta.name) {
-        continue;
-      }
+    auto sl = slices_.find(Key{svc.meta.ns, svc.meta.name});
+    for (const EndpointSlice* esp : sl == slices_.end() ? std::vector<const EndpointSlice*>{}
+                                                         : sl->second) {
+      const EndpointSlice& es = *esp;
       std::optional<uint16_t> slicePort;
       if (!es.ports.empty()) {
         for (const auto& p : es.ports) {
@@ -891,6 +922,12 @@ private:
   DiagnosticSink diag_{result_.diags}; // the same finding can come from several ports or families
   std::map<Key, const Service*> services_;
   std::map<Key, const Pod*> pods_;
+  // Indexes, so resolution stays linear in the size of the config.
+  std::map<std::tuple<std::string, std::string, std::string>, std::vector<const Pod*>>
+      podsByLabel_; // (namespace, label, value) -> pods, config order
+  std::map<Key, std::vector<const EndpointSlice*>> slices_; // (namespace, service) -> slices
+  std::map<std::string, const VirtualService*> vsByRef_;     // "VirtualService ns/name"
+  std::map<Key, const VirtualService*> vsByKey_;
   std::map<Key, const DestinationRule*> drs_;
   std::map<Key, std::pair<const VirtualService*, SourcePos>> claims_;
   std::map<Key, Decision> decisions_;
