@@ -393,6 +393,47 @@ TEST(GatewayApi, SameServiceInIstioAndHttpRouteIsAConflictNamingBoth) {
       << formatDiagnostics(o.diags);
 }
 
+TEST(GatewayApi, ExplainVirtualHostPicksTheMostSpecificHostAndRule) {
+  Outcome o = run("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+                  "metadata: {name: any, namespace: shop}\nspec:\n"
+                  "  parentRefs: [{name: public}]\n"
+                  "  rules: [{backendRefs: [{name: web, port: 80}]}]\n"
+                  "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+                  "metadata: {name: shop, namespace: shop}\nspec:\n"
+                  "  parentRefs: [{name: public}]\n"
+                  "  hostnames: [\"*.example.com\"]\n"
+                  "  rules:\n"
+                  "  - matches: [{headers: [{name: x-canary, value: always}], queryParams: "
+                  "[{name: v, value: \"2\"}]}]\n"
+                  "    backendRefs: [{name: cart-v2, port: 9080}]\n"
+                  "  - backendRefs: [{name: cart-v1, port: 9080, weight: 3}, {name: cart-v2, "
+                  "port: 9080}]\n");
+  ASSERT_FALSE(hasErrors(o.diags)) << formatDiagnostics(o.diags);
+  ExplainRequest req;
+  req.host = "shop.example.com";
+  req.uri = "/?v=2";
+  req.headers = {{"X-Canary", "always"}};
+  Explanation e = explainVirtualHost(o.plan, req);
+  ASSERT_TRUE(e.ok);
+  EXPECT_EQ(e.text,
+            "vhost *.example.com [HTTPRoute shop/shop] path=l7 (ingress proxy)\n"
+            "  spec.rules[0] [HTTPRoute shop/shop]: matches spec.rules[0].matches[0] "
+            "(headers[x-canary] exact 'always' AND queryParams[v] exact '2')\n"
+            "  rule: spec.rules[0] [HTTPRoute shop/shop]: (headers[x-canary] exact 'always' AND "
+            "queryParams[v] exact '2') -> cart-v2.shop:9080=100\n"
+            "-> Service cart-v2.shop:9080 100%: 10.96.5.12:9080/tcp path=kernel, *=100\n");
+  req.uri = "/";
+  e = explainVirtualHost(o.plan, req);
+  EXPECT_NE(e.text.find("no (query parameter v is absent)"), std::string::npos) << e.text;
+  EXPECT_NE(e.text.find("-> Service cart-v1.shop:9080 75%"), std::string::npos) << e.text;
+  // Another domain falls to the catch-all "*" host.
+  req.host = "shop.example.org";
+  e = explainVirtualHost(o.plan, req);
+  EXPECT_NE(e.text.find("vhost * [HTTPRoute shop/any]"), std::string::npos) << e.text;
+  EXPECT_NE(e.text.find("-> Service web.shop:80 100%: 10.96.5.20:80/tcp"), std::string::npos)
+      << e.text;
+}
+
 struct ErrorCase {
   const char* name;
   std::string yaml;

@@ -310,6 +310,17 @@ PlanSummary summarize(const Plan& plan) {
     }
     out.services[key(s)] = std::move(ps);
   }
+  for (const auto& v : plan.virtualHosts) {
+    PlanSummary::VirtualHost vh;
+    vh.source = v.source;
+    for (const auto& r : v.routes) {
+      const std::string line = renderRule(r);
+      const size_t arrow = line.find(" -> ");
+      vh.rules.emplace_back(line.substr(0, arrow),
+                            arrow == std::string::npos ? "" : line.substr(arrow + 4));
+    }
+    out.virtualHosts[v.host] = std::move(vh);
+  }
   return out;
 }
 
@@ -322,6 +333,72 @@ std::string versionsLine(const PlanSummary::Service& s) {
            std::to_string(v.weight);
   }
   return out;
+}
+
+/** The virtual host part of a diff: hosts added and removed, rules changed within a host. */
+void diffVirtualHosts(const PlanSummary& before, const PlanSummary& after, PlanDiff& d) {
+  std::set<std::string> hosts;
+  for (const auto& [h, v] : before.virtualHosts) {
+    hosts.insert(h);
+  }
+  for (const auto& [h, v] : after.virtualHosts) {
+    hosts.insert(h);
+  }
+  for (const auto& h : hosts) {
+    auto b = before.virtualHosts.find(h);
+    auto a = after.virtualHosts.find(h);
+    if (b == before.virtualHosts.end()) {
+      ++d.added;
+      d.text += "+ vhost " + h + " [" + a->second.source + "] path=l7: " +
+                std::to_string(a->second.rules.size()) + " rule(s)\n";
+      for (const auto& [rule, dests] : a->second.rules) {
+        d.text += "    " + rule + " -> " + dests + "\n";
+      }
+      continue;
+    }
+    if (a == after.virtualHosts.end()) {
+      ++d.removed;
+      d.text += "- vhost " + h + " [" + b->second.source + "]\n";
+      continue;
+    }
+    std::vector<std::string> lines;
+    if (b->second.source != a->second.source) {
+      lines.push_back("source: " + b->second.source + " -> " + a->second.source);
+    }
+    std::map<std::string, std::string> bm(b->second.rules.begin(), b->second.rules.end());
+    std::map<std::string, std::string> am(a->second.rules.begin(), a->second.rules.end());
+    std::vector<std::string> bOrder;
+    std::vector<std::string> aOrder;
+    for (const auto& [rule, dests] : b->second.rules) {
+      if (am.count(rule) == 0) {
+        lines.push_back("rule removed: " + rule);
+      } else {
+        bOrder.push_back(rule);
+      }
+    }
+    for (const auto& [rule, dests] : a->second.rules) {
+      auto x = bm.find(rule);
+      if (x == bm.end()) {
+        lines.push_back("rule added: " + rule + " -> " + dests);
+        continue;
+      }
+      aOrder.push_back(rule);
+      if (x->second != dests) {
+        lines.push_back("rule " + rule + ": " + x->second + " -> " + dests);
+      }
+    }
+    if (bOrder != aOrder) {
+      lines.push_back("rule order changed (the first matching rule wins)");
+    }
+    if (lines.empty()) {
+      continue;
+    }
+    ++d.changed;
+    d.text += "~ vhost " + h + " [" + a->second.source + "]\n";
+    for (const auto& l : lines) {
+      d.text += "    " + l + "\n";
+    }
+  }
 }
 
 } // namespace
@@ -412,6 +489,9 @@ PlanDiff diffPlans(const PlanSummary& before, const PlanSummary& after) {
     for (const auto& l : lines) {
       d.text += "    " + l + "\n";
     }
+  }
+  if (before.virtualHostsKnown && after.virtualHostsKnown) {
+    diffVirtualHosts(before, after, d);
   }
   d.text += "Plan: " + std::to_string(d.added) + " to add, " + std::to_string(d.changed) +
             " to change, " + std::to_string(d.removed) + " to remove.\n";
@@ -691,6 +771,148 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
   if (s->path == PlanPath::kL7) {
     out += "note: path=l7; until the L7 proxy runs, the kernel applies " +
            (s->kernelRule.empty() ? std::string("all endpoints") : s->kernelRule) + " to every connection\n";
+  }
+  ex.text = out;
+  return ex;
+}
+
+namespace {
+
+/** Whether a virtual host name serves host: exact, "*.domain" (one or more labels), "*". */
+bool hostServes(const std::string& pattern, const std::string& host) {
+  const std::string p = lower(pattern);
+  const std::string h = lower(host);
+  if (p == "*" || p == h) {
+    return true;
+  }
+  return p.rfind("*.", 0) == 0 && h.size() > p.size() - 1 &&
+         h.compare(h.size() - (p.size() - 1), p.size() - 1, p.substr(1)) == 0;
+}
+
+/** Why an ingress match entry fails for req, or "" when it matches. */
+std::string vhostMismatch(const HttpMatch& m, const ExplainRequest& req,
+                          const std::map<std::string, std::string>& headers,
+                          const std::map<std::string, std::string>& query) {
+  const std::string path = req.uri.substr(0, req.uri.find('?'));
+  if (m.uri && !stringMatches(*m.uri, path, m.ignoreUriCase)) {
+    return "uri " + quote(path) + " is not " + renderSm(*m.uri);
+  }
+  if (m.method && !stringMatches(*m.method, req.method)) {
+    return "method " + quote(req.method) + " is not " + renderSm(*m.method);
+  }
+  for (const auto& [list, what, absentFails] :
+       {std::tuple{&m.headers, "header ", &headers}, {&m.queryParams, "query parameter ", &query}}) {
+    for (const auto& k : *list) {
+      auto it = absentFails->find(k.key);
+      if (it == absentFails->end()) {
+        return what + k.key + " is absent";
+      }
+      if (!k.present && !stringMatches(k.match, it->second)) {
+        return what + k.key + " " + quote(it->second) + " is not " + renderSm(k.match);
+      }
+    }
+  }
+  for (const auto& k : m.withoutHeaders) {
+    auto it = headers.find(k.key);
+    if (it != headers.end() && (k.present || stringMatches(k.match, it->second))) {
+      return "header " + k.key + " " + quote(it->second) + " must not be " +
+             (k.present ? std::string("present") : renderSm(k.match));
+    }
+  }
+  return "";
+}
+
+} // namespace
+
+Explanation explainVirtualHost(const Plan& plan, const ExplainRequest& req) {
+  Explanation ex;
+  const PlanVirtualHost* vh = nullptr;
+  // The most specific name wins: exact, then the longest wildcard, then "*".
+  for (const auto& v : plan.virtualHosts) {
+    if (hostServes(v.host, req.host) &&
+        (vh == nullptr || (v.host[0] != '*' ? 1000 : v.host.size()) >
+                              (vh->host[0] != '*' ? 1000 : vh->host.size()))) {
+      vh = &v;
+    }
+  }
+  if (vh == nullptr) {
+    ex.text = "no virtual host for " + req.host + " in the plan\n";
+    return ex;
+  }
+  ex.ok = true;
+  std::map<std::string, std::string> headers;
+  for (const auto& [k, v] : req.headers) {
+    headers[lower(k)] = v;
+  }
+  std::map<std::string, std::string> query;
+  if (size_t q = req.uri.find('?'); q != std::string::npos) {
+    std::string qs = req.uri.substr(q + 1);
+    for (size_t start = 0; start <= qs.size();) {
+      size_t amp = qs.find('&', start);
+      std::string kv = qs.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
+      size_t eq = kv.find('=');
+      query[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+      if (amp == std::string::npos) {
+        break;
+      }
+      start = amp + 1;
+    }
+  }
+  std::string out = "vhost " + vh->host + " [" + vh->source + "] path=l7 (ingress proxy)\n";
+  const PlanRoute* hit = nullptr;
+  for (const auto& pr : vh->routes) {
+    if (pr.rule.matches.empty()) {
+      out += "  " + pr.rule.field + " [" + pr.source + "]: matches (no conditions)\n";
+      hit = &pr;
+      break;
+    }
+    std::string why;
+    for (const auto& m : pr.rule.matches) {
+      std::string r = vhostMismatch(m, req, headers, query);
+      if (r.empty()) {
+        out += "  " + pr.rule.field + " [" + pr.source + "]: matches " + m.field + " (" +
+               renderMatch(m) + ")\n";
+        hit = &pr;
+        break;
+      }
+      why += (why.empty() ? "" : "; ") + r;
+    }
+    if (hit != nullptr) {
+      break;
+    }
+    out += "  " + pr.rule.field + " [" + pr.source + "]: no (" + why + ")\n";
+  }
+  if (hit == nullptr) {
+    ex.text = out + "-> no rule matches: the ingress answers 404\n";
+    return ex;
+  }
+  out += "  rule: " + renderRule(*hit) + "\n";
+  if (hit->rule.destinations.empty()) {
+    ex.text = out + "-> answered by the rule itself" +
+              (hit->rule.actions.directResponseStatus != 0
+                   ? " (" + std::to_string(hit->rule.actions.directResponseStatus) + ")"
+                   : std::string()) +
+              "\n";
+    return ex;
+  }
+  for (const auto& d : hit->rule.destinations) {
+    // d.host is "name.ns"; the Service's port d.port (0: its first port).
+    const PlanService* s = findService(plan, d.host, "", d.port);
+    out += "-> Service " + d.host + (d.port != 0 ? ":" + std::to_string(d.port) : "") + " " +
+           std::to_string(d.weight.value_or(100)) + "%";
+    if (s == nullptr) {
+      out += ": not in the plan\n";
+      continue;
+    }
+    out += ": " + key(*s) + " path=" + pathName(s->path) + ",";
+    for (const auto& v : s->versions) {
+      out += " " + (versionName(v).empty() ? std::string("*") : versionName(v)) + "=" +
+             std::to_string(v.weight);
+    }
+    if (!d.headers.empty()) {
+      out += " {" + renderHeaderOps(d.headers) + " }";
+    }
+    out += "\n";
   }
   ex.text = out;
   return ex;

@@ -32,6 +32,16 @@ struct PlanSummary {
     std::vector<Version> versions;
   };
   std::map<std::string, Service> services; // by "addr:port/proto"
+
+  /** An ingress virtual host: its rules in match order, split as renderRule writes them. */
+  struct VirtualHost {
+    std::string source; // "HTTPRoute shop/storefront"
+    /** (the rule and its conditions, "-> destinations {header ops}"), in match order. */
+    std::vector<std::pair<std::string, std::string>> rules;
+  };
+  std::map<std::string, VirtualHost> virtualHosts; // by host
+  /** False for the live maps, which hold no virtual hosts: a diff then leaves them out. */
+  bool virtualHostsKnown = true;
 };
 
 PlanSummary summarize(const Plan& plan);
@@ -44,7 +54,10 @@ struct PlanDiff {
   bool changes() const { return added + removed + changed != 0; }
 };
 
-/** before -> after. Stable: services in address order, versions in subset order. */
+/**
+ * before -> after. Stable: services in address order, versions in subset order, then
+ * virtual hosts in host order (rules added, removed, re-weighted or reordered).
+ */
 PlanDiff diffPlans(const PlanSummary& before, const PlanSummary& after);
 
 /** A request to explain. Header names are matched case-insensitively. */
@@ -68,6 +81,14 @@ struct Explanation {
 
 /** Which rule a request matches and which version it would reach (L7 semantics, as Istio). */
 Explanation explain(const Plan& plan, const Config& config, const ExplainRequest& req);
+
+/**
+ * The ingress virtual host (Contour, Gateway API) a request for req.host reaches (exact
+ * host, then "*.domain" wildcards, then "*"), which of its rules matches (uri, method,
+ * headers, query parameters) and which Service ports and weights it goes to. ok is false
+ * when no virtual host serves req.host.
+ */
+Explanation explainVirtualHost(const Plan& plan, const ExplainRequest& req);
 
 /** Whether one Istio StringMatch accepts value (regex: RE2 full match). */
 bool stringMatches(const StringMatch& m, const std::string& value, bool ignoreCase = false);
