@@ -524,7 +524,7 @@ spec:
            "spec.http[0].route[1].port: unknown field port; did you mean weight: 5? (the other "
            "destinations have weights)"},
       {"MissingName", "apiVersion: v1\nkind: Service\nmetadata: {namespace: x}\nspec: {}\n",
-       "e.yaml:3:11: error: metadata: missing metadata.name"},
+       "e.yaml:3:11: error: Service (no name): metadata: missing metadata.name"},
       {"NotAnObject", "apiVersion: v1\nkind: Service\n---\n- a\n- b\n",
        "e.yaml:4:1: error: expected a map, got a sequence"},
       {"DuplicateKey", "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  clusterIP: 10.0.0.1\n  clusterIP: 10.0.0.2\n",

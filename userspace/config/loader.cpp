@@ -223,6 +223,7 @@ void Loader::loadObject(ObjectParser& p, const YAML::Node& doc, const std::strin
 }
 
 bool Loader::loadMeta(ObjectParser& p, const std::map<std::string, Entry>& top, ObjectMeta& meta) {
+  p.setObject(meta.kind + " (no name)"); // until the name is known
   const YAML::Node* md = ObjectParser::get(top, "metadata");
   if (md == nullptr) {
     p.report(Diagnostic::Severity::kError, meta.pos, "metadata", "missing metadata.name");

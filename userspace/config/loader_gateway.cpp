@@ -192,10 +192,11 @@ std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, cons
     auto list = p.sequence(*x, f + ".filters");
     for (size_t i = 0; i < list.size(); ++i) {
       std::string ff = idx(f + ".filters", i);
-      auto fm = p.fields(list[i], ff, {"type", "requestHeaderModifier", "responseHeaderModifier"},
-                         {"urlRewrite", "requestRedirect", "requestMirror", "cors",
-                          "extensionRef"},
-                         true);
+      // Every filter body is a known field: the type's warning below says what is ignored.
+      auto fm = p.fields(list[i], ff,
+                         {"type", "requestHeaderModifier", "responseHeaderModifier", "urlRewrite",
+                          "requestRedirect", "requestMirror", "cors", "extensionRef"},
+                         {}, true);
       if (!fm) {
         continue;
       }
@@ -255,8 +256,8 @@ void Loader::loadGatewayFilters(ObjectParser& p, const YAML::Node& n, const std:
     std::string ff = idx(f, i);
     auto fm = p.fields(list[i], ff,
                        {"type", "requestHeaderModifier", "responseHeaderModifier", "urlRewrite",
-                        "requestRedirect", "requestMirror"},
-                       {"cors", "extensionRef"}, true);
+                        "requestRedirect", "requestMirror", "cors", "extensionRef"},
+                       {}, true);
     if (!fm) {
       continue;
     }
