@@ -17,7 +17,7 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 CXX ?= g++
 
-PKGS := libbpf yaml-cpp spdlog fmt re2 libnl-3.0 libnl-route-3.0
+PKGS := libbpf yaml-0.1 spdlog fmt re2 libnl-3.0 libnl-route-3.0
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz
 
@@ -144,13 +144,13 @@ FUZZ_TIME ?= 60
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_SRCS := fuzz/loader_fuzz.cpp $(wildcard userspace/config/*.cpp userspace/common/*.cpp)
 FUZZ_FLAGS := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-Iuserspace -Iinclude $(shell pkg-config --cflags yaml-cpp re2 2>/dev/null)
+	-Iuserspace -Iinclude $(shell pkg-config --cflags yaml-0.1 re2 2>/dev/null)
 
 .PHONY: fuzz fuzz-corpus
 $(FUZZ_DIR)/loader_fuzz: $(FUZZ_SRCS) $(wildcard userspace/config/*.h userspace/common/*.h)
 	@mkdir -p $(@D)
 	$(call msg,FUZZ-LD,$@)
-	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_SRCS) $(shell pkg-config --libs yaml-cpp re2 2>/dev/null) -o $@
+	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $(FUZZ_SRCS) $(shell pkg-config --libs yaml-0.1 re2 2>/dev/null) -o $@
 
 $(FUZZ_DIR)/corpus/.seeded: $(shell find configs fuzz/regressions -name '*.yaml')
 	@mkdir -p $(@D)

@@ -530,7 +530,8 @@ spec:
       {"DuplicateKey", "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  clusterIP: 10.0.0.1\n  clusterIP: 10.0.0.2\n",
        "e.yaml:6:3: error: Service default/r: spec.clusterIP: duplicate key clusterIP (first at line 5)"},
       {"SyntaxError", "apiVersion: v1\nkind: Service\nmetadata:\n  name: [unclosed\n",
-       "e.yaml:5:1: error: YAML syntax error: end of sequence flow not found"},
+       "e.yaml:5:1: error: YAML syntax error: did not find expected ',' or ']' while parsing "
+       "a flow sequence that starts at line 4, column 9"},
   };
 }
 

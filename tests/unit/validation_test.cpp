@@ -105,7 +105,7 @@ const std::vector<Row>& rows() {
       {"YamlSyntaxError",
        R"Y(a: [1, 2
 )Y",
-       "v.yaml:2:1: error: YAML syntax error: end of sequence flow not found"},
+       "v.yaml:2:1: error: YAML syntax error: did not find expected ',' or ']' while parsing a flow sequence that starts at line 1, column 4"},
       {"NotAnObject",
        R"Y(just: a map
 )Y",

@@ -1,7 +1,7 @@
 // YAML -> Config: files and directories, YAML streams split into documents, and the
 // dispatch of each object to its format's loader (loader_k8s.cpp, loader_istio.cpp,
-// loader_asm.cpp, loader_contour.cpp, loader_gateway.cpp). Every yaml-cpp exception is
-// caught here and becomes a positioned Diagnostic; nothing escapes. Unknown fields are
+// loader_asm.cpp, loader_contour.cpp, loader_gateway.cpp). YAML is parsed by libyaml into
+// a read-only tree (yaml.h); a syntax error is a positioned Diagnostic. Unknown fields are
 // warnings (with a "did you mean" hint), wrong types are errors naming file:line:col and
 // the field path.
 
@@ -30,12 +30,12 @@ bool isDocumentMarker(std::string_view line, std::string_view marker) {
 }
 
 /**
- * Splits a stream at its document markers, so each document is parsed on its
- * own with YAML::Load. yaml-cpp 0.7's LoadAll loops forever on some malformed
- * streams (jbeder/yaml-cpp#1040, fixed upstream after 0.8); one Load per
- * document cannot. The split is exact: YAML forbids "---" and "..." at
- * column 0 inside content. A "---" is blanked rather than dropped so content
- * after it on the same line keeps its column.
+ * Splits a stream at its document markers, so each document is parsed on its own: a
+ * syntax error in one document does not hide the others (a stream parser stops at the
+ * first). The split is exact: YAML forbids "---" and "..." at column 0 inside content.
+ * A "---" is blanked rather than dropped so content after it on the same line keeps its
+ * column. (It also kept yaml-cpp 0.7's LoadAll hang, jbeder/yaml-cpp#1040, out of reach
+ * while the loader used yaml-cpp.)
  */
 std::vector<YamlDocument> splitDocuments(std::string_view text) {
   std::vector<YamlDocument> docs(1);
@@ -81,29 +81,21 @@ void Loader::loadFile(const std::string& path) {
 
 void Loader::loadText(std::string_view text, const std::string& file) {
   for (const YamlDocument& doc : splitDocuments(text)) {
-    YAML::Node node;
-    try {
-      node = YAML::Load(doc.text);
-    } catch (const YAML::Exception& e) {
+    yaml::Document parsed;
+    yaml::ParseError err;
+    if (!yaml::parse(doc.text, parsed, err)) {
       Diagnostic d;
       d.pos.file = file;
-      if (!e.mark.is_null()) {
-        d.pos.line = doc.firstLine + e.mark.line + 1;
-        d.pos.column = e.mark.column + 1;
+      if (!err.mark.isNull()) {
+        d.pos.line = doc.firstLine + err.mark.line + 1;
+        d.pos.column = err.mark.column + 1;
       }
-      d.message = "YAML syntax error: " + e.msg;
+      d.message = "YAML syntax error: " + err.message;
       result_.diags.push_back(std::move(d));
       continue;
     }
     ObjectParser p(file, doc.firstLine, result_.diags);
-    try {
-      loadObject(p, node, "");
-    } catch (const YAML::Exception& e) {
-      // Our accessors check types first; this is a last line of defence.
-      SourcePos at{file, e.mark.is_null() ? 0 : doc.firstLine + e.mark.line + 1,
-                   e.mark.is_null() ? 0 : e.mark.column + 1};
-      p.report(Diagnostic::Severity::kError, at, "", "cannot read object: " + e.msg);
-    }
+    loadObject(p, parsed.root(), "");
   }
 }
 
@@ -114,16 +106,16 @@ void Loader::fileError(const std::string& path, const std::string& message) {
   result_.diags.push_back(std::move(d));
 }
 
-void Loader::loadObject(ObjectParser& p, const YAML::Node& doc, const std::string& prefix) {
-  if (doc.IsNull()) {
+void Loader::loadObject(ObjectParser& p, const yaml::Node& doc, const std::string& prefix) {
+  if (doc.isNull()) {
     return; // empty document, e.g. a trailing "---"
   }
   auto top = p.fields(doc, prefix, {}, {}, false);
   if (!top) {
     return;
   }
-  const YAML::Node* kindNode = ObjectParser::get(*top, "kind");
-  const YAML::Node* apiNode = ObjectParser::get(*top, "apiVersion");
+  const yaml::Node* kindNode = ObjectParser::get(*top, "kind");
+  const yaml::Node* apiNode = ObjectParser::get(*top, "apiVersion");
   if (kindNode == nullptr || apiNode == nullptr) {
     p.error(doc, prefix, "not a Kubernetes object: missing kind or apiVersion");
     return;
@@ -134,7 +126,7 @@ void Loader::loadObject(ObjectParser& p, const YAML::Node& doc, const std::strin
     return;
   }
   if (*kind == "List" && *api == "v1") {
-    const YAML::Node* items = ObjectParser::get(*top, "items");
+    const yaml::Node* items = ObjectParser::get(*top, "items");
     if (items != nullptr) {
       auto list = p.sequence(*items, "items");
       for (size_t i = 0; i < list.size(); ++i) {
@@ -187,8 +179,8 @@ void Loader::loadObject(ObjectParser& p, const YAML::Node& doc, const std::strin
   if (!checkDuplicate(p, meta)) {
     return;
   }
-  const YAML::Node* spec = ObjectParser::get(*top, "spec");
-  const YAML::Node* status = ObjectParser::get(*top, "status");
+  const yaml::Node* spec = ObjectParser::get(*top, "spec");
+  const yaml::Node* status = ObjectParser::get(*top, "status");
   switch (k) {
   case Kind::kService:
     loadService(p, std::move(meta), spec);
@@ -224,7 +216,7 @@ void Loader::loadObject(ObjectParser& p, const YAML::Node& doc, const std::strin
 
 bool Loader::loadMeta(ObjectParser& p, const std::map<std::string, Entry>& top, ObjectMeta& meta) {
   p.setObject(meta.kind + " (no name)"); // until the name is known
-  const YAML::Node* md = ObjectParser::get(top, "metadata");
+  const yaml::Node* md = ObjectParser::get(top, "metadata");
   if (md == nullptr) {
     p.report(Diagnostic::Severity::kError, meta.pos, "metadata", "missing metadata.name");
     return false;
@@ -233,7 +225,7 @@ bool Loader::loadMeta(ObjectParser& p, const std::map<std::string, Entry>& top, 
   if (!m) {
     return false;
   }
-  const YAML::Node* name = ObjectParser::get(*m, "name");
+  const yaml::Node* name = ObjectParser::get(*m, "name");
   if (name == nullptr) {
     p.error(*md, "metadata", "missing metadata.name");
     return false;
@@ -244,15 +236,15 @@ bool Loader::loadMeta(ObjectParser& p, const std::map<std::string, Entry>& top, 
   }
   meta.name = *n;
   meta.ns = "default";
-  if (const YAML::Node* ns = ObjectParser::get(*m, "namespace")) {
+  if (const yaml::Node* ns = ObjectParser::get(*m, "namespace")) {
     if (auto v = p.string(*ns, "metadata.namespace"); v && !v->empty()) {
       meta.ns = *v;
     }
   }
-  if (const YAML::Node* l = ObjectParser::get(*m, "labels")) {
+  if (const yaml::Node* l = ObjectParser::get(*m, "labels")) {
     meta.labels = p.labels(*l, "metadata.labels");
   }
-  if (const YAML::Node* a = ObjectParser::get(*m, "annotations")) {
+  if (const yaml::Node* a = ObjectParser::get(*m, "annotations")) {
     meta.annotations = p.labels(*a, "metadata.annotations");
   }
   return true;

@@ -6,7 +6,7 @@
 
 namespace veer::loading {
 
-void Loader::loadTrafficLabel(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
+void Loader::loadTrafficLabel(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec) {
   TrafficLabel tl;
   tl.meta = std::move(meta);
   if (spec == nullptr) {
@@ -17,14 +17,14 @@ void Loader::loadTrafficLabel(ObjectParser& p, ObjectMeta meta, const YAML::Node
   if (!s) {
     return;
   }
-  if (const YAML::Node* ws = ObjectParser::get(*s, "workloadSelector")) {
+  if (const yaml::Node* ws = ObjectParser::get(*s, "workloadSelector")) {
     if (auto wm = p.fields(*ws, "spec.workloadSelector", {"labels"}, {}, true)) {
-      if (const YAML::Node* l = ObjectParser::get(*wm, "labels")) {
+      if (const yaml::Node* l = ObjectParser::get(*wm, "labels")) {
         tl.workloadSelector = p.labels(*l, "spec.workloadSelector.labels");
       }
     }
   }
-  const YAML::Node* rules = ObjectParser::get(*s, "rules");
+  const yaml::Node* rules = ObjectParser::get(*s, "rules");
   if (rules == nullptr) {
     p.error(*spec, "spec.rules", "missing rules");
     return;
@@ -36,10 +36,10 @@ void Loader::loadTrafficLabel(ObjectParser& p, ObjectMeta meta, const YAML::Node
     if (!m) {
       continue;
     }
-    if (const YAML::Node* x = ObjectParser::get(*m, "protocols")) {
+    if (const yaml::Node* x = ObjectParser::get(*m, "protocols")) {
       tl.protocols = p.string(*x, f + ".protocols").value_or("");
     }
-    if (const YAML::Node* x = ObjectParser::get(*m, "attachTo")) {
+    if (const yaml::Node* x = ObjectParser::get(*m, "attachTo")) {
       auto l = p.sequence(*x, f + ".attachTo");
       for (size_t j = 0; j < l.size(); ++j) {
         if (auto a = p.string(l[j], idx(f + ".attachTo", j))) {
@@ -47,7 +47,7 @@ void Loader::loadTrafficLabel(ObjectParser& p, ObjectMeta meta, const YAML::Node
         }
       }
     }
-    const YAML::Node* labels = ObjectParser::get(*m, "labels");
+    const yaml::Node* labels = ObjectParser::get(*m, "labels");
     if (labels == nullptr) {
       p.error(items[i], f + ".labels", "missing labels");
       continue;
@@ -62,14 +62,14 @@ void Loader::loadTrafficLabel(ObjectParser& p, ObjectMeta meta, const YAML::Node
       TrafficLabel::Label lab;
       lab.pos = p.pos(ll[j]);
       lab.field = lf;
-      if (const YAML::Node* x = ObjectParser::get(*lm, "name")) {
+      if (const yaml::Node* x = ObjectParser::get(*lm, "name")) {
         lab.name = p.string(*x, lf + ".name").value_or("");
       }
       if (lab.name.empty()) {
         p.error(ll[j], lf + ".name", "missing name");
         continue;
       }
-      const YAML::Node* vf = ObjectParser::get(*lm, "valueFrom");
+      const yaml::Node* vf = ObjectParser::get(*lm, "valueFrom");
       if (vf == nullptr) {
         p.error(ll[j], lf + ".valueFrom", "missing valueFrom");
         continue;

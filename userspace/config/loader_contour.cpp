@@ -14,7 +14,7 @@ namespace veer::loading {
  * as a VirtualService-shaped object in Config::ingressRoutes. Weights are kept as
  * written (relative); ingress.cpp normalizes them.
  */
-void Loader::loadContour(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
+void Loader::loadContour(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec) {
   const bool proxy = meta.kind == "HTTPProxy";
   const size_t start = diagCount();
   VirtualService vs;
@@ -30,13 +30,13 @@ void Loader::loadContour(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
   if (!s) {
     return;
   }
-  if (const YAML::Node* vh = ObjectParser::get(*s, "virtualhost")) {
+  if (const yaml::Node* vh = ObjectParser::get(*s, "virtualhost")) {
     auto v = p.fields(*vh, "spec.virtualhost", {"fqdn", "tls"},
                       {"corsPolicy", "rateLimitPolicy", "authorization", "jwtProviders",
                        "ipAllowPolicy", "ipDenyPolicy"},
                       true);
     if (v) {
-      const YAML::Node* fqdn = ObjectParser::get(*v, "fqdn");
+      const yaml::Node* fqdn = ObjectParser::get(*v, "fqdn");
       if (fqdn == nullptr) {
         p.error(*vh, "spec.virtualhost.fqdn", "missing fqdn");
       } else if (auto h = p.string(*fqdn, "spec.virtualhost.fqdn")) {
@@ -47,19 +47,19 @@ void Loader::loadContour(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
           vs.hostPos.push_back(p.pos(*fqdn));
         }
       }
-      if (const YAML::Node* tls = ObjectParser::get(*v, "tls")) {
+      if (const yaml::Node* tls = ObjectParser::get(*v, "tls")) {
         if (auto t = p.fields(*tls, "spec.virtualhost.tls", {"secretName"},
                               {"minimumProtocolVersion", "passthrough", "clientValidation",
                                "enableFallbackCertificate", "maximumProtocolVersion"},
                               true)) {
-          if (const YAML::Node* sn = ObjectParser::get(*t, "secretName")) {
+          if (const yaml::Node* sn = ObjectParser::get(*t, "secretName")) {
             vs.tlsSecret = p.string(*sn, "spec.virtualhost.tls.secretName").value_or("");
           }
         }
       }
     }
   }
-  if (const YAML::Node* routes = ObjectParser::get(*s, "routes")) {
+  if (const yaml::Node* routes = ObjectParser::get(*s, "routes")) {
     auto items = p.sequence(*routes, "spec.routes");
     for (size_t i = 0; i < items.size(); ++i) {
       if (auto r = loadContourRoute(p, items[i], idx("spec.routes", i), proxy, false)) {
@@ -67,7 +67,7 @@ void Loader::loadContour(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
       }
     }
   }
-  if (const YAML::Node* inc = proxy ? ObjectParser::get(*s, "includes") : nullptr) {
+  if (const yaml::Node* inc = proxy ? ObjectParser::get(*s, "includes") : nullptr) {
     auto items = p.sequence(*inc, "spec.includes");
     for (size_t i = 0; i < items.size(); ++i) {
       if (auto r = loadContourRoute(p, items[i], idx("spec.includes", i), proxy, true)) {
@@ -83,7 +83,7 @@ void Loader::loadContour(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
 }
 
 /** One Contour route (or HTTPProxy include when include) as a Route. */
-std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const YAML::Node& n, const std::string& f,
+std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                               bool proxy, bool include) {
   static const std::vector<std::string> kIrKnown = {"match", "services", "delegate"};
   static const std::vector<std::string> kIrUnsupported = {
@@ -110,7 +110,7 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const YAML::Node&
   hm.pos = r.pos;
   hm.field = f + (proxy ? ".conditions" : ".match");
   bool anyCondition = false;
-  if (const YAML::Node* match = proxy ? nullptr : ObjectParser::get(*m, "match")) {
+  if (const yaml::Node* match = proxy ? nullptr : ObjectParser::get(*m, "match")) {
     if (auto v = p.string(*match, f + ".match")) {
       if (v->empty() || (*v)[0] != '/') {
         p.error(*match, f + ".match", "a path prefix must start with /, got '" + *v + "'");
@@ -120,7 +120,7 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const YAML::Node&
       }
     }
   }
-  if (const YAML::Node* conds = proxy ? ObjectParser::get(*m, "conditions") : nullptr) {
+  if (const yaml::Node* conds = proxy ? ObjectParser::get(*m, "conditions") : nullptr) {
     auto cl = p.sequence(*conds, f + ".conditions");
     for (size_t j = 0; j < cl.size(); ++j) {
       std::string cf = idx(f + ".conditions", j);
@@ -133,7 +133,7 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const YAML::Node&
         p.error(cl[j], cf, "expected exactly one of prefix, header");
         continue;
       }
-      if (const YAML::Node* px = ObjectParser::get(*c, "prefix")) {
+      if (const yaml::Node* px = ObjectParser::get(*c, "prefix")) {
         auto v = p.string(*px, cf + ".prefix");
         if (!v) {
           continue;
@@ -146,7 +146,7 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const YAML::Node&
           hm.uri = StringMatch{StringMatch::Op::kPrefix, *v, p.pos(*px)};
           anyCondition = true;
         }
-      } else if (const YAML::Node* hd = ObjectParser::get(*c, "header")) {
+      } else if (const yaml::Node* hd = ObjectParser::get(*c, "header")) {
         auto h = p.fields(*hd, cf + ".header",
                           {"name", "present", "notpresent", "exact", "notexact", "contains",
                            "notcontains"},
@@ -154,7 +154,7 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const YAML::Node&
         if (!h) {
           continue;
         }
-        const YAML::Node* name = ObjectParser::get(*h, "name");
+        const yaml::Node* name = ObjectParser::get(*h, "name");
         if (name == nullptr) {
           p.error(*hd, cf + ".header.name", "missing name");
           continue;
@@ -168,7 +168,7 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const YAML::Node&
         bool negate = false;
         for (const char* op : {"present", "notpresent", "exact", "notexact", "contains",
                                "notcontains"}) {
-          const YAML::Node* v = ObjectParser::get(*h, op);
+          const yaml::Node* v = ObjectParser::get(*h, op);
           if (v == nullptr) {
             continue;
           }
@@ -209,11 +209,11 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const YAML::Node&
   if (include) {
     Delegate dg;
     dg.pos = r.pos;
-    if (const YAML::Node* x = ObjectParser::get(*m, "name")) {
+    if (const yaml::Node* x = ObjectParser::get(*m, "name")) {
       dg.name = p.string(*x, f + ".name").value_or("");
       dg.pos = p.pos(*x);
     }
-    if (const YAML::Node* x = ObjectParser::get(*m, "namespace")) {
+    if (const yaml::Node* x = ObjectParser::get(*m, "namespace")) {
       dg.ns = p.string(*x, f + ".namespace").value_or("");
     }
     if (dg.name.empty()) {
@@ -221,14 +221,14 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const YAML::Node&
     } else {
       r.delegate = dg;
     }
-  } else if (const YAML::Node* d = proxy ? nullptr : ObjectParser::get(*m, "delegate")) {
+  } else if (const yaml::Node* d = proxy ? nullptr : ObjectParser::get(*m, "delegate")) {
     if (auto dm = p.fields(*d, f + ".delegate", {"name", "namespace"}, {}, true)) {
       Delegate dg;
       dg.pos = p.pos(*d);
-      if (const YAML::Node* x = ObjectParser::get(*dm, "name")) {
+      if (const yaml::Node* x = ObjectParser::get(*dm, "name")) {
         dg.name = p.string(*x, f + ".delegate.name").value_or("");
       }
-      if (const YAML::Node* x = ObjectParser::get(*dm, "namespace")) {
+      if (const yaml::Node* x = ObjectParser::get(*dm, "namespace")) {
         dg.ns = p.string(*x, f + ".delegate.namespace").value_or("");
       }
       if (dg.name.empty()) {
@@ -238,7 +238,7 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const YAML::Node&
       }
     }
   }
-  if (const YAML::Node* svcs = include ? nullptr : ObjectParser::get(*m, "services")) {
+  if (const yaml::Node* svcs = include ? nullptr : ObjectParser::get(*m, "services")) {
     auto sl = p.sequence(*svcs, f + ".services");
     for (size_t j = 0; j < sl.size(); ++j) {
       std::string sf = idx(f + ".services", j);
@@ -252,8 +252,8 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const YAML::Node&
       RouteDestination d;
       d.pos = p.pos(sl[j]);
       d.field = sf;
-      const YAML::Node* name = ObjectParser::get(*e, "name");
-      const YAML::Node* port = ObjectParser::get(*e, "port");
+      const yaml::Node* name = ObjectParser::get(*e, "name");
+      const yaml::Node* port = ObjectParser::get(*e, "port");
       if (name == nullptr) {
         p.error(sl[j], sf + ".name", "missing name");
       } else {
@@ -265,7 +265,7 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const YAML::Node&
         d.port = *v;
         d.portPos = p.pos(*port);
       }
-      if (const YAML::Node* w = ObjectParser::get(*e, "weight")) {
+      if (const yaml::Node* w = ObjectParser::get(*e, "weight")) {
         if (auto v = p.integer(*w, sf + ".weight")) {
           if (*v < 0 || *v > 1000000) {
             p.error(*w, sf + ".weight",

@@ -81,7 +81,7 @@ Precedence precedence(const HttpMatch* m, int pathKind, size_t pathLen) {
 
 } // namespace
 
-bool Loader::loadGatewayHeaderModifier(ObjectParser& p, const YAML::Node& n, const std::string& f,
+bool Loader::loadGatewayHeaderModifier(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                        HeaderOps& out) {
   auto m = p.fields(n, f, {"set", "add", "remove"}, {}, true);
   if (!m) {
@@ -89,7 +89,7 @@ bool Loader::loadGatewayHeaderModifier(ObjectParser& p, const YAML::Node& n, con
   }
   const size_t before = diagCount();
   for (const char* op : {"set", "add"}) {
-    const YAML::Node* v = ObjectParser::get(*m, op);
+    const yaml::Node* v = ObjectParser::get(*m, op);
     if (v == nullptr) {
       continue;
     }
@@ -100,8 +100,8 @@ bool Loader::loadGatewayHeaderModifier(ObjectParser& p, const YAML::Node& n, con
       if (!h) {
         continue;
       }
-      const YAML::Node* name = ObjectParser::get(*h, "name");
-      const YAML::Node* value = ObjectParser::get(*h, "value");
+      const yaml::Node* name = ObjectParser::get(*h, "name");
+      const yaml::Node* value = ObjectParser::get(*h, "value");
       if (name == nullptr) {
         p.error(list[i], idx(lf, i) + ".name", "missing name");
         continue;
@@ -114,7 +114,7 @@ bool Loader::loadGatewayHeaderModifier(ObjectParser& p, const YAML::Node& n, con
       }
     }
   }
-  if (const YAML::Node* v = ObjectParser::get(*m, "remove")) {
+  if (const yaml::Node* v = ObjectParser::get(*m, "remove")) {
     auto list = p.sequence(*v, f + ".remove");
     for (size_t i = 0; i < list.size(); ++i) {
       if (auto h = p.string(list[i], idx(f + ".remove", i))) {
@@ -125,7 +125,7 @@ bool Loader::loadGatewayHeaderModifier(ObjectParser& p, const YAML::Node& n, con
   return !hasErrorsSince(before);
 }
 
-std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, const YAML::Node& n,
+std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, const yaml::Node& n,
                                                            const std::string& f,
                                                            const std::string& ns, bool mirror) {
   auto m = mirror ? p.fields(n, f, {"group", "kind", "name", "namespace", "port"}, {}, true)
@@ -141,27 +141,27 @@ std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, cons
   d.field = f;
   std::string group;
   std::string kind = "Service";
-  if (const YAML::Node* x = ObjectParser::get(*m, "group")) {
+  if (const yaml::Node* x = ObjectParser::get(*m, "group")) {
     group = p.string(*x, f + ".group").value_or("");
   }
-  if (const YAML::Node* x = ObjectParser::get(*m, "kind")) {
+  if (const yaml::Node* x = ObjectParser::get(*m, "kind")) {
     kind = p.string(*x, f + ".kind").value_or("Service");
   }
   if (kind != "Service" || (!group.empty() && group != "core")) {
-    const YAML::Node* at = ObjectParser::get(*m, "kind");
+    const yaml::Node* at = ObjectParser::get(*m, "kind");
     p.error(at != nullptr ? *at : n, f + ".kind",
             "backend kind " + kind + (group.empty() ? "" : " (group " + group + ")") +
                 " is not supported; veer routes to Services (group \"\", kind Service)");
     return std::nullopt;
   }
-  const YAML::Node* name = ObjectParser::get(*m, "name");
+  const yaml::Node* name = ObjectParser::get(*m, "name");
   if (name == nullptr) {
     p.error(n, f + ".name", "missing name");
     return std::nullopt;
   }
   std::string svc = p.string(*name, f + ".name").value_or("");
   std::string svcNs = ns;
-  if (const YAML::Node* x = ObjectParser::get(*m, "namespace")) {
+  if (const yaml::Node* x = ObjectParser::get(*m, "namespace")) {
     svcNs = p.string(*x, f + ".namespace").value_or(ns);
     if (svcNs != ns) {
       p.warning(*x, f + ".namespace",
@@ -170,7 +170,7 @@ std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, cons
     }
   }
   d.host = svc + "." + svcNs;
-  if (const YAML::Node* x = ObjectParser::get(*m, "port")) {
+  if (const yaml::Node* x = ObjectParser::get(*m, "port")) {
     if (auto v = p.port(*x, f + ".port")) {
       d.port = *v;
       d.portPos = p.pos(*x);
@@ -179,7 +179,7 @@ std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, cons
     p.error(n, f + ".port", "missing port (Gateway API requires it when the backend is a Service)");
   }
   d.weight = 1;
-  if (const YAML::Node* x = ObjectParser::get(*m, "weight")) {
+  if (const yaml::Node* x = ObjectParser::get(*m, "weight")) {
     if (auto v = p.integer(*x, f + ".weight")) {
       if (*v < 0 || *v > 1000000) {
         p.error(*x, f + ".weight", "weight " + std::to_string(*v) + " out of range 0..1000000");
@@ -188,7 +188,7 @@ std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, cons
       }
     }
   }
-  if (const YAML::Node* x = ObjectParser::get(*m, "filters")) {
+  if (const yaml::Node* x = ObjectParser::get(*m, "filters")) {
     auto list = p.sequence(*x, f + ".filters");
     for (size_t i = 0; i < list.size(); ++i) {
       std::string ff = idx(f + ".filters", i);
@@ -204,7 +204,7 @@ std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, cons
       if (!type) {
         continue;
       }
-      const YAML::Node* body = ObjectParser::get(*fm, filterField(*type));
+      const yaml::Node* body = ObjectParser::get(*fm, filterField(*type));
       if (*type != "RequestHeaderModifier" && *type != "ResponseHeaderModifier") {
         p.warning(list[i], ff + ".type",
                   "filter " + *type + " on a backendRef is not supported by veer; ignored (it "
@@ -224,10 +224,10 @@ std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, cons
   return d;
 }
 
-std::optional<std::string> Loader::filterType(ObjectParser& p, const YAML::Node& n,
+std::optional<std::string> Loader::filterType(ObjectParser& p, const yaml::Node& n,
                                               const std::map<std::string, Entry>& m,
                                               const std::string& f) {
-  const YAML::Node* t = ObjectParser::get(m, "type");
+  const yaml::Node* t = ObjectParser::get(m, "type");
   if (t == nullptr) {
     p.error(n, f + ".type", "missing type");
     return std::nullopt;
@@ -249,7 +249,7 @@ std::optional<std::string> Loader::filterType(ObjectParser& p, const YAML::Node&
   return type;
 }
 
-void Loader::loadGatewayFilters(ObjectParser& p, const YAML::Node& n, const std::string& f,
+void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                 const std::string& ns, Route& r) {
   auto list = p.sequence(n, f);
   for (size_t i = 0; i < list.size(); ++i) {
@@ -270,7 +270,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const YAML::Node& n, const std:
       continue;
     }
     const std::string bf = ff + "." + filterField(*type);
-    const YAML::Node* body = ObjectParser::get(*fm, filterField(*type));
+    const yaml::Node* body = ObjectParser::get(*fm, filterField(*type));
     if (body == nullptr) {
       p.error(list[i], bf, "missing " + filterField(*type) + " (required by type " + *type + ")");
       continue;
@@ -284,20 +284,20 @@ void Loader::loadGatewayFilters(ObjectParser& p, const YAML::Node& n, const std:
       if (!m) {
         continue;
       }
-      if (const YAML::Node* h = ObjectParser::get(*m, "hostname")) {
+      if (const yaml::Node* h = ObjectParser::get(*m, "hostname")) {
         r.actions.rewriteAuthority = p.string(*h, bf + ".hostname").value_or("");
       }
-      if (const YAML::Node* path = ObjectParser::get(*m, "path")) {
+      if (const yaml::Node* path = ObjectParser::get(*m, "path")) {
         auto pm = p.fields(*path, bf + ".path", {"type", "replacePrefixMatch", "replaceFullPath"},
                            {}, true);
         if (!pm) {
           continue;
         }
-        const YAML::Node* pt = ObjectParser::get(*pm, "type");
+        const yaml::Node* pt = ObjectParser::get(*pm, "type");
         std::string ptype = pt == nullptr ? "" : p.string(*pt, bf + ".path.type").value_or("");
         if (ptype == "ReplacePrefixMatch") {
           // Istio's rewrite.uri replaces the matched prefix: the same operation.
-          if (const YAML::Node* v = ObjectParser::get(*pm, "replacePrefixMatch")) {
+          if (const yaml::Node* v = ObjectParser::get(*pm, "replacePrefixMatch")) {
             r.actions.rewriteUri = p.string(*v, bf + ".path.replacePrefixMatch").value_or("");
           } else {
             p.error(*path, bf + ".path.replacePrefixMatch", "missing replacePrefixMatch");
@@ -319,7 +319,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const YAML::Node& n, const std:
       for (const auto& [key, as] : {std::pair{"path", "uri"}, {"hostname", "authority"},
                                     {"scheme", "scheme"}, {"port", "port"},
                                     {"statusCode", "redirectCode"}}) {
-        const YAML::Node* v = ObjectParser::get(*m, key);
+        const yaml::Node* v = ObjectParser::get(*m, key);
         if (v == nullptr) {
           continue;
         }
@@ -328,7 +328,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const YAML::Node& n, const std:
           auto pm = p.fields(*v, bf + ".path", {"type", "replacePrefixMatch", "replaceFullPath"},
                              {}, true);
           for (const char* k : {"replaceFullPath", "replacePrefixMatch"}) {
-            if (const YAML::Node* x = pm ? ObjectParser::get(*pm, k) : nullptr) {
+            if (const yaml::Node* x = pm ? ObjectParser::get(*pm, k) : nullptr) {
               val = p.string(*x, bf + ".path." + k).value_or("");
             }
           }
@@ -343,7 +343,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const YAML::Node& n, const std:
       if (!m) {
         continue;
       }
-      const YAML::Node* b = ObjectParser::get(*m, "backendRef");
+      const yaml::Node* b = ObjectParser::get(*m, "backendRef");
       if (b == nullptr) {
         p.error(*body, bf + ".backendRef", "missing backendRef");
         continue;
@@ -352,7 +352,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const YAML::Node& n, const std:
         d->weight.reset();
         r.actions.mirror = *d;
       }
-      if (const YAML::Node* pc = ObjectParser::get(*m, "percent")) {
+      if (const yaml::Node* pc = ObjectParser::get(*m, "percent")) {
         auto v = p.integer(*pc, bf + ".percent");
         if (v && (*v < 0 || *v > 100)) {
           p.error(*pc, bf + ".percent", "percent " + std::to_string(*v) + " out of range 0..100");
@@ -360,10 +360,10 @@ void Loader::loadGatewayFilters(ObjectParser& p, const YAML::Node& n, const std:
           r.actions.mirrorPercent = static_cast<double>(*v);
         }
       }
-      if (const YAML::Node* fr = ObjectParser::get(*m, "fraction")) {
+      if (const yaml::Node* fr = ObjectParser::get(*m, "fraction")) {
         auto fm = p.fields(*fr, bf + ".fraction", {"numerator", "denominator"}, {}, true);
-        const YAML::Node* num = fm ? ObjectParser::get(*fm, "numerator") : nullptr;
-        const YAML::Node* den = fm ? ObjectParser::get(*fm, "denominator") : nullptr;
+        const yaml::Node* num = fm ? ObjectParser::get(*fm, "numerator") : nullptr;
+        const yaml::Node* den = fm ? ObjectParser::get(*fm, "denominator") : nullptr;
         int64_t nv = -1;
         int64_t dv = 100; // the spec's default denominator
         if (num == nullptr) {
@@ -385,7 +385,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const YAML::Node& n, const std:
   }
 }
 
-std::optional<HttpMatch> Loader::loadGatewayMatch(ObjectParser& p, const YAML::Node& n,
+std::optional<HttpMatch> Loader::loadGatewayMatch(ObjectParser& p, const yaml::Node& n,
                                                   const std::string& f, int& pathKind,
                                                   size_t& pathLen) {
   pathKind = 1; // PathPrefix "/"
@@ -398,20 +398,20 @@ std::optional<HttpMatch> Loader::loadGatewayMatch(ObjectParser& p, const YAML::N
   HttpMatch hm;
   hm.pos = p.pos(n);
   hm.field = f;
-  if (const YAML::Node* path = ObjectParser::get(*m, "path")) {
+  if (const yaml::Node* path = ObjectParser::get(*m, "path")) {
     const std::string pf = f + ".path";
     if (auto pm = p.fields(*path, pf, {"type", "value"}, {}, true)) {
       std::string type = "PathPrefix";
       std::string value = "/";
-      const YAML::Node* t = ObjectParser::get(*pm, "type");
-      const YAML::Node* v = ObjectParser::get(*pm, "value");
+      const yaml::Node* t = ObjectParser::get(*pm, "type");
+      const yaml::Node* v = ObjectParser::get(*pm, "value");
       if (t != nullptr) {
         type = p.string(*t, pf + ".type").value_or(type);
       }
       if (v != nullptr) {
         value = p.string(*v, pf + ".value").value_or(value);
       }
-      const YAML::Node& at = v != nullptr ? *v : *path;
+      const yaml::Node& at = v != nullptr ? *v : *path;
       StringMatch sm;
       sm.pos = p.pos(at);
       if (type == "Exact" || type == "PathPrefix") {
@@ -452,7 +452,7 @@ std::optional<HttpMatch> Loader::loadGatewayMatch(ObjectParser& p, const YAML::N
     }
   }
   for (const auto& [key, lower] : {std::pair{"headers", true}, {"queryParams", false}}) {
-    const YAML::Node* list = ObjectParser::get(*m, key);
+    const yaml::Node* list = ObjectParser::get(*m, key);
     if (list == nullptr) {
       continue;
     }
@@ -465,9 +465,9 @@ std::optional<HttpMatch> Loader::loadGatewayMatch(ObjectParser& p, const YAML::N
       if (!km) {
         continue;
       }
-      const YAML::Node* name = ObjectParser::get(*km, "name");
-      const YAML::Node* value = ObjectParser::get(*km, "value");
-      const YAML::Node* type = ObjectParser::get(*km, "type");
+      const yaml::Node* name = ObjectParser::get(*km, "name");
+      const yaml::Node* value = ObjectParser::get(*km, "value");
+      const yaml::Node* type = ObjectParser::get(*km, "type");
       if (name == nullptr || value == nullptr) {
         p.error(items[i], kf + (name == nullptr ? ".name" : ".value"),
                 std::string("missing ") + (name == nullptr ? "name" : "value"));
@@ -507,7 +507,7 @@ std::optional<HttpMatch> Loader::loadGatewayMatch(ObjectParser& p, const YAML::N
       out.push_back(std::move(k));
     }
   }
-  if (const YAML::Node* method = ObjectParser::get(*m, "method")) {
+  if (const yaml::Node* method = ObjectParser::get(*m, "method")) {
     static const std::vector<std::string> kMethods = {"GET",     "HEAD",    "POST",  "PUT", "DELETE",
                                                       "CONNECT", "OPTIONS", "TRACE", "PATCH"};
     if (auto v = p.string(*method, f + ".method")) {
@@ -527,7 +527,7 @@ std::optional<HttpMatch> Loader::loadGatewayMatch(ObjectParser& p, const YAML::N
   return hm;
 }
 
-void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
+void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec) {
   const size_t start = diagCount();
   VirtualService vs;
   vs.meta = std::move(meta);
@@ -542,7 +542,7 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const YAML::Node* s
   // The parent Services, by the port the route attaches to (0 = every port).
   std::map<uint16_t, VirtualService> mesh;
   bool ingress = false;
-  if (const YAML::Node* refs = ObjectParser::get(*s, "parentRefs")) {
+  if (const yaml::Node* refs = ObjectParser::get(*s, "parentRefs")) {
     auto items = p.sequence(*refs, "spec.parentRefs");
     for (size_t i = 0; i < items.size(); ++i) {
       const std::string rf = idx("spec.parentRefs", i);
@@ -553,25 +553,25 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const YAML::Node* s
       }
       std::string group = kGatewayGroup;
       std::string kind = "Gateway";
-      if (const YAML::Node* x = ObjectParser::get(*m, "group")) {
+      if (const yaml::Node* x = ObjectParser::get(*m, "group")) {
         group = p.string(*x, rf + ".group").value_or(group);
       }
-      if (const YAML::Node* x = ObjectParser::get(*m, "kind")) {
+      if (const yaml::Node* x = ObjectParser::get(*m, "kind")) {
         kind = p.string(*x, rf + ".kind").value_or(kind);
       }
-      const YAML::Node* name = ObjectParser::get(*m, "name");
+      const yaml::Node* name = ObjectParser::get(*m, "name");
       if (name == nullptr) {
         p.error(items[i], rf + ".name", "missing name");
         continue;
       }
       const std::string n = p.string(*name, rf + ".name").value_or("");
       std::string ns = vs.meta.ns;
-      if (const YAML::Node* x = ObjectParser::get(*m, "namespace")) {
+      if (const yaml::Node* x = ObjectParser::get(*m, "namespace")) {
         ns = p.string(*x, rf + ".namespace").value_or(ns);
       }
       if (kind == "Service" && (group.empty() || group == "core")) {
         uint16_t port = 0;
-        if (const YAML::Node* x = ObjectParser::get(*m, "port")) {
+        if (const yaml::Node* x = ObjectParser::get(*m, "port")) {
           port = p.port(*x, rf + ".port").value_or(0);
         }
         VirtualService& at = mesh[port];
@@ -582,7 +582,7 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const YAML::Node* s
         ingress = true;
         vs.gateways.push_back(ns + "/" + n);
       } else {
-        const YAML::Node* at = ObjectParser::get(*m, "kind");
+        const yaml::Node* at = ObjectParser::get(*m, "kind");
         p.error(at != nullptr ? *at : items[i], rf + ".kind",
                 "parent kind " + kind + " (group " + (group.empty() ? "\"\"" : group) +
                     ") is not supported; expected Gateway (group " + kGatewayGroup +
@@ -590,7 +590,7 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const YAML::Node* s
       }
     }
   }
-  if (const YAML::Node* hn = ObjectParser::get(*s, "hostnames")) {
+  if (const yaml::Node* hn = ObjectParser::get(*s, "hostnames")) {
     auto items = p.sequence(*hn, "spec.hostnames");
     for (size_t i = 0; i < items.size(); ++i) {
       auto h = p.string(items[i], idx("spec.hostnames", i));
@@ -609,7 +609,7 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const YAML::Node* s
     }
   }
   std::vector<std::pair<Precedence, Route>> rules;
-  if (const YAML::Node* rl = ObjectParser::get(*s, "rules")) {
+  if (const yaml::Node* rl = ObjectParser::get(*s, "rules")) {
     auto items = p.sequence(*rl, "spec.rules");
     for (size_t i = 0; i < items.size(); ++i) {
       const std::string rf = idx("spec.rules", i);
@@ -622,25 +622,25 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const YAML::Node* s
       Route r;
       r.pos = p.pos(items[i]);
       r.field = rf;
-      if (const YAML::Node* x = ObjectParser::get(*m, "name")) {
+      if (const yaml::Node* x = ObjectParser::get(*m, "name")) {
         r.name = p.string(*x, rf + ".name").value_or("");
       }
-      if (const YAML::Node* x = ObjectParser::get(*m, "filters")) {
+      if (const yaml::Node* x = ObjectParser::get(*m, "filters")) {
         loadGatewayFilters(p, *x, rf + ".filters", vs.meta.ns, r);
       }
-      if (const YAML::Node* x = ObjectParser::get(*m, "timeouts")) {
+      if (const yaml::Node* x = ObjectParser::get(*m, "timeouts")) {
         if (auto tm = p.fields(*x, rf + ".timeouts", {"request", "backendRequest"}, {}, true)) {
-          if (const YAML::Node* t = ObjectParser::get(*tm, "request")) {
+          if (const yaml::Node* t = ObjectParser::get(*tm, "request")) {
             r.actions.timeout = p.duration(*t, rf + ".timeouts.request").value_or("");
           }
-          if (const YAML::Node* t = ObjectParser::get(*tm, "backendRequest")) {
+          if (const yaml::Node* t = ObjectParser::get(*tm, "backendRequest")) {
             r.actions.retryPerTryTimeout =
                 p.duration(*t, rf + ".timeouts.backendRequest").value_or("");
           }
         }
       }
       int64_t sum = 0;
-      if (const YAML::Node* x = ObjectParser::get(*m, "backendRefs")) {
+      if (const yaml::Node* x = ObjectParser::get(*m, "backendRefs")) {
         auto list = p.sequence(*x, rf + ".backendRefs");
         for (size_t j = 0; j < list.size(); ++j) {
           if (auto d = loadGatewayBackend(p, list[j], idx(rf + ".backendRefs", j), vs.meta.ns,
@@ -651,7 +651,7 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const YAML::Node* s
         }
       }
       std::vector<std::pair<Precedence, HttpMatch>> matches;
-      if (const YAML::Node* x = ObjectParser::get(*m, "matches")) {
+      if (const yaml::Node* x = ObjectParser::get(*m, "matches")) {
         auto list = p.sequence(*x, rf + ".matches");
         for (size_t j = 0; j < list.size(); ++j) {
           int kind = 1;

@@ -6,7 +6,7 @@
 // (TrafficLabel), loader_contour.cpp (IngressRoute, HTTPProxy), loader_gateway.cpp
 // (Gateway API HTTPRoute). Not part of the library's interface.
 
-#include <yaml-cpp/yaml.h>
+#include "config/yaml.h"
 
 #include <map>
 #include <optional>
@@ -18,16 +18,16 @@
 
 namespace veer::loading {
 
-inline std::string describe(const YAML::Node& n) {
-  switch (n.Type()) {
-  case YAML::NodeType::Map:
+inline std::string describe(const yaml::Node& n) {
+  switch (n.type()) {
+  case yaml::NodeType::kMap:
     return "a map";
-  case YAML::NodeType::Sequence:
+  case yaml::NodeType::kSequence:
     return "a sequence";
-  case YAML::NodeType::Null:
+  case yaml::NodeType::kNull:
     return "nothing";
-  case YAML::NodeType::Scalar:
-    return "'" + n.Scalar() + "'";
+  case yaml::NodeType::kScalar:
+    return "'" + n.scalar() + "'";
   default:
     return "nothing";
   }
@@ -54,8 +54,8 @@ inline bool parseInt(const std::string& s, int64_t& out) {
 
 /** A YAML map's entries by key, keeping key nodes for positions. */
 struct Entry {
-  YAML::Node key;
-  YAML::Node value;
+  yaml::Node key;
+  yaml::Node value;
 };
 
 /** Parses one object (one YAML document) and reports against it. */
@@ -68,12 +68,12 @@ public:
   void setObject(std::string object) { object_ = std::move(object); }
   int lineOffset() const { return lineOffset_; }
 
-  SourcePos pos(const YAML::Node& n) const {
+  SourcePos pos(const yaml::Node& n) const {
     SourcePos p;
     p.file = file_;
-    if (n.IsDefined()) {
-      YAML::Mark m = n.Mark();
-      if (!m.is_null()) {
+    if (n.isDefined()) {
+      yaml::Mark m = n.mark();
+      if (!m.isNull()) {
         p.line = lineOffset_ + m.line + 1;
         p.column = m.column + 1;
       }
@@ -91,10 +91,10 @@ public:
     d.message = std::move(message);
     diags_.push_back(std::move(d));
   }
-  void error(const YAML::Node& at, const std::string& field, std::string message) {
+  void error(const yaml::Node& at, const std::string& field, std::string message) {
     report(Diagnostic::Severity::kError, pos(at), field, std::move(message));
   }
-  void warning(const YAML::Node& at, const std::string& field, std::string message) {
+  void warning(const yaml::Node& at, const std::string& field, std::string message) {
     report(Diagnostic::Severity::kWarning, pos(at), field, std::move(message));
   }
 
@@ -103,20 +103,20 @@ public:
    * ignored) get a warning with a "did you mean" hint when checkUnknown. Keys in
    * unsupported are known to Istio but not to veer: a warning that they are ignored.
    */
-  std::optional<std::map<std::string, Entry>> fields(const YAML::Node& n, const std::string& path,
+  std::optional<std::map<std::string, Entry>> fields(const yaml::Node& n, const std::string& path,
                                                     const std::vector<std::string>& known,
                                                     const std::vector<std::string>& unsupported,
                                                     bool checkUnknown) {
-    if (!n.IsMap()) {
+    if (!n.isMap()) {
       error(n, path, "expected a map, got " + describe(n));
       return std::nullopt;
     }
     std::map<std::string, Entry> out;
-    for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node k = it->first; // a copy: it-> is a proxy temporary
-      std::string name = k.IsScalar() ? k.Scalar() : std::string();
+    for (const auto& [first, second] : n.entries()) {
+      const yaml::Node k = first;
+      std::string name = k.isScalar() ? k.scalar() : std::string();
       std::string sub = path.empty() ? name : path + "." + name;
-      if (!k.IsScalar()) {
+      if (!k.isScalar()) {
         error(k, path, "expected a string key, got " + describe(k));
         continue;
       }
@@ -125,7 +125,7 @@ public:
                           std::to_string(pos(out[name].key).line) + ")");
         continue;
       }
-      out[name] = Entry{k, it->second};
+      out[name] = Entry{k, second};
       if (!checkUnknown) {
         continue;
       }
@@ -146,36 +146,36 @@ public:
     return out;
   }
 
-  static const YAML::Node* get(const std::map<std::string, Entry>& m, const std::string& key) {
+  static const yaml::Node* get(const std::map<std::string, Entry>& m, const std::string& key) {
     auto it = m.find(key);
-    if (it == m.end() || it->second.value.IsNull()) {
+    if (it == m.end() || it->second.value.isNull()) {
       return nullptr;
     }
     return &it->second.value;
   }
 
-  std::optional<std::string> string(const YAML::Node& n, const std::string& field) {
-    if (!n.IsScalar()) {
+  std::optional<std::string> string(const yaml::Node& n, const std::string& field) {
+    if (!n.isScalar()) {
       error(n, field, "expected a string, got " + describe(n));
       return std::nullopt;
     }
-    return n.Scalar();
+    return n.scalar();
   }
 
-  std::optional<int64_t> integer(const YAML::Node& n, const std::string& field) {
+  std::optional<int64_t> integer(const yaml::Node& n, const std::string& field) {
     int64_t v = 0;
-    if (!n.IsScalar() || !parseInt(n.Scalar(), v)) {
+    if (!n.isScalar() || !parseInt(n.scalar(), v)) {
       error(n, field, "expected an integer, got " + describe(n));
       return std::nullopt;
     }
     return v;
   }
 
-  std::optional<bool> boolean(const YAML::Node& n, const std::string& field) {
-    if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "True")) {
+  std::optional<bool> boolean(const yaml::Node& n, const std::string& field) {
+    if (n.isScalar() && (n.scalar() == "true" || n.scalar() == "True")) {
       return true;
     }
-    if (n.IsScalar() && (n.Scalar() == "false" || n.Scalar() == "False")) {
+    if (n.isScalar() && (n.scalar() == "false" || n.scalar() == "False")) {
       return false;
     }
     error(n, field, "expected true or false, got " + describe(n));
@@ -183,7 +183,7 @@ public:
   }
 
   /** A protobuf Duration as YAML writes it: "5s", "0.5s", "100ms", "1m", "1h". */
-  std::optional<std::string> duration(const YAML::Node& n, const std::string& field) {
+  std::optional<std::string> duration(const yaml::Node& n, const std::string& field) {
     auto s = string(n, field);
     if (!s) {
       return std::nullopt;
@@ -202,7 +202,7 @@ public:
     return *s;
   }
 
-  std::optional<uint16_t> port(const YAML::Node& n, const std::string& field) {
+  std::optional<uint16_t> port(const yaml::Node& n, const std::string& field) {
     auto v = integer(n, field);
     if (!v) {
       return std::nullopt;
@@ -214,7 +214,7 @@ public:
     return static_cast<uint16_t>(*v);
   }
 
-  std::optional<IpAddr> ip(const YAML::Node& n, const std::string& field) {
+  std::optional<IpAddr> ip(const yaml::Node& n, const std::string& field) {
     auto s = string(n, field);
     if (!s) {
       return std::nullopt;
@@ -226,7 +226,7 @@ public:
     return a;
   }
 
-  std::optional<uint8_t> protocol(const YAML::Node& n, const std::string& field) {
+  std::optional<uint8_t> protocol(const yaml::Node& n, const std::string& field) {
     auto s = string(n, field);
     if (!s) {
       return std::nullopt;
@@ -245,7 +245,7 @@ public:
     return std::nullopt;
   }
 
-  Labels labels(const YAML::Node& n, const std::string& field) {
+  Labels labels(const yaml::Node& n, const std::string& field) {
     Labels out;
     auto m = fields(n, field, {}, {}, false);
     if (!m) {
@@ -260,13 +260,13 @@ public:
     return out;
   }
 
-  std::vector<YAML::Node> sequence(const YAML::Node& n, const std::string& field) {
-    std::vector<YAML::Node> out;
-    if (!n.IsSequence()) {
+  std::vector<yaml::Node> sequence(const yaml::Node& n, const std::string& field) {
+    std::vector<yaml::Node> out;
+    if (!n.isSequence()) {
       error(n, field, "expected a list, got " + describe(n));
       return out;
     }
-    for (const auto& item : n) {
+    for (const yaml::Node& item : n.items()) {
       out.push_back(item);
     }
     return out;
@@ -286,7 +286,7 @@ inline std::string idx(const std::string& field, size_t i) {
 }
 
 /** False (with an error at n) when RE2 rejects the regex v. */
-bool checkRegex(ObjectParser& p, const YAML::Node& n, const std::string& field,
+bool checkRegex(ObjectParser& p, const yaml::Node& n, const std::string& field,
                 const std::string& v);
 
 /** Reads Kubernetes objects into a Config; one instance per loadPaths/loadString call. */
@@ -301,88 +301,88 @@ public:
   LoadResult take() { return std::move(result_); }
 
 private:
-  void loadObject(ObjectParser& p, const YAML::Node& doc, const std::string& prefix);
+  void loadObject(ObjectParser& p, const yaml::Node& doc, const std::string& prefix);
 
   bool loadMeta(ObjectParser& p, const std::map<std::string, Entry>& top, ObjectMeta& meta);
 
   bool checkDuplicate(ObjectParser& p, const ObjectMeta& meta);
 
-  void loadService(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec);
+  void loadService(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
 
-  void loadPod(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec, const YAML::Node* status);
+  void loadPod(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec, const yaml::Node* status);
 
   void loadSlice(ObjectParser& p, ObjectMeta meta, const std::map<std::string, Entry>& top);
 
-  void loadDr(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec);
+  void loadDr(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
 
-  std::optional<LoadBalancer> loadTrafficPolicy(ObjectParser& p, const YAML::Node& n,
+  std::optional<LoadBalancer> loadTrafficPolicy(ObjectParser& p, const yaml::Node& n,
                                                 const std::string& f);
 
-  void loadVs(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec);
+  void loadVs(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
 
   /**
    * Contour IngressRoute (contour.heptio.com/v1beta1) or HTTPProxy (projectcontour.io/v1)
    * as a VirtualService-shaped object in Config::ingressRoutes. Weights are kept as
    * written (relative); ingress.cpp normalizes them.
    */
-  void loadContour(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec);
+  void loadContour(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
 
   /** One Contour route (or HTTPProxy include when include) as a Route. */
-  std::optional<Route> loadContourRoute(ObjectParser& p, const YAML::Node& n, const std::string& f,
+  std::optional<Route> loadContourRoute(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                         bool proxy, bool include);
 
   /** StringMatch: a map with exactly one of exact, prefix, regex. RE2 checks regexes here. */
-  std::optional<StringMatch> loadStringMatch(ObjectParser& p, const YAML::Node& n,
+  std::optional<StringMatch> loadStringMatch(ObjectParser& p, const yaml::Node& n,
                                              const std::string& f, bool* present = nullptr);
 
-  std::vector<KeyMatch> loadKeyMatches(ObjectParser& p, const YAML::Node& n, const std::string& f,
+  std::vector<KeyMatch> loadKeyMatches(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                        bool lowercase);
 
-  std::optional<HttpMatch> loadMatch(ObjectParser& p, const YAML::Node& n, const std::string& f,
+  std::optional<HttpMatch> loadMatch(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                      bool http);
 
-  void loadHeaderOps(ObjectParser& p, const YAML::Node& n, const std::string& f, HeaderOps& out);
+  void loadHeaderOps(ObjectParser& p, const yaml::Node& n, const std::string& f, HeaderOps& out);
 
-  HeaderActions loadHeaders(ObjectParser& p, const YAML::Node& n, const std::string& f);
+  HeaderActions loadHeaders(ObjectParser& p, const yaml::Node& n, const std::string& f);
 
-  std::optional<double> percent(ObjectParser& p, const YAML::Node& n, const std::string& f);
+  std::optional<double> percent(ObjectParser& p, const yaml::Node& n, const std::string& f);
 
   void loadActions(ObjectParser& p, const std::map<std::string, Entry>& m, const std::string& f,
                    RouteActions& a);
 
-  void loadRoutes(ObjectParser& p, const YAML::Node* list, const std::string& field, bool http,
+  void loadRoutes(ObjectParser& p, const yaml::Node* list, const std::string& field, bool http,
                   std::vector<Route>& out);
 
   /** host, subset, port{number} of a Destination (also mirror and fallback targets). */
-  bool loadTarget(ObjectParser& p, const YAML::Node& dest, const std::string& df,
+  bool loadTarget(ObjectParser& p, const yaml::Node& dest, const std::string& df,
                   std::string& host, std::string& subset, uint16_t& portOut,
                   bool siblingsWeighted = false, bool hasWeight = true);
 
-  std::optional<RouteDestination> loadDestination(ObjectParser& p, const YAML::Node& n,
+  std::optional<RouteDestination> loadDestination(ObjectParser& p, const yaml::Node& n,
                                                   const std::string& f, bool http,
                                                   bool siblingsWeighted);
 
-  void loadGateway(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec);
+  void loadGateway(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
 
-  void loadTrafficLabel(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec);
+  void loadTrafficLabel(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
 
   // Gateway API (loader_gateway.cpp).
-  void loadHttpRoute(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec);
+  void loadHttpRoute(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
   /** One matches[] entry; pathKind/pathLen feed the precedence order. */
-  std::optional<HttpMatch> loadGatewayMatch(ObjectParser& p, const YAML::Node& n,
+  std::optional<HttpMatch> loadGatewayMatch(ObjectParser& p, const yaml::Node& n,
                                             const std::string& f, int& pathKind, size_t& pathLen);
   /** Rule-level filters into r's header operations and actions. */
-  void loadGatewayFilters(ObjectParser& p, const YAML::Node& n, const std::string& f,
+  void loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std::string& f,
                           const std::string& ns, Route& r);
   /** A filter's type, checked against the known ones (with a "did you mean"). */
-  std::optional<std::string> filterType(ObjectParser& p, const YAML::Node& n,
+  std::optional<std::string> filterType(ObjectParser& p, const yaml::Node& n,
                                         const std::map<std::string, Entry>& m,
                                         const std::string& f);
   /** Request/ResponseHeaderModifier {set, add: [{name, value}], remove: [name]}. */
-  bool loadGatewayHeaderModifier(ObjectParser& p, const YAML::Node& n, const std::string& f,
+  bool loadGatewayHeaderModifier(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                  HeaderOps& out);
   /** A backendRef (or, when mirror, a RequestMirror backendRef: no weight, no filters). */
-  std::optional<RouteDestination> loadGatewayBackend(ObjectParser& p, const YAML::Node& n,
+  std::optional<RouteDestination> loadGatewayBackend(ObjectParser& p, const yaml::Node& n,
                                                      const std::string& f, const std::string& ns,
                                                      bool mirror);
 

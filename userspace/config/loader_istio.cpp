@@ -9,7 +9,7 @@
 
 namespace veer::loading {
 
-bool checkRegex(ObjectParser& p, const YAML::Node& n, const std::string& field,
+bool checkRegex(ObjectParser& p, const yaml::Node& n, const std::string& field,
                 const std::string& v) {
   RE2::Options opts;
   opts.set_log_errors(false);
@@ -21,7 +21,7 @@ bool checkRegex(ObjectParser& p, const YAML::Node& n, const std::string& field,
   return true;
 }
 
-void Loader::loadDr(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
+void Loader::loadDr(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec) {
   DestinationRule dr;
   dr.meta = std::move(meta);
   if (spec == nullptr) {
@@ -33,7 +33,7 @@ void Loader::loadDr(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
   if (!s) {
     return;
   }
-  const YAML::Node* host = ObjectParser::get(*s, "host");
+  const yaml::Node* host = ObjectParser::get(*s, "host");
   if (host == nullptr) {
     p.error(*spec, "spec.host", "missing host");
     return;
@@ -44,10 +44,10 @@ void Loader::loadDr(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
   }
   dr.host = *h;
   dr.hostPos = p.pos(*host);
-  if (const YAML::Node* tp = ObjectParser::get(*s, "trafficPolicy")) {
+  if (const yaml::Node* tp = ObjectParser::get(*s, "trafficPolicy")) {
     dr.loadBalancer = loadTrafficPolicy(p, *tp, "spec.trafficPolicy");
   }
-  if (const YAML::Node* subsets = ObjectParser::get(*s, "subsets")) {
+  if (const yaml::Node* subsets = ObjectParser::get(*s, "subsets")) {
     auto items = p.sequence(*subsets, "spec.subsets");
     for (size_t i = 0; i < items.size(); ++i) {
       std::string f = idx("spec.subsets", i);
@@ -57,7 +57,7 @@ void Loader::loadDr(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
       }
       Subset sub;
       sub.pos = p.pos(items[i]);
-      const YAML::Node* name = ObjectParser::get(*m, "name");
+      const yaml::Node* name = ObjectParser::get(*m, "name");
       if (name == nullptr) {
         p.error(items[i], f + ".name", "missing subset name");
         continue;
@@ -73,10 +73,10 @@ void Loader::loadDr(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
         p.error(*name, f + ".name", "subset " + sub.name + " defined twice");
         continue;
       }
-      if (const YAML::Node* l = ObjectParser::get(*m, "labels")) {
+      if (const yaml::Node* l = ObjectParser::get(*m, "labels")) {
         sub.labels = p.labels(*l, f + ".labels");
       }
-      if (const YAML::Node* tp = ObjectParser::get(*m, "trafficPolicy")) {
+      if (const yaml::Node* tp = ObjectParser::get(*m, "trafficPolicy")) {
         sub.loadBalancer = loadTrafficPolicy(p, *tp, f + ".trafficPolicy");
       }
       dr.subsets.push_back(std::move(sub));
@@ -85,13 +85,13 @@ void Loader::loadDr(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
   config().destinationRules.push_back(std::move(dr));
 }
 
-std::optional<LoadBalancer> Loader::loadTrafficPolicy(ObjectParser& p, const YAML::Node& n,
+std::optional<LoadBalancer> Loader::loadTrafficPolicy(ObjectParser& p, const yaml::Node& n,
                                                       const std::string& f) {
   auto m = p.fields(n, f, {"loadBalancer"},
                     {"connectionPool", "outlierDetection", "tls", "portLevelSettings", "tunnel",
                      "proxyProtocol"},
                     true);
-  const YAML::Node* lbn = m ? ObjectParser::get(*m, "loadBalancer") : nullptr;
+  const yaml::Node* lbn = m ? ObjectParser::get(*m, "loadBalancer") : nullptr;
   if (lbn == nullptr) {
     return std::nullopt;
   }
@@ -104,8 +104,8 @@ std::optional<LoadBalancer> Loader::loadTrafficPolicy(ObjectParser& p, const YAM
   LoadBalancer lb;
   lb.pos = p.pos(*lbn);
   lb.field = lf;
-  const YAML::Node* simple = ObjectParser::get(*lm, "simple");
-  const YAML::Node* ch = ObjectParser::get(*lm, "consistentHash");
+  const yaml::Node* simple = ObjectParser::get(*lm, "simple");
+  const yaml::Node* ch = ObjectParser::get(*lm, "consistentHash");
   if (simple != nullptr && ch != nullptr) {
     p.error(*lbn, lf, "simple and consistentHash are exclusive");
     return std::nullopt;
@@ -139,35 +139,35 @@ std::optional<LoadBalancer> Loader::loadTrafficPolicy(ObjectParser& p, const YAM
     return std::nullopt;
   }
   int keys = 0;
-  if (const YAML::Node* x = ObjectParser::get(*cm, "httpHeaderName")) {
+  if (const yaml::Node* x = ObjectParser::get(*cm, "httpHeaderName")) {
     ++keys;
     lb.hash = LoadBalancer::Hash::kHeader;
     lb.hashKey = p.string(*x, cf + ".httpHeaderName").value_or("");
   }
-  if (const YAML::Node* x = ObjectParser::get(*cm, "httpQueryParameterName")) {
+  if (const yaml::Node* x = ObjectParser::get(*cm, "httpQueryParameterName")) {
     ++keys;
     lb.hash = LoadBalancer::Hash::kQueryParam;
     lb.hashKey = p.string(*x, cf + ".httpQueryParameterName").value_or("");
   }
-  if (const YAML::Node* x = ObjectParser::get(*cm, "useSourceIp")) {
+  if (const yaml::Node* x = ObjectParser::get(*cm, "useSourceIp")) {
     ++keys;
     if (p.boolean(*x, cf + ".useSourceIp").value_or(false)) {
       lb.hash = LoadBalancer::Hash::kSourceIp;
     }
   }
-  if (const YAML::Node* x = ObjectParser::get(*cm, "httpCookie")) {
+  if (const yaml::Node* x = ObjectParser::get(*cm, "httpCookie")) {
     ++keys;
     lb.hash = LoadBalancer::Hash::kCookie;
     if (auto km = p.fields(*x, cf + ".httpCookie", {"name", "path", "ttl"}, {"attributes"}, true)) {
-      if (const YAML::Node* y = ObjectParser::get(*km, "name")) {
+      if (const yaml::Node* y = ObjectParser::get(*km, "name")) {
         lb.hashKey = p.string(*y, cf + ".httpCookie.name").value_or("");
       } else {
         p.error(*x, cf + ".httpCookie.name", "missing name");
       }
-      if (const YAML::Node* y = ObjectParser::get(*km, "path")) {
+      if (const yaml::Node* y = ObjectParser::get(*km, "path")) {
         lb.cookiePath = p.string(*y, cf + ".httpCookie.path").value_or("");
       }
-      if (const YAML::Node* y = ObjectParser::get(*km, "ttl")) {
+      if (const yaml::Node* y = ObjectParser::get(*km, "ttl")) {
         lb.cookieTtl = p.duration(*y, cf + ".httpCookie.ttl").value_or("");
       }
     }
@@ -181,7 +181,7 @@ std::optional<LoadBalancer> Loader::loadTrafficPolicy(ObjectParser& p, const YAM
   return lb;
 }
 
-void Loader::loadVs(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
+void Loader::loadVs(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec) {
   VirtualService vs;
   vs.meta = std::move(meta);
   if (spec == nullptr) {
@@ -194,7 +194,7 @@ void Loader::loadVs(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
     return;
   }
   // No hosts: a delegate VirtualService, reachable only through another's http[].delegate.
-  if (const YAML::Node* hosts = ObjectParser::get(*s, "hosts")) {
+  if (const yaml::Node* hosts = ObjectParser::get(*s, "hosts")) {
     auto hlist = p.sequence(*hosts, "spec.hosts");
     for (size_t i = 0; i < hlist.size(); ++i) {
       if (auto h = p.string(hlist[i], idx("spec.hosts", i))) {
@@ -205,7 +205,7 @@ void Loader::loadVs(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
   }
   bool meshBound = true;
   std::string names;
-  const YAML::Node* gw = ObjectParser::get(*s, "gateways");
+  const yaml::Node* gw = ObjectParser::get(*s, "gateways");
   if (gw != nullptr) {
     // Istio applies a VirtualService bound to gateways to mesh traffic only if "mesh" is listed.
     auto list = p.sequence(*gw, "spec.gateways");
@@ -236,7 +236,7 @@ void Loader::loadVs(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
 }
 
 /** StringMatch: a map with exactly one of exact, prefix, regex. RE2 checks regexes here. */
-std::optional<StringMatch> Loader::loadStringMatch(ObjectParser& p, const YAML::Node& n,
+std::optional<StringMatch> Loader::loadStringMatch(ObjectParser& p, const yaml::Node& n,
                                                    const std::string& f, bool* present) {
   auto m = p.fields(n, f, {"exact", "prefix", "regex"}, {}, true);
   if (!m) {
@@ -254,13 +254,13 @@ std::optional<StringMatch> Loader::loadStringMatch(ObjectParser& p, const YAML::
       continue;
     }
     ++n1;
-    std::string v = it->second.value.IsNull() ? "" : p.string(it->second.value, f + "." + op).value_or("");
+    std::string v = it->second.value.isNull() ? "" : p.string(it->second.value, f + "." + op).value_or("");
     StringMatch sm;
     sm.op = std::string(op) == "exact"    ? StringMatch::Op::kExact
             : std::string(op) == "prefix" ? StringMatch::Op::kPrefix
                                           : StringMatch::Op::kRegex;
     sm.value = v;
-    sm.pos = p.pos(it->second.value.IsDefined() ? it->second.value : it->second.key);
+    sm.pos = p.pos(it->second.value.isDefined() ? it->second.value : it->second.key);
     if (sm.op == StringMatch::Op::kRegex && !checkRegex(p, it->second.value, f + ".regex", v)) {
       return std::nullopt;
     }
@@ -277,7 +277,7 @@ std::optional<StringMatch> Loader::loadStringMatch(ObjectParser& p, const YAML::
   return out;
 }
 
-std::vector<KeyMatch> Loader::loadKeyMatches(ObjectParser& p, const YAML::Node& n, const std::string& f,
+std::vector<KeyMatch> Loader::loadKeyMatches(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                              bool lowercase) {
   std::vector<KeyMatch> out;
   auto m = p.fields(n, f, {}, {}, false);
@@ -292,7 +292,7 @@ std::vector<KeyMatch> Loader::loadKeyMatches(ObjectParser& p, const YAML::Node& 
                      [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     }
     std::optional<StringMatch> sm;
-    if (e.value.IsNull()) {
+    if (e.value.isNull()) {
       km.present = true;
       sm = StringMatch{};
     } else {
@@ -308,7 +308,7 @@ std::vector<KeyMatch> Loader::loadKeyMatches(ObjectParser& p, const YAML::Node& 
   return out;
 }
 
-std::optional<HttpMatch> Loader::loadMatch(ObjectParser& p, const YAML::Node& n, const std::string& f,
+std::optional<HttpMatch> Loader::loadMatch(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                            bool http) {
   static const std::vector<std::string> kHttp = {
       "name", "uri", "scheme", "method", "authority", "headers", "withoutHeaders",
@@ -327,12 +327,12 @@ std::optional<HttpMatch> Loader::loadMatch(ObjectParser& p, const YAML::Node& n,
   hm.field = f;
   bool ok = true;
   auto sm = [&](const char* key, std::optional<StringMatch>& out) {
-    if (const YAML::Node* v = ObjectParser::get(*m, key)) {
+    if (const yaml::Node* v = ObjectParser::get(*m, key)) {
       out = loadStringMatch(p, *v, f + "." + key);
       ok = ok && out.has_value();
     }
   };
-  if (const YAML::Node* v = ObjectParser::get(*m, "name")) {
+  if (const yaml::Node* v = ObjectParser::get(*m, "name")) {
     hm.name = p.string(*v, f + ".name").value_or("");
   }
   sm("uri", hm.uri);
@@ -340,30 +340,30 @@ std::optional<HttpMatch> Loader::loadMatch(ObjectParser& p, const YAML::Node& n,
   sm("method", hm.method);
   sm("authority", hm.authority);
   size_t before = diagCount();
-  if (const YAML::Node* v = ObjectParser::get(*m, "headers")) {
+  if (const yaml::Node* v = ObjectParser::get(*m, "headers")) {
     hm.headers = loadKeyMatches(p, *v, f + ".headers", true);
   }
-  if (const YAML::Node* v = ObjectParser::get(*m, "withoutHeaders")) {
+  if (const yaml::Node* v = ObjectParser::get(*m, "withoutHeaders")) {
     hm.withoutHeaders = loadKeyMatches(p, *v, f + ".withoutHeaders", true);
   }
-  if (const YAML::Node* v = ObjectParser::get(*m, "queryParams")) {
+  if (const yaml::Node* v = ObjectParser::get(*m, "queryParams")) {
     hm.queryParams = loadKeyMatches(p, *v, f + ".queryParams", false);
   }
   if (hasErrorsSince(before)) {
     ok = false;
   }
-  if (const YAML::Node* v = ObjectParser::get(*m, "sourceLabels")) {
+  if (const yaml::Node* v = ObjectParser::get(*m, "sourceLabels")) {
     hm.sourceLabels = p.labels(*v, f + ".sourceLabels");
   }
-  if (const YAML::Node* v = ObjectParser::get(*m, "sourceNamespace")) {
+  if (const yaml::Node* v = ObjectParser::get(*m, "sourceNamespace")) {
     hm.sourceNamespace = p.string(*v, f + ".sourceNamespace").value_or("");
   }
-  if (const YAML::Node* v = ObjectParser::get(*m, "port")) {
+  if (const yaml::Node* v = ObjectParser::get(*m, "port")) {
     auto port = p.port(*v, f + ".port");
     ok = ok && port.has_value();
     hm.port = port.value_or(0);
   }
-  if (const YAML::Node* v = ObjectParser::get(*m, "gateways")) {
+  if (const yaml::Node* v = ObjectParser::get(*m, "gateways")) {
     auto list = p.sequence(*v, f + ".gateways");
     for (size_t i = 0; i < list.size(); ++i) {
       if (auto g = p.string(list[i], idx(f + ".gateways", i))) {
@@ -371,7 +371,7 @@ std::optional<HttpMatch> Loader::loadMatch(ObjectParser& p, const YAML::Node& n,
       }
     }
   }
-  if (const YAML::Node* v = ObjectParser::get(*m, "ignoreUriCase")) {
+  if (const yaml::Node* v = ObjectParser::get(*m, "ignoreUriCase")) {
     auto b = p.boolean(*v, f + ".ignoreUriCase");
     ok = ok && b.has_value();
     hm.ignoreUriCase = b.value_or(false);
@@ -382,33 +382,33 @@ std::optional<HttpMatch> Loader::loadMatch(ObjectParser& p, const YAML::Node& n,
   return hm;
 }
 
-void Loader::loadHeaderOps(ObjectParser& p, const YAML::Node& n, const std::string& f, HeaderOps& out) {
+void Loader::loadHeaderOps(ObjectParser& p, const yaml::Node& n, const std::string& f, HeaderOps& out) {
   auto m = p.fields(n, f, {"set", "add", "remove"}, {}, true);
   if (!m) {
     return;
   }
   for (const char* op : {"set", "add"}) {
-    const YAML::Node* v = ObjectParser::get(*m, op);
+    const yaml::Node* v = ObjectParser::get(*m, op);
     if (v == nullptr) {
       continue;
     }
-    if (!v->IsMap()) {
+    if (!v->isMap()) {
       p.error(*v, f + "." + op, "expected a map of header: value, got " + describe(*v));
       continue;
     }
     auto& dst = std::string(op) == "set" ? out.set : out.add;
-    for (auto it = v->begin(); it != v->end(); ++it) {
-      if (!it->first.IsScalar()) {
-        p.error(it->first, f + "." + op, "expected a header name");
+    for (const auto& [first, second] : v->entries()) {
+      if (!first.isScalar()) {
+        p.error(first, f + "." + op, "expected a header name");
         continue;
       }
-      std::string key = it->first.Scalar();
-      if (auto val = p.string(it->second, f + "." + op + "." + key)) {
+      std::string key = first.scalar();
+      if (auto val = p.string(second, f + "." + op + "." + key)) {
         dst.emplace_back(key, *val);
       }
     }
   }
-  if (const YAML::Node* v = ObjectParser::get(*m, "remove")) {
+  if (const yaml::Node* v = ObjectParser::get(*m, "remove")) {
     auto list = p.sequence(*v, f + ".remove");
     for (size_t i = 0; i < list.size(); ++i) {
       if (auto h = p.string(list[i], idx(f + ".remove", i))) {
@@ -418,27 +418,27 @@ void Loader::loadHeaderOps(ObjectParser& p, const YAML::Node& n, const std::stri
   }
 }
 
-HeaderActions Loader::loadHeaders(ObjectParser& p, const YAML::Node& n, const std::string& f) {
+HeaderActions Loader::loadHeaders(ObjectParser& p, const yaml::Node& n, const std::string& f) {
   HeaderActions h;
   h.pos = p.pos(n);
   auto m = p.fields(n, f, {"request", "response"}, {}, true);
   if (!m) {
     return h;
   }
-  if (const YAML::Node* v = ObjectParser::get(*m, "request")) {
+  if (const yaml::Node* v = ObjectParser::get(*m, "request")) {
     loadHeaderOps(p, *v, f + ".request", h.request);
   }
-  if (const YAML::Node* v = ObjectParser::get(*m, "response")) {
+  if (const yaml::Node* v = ObjectParser::get(*m, "response")) {
     loadHeaderOps(p, *v, f + ".response", h.response);
   }
   return h;
 }
 
-std::optional<double> Loader::percent(ObjectParser& p, const YAML::Node& n, const std::string& f) {
+std::optional<double> Loader::percent(ObjectParser& p, const yaml::Node& n, const std::string& f) {
   // Percent{value: 50} or a plain number (older mirror_percent / fault percent).
-  const YAML::Node* v = &n;
+  const yaml::Node* v = &n;
   std::map<std::string, Entry> m;
-  if (n.IsMap()) {
+  if (n.isMap()) {
     auto mm = p.fields(n, f, {"value"}, {}, true);
     if (!mm) {
       return std::nullopt;
@@ -449,14 +449,14 @@ std::optional<double> Loader::percent(ObjectParser& p, const YAML::Node& n, cons
       return 0.0;
     }
   }
-  if (!v->IsScalar()) {
+  if (!v->isScalar()) {
     p.error(*v, f, "expected a percentage, got " + describe(*v));
     return std::nullopt;
   }
   char* end = nullptr;
-  double d = std::strtod(v->Scalar().c_str(), &end);
-  if (v->Scalar().empty() || end == nullptr || *end != '\0' || !(d >= 0 && d <= 100)) {
-    p.error(*v, f, "expected a percentage 0..100, got '" + v->Scalar() + "'");
+  double d = std::strtod(v->scalar().c_str(), &end);
+  if (v->scalar().empty() || end == nullptr || *end != '\0' || !(d >= 0 && d <= 100)) {
+    p.error(*v, f, "expected a percentage 0..100, got '" + v->scalar() + "'");
     return std::nullopt;
   }
   return d;
@@ -464,34 +464,34 @@ std::optional<double> Loader::percent(ObjectParser& p, const YAML::Node& n, cons
 
 void Loader::loadActions(ObjectParser& p, const std::map<std::string, Entry>& m, const std::string& f,
                          RouteActions& a) {
-  if (const YAML::Node* v = ObjectParser::get(m, "rewrite")) {
+  if (const yaml::Node* v = ObjectParser::get(m, "rewrite")) {
     if (auto rm = p.fields(*v, f + ".rewrite", {"uri", "authority"}, {"uriRegexRewrite"}, true)) {
-      if (const YAML::Node* u = ObjectParser::get(*rm, "uri")) {
+      if (const yaml::Node* u = ObjectParser::get(*rm, "uri")) {
         a.rewriteUri = p.string(*u, f + ".rewrite.uri").value_or("");
       }
-      if (const YAML::Node* u = ObjectParser::get(*rm, "authority")) {
+      if (const yaml::Node* u = ObjectParser::get(*rm, "authority")) {
         a.rewriteAuthority = p.string(*u, f + ".rewrite.authority").value_or("");
       }
     }
   }
-  if (const YAML::Node* v = ObjectParser::get(m, "timeout")) {
+  if (const yaml::Node* v = ObjectParser::get(m, "timeout")) {
     a.timeout = p.duration(*v, f + ".timeout").value_or("");
   }
-  if (const YAML::Node* v = ObjectParser::get(m, "retries")) {
+  if (const yaml::Node* v = ObjectParser::get(m, "retries")) {
     if (auto rm = p.fields(*v, f + ".retries", {"attempts", "perTryTimeout", "retryOn"},
                            {"retryRemoteLocalities"}, true)) {
-      if (const YAML::Node* x = ObjectParser::get(*rm, "attempts")) {
+      if (const yaml::Node* x = ObjectParser::get(*rm, "attempts")) {
         a.retryAttempts = p.integer(*x, f + ".retries.attempts").value_or(-1);
       }
-      if (const YAML::Node* x = ObjectParser::get(*rm, "perTryTimeout")) {
+      if (const yaml::Node* x = ObjectParser::get(*rm, "perTryTimeout")) {
         a.retryPerTryTimeout = p.duration(*x, f + ".retries.perTryTimeout").value_or("");
       }
-      if (const YAML::Node* x = ObjectParser::get(*rm, "retryOn")) {
+      if (const yaml::Node* x = ObjectParser::get(*rm, "retryOn")) {
         a.retryOn = p.string(*x, f + ".retries.retryOn").value_or("");
       }
     }
   }
-  if (const YAML::Node* v = ObjectParser::get(m, "mirror")) {
+  if (const yaml::Node* v = ObjectParser::get(m, "mirror")) {
     RouteDestination d;
     d.pos = p.pos(*v);
     d.field = f + ".mirror";
@@ -500,32 +500,32 @@ void Loader::loadActions(ObjectParser& p, const std::map<std::string, Entry>& m,
     }
   }
   for (const char* key : {"mirrorPercentage", "mirror_percent", "mirrorPercent"}) {
-    if (const YAML::Node* v = ObjectParser::get(m, key)) {
+    if (const yaml::Node* v = ObjectParser::get(m, key)) {
       a.mirrorPercent = percent(p, *v, f + "." + key).value_or(-1);
     }
   }
-  if (const YAML::Node* v = ObjectParser::get(m, "fault")) {
+  if (const yaml::Node* v = ObjectParser::get(m, "fault")) {
     if (auto fm = p.fields(*v, f + ".fault", {"delay", "abort"}, {}, true)) {
-      if (const YAML::Node* d = ObjectParser::get(*fm, "delay")) {
+      if (const yaml::Node* d = ObjectParser::get(*fm, "delay")) {
         std::string df = f + ".fault.delay";
         if (auto dm = p.fields(*d, df, {"fixedDelay", "percentage", "percent"},
                                {"exponentialDelay"}, true)) {
-          if (const YAML::Node* x = ObjectParser::get(*dm, "fixedDelay")) {
+          if (const yaml::Node* x = ObjectParser::get(*dm, "fixedDelay")) {
             a.faultDelay = p.duration(*x, df + ".fixedDelay").value_or("");
           }
           a.faultDelayPercent = 100;
           for (const char* pk : {"percentage", "percent"}) {
-            if (const YAML::Node* x = ObjectParser::get(*dm, pk)) {
+            if (const yaml::Node* x = ObjectParser::get(*dm, pk)) {
               a.faultDelayPercent = percent(p, *x, df + "." + pk).value_or(-1);
             }
           }
         }
       }
-      if (const YAML::Node* ab = ObjectParser::get(*fm, "abort")) {
+      if (const yaml::Node* ab = ObjectParser::get(*fm, "abort")) {
         std::string af = f + ".fault.abort";
         if (auto am = p.fields(*ab, af, {"httpStatus", "percentage"},
                                {"grpcStatus", "http2Error"}, true)) {
-          if (const YAML::Node* x = ObjectParser::get(*am, "httpStatus")) {
+          if (const yaml::Node* x = ObjectParser::get(*am, "httpStatus")) {
             auto st = p.integer(*x, af + ".httpStatus");
             if (st && (*st < 200 || *st > 599)) {
               p.error(*x, af + ".httpStatus", "HTTP status " + std::to_string(*st) +
@@ -535,19 +535,19 @@ void Loader::loadActions(ObjectParser& p, const std::map<std::string, Entry>& m,
             }
           }
           a.faultAbortPercent = 100;
-          if (const YAML::Node* x = ObjectParser::get(*am, "percentage")) {
+          if (const yaml::Node* x = ObjectParser::get(*am, "percentage")) {
             a.faultAbortPercent = percent(p, *x, af + ".percentage").value_or(-1);
           }
         }
       }
     }
   }
-  if (const YAML::Node* v = ObjectParser::get(m, "redirect")) {
+  if (const yaml::Node* v = ObjectParser::get(m, "redirect")) {
     if (auto rm = p.fields(*v, f + ".redirect", {"uri", "authority", "redirectCode", "scheme", "port"},
                            {"derivePort"}, true)) {
       std::string r;
       for (const char* k : {"uri", "authority", "scheme"}) {
-        if (const YAML::Node* x = ObjectParser::get(*rm, k)) {
+        if (const yaml::Node* x = ObjectParser::get(*rm, k)) {
           r += std::string(r.empty() ? "" : ",") + k + "=" +
                p.string(*x, f + ".redirect." + k).value_or("");
         }
@@ -555,9 +555,9 @@ void Loader::loadActions(ObjectParser& p, const std::map<std::string, Entry>& m,
       a.redirect = r.empty() ? "redirect" : r;
     }
   }
-  if (const YAML::Node* v = ObjectParser::get(m, "directResponse")) {
+  if (const yaml::Node* v = ObjectParser::get(m, "directResponse")) {
     if (auto dm = p.fields(*v, f + ".directResponse", {"status", "body"}, {}, true)) {
-      if (const YAML::Node* x = ObjectParser::get(*dm, "status")) {
+      if (const yaml::Node* x = ObjectParser::get(*dm, "status")) {
         a.directResponseStatus = p.integer(*x, f + ".directResponse.status").value_or(0);
       } else {
         p.error(*v, f + ".directResponse.status", "missing status");
@@ -566,7 +566,7 @@ void Loader::loadActions(ObjectParser& p, const std::map<std::string, Entry>& m,
   }
 }
 
-void Loader::loadRoutes(ObjectParser& p, const YAML::Node* list, const std::string& field, bool http,
+void Loader::loadRoutes(ObjectParser& p, const yaml::Node* list, const std::string& field, bool http,
                         std::vector<Route>& out) {
   if (list == nullptr) {
     return;
@@ -589,10 +589,10 @@ void Loader::loadRoutes(ObjectParser& p, const YAML::Node* list, const std::stri
     Route r;
     r.pos = p.pos(items[i]);
     r.field = f;
-    if (const YAML::Node* n = ObjectParser::get(*m, "name")) {
+    if (const yaml::Node* n = ObjectParser::get(*m, "name")) {
       r.name = p.string(*n, f + ".name").value_or("");
     }
-    if (const YAML::Node* match = ObjectParser::get(*m, "match")) {
+    if (const yaml::Node* match = ObjectParser::get(*m, "match")) {
       auto ml = p.sequence(*match, f + ".match");
       for (size_t j = 0; j < ml.size(); ++j) {
         if (auto hm = loadMatch(p, ml[j], idx(f + ".match", j), http)) {
@@ -601,18 +601,18 @@ void Loader::loadRoutes(ObjectParser& p, const YAML::Node* list, const std::stri
       }
     }
     if (http) {
-      if (const YAML::Node* h = ObjectParser::get(*m, "headers")) {
+      if (const yaml::Node* h = ObjectParser::get(*m, "headers")) {
         r.headers = loadHeaders(p, *h, f + ".headers");
       }
       loadActions(p, *m, f, r.actions);
-      if (const YAML::Node* d = ObjectParser::get(*m, "delegate")) {
+      if (const yaml::Node* d = ObjectParser::get(*m, "delegate")) {
         if (auto dm = p.fields(*d, f + ".delegate", {"name", "namespace"}, {}, true)) {
           Delegate dg;
           dg.pos = p.pos(*d);
-          if (const YAML::Node* x = ObjectParser::get(*dm, "name")) {
+          if (const yaml::Node* x = ObjectParser::get(*dm, "name")) {
             dg.name = p.string(*x, f + ".delegate.name").value_or("");
           }
-          if (const YAML::Node* x = ObjectParser::get(*dm, "namespace")) {
+          if (const yaml::Node* x = ObjectParser::get(*dm, "namespace")) {
             dg.ns = p.string(*x, f + ".delegate.namespace").value_or("");
           }
           if (dg.name.empty()) {
@@ -623,7 +623,7 @@ void Loader::loadRoutes(ObjectParser& p, const YAML::Node* list, const std::stri
         }
       }
     }
-    const YAML::Node* route = ObjectParser::get(*m, "route");
+    const yaml::Node* route = ObjectParser::get(*m, "route");
     if (route == nullptr) {
       if (!r.delegate && r.actions.redirect.empty() && r.actions.directResponseStatus == 0 &&
           !hasErrorsSince(before)) {
@@ -641,8 +641,8 @@ void Loader::loadRoutes(ObjectParser& p, const YAML::Node* list, const std::stri
     auto dests = p.sequence(*route, f + ".route");
     bool anyWeight = false;
     for (const auto& d : dests) {
-      if (d.IsMap() && d["weight"].IsDefined()) {
-        anyWeight = true;
+      for (const auto& [k, v] : d.entries()) {
+        anyWeight = anyWeight || k.scalar() == "weight";
       }
     }
     for (size_t j = 0; j < dests.size(); ++j) {
@@ -656,14 +656,14 @@ void Loader::loadRoutes(ObjectParser& p, const YAML::Node* list, const std::stri
 }
 
 /** host, subset, port{number} of a Destination (also mirror and fallback targets). */
-bool Loader::loadTarget(ObjectParser& p, const YAML::Node& dest, const std::string& df,
+bool Loader::loadTarget(ObjectParser& p, const yaml::Node& dest, const std::string& df,
                         std::string& host, std::string& subset, uint16_t& portOut,
                         bool siblingsWeighted, bool hasWeight) {
   auto dm = p.fields(dest, df, {"host", "subset", "port"}, {}, true);
   if (!dm) {
     return false;
   }
-  const YAML::Node* h = ObjectParser::get(*dm, "host");
+  const yaml::Node* h = ObjectParser::get(*dm, "host");
   if (h == nullptr) {
     p.error(dest, df + ".host", "missing host");
     return false;
@@ -673,26 +673,26 @@ bool Loader::loadTarget(ObjectParser& p, const YAML::Node& dest, const std::stri
     return false;
   }
   host = *hs;
-  if (const YAML::Node* sub = ObjectParser::get(*dm, "subset")) {
+  if (const yaml::Node* sub = ObjectParser::get(*dm, "subset")) {
     auto v = p.string(*sub, df + ".subset");
     if (!v) {
       return false;
     }
     subset = *v;
   }
-  if (const YAML::Node* port = ObjectParser::get(*dm, "port")) {
-    if (!port->IsMap()) {
+  if (const yaml::Node* port = ObjectParser::get(*dm, "port")) {
+    if (!port->isMap()) {
       int64_t v = 0;
-      bool num = port->IsScalar() && parseInt(port->Scalar(), v);
-      std::string hint = num ? "; write port: {number: " + port->Scalar() + "}" : "";
+      bool num = port->isScalar() && parseInt(port->scalar(), v);
+      std::string hint = num ? "; write port: {number: " + port->scalar() + "}" : "";
       if (num && !hasWeight && siblingsWeighted) {
-        hint += ", or did you mean weight: " + port->Scalar() + "?";
+        hint += ", or did you mean weight: " + port->scalar() + "?";
       }
       p.error(*port, df + ".port", "expected a map with number, got " + describe(*port) + hint);
       return false;
     }
     auto pm = p.fields(*port, df + ".port", {"number"}, {}, true);
-    const YAML::Node* num = pm ? ObjectParser::get(*pm, "number") : nullptr;
+    const yaml::Node* num = pm ? ObjectParser::get(*pm, "number") : nullptr;
     if (num == nullptr) {
       p.error(*port, df + ".port.number", "missing number");
       return false;
@@ -706,29 +706,29 @@ bool Loader::loadTarget(ObjectParser& p, const YAML::Node& dest, const std::stri
   return true;
 }
 
-std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const YAML::Node& n,
+std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const yaml::Node& n,
                                                         const std::string& f, bool http,
                                                         bool siblingsWeighted) {
   static const std::vector<std::string> kHttpKnown = {"destination", "weight", "headers",
                                                       "fallback"};
   static const std::vector<std::string> kTcpKnown = {"destination", "weight"};
   const auto& kKnown = http ? kHttpKnown : kTcpKnown;
-  if (!n.IsMap()) {
+  if (!n.isMap()) {
     p.error(n, f, "expected a map, got " + describe(n));
     return std::nullopt;
   }
   // "port: 5" beside destination, where weight was meant (Contour's docs do this).
   std::map<std::string, Entry> raw;
-  for (auto it = n.begin(); it != n.end(); ++it) {
-    if (it->first.IsScalar()) {
-      raw[it->first.Scalar()] = Entry{it->first, it->second};
+  for (const auto& [first, second] : n.entries()) {
+    if (first.isScalar()) {
+      raw[first.scalar()] = Entry{first, second};
     }
   }
   auto stray = raw.find("port");
   bool strayPortHint = stray != raw.end() && raw.count("weight") == 0 && siblingsWeighted;
   if (strayPortHint) {
     int64_t v = 0;
-    std::string val = stray->second.value.IsScalar() ? stray->second.value.Scalar() : "";
+    std::string val = stray->second.value.isScalar() ? stray->second.value.scalar() : "";
     bool num = parseInt(val, v);
     p.error(stray->second.key, f + ".port",
             "unknown field port" +
@@ -752,14 +752,14 @@ std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const Y
   RouteDestination rd;
   rd.pos = p.pos(n);
   rd.field = f;
-  if (const YAML::Node* w = ObjectParser::get(*m, "weight")) {
+  if (const yaml::Node* w = ObjectParser::get(*m, "weight")) {
     auto v = p.integer(*w, f + ".weight");
     if (!v) {
       return std::nullopt;
     }
     rd.weight = *v;
   }
-  const YAML::Node* dest = ObjectParser::get(*m, "destination");
+  const yaml::Node* dest = ObjectParser::get(*m, "destination");
   if (dest == nullptr) {
     p.error(n, f + ".destination", "missing destination");
     return std::nullopt;
@@ -768,10 +768,10 @@ std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const Y
                   rd.weight.has_value())) {
     return std::nullopt;
   }
-  if (const YAML::Node* h = ObjectParser::get(*m, "headers")) {
+  if (const yaml::Node* h = ObjectParser::get(*m, "headers")) {
     rd.headers = loadHeaders(p, *h, f + ".headers");
   }
-  if (const YAML::Node* fb = ObjectParser::get(*m, "fallback")) {
+  if (const yaml::Node* fb = ObjectParser::get(*m, "fallback")) {
     std::string ff = f + ".fallback";
     auto fm = p.fields(*fb, ff, {"case", "target"}, {}, true);
     if (!fm) {
@@ -779,7 +779,7 @@ std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const Y
     }
     Fallback out;
     out.pos = p.pos(*fb);
-    if (const YAML::Node* c = ObjectParser::get(*fm, "case")) {
+    if (const yaml::Node* c = ObjectParser::get(*fm, "case")) {
       auto cs = p.string(*c, ff + ".case");
       if (!cs) {
         return std::nullopt;
@@ -804,7 +804,7 @@ std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const Y
     } else {
       out.cases = {"noinstances", "noavailabled"};
     }
-    const YAML::Node* t = ObjectParser::get(*fm, "target");
+    const yaml::Node* t = ObjectParser::get(*fm, "target");
     if (t == nullptr) {
       p.error(*fb, ff + ".target", "missing target");
       return std::nullopt;
@@ -817,7 +817,7 @@ std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const Y
   return rd;
 }
 
-void Loader::loadGateway(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
+void Loader::loadGateway(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec) {
   Gateway gw;
   gw.meta = std::move(meta);
   if (spec == nullptr) {
@@ -828,10 +828,10 @@ void Loader::loadGateway(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
   if (!s) {
     return;
   }
-  if (const YAML::Node* sel = ObjectParser::get(*s, "selector")) {
+  if (const yaml::Node* sel = ObjectParser::get(*s, "selector")) {
     gw.selector = p.labels(*sel, "spec.selector");
   }
-  if (const YAML::Node* servers = ObjectParser::get(*s, "servers")) {
+  if (const yaml::Node* servers = ObjectParser::get(*s, "servers")) {
     auto items = p.sequence(*servers, "spec.servers");
     for (size_t i = 0; i < items.size(); ++i) {
       std::string f = idx("spec.servers", i);
@@ -842,7 +842,7 @@ void Loader::loadGateway(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
       }
       Gateway::Server srv;
       srv.pos = p.pos(items[i]);
-      const YAML::Node* port = ObjectParser::get(*m, "port");
+      const yaml::Node* port = ObjectParser::get(*m, "port");
       if (port == nullptr) {
         p.error(items[i], f + ".port", "missing port");
         continue;
@@ -851,15 +851,15 @@ void Loader::loadGateway(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
       if (!pm) {
         continue;
       }
-      if (const YAML::Node* x = ObjectParser::get(*pm, "number")) {
+      if (const yaml::Node* x = ObjectParser::get(*pm, "number")) {
         srv.port = p.port(*x, f + ".port.number").value_or(0);
       } else {
         p.error(*port, f + ".port.number", "missing number");
       }
-      if (const YAML::Node* x = ObjectParser::get(*pm, "name")) {
+      if (const yaml::Node* x = ObjectParser::get(*pm, "name")) {
         srv.portName = p.string(*x, f + ".port.name").value_or("");
       }
-      if (const YAML::Node* x = ObjectParser::get(*pm, "protocol")) {
+      if (const yaml::Node* x = ObjectParser::get(*pm, "protocol")) {
         srv.protocol = p.string(*x, f + ".port.protocol").value_or("");
         static const std::vector<std::string> kProtos = {"HTTP", "HTTPS", "GRPC", "HTTP2",
                                                          "MONGO", "TCP", "TLS"};
@@ -870,7 +870,7 @@ void Loader::loadGateway(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
                       (hint.empty() ? "" : "; did you mean " + hint + "?"));
         }
       }
-      const YAML::Node* hosts = ObjectParser::get(*m, "hosts");
+      const yaml::Node* hosts = ObjectParser::get(*m, "hosts");
       if (hosts == nullptr) {
         p.error(items[i], f + ".hosts", "missing hosts");
         continue;

@@ -10,7 +10,7 @@ namespace {
 constexpr const char* kServiceNameLabel = "kubernetes.io/service-name";
 } // namespace
 
-void Loader::loadService(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec) {
+void Loader::loadService(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec) {
   Service svc;
   svc.meta = std::move(meta);
   if (spec == nullptr) {
@@ -22,7 +22,7 @@ void Loader::loadService(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
     return;
   }
   std::vector<std::string> ips;
-  if (const YAML::Node* list = ObjectParser::get(*s, "clusterIPs")) {
+  if (const yaml::Node* list = ObjectParser::get(*s, "clusterIPs")) {
     auto items = p.sequence(*list, "spec.clusterIPs");
     for (size_t i = 0; i < items.size(); ++i) {
       if (auto v = p.string(items[i], idx("spec.clusterIPs", i))) {
@@ -33,7 +33,7 @@ void Loader::loadService(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
         }
       }
     }
-  } else if (const YAML::Node* one = ObjectParser::get(*s, "clusterIP")) {
+  } else if (const yaml::Node* one = ObjectParser::get(*s, "clusterIP")) {
     if (auto v = p.string(*one, "spec.clusterIP"); v && *v != "None" && !v->empty()) {
       if (auto a = p.ip(*one, "spec.clusterIP")) {
         svc.clusterIPs.push_back(*a);
@@ -45,7 +45,7 @@ void Loader::loadService(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
             "two clusterIPs of the same address family");
     svc.clusterIPs.resize(1);
   }
-  if (const YAML::Node* ports = ObjectParser::get(*s, "ports")) {
+  if (const yaml::Node* ports = ObjectParser::get(*s, "ports")) {
     auto items = p.sequence(*ports, "spec.ports");
     for (size_t i = 0; i < items.size(); ++i) {
       std::string f = idx("spec.ports", i);
@@ -55,10 +55,10 @@ void Loader::loadService(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
       }
       ServicePort sp;
       sp.pos = p.pos(items[i]);
-      if (const YAML::Node* n = ObjectParser::get(*pm, "name")) {
+      if (const yaml::Node* n = ObjectParser::get(*pm, "name")) {
         sp.name = p.string(*n, f + ".name").value_or("");
       }
-      const YAML::Node* portNode = ObjectParser::get(*pm, "port");
+      const yaml::Node* portNode = ObjectParser::get(*pm, "port");
       if (portNode == nullptr) {
         p.error(items[i], f + ".port", "missing port");
         continue;
@@ -68,7 +68,7 @@ void Loader::loadService(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
         continue;
       }
       sp.port = *port;
-      if (const YAML::Node* proto = ObjectParser::get(*pm, "protocol")) {
+      if (const yaml::Node* proto = ObjectParser::get(*pm, "protocol")) {
         auto pr = p.protocol(*proto, f + ".protocol");
         if (!pr) {
           continue;
@@ -76,15 +76,15 @@ void Loader::loadService(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
         sp.proto = *pr;
       }
       sp.targetPort = sp.port;
-      if (const YAML::Node* tp = ObjectParser::get(*pm, "targetPort")) {
+      if (const yaml::Node* tp = ObjectParser::get(*pm, "targetPort")) {
         int64_t v = 0;
-        if (tp->IsScalar() && parseInt(tp->Scalar(), v)) {
+        if (tp->isScalar() && parseInt(tp->scalar(), v)) {
           if (auto t = p.port(*tp, f + ".targetPort")) {
             sp.targetPort = *t;
           }
-        } else if (tp->IsScalar()) {
+        } else if (tp->isScalar()) {
           sp.targetPort = 0;
-          sp.targetPortName = tp->Scalar();
+          sp.targetPortName = tp->scalar();
         } else {
           p.error(*tp, f + ".targetPort",
                   "expected a port number or name, got " + describe(*tp));
@@ -93,13 +93,13 @@ void Loader::loadService(ObjectParser& p, ObjectMeta meta, const YAML::Node* spe
       svc.ports.push_back(std::move(sp));
     }
   }
-  if (const YAML::Node* sel = ObjectParser::get(*s, "selector")) {
+  if (const yaml::Node* sel = ObjectParser::get(*s, "selector")) {
     svc.selector = p.labels(*sel, "spec.selector");
   }
   config().services.push_back(std::move(svc));
 }
 
-void Loader::loadPod(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec, const YAML::Node* status) {
+void Loader::loadPod(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec, const yaml::Node* status) {
   Pod pod;
   pod.meta = std::move(meta);
   auto addIp = [&](const IpAddr& a) {
@@ -110,12 +110,12 @@ void Loader::loadPod(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec, c
   if (status != nullptr) {
     auto st = p.fields(*status, "status", {}, {}, false);
     if (st) {
-      if (const YAML::Node* ip = ObjectParser::get(*st, "podIP")) {
+      if (const yaml::Node* ip = ObjectParser::get(*st, "podIP")) {
         if (auto a = p.ip(*ip, "status.podIP")) {
           addIp(*a);
         }
       }
-      if (const YAML::Node* ips = ObjectParser::get(*st, "podIPs")) {
+      if (const yaml::Node* ips = ObjectParser::get(*st, "podIPs")) {
         auto items = p.sequence(*ips, "status.podIPs");
         for (size_t i = 0; i < items.size(); ++i) {
           std::string f = idx("status.podIPs", i);
@@ -123,14 +123,14 @@ void Loader::loadPod(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec, c
           if (!m) {
             continue;
           }
-          if (const YAML::Node* ip = ObjectParser::get(*m, "ip")) {
+          if (const yaml::Node* ip = ObjectParser::get(*m, "ip")) {
             if (auto a = p.ip(*ip, f + ".ip")) {
               addIp(*a);
             }
           }
         }
       }
-      if (const YAML::Node* conds = ObjectParser::get(*st, "conditions")) {
+      if (const yaml::Node* conds = ObjectParser::get(*st, "conditions")) {
         auto items = p.sequence(*conds, "status.conditions");
         for (size_t i = 0; i < items.size(); ++i) {
           std::string f = idx("status.conditions", i);
@@ -138,9 +138,9 @@ void Loader::loadPod(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec, c
           if (!m) {
             continue;
           }
-          const YAML::Node* type = ObjectParser::get(*m, "type");
-          const YAML::Node* value = ObjectParser::get(*m, "status");
-          if (type != nullptr && type->IsScalar() && type->Scalar() == "Ready" &&
+          const yaml::Node* type = ObjectParser::get(*m, "type");
+          const yaml::Node* value = ObjectParser::get(*m, "status");
+          if (type != nullptr && type->isScalar() && type->scalar() == "Ready" &&
               value != nullptr) {
             auto v = p.string(*value, f + ".status");
             pod.ready = v && *v == "True";
@@ -151,13 +151,13 @@ void Loader::loadPod(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec, c
   }
   if (spec != nullptr) {
     auto sp = p.fields(*spec, "spec", {}, {}, false);
-    const YAML::Node* containers = sp ? ObjectParser::get(*sp, "containers") : nullptr;
+    const yaml::Node* containers = sp ? ObjectParser::get(*sp, "containers") : nullptr;
     if (containers != nullptr) {
       auto items = p.sequence(*containers, "spec.containers");
       for (size_t i = 0; i < items.size(); ++i) {
         std::string f = idx("spec.containers", i);
         auto c = p.fields(items[i], f, {}, {}, false);
-        const YAML::Node* ports = c ? ObjectParser::get(*c, "ports") : nullptr;
+        const yaml::Node* ports = c ? ObjectParser::get(*c, "ports") : nullptr;
         if (ports == nullptr) {
           continue;
         }
@@ -168,8 +168,8 @@ void Loader::loadPod(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec, c
           if (!pm) {
             continue;
           }
-          const YAML::Node* name = ObjectParser::get(*pm, "name");
-          const YAML::Node* cp = ObjectParser::get(*pm, "containerPort");
+          const yaml::Node* name = ObjectParser::get(*pm, "name");
+          const yaml::Node* cp = ObjectParser::get(*pm, "containerPort");
           if (cp == nullptr) {
             p.error(plist[j], pf + ".containerPort", "missing containerPort");
             continue;
@@ -197,7 +197,7 @@ void Loader::loadSlice(ObjectParser& p, ObjectMeta meta, const std::map<std::str
     return;
   }
   es.serviceName = svc->second;
-  if (const YAML::Node* eps = ObjectParser::get(top, "endpoints")) {
+  if (const yaml::Node* eps = ObjectParser::get(top, "endpoints")) {
     auto items = p.sequence(*eps, "endpoints");
     for (size_t i = 0; i < items.size(); ++i) {
       std::string f = idx("endpoints", i);
@@ -206,7 +206,7 @@ void Loader::loadSlice(ObjectParser& p, ObjectMeta meta, const std::map<std::str
         continue;
       }
       EndpointSlice::Endpoint ep;
-      if (const YAML::Node* addrs = ObjectParser::get(*m, "addresses")) {
+      if (const yaml::Node* addrs = ObjectParser::get(*m, "addresses")) {
         auto list = p.sequence(*addrs, f + ".addresses");
         for (size_t j = 0; j < list.size(); ++j) {
           if (auto a = p.ip(list[j], idx(f + ".addresses", j))) {
@@ -214,9 +214,9 @@ void Loader::loadSlice(ObjectParser& p, ObjectMeta meta, const std::map<std::str
           }
         }
       }
-      if (const YAML::Node* conds = ObjectParser::get(*m, "conditions")) {
+      if (const yaml::Node* conds = ObjectParser::get(*m, "conditions")) {
         auto cm = p.fields(*conds, f + ".conditions", {}, {}, false);
-        const YAML::Node* ready = cm ? ObjectParser::get(*cm, "ready") : nullptr;
+        const yaml::Node* ready = cm ? ObjectParser::get(*cm, "ready") : nullptr;
         if (ready != nullptr) {
           auto v = p.string(*ready, f + ".conditions.ready");
           if (v && (*v == "true" || *v == "True")) {
@@ -228,13 +228,13 @@ void Loader::loadSlice(ObjectParser& p, ObjectMeta meta, const std::map<std::str
           }
         }
       }
-      if (const YAML::Node* ref = ObjectParser::get(*m, "targetRef")) {
+      if (const yaml::Node* ref = ObjectParser::get(*m, "targetRef")) {
         auto rm = p.fields(*ref, f + ".targetRef", {}, {}, false);
         if (rm) {
-          const YAML::Node* kind = ObjectParser::get(*rm, "kind");
-          const YAML::Node* name = ObjectParser::get(*rm, "name");
-          if (kind != nullptr && name != nullptr && kind->IsScalar() &&
-              kind->Scalar() == "Pod") {
+          const yaml::Node* kind = ObjectParser::get(*rm, "kind");
+          const yaml::Node* name = ObjectParser::get(*rm, "name");
+          if (kind != nullptr && name != nullptr && kind->isScalar() &&
+              kind->scalar() == "Pod") {
             ep.podName = p.string(*name, f + ".targetRef.name").value_or("");
           }
         }
@@ -242,7 +242,7 @@ void Loader::loadSlice(ObjectParser& p, ObjectMeta meta, const std::map<std::str
       es.endpoints.push_back(std::move(ep));
     }
   }
-  if (const YAML::Node* ports = ObjectParser::get(top, "ports")) {
+  if (const yaml::Node* ports = ObjectParser::get(top, "ports")) {
     auto items = p.sequence(*ports, "ports");
     for (size_t i = 0; i < items.size(); ++i) {
       std::string f = idx("ports", i);
@@ -251,10 +251,10 @@ void Loader::loadSlice(ObjectParser& p, ObjectMeta meta, const std::map<std::str
         continue;
       }
       EndpointSlice::Port port;
-      if (const YAML::Node* n = ObjectParser::get(*m, "name")) {
+      if (const yaml::Node* n = ObjectParser::get(*m, "name")) {
         port.name = p.string(*n, f + ".name").value_or("");
       }
-      const YAML::Node* pn = ObjectParser::get(*m, "port");
+      const yaml::Node* pn = ObjectParser::get(*m, "port");
       if (pn == nullptr) {
         continue; // "all ports" slices carry no port; the service's targetPort applies
       }
@@ -263,7 +263,7 @@ void Loader::loadSlice(ObjectParser& p, ObjectMeta meta, const std::map<std::str
         continue;
       }
       port.port = *v;
-      if (const YAML::Node* proto = ObjectParser::get(*m, "protocol")) {
+      if (const yaml::Node* proto = ObjectParser::get(*m, "protocol")) {
         auto pr = p.protocol(*proto, f + ".protocol");
         if (!pr) {
           continue;
