@@ -97,6 +97,15 @@ CompileResult compile(const Plan& plan) {
                          " (limit " + std::to_string(VEER_MAX_SERVICES) + ")");
     return out;
   }
+  // Sized up front: a Maglev ring is 16 KiB, and growing the vector by doubling would hold
+  // the old and the new copy at once.
+  size_t versions = 0;
+  for (const PlanService& ps : plan.services) {
+    versions += ps.versions.size();
+  }
+  img.services.reserve(plan.services.size());
+  img.versions.reserve(versions);
+  img.rings.reserve(versions);
   for (uint32_t svcId = 0; svcId < plan.services.size(); ++svcId) {
     const PlanService& ps = plan.services[svcId];
     if (ps.versions.size() > VEER_MAX_VERSIONS) {
