@@ -434,6 +434,47 @@ TEST(GatewayApi, ExplainVirtualHostPicksTheMostSpecificHostAndRule) {
       << e.text;
 }
 
+// Several HTTPRoutes may attach to one parent: their rules merge, ordered by precedence
+// across the routes, ties by route name.
+TEST(GatewayApi, RoutesOnOneParentMerge) {
+  Outcome o = run("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+                  "metadata: {name: b-canary, namespace: shop}\nspec:\n"
+                  "  parentRefs: [{group: \"\", kind: Service, name: cart}, {name: public}]\n"
+                  "  hostnames: [shop.example.com]\n"
+                  "  rules:\n"
+                  "  - matches: [{headers: [{name: x-canary, value: always}]}]\n"
+                  "    backendRefs: [{name: cart-v2, port: 9080}]\n"
+                  "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
+                  "metadata: {name: a-default, namespace: shop}\nspec:\n"
+                  "  parentRefs: [{group: \"\", kind: Service, name: cart}, {name: public}]\n"
+                  "  hostnames: [shop.example.com]\n"
+                  "  rules:\n"
+                  "  - backendRefs: [{name: cart-v1, port: 9080}]\n"
+                  "  - matches: [{headers: [{name: x-canary, value: never}]}]\n"
+                  "    backendRefs: [{name: cart-v1, port: 9080}]\n");
+  ASSERT_FALSE(hasErrors(o.diags)) << formatDiagnostics(o.diags);
+  const PlanService* s = service(o.plan, "cart");
+  ASSERT_NE(s, nullptr);
+  std::vector<std::string> order;
+  for (const auto& pr : s->routes) {
+    order.push_back(pr.source + " " + pr.rule.field);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"HTTPRoute shop/a-default spec.rules[1]",
+                                             "HTTPRoute shop/b-canary spec.rules[0]",
+                                             "HTTPRoute shop/a-default spec.rules[0]"}));
+  EXPECT_EQ(s->path, PlanPath::kL7);
+  EXPECT_EQ(s->kernelRule, "HTTPRoute shop/a-default spec.rules[0]");
+  EXPECT_EQ(split(*s), "shop/cart-v1=100");
+
+  ASSERT_EQ(o.plan.virtualHosts.size(), 1u);
+  const PlanVirtualHost& vh = o.plan.virtualHosts[0];
+  EXPECT_EQ(vh.source, "HTTPRoute shop/b-canary, HTTPRoute shop/a-default");
+  ASSERT_EQ(vh.routes.size(), 3u);
+  EXPECT_EQ(vh.routes[0].source, "HTTPRoute shop/a-default");
+  EXPECT_EQ(vh.routes[1].source, "HTTPRoute shop/b-canary");
+  EXPECT_TRUE(vh.routes[2].rule.matches.empty());
+}
+
 struct ErrorCase {
   const char* name;
   std::string yaml;

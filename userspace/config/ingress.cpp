@@ -113,6 +113,20 @@ private:
     const SourcePos hp = i < o.hostPos.size() ? o.hostPos[i] : o.meta.pos;
     const std::string field = i < o.hostFields.size() ? o.hostFields[i] : "spec.virtualhost.fqdn";
     auto [it, inserted] = claims_.emplace(lower(host), Claim{&o, hp});
+    if (!inserted && o.meta.kind == "HTTPRoute" && it->second.by->meta.kind == "HTTPRoute") {
+      // Gateway API: several HTTPRoutes may serve one hostname; their rules merge, ordered
+      // by precedence across all of them.
+      auto at = vhostAt_.find(lower(host));
+      std::vector<PlanRoute> more;
+      std::vector<const VirtualService*> stack{&o};
+      if (expand(o, nullptr, stack, more) && at != vhostAt_.end()) {
+        PlanVirtualHost& vh = plan_.virtualHosts[at->second];
+        vh.source += ", " + o.meta.ref();
+        vh.routes.insert(vh.routes.end(), more.begin(), more.end());
+        orderHttpRouteRules(vh.routes);
+      }
+      return;
+    }
     if (!inserted) {
       diag_.error(hp, o.meta.ref(), field,
             "host " + host + " is also claimed by " + it->second.by->meta.ref() + " at " +
@@ -142,6 +156,7 @@ private:
                          return rank(a) > rank(b);
                        });
     }
+    vhostAt_[lower(host)] = plan_.virtualHosts.size();
     plan_.virtualHosts.push_back(std::move(vh));
   }
 
@@ -299,6 +314,7 @@ private:
   std::map<std::string, std::map<Key, const VirtualService*>> objects_; // by kind
   std::map<std::string, Claim> claims_; // lowercased host -> first claim
   std::set<const VirtualService*> reached_;
+  std::map<std::string, size_t> vhostAt_; // lowercased host -> index in plan_.virtualHosts
 };
 
 } // namespace

@@ -717,6 +717,8 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const yaml::Node* s
     return;
   }
   for (auto& [pr, r] : rules) {
+    r.precedence = {static_cast<size_t>(std::get<0>(pr)), std::get<1>(pr),
+                    static_cast<size_t>(std::get<2>(pr)), std::get<3>(pr), std::get<4>(pr)};
     vs.http.push_back(std::move(r));
   }
   for (auto& [port, parents] : mesh) {

@@ -72,6 +72,15 @@ bool Route::unconditionalFor(uint16_t port) const {
 
 const char* pathName(PlanPath p) { return p == PlanPath::kKernel ? "kernel" : "l7"; }
 
+void orderHttpRouteRules(std::vector<PlanRoute>& routes) {
+  std::stable_sort(routes.begin(), routes.end(), [](const PlanRoute& a, const PlanRoute& b) {
+    if (a.rule.precedence != b.rule.precedence) {
+      return a.rule.precedence > b.rule.precedence;
+    }
+    return a.source < b.source;
+  });
+}
+
 std::string versionName(const PlanVersion& v) {
   if (v.service.empty()) {
     return v.subset;

@@ -264,6 +264,13 @@ struct Route {
   std::optional<Delegate> delegate;
   SourcePos pos;
   std::string field; // "spec.http[0]"
+  /**
+   * Gateway API only: the precedence of the rule's (single) match, compared
+   * lexicographically, higher first: path kind (3 Exact, 2 RegularExpression, 1 PathPrefix),
+   * path length, method (0/1), header count, query parameter count. Orders the rules of
+   * several HTTPRoutes attached to one parent. Empty for other formats.
+   */
+  std::vector<size_t> precedence;
 
   /** True when the rule applies to every request on port (no match, or a port-only match). */
   bool unconditionalFor(uint16_t port) const;

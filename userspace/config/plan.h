@@ -57,6 +57,14 @@ struct PlanRoute {
   Route rule;
 };
 
+/**
+ * Orders the rules of several Gateway API HTTPRoutes attached to one parent as the spec
+ * merges them: by Route::precedence (higher first), then by route ("HTTPRoute ns/name",
+ * alphabetical; veer does not read creationTimestamp, the spec's first tie-breaker), then
+ * in file order.
+ */
+void orderHttpRouteRules(std::vector<PlanRoute>& routes);
+
 /** One service address (clusterIP, port, protocol) and its version split. */
 struct PlanService {
   std::string ns;

@@ -444,49 +444,73 @@ private:
         }
         auto claimed = claims_.find(k);
         if (claimed != claims_.end()) {
-          if (claimed->second.first != &vs) {
-            diag_.error(hp, vs.meta.ref(), field,
-                  "Service " + keyStr(k) + " is already routed by " +
-                      claimed->second.first->meta.ref() + " at " + posStr(claimed->second.second));
+          if (claimed->second.first == &vs) {
+            continue; // two spellings of one host in the same VirtualService
           }
-          continue; // two spellings of one host in the same VirtualService
+          if (vs.meta.kind == "HTTPRoute" && claimed->second.first->meta.kind == "HTTPRoute") {
+            // Gateway API: several HTTPRoutes may attach to one Service; their rules merge,
+            // ordered by precedence across all of them.
+            Decision more;
+            const bool ok = decide(vs, k, hp, field, more);
+            auto it = decisions_.find(k);
+            if (!ok || it == decisions_.end()) {
+              failed_.insert(k);
+              decisions_.erase(k);
+              continue;
+            }
+            Decision& dec = it->second;
+            dec.routes.insert(dec.routes.end(), more.routes.begin(), more.routes.end());
+            dec.l7.insert(dec.l7.end(), more.l7.begin(), more.l7.end());
+            dec.kernel.insert(dec.kernel.end(), more.kernel.begin(), more.kernel.end());
+            orderHttpRouteRules(dec.routes);
+            continue;
+          }
+          diag_.error(hp, vs.meta.ref(), field,
+                "Service " + keyStr(k) + " is already routed by " +
+                    claimed->second.first->meta.ref() + " at " + posStr(claimed->second.second));
+          continue;
         }
         claims_.emplace(k, std::make_pair(&vs, hp));
         Decision dec;
-        dec.vs = &vs;
-        bool ok = expand(vs, dec.routes);
-        bool sawCatchAll = false;
-        for (const PlanRoute& pr : dec.routes) {
-          if (sawCatchAll) {
-            diag_.warning(pr.rule.pos, pr.source, pr.rule.field,
-                    "unreachable: an earlier rule matches every request");
-          }
-          sawCatchAll = sawCatchAll || pr.rule.matches.empty();
-          if (pr.rule.destinations.empty() && (pr.rule.actions.redirect.size() != 0 ||
-                                               pr.rule.actions.directResponseStatus != 0)) {
-            continue;
-          }
-          const VirtualService* owner = &vs;
-          if (auto it = vsByRef_.find(pr.source); it != vsByRef_.end()) {
-            owner = it->second;
-          }
-          ok = validateRoute(*owner, pr.rule, k) && ok;
-        }
-        for (const PlanRoute& pr : dec.routes) {
-          classify(pr, vs.meta.ns, dec.l7, dec.kernel);
-        }
-        if (dec.routes.empty()) {
-          diag_.warning(hp, vs.meta.ref(), field,
-                  "no route without match conditions for this host; all endpoints get the "
-                  "traffic");
-        }
-        if (ok) {
+        if (decide(vs, k, hp, field, dec)) {
           decisions_[k] = std::move(dec);
         } else {
           failed_.insert(k);
         }
       }
     }
+  }
+
+  /** The rules of vs for service k, validated and classified. False on any error. */
+  bool decide(const VirtualService& vs, const Key& k, const SourcePos& hp,
+              const std::string& field, Decision& dec) {
+    dec.vs = &vs;
+    bool ok = expand(vs, dec.routes);
+    bool sawCatchAll = false;
+    for (const PlanRoute& pr : dec.routes) {
+      if (sawCatchAll) {
+        diag_.warning(pr.rule.pos, pr.source, pr.rule.field,
+                "unreachable: an earlier rule matches every request");
+      }
+      sawCatchAll = sawCatchAll || pr.rule.matches.empty();
+      if (pr.rule.destinations.empty() && (pr.rule.actions.redirect.size() != 0 ||
+                                           pr.rule.actions.directResponseStatus != 0)) {
+        continue;
+      }
+      const VirtualService* owner = &vs;
+      if (auto it = vsByRef_.find(pr.source); it != vsByRef_.end()) {
+        owner = it->second;
+      }
+      ok = validateRoute(*owner, pr.rule, k) && ok;
+    }
+    for (const PlanRoute& pr : dec.routes) {
+      classify(pr, vs.meta.ns, dec.l7, dec.kernel);
+    }
+    if (dec.routes.empty()) {
+      diag_.warning(hp, vs.meta.ref(), field,
+              "no route without match conditions for this host; all endpoints get the traffic");
+    }
+    return ok;
   }
 
   /** The port of dsvc a destination reaches: its port, or the only one, or sp's number. */
