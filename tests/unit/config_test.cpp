@@ -700,5 +700,23 @@ TEST(LoadRegressions, PositionsAcrossDocumentMarkers) {
   EXPECT_EQ(r.diags[0].pos.column, 5) << r.diags[0].format();
 }
 
+// Anchors and aliases work, and an alias can only name a finished node: a List whose items
+// alias themselves would otherwise recurse forever.
+TEST(LoadYaml, AliasesResolveAndCannotReferToTheirOwnAncestor) {
+  LoadResult ok = loadString("apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n"
+                             "  labels: &l {app: shop}\nspec:\n  clusterIP: 10.96.0.9\n"
+                             "  ports: [{port: 80}]\n  selector: *l\n",
+                             "a.yaml");
+  ASSERT_TRUE(ok.diags.empty()) << formatDiagnostics(ok.diags);
+  ASSERT_EQ(ok.config.services.size(), 1u);
+  EXPECT_EQ(ok.config.services[0].selector, (Labels{{"app", "shop"}}));
+
+  LoadResult cyc = loadString("apiVersion: v1\nkind: List\nitems: &items\n- apiVersion: v1\n"
+                              "  kind: List\n  items: *items\n",
+                              "c.yaml");
+  EXPECT_EQ(formatDiagnostics(cyc.diags), "c.yaml:6:10: error: YAML syntax error: unknown anchor *items (an alias "
+            "must come after the node it names has ended)\n");
+}
+
 } // namespace
 } // namespace veer

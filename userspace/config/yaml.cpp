@@ -158,7 +158,8 @@ struct Parser {
         auto it = anchors.find(reinterpret_cast<const char*>(e.data.alias.anchor));
         if (it == anchors.end()) {
           error.message = std::string("unknown anchor *") +
-                          reinterpret_cast<const char*>(e.data.alias.anchor);
+                          reinterpret_cast<const char*>(e.data.alias.anchor) +
+                          " (an alias must come after the node it names has ended)";
           error.mark = markOf(e.start_mark);
           return false;
         }
