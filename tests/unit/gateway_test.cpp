@@ -211,6 +211,8 @@ TEST(GatewayApi, HeaderMatchAndHeaderModifiersAreL7) {
   Explanation e = explain(o.plan, o.config, req);
   EXPECT_TRUE(e.ok);
   EXPECT_NE(e.text.find("spec.rules[1]"), std::string::npos) << e.text;
+  // The backend is another Service: its pods, not the parent's.
+  EXPECT_NE(e.text.find("-> cart-v2.shop 100%: shop/cart-v2-a {"), std::string::npos) << e.text;
 }
 
 // The spec's precedence, whatever the file order: Exact path, then (implementation-

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <set>
+#include <tuple>
 
 namespace veer {
 namespace {
@@ -570,6 +571,30 @@ std::string mismatch(const HttpMatch& m, const ExplainRequest& req, const PlanSe
   return "";
 }
 
+/** The Service a destination host names (name, name.ns, ... as seen from ns) and its DestinationRule. */
+std::pair<const Service*, const DestinationRule*> serviceAndRule(const Config& config,
+                                                                 const std::string& host,
+                                                                 const std::string& ns) {
+  auto nameNs = [&](const std::string& h, const std::string& defNs) {
+    const size_t dot = h.find('.');
+    std::string rest = dot == std::string::npos ? defNs : h.substr(dot + 1);
+    return std::make_pair(h.substr(0, dot), rest.substr(0, rest.find('.')));
+  };
+  const auto [name, sns] = nameNs(host, ns);
+  std::pair<const Service*, const DestinationRule*> out{nullptr, nullptr};
+  for (const auto& sv : config.services) {
+    if (sv.meta.ns == sns && sv.meta.name == name) {
+      out.first = &sv;
+    }
+  }
+  for (const auto& d : config.destinationRules) {
+    if (nameNs(d.host, d.meta.ns) == std::make_pair(name, sns)) {
+      out.second = &d;
+    }
+  }
+  return out;
+}
+
 } // namespace
 
 Explanation explain(const Plan& plan, const Config& config, const ExplainRequest& req) {
@@ -669,23 +694,10 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
     ex.text = out + "-> answered by the rule itself\n";
     return ex;
   }
-  // Subset -> backends, from the config's pods (the plan only has the kernel rule's).
+  // Subset -> backends, from the config's pods (the plan only has the kernel rule's), of
+  // each destination's Service (another Service for Gateway API backendRefs).
   const Service* svc = nullptr;
-  for (const auto& sv : config.services) {
-    if (sv.meta.ns == s->ns && sv.meta.name == s->name) {
-      svc = &sv;
-    }
-  }
   const DestinationRule* dr = nullptr;
-  for (const auto& d : config.destinationRules) {
-    std::string first = d.host.substr(0, d.host.find('.'));
-    std::string rest = d.host.find('.') == std::string::npos ? d.meta.ns
-                                                             : d.host.substr(d.host.find('.') + 1);
-    rest = rest.substr(0, rest.find('.'));
-    if (first == s->name && rest == s->ns) {
-      dr = &d;
-    }
-  }
   auto backends = [&](const std::string& subset, bool* defined) {
     std::vector<std::string> names;
     Labels want = svc ? svc->selector : Labels{};
@@ -704,7 +716,8 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
       return names;
     }
     for (const auto& p : config.pods) {
-      if (p.meta.ns == s->ns && p.ready && !want.empty() && labelsMatch(p.meta.labels, want)) {
+      if (p.meta.ns == svc->meta.ns && p.ready && !want.empty() &&
+          labelsMatch(p.meta.labels, want)) {
         names.push_back(p.meta.ns + "/" + p.meta.name);
       }
     }
@@ -712,6 +725,7 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
     return names;
   };
   for (const auto& d : hit->rule.destinations) {
+    std::tie(svc, dr) = serviceAndRule(config, d.host, s->ns);
     std::string subset = d.subset;
     std::string note;
     if (!subset.empty() && subset[0] == '$') {
