@@ -17,7 +17,7 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 CXX ?= g++
 
-PKGS := libbpf yaml-cpp spdlog fmt re2 libnl-3.0 libnl-route-3.0
+PKGS := libbpf yaml-0.1 spdlog fmt re2 libnl-3.0 libnl-route-3.0
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lelf -lz
 
@@ -151,7 +151,7 @@ FUZZ_LIB_SRCS_loader := $(wildcard userspace/config/*.cpp userspace/common/*.cpp
 FUZZ_LIB_SRCS_proxy := userspace/proxy/http.cpp
 FUZZ_SEEDS_loader := $(shell find configs fuzz/regressions -name '*.yaml')
 FUZZ_SEEDS_proxy := $(wildcard fuzz/proxy-seeds/*)
-FUZZ_PKGS := yaml-cpp re2
+FUZZ_PKGS := yaml-0.1 re2
 FUZZ_FLAGS := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-Iuserspace -Iinclude $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
 

@@ -8,7 +8,7 @@ default_packages=(
 	# build
 	make clang llvm gcc g++ pkg-config libelf-dev zlib1g-dev
 	libbpf-dev bpftool linux-libc-dev
-	libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
+	libyaml-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
 	libre2-dev libnl-3-dev libnl-route-3-dev libhttp-parser-dev
 	libgtest-dev libgmock-dev libbenchmark-dev
 	# test world and benchmarks

@@ -61,7 +61,7 @@ protected:
    * (the kernel image alone may not change: a new pod in an L7-only subset).
    */
   void waitProxyServing() {
-    BuildResult built = buildFromPaths({configDir_.string()});
+    BuildResult built = buildFromPaths({configDir_.string()}, {.keepConfig = true});
     ASSERT_TRUE(built.ok());
     const std::string json =
         proxy::RouteTable::fromPlan(built.plan, built.config, proxy::RouteOptions{})->toJson();

@@ -524,13 +524,14 @@ spec:
            "spec.http[0].route[1].port: unknown field port; did you mean weight: 5? (the other "
            "destinations have weights)"},
       {"MissingName", "apiVersion: v1\nkind: Service\nmetadata: {namespace: x}\nspec: {}\n",
-       "e.yaml:3:11: error: metadata: missing metadata.name"},
+       "e.yaml:3:11: error: Service (no name): metadata: missing metadata.name"},
       {"NotAnObject", "apiVersion: v1\nkind: Service\n---\n- a\n- b\n",
        "e.yaml:4:1: error: expected a map, got a sequence"},
       {"DuplicateKey", "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  clusterIP: 10.0.0.1\n  clusterIP: 10.0.0.2\n",
        "e.yaml:6:3: error: Service default/r: spec.clusterIP: duplicate key clusterIP (first at line 5)"},
       {"SyntaxError", "apiVersion: v1\nkind: Service\nmetadata:\n  name: [unclosed\n",
-       "e.yaml:5:1: error: YAML syntax error: end of sequence flow not found"},
+       "e.yaml:5:1: error: YAML syntax error: did not find expected ',' or ']' while parsing "
+       "a flow sequence that starts at line 4, column 9"},
   };
 }
 
@@ -697,6 +698,24 @@ TEST(LoadRegressions, PositionsAcrossDocumentMarkers) {
   ASSERT_EQ(r.diags.size(), 1u) << (r.diags.empty() ? "" : r.diags[0].format());
   EXPECT_EQ(r.diags[0].pos.line, 6) << r.diags[0].format();
   EXPECT_EQ(r.diags[0].pos.column, 5) << r.diags[0].format();
+}
+
+// Anchors and aliases work, and an alias can only name a finished node: a List whose items
+// alias themselves would otherwise recurse forever.
+TEST(LoadYaml, AliasesResolveAndCannotReferToTheirOwnAncestor) {
+  LoadResult ok = loadString("apiVersion: v1\nkind: Service\nmetadata:\n  name: s\n"
+                             "  labels: &l {app: shop}\nspec:\n  clusterIP: 10.96.0.9\n"
+                             "  ports: [{port: 80}]\n  selector: *l\n",
+                             "a.yaml");
+  ASSERT_TRUE(ok.diags.empty()) << formatDiagnostics(ok.diags);
+  ASSERT_EQ(ok.config.services.size(), 1u);
+  EXPECT_EQ(ok.config.services[0].selector, (Labels{{"app", "shop"}}));
+
+  LoadResult cyc = loadString("apiVersion: v1\nkind: List\nitems: &items\n- apiVersion: v1\n"
+                              "  kind: List\n  items: *items\n",
+                              "c.yaml");
+  EXPECT_EQ(formatDiagnostics(cyc.diags), "c.yaml:6:10: error: YAML syntax error: unknown anchor *items (an alias "
+            "must come after the node it names has ended)\n");
 }
 
 } // namespace

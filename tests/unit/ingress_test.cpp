@@ -157,6 +157,34 @@ spec:
       << rules(o.plan);
 }
 
+// Contour's request-routing docs, "Upstream Weighting": no weights at all is an even split
+// (so is every weight 0); unweighted services among weighted ones get nothing.
+TEST(Contour, HttpProxyWeightRulesAsContourDocumentsThem) {
+  Outcome o = run(R"(apiVersion: projectcontour.io/v1
+kind: HTTPProxy
+metadata: {name: blog, namespace: marketing}
+spec:
+  virtualhost: {fqdn: blog.example.com}
+  routes:
+  - conditions: [{prefix: /none}]
+    services: [{name: green, port: 80}, {name: blue, port: 80}, {name: red, port: 80}]
+  - conditions: [{prefix: /zero}]
+    services: [{name: green, port: 80, weight: 0}, {name: blue, port: 80, weight: 0}]
+  - conditions: [{prefix: /some}]
+    services: [{name: green, port: 80, weight: 3}, {name: blue, port: 80}, {name: red, port: 80, weight: 1}]
+)");
+  EXPECT_EQ(errors(o.diags), "");
+  const std::string r = rules(o.plan);
+  EXPECT_NE(r.find("'/none') -> green.marketing:80=34 blue.marketing:80=33 red.marketing:80=33"),
+            std::string::npos)
+      << r;
+  EXPECT_NE(r.find("'/zero') -> green.marketing:80=50 blue.marketing:80=50"), std::string::npos)
+      << r;
+  EXPECT_NE(r.find("'/some') -> green.marketing:80=75 blue.marketing:80=0 red.marketing:80=25"),
+            std::string::npos)
+      << r;
+}
+
 TEST(Contour, MissingChildIsPositionedWithAHint) {
   Outcome o = run(R"(apiVersion: contour.heptio.com/v1beta1
 kind: IngressRoute
@@ -351,6 +379,97 @@ spec:
                                  "VirtualService default/reviews at in.yaml:37:11"),
             std::string::npos)
       << errors(o.diags);
+}
+
+/** The plan of a seed 004 step (with its inventory), which must resolve cleanly. */
+Plan seedPlan(const std::string& step) {
+  LoadResult l = loadPaths({(repo() / "configs/004-contour-ingressroute/inventory.yaml").string(),
+                            (repo() / "configs/004-contour-ingressroute/steps" / (step + ".yaml"))
+                                .string()});
+  EXPECT_FALSE(hasErrors(l.diags)) << formatDiagnostics(l.diags);
+  ResolveResult r = resolve(l.config);
+  EXPECT_FALSE(hasErrors(r.diags)) << formatDiagnostics(r.diags);
+  return r.plan;
+}
+
+TEST(Contour, PlanDiffShowsVirtualHostsAndTheirWeights) {
+  const PlanSummary green = summarize(seedPlan("01-green"));
+  const PlanSummary canary = summarize(seedPlan("04-canary-5-95"));
+  PlanDiff d = diffPlans(green, canary);
+  EXPECT_EQ(d.text,
+            "~ vhost yangcs.net [IngressRoute root-ingressroute/root-blog]\n"
+            "    rule spec.routes[0] [IngressRoute marketing/blog]: (uri prefix '/blog'): "
+            "green.marketing:80=100 -> green.marketing:80=5 blue.marketing:80=95\n"
+            "Plan: 0 to add, 1 to change, 0 to remove.\n");
+  EXPECT_EQ(d.changed, 1u);
+
+  PlanSummary none = green;
+  none.virtualHosts.clear();
+  d = diffPlans(none, green);
+  EXPECT_EQ(d.added, 1u);
+  EXPECT_NE(d.text.find("+ vhost yangcs.net [IngressRoute root-ingressroute/root-blog] path=l7: "
+                        "1 rule(s)\n    spec.routes[0] [IngressRoute marketing/blog]: (uri prefix "
+                        "'/blog') -> green.marketing:80=100\n"),
+            std::string::npos)
+      << d.text;
+  d = diffPlans(green, none);
+  EXPECT_EQ(d.removed, 1u);
+  EXPECT_NE(d.text.find("- vhost yangcs.net [IngressRoute root-ingressroute/root-blog]\n"),
+            std::string::npos)
+      << d.text;
+  EXPECT_FALSE(diffPlans(green, green).changes());
+
+  // The live maps hold no virtual hosts: against them, virtual hosts are not a change.
+  none.virtualHostsKnown = false;
+  EXPECT_FALSE(diffPlans(none, green).changes());
+}
+
+TEST(Contour, PlanDiffShowsRuleOrderAndRulesAddedOrRemoved) {
+  Plan a = seedPlan("01-green");
+  Plan b = a;
+  ASSERT_EQ(b.virtualHosts.size(), 1u);
+  PlanRoute extra = b.virtualHosts[0].routes[0];
+  extra.rule.field = "spec.routes[1]";
+  b.virtualHosts[0].routes.insert(b.virtualHosts[0].routes.begin(), extra);
+  PlanDiff d = diffPlans(summarize(a), summarize(b));
+  EXPECT_NE(d.text.find("    rule added: spec.routes[1] [IngressRoute marketing/blog]: (uri prefix "
+                        "'/blog') -> green.marketing:80=100\n"),
+            std::string::npos)
+      << d.text;
+  std::swap(b.virtualHosts[0].routes[0], b.virtualHosts[0].routes[1]);
+  Plan c = b;
+  std::swap(c.virtualHosts[0].routes[0], c.virtualHosts[0].routes[1]);
+  d = diffPlans(summarize(b), summarize(c));
+  EXPECT_NE(d.text.find("rule order changed"), std::string::npos) << d.text;
+  d = diffPlans(summarize(b), summarize(a));
+  EXPECT_NE(d.text.find("    rule removed: spec.routes[1] [IngressRoute marketing/blog]: (uri "
+                        "prefix '/blog')\n"),
+            std::string::npos)
+      << d.text;
+}
+
+TEST(Contour, ExplainVirtualHostSaysWhichRuleAndWhichService) {
+  const Plan p = seedPlan("04-canary-5-95");
+  ExplainRequest req;
+  req.host = "YangCS.net";
+  req.uri = "/blog/2019/hello?x=1";
+  Explanation e = explainVirtualHost(p, req);
+  EXPECT_TRUE(e.ok);
+  EXPECT_EQ(e.text,
+            "vhost yangcs.net [IngressRoute root-ingressroute/root-blog] path=l7 (ingress proxy)\n"
+            "  spec.routes[0] [IngressRoute marketing/blog]: matches spec.routes[0].match (uri "
+            "prefix '/blog')\n"
+            "  rule: spec.routes[0] [IngressRoute marketing/blog]: (uri prefix '/blog') -> "
+            "green.marketing:80=5 blue.marketing:80=95\n"
+            "-> Service green.marketing:80 5%: 10.96.4.10:80/tcp path=kernel, *=100\n"
+            "-> Service blue.marketing:80 95%: 10.96.4.20:80/tcp path=kernel, *=100\n");
+  req.uri = "/about";
+  e = explainVirtualHost(p, req);
+  EXPECT_TRUE(e.ok);
+  EXPECT_NE(e.text.find("no (uri '/about' is not prefix '/blog')"), std::string::npos) << e.text;
+  EXPECT_NE(e.text.find("-> no rule matches: the ingress answers 404"), std::string::npos) << e.text;
+  req.host = "other.example.com";
+  EXPECT_FALSE(explainVirtualHost(p, req).ok);
 }
 
 } // namespace

@@ -474,21 +474,24 @@ std::vector<ResolveErrorCase> resolveErrorCases() {
        "vs.yaml:8:7: error: VirtualService default/ratings: spec.http[0].route[0].destination.subset: "
        "subset v1 used but no DestinationRule defines subsets for default/ratings"},
       {"UnknownVsHost", reviewsVs(dest("reviews", "v1"), "reveiws"),
-       "vs.yaml:8:5: error: " + kVsRef + "spec.hosts[0]: host reveiws is not a known Service"},
+       "vs.yaml:8:5: error: " + kVsRef +
+           "spec.hosts[0]: host reveiws is not a known Service; did you mean reviews?"},
       {"ShortHostInOtherNamespace", reviewsVs(dest("reviews", "v1"), "reviews", "other"),
        "vs.yaml:8:5: error: VirtualService other/reviews: spec.hosts[0]: host reviews is not a known "
-       "Service"},
+       "Service in namespace other"},
       {"UnknownDestinationHost", reviewsVs(dest("reviews", "v1", 50) + dest("reviews.nope", "v2", 50)),
        "vs.yaml:15:7: error: " + kVsRef +
-           "spec.http[0].route[1].destination.host: host reviews.nope is not a known Service"},
-      {"DestinationIsAnotherService", reviewsVs(dest("ratings", "")),
+           "spec.http[0].route[1].destination.host: host reviews.nope is not a known Service in "
+           "namespace nope"},
+      {"DestinationSubsetOfAnotherService", reviewsVs(dest("ratings", "v1")),
        "vs.yaml:11:7: error: " + kVsRef +
-           "spec.http[0].route[0].destination.host: routing default/reviews traffic to another "
-           "service (default/ratings) is not supported yet"},
+           "spec.http[0].route[0].destination.subset: subset v1 used but no DestinationRule "
+           "defines subsets for default/ratings"},
       {"DestinationPortNotOnService",
        reviewsVs("    - destination:\n        host: reviews\n        port: {number: 1234}\n"),
        "vs.yaml:11:7: error: " + kVsRef +
-           "spec.http[0].route[0].destination.port.number: Service default/reviews has no port 1234"},
+           "spec.http[0].route[0].destination.port.number: Service default/reviews has no port 1234 "
+           "(ports: 9080)"},
       {"SecondVirtualServiceForHost",
        reviewsVs(dest("reviews", "v1")) +
            "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews-b}\n"
@@ -500,7 +503,7 @@ std::vector<ResolveErrorCase> resolveErrorCases() {
        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: x}\nspec:\n"
        "  host: nothere.default.svc.cluster.local\n",
        "vs.yaml:5:9: error: DestinationRule default/x: spec.host: host "
-       "nothere.default.svc.cluster.local is not a known Service"},
+       "nothere.default.svc.cluster.local is not a known Service in namespace default"},
   };
 }
 
@@ -523,6 +526,23 @@ TEST_P(ResolveErrors, PositionedMessage) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, ResolveErrors, ::testing::ValuesIn(resolveErrorCases()),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// Istio routes a host's traffic to another host's endpoints when a destination names it.
+TEST(Resolve, DestinationIsAnotherService) {
+  auto r = resolveWith(reviewsVs(dest("reviews", "v1", 70) + dest("ratings", "", 30)));
+  EXPECT_FALSE(hasErrors(r.diags)) << formatDiagnostics(r.diags);
+  const PlanService* s = find(r.plan, "reviews", "10.96.0.20");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(formatDiagnostics(*s),
+            "default/reviews 10.96.0.20:9080/6: v1=70[10.244.1.21:9081] *=30[10.244.1.31:8080]");
+  ASSERT_EQ(s->versions.size(), 2u);
+  EXPECT_EQ(s->versions[1].service, "default/ratings");
+  EXPECT_EQ(versionName(s->versions[1]), "default/ratings");
+  // ratings has no IPv6 endpoints: the v6 address gets a warning, not an error.
+  const PlanService* v6 = find(r.plan, "reviews", "fd00:96::20");
+  ASSERT_NE(v6, nullptr);
+  EXPECT_TRUE(v6->versions[1].backends.empty());
+}
 
 TEST(Resolve, WeightErrorLeavesServiceOutOfPlan) {
   auto r = resolveWith(reviewsVs(dest("reviews", "v1", 40) + dest("reviews", "v2", 50)));

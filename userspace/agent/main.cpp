@@ -90,7 +90,7 @@ public:
 
   /** Builds and applies the config; a bad config is logged and the live one kept. */
   void reload() {
-    BuildResult built = buildFromPaths({configDir_});
+    BuildResult built = buildFromPaths({configDir_}, {.keepConfig = proxy_ != nullptr});
     for (const Diagnostic& d : built.diags) {
       if (d.severity == Diagnostic::Severity::kError) {
         spdlog::error("{}", d.format());

@@ -97,6 +97,15 @@ CompileResult compile(const Plan& plan) {
                          " (limit " + std::to_string(VEER_MAX_SERVICES) + ")");
     return out;
   }
+  // Sized up front: a Maglev ring is 16 KiB, and growing the vector by doubling would hold
+  // the old and the new copy at once.
+  size_t versions = 0;
+  for (const PlanService& ps : plan.services) {
+    versions += ps.versions.size();
+  }
+  img.services.reserve(plan.services.size());
+  img.versions.reserve(versions);
+  img.rings.reserve(versions);
   for (uint32_t svcId = 0; svcId < plan.services.size(); ++svcId) {
     const PlanService& ps = plan.services[svcId];
     if (ps.versions.size() > VEER_MAX_VERSIONS) {
@@ -115,7 +124,7 @@ CompileResult compile(const Plan& plan) {
     std::vector<uint8_t> weights;
     for (const PlanVersion& pv : ps.versions) {
       if (pv.backends.size() > VEER_MAX_BACKENDS_PER_VERSION) {
-        out.errors.push_back(ps.id() + " subset " + pv.subset + ": " +
+        out.errors.push_back(ps.id() + " version " + versionName(pv) + ": " +
                              std::to_string(pv.backends.size()) + " endpoints (limit " +
                              std::to_string(VEER_MAX_BACKENDS_PER_VERSION) + ")");
         continue;
@@ -131,7 +140,7 @@ CompileResult compile(const Plan& plan) {
       ver.n_backends = static_cast<uint16_t>(pv.backends.size());
       ver.weight = pv.weight;
       copyName(ver.service, sizeof(ver.service), ps.id());
-      copyName(ver.subset, sizeof(ver.subset), pv.subset);
+      copyName(ver.subset, sizeof(ver.subset), versionName(pv));
       img.versions.emplace_back(vkey, ver);
 
       if (pv.backends.empty()) {
@@ -170,7 +179,7 @@ CompileResult compile(const Plan& plan) {
         order[i] = i;
       }
       std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-        return ps.versions[a].subset < ps.versions[b].subset;
+        return versionName(ps.versions[a]) < versionName(ps.versions[b]);
       });
       slots = cumulativeSlots(weights, order);
       svc.flags |= VEER_SVC_F_AFFINITY;

@@ -11,6 +11,10 @@ std::vector<uint32_t> maglevTable(const std::vector<std::string>& names, uint32_
   if (n == 0) {
     return table;
   }
+  if (n == 1) {
+    table.assign(size, 0); // one backend owns every slot; no permutation to walk
+    return table;
+  }
   // Fill in name order sorted by hash so the result does not depend on input order.
   std::vector<uint32_t> order(n);
   std::iota(order.begin(), order.end(), 0);

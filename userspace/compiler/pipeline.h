@@ -11,7 +11,7 @@
 namespace veer {
 
 struct BuildResult {
-  Config config; // what was loaded (set once it resolved)
+  Config config; // what was loaded, when BuildOptions::keepConfig
   Plan plan;
   MapImage image;
   Diagnostics diags; // loader, resolver and compiler findings
@@ -19,7 +19,12 @@ struct BuildResult {
   bool ok() const { return !hasErrors(diags); }
 };
 
+struct BuildOptions {
+  /** Keep BuildResult::config (for RouteTable::fromPlan); otherwise it is freed early. */
+  bool keepConfig = false;
+};
+
 /** Loads, resolves and compiles the config at paths (files or directories). */
-BuildResult buildFromPaths(const std::vector<std::string>& paths);
+BuildResult buildFromPaths(const std::vector<std::string>& paths, const BuildOptions& options = {});
 
 } // namespace veer

@@ -1,10 +1,14 @@
-// Contour IngressRoute / HTTPProxy -> Plan::virtualHosts.
+// Contour IngressRoute / HTTPProxy and Gateway API HTTPRoutes attached to a Gateway ->
+// Plan::virtualHosts. (An HTTPRoute arrives ordered and weighted by loader_gateway.cpp;
+// here its backends are checked and each of its hostnames becomes a virtual host.)
 //
-// Contour semantics kept here (projectcontour.io/docs, "Request Routing" / "Upstream
-// Weighting" and "Inclusion and Delegation"):
-// - Weights are relative and need not add up to 100: a service gets weight/sum. If no
-//   service of a route has a weight (or all weights are 0), traffic is split evenly. If
-//   some have weights and others not, the ones without get weight 0 (no traffic).
+// Contour semantics kept here (projectcontour.io/docs/<version>/config/request-routing,
+// "Upstream Weighting", and .../config/inclusion-delegation):
+// - "Weights are relative and do not need to add up to 100": a service gets weight/sum.
+//   "If no weights are specified for a given route, it's assumed even distribution across
+//   the Services" (Contour's weightedClusters does the same when every weight is 0).
+//   "If some weights are specified but others are not, then it's assumed that upstreams
+//   without weights have an implicit weight of zero, and thus will not receive traffic."
 //   The plan shows percents (largest remainder, so they sum to exactly 100).
 // - IngressRoute delegation: a child's route prefixes must lie inside the delegating
 //   route's prefix. HTTPProxy includes: the include's conditions are prepended to the
@@ -14,6 +18,7 @@
 // - A delegated/included object must not have a virtualhost; cycles are errors.
 
 #include "config/ingress.h"
+#include "common/strings.h"
 
 #include <algorithm>
 #include <map>
@@ -34,10 +39,6 @@ std::string didYouMean(const std::string& word, const std::vector<std::string>& 
   return best.empty() ? "" : "; did you mean " + best + "?";
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
 
 /** Joins an include's prefix and a child's: "/blog" + "/v2" = "/blog/v2", "/" + "/x" = "/x". */
 std::string joinPrefix(const std::string& parent, const std::string& child) {
@@ -67,9 +68,9 @@ public:
     for (const auto& vs : c_.virtualServices) {
       for (size_t i = 0; i < vs.hosts.size(); ++i) {
         SourcePos hp = i < vs.hostPos.size() ? vs.hostPos[i] : vs.meta.pos;
-        claims_.emplace(lower(vs.hosts[i]), Claim{&vs, hp});
+        claims_.emplace(asciiLower(vs.hosts[i]), Claim{&vs, hp});
         if (vs.hosts[i].find('.') == std::string::npos) {
-          claims_.emplace(lower(vs.hosts[i]) + "." + vs.meta.ns + ".svc.cluster.local",
+          claims_.emplace(asciiLower(vs.hosts[i]) + "." + vs.meta.ns + ".svc.cluster.local",
                           Claim{&vs, hp});
         }
       }
@@ -96,13 +97,35 @@ private:
   };
 
 
+  /** Every host of a root object: Contour has one (virtualhost.fqdn), an HTTPRoute its hostnames. */
   void root(const VirtualService& o) {
     reached_.insert(&o);
-    const std::string& host = o.hosts[0];
-    const SourcePos hp = o.hostPos.empty() ? o.meta.pos : o.hostPos[0];
-    auto [it, inserted] = claims_.emplace(lower(host), Claim{&o, hp});
+    for (size_t i = 0; i < o.hosts.size(); ++i) {
+      rootHost(o, i);
+    }
+  }
+
+  void rootHost(const VirtualService& o, size_t i) {
+    const std::string& host = o.hosts[i];
+    const SourcePos hp = i < o.hostPos.size() ? o.hostPos[i] : o.meta.pos;
+    const std::string field = i < o.hostFields.size() ? o.hostFields[i] : "spec.virtualhost.fqdn";
+    auto [it, inserted] = claims_.emplace(asciiLower(host), Claim{&o, hp});
+    if (!inserted && o.meta.kind == "HTTPRoute" && it->second.by->meta.kind == "HTTPRoute") {
+      // Gateway API: several HTTPRoutes may serve one hostname; their rules merge, ordered
+      // by precedence across all of them.
+      auto at = vhostAt_.find(asciiLower(host));
+      std::vector<PlanRoute> more;
+      std::vector<const VirtualService*> stack{&o};
+      if (expand(o, nullptr, stack, more) && at != vhostAt_.end()) {
+        PlanVirtualHost& vh = plan_.virtualHosts[at->second];
+        vh.source += ", " + o.meta.ref();
+        vh.routes.insert(vh.routes.end(), more.begin(), more.end());
+        orderHttpRouteRules(vh.routes);
+      }
+      return;
+    }
     if (!inserted) {
-      diag_.error(hp, o.meta.ref(), "spec.virtualhost.fqdn",
+      diag_.error(hp, o.meta.ref(), field,
             "host " + host + " is also claimed by " + it->second.by->meta.ref() + " at " +
                 posStr(it->second.pos) + "; one host must have one routing object");
       return;
@@ -116,17 +139,21 @@ private:
     if (!ok) {
       return;
     }
-    std::stable_sort(vh.routes.begin(), vh.routes.end(), [](const PlanRoute& a, const PlanRoute& b) {
-      auto rank = [](const PlanRoute& r) {
-        if (r.rule.matches.empty()) {
-          return std::make_pair(size_t{0}, size_t{0});
-        }
-        const HttpMatch& m = r.rule.matches[0];
-        return std::make_pair(m.uri ? m.uri->value.size() : 0,
-                              m.headers.size() + m.withoutHeaders.size());
-      };
-      return rank(a) > rank(b);
-    });
+    if (o.meta.kind != "HTTPRoute") { // an HTTPRoute's rules are in Gateway API precedence already
+      std::stable_sort(vh.routes.begin(), vh.routes.end(),
+                       [](const PlanRoute& a, const PlanRoute& b) {
+                         auto rank = [](const PlanRoute& r) {
+                           if (r.rule.matches.empty()) {
+                             return std::make_pair(size_t{0}, size_t{0});
+                           }
+                           const HttpMatch& m = r.rule.matches[0];
+                           return std::make_pair(m.uri ? m.uri->value.size() : 0,
+                                                 m.headers.size() + m.withoutHeaders.size());
+                         };
+                         return rank(a) > rank(b);
+                       });
+    }
+    vhostAt_[asciiLower(host)] = plan_.virtualHosts.size();
     plan_.virtualHosts.push_back(std::move(vh));
   }
 
@@ -220,17 +247,25 @@ private:
   /** Checks the services of r (in o's namespace) and turns weights into percents. */
   bool destinations(const VirtualService& o, Route& r) {
     bool ok = true;
-    std::vector<std::string> names;
-    for (const auto& [k, s] : services_) {
-      if (k.first == o.meta.ns) {
-        names.push_back(k.second);
-      }
-    }
     for (RouteDestination& d : r.destinations) {
-      auto it = services_.find(Key{o.meta.ns, d.host});
+      // Contour names a Service of the object's namespace; an HTTPRoute backendRef arrives
+      // as "name.ns" (Service names have no dots).
+      std::string ns = o.meta.ns;
+      if (size_t dot = d.host.find('.'); dot != std::string::npos) {
+        ns = d.host.substr(dot + 1);
+        d.host = d.host.substr(0, dot);
+      }
+      auto it = services_.find(Key{ns, d.host});
       if (it == services_.end()) {
+        std::vector<std::string> inNs;
+        for (const auto& [k, sv] : services_) {
+          if (k.first == ns) {
+            inNs.push_back(k.second);
+          }
+        }
         diag_.error(d.pos, o.meta.ref(), d.field + ".name",
-              "Service " + o.meta.ns + "/" + d.host + " not found" + didYouMean(d.host, names));
+              "Service " + ns + "/" + d.host + " not found" + didYouMean(d.host, inNs));
+        d.host += "." + ns;
         ok = false;
         continue;
       }
@@ -242,7 +277,7 @@ private:
           ports += (ports.empty() ? "" : ", ") + std::to_string(p.port);
         }
         std::string msg = "port: " + std::to_string(d.port) + " is not a port of Service " +
-                          o.meta.ns + "/" + d.host + " (ports: " +
+                          ns + "/" + d.host + " (ports: " +
                           (ports.empty() ? "none" : ports) + ")";
         // The classic slip (seed 004): a weight written under the key port.
         if (!d.weight && d.port <= 100) {
@@ -251,33 +286,18 @@ private:
         diag_.error(d.portPos.line != 0 ? d.portPos : d.pos, o.meta.ref(), d.field + ".port", msg);
         ok = false;
       }
-      d.host = d.host + "." + o.meta.ns;
+      d.host = d.host + "." + ns;
     }
     if (!ok) {
       return false;
     }
     // Contour weighting: relative; none set (or all 0) = even split; unset among set = 0.
-    int64_t sum = 0;
-    for (const auto& d : r.destinations) {
-      sum += d.weight.value_or(0);
-    }
+    // (HTTPRoute weights arrive as percents already: every one is set.)
     std::vector<int64_t> w;
     for (const auto& d : r.destinations) {
-      w.push_back(sum == 0 ? 1 : d.weight.value_or(0));
+      w.push_back(d.weight.value_or(0));
     }
-    int64_t total = sum == 0 ? static_cast<int64_t>(w.size()) : sum;
-    std::vector<int64_t> pct(w.size());
-    std::vector<std::pair<int64_t, size_t>> rem;
-    int64_t given = 0;
-    for (size_t i = 0; i < w.size(); ++i) {
-      pct[i] = w[i] * 100 / total;
-      given += pct[i];
-      rem.emplace_back(-(w[i] * 100 % total), i);
-    }
-    std::stable_sort(rem.begin(), rem.end());
-    for (size_t i = 0; given < 100 && i < rem.size(); ++i, ++given) {
-      ++pct[rem[i].second];
-    }
+    std::vector<int64_t> pct = toPercent(w);
     for (size_t i = 0; i < w.size(); ++i) {
       r.destinations[i].weight = pct[i];
     }
@@ -291,6 +311,7 @@ private:
   std::map<std::string, std::map<Key, const VirtualService*>> objects_; // by kind
   std::map<std::string, Claim> claims_; // lowercased host -> first claim
   std::set<const VirtualService*> reached_;
+  std::map<std::string, size_t> vhostAt_; // lowercased host -> index in plan_.virtualHosts
 };
 
 } // namespace

@@ -1,7 +1,8 @@
 #pragma once
 
 // Resolution of ingress routing objects (Config::ingressRoutes: Contour IngressRoute and
-// HTTPProxy) into Plan::virtualHosts. Called by resolve().
+// HTTPProxy, Gateway API HTTPRoutes attached to a Gateway) into Plan::virtualHosts.
+// Called by resolve().
 
 #include "config/model.h"
 #include "config/plan.h"

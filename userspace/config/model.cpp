@@ -72,6 +72,22 @@ bool Route::unconditionalFor(uint16_t port) const {
 
 const char* pathName(PlanPath p) { return p == PlanPath::kKernel ? "kernel" : "l7"; }
 
+void orderHttpRouteRules(std::vector<PlanRoute>& routes) {
+  std::stable_sort(routes.begin(), routes.end(), [](const PlanRoute& a, const PlanRoute& b) {
+    if (a.rule.precedence != b.rule.precedence) {
+      return a.rule.precedence > b.rule.precedence;
+    }
+    return a.source < b.source;
+  });
+}
+
+std::string versionName(const PlanVersion& v) {
+  if (v.service.empty()) {
+    return v.subset;
+  }
+  return v.subset.empty() ? v.service : v.service + "." + v.subset;
+}
+
 std::string PlanService::id() const { return ns + "/" + name + ":" + std::to_string(port); }
 
 std::string formatDiagnostics(const Diagnostics& diags) {
@@ -135,6 +151,31 @@ void DiagnosticSink::error(const SourcePos& pos, const std::string& object,
 void DiagnosticSink::warning(const SourcePos& pos, const std::string& object,
                              const std::string& field, const std::string& message) {
   report(Diagnostic::Severity::kWarning, pos, object, field, message);
+}
+
+std::vector<int64_t> toPercent(const std::vector<int64_t>& weights) {
+  int64_t total = 0;
+  for (int64_t w : weights) {
+    total += w;
+  }
+  std::vector<int64_t> w = weights;
+  if (total == 0) {
+    std::fill(w.begin(), w.end(), 1);
+    total = static_cast<int64_t>(w.size());
+  }
+  std::vector<int64_t> pct(w.size());
+  std::vector<std::pair<int64_t, size_t>> rem;
+  int64_t given = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    pct[i] = w[i] * 100 / total;
+    given += pct[i];
+    rem.emplace_back(-(w[i] * 100 % total), i);
+  }
+  std::stable_sort(rem.begin(), rem.end());
+  for (size_t i = 0; given < 100 && i < rem.size(); ++i, ++given) {
+    ++pct[rem[i].second];
+  }
+  return pct;
 }
 
 } // namespace veer

@@ -264,6 +264,13 @@ struct Route {
   std::optional<Delegate> delegate;
   SourcePos pos;
   std::string field; // "spec.http[0]"
+  /**
+   * Gateway API only: the precedence of the rule's (single) match, compared
+   * lexicographically, higher first: path kind (3 Exact, 2 RegularExpression, 1 PathPrefix),
+   * path length, method (0/1), header count, query parameter count. Orders the rules of
+   * several HTTPRoutes attached to one parent. Empty for other formats.
+   */
+  std::vector<size_t> precedence;
 
   /** True when the rule applies to every request on port (no match, or a port-only match). */
   bool unconditionalFor(uint16_t port) const;
@@ -273,6 +280,9 @@ struct VirtualService {
   ObjectMeta meta;
   std::vector<std::string> hosts; // empty for a delegate VirtualService
   std::vector<SourcePos> hostPos; // position of each hosts[] entry (same length as hosts)
+  /** Field of each hosts[] entry as its format spells it ("spec.parentRefs[0].name" for an
+   * HTTPRoute); empty = "spec.hosts[i]". */
+  std::vector<std::string> hostFields;
   std::vector<std::string> gateways;
   std::vector<Route> http;
   std::vector<Route> tcp;
@@ -321,6 +331,12 @@ struct TrafficLabel {
 /** The pod label ASM reads for $(localLabel). */
 inline constexpr const char* kAsmTrafficTag = "ASM_TRAFFIC_TAG";
 
+/**
+ * Relative weights as percents summing to exactly 100 (largest remainder; ties to the
+ * earlier entry). All zero (or empty) = an even split. Contour and Gateway API weights.
+ */
+std::vector<int64_t> toPercent(const std::vector<int64_t>& weights);
+
 /** Everything read from a set of files. */
 struct Config {
   std::vector<Service> services;
@@ -336,7 +352,10 @@ struct Config {
    * source kind. hosts = [virtualhost.fqdn] for a root, empty for a delegated/included
    * child; http[] = routes (uri prefix matches, weighted destinations to Services in the
    * object's namespace, as Contour writes them: weights relative, unset = unweighted) and,
-   * for HTTPProxy, includes[] as delegate rules after the routes. Resolved by ingress.cpp.
+   * for HTTPProxy, includes[] as delegate rules after the routes. Also Gateway API
+   * HTTPRoutes attached to a Gateway (hosts = spec.hostnames or "*"; rules already in
+   * precedence order, weights already percents, destination hosts "name.ns"); an HTTPRoute
+   * attached to Services (GAMMA mesh) is in virtualServices. Resolved by ingress.cpp.
    */
   std::vector<VirtualService> ingressRoutes;
 };

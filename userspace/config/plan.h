@@ -27,7 +27,16 @@ struct PlanVersion {
   std::vector<PlanBackend> backends; // ready endpoints, sorted
   /** ASM fallback: the subset whose backends serve because this one has none ("" = none). */
   std::string fallback;
+  /**
+   * "ns/name" when the version is another Service's endpoints (a destination host other
+   * than the routed service: Gateway API backendRefs, Istio route to another host); "" =
+   * the routed service's own.
+   */
+  std::string service;
 };
+
+/** The version's display and map name: subset, or "ns/name[.subset]" of another Service. */
+std::string versionName(const PlanVersion& v);
 
 /** Where a service's connections are decided. */
 enum class PlanPath : uint8_t {
@@ -47,6 +56,14 @@ struct PlanRoute {
   std::string source; // "VirtualService default/reviews"
   Route rule;
 };
+
+/**
+ * Orders the rules of several Gateway API HTTPRoutes attached to one parent as the spec
+ * merges them: by Route::precedence (higher first), then by route ("HTTPRoute ns/name",
+ * alphabetical; veer does not read creationTimestamp, the spec's first tie-breaker), then
+ * in file order.
+ */
+void orderHttpRouteRules(std::vector<PlanRoute>& routes);
 
 /** One service address (clusterIP, port, protocol) and its version split. */
 struct PlanService {

@@ -2,9 +2,13 @@
 
 #include "config/plan_text.h"
 
+#include "common/strings.h"
+#include "config/match.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <set>
+#include <tuple>
 
 namespace veer {
 namespace {
@@ -205,7 +209,7 @@ std::string renderPlan(const Plan& plan) {
     out += "  kernel: " + (s.kernelRule.empty() ? std::string("no rule, all endpoints") : s.kernelRule) +
            "\n";
     for (const auto& v : s.versions) {
-      out += "    " + (v.subset.empty() ? std::string("*") : v.subset) + " " +
+      out += "    " + (versionName(v).empty() ? std::string("*") : versionName(v)) + " " +
              std::to_string(v.weight) + "%";
       if (!v.fallback.empty()) {
         out += " (no endpoints; fallback " + v.fallback + ")";
@@ -246,7 +250,7 @@ PlanSummary summarize(const Plan& plan) {
     ps.why = s.why.empty() ? "" : s.why.front();
     for (const auto& v : s.versions) {
       PlanSummary::Version pv;
-      pv.subset = v.subset;
+      pv.subset = versionName(v);
       pv.weight = v.weight;
       for (const auto& b : v.backends) {
         pv.backends.push_back(addrPort(b.addr, b.port));
@@ -255,6 +259,17 @@ PlanSummary summarize(const Plan& plan) {
       ps.versions.push_back(std::move(pv));
     }
     out.services[serviceKey(s)] = std::move(ps);
+  }
+  for (const auto& v : plan.virtualHosts) {
+    PlanSummary::VirtualHost vh;
+    vh.source = v.source;
+    for (const auto& r : v.routes) {
+      const std::string line = renderRule(r);
+      const size_t arrow = line.find(" -> ");
+      vh.rules.emplace_back(line.substr(0, arrow),
+                            arrow == std::string::npos ? "" : line.substr(arrow + 4));
+    }
+    out.virtualHosts[v.host] = std::move(vh);
   }
   return out;
 }
@@ -268,6 +283,72 @@ std::string versionsLine(const PlanSummary::Service& s) {
            std::to_string(v.weight);
   }
   return out;
+}
+
+/** The virtual host part of a diff: hosts added and removed, rules changed within a host. */
+void diffVirtualHosts(const PlanSummary& before, const PlanSummary& after, PlanDiff& d) {
+  std::set<std::string> hosts;
+  for (const auto& [h, v] : before.virtualHosts) {
+    hosts.insert(h);
+  }
+  for (const auto& [h, v] : after.virtualHosts) {
+    hosts.insert(h);
+  }
+  for (const auto& h : hosts) {
+    auto b = before.virtualHosts.find(h);
+    auto a = after.virtualHosts.find(h);
+    if (b == before.virtualHosts.end()) {
+      ++d.added;
+      d.text += "+ vhost " + h + " [" + a->second.source + "] path=l7: " +
+                std::to_string(a->second.rules.size()) + " rule(s)\n";
+      for (const auto& [rule, dests] : a->second.rules) {
+        d.text += "    " + rule + " -> " + dests + "\n";
+      }
+      continue;
+    }
+    if (a == after.virtualHosts.end()) {
+      ++d.removed;
+      d.text += "- vhost " + h + " [" + b->second.source + "]\n";
+      continue;
+    }
+    std::vector<std::string> lines;
+    if (b->second.source != a->second.source) {
+      lines.push_back("source: " + b->second.source + " -> " + a->second.source);
+    }
+    std::map<std::string, std::string> bm(b->second.rules.begin(), b->second.rules.end());
+    std::map<std::string, std::string> am(a->second.rules.begin(), a->second.rules.end());
+    std::vector<std::string> bOrder;
+    std::vector<std::string> aOrder;
+    for (const auto& [rule, dests] : b->second.rules) {
+      if (am.count(rule) == 0) {
+        lines.push_back("rule removed: " + rule);
+      } else {
+        bOrder.push_back(rule);
+      }
+    }
+    for (const auto& [rule, dests] : a->second.rules) {
+      auto x = bm.find(rule);
+      if (x == bm.end()) {
+        lines.push_back("rule added: " + rule + " -> " + dests);
+        continue;
+      }
+      aOrder.push_back(rule);
+      if (x->second != dests) {
+        lines.push_back("rule " + rule + ": " + x->second + " -> " + dests);
+      }
+    }
+    if (bOrder != aOrder) {
+      lines.push_back("rule order changed (the first matching rule wins)");
+    }
+    if (lines.empty()) {
+      continue;
+    }
+    ++d.changed;
+    d.text += "~ vhost " + h + " [" + a->second.source + "]\n";
+    for (const auto& l : lines) {
+      d.text += "    " + l + "\n";
+    }
+  }
 }
 
 } // namespace
@@ -359,12 +440,143 @@ PlanDiff diffPlans(const PlanSummary& before, const PlanSummary& after) {
       d.text += "    " + l + "\n";
     }
   }
+  if (before.virtualHostsKnown && after.virtualHostsKnown) {
+    diffVirtualHosts(before, after, d);
+  }
   d.text += "Plan: " + std::to_string(d.added) + " to add, " + std::to_string(d.changed) +
             " to change, " + std::to_string(d.removed) + " to remove.\n";
   if (!d.changes()) {
     d.text = "No changes. The datapath matches the config.\n";
   }
   return d;
+}
+
+namespace {
+
+/** Whether a virtual host name serves host: exact, "*.domain" (one or more labels), "*". */
+bool hostServes(const std::string& pattern, const std::string& host) {
+  const std::string p = asciiLower(pattern);
+  const std::string h = asciiLower(host);
+  if (p == "*" || p == h) {
+    return true;
+  }
+  return p.rfind("*.", 0) == 0 && h.size() > p.size() - 1 &&
+         h.compare(h.size() - (p.size() - 1), p.size() - 1, p.substr(1)) == 0;
+}
+
+/** Why an ingress match entry fails for req ("" when it matches), by the one matcher. */
+std::string vhostMismatch(const HttpMatch& m, const RequestView& view) {
+  Result<CompiledMatch> cm = CompiledMatch::compile(m);
+  if (!cm) {
+    return cm.error().message;
+  }
+  std::string why;
+  return cm->matches(view, &why) ? "" : why;
+}
+
+} // namespace
+
+const PlanService* findService(const Plan& plan, const std::string& host, const std::string& ns,
+                               uint16_t port) {
+  size_t dot = host.find('.');
+  std::string name = host.substr(0, dot);
+  std::string sns = ns;
+  if (dot != std::string::npos) {
+    size_t end = host.find('.', dot + 1);
+    sns = host.substr(dot + 1, end == std::string::npos ? std::string::npos : end - dot - 1);
+  }
+  for (const auto& s : plan.services) {
+    if (s.name == name && s.ns == sns && (port == 0 || s.port == port)) {
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
+Explanation explainVirtualHost(const Plan& plan, const ExplainRequest& req) {
+  Explanation ex;
+  const PlanVirtualHost* vh = nullptr;
+  // The most specific name wins: exact, then the longest wildcard, then "*".
+  for (const auto& v : plan.virtualHosts) {
+    if (hostServes(v.host, req.host) &&
+        (vh == nullptr || (v.host[0] != '*' ? 1000 : v.host.size()) >
+                              (vh->host[0] != '*' ? 1000 : vh->host.size()))) {
+      vh = &v;
+    }
+  }
+  if (vh == nullptr) {
+    ex.text = "no virtual host for " + req.host + " in the plan\n";
+    return ex;
+  }
+  ex.ok = true;
+  std::vector<HeaderField> fields;
+  for (const auto& [k, v] : req.headers) {
+    fields.push_back(HeaderField{k, v});
+  }
+  RequestView view;
+  splitTarget(req.uri, view);
+  view.method = req.method;
+  view.authority = req.authority.empty() ? req.host : req.authority;
+  view.scheme = req.scheme;
+  view.headers = fields;
+  std::string out = "vhost " + vh->host + " [" + vh->source + "] path=l7 (ingress proxy)\n";
+  const PlanRoute* hit = nullptr;
+  for (const auto& pr : vh->routes) {
+    if (pr.rule.matches.empty()) {
+      out += "  " + pr.rule.field + " [" + pr.source + "]: matches (no conditions)\n";
+      hit = &pr;
+      break;
+    }
+    std::string why;
+    for (const auto& m : pr.rule.matches) {
+      std::string r = vhostMismatch(m, view);
+      if (r.empty()) {
+        out += "  " + pr.rule.field + " [" + pr.source + "]: matches " + m.field + " (" +
+               renderMatch(m) + ")\n";
+        hit = &pr;
+        break;
+      }
+      why += (why.empty() ? "" : "; ") + r;
+    }
+    if (hit != nullptr) {
+      break;
+    }
+    out += "  " + pr.rule.field + " [" + pr.source + "]: no (" + why + ")\n";
+  }
+  if (hit == nullptr) {
+    ex.text = out + "-> no rule matches: the ingress answers 404\n";
+    return ex;
+  }
+  out += "  rule: " + renderRule(*hit) + "\n";
+  if (hit->rule.destinations.empty()) {
+    ex.text = out + "-> answered by the rule itself" +
+              (hit->rule.actions.directResponseStatus != 0
+                   ? " (" + std::to_string(hit->rule.actions.directResponseStatus) + ")"
+                   : std::string()) +
+              "\n";
+    return ex;
+  }
+  for (const auto& d : hit->rule.destinations) {
+    // d.host is "name.ns"; the Service's port d.port (0: its first port).
+    const PlanService* s = findService(plan, d.host, "", d.port);
+    out += "-> Service " + d.host + (d.port != 0 ? ":" + std::to_string(d.port) : "") + " " +
+           std::to_string(d.weight.value_or(100)) + "%";
+    if (s == nullptr) {
+      out += ": not in the plan\n";
+      continue;
+    }
+    out += ": " + serviceKey(*s) + " path=" + pathName(s->path) + ",";
+    for (const auto& v : s->versions) {
+      out += " " + (versionName(v).empty() ? std::string("*") : versionName(v)) + "=" +
+             std::to_string(v.weight);
+    }
+    if (!d.headers.empty()) {
+      out += " {" + renderHeaderOps(d.headers) + " }";
+    }
+    out += "\n";
+  }
+  ex.text = out;
+  return ex;
 }
 
 } // namespace veer

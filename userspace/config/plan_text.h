@@ -43,6 +43,16 @@ struct PlanSummary {
     std::vector<Version> versions;
   };
   std::map<std::string, Service> services; // by "addr:port/proto"
+
+  /** An ingress virtual host: its rules in match order, split as renderRule writes them. */
+  struct VirtualHost {
+    std::string source; // "HTTPRoute shop/storefront"
+    /** (the rule and its conditions, "-> destinations {header ops}"), in match order. */
+    std::vector<std::pair<std::string, std::string>> rules;
+  };
+  std::map<std::string, VirtualHost> virtualHosts; // by host
+  /** False for the live maps, which hold no virtual hosts: a diff then leaves them out. */
+  bool virtualHostsKnown = true;
 };
 
 PlanSummary summarize(const Plan& plan);
@@ -55,7 +65,10 @@ struct PlanDiff {
   bool changes() const { return added + removed + changed != 0; }
 };
 
-/** before -> after. Stable: services in address order, versions in subset order. */
+/**
+ * before -> after. Stable: services in address order, versions in subset order, then
+ * virtual hosts in host order (rules added, removed, re-weighted or reordered).
+ */
 PlanDiff diffPlans(const PlanSummary& before, const PlanSummary& after);
 
 /** A request to explain (proxy/explain.h). Header names are matched case-insensitively. */
@@ -77,5 +90,16 @@ struct Explanation {
   std::string text; // which rule matched, why, and where the request goes
 };
 
+/** "reviews", "reviews.ns", "reviews.ns.svc.cluster.local" -> the plan's service port (0: any). */
+const PlanService* findService(const Plan& plan, const std::string& host, const std::string& ns,
+                               uint16_t port);
+
+/**
+ * The ingress virtual host (Contour, Gateway API) a request for req.host reaches (exact
+ * host, then "*.domain" wildcards, then "*"), which of its rules matches (uri, method,
+ * headers, query parameters) and which Service ports and weights it goes to. ok is false
+ * when no virtual host serves req.host.
+ */
+Explanation explainVirtualHost(const Plan& plan, const ExplainRequest& req);
 
 } // namespace veer

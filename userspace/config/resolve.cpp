@@ -73,6 +73,35 @@ bool matches(const Labels& have, const Labels& want) {
 
 std::string family(bool v4) { return v4 ? "IPv4" : "IPv6"; }
 
+/**
+ * A destination's field as the object's format spells it: Istio's suffix
+ * (".destination.host", ".destination.port.number", ".weight") or, for a Gateway API
+ * backendRef, ".name" / ".port" / ".weight".
+ */
+std::string destField(const VirtualService& vs, const std::string& field, const std::string& istio) {
+  if (vs.meta.kind != "HTTPRoute") {
+    return field + istio;
+  }
+  if (istio == ".destination.host") {
+    return field + ".name";
+  }
+  if (istio == ".destination.port.number") {
+    return field + ".port";
+  }
+  if (istio == ".route") {
+    return field + ".backendRefs";
+  }
+  return field + istio;
+}
+
+std::string portList(const Service& svc) {
+  std::string out;
+  for (const auto& p : svc.ports) {
+    out += (out.empty() ? "" : ", ") + std::to_string(p.port);
+  }
+  return out.empty() ? "none" : out;
+}
+
 /** A ready endpoint of one service port in one address family. */
 struct Candidate {
   PlanBackend backend;
@@ -113,7 +142,59 @@ private:
     }
     for (const auto& p : c_.pods) {
       pods_.emplace(Key{p.meta.ns, p.meta.name}, &p);
+      for (const auto& [k, v] : p.meta.labels) {
+        podsByLabel_[{p.meta.ns, k, v}].push_back(&p);
+      }
     }
+    for (const auto& es : c_.endpointSlices) {
+      slices_[Key{es.meta.ns, es.serviceName}].push_back(&es);
+    }
+    for (const auto& vs : c_.virtualServices) {
+      vsByRef_.emplace(vs.meta.ref(), &vs);
+      if (vs.meta.kind == "VirtualService") { // delegates are Istio VirtualServices
+        vsByKey_.emplace(Key{vs.meta.ns, vs.meta.name}, &vs);
+      }
+    }
+  }
+
+  /** Pods of namespace ns whose labels include selector (non-empty), in config order. */
+  std::vector<const Pod*> selected(const std::string& ns, const Labels& selector) {
+    // Start from the selector label with the fewest pods, then check the others.
+    const std::vector<const Pod*>* fewest = nullptr;
+    for (const auto& [k, v] : selector) {
+      auto it = podsByLabel_.find({ns, k, v});
+      if (it == podsByLabel_.end()) {
+        return {};
+      }
+      if (fewest == nullptr || it->second.size() < fewest->size()) {
+        fewest = &it->second;
+      }
+    }
+    std::vector<const Pod*> out;
+    for (const Pod* p : *fewest) {
+      if (matches(p->meta.labels, selector)) {
+        out.push_back(p);
+      }
+    }
+    return out;
+  }
+
+  /** "host X is not a known Service", with a "did you mean" among the namespace's Services. */
+  std::string unknownHost(const std::string& host, const std::string& ns) {
+    std::string msg = "host " + host + " is not a known Service";
+    auto k = parseHost(host, ns);
+    if (!k) {
+      return msg;
+    }
+    std::vector<std::string> names;
+    for (const auto& [sk, sv] : services_) {
+      if (sk.first == k->first) {
+        names.push_back(sk.second);
+      }
+    }
+    const std::string best = closest(k->second, names);
+    return best.empty() ? msg + " in namespace " + k->first
+                        : msg + "; did you mean " + best + "?";
   }
 
   const Service* lookup(const std::string& host, const std::string& ns, Key* key = nullptr) {
@@ -135,8 +216,7 @@ private:
     for (const auto& dr : c_.destinationRules) {
       Key k;
       if (lookup(dr.host, dr.meta.ns, &k) == nullptr) {
-        diag_.error(dr.hostPos, dr.meta.ref(), "spec.host",
-              "host " + dr.host + " is not a known Service");
+        diag_.error(dr.hostPos, dr.meta.ref(), "spec.host", unknownHost(dr.host, dr.meta.ns));
         continue;
       }
       auto [it, inserted] = drs_.emplace(k, &dr);
@@ -193,10 +273,8 @@ private:
       }
       std::string ns = r.delegate->ns.empty() ? vs.meta.ns : r.delegate->ns;
       const VirtualService* child = nullptr;
-      for (const auto& c : c_.virtualServices) {
-        if (c.meta.ns == ns && c.meta.name == r.delegate->name) {
-          child = &c;
-        }
+      if (auto it = vsByKey_.find(Key{ns, r.delegate->name}); it != vsByKey_.end()) {
+        child = it->second;
       }
       if (child == nullptr) {
         diag_.error(r.delegate->pos, vs.meta.ref(), r.field + ".delegate",
@@ -283,7 +361,14 @@ private:
           what += (what.empty() ? "" : ", ") + std::string("remove ") + k;
         }
         if (!what.empty()) {
-          l7.push_back(pr.source + " " + f + ".headers." + dir + ": " + what);
+          // Said as the source format says it: Istio headers.request/response, Gateway API
+          // Request/ResponseHeaderModifier filters.
+          const bool gatewayApi = pr.source.rfind("HTTPRoute ", 0) == 0;
+          const std::string where =
+              gatewayApi ? f + ".filters: " + (std::string(dir) == "request" ? "Request" : "Response") +
+                               "HeaderModifier "
+                         : f + ".headers." + dir + ": ";
+          l7.push_back(pr.source + " " + where + what);
         }
       }
     };
@@ -337,53 +422,44 @@ private:
       for (size_t i = 0; i < vs.hosts.size(); ++i) {
         const std::string& host = vs.hosts[i];
         SourcePos hp = i < vs.hostPos.size() ? vs.hostPos[i] : vs.meta.pos;
-        std::string field = "spec.hosts[" + std::to_string(i) + "]";
+        std::string field = i < vs.hostFields.size() ? vs.hostFields[i]
+                                                     : "spec.hosts[" + std::to_string(i) + "]";
         Key k;
         if (lookup(host, vs.meta.ns, &k) == nullptr) {
-          diag_.error(hp, vs.meta.ref(), field, "host " + host + " is not a known Service");
+          diag_.error(hp, vs.meta.ref(), field, unknownHost(host, vs.meta.ns));
           continue;
         }
         auto claimed = claims_.find(k);
         if (claimed != claims_.end()) {
-          if (claimed->second.first != &vs) {
-            diag_.error(hp, vs.meta.ref(), field,
-                  "Service " + keyStr(k) + " is already routed by " +
-                      claimed->second.first->meta.ref() + " at " + posStr(claimed->second.second));
+          if (claimed->second.first == &vs) {
+            continue; // two spellings of one host in the same VirtualService
           }
-          continue; // two spellings of one host in the same VirtualService
+          if (vs.meta.kind == "HTTPRoute" && claimed->second.first->meta.kind == "HTTPRoute") {
+            // Gateway API: several HTTPRoutes may attach to one Service; their rules merge,
+            // ordered by precedence across all of them.
+            Decision more;
+            const bool ok = decide(vs, k, hp, field, more);
+            auto it = decisions_.find(k);
+            if (!ok || it == decisions_.end()) {
+              failed_.insert(k);
+              decisions_.erase(k);
+              continue;
+            }
+            Decision& dec = it->second;
+            dec.routes.insert(dec.routes.end(), more.routes.begin(), more.routes.end());
+            dec.l7.insert(dec.l7.end(), more.l7.begin(), more.l7.end());
+            dec.kernel.insert(dec.kernel.end(), more.kernel.begin(), more.kernel.end());
+            orderHttpRouteRules(dec.routes);
+            continue;
+          }
+          diag_.error(hp, vs.meta.ref(), field,
+                "Service " + keyStr(k) + " is already routed by " +
+                    claimed->second.first->meta.ref() + " at " + posStr(claimed->second.second));
+          continue;
         }
         claims_.emplace(k, std::make_pair(&vs, hp));
         Decision dec;
-        dec.vs = &vs;
-        bool ok = expand(vs, dec.routes);
-        bool sawCatchAll = false;
-        for (const PlanRoute& pr : dec.routes) {
-          if (sawCatchAll) {
-            diag_.warning(pr.rule.pos, pr.source, pr.rule.field,
-                    "unreachable: an earlier rule matches every request");
-          }
-          sawCatchAll = sawCatchAll || pr.rule.matches.empty();
-          if (pr.rule.destinations.empty() && (pr.rule.actions.redirect.size() != 0 ||
-                                               pr.rule.actions.directResponseStatus != 0)) {
-            continue;
-          }
-          const VirtualService* owner = &vs;
-          for (const auto& c : c_.virtualServices) {
-            if (c.meta.ref() == pr.source) {
-              owner = &c;
-            }
-          }
-          ok = validateRoute(*owner, pr.rule, k) && ok;
-        }
-        for (const PlanRoute& pr : dec.routes) {
-          classify(pr, vs.meta.ns, dec.l7, dec.kernel);
-        }
-        if (dec.routes.empty()) {
-          diag_.warning(hp, vs.meta.ref(), field,
-                  "no route without match conditions for this host; all endpoints get the "
-                  "traffic");
-        }
-        if (ok) {
+        if (decide(vs, k, hp, field, dec)) {
           decisions_[k] = std::move(dec);
         } else {
           failed_.insert(k);
@@ -392,20 +468,62 @@ private:
     }
   }
 
-  /** Checks hosts, weights, subsets and ports of a route for service k. */
+  /** The rules of vs for service k, validated and classified. False on any error. */
+  bool decide(const VirtualService& vs, const Key& k, const SourcePos& hp,
+              const std::string& field, Decision& dec) {
+    dec.vs = &vs;
+    bool ok = expand(vs, dec.routes);
+    bool sawCatchAll = false;
+    for (const PlanRoute& pr : dec.routes) {
+      if (sawCatchAll) {
+        diag_.warning(pr.rule.pos, pr.source, pr.rule.field,
+                "unreachable: an earlier rule matches every request");
+      }
+      sawCatchAll = sawCatchAll || pr.rule.matches.empty();
+      if (pr.rule.destinations.empty() && (pr.rule.actions.redirect.size() != 0 ||
+                                           pr.rule.actions.directResponseStatus != 0)) {
+        continue;
+      }
+      const VirtualService* owner = &vs;
+      if (auto it = vsByRef_.find(pr.source); it != vsByRef_.end()) {
+        owner = it->second;
+      }
+      ok = validateRoute(*owner, pr.rule, k) && ok;
+    }
+    for (const PlanRoute& pr : dec.routes) {
+      classify(pr, vs.meta.ns, dec.l7, dec.kernel);
+    }
+    if (dec.routes.empty()) {
+      diag_.warning(hp, vs.meta.ref(), field,
+              "no route without match conditions for this host; all endpoints get the traffic");
+    }
+    return ok;
+  }
+
+  /** The port of dsvc a destination reaches: its port, or the only one, or sp's number. */
+  static const ServicePort* destPort(const Service& dsvc, uint16_t port, uint16_t fromPort) {
+    for (const auto& p : dsvc.ports) {
+      if (p.port == (port != 0 ? port : fromPort)) {
+        return &p;
+      }
+    }
+    return port == 0 && dsvc.ports.size() == 1 ? &dsvc.ports[0] : nullptr;
+  }
+
+  /**
+   * Checks hosts, weights, subsets and ports of a route for service k. A destination may
+   * be another Service (its endpoints serve k's address), with that Service's subsets.
+   */
   bool validateRoute(const VirtualService& vs, const Route& r, const Key& k) {
     const std::string obj = vs.meta.ref();
     bool ok = true;
     if (r.destinations.empty()) {
-      diag_.error(r.pos, obj, r.field + ".route", "route has no destinations");
+      diag_.error(r.pos, obj, destField(vs, r.field, ".route"), "route has no destinations");
       return false;
     }
     const Service* svc = services_.at(k);
-    const DestinationRule* dr = nullptr;
-    if (auto it = drs_.find(k); it != drs_.end()) {
-      dr = it->second;
-    }
-    auto checkSubset = [&](const std::string& subset, const SourcePos& pos, const std::string& f) {
+    auto checkSubset = [&](const Key& sk, const std::string& subset, const SourcePos& pos,
+                           const std::string& f) {
       if (subset.empty()) {
         return;
       }
@@ -419,14 +537,17 @@ private:
         }
         return;
       }
+      const DestinationRule* dr = nullptr;
+      if (auto it = drs_.find(sk); it != drs_.end()) {
+        dr = it->second;
+      }
       if (dr == nullptr) {
         diag_.error(pos, obj, f,
-              "subset " + subset + " used but no DestinationRule defines subsets for " + keyStr(k));
+              "subset " + subset + " used but no DestinationRule defines subsets for " + keyStr(sk));
         ok = false;
       } else if (std::none_of(dr->subsets.begin(), dr->subsets.end(),
                               [&](const Subset& s) { return s.name == subset; })) {
         std::string known;
-        std::vector<std::string> names;
         for (const auto& s : dr->subsets) {
           known += (known.empty() ? "" : ", ") + s.name;
         }
@@ -439,15 +560,11 @@ private:
     bool anyMissing = false;
     int64_t sum = 0;
     for (const auto& d : r.destinations) {
-      Key dk;
-      if (lookup(d.host, vs.meta.ns, &dk) == nullptr) {
-        diag_.error(d.pos, obj, d.field + ".destination.host",
-              "host " + d.host + " is not a known Service");
-        ok = false;
-      } else if (dk != k) {
-        diag_.error(d.pos, obj, d.field + ".destination.host",
-              "routing " + keyStr(k) + " traffic to another service (" + keyStr(dk) +
-                  ") is not supported yet");
+      Key dk = k;
+      const Service* dsvc = lookup(d.host, vs.meta.ns, &dk);
+      if (dsvc == nullptr) {
+        diag_.error(d.pos, obj, destField(vs, d.field, ".destination.host"),
+              unknownHost(d.host, vs.meta.ns));
         ok = false;
       }
       if (d.weight) {
@@ -465,35 +582,53 @@ private:
           ok = false;
         }
       }
-      checkSubset(d.subset, d.pos, d.field + ".destination.subset");
+      checkSubset(dk, d.subset, d.pos, d.field + ".destination.subset");
       if (d.fallback) {
         Key fk;
         if (lookup(d.fallback->host, vs.meta.ns, &fk) == nullptr) {
           diag_.error(d.fallback->pos, obj, d.field + ".fallback.target.host",
-                "host " + d.fallback->host + " is not a known Service");
+                unknownHost(d.fallback->host, vs.meta.ns));
           ok = false;
-        } else if (fk != k) {
+        } else if (fk != dk) {
           diag_.error(d.fallback->pos, obj, d.field + ".fallback.target.host",
-                "fallback to another service (" + keyStr(fk) + ") is not supported yet");
+                "fallback to another service (" + keyStr(fk) + ") than the destination's (" +
+                    keyStr(dk) + ") is not supported yet");
           ok = false;
         } else if (!d.fallback->subset.empty() && d.fallback->subset[0] == '$') {
           diag_.error(d.fallback->pos, obj, d.field + ".fallback.target.subset",
                 "a fallback target must name a subset, not a traffic label");
           ok = false;
         } else {
-          checkSubset(d.fallback->subset, d.fallback->pos, d.field + ".fallback.target.subset");
+          checkSubset(fk, d.fallback->subset, d.fallback->pos, d.field + ".fallback.target.subset");
         }
       }
-      if (d.port != 0 && std::none_of(svc->ports.begin(), svc->ports.end(),
+      if (dsvc == nullptr) {
+        continue;
+      }
+      const std::string pf = destField(vs, d.field, ".destination.port.number");
+      const SourcePos& pp = d.portPos.line != 0 ? d.portPos : d.pos;
+      if (d.port != 0 && std::none_of(dsvc->ports.begin(), dsvc->ports.end(),
                                       [&](const ServicePort& p) { return p.port == d.port; })) {
-        diag_.error(d.pos, obj, d.field + ".destination.port.number",
-              "Service " + keyStr(k) + " has no port " + std::to_string(d.port));
+        diag_.error(pp, obj, pf,
+              "Service " + keyStr(dk) + " has no port " + std::to_string(d.port) + " (ports: " +
+                  portList(*dsvc) + ")");
         ok = false;
+      } else if (dk != k && d.port == 0) {
+        for (const auto& sp : svc->ports) {
+          if (destPort(*dsvc, 0, sp.port) == nullptr) {
+            diag_.error(d.pos, obj, pf,
+                  "Service " + keyStr(dk) + " has no port " + std::to_string(sp.port) +
+                      " and several ports (" + portList(*dsvc) + "); name the port to send " +
+                      keyStr(k) + " traffic to");
+            ok = false;
+            break;
+          }
+        }
       }
     }
     bool single = r.destinations.size() == 1 && anyMissing;
     if (ok && !single && !anyMissing && sum != 100) {
-      diag_.error(r.pos, obj, r.field + ".route",
+      diag_.error(r.pos, obj, destField(vs, r.field, ".route"),
             "weights sum to " + std::to_string(sum) + ", expected 100");
       ok = false;
     }
@@ -534,8 +669,9 @@ private:
       }
     };
     if (!svc.selector.empty()) {
-      for (const auto& pod : c_.pods) {
-        if (pod.meta.ns != svc.meta.ns || !pod.ready || !matches(pod.meta.labels, svc.selector)) {
+      for (const Pod* pp : selected(svc.meta.ns, svc.selector)) {
+        const Pod& pod = *pp;
+        if (!pod.ready) {
           continue;
         }
         bool hasFamily = std::any_of(pod.ips.begin(), pod.ips.end(),
@@ -552,10 +688,10 @@ private:
         }
       }
     }
-    for (const auto& es : c_.endpointSlices) {
-      if (es.meta.ns != svc.meta.ns || es.serviceName != svc.meta.name) {
-        continue;
-      }
+    auto sl = slices_.find(Key{svc.meta.ns, svc.meta.name});
+    for (const EndpointSlice* esp : sl == slices_.end() ? std::vector<const EndpointSlice*>{}
+                                                         : sl->second) {
+      const EndpointSlice& es = *esp;
       std::optional<uint16_t> slicePort;
       if (!es.ports.empty()) {
         for (const auto& p : es.ports) {
@@ -711,12 +847,20 @@ private:
           if (kr != nullptr) {
             ps.kernelRule = kr->source + " " + kr->rule.field;
             for (const auto& d : kr->rule.destinations) {
-              if (d.port == 0 || d.port == sp.port) {
+              Key dk = k;
+              lookup(d.host, svc->meta.ns, &dk);
+              // A destination port names a port of the destination Service: for the routed
+              // service itself it selects this port; another Service's applies to every port.
+              if (d.port == 0 || d.port == sp.port || dk != k) {
                 applicable.push_back(&d);
               }
             }
           }
-          auto subsetLabels = [&](const std::string& name) { return labelsOf(*svc, dr, name); };
+          auto subsetLabelsOf = [&](const Service& s, const Key& sk, const std::string& name) {
+            auto dit = drs_.find(sk);
+            return labelsOf(s, dit != drs_.end() ? dit->second : nullptr, name);
+          };
+          auto subsetLabels = [&](const std::string& name) { return subsetLabelsOf(*svc, k, name); };
           if (applicable.empty()) {
             PlanVersion v;
             v.weight = 100;
@@ -741,25 +885,37 @@ private:
                             "connections go to every endpoint of " + keyStr(k));
               }
             }
-            auto same = std::find_if(ps.versions.begin(), ps.versions.end(),
-                                     [&](const PlanVersion& v) { return v.subset == subset; });
+            Key dk = k;
+            const Service* dsvc = lookup(d->host, svc->meta.ns, &dk);
+            const std::string other = dk != k ? keyStr(dk) : "";
+            auto same = std::find_if(ps.versions.begin(), ps.versions.end(), [&](const PlanVersion& v) {
+              return v.subset == subset && v.service == other;
+            });
             if (same != ps.versions.end()) {
               same->weight = static_cast<uint8_t>(same->weight + w);
               continue;
             }
             PlanVersion v;
             v.subset = subset;
+            v.service = other;
             v.weight = static_cast<uint8_t>(w);
-            v.backends = subset.empty() ? pick(cands, {}) : pick(cands, subsetLabels(subset));
+            if (dk != k) {
+              // Another Service's endpoints serve this address (validated: the port exists).
+              const ServicePort* dsp = destPort(*dsvc, d->port, sp.port);
+              auto dc = endpoints(*dsvc, *dsp, addr.v4);
+              v.backends = pick(dc, subset.empty() ? Labels{} : subsetLabelsOf(*dsvc, dk, subset));
+            } else {
+              v.backends = subset.empty() ? pick(cands, {}) : pick(cands, subsetLabels(subset));
+            }
             if (v.backends.empty() && d->fallback && !d->fallback->subset.empty() &&
-                d->fallback->subset != subset) {
+                d->fallback->subset != subset && dk == k) {
               v.backends = pick(cands, subsetLabels(d->fallback->subset));
               v.fallback = d->fallback->subset;
             }
             if (v.backends.empty() && w > 0) {
               diag_.warning(d->pos, kr->source, d->field + ".destination.subset",
-                      (subset.empty() ? std::string("Service ") + keyStr(k)
-                                      : "subset " + subset + " of Service " + keyStr(k)) +
+                      (subset.empty() ? std::string("Service ") + keyStr(dk)
+                                      : "subset " + subset + " of Service " + keyStr(dk)) +
                           " has no ready " + family(addr.v4) +
                           " endpoints; connections sent there fail");
             }
@@ -819,6 +975,12 @@ private:
   DiagnosticSink diag_{result_.diags}; // the same finding can come from several ports or families
   std::map<Key, const Service*> services_;
   std::map<Key, const Pod*> pods_;
+  // Indexes, so resolution stays linear in the size of the config.
+  std::map<std::tuple<std::string, std::string, std::string>, std::vector<const Pod*>>
+      podsByLabel_; // (namespace, label, value) -> pods, config order
+  std::map<Key, std::vector<const EndpointSlice*>> slices_; // (namespace, service) -> slices
+  std::map<std::string, const VirtualService*> vsByRef_;     // "VirtualService ns/name"
+  std::map<Key, const VirtualService*> vsByKey_;
   std::map<Key, const DestinationRule*> drs_;
   std::map<Key, std::pair<const VirtualService*, SourcePos>> claims_;
   std::map<Key, Decision> decisions_;

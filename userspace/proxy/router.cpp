@@ -8,6 +8,7 @@
 // route() only reads, counts and points into the table.
 
 #include "proxy/router.h"
+#include "common/strings.h"
 
 #include <nlohmann/json.hpp>
 
@@ -185,22 +186,17 @@ bool inShare(std::atomic<uint64_t>& counter, uint32_t share) {
   return (n + 1) * share / 1000000 > n * share / 1000000;
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 /** Istio header operations as Envoy applies them: removals first, then set, then add. */
 void appendEdits(const HeaderOps& ops, std::vector<HeaderEdit>& out) {
   for (const auto& k : ops.remove) {
-    out.push_back(HeaderEdit{HeaderEdit::Op::kRemove, lower(k), ""});
+    out.push_back(HeaderEdit{HeaderEdit::Op::kRemove, asciiLower(k), ""});
   }
   for (const auto& [k, v] : ops.set) {
-    out.push_back(HeaderEdit{HeaderEdit::Op::kSet, lower(k), v});
+    out.push_back(HeaderEdit{HeaderEdit::Op::kSet, asciiLower(k), v});
   }
   for (const auto& [k, v] : ops.add) {
-    out.push_back(HeaderEdit{HeaderEdit::Op::kAdd, lower(k), v});
+    out.push_back(HeaderEdit{HeaderEdit::Op::kAdd, asciiLower(k), v});
   }
 }
 
@@ -256,7 +252,7 @@ struct Table {
 
 /** Compiles a spec into impl (empty); errors name the JSON path of the offending element. */
 Status compile(Spec spec, Table* impl) {
-  impl->tagHeader = lower(spec.tagHeader);
+  impl->tagHeader = asciiLower(spec.tagHeader);
   std::set<std::string> lanes;
   for (const SpecPod& p : spec.pods) {
     impl->pods[p.ip] = Pod{p.ns, p.name, p.labels};
@@ -278,7 +274,7 @@ Status compile(Spec spec, Table* impl) {
       c->endpoints = sc.endpoints;
       if (sc.loadBalancer && sc.loadBalancer->hash != LoadBalancer::Hash::kNone) {
         c->hash = sc.loadBalancer->hash;
-        c->hashKey = c->hash == LoadBalancer::Hash::kHeader ? lower(sc.loadBalancer->hashKey)
+        c->hashKey = c->hash == LoadBalancer::Hash::kHeader ? asciiLower(sc.loadBalancer->hashKey)
                                                             : sc.loadBalancer->hashKey;
         std::vector<std::string> names;
         for (const auto& e : c->endpoints) {

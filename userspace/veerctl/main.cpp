@@ -228,7 +228,7 @@ int cmdDump(const std::string& bpffs) {
 
 int cmdWait(const std::vector<std::string>& paths, const std::string& bpffs, double timeout,
             const proxy::RouteOptions& routeOptions) {
-  BuildResult built = buildFromPaths(paths);
+  BuildResult built = buildFromPaths(paths, {.keepConfig = true});
   if (!built.ok()) {
     printDiagnostics(built.diags);
     std::cerr << "veerctl: the config is invalid; the agent will not apply it\n";
@@ -268,6 +268,7 @@ int cmdWait(const std::vector<std::string>& paths, const std::string& bpffs, dou
 
 PlanSummary summarizeLive(const LiveState& live) {
   PlanSummary out;
+  out.virtualHostsKnown = false; // ingress virtual hosts are not compiled into maps
   for (const LiveService& s : live.services) {
     PlanSummary::Service ps;
     for (const LiveService::Version& v : s.versions) {
@@ -369,7 +370,10 @@ int cmdExplain(const std::vector<std::string>& paths, ExplainRequest req,
     std::cerr << "invalid: the config would be rejected whole\n";
     return 1;
   }
-  Explanation ex = explain(resolved.plan, loaded.config, req);
+  // A host served by an ingress virtual host (Contour, Gateway API) is explained as the
+  // ingress routes it; any other host is a mesh service.
+  Explanation vh = explainVirtualHost(resolved.plan, req);
+  Explanation ex = vh.ok ? vh : explain(resolved.plan, loaded.config, req);
   std::cout << ex.text;
   return ex.ok ? 0 : 1;
 }
@@ -419,7 +423,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> cookies;
   auto* explain = app.add_subcommand("explain", "which rule a request matches and where it goes");
   explain->add_option("paths", paths, "files or directories")->required()->check(CLI::ExistingPath);
-  explain->add_option("--host", req.host, "service host (reviews, reviews.ns, ...)")->required();
+  explain->add_option("--host", req.host,
+                      "service host (reviews, reviews.ns, ...) or ingress virtual host (shop.example.com)")
+      ->required();
   explain->add_option("--namespace,-n", req.ns, "namespace of short hosts and pods")->capture_default_str();
   explain->add_option("--port", req.port, "service port (default: the first)");
   explain->add_option("--header,-H", headers, "request header NAME=VALUE or 'NAME: VALUE'");

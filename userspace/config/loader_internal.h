@@ -1,0 +1,405 @@
+#pragma once
+
+// Internals of the YAML loader, shared by its per-format files: loader.cpp (streams,
+// documents, dispatch, metadata), loader_k8s.cpp (Service, Pod, EndpointSlice),
+// loader_istio.cpp (DestinationRule, VirtualService, Gateway), loader_asm.cpp
+// (TrafficLabel), loader_contour.cpp (IngressRoute, HTTPProxy), loader_gateway.cpp
+// (Gateway API HTTPRoute). Not part of the library's interface.
+
+#include "config/yaml.h"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/loader.h"
+
+namespace veer::loading {
+
+inline std::string describe(const yaml::Node& n) {
+  switch (n.type()) {
+  case yaml::NodeType::kMap:
+    return "a map";
+  case yaml::NodeType::kSequence:
+    return "a sequence";
+  case yaml::NodeType::kNull:
+    return "nothing";
+  case yaml::NodeType::kScalar:
+    return "'" + n.scalar() + "'";
+  default:
+    return "nothing";
+  }
+}
+
+inline bool parseInt(const std::string& s, int64_t& out) {
+  if (s.empty() || s.size() > 18) {
+    return false;
+  }
+  size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  if (i == s.size()) {
+    return false;
+  }
+  int64_t v = 0;
+  for (; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') {
+      return false;
+    }
+    v = v * 10 + (s[i] - '0');
+  }
+  out = s[0] == '-' ? -v : v;
+  return true;
+}
+
+/** A YAML map's entries by key, keeping key nodes for positions. */
+struct Entry {
+  yaml::Node key;
+  yaml::Node value;
+};
+
+/** Parses one object (one YAML document) and reports against it. */
+class ObjectParser {
+public:
+  /** lineOffset: lines of the file before this document (its marks count from 0). */
+  ObjectParser(std::string file, int lineOffset, Diagnostics& diags)
+      : file_(std::move(file)), lineOffset_(lineOffset), diags_(diags) {}
+
+  void setObject(std::string object) { object_ = std::move(object); }
+  int lineOffset() const { return lineOffset_; }
+
+  SourcePos pos(const yaml::Node& n) const {
+    SourcePos p;
+    p.file = file_;
+    if (n.isDefined()) {
+      yaml::Mark m = n.mark();
+      if (!m.isNull()) {
+        p.line = lineOffset_ + m.line + 1;
+        p.column = m.column + 1;
+      }
+    }
+    return p;
+  }
+
+  void report(Diagnostic::Severity sev, const SourcePos& at, const std::string& field,
+              std::string message) {
+    Diagnostic d;
+    d.severity = sev;
+    d.pos = at;
+    d.object = object_;
+    d.field = field;
+    d.message = std::move(message);
+    diags_.push_back(std::move(d));
+  }
+  void error(const yaml::Node& at, const std::string& field, std::string message) {
+    report(Diagnostic::Severity::kError, pos(at), field, std::move(message));
+  }
+  void warning(const yaml::Node& at, const std::string& field, std::string message) {
+    report(Diagnostic::Severity::kWarning, pos(at), field, std::move(message));
+  }
+
+  /**
+   * Entries of a map node; error if it is not a map. Unknown keys (not in known or
+   * ignored) get a warning with a "did you mean" hint when checkUnknown. Keys in
+   * unsupported are known to Istio but not to veer: a warning that they are ignored.
+   */
+  std::optional<std::map<std::string, Entry>> fields(const yaml::Node& n, const std::string& path,
+                                                    const std::vector<std::string>& known,
+                                                    const std::vector<std::string>& unsupported,
+                                                    bool checkUnknown) {
+    if (!n.isMap()) {
+      error(n, path, "expected a map, got " + describe(n));
+      return std::nullopt;
+    }
+    std::map<std::string, Entry> out;
+    for (const auto& [first, second] : n.entries()) {
+      const yaml::Node k = first;
+      std::string name = k.isScalar() ? k.scalar() : std::string();
+      std::string sub = path.empty() ? name : path + "." + name;
+      if (!k.isScalar()) {
+        error(k, path, "expected a string key, got " + describe(k));
+        continue;
+      }
+      if (out.count(name) != 0) {
+        error(k, sub, "duplicate key " + name + " (first at line " +
+                          std::to_string(pos(out[name].key).line) + ")");
+        continue;
+      }
+      out[name] = Entry{k, second};
+      if (!checkUnknown) {
+        continue;
+      }
+      bool isKnown = std::find(known.begin(), known.end(), name) != known.end();
+      if (isKnown) {
+        continue;
+      }
+      if (std::find(unsupported.begin(), unsupported.end(), name) != unsupported.end()) {
+        warning(k, sub, "field " + name + " is not supported by veer yet; ignored");
+        continue;
+      }
+      std::vector<std::string> all = known;
+      all.insert(all.end(), unsupported.begin(), unsupported.end());
+      std::string hint = closest(name, all);
+      warning(k, sub,
+              "unknown field " + name + (hint.empty() ? "" : "; did you mean " + hint + "?"));
+    }
+    return out;
+  }
+
+  static const yaml::Node* get(const std::map<std::string, Entry>& m, const std::string& key) {
+    auto it = m.find(key);
+    if (it == m.end() || it->second.value.isNull()) {
+      return nullptr;
+    }
+    return &it->second.value;
+  }
+
+  std::optional<std::string> string(const yaml::Node& n, const std::string& field) {
+    if (!n.isScalar()) {
+      error(n, field, "expected a string, got " + describe(n));
+      return std::nullopt;
+    }
+    return n.scalar();
+  }
+
+  std::optional<int64_t> integer(const yaml::Node& n, const std::string& field) {
+    int64_t v = 0;
+    if (!n.isScalar() || !parseInt(n.scalar(), v)) {
+      error(n, field, "expected an integer, got " + describe(n));
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  std::optional<bool> boolean(const yaml::Node& n, const std::string& field) {
+    if (n.isScalar() && (n.scalar() == "true" || n.scalar() == "True")) {
+      return true;
+    }
+    if (n.isScalar() && (n.scalar() == "false" || n.scalar() == "False")) {
+      return false;
+    }
+    error(n, field, "expected true or false, got " + describe(n));
+    return std::nullopt;
+  }
+
+  /** A protobuf Duration as YAML writes it: "5s", "0.5s", "100ms", "1m", "1h". */
+  std::optional<std::string> duration(const yaml::Node& n, const std::string& field) {
+    auto s = string(n, field);
+    if (!s) {
+      return std::nullopt;
+    }
+    size_t i = 0;
+    bool digits = false;
+    while (i < s->size() && (std::isdigit(static_cast<unsigned char>((*s)[i])) || (*s)[i] == '.')) {
+      digits = digits || (*s)[i] != '.';
+      ++i;
+    }
+    std::string unit = s->substr(i);
+    if (!digits || (unit != "s" && unit != "ms" && unit != "us" && unit != "m" && unit != "h")) {
+      error(n, field, "expected a duration like 5s or 100ms, got '" + *s + "'");
+      return std::nullopt;
+    }
+    return *s;
+  }
+
+  std::optional<uint16_t> port(const yaml::Node& n, const std::string& field) {
+    auto v = integer(n, field);
+    if (!v) {
+      return std::nullopt;
+    }
+    if (*v < 1 || *v > 65535) {
+      error(n, field, "port " + std::to_string(*v) + " out of range 1..65535");
+      return std::nullopt;
+    }
+    return static_cast<uint16_t>(*v);
+  }
+
+  std::optional<IpAddr> ip(const yaml::Node& n, const std::string& field) {
+    auto s = string(n, field);
+    if (!s) {
+      return std::nullopt;
+    }
+    auto a = IpAddr::parse(*s);
+    if (!a) {
+      error(n, field, "expected an IP address, got '" + *s + "'");
+    }
+    return a;
+  }
+
+  std::optional<uint8_t> protocol(const yaml::Node& n, const std::string& field) {
+    auto s = string(n, field);
+    if (!s) {
+      return std::nullopt;
+    }
+    if (*s == "TCP") {
+      return 6;
+    }
+    if (*s == "UDP") {
+      return 17;
+    }
+    if (*s == "SCTP") {
+      warning(n, field, "protocol SCTP is not supported; port ignored");
+    } else {
+      error(n, field, "expected protocol TCP or UDP, got '" + *s + "'");
+    }
+    return std::nullopt;
+  }
+
+  Labels labels(const yaml::Node& n, const std::string& field) {
+    Labels out;
+    auto m = fields(n, field, {}, {}, false);
+    if (!m) {
+      return out;
+    }
+    for (const auto& [k, e] : *m) {
+      auto v = string(e.value, field + "." + k);
+      if (v) {
+        out[k] = *v;
+      }
+    }
+    return out;
+  }
+
+  std::vector<yaml::Node> sequence(const yaml::Node& n, const std::string& field) {
+    std::vector<yaml::Node> out;
+    if (!n.isSequence()) {
+      error(n, field, "expected a list, got " + describe(n));
+      return out;
+    }
+    for (const yaml::Node& item : n.items()) {
+      out.push_back(item);
+    }
+    return out;
+  }
+
+  const std::string& file() const { return file_; }
+
+private:
+  std::string file_;
+  int lineOffset_ = 0;
+  Diagnostics& diags_;
+  std::string object_;
+};
+
+inline std::string idx(const std::string& field, size_t i) {
+  return field + "[" + std::to_string(i) + "]";
+}
+
+/** False (with an error at n) when RE2 rejects the regex v. */
+bool checkRegex(ObjectParser& p, const yaml::Node& n, const std::string& field,
+                const std::string& v);
+
+/** Reads Kubernetes objects into a Config; one instance per loadPaths/loadString call. */
+class Loader {
+public:
+  void loadFile(const std::string& path);
+
+  void loadText(std::string_view text, const std::string& file);
+
+  void fileError(const std::string& path, const std::string& message);
+
+  LoadResult take() { return std::move(result_); }
+
+private:
+  void loadObject(ObjectParser& p, const yaml::Node& doc, const std::string& prefix);
+
+  bool loadMeta(ObjectParser& p, const std::map<std::string, Entry>& top, ObjectMeta& meta);
+
+  bool checkDuplicate(ObjectParser& p, const ObjectMeta& meta);
+
+  void loadService(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
+
+  void loadPod(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec, const yaml::Node* status);
+
+  void loadSlice(ObjectParser& p, ObjectMeta meta, const std::map<std::string, Entry>& top);
+
+  void loadDr(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
+
+  std::optional<LoadBalancer> loadTrafficPolicy(ObjectParser& p, const yaml::Node& n,
+                                                const std::string& f);
+
+  void loadVs(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
+
+  /**
+   * Contour IngressRoute (contour.heptio.com/v1beta1) or HTTPProxy (projectcontour.io/v1)
+   * as a VirtualService-shaped object in Config::ingressRoutes. Weights are kept as
+   * written (relative); ingress.cpp normalizes them.
+   */
+  void loadContour(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
+
+  /** One Contour route (or HTTPProxy include when include) as a Route. */
+  std::optional<Route> loadContourRoute(ObjectParser& p, const yaml::Node& n, const std::string& f,
+                                        bool proxy, bool include);
+
+  /** StringMatch: a map with exactly one of exact, prefix, regex. RE2 checks regexes here. */
+  std::optional<StringMatch> loadStringMatch(ObjectParser& p, const yaml::Node& n,
+                                             const std::string& f, bool* present = nullptr);
+
+  std::vector<KeyMatch> loadKeyMatches(ObjectParser& p, const yaml::Node& n, const std::string& f,
+                                       bool lowercase);
+
+  std::optional<HttpMatch> loadMatch(ObjectParser& p, const yaml::Node& n, const std::string& f,
+                                     bool http);
+
+  void loadHeaderOps(ObjectParser& p, const yaml::Node& n, const std::string& f, HeaderOps& out);
+
+  HeaderActions loadHeaders(ObjectParser& p, const yaml::Node& n, const std::string& f);
+
+  std::optional<double> percent(ObjectParser& p, const yaml::Node& n, const std::string& f);
+
+  void loadActions(ObjectParser& p, const std::map<std::string, Entry>& m, const std::string& f,
+                   RouteActions& a);
+
+  void loadRoutes(ObjectParser& p, const yaml::Node* list, const std::string& field, bool http,
+                  std::vector<Route>& out);
+
+  /** host, subset, port{number} of a Destination (also mirror and fallback targets). */
+  bool loadTarget(ObjectParser& p, const yaml::Node& dest, const std::string& df,
+                  std::string& host, std::string& subset, uint16_t& portOut,
+                  bool siblingsWeighted = false, bool hasWeight = true);
+
+  std::optional<RouteDestination> loadDestination(ObjectParser& p, const yaml::Node& n,
+                                                  const std::string& f, bool http,
+                                                  bool siblingsWeighted);
+
+  void loadGateway(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
+
+  void loadTrafficLabel(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
+
+  // Gateway API (loader_gateway.cpp).
+  void loadHttpRoute(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
+  /** One matches[] entry; pathKind/pathLen feed the precedence order. */
+  std::optional<HttpMatch> loadGatewayMatch(ObjectParser& p, const yaml::Node& n,
+                                            const std::string& f, int& pathKind, size_t& pathLen);
+  /** Rule-level filters into r's header operations and actions. */
+  void loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std::string& f,
+                          const std::string& ns, Route& r);
+  /** A filter's type, checked against the known ones (with a "did you mean"). */
+  std::optional<std::string> filterType(ObjectParser& p, const yaml::Node& n,
+                                        const std::map<std::string, Entry>& m,
+                                        const std::string& f);
+  /** Request/ResponseHeaderModifier {set, add: [{name, value}], remove: [name]}. */
+  bool loadGatewayHeaderModifier(ObjectParser& p, const yaml::Node& n, const std::string& f,
+                                 HeaderOps& out);
+  /** A backendRef (or, when mirror, a RequestMirror backendRef: no weight, no filters). */
+  std::optional<RouteDestination> loadGatewayBackend(ObjectParser& p, const yaml::Node& n,
+                                                     const std::string& f, const std::string& ns,
+                                                     bool mirror);
+
+  // Shared by the per-format loaders.
+  size_t diagCount() const { return result_.diags.size(); }
+  bool hasErrorsSince(size_t n) const {
+    for (size_t i = n; i < result_.diags.size(); ++i) {
+      if (result_.diags[i].severity == Diagnostic::Severity::kError) {
+        return true;
+      }
+    }
+    return false;
+  }
+  Config& config() { return result_.config; }
+
+  LoadResult result_;
+  std::map<std::string, SourcePos> seen_; // "Kind ns/name" -> first position
+};
+
+} // namespace veer::loading

@@ -1,0 +1,92 @@
+#pragma once
+
+// A YAML document as a read-only tree with source marks, parsed by libyaml (Debian's
+// libyaml-dev). The loader walks it; nothing else sees YAML. Why not yaml-cpp: its scanner
+// read about 4 MB/s here, which made loading 10,000 services take seconds (docs/design.md,
+// "YAML parsing").
+
+#include <cstddef>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace veer::yaml {
+
+enum class NodeType { kUndefined, kNull, kScalar, kSequence, kMap };
+
+/** 0-based line and column of a node's first character. */
+struct Mark {
+  int line = -1;
+  int column = -1;
+  bool isNull() const { return line < 0; }
+};
+
+struct NodeData;
+
+/**
+ * A node of a Document: a cheap handle, valid while its Document lives. A default Node is
+ * undefined (a key that is not there).
+ */
+class Node {
+public:
+  Node() = default;
+  explicit Node(const NodeData* d) : d_(d) {}
+
+  NodeType type() const;
+  bool isDefined() const { return d_ != nullptr; }
+  bool isNull() const { return type() == NodeType::kNull; }
+  bool isScalar() const { return type() == NodeType::kScalar; }
+  bool isSequence() const { return type() == NodeType::kSequence; }
+  bool isMap() const { return type() == NodeType::kMap; }
+  /** The text of a scalar ("" for any other node). */
+  const std::string& scalar() const;
+  Mark mark() const;
+  /** A sequence's items (empty for any other node). */
+  const std::vector<Node>& items() const;
+  /** A map's entries in file order, duplicate keys included (empty for any other node). */
+  const std::vector<std::pair<Node, Node>>& entries() const;
+
+private:
+  const NodeData* d_ = nullptr;
+};
+
+struct NodeData {
+  NodeType type = NodeType::kNull;
+  Mark mark;
+  std::string scalar;
+  std::vector<Node> items;
+  std::vector<std::pair<Node, Node>> entries;
+};
+
+/** A parsed document: owns its nodes. Not copyable (nodes point into it). */
+class Document {
+public:
+  Document() = default;
+  Document(const Document&) = delete;
+  Document& operator=(const Document&) = delete;
+
+  Node root() const { return root_; }
+
+private:
+  friend struct Parser;
+  std::deque<NodeData> nodes_; // stable addresses
+  Node root_;
+};
+
+/** Why a text is not YAML: libyaml's problem (and context), where it found it. */
+struct ParseError {
+  std::string message;
+  Mark mark;
+};
+
+/**
+ * Parses text holding at most one document (the loader splits streams itself). False with
+ * error set when libyaml rejects it. An empty text is a null root. Plain scalars "", "~",
+ * "null", "Null" and "NULL" are null; tags are ignored (a scalar keeps its text); aliases
+ * refer to their anchor's node.
+ */
+bool parse(std::string_view text, Document& doc, ParseError& error);
+
+} // namespace veer::yaml
