@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # veer demo (`make demo`): a small node of network namespaces as pods (a client, the
-# bookinfo backends; reviews v1/v2/v3 answer with their version), veer-agent on the seed
-# 000/001 configs, and real HTTP traffic to the reviews service address 10.96.0.20:9080
-# (on no interface: only the cgroup connect hook makes it reachable). Each step prints
-# the observed split per version and checks it against what the step intends.
+# bookinfo backends; reviews v1/v2/v3 answer with their version), veer-agent (and the
+# veer-proxy it runs in the node's netns) on the seed 000/001/002 configs, and real HTTP
+# traffic to the reviews service address 10.96.0.20:9080 (on no interface: only the
+# cgroup connect hook makes it reachable). Each step prints the observed split per
+# version and checks it against what the step intends; header and cookie steps go
+# through veer-proxy, request by request.
 #
 # Needs root. Uses a private bpffs mount, so a real veer install is never touched.
 # Cleans up everything it made on exit, failure, Ctrl-C or SIGTERM.
@@ -81,7 +83,7 @@ trap on_signal INT TERM
 
 [[ $(id -u) -eq 0 ]] || die "needs root (network namespaces, cgroups, BPF)"
 [[ $REQUESTS =~ ^[1-9][0-9]*$ ]] || die "DEMO_REQUESTS must be a positive integer"
-for b in veer-agent veerctl veer-world veer-testsrv; do
+for b in veer-agent veer-proxy veerctl veer-world veer-testsrv; do
   [[ -x $BIN/$b ]] || die "$BIN/$b missing: run 'make all' (or 'make demo')"
 done
 command -v curl >/dev/null || die "curl missing: run 'make deps'"
@@ -107,10 +109,13 @@ cp "$CONFIGS/bookinfo/inventory.yaml" "$CONF/inventory.yaml"
 cp "$CONFIGS/000-asm-bookinfo/destination-rules.yaml" "$CONF/destination-rules.yaml"
 cp "$CONFIGS/000-asm-bookinfo/steps/01-all-v1.yaml" "$CONF/routes.yaml"
 
+# veer-proxy listens on the node's bridge address (the pods' gateway), in the node netns.
+PROXY=10.244.1.1:15001
 "$BIN/veer-agent" --config-dir "$CONF" --cgroup "$CGROUP" --bpffs "$BPFFS" \
-  >"$AGENT_LOG" 2>&1 &
+  --run-dir "$TMP/run" --proxy-listen "$PROXY" \
+  --proxy-netns "$("$BIN/veer-world" node-netns --name "$WORLD")" >"$AGENT_LOG" 2>&1 &
 AGENT_PID=$!
-say "   veer-agent pid $AGENT_PID attached to $CGROUP; log: $AGENT_LOG"
+say "   veer-agent pid $AGENT_PID attached to $CGROUP (veer-proxy on $PROXY); log: $AGENT_LOG"
 
 # Atomically replace a file of the config dir (the agent watches the directory).
 put() {
@@ -126,12 +131,25 @@ wait_live() {
     { cat "$TMP/wait.log" >&2; die "config did not go live (veerctl wait)"; }
 }
 
-# One exec per step: N sequential HTTP requests (each a new connection) from the client.
+# One exec per step: N sequential HTTP requests (each a new connection) from the client,
+# with optional extra curl arguments (a header).
 send_requests() {
   local n=$1 out=$2
+  shift 2
+  local args=""
+  (($#)) && args=$(printf " %q" "$@")
   "$BIN/veer-world" exec --name "$WORLD" client -- sh -c \
-    "for i in \$(seq $n); do curl -s --max-time 2 http://$SERVICE_V4:$PORT/ || echo FAILED; done" \
+    "for i in \$(seq $n); do curl -s --max-time 2$args http://$SERVICE_V4:$PORT/ || echo FAILED; done" \
     >"$out"
+}
+
+check_split() {
+  if show_split "$1" "$2"; then
+    say "  ok"
+  else
+    say "  UNEXPECTED (intended: $2)"
+    UNEXPECTED=$((UNEXPECTED + 1))
+  fi
 }
 
 # show_split OUTFILE "v1=80 v2=20": counts, percentages, bars; ok/UNEXPECTED.
@@ -163,15 +181,14 @@ show_split() {
     }' "$out"
 }
 
-# step SEED FILE DR_FILE INTENT EXPECTED [l7:VERSION | ipv6:VERSION]
+# step SEED FILE DR_FILE INTENT EXPECTED [jason:EXPECTED | ipv6:VERSION]
 step() {
   local seed=$1 file=$2 dr=$3 intent=$4 expected=$5 extra=${6:-}
   local name=${file%.yaml}
   say ""
   say "== $seed / $name: $intent"
-  if [[ $extra == l7:* ]]; then
-    say "  (header match: the planner puts reviews on the L7 path; until veer-proxy exists"
-    say "   the kernel applies the rule's default route: everyone to ${extra#l7:})"
+  if [[ $extra == jason:* ]]; then
+    say "  (a header match: reviews takes the L7 path, veer-proxy routes each request)"
   fi
   # Routes first, then the DestinationRules: on a seed switch the intermediate config
   # (new routes, old DRs) stays valid, as the old DRs declare every subset used.
@@ -180,11 +197,11 @@ step() {
   "$BIN/veerctl" validate "$CONF" 2>&1 | grep -i 'warning' | sed "s|$CONF/||; s|^|  note: |" || true
   wait_live
   send_requests "$REQUESTS" "$TMP/responses"
-  if show_split "$TMP/responses" "$expected"; then
-    say "  ok"
-  else
-    say "  UNEXPECTED (intended: $expected)"
-    UNEXPECTED=$((UNEXPECTED + 1))
+  check_split "$TMP/responses" "$expected"
+  if [[ $extra == jason:* ]]; then
+    say "  with 'end-user: jason':"
+    send_requests "$REQUESTS" "$TMP/responses" -H "end-user: jason"
+    check_split "$TMP/responses" "${extra#jason:}"
   fi
   if [[ $extra == ipv6:* ]]; then
     ipv6_request "${extra#ipv6:}"
@@ -208,13 +225,13 @@ D=destination-rules.yaml
 step $S 01-all-v1.yaml $D "all traffic to v1" "v1=100"
 step $S 02-reviews-v2.yaml $D "blue/green: reviews switched whole to v2" "v2=100" ipv6:v2
 step $S 03-reviews-v2-v3-50.yaml $D "canary by weight: 50/50 v2/v3" "v2=50 v3=50"
-step $S 04-jason-v3.yaml $D "canary by header: end-user jason -> v3, everyone else v2" "v2=100" l7:v2
+step $S 04-jason-v3.yaml $D "canary by header: end-user jason -> v3, everyone else v2" "v2=100" jason:v3=100
 
 # --- seed 001: Istio traffic-shifting canary ---------------------------------------
 S=001-istio-canary
 D=destination-rule.yaml
 step $S 01-all-v1.yaml $D "all traffic to v1 (v2 deployed dark)" "v1=100"
-step $S 02-test-user-v2.yaml $D "test user jason -> v2, everyone else v1" "v1=100" l7:v1
+step $S 02-test-user-v2.yaml $D "test user jason -> v2, everyone else v1" "v1=100" jason:v2=100
 step $S 03-80-20.yaml $D "80/20 v1/v2" "v1=80 v2=20"
 step $S 04-5.yaml $D "gradual rollout: 5% to v2" "v1=95 v2=5"
 step $S 05-10.yaml $D "gradual rollout: 10% to v2" "v1=90 v2=10"
@@ -222,6 +239,21 @@ step $S 06-20.yaml $D "gradual rollout: 20% to v2" "v1=80 v2=20"
 step $S 07-50.yaml $D "gradual rollout: 50% to v2" "v1=50 v2=50"
 step $S 08-100.yaml $D "all production traffic to v2" "v2=100"
 step $S 09-rollback.yaml $D "rollback: everything back to v1" "v1=100"
+
+# --- seed 002: a sticky canary by cookie ---------------------------------------------
+S=002-sticky-canary
+step $S 01-cookie-90-10.yaml destination-rule.yaml \
+  "90/10, and v2's responses set a cookie that keeps that client on v2" "v1=90 v2=10"
+say "  one browser-like client (curl's cookie engine, one keep-alive connection), 20 requests:"
+seq_out=$("$BIN/veer-world" exec --name "$WORLD" client -- \
+  curl -s -b "" "http://$SERVICE_V4:$PORT/?i=[1-20]" | tr '\n' ' ')
+say "    $seq_out"
+if [[ $seq_out =~ ^(v1\ )*(v2\ )+$ ]]; then
+  say "  ok: once on v2 it stays there"
+else
+  say "  UNEXPECTED: the client left v2 (or never reached it)"
+  UNEXPECTED=$((UNEXPECTED + 1))
+fi
 
 say ""
 say "== veerctl status (live kernel counters, per version)"

@@ -71,6 +71,7 @@ int usage() {
                "       veer-world down --name NAME\n"
                "       veer-world exec --name NAME [--no-cgroup] POD -- CMD [ARGS...]\n"
                "       veer-world cgroup --name NAME\n"
+               "       veer-world node-netns --name NAME\n"
                "       veer-world pods --name NAME\n");
   return 2;
 }
@@ -514,6 +515,21 @@ int cmdCgroup(int argc, char** argv) {
   return 0;
 }
 
+/** The node's netns file (where a node-local daemon such as veer-proxy runs). */
+int cmdNodeNetns(int argc, char** argv) {
+  int used = 0;
+  auto name = nameArg(argc, argv, &used);
+  if (!name.ok() || used != argc) {
+    return usage();
+  }
+  auto st = readState(*name);
+  if (!st.ok()) {
+    return fail(st.error().message);
+  }
+  std::printf("/run/netns/%snode\n", st->prefix.c_str());
+  return 0;
+}
+
 int cmdPods(int argc, char** argv) {
   int used = 0;
   auto name = nameArg(argc, argv, &used);
@@ -603,6 +619,9 @@ int main(int argc, char** argv) {
   }
   if (cmd == "cgroup") {
     return cmdCgroup(argc - 2, argv + 2);
+  }
+  if (cmd == "node-netns") {
+    return cmdNodeNetns(argc - 2, argv + 2);
   }
   if (cmd == "pods") {
     return cmdPods(argc - 2, argv + 2);

@@ -36,6 +36,11 @@ constexpr int kMaxEvents = 256;
 constexpr int kAcceptBatch = 16;
 constexpr uint32_t kTickMs = 100; // timeout sweep period
 constexpr int kListenBacklog = 4096;
+// Passive ejection: an endpoint that refused a connection (or timed out) is tried after
+// every other endpoint of a Decision for this long, so one dead pod costs one failed
+// connect per thread, not one per request (Envoy's outlier detection, reduced to
+// connect failures).
+constexpr uint64_t kEjectMs = 10000;
 
 uint64_t nowMs() {
   timespec ts;
@@ -170,9 +175,16 @@ struct Upstream : Handle {
 struct Listener : Handle {
   Listener() : Handle(Kind::kListener) {}
   size_t index = 0; // into EngineOptions::listen
+  sockaddr_storage bound{};
+  bool wildcard = true; // bound to 0.0.0.0 or ::, so getsockname() tells the address
 };
 
-enum class Phase : uint8_t { kHead, kExchange, kReply, kTunnel };
+enum class Phase : uint8_t { kHead, kExchange, kReply, kTunnel, kLinger };
+
+// After an error reply the client may still be sending (a body we refused): closing
+// with unread bytes would send a reset that can destroy the reply before the client
+// reads it. So: shut down our side, discard what comes, close at EOF or after this.
+constexpr uint32_t kLingerMs = 2000;
 
 struct Client : Handle {
   Client() : Handle(Kind::kClient) {}
@@ -181,6 +193,7 @@ struct Client : Handle {
   size_t msgStart = 0, parsePos = 0, sendPos = 0;
   MessageParser req;
   bool readable = false, writable = true, eof = false;
+  bool registered = false; // in epoll (lazily: see drive())
   Phase phase = Phase::kHead;
   uint64_t deadline = 0;
   bool headTimer = false; // deadline is the header (slowloris) one
@@ -194,6 +207,7 @@ struct Client : Handle {
   int resets = 0;   // retries of resets before a response
   uint64_t requestDeadlineMs = 0;
   uint64_t delayUntil = 0; // fault.delay: the upstream is picked at this time
+  uint64_t startMs = 0;    // when the request was routed
   std::string upHead; // the upstream request head
   size_t upHeadOff = 0;
   std::string out; // response heads and local replies for the client
@@ -249,6 +263,7 @@ private:
   Step stepExchange(Client* c);
   Step stepReply(Client* c);
   Step stepTunnel(Client* c);
+  Step stepLinger(Client* c);
   void onRequestHead(Client* c);
   void startUpstream(Client* c);
   void connectFailed(Client* c);
@@ -265,6 +280,8 @@ private:
   Client* newClient();
   void closeClient(Client* c);
   Upstream* takeIdle(const EndpointKey& key);
+  /** 0: healthy; else the time the endpoint's ejection started. */
+  uint64_t ejectedSince(const EndpointKey& key);
   void releaseUpstream(Upstream* u, bool reusable);
   void closeUpstream(Upstream* u);
   void removeFromPool(Upstream* u);
@@ -283,6 +300,7 @@ private:
   std::vector<std::unique_ptr<Upstream>> upstreamStore_;
   std::vector<Upstream*> freeUpstreams_, deadUpstreams_;
   std::unordered_map<EndpointKey, std::vector<Upstream*>, EndpointHash> pool_;
+  std::unordered_map<EndpointKey, uint64_t, EndpointHash> ejectedUntil_;
   size_t pooled_ = 0;
   Client* clients_ = nullptr; // every live client, for timeouts and drain
   size_t liveClients_ = 0;
@@ -362,7 +380,10 @@ Status Worker::bindListener(const ListenAddr& addr, size_t index) {
   // Data before accept: the first read after accept finds the request (nginx
   // `deferred`, HAProxy `defer-accept`); the timeout is the kernel's SYN-ACK retries.
   int deferSec = 1;
+  // TCP_NODELAY is inherited by accepted sockets: one setsockopt per listener, not
+  // per connection.
   if (::setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      ::setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
       ::setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
       ::setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &deferSec, sizeof(deferSec)) != 0 ||
       (addr.addr.ss_family == AF_INET6 &&
@@ -377,6 +398,10 @@ Status Worker::bindListener(const ListenAddr& addr, size_t index) {
   if (::listen(l->fd, kListenBacklog) != 0) {
     return osError(errno, "listen " + where);
   }
+  socklen_t blen = sizeof(l->bound);
+  ::getsockname(l->fd, reinterpret_cast<sockaddr*>(&l->bound), &blen);
+  IpAddr ip = ipOf(l->bound);
+  l->wildcard = ip == (ip.v4 ? IpAddr::fromV4(0) : IpAddr{});
   epoll_event ev{};
   ev.events = EPOLLIN; // level-triggered: accept a batch per wakeup, fairly across threads
   ev.data.ptr = l.get();
@@ -505,6 +530,7 @@ void Worker::sweep(uint64_t now) {
         break;
       case Phase::kReply:
       case Phase::kTunnel:
+      case Phase::kLinger:
         closeClient(c);
         break;
       }
@@ -544,31 +570,25 @@ void Worker::onAccept(Listener* l) {
       return; // EAGAIN; EMFILE and friends: the listener stays ready, retry next loop
     }
     accepted.fetch_add(1, std::memory_order_relaxed);
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     Client* c = newClient();
     c->fd = fd;
     c->origin.client = ipOf(peer);
     // The service the client meant: SO_ORIGINAL_DST (answered by our cgroup/getsockopt
-    // program after a connect-hook redirect); without a redirect, our own address.
+    // program after a connect-hook redirect); without a redirect, our own address,
+    // which only a wildcard listener needs a syscall to learn.
     sockaddr_storage dst{};
     socklen_t dlen = sizeof(dst);
     int rc = peer.ss_family == AF_INET
                  ? ::getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dlen)
                  : ::getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &dlen);
-    if (rc != 0) {
+    if (rc != 0 && !l->wildcard) {
+      dst = l->bound;
+    } else if (rc != 0) {
       dlen = sizeof(dst);
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&dst), &dlen);
     }
     c->origin.service = ipOf(dst);
     c->origin.servicePort = portOf(dst);
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.ptr = c;
-    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-      closeClient(c);
-      continue;
-    }
     c->readable = true; // deferred accept: the request is (usually) already here
     c->deadline = now_ + opt_.headerTimeoutMs;
     c->headTimer = true;
@@ -607,6 +627,9 @@ void Worker::onUpstreamEvent(Upstream* u, uint32_t ev) {
     } else {
       u->connecting = false;
       u->deadline = 0;
+      if (!ejectedUntil_.empty()) {
+        ejectedUntil_.erase(u->key); // it answers again
+      }
     }
   }
   drive(c);
@@ -630,10 +653,31 @@ void Worker::drive(Client* c) {
     case Phase::kTunnel:
       s = stepTunnel(c);
       break;
+    case Phase::kLinger:
+      s = stepLinger(c);
+      break;
     }
-    if (s != Step::kProgress) {
+    if (s == Step::kClosed) {
       return;
     }
+    if (s != Step::kProgress) {
+      break;
+    }
+  }
+  // A client is put into epoll only when it must be waited for. One that sent its whole
+  // request and only waits for the upstream is not: with Connection: close it may be
+  // answered and closed without ever being registered (one epoll_ctl fewer). Adding
+  // reports readiness that is already there, so nothing that arrived before is missed.
+  if (!c->registered &&
+      !(c->phase == Phase::kExchange && c->reqDone && c->writable && c->out.empty())) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = c;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+      closeClient(c);
+      return;
+    }
+    c->registered = true;
   }
 }
 
@@ -814,6 +858,7 @@ void Worker::onRequestHead(Client* c) {
   c->tries = 0;
   c->resets = 0;
   c->delayUntil = 0;
+  c->startMs = now_;
   c->sendPos = c->parsePos; // the raw head is not forwarded; upHead replaces it
   if (h.isConnect) {
     reply(c, 501, "CONNECT is not supported", {}, true);
@@ -851,14 +896,37 @@ void Worker::onRequestHead(Client* c) {
 
 // --- upstream ----------------------------------------------------------------
 
+uint64_t Worker::ejectedSince(const EndpointKey& key) {
+  if (ejectedUntil_.empty()) {
+    return 0;
+  }
+  auto it = ejectedUntil_.find(key);
+  if (it == ejectedUntil_.end()) {
+    return 0;
+  }
+  if (now_ >= it->second) {
+    ejectedUntil_.erase(it);
+    return 0;
+  }
+  return it->second - kEjectMs;
+}
+
 void Worker::startUpstream(Client* c) {
   const Decision& d = c->d;
   size_t n = d.endpoints.size();
-  while (c->tries < n) {
-    const Endpoint& ep = d.endpoints[(d.first + c->tries) % n];
+  // Two passes over the endpoints from `first`: the healthy ones, then the ones ejected
+  // before this request (the last chance when every endpoint looks down).
+  while (c->tries < 2 * n) {
+    bool lastChance = c->tries >= n;
+    const Endpoint& ep = d.endpoints[(d.first + c->tries % n) % n];
     EndpointKey key;
     key.addr = ep.addr.bytes;
     key.port = ep.port;
+    uint64_t since = ejectedSince(key);
+    if (lastChance ? (since == 0 || since >= c->startMs) : since != 0) {
+      ++c->tries;
+      continue;
+    }
     Upstream* u = c->forceFresh ? nullptr : takeIdle(key);
     if (u != nullptr) {
       upstreamReuses.fetch_add(1, std::memory_order_relaxed);
@@ -890,6 +958,7 @@ void Worker::startUpstream(Client* c) {
       ok = ok && ::epoll_ctl(epfd_, EPOLL_CTL_ADD, u->fd, &ev) == 0;
       int rc = ok ? ::connect(u->fd, reinterpret_cast<sockaddr*>(&u->addr), u->addrLen) : -1;
       if (!ok || (rc != 0 && errno != EINPROGRESS)) {
+        ejectedUntil_[key] = now_ + kEjectMs;
         if (u->fd >= 0) {
           ::close(u->fd);
           u->fd = -1;
@@ -900,6 +969,9 @@ void Worker::startUpstream(Client* c) {
       }
       upstreamConnects.fetch_add(1, std::memory_order_relaxed);
       u->connecting = rc != 0;
+      if (rc == 0 && !ejectedUntil_.empty()) {
+        ejectedUntil_.erase(key);
+      }
       u->writable = rc == 0;
       u->deadline = now_ + opt_.connectTimeoutMs;
     }
@@ -922,6 +994,7 @@ void Worker::startUpstream(Client* c) {
 void Worker::connectFailed(Client* c) {
   Upstream* u = c->up;
   c->up = nullptr;
+  ejectedUntil_[u->key] = now_ + kEjectMs;
   closeUpstream(u);
   ++c->tries;
   retries.fetch_add(1, std::memory_order_relaxed);
@@ -996,10 +1069,7 @@ Step Worker::upstreamGone(Client* c) {
   if (!u->gotBytes && replayable && (u->reused || c->resets < budget)) {
     if (!u->reused) {
       ++c->resets;
-      ++c->tries;
-      if (c->tries >= c->d.endpoints.size()) {
-        c->tries = 0; // wrap: resets are not connect failures, every endpoint may serve
-      }
+      c->tries = (c->tries + 1) % c->d.endpoints.size(); // resets are not connect failures
     }
     c->forceFresh = true;
     c->up = nullptr;
@@ -1231,12 +1301,27 @@ Step Worker::stepReply(Client* c) {
     return s;
   }
   if (c->closeAfter) {
-    // Let the client read the reply before the close: shut down our side first, so
-    // unread request bytes do not turn the close into a reset that eats the reply.
     ::shutdown(c->fd, SHUT_WR);
+    c->phase = Phase::kLinger;
+    c->deadline = now_ + kLingerMs;
+    return Step::kProgress;
   }
   c->sendPos = c->parsePos;
   return nextRequest(c);
+}
+
+Step Worker::stepLinger(Client* c) {
+  for (;;) {
+    c->in.len = 0;
+    if (readSome(c->fd, c->in, c->readable, c->eof) == 0) {
+      break;
+    }
+  }
+  if (c->eof) {
+    closeClient(c);
+    return Step::kClosed;
+  }
+  return Step::kIdle;
 }
 
 Step Worker::stepTunnel(Client* c) {
@@ -1304,6 +1389,7 @@ Client* Worker::newClient() {
   c->req.reset(HTTP_REQUEST, opt_.limits);
   c->readable = c->eof = false;
   c->writable = true;
+  c->registered = false;
   c->phase = Phase::kHead;
   c->deadline = 0;
   c->headTimer = false;
@@ -1360,6 +1446,19 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   }
   if (options.threads < 1) {
     return Error{EINVAL, "threads must be at least 1"};
+  }
+  if (options.mark != 0) {
+    // SO_MARK needs CAP_NET_ADMIN: say so now, not as a 503 on every request.
+    int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int rc = probe < 0 ? -1 : ::setsockopt(probe, SOL_SOCKET, SO_MARK, &options.mark,
+                                           sizeof(options.mark));
+    int err = errno;
+    if (probe >= 0) {
+      ::close(probe);
+    }
+    if (rc != 0) {
+      return osError(err, "--mark " + std::to_string(options.mark) + ": SO_MARK");
+    }
   }
   std::unique_ptr<Engine> e(new Engine());
   e->options_ = options;

@@ -37,6 +37,7 @@ public:
   void load() {
     Result<std::string> bytes = readFile(path_);
     if (!bytes) {
+      spdlog::error("{}; the last good table keeps serving", bytes.error().message);
       report("error " + bytes.error().message);
       return;
     }
@@ -63,9 +64,6 @@ public:
 
 private:
   void report(std::string line) {
-    if (line.rfind("error", 0) == 0) {
-      spdlog::error("{}", line);
-    }
     if (readyFd_ < 0) {
       return;
     }

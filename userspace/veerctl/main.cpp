@@ -16,11 +16,13 @@
 #include <map>
 #include <thread>
 
+#include "common/hash.h"
 #include "compiler/pipeline.h"
 #include "config/plan_text.h"
 #include "datapath/datapath.h"
 #include "datapath/maps.h"
 #include "proxy/explain.h"
+#include "proxy/router.h"
 
 namespace veer {
 namespace {
@@ -224,7 +226,8 @@ int cmdDump(const std::string& bpffs) {
   return 0;
 }
 
-int cmdWait(const std::vector<std::string>& paths, const std::string& bpffs, double timeout) {
+int cmdWait(const std::vector<std::string>& paths, const std::string& bpffs, double timeout,
+            const proxy::RouteOptions& routeOptions) {
   BuildResult built = buildFromPaths(paths);
   if (!built.ok()) {
     printDiagnostics(built.diags);
@@ -232,19 +235,31 @@ int cmdWait(const std::vector<std::string>& paths, const std::string& bpffs, dou
     return 1;
   }
   const uint64_t want = built.image.digest();
+  // With veer-proxy configured, its route table must be this config's too: a new
+  // pod in an L7-only subset changes no map.
+  const std::string routes =
+      proxy::RouteTable::fromPlan(built.plan, built.config, routeOptions)->toJson();
+  const uint64_t wantRoutes = fnv1a64(routes.data(), routes.size());
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
   while (true) {
     Result<PinnedMaps> maps = PinnedMaps::open(bpffs);
     if (maps) {
       Result<veer_state> st = maps->state();
-      if (st && st->applied && st->digest == want) {
-        std::cout << "applied (digest " << std::hex << want << std::dec << ")\n";
+      Result<veer_proxy> px = maps->proxy();
+      const bool proxied = px && (px->listen4.family || px->listen6.family);
+      if (st && st->applied && st->digest == want &&
+          (!proxied || (px->ready && px->routes_digest == wantRoutes))) {
+        std::cout << "applied (digest " << std::hex << want;
+        if (proxied) {
+          std::cout << ", veer-proxy routes " << wantRoutes;
+        }
+        std::cout << std::dec << ")\n";
         return 0;
       }
     }
     if (std::chrono::steady_clock::now() > deadline) {
       std::cerr << "veerctl: timed out after " << timeout << " s waiting for digest " << std::hex
-                << want << std::dec << "\n";
+                << want << " (veer-proxy routes " << wantRoutes << ")" << std::dec << "\n";
       return 1;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -382,6 +397,9 @@ int main(int argc, char** argv) {
   auto* wait = app.add_subcommand("wait", "wait until the live datapath runs the config at PATH");
   wait->add_option("paths", paths, "files or directories")->required()->check(CLI::ExistingPath);
   wait->add_option("--timeout", timeout, "seconds")->capture_default_str();
+  veer::proxy::RouteOptions routeOptions;
+  wait->add_option("--tag-header", routeOptions.tagHeader, "as given to veer-agent")
+      ->capture_default_str();
 
   auto* uninstall = app.add_subcommand("uninstall", "detach and remove everything veer pinned");
 
@@ -422,7 +440,7 @@ int main(int argc, char** argv) {
     return veer::cmdDump(bpffs);
   }
   if (*wait) {
-    return veer::cmdWait(paths, bpffs, timeout);
+    return veer::cmdWait(paths, bpffs, timeout, routeOptions);
   }
   if (*plan) {
     return veer::cmdPlan(paths, against, bpffs, show);
