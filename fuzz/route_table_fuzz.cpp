@@ -3,8 +3,9 @@
 // reads back (fromJson) to a table that writes the same JSON and routes every request
 // the same way. Requests are built from the strings the table itself matches on (uris,
 // header and query values, pod addresses), so rules are hit, not only the 404 path.
-// Nothing may crash, throw or trip ASan/UBSan, and every Decision must keep its
-// invariants (a forward has an endpoint to try first; a rewrite stays inside the target).
+// Nothing may crash, throw or trip ASan/UBSan, every Decision must keep its invariants
+// (a forward has an endpoint to try first; a rewrite stays inside the target), and
+// trace() (what veerctl explain renders) must find the rule route() used.
 
 #include <nlohmann/json.hpp>
 
@@ -122,6 +123,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         Decision b = (*second)->route(head, o);
         checkDecision(a, r);
         check(same(a, b), "the re-read table routes differently");
+        // explain's reading (trace) must find the rule route() used, or none with it.
+        Trace t = (*first)->trace(head, o);
+        check(t.service == !a.cluster.empty(), "trace and route disagree on the service");
+        check((t.rule >= 0) == !a.rule.empty(), "trace and route disagree on the rule");
       }
     }
   }
