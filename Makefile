@@ -151,6 +151,12 @@ FUZZ_LIB_SRCS_loader := $(wildcard userspace/config/*.cpp userspace/common/*.cpp
 FUZZ_LIB_SRCS_proxy := userspace/proxy/http.cpp
 FUZZ_SEEDS_loader := $(shell find configs fuzz/regressions -name '*.yaml')
 FUZZ_SEEDS_proxy := $(wildcard fuzz/proxy-seeds/*)
+FUZZ_LIB_SRCS_route_table := $(wildcard userspace/config/*.cpp userspace/common/*.cpp) \
+	userspace/proxy/router.cpp userspace/compiler/compiler.cpp userspace/compiler/maglev.cpp
+# The route table the agent would write for every seed step (veer-routes: inventory, the
+# seed's own files, the step), generated rather than checked in so it follows the schema.
+FUZZ_SEEDS_route_table := $(patsubst configs/%.yaml,$(FUZZ_DIR)/route_table-seeds/%.json,\
+	$(wildcard configs/*/steps/*.yaml))
 FUZZ_PKGS := yaml-0.1 re2
 FUZZ_FLAGS := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-Iuserspace -Iinclude $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
@@ -167,6 +173,15 @@ $(FUZZ_DIR)/%_fuzz: fuzz/%_fuzz.cpp $$(FUZZ_LIB_SRCS_$$*) \
 $(FUZZ_DIR)/%/corpus/.seeded: $$(FUZZ_SEEDS_$$*)
 	@mkdir -p $(@D)
 	$(Q)for f in $^; do cp $$f $(@D)/$$(echo $$f | tr / _); done; touch $@
+
+route_seed_dir = configs/$(firstword $(subst /, ,$(1)))
+$(FUZZ_DIR)/route_table-seeds/%.json: configs/%.yaml $(BIN)/veer-routes
+	@mkdir -p $(@D)
+	$(call msg,ROUTES,$@)
+	$(Q)$(BIN)/veer-routes $(firstword $(wildcard $(call route_seed_dir,$*)/inventory.yaml) \
+		configs/bookinfo/inventory.yaml) \
+		$(filter-out %/inventory.yaml,$(wildcard $(call route_seed_dir,$*)/*.yaml)) $< \
+		> $@ 2>/dev/null || : > $@ # a step the loader rejects has no table: an empty seed
 
 FUZZ_DEPS := $(foreach t,$(FUZZ_TARGETS),$(FUZZ_DIR)/$(t)_fuzz $(FUZZ_DIR)/$(t)/corpus/.seeded)
 

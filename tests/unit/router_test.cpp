@@ -865,7 +865,8 @@ TEST(RouterTrace, AgreesWithRouteOnEverySeed) {
       {"000-asm-bookinfo", "04-jason-v3"},           {"001-istio-canary", "02-test-user-v2"},
       {"002-sticky-canary", "01-cookie-90-10"},      {"002-sticky-canary", "04-v2-60"},
       {"003-asm-full-link-gray", "01-trafficlabel-reviews"},
-      {"003-asm-full-link-gray", "02-reviews-v2-up"}, {"003-asm-full-link-gray", "03-ratings-lane"}};
+      {"003-asm-full-link-gray", "02-reviews-v2-up"},
+      {"003-asm-full-link-gray", "03-ratings-lane"}};
   const std::vector<std::vector<std::pair<std::string, std::string>>> headerSets = {
       {},
       {{"end-user", "jason"}},
@@ -942,7 +943,8 @@ TEST(Explain, LanesAndFallbacksAsTheProxyRoutesThem) {
             " (noavailabled: then default/reviews:9080 prod)\n"
             "note: path=l7; until the L7 proxy runs, the kernel applies VirtualService "
             "default/reviews spec.http[0] to every connection\n");
-  std::string ratings = explainText(l, {.host = "ratings", .headers = {{"x-asm-prefer-tag", "nosuch"}}});
+  std::string ratings =
+      explainText(l, {.host = "ratings", .headers = {{"x-asm-prefer-tag", "nosuch"}}});
   EXPECT_NE(ratings.find("-> prod 100% ($trafficLabel = 'nosuch' from header x-asm-prefer-tag) "
                          "-> fallback prod (noinstances: subset undefined): default/ratings-v1\n"),
             std::string::npos)
@@ -955,7 +957,8 @@ TEST(Explain, LanesAndFallbacksAsTheProxyRoutesThem) {
 
   // A gray lane whose subset has no pods yet (step 1): the fallback serves.
   Loaded before = load("003-asm-full-link-gray", "01-trafficlabel-reviews");
-  std::string empty = explainText(before, {.host = "reviews", .headers = {{"x-request-id", "gray"}}});
+  std::string empty =
+      explainText(before, {.host = "reviews", .headers = {{"x-request-id", "gray"}}});
   EXPECT_NE(empty.find("-> prod 100% ($trafficLabel = 'gray' from header x-request-id) -> "
                        "fallback prod (no ready pods): default/reviews-v1\n"),
             std::string::npos)
@@ -965,8 +968,8 @@ TEST(Explain, LanesAndFallbacksAsTheProxyRoutesThem) {
 TEST(Explain, RulesPassedOverSayWhy) {
   Loaded l = load("000-asm-bookinfo", "04-jason-v3");
   std::string other = explainText(l, {.host = "reviews", .headers = {{"End-User", "bob"}}});
-  EXPECT_NE(other.find("  spec.http[0]: no (spec.http[0].match[0]: header end-user 'bob' is not exact "
-                       "'jason')\n"),
+  EXPECT_NE(other.find("  spec.http[0]: no (spec.http[0].match[0]: header end-user 'bob' is "
+                       "not exact 'jason')\n"),
             std::string::npos)
       << other;
   EXPECT_NE(other.find("-> v2 100%: default/reviews-v2\n"), std::string::npos) << other;

@@ -31,6 +31,23 @@ std::string serviceKey(const PlanService& s) {
   return addrPort(s.addr, s.port) + "/" + protoName(s.proto);
 }
 
+const PlanService* findService(const Plan& plan, const std::string& host, const std::string& ns,
+                               uint16_t port) {
+  size_t dot = host.find('.');
+  std::string name = host.substr(0, dot);
+  std::string sns = ns;
+  if (dot != std::string::npos) {
+    size_t end = host.find('.', dot + 1);
+    sns = host.substr(dot + 1, end == std::string::npos ? std::string::npos : end - dot - 1);
+  }
+  for (const auto& s : plan.services) {
+    if (s.name == name && s.ns == sns && (port == 0 || s.port == port)) {
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
 std::string renderMatch(const HttpMatch& m) {
   std::vector<std::string> parts;
   for (const auto& [name, opt] : {std::pair{"uri", &m.uri}, {"scheme", &m.scheme},

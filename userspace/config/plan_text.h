@@ -29,6 +29,11 @@ std::string renderHeaderOps(const HeaderActions& h);
 /** "10.96.0.10:9080/tcp": a service address as plans and diffs key it. */
 std::string serviceKey(const PlanService& s);
 
+/** The service port a host names: "reviews" (in ns), "reviews.ns", "reviews.ns.svc...";
+ * port 0 = the first. Null when the plan has none. */
+const PlanService* findService(const Plan& plan, const std::string& host, const std::string& ns,
+                               uint16_t port);
+
 /** What a diff compares: per service address, the path and the version split. */
 struct PlanSummary {
   struct Version {

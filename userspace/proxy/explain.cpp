@@ -113,7 +113,8 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
     }
     out += "the service's endpoints, split as the kernel does:";
     for (const auto& v : s->versions) {
-      out += " " + (v.subset.empty() ? std::string("*") : v.subset) + "=" + std::to_string(v.weight);
+      out += " " + (v.subset.empty() ? std::string("*") : v.subset) + "=" +
+             std::to_string(v.weight);
     }
     ex.text = out + "\n";
     return ex;
