@@ -493,23 +493,6 @@ std::string vhostMismatch(const HttpMatch& m, const RequestView& view) {
 
 } // namespace
 
-const PlanService* findService(const Plan& plan, const std::string& host, const std::string& ns,
-                               uint16_t port) {
-  size_t dot = host.find('.');
-  std::string name = host.substr(0, dot);
-  std::string sns = ns;
-  if (dot != std::string::npos) {
-    size_t end = host.find('.', dot + 1);
-    sns = host.substr(dot + 1, end == std::string::npos ? std::string::npos : end - dot - 1);
-  }
-  for (const auto& s : plan.services) {
-    if (s.name == name && s.ns == sns && (port == 0 || s.port == port)) {
-      return &s;
-    }
-  }
-  return nullptr;
-}
-
 Explanation explainVirtualHost(const Plan& plan, const ExplainRequest& req) {
   Explanation ex;
   const PlanVirtualHost* vh = nullptr;

@@ -95,10 +95,6 @@ struct Explanation {
   std::string text; // which rule matched, why, and where the request goes
 };
 
-/** "reviews", "reviews.ns", "reviews.ns.svc.cluster.local" -> the plan's service port (0: any). */
-const PlanService* findService(const Plan& plan, const std::string& host, const std::string& ns,
-                               uint16_t port);
-
 /**
  * The ingress virtual host (Contour, Gateway API) a request for req.host reaches (exact
  * host, then "*.domain" wildcards, then "*"), which of its rules matches (uri, method,

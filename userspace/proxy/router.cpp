@@ -8,6 +8,8 @@
 // route() only reads, counts and points into the table.
 
 #include "proxy/router.h"
+
+#include "config/plan_text.h"
 #include "common/strings.h"
 
 #include <nlohmann/json.hpp>
@@ -33,7 +35,8 @@ constexpr int kSchemaVersion = 1;
 // ---- spec: the table as data --------------------------------------------------------
 
 struct SpecCluster {
-  std::string subset; // "" = every endpoint of the service
+  std::string service; // "ns/name" of another Service a route sends to; "" = the routed one
+  std::string subset;  // "" = every endpoint of the service
   uint16_t port = 0;  // service port
   std::vector<Endpoint> endpoints;
   std::optional<LoadBalancer> loadBalancer;
@@ -66,6 +69,7 @@ struct Spec {
 // ---- compiled form ------------------------------------------------------------------
 
 struct Cluster {
+  std::string service; // as SpecCluster::service
   std::string subset;
   uint16_t port = 0;
   std::string name; // "default/reviews:9080 v2"
@@ -80,6 +84,7 @@ struct Cluster {
 };
 
 struct Dest {
+  std::string service; // "" = the routed service, else "ns/name" (a route to another host)
   int cluster = -1; // fixed subset; -1 for a lane ($label)
   int label = -1;   // index into Service::labels for a lane
   uint16_t port = 0;
@@ -229,9 +234,31 @@ void parseRedirect(const std::string& r, Rule& out) {
   }
 }
 
-int findCluster(const Service& s, std::string_view subset, uint16_t port) {
+/**
+ * "ns/name" of the Service a destination host names, as seen from namespace ns ("name",
+ * "name.ns", "name.ns.svc.cluster.local"), or "" when that is the routed service itself
+ * (or the host is unset).
+ */
+std::string hostRef(const std::string& host, const std::string& ns, const std::string& selfNs,
+                    const std::string& selfName) {
+  if (host.empty()) {
+    return "";
+  }
+  const size_t dot = host.find('.');
+  const std::string name = host.substr(0, dot);
+  std::string hns = ns;
+  if (dot != std::string::npos) {
+    const size_t end = host.find('.', dot + 1);
+    hns = host.substr(dot + 1, end == std::string::npos ? std::string::npos : end - dot - 1);
+  }
+  return hns == selfNs && name == selfName ? "" : hns + "/" + name;
+}
+
+int findCluster(const Service& s, std::string_view service, std::string_view subset,
+                uint16_t port) {
   for (size_t i = 0; i < s.clusters.size(); ++i) {
-    if (s.clusters[i]->port == port && s.clusters[i]->subset == subset) {
+    if (s.clusters[i]->port == port && s.clusters[i]->subset == subset &&
+        s.clusters[i]->service == service) {
       return static_cast<int>(i);
     }
   }
@@ -267,10 +294,11 @@ Status compile(Spec spec, Table* impl) {
     for (size_t ci = 0; ci < ss.clusters.size(); ++ci) {
       const SpecCluster& sc = ss.clusters[ci];
       auto c = std::make_unique<Cluster>();
+      c->service = sc.service;
       c->subset = sc.subset;
       c->port = sc.port;
-      c->name = ss.ns + "/" + ss.name + ":" + std::to_string(sc.port) +
-                (sc.subset.empty() ? "" : " " + sc.subset);
+      c->name = (sc.service.empty() ? ss.ns + "/" + ss.name : sc.service) + ":" +
+                std::to_string(sc.port) + (sc.subset.empty() ? "" : " " + sc.subset);
       c->endpoints = sc.endpoints;
       if (sc.loadBalancer && sc.loadBalancer->hash != LoadBalancer::Hash::kNone) {
         c->hash = sc.loadBalancer->hash;
@@ -295,11 +323,12 @@ Status compile(Spec spec, Table* impl) {
               "; HttpOnly";
         }
       }
-      if (findCluster(svc, sc.subset, sc.port) >= 0) {
-        return Error{0, sp + ".clusters[" + std::to_string(ci) + "]: subset '" + sc.subset +
-                            "' port " + std::to_string(sc.port) + " listed twice"};
+      if (findCluster(svc, sc.service, sc.subset, sc.port) >= 0) {
+        return Error{0, sp + ".clusters[" + std::to_string(ci) + "]: service '" + sc.service +
+                            "' subset '" + sc.subset + "' port " + std::to_string(sc.port) +
+                            " listed twice"};
       }
-      if (!sc.subset.empty()) {
+      if (!sc.subset.empty() && sc.service.empty()) {
         lanes.insert(sc.subset);
       }
       svc.clusters.push_back(std::move(c));
@@ -372,6 +401,7 @@ Status compile(Spec spec, Table* impl) {
         const RouteDestination& d = r.destinations[di];
         const std::string dp = rp + ".route[" + std::to_string(di) + "]";
         Dest dest;
+        dest.service = hostRef(d.host, ss.ns, ss.ns, ss.name);
         dest.port = d.port != 0 ? d.port : ss.port;
         if (!d.subset.empty() && d.subset[0] == '$') {
           auto it = labelIndex.find(d.subset.substr(1));
@@ -381,15 +411,19 @@ Status compile(Spec spec, Table* impl) {
           }
           dest.label = it->second;
         } else {
-          dest.cluster = findCluster(svc, d.subset, dest.port);
+          dest.cluster = findCluster(svc, dest.service, d.subset, dest.port);
           if (dest.cluster < 0) {
-            return Error{0, dp + ".subset: no cluster for subset '" + d.subset + "' port " +
-                                std::to_string(dest.port)};
+            return Error{0, dp + ".subset: no cluster for " +
+                                (dest.service.empty() ? "" : "service '" + dest.service + "' ") +
+                                "subset '" + d.subset + "' port " + std::to_string(dest.port)};
           }
         }
         if (d.fallback) {
           uint16_t fport = d.fallback->port != 0 ? d.fallback->port : dest.port;
-          dest.fallback = findCluster(svc, d.fallback->subset, fport);
+          dest.fallback =
+              findCluster(svc, hostRef(d.fallback->host.empty() ? d.host : d.fallback->host,
+                                       ss.ns, ss.ns, ss.name),
+                          d.fallback->subset, fport);
           for (const auto& c : d.fallback->cases) {
             if (c == "noinstances") {
               dest.fallbackNoInstances = true;
@@ -478,7 +512,9 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
     ss.addr = ps.addr;
     ss.port = ps.port;
     ss.routes = ps.routes;
-    std::set<uint16_t> ports = {ps.port};
+    // (Service, port) pairs whose clusters the routes need: "" = this service; a route
+    // to another host (Gateway API backendRefs, Istio destination.host) needs that one's.
+    std::set<std::pair<std::string, uint16_t>> ports = {{"", ps.port}};
     for (const PlanRoute& pr : ps.routes) {
       for (const HttpMatch& m : pr.rule.matches) {
         for (const auto& [k, v] : m.sourceLabels) {
@@ -488,9 +524,11 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
       }
       for (const RouteDestination& d : pr.rule.destinations) {
         uint16_t port = d.port != 0 ? d.port : ps.port;
-        ports.insert(port);
+        ports.insert({hostRef(d.host, ps.ns, ps.ns, ps.name), port});
         if (d.fallback) {
-          ports.insert(d.fallback->port != 0 ? d.fallback->port : port);
+          ports.insert({hostRef(d.fallback->host.empty() ? d.host : d.fallback->host, ps.ns,
+                                ps.ns, ps.name),
+                        d.fallback->port != 0 ? d.fallback->port : port});
         }
         if (!d.subset.empty() && d.subset[0] == '$') {
           const TrafficLabel::Label* l = findTrafficLabel(config, d.subset.substr(1), ps.ns);
@@ -506,9 +544,16 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
         }
       }
     }
-    for (uint16_t port : ports) {
-      for (SubsetEndpoints& se : subsetEndpoints(config, ps, port)) {
-        SpecCluster sc{se.subset, port, {}, std::move(se.loadBalancer)};
+    for (const auto& [ref, port] : ports) {
+      const PlanService* of = &ps;
+      if (!ref.empty()) {
+        of = findService(plan, ref.substr(ref.find('/') + 1), ref.substr(0, ref.find('/')), 0);
+        if (of == nullptr) {
+          continue; // not a service of the plan: the resolver reported it
+        }
+      }
+      for (SubsetEndpoints& se : subsetEndpoints(config, *of, port)) {
+        SpecCluster sc{ref, se.subset, port, {}, std::move(se.loadBalancer)};
         for (const PlanBackend& b : se.backends) {
           sc.endpoints.push_back(Endpoint{b.addr, b.port, b.pod});
         }
@@ -607,8 +652,8 @@ Resolved resolveDest(const Table& t, const Service& svc, const Dest& dest,
     r.lane = laneValue(svc.labels[dest.label], rv, t.tagHeader, t.lanes);
     // No lane and no fallback: the whole service, as the kernel path does.
     r.chosen = r.lane.value.empty()
-                   ? (dest.fallback >= 0 ? -1 : findCluster(svc, "", dest.port))
-                   : findCluster(svc, r.lane.value, dest.port);
+                   ? (dest.fallback >= 0 ? -1 : findCluster(svc, dest.service, "", dest.port))
+                   : findCluster(svc, dest.service, r.lane.value, dest.port);
   }
   r.cluster = r.chosen;
   bool noInstances = r.chosen < 0 || svc.clusters[r.chosen]->endpoints.empty();
@@ -1402,7 +1447,8 @@ public:
       const Json& cj = (*cs)[i];
       std::string cp = path + ".clusters[" + std::to_string(i) + "]";
       SpecCluster c;
-      if (!object(cj, cp, {"subset", "port", "endpoints", "loadBalancer"}) ||
+      if (!object(cj, cp, {"service", "subset", "port", "endpoints", "loadBalancer"}) ||
+          (cj.contains("service") && !string(cj, cp, "service", c.service)) ||
           !string(cj, cp, "subset", c.subset) || !integer(cj, cp, "port", c.port, 1, 65535, true) ||
           !loadBalancer(cj, cp, c.loadBalancer)) {
         return false;
@@ -1539,6 +1585,9 @@ std::string RouteTable::toJson() const {
         eps.push_back({{"addr", e.addr.str()}, {"port", e.port}, {"pod", e.pod}});
       }
       Json cj = {{"subset", c.subset}, {"port", c.port}, {"endpoints", std::move(eps)}};
+      if (!c.service.empty()) {
+        cj["service"] = c.service;
+      }
       if (c.loadBalancer) {
         cj["loadBalancer"] = {{"simple", c.loadBalancer->simple},
                               {"hash", hashName(c.loadBalancer->hash)},
