@@ -228,13 +228,14 @@ TEST(CumulativeSlots, CanaryGrowthNeverMovesAClientBack) {
 TEST(Compile, UseSourceIpMeansAffinityInSubsetOrder) {
   Plan plan;
   PlanService s = reviews({{"v2", 30}, {"v1", 70}}); // route order differs from name order
-  s.loadBalancer = LoadBalancer{};
-  s.loadBalancer->hash = LoadBalancer::Hash::kSourceIp;
+  s.affinity = true; // what the resolver makes of consistentHash useSourceIp
+  s.affinityTimeout = 60;
   plan.services.push_back(s);
   CompileResult r = compile(plan);
   ASSERT_TRUE(r.errors.empty());
   const veer_service& svc = r.image.services[0].second;
   EXPECT_EQ(svc.flags & VEER_SVC_F_AFFINITY, VEER_SVC_F_AFFINITY);
+  EXPECT_EQ(svc.affinity_timeout, 60u);
   // v1 (index 1) owns slots 0..69, v2 (index 0) the last 30.
   EXPECT_EQ(svc.slot[0], 1);
   EXPECT_EQ(svc.slot[69], 1);

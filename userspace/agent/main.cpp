@@ -11,12 +11,15 @@
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <string>
 
 #include "compiler/pipeline.h"
 #include "datapath/datapath.h"
+#include "datapath/lanes.h"
 #include "datapath/mounts.h"
 
 namespace veer {
@@ -25,6 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int kQuietMs = 100; // batch a burst of file events (an editor, a ConfigMap swap)
+constexpr int kResyncMs = 1000; // how soon a lane pod's new cgroup is found
 
 constexpr uint32_t kWatchMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
                                 IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
@@ -77,9 +81,17 @@ private:
   Fd fd_;
 };
 
+bool sameLanes(const std::vector<std::pair<veer_lane_key, veer_lane>>& a,
+               const std::vector<std::pair<veer_lane_key, veer_lane>>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+    return x.first.cgroup_id == y.first.cgroup_id && x.second.id == y.second.id;
+  });
+}
+
 class Agent {
 public:
-  Agent(std::string configDir, Datapath& dp) : configDir_(std::move(configDir)), dp_(dp) {}
+  Agent(std::string configDir, std::string cgroup, Datapath& dp)
+      : configDir_(std::move(configDir)), cgroup_(std::move(cgroup)), dp_(dp) {}
 
   /** Builds and applies the config; a bad config is logged and the live one kept. */
   void reload() {
@@ -96,23 +108,50 @@ public:
       reject();
       return;
     }
-    const uint64_t digest = built.image.digest();
+    image_ = std::move(built.image);
+    apply(true);
+  }
+
+  /**
+   * Re-finds the lane pods' cgroups (pods start and stop without a config
+   * change: a cgroup appears after its Pod object) and re-applies the last good
+   * config when they moved.
+   */
+  void resync() {
+    if (image_ && !image_->laneClients.empty()) {
+      apply(false);
+    }
+  }
+
+private:
+  void apply(bool logUnchanged) {
+    std::vector<std::string> unmatched;
+    image_->lanes = laneCgroups(cgroup_, image_->laneClients, &unmatched);
+    const uint64_t digest = image_->digest();
     Result<veer_state> live = dp_.maps().state();
-    if (live && live->applied && live->digest == digest) {
-      spdlog::info("config unchanged (digest {:016x}), nothing to apply", digest);
+    if (live && live->applied && live->digest == digest && lanesApplied_ &&
+        sameLanes(*lanesApplied_, image_->lanes)) {
+      if (logUnchanged) {
+        spdlog::info("config unchanged (digest {:016x}), nothing to apply", digest);
+      }
       return;
     }
-    if (Status s = dp_.maps().apply(built.image); !s) {
+    if (Status s = dp_.maps().apply(*image_); !s) {
       spdlog::error("apply failed, the last good config keeps serving: {}", s.error().message);
       reject();
       return;
     }
-    spdlog::info("applied config digest {:016x}: {} service ports, {} versions, {} backends",
-                 digest, built.image.services.size(), built.image.versions.size(),
-                 built.image.backends.size());
+    lanesApplied_ = image_->lanes;
+    spdlog::info("applied config digest {:016x}: {} service ports, {} versions, {} backends, "
+                 "{} lane pods in {} cgroups",
+                 digest, image_->services.size(), image_->versions.size(),
+                 image_->backends.size(), image_->laneClients.size(), image_->lanes.size());
+    for (const std::string& pod : unmatched) {
+      spdlog::info("lane pod {} has no cgroup under {} yet; its connections get the weights",
+                   pod, cgroup_);
+    }
   }
 
-private:
   void reject() {
     if (Status s = dp_.maps().countRejected(); !s) {
       spdlog::warn("{}", s.error().message);
@@ -120,7 +159,10 @@ private:
   }
 
   std::string configDir_;
+  std::string cgroup_;
   Datapath& dp_;
+  std::optional<MapImage> image_; // the last good config
+  std::optional<std::vector<std::pair<veer_lane_key, veer_lane>>> lanesApplied_;
 };
 
 int run(const std::string& configDir, std::string cgroup, const std::string& bpffs) {
@@ -175,13 +217,17 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   }
   spdlog::info("attached to cgroup {}, pins in {}, watching {}", cgroup, veerPinDir(bpffs),
                configDir);
-  Agent agent(configDir, **dp);
+  Agent agent(configDir, cgroup, **dp);
   agent.reload();
 
   pollfd fds[2] = {{watch.fd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
   while (true) {
-    int n = poll(fds, 2, -1);
+    int n = poll(fds, 2, kResyncMs);
     if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n == 0) {
+      agent.resync();
       continue;
     }
     if (n < 0) {

@@ -97,6 +97,34 @@ bool parseInt(const std::string& s, int64_t& out) {
   return true;
 }
 
+/** Whole seconds of a Go-style duration of h, m and s parts ("3h", "1h30m", "45s", "0s"). */
+std::optional<uint32_t> parseSeconds(const std::string& s) {
+  uint64_t total = 0, n = 0;
+  bool digits = false, any = false;
+  for (char c : s) {
+    if (c >= '0' && c <= '9') {
+      n = n * 10 + static_cast<uint64_t>(c - '0');
+      digits = true;
+      if (n > UINT32_MAX) {
+        return std::nullopt;
+      }
+      continue;
+    }
+    const uint64_t unit = c == 'h' ? 3600 : c == 'm' ? 60 : c == 's' ? 1 : 0;
+    if (!digits || unit == 0) {
+      return std::nullopt;
+    }
+    total += n * unit;
+    n = 0;
+    digits = false;
+    any = true;
+  }
+  if (digits || !any || total > UINT32_MAX) {
+    return std::nullopt; // a bare number has no unit; nothing at all is no duration
+  }
+  return static_cast<uint32_t>(total);
+}
+
 /** A YAML map's entries by key, keeping key nodes for positions. */
 struct Entry {
   YAML::Node key;
@@ -517,6 +545,9 @@ private:
     if (const YAML::Node* a = ObjectParser::get(*m, "annotations")) {
       meta.annotations = p.labels(*a, "metadata.annotations");
     }
+    if (const YAML::Node* u = ObjectParser::get(*m, "uid")) {
+      meta.uid = p.string(*u, "metadata.uid").value_or("");
+    }
     return true;
   }
 
@@ -619,7 +650,43 @@ private:
     if (const YAML::Node* sel = ObjectParser::get(*s, "selector")) {
       svc.selector = p.labels(*sel, "spec.selector");
     }
+    loadSessionAffinity(p, *s, svc);
     config().services.push_back(std::move(svc));
+  }
+
+  /** spec.sessionAffinity and sessionAffinityConfig.clientIP.timeoutSeconds, as the API validates them. */
+  void loadSessionAffinity(ObjectParser& p, const std::map<std::string, Entry>& s, Service& svc) {
+    if (const YAML::Node* sa = ObjectParser::get(s, "sessionAffinity")) {
+      auto v = p.string(*sa, "spec.sessionAffinity");
+      if (v && *v == "ClientIP") {
+        svc.clientIpAffinity = true;
+      } else if (v && *v != "None") {
+        p.error(*sa, "spec.sessionAffinity", "expected ClientIP or None, got '" + *v + "'");
+      }
+    }
+    const YAML::Node* cfg = ObjectParser::get(s, "sessionAffinityConfig");
+    if (cfg == nullptr) {
+      return;
+    }
+    auto c = p.fields(*cfg, "spec.sessionAffinityConfig", {"clientIP"}, {}, true);
+    const YAML::Node* cip = c ? ObjectParser::get(*c, "clientIP") : nullptr;
+    auto ci = cip ? p.fields(*cip, "spec.sessionAffinityConfig.clientIP", {"timeoutSeconds"}, {},
+                             true)
+                  : std::nullopt;
+    const YAML::Node* t = ci ? ObjectParser::get(*ci, "timeoutSeconds") : nullptr;
+    if (t == nullptr) {
+      return;
+    }
+    const std::string f = "spec.sessionAffinityConfig.clientIP.timeoutSeconds";
+    if (auto v = p.integer(*t, f)) {
+      if (*v <= 0 || *v > 86400) {
+        p.error(*t, f, "must be in 1..86400 (seconds), got " + std::to_string(*v));
+      } else if (!svc.clientIpAffinity) {
+        p.warning(*t, f, "ignored: spec.sessionAffinity is not ClientIP");
+      } else {
+        svc.affinityTimeout = static_cast<uint32_t>(*v);
+      }
+    }
   }
 
   void loadPod(ObjectParser& p, ObjectMeta meta, const YAML::Node* spec, const YAML::Node* status) {
@@ -822,6 +889,17 @@ private:
     }
     dr.host = *h;
     dr.hostPos = p.pos(*host);
+    if (auto a = dr.meta.annotations.find(kAffinityTimeoutAnnotation);
+        a != dr.meta.annotations.end()) {
+      std::optional<uint32_t> secs = parseSeconds(a->second);
+      if (!secs) {
+        p.report(Diagnostic::Severity::kError, dr.meta.pos,
+                 std::string("metadata.annotations.") + kAffinityTimeoutAnnotation,
+                 "expected a duration like 3h, 90m, 30s or 0s (no pinning), got '" + a->second +
+                     "'");
+      }
+      dr.affinityTimeout = secs;
+    }
     if (const YAML::Node* tp = ObjectParser::get(*s, "trafficPolicy")) {
       dr.loadBalancer = loadTrafficPolicy(p, *tp, "spec.trafficPolicy");
     }

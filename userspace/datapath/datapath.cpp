@@ -75,6 +75,13 @@ FeatureReport probeKernelFeatures() {
   check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_map_update_elem,
                                 nullptr) == 1,
         "helper map_update_elem in cgroup_sock_addr");
+  // Affinity pins (idle timeout) and lanes (the client's cgroup and its ancestors).
+  check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_ktime_get_coarse_ns,
+                                nullptr) == 1,
+        "helper ktime_get_coarse_ns in cgroup_sock_addr");
+  check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+                                BPF_FUNC_get_current_ancestor_cgroup_id, nullptr) == 1,
+        "helper get_current_ancestor_cgroup_id in cgroup_sock_addr");
   check(access("/sys/kernel/btf/vmlinux", R_OK) == 0, "kernel BTF (/sys/kernel/btf/vmlinux)");
   return r;
 }

@@ -16,9 +16,9 @@
 namespace veer {
 
 /** Names of the pinned maps, as in bpf/lib/maps.h. */
-inline constexpr std::array<const char*, 8> kMapNames = {
-    "veer_state", "veer_svc", "veer_version", "veer_maglev",
-    "veer_backend", "veer_revnat", "veer_rr", "veer_stats"};
+inline constexpr std::array<const char*, 11> kMapNames = {
+    "veer_state",  "veer_svc", "veer_version",  "veer_maglev",   "veer_backend", "veer_revnat",
+    "veer_rr",     "veer_stats", "veer_member", "veer_affinity", "veer_lane_of"};
 
 /** Directory of veer's pins under a bpffs mount. */
 std::string veerPinDir(const std::string& bpffs);
