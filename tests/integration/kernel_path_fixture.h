@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <linux/magic.h>
 #include <sys/mount.h>
@@ -88,6 +89,9 @@ public:
 
   ~Agent() { stop(); }
 
+  /** Runs the agent in this network namespace (a /run/netns path), like a hostNetwork pod. */
+  void setNetns(std::string path) { netns_ = std::move(path); }
+
   void start() {
     ASSERT_LT(pid_, 0) << "agent already running";
     pid_ = fork();
@@ -96,6 +100,12 @@ public:
       int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(fd, 1);
       dup2(fd, 2);
+      if (!netns_.empty()) {
+        int ns = open(netns_.c_str(), O_RDONLY | O_CLOEXEC);
+        if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
+          _exit(126);
+        }
+      }
       const std::string agent = (binDir() / "veer-agent").string();
       execl(agent.c_str(), agent.c_str(), "--config-dir", configDir_.c_str(), "--cgroup",
             cgroup_.c_str(), "--bpffs", bpffs_.c_str(), nullptr);
@@ -120,6 +130,7 @@ public:
 private:
   fs::path configDir_, bpffs_;
   std::string cgroup_;
+  std::string netns_;
   fs::path log_;
   pid_t pid_ = -1;
 };

@@ -108,6 +108,29 @@ TEST(Maglev, RemovingOneBackendMovesOnlyItsEntriesMostly) {
   EXPECT_GE(moved, VEER_MAGLEV_SIZE * (1.0 / 10 - 0.02));
 }
 
+// Maglev's disruption: entries that move between backends that both stay.
+// The bound is 1 % of the table, for removing and for adding one of 10.
+TEST(Maglev, ChurnMovesFewEntriesBetweenStayingBackends) {
+  const auto ten = backendNames(11);
+  std::vector<std::string> base(ten.begin(), ten.begin() + 10);
+  auto removed = base;
+  removed.erase(removed.begin() + 3);
+  const auto t10 = maglevTable(base, VEER_MAGLEV_SIZE);
+  const auto t9 = maglevTable(removed, VEER_MAGLEV_SIZE);
+  const auto t11 = maglevTable(ten, VEER_MAGLEV_SIZE);
+  int removeOthers = 0, addOthers = 0, addMoved = 0;
+  for (size_t i = 0; i < t10.size(); ++i) {
+    removeOthers += base[t10[i]] != base[3] && base[t10[i]] != removed[t9[i]];
+    if (base[t10[i]] != ten[t11[i]]) {
+      addMoved++;
+      addOthers += ten[t11[i]] != ten[10];
+    }
+  }
+  EXPECT_LE(removeOthers, VEER_MAGLEV_SIZE * 0.01);
+  EXPECT_LE(addOthers, VEER_MAGLEV_SIZE * 0.01);
+  EXPECT_NEAR(addMoved, VEER_MAGLEV_SIZE / 11.0, VEER_MAGLEV_SIZE * 0.01); // ~1/(N+1)
+}
+
 TEST(Maglev, OrderOfNamesDoesNotMatter) {
   auto names = backendNames(7);
   const auto t1 = maglevTable(names, VEER_MAGLEV_SIZE);
