@@ -39,6 +39,10 @@ public:
     }
   }
 
+  /** Clients in any netns (a /run/netns path) and cgroups (created, removed on destruction). */
+  NodeClients(std::string netnsPath, std::vector<std::string> cgroups)
+      : netns_(std::move(netnsPath)), cgroups_(std::move(cgroups)) {}
+
   Status create() {
     for (const std::string& cg : cgroups_) {
       if (mkdir(cg.c_str(), 0755) != 0 && errno != EEXIST) {
@@ -49,8 +53,8 @@ public:
   }
 
   ~NodeClients() {
-    for (const std::string& cg : cgroups_) {
-      rmdir(cg.c_str()); // every child has exited: the cgroup is empty
+    for (auto it = cgroups_.rbegin(); it != cgroups_.rend(); ++it) {
+      rmdir(it->c_str()); // children first; every client has exited, so each is empty
     }
   }
 
