@@ -43,6 +43,7 @@
  * Kubernetes container cgroup sits at level 4 or 5). */
 #define VEER_LANE_MAX_DEPTH 10
 #define VEER_AFFINITY_ENTRIES 262144
+#define VEER_RECYCLE_TARGETS 65536
 
 /* veer_svc_key.family, veer_backend.family */
 #define VEER_FAMILY_V4 4
@@ -203,6 +204,20 @@ struct veer_lane {
 	__u32 pad;
 };
 
+/* Key of veer_recycle_targets (veer_recycle.bpf.c): sockets whose peer is
+ * this backend are destroyed by the recycling iterators. */
+struct veer_recycle_key {
+	__be32 addr[4]; /* network order, backend address, IPv4-mapped for IPv4 */
+	__be16 port; /* network order, backend port */
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad;
+};
+
+struct veer_recycle {
+	__u32 permille; /* host order; share of those sockets to destroy, 0..1000,
+			   chosen by socket cookie hash */
+};
+
 /* Value of veer_state (array of one): which generation is live. */
 struct veer_state {
 	__u32 gen; /* host order; live generation, 0 or 1 */
@@ -235,6 +250,8 @@ static_assert(offsetof(struct veer_affinity_key, port) == 24);
 static_assert(sizeof(struct veer_affinity) == 32);
 static_assert(sizeof(struct veer_lane_key) == 16);
 static_assert(sizeof(struct veer_lane) == 8);
+static_assert(sizeof(struct veer_recycle_key) == 20);
+static_assert(sizeof(struct veer_recycle) == 4);
 #endif
 
 #endif /* VEER_MAPS_H */

@@ -9,6 +9,7 @@
 
 #include "compiler/compiler.h"
 #include "compiler/maglev.h"
+#include "datapath/recycle.h"
 
 namespace veer {
 namespace {
@@ -264,6 +265,56 @@ TEST(Compile, UseSourceIpMeansAffinityInSubsetOrder) {
   EXPECT_EQ(svc.slot[69], 1);
   EXPECT_EQ(svc.slot[70], 0);
   EXPECT_EQ(svc.slot[99], 0);
+}
+
+// Socket recycling plans: what a config change makes stale.
+Plan onePlan(PlanService s) {
+  Plan p;
+  p.services.push_back(std::move(s));
+  return p;
+}
+
+uint32_t permilleFor(const RecycleTargets& t, const std::string& addr) {
+  const IpAddr a = *IpAddr::parse(addr);
+  for (const auto& [k, v] : t) {
+    if (std::memcmp(k.addr, a.bytes.data(), 16) == 0 && k.port == htons(9080)) {
+      return v.permille;
+    }
+  }
+  return 0;
+}
+
+TEST(Recycle, ShrunkVersionsLoseTheirShareAfterTheGrace) {
+  PlanService before = reviews({{"v1", 80}, {"v2", 20}});
+  PlanService after = reviews({{"v1", 50}, {"v2", 50}});
+  after.recycleGrace = 10;
+  RecyclePlan r = planRecycling(onePlan(before), onePlan(after));
+  EXPECT_TRUE(r.now.empty());
+  ASSERT_EQ(r.later.size(), 1u);
+  EXPECT_EQ(r.later[0].first, 10u);
+  EXPECT_EQ(permilleFor(r.later[0].second, "10.244.1.21"), 375u); // (80-50)/80 of v1
+  EXPECT_EQ(permilleFor(r.later[0].second, "10.244.1.22"), 0u);   // v2 grew
+}
+
+TEST(Recycle, NothingWithoutOptInOrForAffinityWeights) {
+  PlanService before = reviews({{"v1", 100}, {"v2", 0}});
+  PlanService after = reviews({{"v1", 0}, {"v2", 100}});
+  EXPECT_TRUE(planRecycling(onePlan(before), onePlan(after)).empty()); // not opted in
+  after.recycleGrace = 1;
+  after.affinity = true; // clients are not told apart by socket: left to the hash
+  EXPECT_TRUE(planRecycling(onePlan(before), onePlan(after)).empty());
+}
+
+TEST(Recycle, RemovedUdpEndpointsAtOnceTcpOnlyWhenOptedIn) {
+  PlanService before = reviews({{"v1", 100}});
+  before.versions[0].backends.push_back({*IpAddr::parse("10.244.1.99"), 9080, ""});
+  PlanService after = reviews({{"v1", 100}});
+  EXPECT_TRUE(planRecycling(onePlan(before), onePlan(after)).empty()); // TCP drains itself
+  before.proto = after.proto = IPPROTO_UDP;
+  RecyclePlan udp = planRecycling(onePlan(before), onePlan(after));
+  ASSERT_EQ(udp.now.size(), 1u);
+  EXPECT_EQ(permilleFor(udp.now, "10.244.1.99"), 1000u);
+  EXPECT_EQ(udp.now[0].first.proto, IPPROTO_UDP);
 }
 
 } // namespace

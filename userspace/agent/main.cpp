@@ -21,6 +21,7 @@
 #include "datapath/datapath.h"
 #include "datapath/lanes.h"
 #include "datapath/mounts.h"
+#include "datapath/recycle.h"
 
 namespace veer {
 namespace {
@@ -90,8 +91,9 @@ bool sameLanes(const std::vector<std::pair<veer_lane_key, veer_lane>>& a,
 
 class Agent {
 public:
-  Agent(std::string configDir, std::string cgroup, Datapath& dp)
-      : configDir_(std::move(configDir)), cgroup_(std::move(cgroup)), dp_(dp) {}
+  Agent(std::string configDir, std::string cgroup, Datapath& dp, Recycler* recycler)
+      : configDir_(std::move(configDir)), cgroup_(std::move(cgroup)), dp_(dp),
+        recycler_(recycler) {}
 
   /** Builds and applies the config; a bad config is logged and the live one kept. */
   void reload() {
@@ -109,7 +111,42 @@ public:
       return;
     }
     image_ = std::move(built.image);
-    apply(true);
+    if (!apply(true)) {
+      return;
+    }
+    if (plan_) {
+      schedule(planRecycling(*plan_, built.plan));
+    }
+    plan_ = std::move(built.plan);
+  }
+
+  /** Milliseconds until the next recycling is due (-1: none pending). */
+  int nextDueMs() const {
+    if (pending_.empty()) {
+      return -1;
+    }
+    auto due = std::min_element(pending_.begin(), pending_.end(),
+                                [](const auto& a, const auto& b) { return a.first < b.first; });
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        due->first - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<int64_t>(0, ms.count()));
+  }
+
+  /** Runs the recycling whose grace has passed. */
+  void recycleDue() {
+    const auto now = std::chrono::steady_clock::now();
+    RecycleTargets due;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->first <= now) {
+        due.insert(due.end(), it->second.begin(), it->second.end());
+        it = pending_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (!due.empty()) {
+      recycle(due, "after the grace period");
+    }
   }
 
   /**
@@ -124,7 +161,38 @@ public:
   }
 
 private:
-  void apply(bool logUnchanged) {
+  void schedule(RecyclePlan plan) {
+    if (plan.empty()) {
+      return;
+    }
+    if (recycler_ == nullptr) {
+      spdlog::warn("this change makes existing sockets stale, but socket recycling is "
+                   "unavailable on this kernel; they stay where they are");
+      return;
+    }
+    if (!plan.now.empty()) {
+      recycle(plan.now, "now (UDP peers that left their service)");
+    }
+    for (auto& [grace, targets] : plan.later) {
+      spdlog::info("recycling sockets of {} backend(s) in {}s", targets.size(), grace);
+      pending_.emplace_back(std::chrono::steady_clock::now() + std::chrono::seconds(grace),
+                            std::move(targets));
+    }
+  }
+
+  void recycle(const RecycleTargets& targets, const char* when) {
+    Result<RecycleCount> n = recycler_->run(targets);
+    if (!n) {
+      spdlog::error("socket recycling failed: {}", n.error().message);
+      return;
+    }
+    spdlog::info("recycled {}: destroyed {} TCP and {} UDP socket(s) to {} backend(s) across {} "
+                 "network namespace(s)",
+                 when, n->tcp, n->udp, targets.size(), n->netns);
+  }
+
+  /** True when the datapath now runs image_ (applied, or already live). */
+  bool apply(bool logUnchanged) {
     std::vector<std::string> unmatched;
     image_->lanes = laneCgroups(cgroup_, image_->laneClients, &unmatched);
     const uint64_t digest = image_->digest();
@@ -134,12 +202,12 @@ private:
       if (logUnchanged) {
         spdlog::info("config unchanged (digest {:016x}), nothing to apply", digest);
       }
-      return;
+      return true;
     }
     if (Status s = dp_.maps().apply(*image_); !s) {
       spdlog::error("apply failed, the last good config keeps serving: {}", s.error().message);
       reject();
-      return;
+      return false;
     }
     lanesApplied_ = image_->lanes;
     spdlog::info("applied config digest {:016x}: {} service ports, {} versions, {} backends, "
@@ -150,6 +218,7 @@ private:
       spdlog::info("lane pod {} has no cgroup under {} yet; its connections get the weights",
                    pod, cgroup_);
     }
+    return true;
   }
 
   void reject() {
@@ -161,7 +230,10 @@ private:
   std::string configDir_;
   std::string cgroup_;
   Datapath& dp_;
+  Recycler* recycler_; // null when the kernel cannot destroy sockets
   std::optional<MapImage> image_; // the last good config
+  std::optional<Plan> plan_;      // its plan, to see what the next one makes stale
+  std::vector<std::pair<std::chrono::steady_clock::time_point, RecycleTargets>> pending_;
   std::optional<std::vector<std::pair<veer_lane_key, veer_lane>>> lanesApplied_;
 };
 
@@ -169,6 +241,9 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   FeatureReport features = probeKernelFeatures();
   for (const std::string& f : features.found) {
     spdlog::info("kernel feature: {}", f);
+  }
+  for (const std::string& f : features.optionalMissing) {
+    spdlog::warn("kernel feature missing, continuing without it: {}", f);
   }
   if (!features.missing.empty()) {
     for (const std::string& f : features.missing) {
@@ -217,15 +292,24 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   }
   spdlog::info("attached to cgroup {}, pins in {}, watching {}", cgroup, veerPinDir(bpffs),
                configDir);
-  Agent agent(configDir, cgroup, **dp);
+  std::unique_ptr<Recycler> recycler;
+  if (Result<std::unique_ptr<Recycler>> r = Recycler::load(); r) {
+    recycler = std::move(*r);
+    spdlog::info("socket recycling available (bpf_sock_destroy iterators)");
+  } else {
+    spdlog::warn("socket recycling unavailable, continuing without it: {}", r.error().message);
+  }
+  Agent agent(configDir, cgroup, **dp, recycler.get());
   agent.reload();
 
   pollfd fds[2] = {{watch.fd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
   while (true) {
-    int n = poll(fds, 2, kResyncMs);
+    const int due = agent.nextDueMs();
+    int n = poll(fds, 2, due >= 0 && due < kResyncMs ? due : kResyncMs);
     if (n < 0 && errno == EINTR) {
       continue;
     }
+    agent.recycleDue();
     if (n == 0) {
       agent.resync();
       continue;

@@ -889,17 +889,20 @@ private:
     }
     dr.host = *h;
     dr.hostPos = p.pos(*host);
-    if (auto a = dr.meta.annotations.find(kAffinityTimeoutAnnotation);
-        a != dr.meta.annotations.end()) {
-      std::optional<uint32_t> secs = parseSeconds(a->second);
-      if (!secs) {
-        p.report(Diagnostic::Severity::kError, dr.meta.pos,
-                 std::string("metadata.annotations.") + kAffinityTimeoutAnnotation,
-                 "expected a duration like 3h, 90m, 30s or 0s (no pinning), got '" + a->second +
-                     "'");
+    auto seconds = [&](const char* annotation, std::optional<uint32_t>& out) {
+      auto a = dr.meta.annotations.find(annotation);
+      if (a == dr.meta.annotations.end()) {
+        return;
       }
-      dr.affinityTimeout = secs;
-    }
+      out = parseSeconds(a->second);
+      if (!out) {
+        p.report(Diagnostic::Severity::kError, dr.meta.pos,
+                 std::string("metadata.annotations.") + annotation,
+                 "expected a duration like 3h, 90m, 30s or 0s, got '" + a->second + "'");
+      }
+    };
+    seconds(kAffinityTimeoutAnnotation, dr.affinityTimeout); // 0s: no pinning
+    seconds(kRecycleGraceAnnotation, dr.recycleGrace);
     if (const YAML::Node* tp = ObjectParser::get(*s, "trafficPolicy")) {
       dr.loadBalancer = loadTrafficPolicy(p, *tp, "spec.trafficPolicy");
     }

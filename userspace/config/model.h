@@ -150,10 +150,13 @@ struct DestinationRule {
   std::vector<Subset> subsets;
   std::optional<LoadBalancer> loadBalancer; // spec.trafficPolicy.loadBalancer
   std::optional<uint32_t> affinityTimeout;   // annotation veer.io/affinity-timeout, seconds
+  std::optional<uint32_t> recycleGrace;      // annotation veer.io/recycle-grace, seconds
 };
 
 /** DestinationRule annotation: how long an idle affine client keeps its backend ("3h", "0s"). */
 inline constexpr const char* kAffinityTimeoutAnnotation = "veer.io/affinity-timeout";
+/** DestinationRule annotation: opt in to socket recycling, destroying after this grace ("10s"). */
+inline constexpr const char* kRecycleGraceAnnotation = "veer.io/recycle-grace";
 
 /** Istio StringMatch: exact, prefix or regex (RE2, full match; checked at load). */
 struct StringMatch {

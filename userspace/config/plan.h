@@ -94,6 +94,8 @@ struct PlanService {
   bool affinity = false;
   /** Seconds an idle affine client keeps its exact backend; 0 = Maglev alone. */
   uint32_t affinityTimeout = 0;
+  /** Socket recycling opted in (veer.io/recycle-grace): seconds to wait before destroying. */
+  std::optional<uint32_t> recycleGrace;
   /** Lanes by client pod label (ASM TrafficLabel $(localLabel)), sorted by value. */
   std::vector<PlanLane> lanes;
 

@@ -785,6 +785,9 @@ private:
                                      ? *dr->affinityTimeout
                                      : svc->affinityTimeout.value_or(kDefaultAffinityTimeout);
           }
+          if (dr != nullptr) {
+            ps.recycleGrace = dr->recycleGrace;
+          }
           const PlanRoute* kr = nullptr;
           if (dec != nullptr) {
             for (const PlanRoute& pr : dec->routes) {
