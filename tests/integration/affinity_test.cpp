@@ -104,6 +104,42 @@ TEST_F(KernelPathTest, AffinityKeepsClientsOnTheCanaryAsItGrows) {
   }
 }
 
+std::string bpftoolDump(const fs::path& pin) {
+  const std::string cmd = "bpftool map dump pinned " + pin.string() + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) {
+    return "(popen failed)";
+  }
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) {
+    out.append(buf, n);
+  }
+  EXPECT_EQ(pclose(p), 0) << cmd << ":\n" << out.substr(0, 500);
+  return out;
+}
+
+// An operator reads pins and rings with plain bpftool: BTF names every field.
+TEST_F(KernelPathTest, AffinityMapsDumpWithBtfFieldNames) {
+  fs::remove(configDir_ / "destination-rules.yaml");
+  agent_->start();
+  ASSERT_NO_FATAL_FAILURE(applyRoutes(stickyReviews(80, 20)));
+  auto r = world_->httpGet("productpage-v1", kReviews4, kHttpPort);
+  ASSERT_TRUE(r && r->ok);
+
+  const fs::path maps = bpffs_ / "veer/maps";
+  const std::string pins = bpftoolDump(maps / "veer_affinity");
+  for (const char* field : {"\"client\"", "\"last_used_ns\"", "\"backend\"", "\"backend_port\""}) {
+    EXPECT_NE(pins.find(field), std::string::npos) << field << " in " << pins.substr(0, 800);
+  }
+  EXPECT_NE(bpftoolDump(maps / "veer_maglev").find("\"backend_id\""), std::string::npos);
+  EXPECT_NE(bpftoolDump(maps / "veer_member").find("\"version_id\""), std::string::npos);
+  const std::string svc = bpftoolDump(maps / "veer_svc");
+  EXPECT_NE(svc.find("\"affinity_timeout\": 10800"), std::string::npos) << svc.substr(0, 800);
+  EXPECT_NE(svc.find("\"lane_version\""), std::string::npos);
+}
+
 /** Seed 001's DestinationRules with reviews under consistentHash useSourceIp. */
 std::string stickySeed001Rules() {
   std::string rules = readText(sourceDir() / "configs/001-istio-canary/destination-rule.yaml");
