@@ -7,7 +7,7 @@
  * once per netns (an iterator sees the netns it was created in).
  *
  * bpf_sock_destroy is a kfunc of Linux >= 6.5; this object is separate from
- * veer_sock so that on an older kernel only recycling is missing.
+ * veer_sock so that nothing else depends on it.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -46,7 +46,9 @@ struct bpf_iter__udp {
 	struct udp_sock *udp_sk;
 } __attribute__((preserve_access_index));
 
-extern int bpf_sock_destroy(struct sock_common *sk) __ksym;
+/* Weak: the object loads on kernels without it (the agent then uses netlink
+ * SOCK_DESTROY), and the call below is dead code the verifier drops. */
+extern int bpf_sock_destroy(struct sock_common *sk) __ksym __weak;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -65,6 +67,8 @@ static __always_inline int recycle(struct sock_common *sk, __u8 proto)
 	const struct veer_recycle *target;
 	__u64 cookie;
 
+	if (!bpf_sock_destroy)
+		return 0;
 	key.proto = proto;
 	key.port = sk->skc_dport;
 	if (sk->skc_family == AF_INET) {
@@ -81,7 +85,8 @@ static __always_inline int recycle(struct sock_common *sk, __u8 proto)
 	target = bpf_map_lookup_elem(&veer_recycle_targets, &key);
 	if (!target)
 		return 0;
-	/* A fraction of the sockets: the same ones however often the agent runs. */
+	/* A fraction of the sockets: the same ones however often the agent runs
+	 * (and the same ones the netlink path picks: see recyclePicks()). */
 	cookie = bpf_get_socket_cookie(sk);
 	if ((cookie * 0x9e3779b97f4a7c15ULL >> 32) % 1000 >= target->permille)
 		return 0;

@@ -92,6 +92,9 @@ public:
   /** Runs the agent in this network namespace (a /run/netns path), like a hostNetwork pod. */
   void setNetns(std::string path) { netns_ = std::move(path); }
 
+  /** More command-line arguments for the agent. */
+  void setExtraArgs(std::vector<std::string> args) { extra_ = std::move(args); }
+
   void start() {
     ASSERT_LT(pid_, 0) << "agent already running";
     pid_ = fork();
@@ -107,8 +110,14 @@ public:
         }
       }
       const std::string agent = (binDir() / "veer-agent").string();
-      execl(agent.c_str(), agent.c_str(), "--config-dir", configDir_.c_str(), "--cgroup",
-            cgroup_.c_str(), "--bpffs", bpffs_.c_str(), nullptr);
+      std::vector<const char*> argv = {agent.c_str(),   "--config-dir", configDir_.c_str(),
+                                       "--cgroup",      cgroup_.c_str(), "--bpffs",
+                                       bpffs_.c_str()};
+      for (const std::string& a : extra_) {
+        argv.push_back(a.c_str());
+      }
+      argv.push_back(nullptr);
+      execv(agent.c_str(), const_cast<char* const*>(argv.data()));
       _exit(127);
     }
   }
@@ -131,6 +140,7 @@ private:
   fs::path configDir_, bpffs_;
   std::string cgroup_;
   std::string netns_;
+  std::vector<std::string> extra_;
   fs::path log_;
   pid_t pid_ = -1;
 };

@@ -5,7 +5,8 @@
 //   reconnects when its idle connection is closed, as keep-alive clients do);
 // - a connected UDP socket to an endpoint that leaves its service is destroyed at
 //   once (its blocked recv fails with ECONNABORTED), recycling opted in or not.
-// Skipped, with the agent's reason, on kernels without bpf_sock_destroy (< 6.5).
+// Once per mechanism (bpf_sock_destroy iterators, netlink SOCK_DESTROY); each is
+// skipped, with the agent's reason, on a kernel that lacks it.
 
 #include <gtest/gtest.h>
 
@@ -163,13 +164,15 @@ void keepAliveClient(const std::function<void(const std::string&)>& emit) {
   }
 }
 
-class RecycleTest : public KernelPathTest {
+/** Runs with each mechanism: --socket-recycling=iterator and =netlink. */
+class RecycleTest : public KernelPathTest, public ::testing::WithParamInterface<const char*> {
 protected:
   void SetUp() override {
     KernelPathTest::SetUp();
     if (HasFatalFailure()) {
       return;
     }
+    agent_->setExtraArgs({std::string("--socket-recycling=") + GetParam()});
     const std::pair<const char*, const char*> pods[] = {{"ka-v1", "10.244.1.160"},
                                                         {"ka-v2", "10.244.1.161"},
                                                         {"ku-1", "10.244.1.162"},
@@ -231,7 +234,7 @@ protected:
   std::string reason_;
 };
 
-TEST_F(RecycleTest, KeepAliveClientFollowsTheWeightsAfterTheGracePeriod) {
+TEST_P(RecycleTest, KeepAliveClientFollowsTheWeightsAfterTheGracePeriod) {
   agent_->start();
   ASSERT_NO_FATAL_FAILURE(applyConfig(100, 0, {"ku-1", "ku-2"}));
   if (recyclingUnavailable()) {
@@ -259,7 +262,7 @@ TEST_F(RecycleTest, KeepAliveClientFollowsTheWeightsAfterTheGracePeriod) {
   }
 }
 
-TEST_F(RecycleTest, UdpSocketsToARemovedEndpointAreDestroyedAtOnce) {
+TEST_P(RecycleTest, UdpSocketsToARemovedEndpointAreDestroyedAtOnce) {
   agent_->start();
   ASSERT_NO_FATAL_FAILURE(applyConfig(100, 0, {"ku-1", "ku-2"}));
   if (recyclingUnavailable()) {
@@ -286,6 +289,9 @@ TEST_F(RecycleTest, UdpSocketsToARemovedEndpointAreDestroyedAtOnce) {
   ASSERT_NO_FATAL_FAILURE(applyConfig(100, 0, {other})); // the socket's endpoint leaves
   EXPECT_EQ(client.line(), std::string("recv -1 ") + strerror(ECONNABORTED));
 }
+
+INSTANTIATE_TEST_SUITE_P(Mechanisms, RecycleTest, ::testing::Values("iterator", "netlink"),
+                         [](const auto& info) { return std::string(info.param); });
 
 } // namespace
 } // namespace veer::test

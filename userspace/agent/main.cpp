@@ -237,7 +237,8 @@ private:
   std::optional<std::vector<std::pair<veer_lane_key, veer_lane>>> lanesApplied_;
 };
 
-int run(const std::string& configDir, std::string cgroup, const std::string& bpffs) {
+int run(const std::string& configDir, std::string cgroup, const std::string& bpffs,
+        const std::string& recycling) {
   FeatureReport features = probeKernelFeatures();
   for (const std::string& f : features.found) {
     spdlog::info("kernel feature: {}", f);
@@ -293,11 +294,19 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   spdlog::info("attached to cgroup {}, pins in {}, watching {}", cgroup, veerPinDir(bpffs),
                configDir);
   std::unique_ptr<Recycler> recycler;
-  if (Result<std::unique_ptr<Recycler>> r = Recycler::load(); r) {
-    recycler = std::move(*r);
-    spdlog::info("socket recycling available (bpf_sock_destroy iterators)");
+  if (recycling != "off") {
+    Result<std::unique_ptr<Recycler>> r =
+        recycling == "iterator" ? Recycler::load(Recycler::Mode::kIterator)
+        : recycling == "netlink" ? Recycler::load(Recycler::Mode::kNetlink)
+                                 : Recycler::load();
+    if (r) {
+      recycler = std::move(*r);
+      spdlog::info("socket recycling available ({})", recycler->modeName());
+    } else {
+      spdlog::warn("socket recycling unavailable, continuing without it: {}", r.error().message);
+    }
   } else {
-    spdlog::warn("socket recycling unavailable, continuing without it: {}", r.error().message);
+    spdlog::info("socket recycling off (--socket-recycling=off)");
   }
   Agent agent(configDir, cgroup, **dp, recycler.get());
   agent.reload();
@@ -347,11 +356,17 @@ int main(int argc, char** argv) {
   CLI::App app{"veer-agent: node-level eBPF traffic splitter"};
   std::string configDir, cgroup, bpffs = "/sys/fs/bpf";
   bool uninstall = false;
+  std::string recycling = "auto";
   app.add_option("--config-dir", configDir, "directory of Kubernetes YAML to apply and watch")
       ->check(CLI::ExistingDirectory);
   app.add_option("--cgroup", cgroup, "cgroup v2 directory to attach to (default: the cgroup2 root)")
       ->check(CLI::ExistingDirectory);
   app.add_option("--bpffs", bpffs, "bpffs mount; pins go under <bpffs>/veer")->capture_default_str();
+  app.add_option("--socket-recycling", recycling,
+                 "how stale sockets are destroyed: auto (iterators, else netlink), iterator "
+                 "(bpf_sock_destroy, Linux >= 6.5), netlink (SOCK_DESTROY), off")
+      ->check(CLI::IsMember({"auto", "iterator", "netlink", "off"}))
+      ->capture_default_str();
   app.add_flag("--uninstall", uninstall, "detach and remove everything veer pinned, then exit");
   CLI11_PARSE(app, argc, argv);
 
@@ -368,5 +383,5 @@ int main(int argc, char** argv) {
     spdlog::critical("--config-dir is required");
     return 2;
   }
-  return veer::run(configDir, cgroup, bpffs);
+  return veer::run(configDir, cgroup, bpffs, recycling);
 }

@@ -84,13 +84,14 @@ FeatureReport probeKernelFeatures() {
                                 BPF_FUNC_get_current_ancestor_cgroup_id, nullptr) == 1,
         "helper get_current_ancestor_cgroup_id in cgroup_sock_addr");
   check(access("/sys/kernel/btf/vmlinux", R_OK) == 0, "kernel BTF (/sys/kernel/btf/vmlinux)");
-  // Optional: socket recycling needs the bpf_sock_destroy kfunc (Linux >= 6.5).
+  // Optional: socket recycling by iterator needs the bpf_sock_destroy kfunc (Linux >= 6.5);
+  // without it the agent tries netlink SOCK_DESTROY (Recycler::load says which works).
   btf* vmlinux = btf__load_vmlinux_btf();
   const bool sockDestroy =
       vmlinux != nullptr && btf__find_by_name_kind(vmlinux, "bpf_sock_destroy", BTF_KIND_FUNC) > 0;
   btf__free(vmlinux);
   (sockDestroy ? r.found : r.optionalMissing)
-      .push_back("kfunc bpf_sock_destroy (socket recycling)");
+      .push_back("kfunc bpf_sock_destroy (socket recycling by iterator)");
   return r;
 }
 

@@ -43,18 +43,34 @@ struct RecyclePlan {
  */
 RecyclePlan planRecycling(const Plan& before, const Plan& after);
 
+/** Whether a socket with this cookie is in a share of permille (as the BPF iterator decides). */
+inline bool recyclePicks(uint64_t cookie, uint32_t permille) {
+  return ((cookie * 0x9e3779b97f4a7c15ULL) >> 32) % 1000 < permille;
+}
+
 /**
- * The veer_recycle iterators (iter/tcp, iter/udp with the bpf_sock_destroy
- * kfunc, Linux >= 6.5). load() fails on kernels without them; the agent then
- * runs without recycling and says so.
+ * Destroys sockets by one of two mechanisms:
+ *  - kIterator: the veer_recycle iterators (iter/tcp, iter/udp calling the
+ *    bpf_sock_destroy kfunc, Linux >= 6.5);
+ *  - kNetlink: a sock_diag dump per protocol and family, then SOCK_DESTROY for
+ *    each match (CONFIG_INET_DIAG_DESTROY; Debian's kernels have it).
+ * Both pick the same sockets for a share (recyclePicks()).
  */
 class Recycler {
 public:
+  enum class Mode { kIterator, kNetlink };
+
   ~Recycler();
   Recycler(const Recycler&) = delete;
   Recycler& operator=(const Recycler&) = delete;
 
+  /** The iterator when the kernel has bpf_sock_destroy, else netlink after a probe. */
   static Result<std::unique_ptr<Recycler>> load();
+  /** A given mechanism; fails when the kernel does not offer it. */
+  static Result<std::unique_ptr<Recycler>> load(Mode mode);
+
+  Mode mode() const { return mode_; }
+  const char* modeName() const;
 
   /**
    * Destroys, in every network namespace some process of the node is in (each
@@ -65,7 +81,9 @@ public:
 
 private:
   Recycler() = default;
+  Status runNetlink(const RecycleTargets& targets, RecycleCount& count);
 
+  Mode mode_ = Mode::kIterator;
   veer_recycle_bpf* skel_ = nullptr;
   bpf_link* tcp_ = nullptr;
   bpf_link* udp_ = nullptr;
