@@ -326,10 +326,11 @@ TEST_F(PoolAffinityTest, MaglevChurnMovesOnlyWhatItMust) {
   EXPECT_LE(add.elsewhere, 0.01 * n);
   EXPECT_NEAR(add.moved, n / 10, 3 * std::sqrt(n * 0.1 * 0.9)) << "share moved onto b10";
 
-  std::cout << "[ churn ] N=10 clients=" << kClients << ": remove b3 moved "
-            << rm.moved / n * 100 << "% (b3 held " << rm.from / n * 100 << "%, others moved "
-            << rm.elsewhere / n * 100 << "%; bound 1/N+1% = 11%); add b10 (N=9->10) moved "
-            << add.moved / n * 100 << "% (expected ~1/10 = 10%)" << std::endl;
+  std::cout << "[ churn ] N=10, " << kClients << " clients: removing b3 moved " << rm.moved / n * 100
+            << "% = b3's own clients " << rm.from / n * 100
+            << "% (binomial around 1/N = 10%) + " << rm.elsewhere / n * 100
+            << "% of the others (bound 1%); adding b10 (9 -> 10) moved " << add.moved / n * 100
+            << "% (about 1/10), " << add.elsewhere / n * 100 << "% of them not onto b10"<< std::endl;
 }
 
 TEST_F(PoolAffinityTest, PinsHoldAcrossRebuildsUntilIdleForTheTimeout) {
@@ -361,7 +362,9 @@ TEST_F(PoolAffinityTest, PinsHoldAcrossRebuildsUntilIdleForTheTimeout) {
   const Moves ex = compare(shrunk, expired, "b10");
   EXPECT_GT(ex.moved, 0) << "expired pins still held";
   EXPECT_EQ(ex.moved - ex.elsewhere, ex.to - ex.from);
-  EXPECT_LE(ex.elsewhere, 0.01 * kClients);
+  // The pins were taken on the ring of b0..b9; the ring now also lost b3 and
+  // gained b10: two changes, each within Maglev's 1 % between staying backends.
+  EXPECT_LE(ex.elsewhere, 0.02 * kClients);
   const double n = kClients;
   EXPECT_NEAR(ex.to, n / 10, 3 * std::sqrt(n * 0.1 * 0.9)) << "b10's share once pins expired";
 }

@@ -10,8 +10,9 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -110,8 +111,10 @@ public:
       reject();
       return;
     }
+    std::optional<MapImage> lastGood = std::move(image_);
     image_ = std::move(built.image);
     if (!apply(true)) {
+      image_ = std::move(lastGood); // what resync keeps re-applying
       return;
     }
     if (plan_) {
@@ -167,7 +170,7 @@ private:
     }
     if (recycler_ == nullptr) {
       spdlog::warn("this change makes existing sockets stale, but socket recycling is "
-                   "unavailable on this kernel; they stay where they are");
+                   "off or unavailable; they stay where they are");
       return;
     }
     if (!plan.now.empty()) {
