@@ -253,6 +253,15 @@ protected:
     int to = 0;          // clients on `backend` after
     int elsewhere = 0;   // moved, but neither from nor to `backend`
   };
+  /**
+   * Most clients that may move between staying backends: Maglev moves at most a
+   * share p of the table between them (compiler_test checks p <= 1 % per change),
+   * and clients sample the table, so allow 3 standard deviations of the binomial.
+   */
+  static double disruptionBound(double p) {
+    return kClients * p + 3 * std::sqrt(kClients * p * (1 - p));
+  }
+
   static Moves compare(const std::vector<std::string>& before, const std::vector<std::string>& after,
                        const std::string& backend) {
     Moves m;
@@ -314,7 +323,7 @@ TEST_F(PoolAffinityTest, MaglevChurnMovesOnlyWhatItMust) {
   const Moves rm = compare(ten, nine, "b3");
   EXPECT_EQ(rm.to, 0) << "a client still reaches the removed backend";
   EXPECT_EQ(rm.moved - rm.elsewhere, rm.from) << "not every client of b3 moved";
-  EXPECT_LE(rm.elsewhere, 0.01 * n) << "clients of live backends moved";
+  EXPECT_LE(rm.elsewhere, disruptionBound(0.01)) << "clients of live backends moved";
   EXPECT_NEAR(rm.from, n / 10, 3 * std::sqrt(n * 0.1 * 0.9)) << "b3's share of clients";
 
   // Add b10: about 1/(N+1) of the clients move, all of them onto b10.
@@ -323,7 +332,7 @@ TEST_F(PoolAffinityTest, MaglevChurnMovesOnlyWhatItMust) {
   const std::vector<std::string> added = round();
   const Moves add = compare(nine, added, "b10");
   EXPECT_EQ(add.moved - add.elsewhere, add.to) << "moved clients went elsewhere than b10";
-  EXPECT_LE(add.elsewhere, 0.01 * n);
+  EXPECT_LE(add.elsewhere, disruptionBound(0.01));
   EXPECT_NEAR(add.moved, n / 10, 3 * std::sqrt(n * 0.1 * 0.9)) << "share moved onto b10";
 
   std::cout << "[ churn ] N=10, " << kClients << " clients: removing b3 moved " << rm.moved / n * 100
@@ -364,7 +373,7 @@ TEST_F(PoolAffinityTest, PinsHoldAcrossRebuildsUntilIdleForTheTimeout) {
   EXPECT_EQ(ex.moved - ex.elsewhere, ex.to - ex.from);
   // The pins were taken on the ring of b0..b9; the ring now also lost b3 and
   // gained b10: two changes, each within Maglev's 1 % between staying backends.
-  EXPECT_LE(ex.elsewhere, 0.02 * kClients);
+  EXPECT_LE(ex.elsewhere, disruptionBound(0.02));
   const double n = kClients;
   EXPECT_NEAR(ex.to, n / 10, 3 * std::sqrt(n * 0.1 * 0.9)) << "b10's share once pins expired";
 }
