@@ -10,6 +10,8 @@
 
 #include "lib/maps.h"
 #include "lib/proxy.h"
+#include "lib/affinity.h"
+#include "lib/lane.h"
 
 /* Hide a value from the compiler so the bounds check after it stays for the
  * verifier (a modulo result is unbounded to the verifier). */
@@ -74,6 +76,8 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 	const struct veer_version *ver;
 	const struct veer_maglev_ring *ring;
 	struct veer_backend_key bkey = {};
+	struct veer_affinity_key akey = {};
+	const struct veer_backend *be;
 	struct veer_state *state;
 	struct veer_rr *rr;
 	__u32 zero = 0, slot, idx, bid;
@@ -99,20 +103,26 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 
 	*refuse = 1;
 	affinity = svc->flags & VEER_SVC_F_AFFINITY;
-	if (affinity) {
+	if (affinity)
 		client = lb_client_key(ctx);
-		slot = client % VEER_WEIGHT_SLOTS;
-	} else {
-		rr = bpf_map_lookup_elem(&veer_rr, &svc->svc_id);
-		if (!rr)
+	idx = VEER_NO_VERSION;
+	if (svc->flags & VEER_SVC_F_LANES)
+		idx = lane_version(svc, key->gen); /* a lane client's version, whatever the weights */
+	if (idx == VEER_NO_VERSION) {
+		if (affinity) {
+			slot = client % VEER_WEIGHT_SLOTS;
+		} else {
+			rr = bpf_map_lookup_elem(&veer_rr, &svc->svc_id);
+			if (!rr)
+				return NULL;
+			seq = __sync_fetch_and_add(&rr->next, 1);
+			slot = seq % VEER_WEIGHT_SLOTS;
+		}
+		lb_barrier_var(slot);
+		if (slot >= VEER_WEIGHT_SLOTS)
 			return NULL;
-		seq = __sync_fetch_and_add(&rr->next, 1);
-		slot = seq % VEER_WEIGHT_SLOTS;
+		idx = svc->slot[slot];
 	}
-	lb_barrier_var(slot);
-	if (slot >= VEER_WEIGHT_SLOTS)
-		return NULL;
-	idx = svc->slot[slot];
 	if (idx >= VEER_MAX_VERSIONS)
 		return NULL;
 
@@ -125,10 +135,18 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 		lb_count(&vkey, 1);
 		return NULL;
 	}
+	*cookie = bpf_get_socket_cookie(ctx);
+	if (affinity && svc->affinity_timeout) {
+		affinity_key(&akey, client, key);
+		be = affinity_lookup(&akey, &vkey, svc->affinity_timeout);
+		if (be) {
+			lb_count(&vkey, 0);
+			return be;
+		}
+	}
 	ring = bpf_map_lookup_elem(&veer_maglev, &vkey);
 	if (!ring)
 		return NULL;
-	*cookie = bpf_get_socket_cookie(ctx);
 	/* Under affinity the client's key also picks its backend, so it stays
 	 * there while the ring does; otherwise each connection spreads. */
 	slot = (affinity ? client >> 17 : lb_mix64(*cookie)) % VEER_MAGLEV_SIZE;
@@ -138,8 +156,13 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 	bid = ring->backend_id[slot];
 	bkey.id = bid;
 	bkey.gen = key->gen;
+	be = bpf_map_lookup_elem(&veer_backend, &bkey);
+	if (!be)
+		return NULL;
+	if (affinity && svc->affinity_timeout)
+		affinity_store(&akey, be);
 	lb_count(&vkey, 0);
-	return bpf_map_lookup_elem(&veer_backend, &bkey);
+	return be;
 }
 
 /* Remember which service a connected socket's backend stands for (getpeername, recvmsg). */

@@ -101,4 +101,32 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } veer_orig_dst SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * VEER_MAX_BACKENDS);
+	__type(key, struct veer_member_key);
+	__type(value, struct veer_backend);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_member SEC(".maps");
+
+/* Not generation-bound: a pin outlives applies; veer_member decides whether
+ * it is still valid. LRU: the least recently used clients go first. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VEER_AFFINITY_ENTRIES);
+	__type(key, struct veer_affinity_key);
+	__type(value, struct veer_affinity);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_affinity SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * VEER_MAX_LANE_CLIENTS);
+	__type(key, struct veer_lane_key);
+	__type(value, struct veer_lane);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_lane_of SEC(".maps");
+
 #endif /* VEER_BPF_MAPS_H */

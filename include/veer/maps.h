@@ -23,8 +23,10 @@
  * consecutive picks contain each version exactly w times. */
 #define VEER_WEIGHT_SLOTS 100
 #define VEER_MAX_VERSIONS 16
-/* Maglev lookup table size: a prime, >= 100x the backends of a version. */
-#define VEER_MAGLEV_SIZE 4099
+/* Maglev lookup table size: a prime, >= 100x the backends of a version.
+ * Cilium's default: at 4099 removing one of 10 backends also moved 1.1 % of
+ * the other backends' entries, at 16381 0.4 % (the issue's bound is 1 %). */
+#define VEER_MAGLEV_SIZE 16381
 #define VEER_MAX_BACKENDS_PER_VERSION 40
 #define VEER_MAX_SERVICES 65536
 #define VEER_MAX_VERSION_IDS (VEER_MAX_SERVICES * 4)
@@ -34,6 +36,15 @@
 #define VEER_NAME_LEN 64
 #define VEER_SUBSET_LEN 32
 #define VEER_NO_VERSION 0xff
+/* Lanes (full-link gray): lane ids 1..VEER_MAX_LANES-1; 0 = the client is in
+ * no lane and gets the weights. */
+#define VEER_MAX_LANES 16
+#define VEER_MAX_LANE_CLIENTS 65536
+/* Cgroup levels the lane lookup walks up from the client's own cgroup (a
+ * Kubernetes container cgroup sits at level 4 or 5). */
+#define VEER_LANE_MAX_DEPTH 10
+#define VEER_AFFINITY_ENTRIES 262144
+#define VEER_RECYCLE_TARGETS 65536
 
 /* veer_svc_key.family, veer_backend.family */
 #define VEER_FAMILY_V4 4
@@ -52,6 +63,9 @@
  * veer-proxy instead, which routes each request. Otherwise the kernel applies
  * the version split compiled from the service's unconditional rule. */
 #define VEER_SVC_F_L7 2
+/* Lanes: a client whose cgroup (or an ancestor) is in veer_lane_of gets the
+ * version lane_version[lane] when it is set, whatever the weights say. */
+#define VEER_SVC_F_LANES 4
 
 /* Key of veer_svc: the service address a client connects to. IPv4 addresses
  * are stored IPv4-mapped (::ffff:a.b.c.d) so a dual-stack socket's connect6
@@ -69,9 +83,13 @@ struct veer_service {
 	__u8 n_versions; /* host order; entries used in version_id[] */
 	__u8 flags; /* VEER_SVC_F_* */
 	__u16 pad;
+	__u32 affinity_timeout; /* host order; seconds an idle client stays pinned to
+				   its backend in veer_affinity; 0 = no pinning (Maglev alone) */
 	__u32 version_id[VEER_MAX_VERSIONS]; /* host order; keys of veer_version */
 	__u8 slot[VEER_WEIGHT_SLOTS]; /* version index per slot, VEER_NO_VERSION if
 					 all weights are 0 */
+	__u8 lane_version[VEER_MAX_LANES]; /* version index per lane id, VEER_NO_VERSION
+					      = the weights decide (VEER_SVC_F_LANES) */
 };
 
 /* Key of veer_version, veer_maglev and veer_stats. */
@@ -183,6 +201,63 @@ struct veer_stats {
 	__u64 no_backend; /* host order; refused: the version had no backend */
 };
 
+/* Key of veer_member: is this backend in this version (of this generation)?
+ * The affinity pin stores a backend address, which survives recompiles that
+ * renumber backend ids; this map answers whether it is still a live choice. */
+struct veer_member_key {
+	__u32 version_id; /* host order; key of veer_version */
+	__u8 gen; /* generation, 0 or 1 */
+	__u8 pad;
+	__be16 port; /* network order, backend port */
+	__be32 addr[4]; /* network order, backend address, IPv4-mapped for IPv4 */
+};
+
+/* Key of veer_affinity (LRU): one client of one service address. */
+struct veer_affinity_key {
+	__u64 client; /* host order; hash of the client's pod netns cookie (or its
+			 cgroup id in the node's netns), as lb_client_key() computes */
+	__be32 addr[4]; /* network order, service address, IPv4-mapped for IPv4 */
+	__be16 port; /* network order, service port */
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad[5];
+};
+
+/* Value of veer_affinity: the backend a client is pinned to and when it last
+ * connected (idle timeout veer_service.affinity_timeout). */
+struct veer_affinity {
+	__u64 last_used_ns; /* host order; bpf_ktime_get_coarse_ns (CLOCK_MONOTONIC_COARSE) */
+	__be32 backend[4]; /* network order, IPv4-mapped for IPv4 */
+	__be16 backend_port; /* network order */
+	__u8 pad[6];
+};
+
+/* Key of veer_lane_of: a client pod's cgroup. */
+struct veer_lane_key {
+	__u64 cgroup_id; /* host order; cgroup v2 id (inode of the directory) */
+	__u8 gen; /* generation, 0 or 1 */
+	__u8 pad[7];
+};
+
+/* Value of veer_lane_of. */
+struct veer_lane {
+	__u32 id; /* host order; lane id, 1..VEER_MAX_LANES-1 */
+	__u32 pad;
+};
+
+/* Key of veer_recycle_targets (veer_recycle.bpf.c): sockets whose peer is
+ * this backend are destroyed by the recycling iterators. */
+struct veer_recycle_key {
+	__be32 addr[4]; /* network order, backend address, IPv4-mapped for IPv4 */
+	__be16 port; /* network order, backend port */
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad;
+};
+
+struct veer_recycle {
+	__u32 permille; /* host order; share of those sockets to destroy, 0..1000,
+			   chosen by socket cookie hash */
+};
+
 /* Value of veer_state (array of one): which generation is live. */
 struct veer_state {
 	__u32 gen; /* host order; live generation, 0 or 1 */
@@ -194,7 +269,8 @@ struct veer_state {
 #ifdef __cplusplus
 static_assert(sizeof(struct veer_svc_key) == 20);
 static_assert(offsetof(struct veer_svc_key, port) == 16);
-static_assert(sizeof(struct veer_service) == 8 + 4 * VEER_MAX_VERSIONS + VEER_WEIGHT_SLOTS);
+static_assert(sizeof(struct veer_service) ==
+	      12 + 4 * VEER_MAX_VERSIONS + VEER_WEIGHT_SLOTS + VEER_MAX_LANES);
 static_assert(sizeof(struct veer_service) % 4 == 0);
 static_assert(sizeof(struct veer_version_key) == 8);
 static_assert(sizeof(struct veer_version) == 8 + VEER_NAME_LEN + VEER_SUBSET_LEN);
@@ -212,6 +288,14 @@ static_assert(sizeof(struct veer_orig_dst) == 20);
 static_assert(sizeof(struct veer_rr) == 8);
 static_assert(sizeof(struct veer_stats) == 16);
 static_assert(sizeof(struct veer_state) == 24);
+static_assert(sizeof(struct veer_member_key) == 24);
+static_assert(sizeof(struct veer_affinity_key) == 32);
+static_assert(offsetof(struct veer_affinity_key, port) == 24);
+static_assert(sizeof(struct veer_affinity) == 32);
+static_assert(sizeof(struct veer_lane_key) == 16);
+static_assert(sizeof(struct veer_lane) == 8);
+static_assert(sizeof(struct veer_recycle_key) == 20);
+static_assert(sizeof(struct veer_recycle) == 4);
 #endif
 
 #endif /* VEER_MAPS_H */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make bench` entry point: the connect-path benchmark of issue 2 (direct vs veer vs
-# iptables DNAT, connection per request). The measurement itself is
+# `make bench` entry point: the connect-path benchmark of issues 2 and 6 (direct vs veer
+# vs iptables DNAT, and veer with session affinity on vs off, connection per request;
+# goals: veer/direct rps >= 0.98, affinity/no-affinity rps >= 0.98). The measurement itself is
 # build/bin/veer-bench-connect (tests/tools/veer-bench-connect.cpp), which builds its
 # own World, agent and bpffs and removes them at exit.
 #

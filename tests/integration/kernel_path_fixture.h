@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <linux/magic.h>
 #include <sys/mount.h>
@@ -82,12 +83,17 @@ inline std::string reviewsSplit(int v1, int v2, int v3 = 0) {
 /** veer-agent as a child process with its own bpffs mount. */
 class Agent {
 public:
-  Agent(fs::path configDir, fs::path bpffs, std::string cgroup,
-        std::vector<std::string> extraArgs = {})
+  Agent(fs::path configDir, fs::path bpffs, std::string cgroup)
       : configDir_(std::move(configDir)), bpffs_(std::move(bpffs)), cgroup_(std::move(cgroup)),
-        extraArgs_(std::move(extraArgs)), log_(bpffs_.parent_path() / "agent.log") {}
+        log_(bpffs_.parent_path() / "agent.log") {}
 
   ~Agent() { stop(); }
+
+  /** Runs the agent in this network namespace (a /run/netns path), like a hostNetwork pod. */
+  void setNetns(std::string path) { netns_ = std::move(path); }
+
+  /** More command-line arguments for the agent. */
+  void setExtraArgs(std::vector<std::string> args) { extra_ = std::move(args); }
 
   void start() {
     ASSERT_LT(pid_, 0) << "agent already running";
@@ -97,16 +103,21 @@ public:
       int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(fd, 1);
       dup2(fd, 2);
-      std::vector<std::string> args = {(binDir() / "veer-agent").string(), "--config-dir",
-                                       configDir_.string(), "--cgroup", cgroup_, "--bpffs",
-                                       bpffs_.string()};
-      args.insert(args.end(), extraArgs_.begin(), extraArgs_.end());
-      std::vector<char*> argv;
-      for (std::string& a : args) {
-        argv.push_back(a.data());
+      if (!netns_.empty()) {
+        int ns = open(netns_.c_str(), O_RDONLY | O_CLOEXEC);
+        if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
+          _exit(126);
+        }
+      }
+      const std::string agent = (binDir() / "veer-agent").string();
+      std::vector<const char*> argv = {agent.c_str(),   "--config-dir", configDir_.c_str(),
+                                       "--cgroup",      cgroup_.c_str(), "--bpffs",
+                                       bpffs_.c_str()};
+      for (const std::string& a : extra_) {
+        argv.push_back(a.c_str());
       }
       argv.push_back(nullptr);
-      execv(argv[0], argv.data());
+      execv(agent.c_str(), const_cast<char* const*>(argv.data()));
       _exit(127);
     }
   }
@@ -128,7 +139,8 @@ public:
 private:
   fs::path configDir_, bpffs_;
   std::string cgroup_;
-  std::vector<std::string> extraArgs_;
+  std::string netns_;
+  std::vector<std::string> extra_;
   fs::path log_;
   pid_t pid_ = -1;
 };

@@ -45,7 +45,8 @@ protected:
       args.push_back("--proxy-listen");
       args.push_back(l);
     }
-    agent_ = std::make_unique<Agent>(configDir_, bpffs_, world_->cgroupRoot(), args);
+    agent_ = std::make_unique<Agent>(configDir_, bpffs_, world_->cgroupRoot());
+    agent_->setExtraArgs(args);
   }
 
   veer_proxy liveProxy() {

@@ -13,6 +13,10 @@
 //                 `-m statistic` DNAT in that pod's netns (the kube-proxy way).
 //   d  direct+hook  productpage-v1 -> 10.244.1.21:9080: veer's connect4 runs and
 //                 finds no service (what every other connection on the node pays).
+//   e  veer affinity  productpage-v1 -> 10.96.0.25:9080 (reviews-sticky: the same pods,
+//                 80/20 under consistentHash useSourceIp, pins on): the affinity path
+//                 (client hash, cumulative slots, pin lookup and refresh). Its goal is
+//                 against (b), the same split without affinity: e/b rps >= 0.98.
 //
 // Case (a) runs from its own pod because iptables nat rules turn conntrack on for
 // every connection of their netns, and because the baseline should carry no BPF.
@@ -65,6 +69,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kServiceAddr = "10.96.0.20";
+constexpr const char* kStickyAddr = "10.96.0.25";
 constexpr uint16_t kPort = 9080;
 constexpr const char* kV1Addr = "10.244.1.21";
 constexpr const char* kV2Addr = "10.244.1.22";
@@ -73,6 +78,36 @@ constexpr double kSplitTolerance = 0.03;
 constexpr double kGoalRpsRatio = 0.98;
 constexpr double kGoalP99Ratio = 1.05;
 constexpr int kAgentReadySeconds = 30;
+
+// Case e's service: reviews again, under session affinity.
+constexpr const char* kStickyYaml = R"yaml(apiVersion: v1
+kind: Service
+metadata: {name: reviews-sticky, namespace: default}
+spec:
+  clusterIP: 10.96.0.25
+  ports: [{name: http, port: 9080, protocol: TCP, targetPort: http}]
+  selector: {app: reviews}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-sticky, namespace: default}
+spec:
+  host: reviews-sticky
+  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true}}}
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-sticky, namespace: default}
+spec:
+  hosts: [reviews-sticky]
+  http:
+  - route:
+    - {destination: {host: reviews-sticky, subset: v1}, weight: 80}
+    - {destination: {host: reviews-sticky, subset: v2}, weight: 20}
+)yaml";
 
 constexpr const char* kVeerClient = "productpage-v1"; // inventory client, inside the cgroup
 constexpr const char* kDirectClient = "bench-direct";
@@ -618,6 +653,9 @@ int runBench() {
       return fail("copy " + from.string() + " to " + configDir + ": " + ec.message());
     }
   }
+  if (auto s = writeText(configDir + "/sticky.yaml", kStickyYaml); !s.ok()) {
+    return fail(s.error().message);
+  }
   const std::string scriptPath = work + "/report.lua";
   if (auto s = writeText(scriptPath, kWrkScript); !s.ok()) {
     return fail(s.error().message);
@@ -663,16 +701,21 @@ int runBench() {
 
   const std::string service = std::string(kServiceAddr) + ":" + std::to_string(kPort);
   const std::string direct = std::string(kV1Addr) + ":" + std::to_string(kPort);
+  const std::string sticky = std::string(kStickyAddr) + ":" + std::to_string(kPort);
   const std::vector<Case> cases = {
       {'a', "direct (no veer)", kDirectClient, direct},
       {'b', "veer 80/20", kVeerClient, service},
       {'c', "iptables 80/20", kIptablesClient, service},
       {'d', "direct, veer hook", kVeerClient, direct},
+      {'e', "veer 80/20 affinity", kVeerClient, sticky},
   };
   if (auto s = smokeTest(w, kVeerClient, kServiceAddr, "veer smoke test"); !s.ok()) {
     return fail(s.error().message);
   }
   if (auto s = smokeTest(w, kIptablesClient, kServiceAddr, "iptables smoke test"); !s.ok()) {
+    return fail(s.error().message);
+  }
+  if (auto s = smokeTest(w, kVeerClient, kStickyAddr, "affinity smoke test"); !s.ok()) {
     return fail(s.error().message);
   }
 
@@ -706,6 +749,10 @@ int runBench() {
   if (!connectsBefore.ok()) {
     return fail(connectsBefore.error().message);
   }
+  auto stickyBefore = serviceConnects(*before, sticky);
+  if (!stickyBefore.ok()) {
+    return fail(stickyBefore.error().message);
+  }
 
   std::map<char, std::vector<Sample>> samples;
   std::printf("%-5s %-4s %10s %10s %10s\n", "round", "case", "req/s", "p50 (us)", "p99 (us)");
@@ -738,6 +785,10 @@ int runBench() {
   if (!connectsAfter.ok()) {
     return fail(connectsAfter.error().message);
   }
+  auto stickyAfter = serviceConnects(*after, sticky);
+  if (!stickyAfter.ok()) {
+    return fail(stickyAfter.error().message);
+  }
 
   std::map<char, Sample> med;
   for (const auto& c : cases) {
@@ -769,6 +820,11 @@ int runBench() {
   std::printf("(c/a rps %s, p99 %s: the iptables way, for comparison)\n",
               ratioText(med['c'].rps, base.rps).c_str(),
               ratioText(med['c'].p99Us, base.p99Us).c_str());
+  const double affinityRatio = med['b'].rps > 0 ? med['e'].rps / med['b'].rps : 0;
+  std::printf("Goal e/b rps >= %.2f (affinity on vs off): %.3f %s; e/b p50 %s, p99 %s\n",
+              kGoalRpsRatio, affinityRatio, affinityRatio >= kGoalRpsRatio ? "met" : "MISSED",
+              ratioText(med['e'].p50Us, med['b'].p50Us).c_str(),
+              ratioText(med['e'].p99Us, med['b'].p99Us).c_str());
 
   // The split is real: veer counted the measured connections, about 80/20.
   uint64_t v1 = (*connectsAfter)["v1"] - (*connectsBefore)["v1"];
@@ -791,6 +847,25 @@ int runBench() {
     return fail("veer split is not 80/20: v1 got " + std::to_string(share * 100) + "%");
   }
   std::printf("split ok (80/20 within %.0f points)\n", kSplitTolerance * 100);
+
+  // Case e went through the affinity path: one client, so one version took all of it.
+  uint64_t stickyConnects = 0, requestsE = 0;
+  size_t stickyVersions = 0;
+  for (const auto& [subset, n] : *stickyAfter) {
+    const uint64_t d = n - (*stickyBefore)[subset];
+    stickyConnects += d;
+    stickyVersions += d > 0;
+  }
+  for (const auto& s : samples['e']) {
+    requestsE += s.requests;
+  }
+  if (stickyConnects < requestsE || stickyVersions != 1) {
+    return fail("case e: " + std::to_string(stickyConnects) + " connects over " +
+                std::to_string(stickyVersions) + " versions for " + std::to_string(requestsE) +
+                " requests; expected every one on the client's one version");
+  }
+  std::printf("affinity ok (case e: %llu connects, all on one version)\n",
+              static_cast<unsigned long long>(stickyConnects));
   return 0;
 }
 

@@ -1516,7 +1516,7 @@ metadata: {name: tl}
 spec:
   rules: [{labels: [{name: trafficLabel, valueFrom: [$getContext(x-asm-prefer-tag)]}]}]
 )Y",
-       "v.yaml:8:7: warning: VirtualService default/reviews: spec.http[0].route[0].destination.subset: subset $trafficLabel has no fallback; until traffic-label lanes are compiled, connections go to every endpoint of default/reviews"},
+       "v.yaml:8:7: warning: VirtualService default/reviews: spec.http[0].route[0].destination.subset: subset $trafficLabel has no fallback; clients in no lane (and lanes without ready endpoints) go to every endpoint of default/reviews"},
       {"SubsetWithoutEndpoints",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService

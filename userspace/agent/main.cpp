@@ -10,9 +10,12 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <optional>
 #include <set>
 #include <string>
@@ -20,7 +23,9 @@
 #include "agent/proxy_supervisor.h"
 #include "compiler/pipeline.h"
 #include "datapath/datapath.h"
+#include "datapath/lanes.h"
 #include "datapath/mounts.h"
+#include "datapath/recycle.h"
 #include "proxy/router.h"
 
 namespace veer {
@@ -29,6 +34,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int kQuietMs = 100; // batch a burst of file events (an editor, a ConfigMap swap)
+constexpr int kResyncMs = 1000; // how soon a lane pod's new cgroup is found
 
 constexpr uint32_t kWatchMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
                                 IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
@@ -81,12 +87,19 @@ private:
   Fd fd_;
 };
 
+bool sameLanes(const std::vector<std::pair<veer_lane_key, veer_lane>>& a,
+               const std::vector<std::pair<veer_lane_key, veer_lane>>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+    return x.first.cgroup_id == y.first.cgroup_id && x.second.id == y.second.id;
+  });
+}
+
 class Agent {
 public:
-  Agent(std::string configDir, Datapath& dp, ProxySupervisor* proxy,
-        proxy::RouteOptions routeOptions)
-      : configDir_(std::move(configDir)), dp_(dp), proxy_(proxy),
-        routeOptions_(std::move(routeOptions)) {}
+  Agent(std::string configDir, std::string cgroup, Datapath& dp, Recycler* recycler,
+        ProxySupervisor* proxy, proxy::RouteOptions routeOptions)
+      : configDir_(std::move(configDir)), cgroup_(std::move(cgroup)), dp_(dp),
+        recycler_(recycler), proxy_(proxy), routeOptions_(std::move(routeOptions)) {}
 
   /** Builds and applies the config; a bad config is logged and the live one kept. */
   void reload() {
@@ -113,23 +126,119 @@ public:
                       s.error().message);
       }
     }
-    const uint64_t digest = built.image.digest();
-    Result<veer_state> live = dp_.maps().state();
-    if (live && live->applied && live->digest == digest) {
-      spdlog::info("config unchanged (digest {:016x}), nothing to apply", digest);
+    std::optional<MapImage> lastGood = std::move(image_);
+    image_ = std::move(built.image);
+    if (!apply(true)) {
+      image_ = std::move(lastGood); // what resync keeps re-applying
       return;
     }
-    if (Status s = dp_.maps().apply(built.image); !s) {
-      spdlog::error("apply failed, the last good config keeps serving: {}", s.error().message);
-      reject();
-      return;
+    if (plan_) {
+      schedule(planRecycling(*plan_, built.plan));
     }
-    spdlog::info("applied config digest {:016x}: {} service ports, {} versions, {} backends",
-                 digest, built.image.services.size(), built.image.versions.size(),
-                 built.image.backends.size());
+    plan_ = std::move(built.plan);
+  }
+
+  /** Milliseconds until the next recycling is due (-1: none pending). */
+  int nextDueMs() const {
+    if (pending_.empty()) {
+      return -1;
+    }
+    auto due = std::min_element(pending_.begin(), pending_.end(),
+                                [](const auto& a, const auto& b) { return a.first < b.first; });
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        due->first - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<int64_t>(0, ms.count()));
+  }
+
+  /** Runs the recycling whose grace has passed. */
+  void recycleDue() {
+    const auto now = std::chrono::steady_clock::now();
+    RecycleTargets due;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (it->first <= now) {
+        due.insert(due.end(), it->second.begin(), it->second.end());
+        it = pending_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (!due.empty()) {
+      recycle(due, "after the grace period");
+    }
+  }
+
+  /**
+   * Re-finds the lane pods' cgroups (pods start and stop without a config
+   * change: a cgroup appears after its Pod object) and re-applies the last good
+   * config when they moved.
+   */
+  void resync() {
+    if (image_ && !image_->laneClients.empty()) {
+      apply(false);
+    }
   }
 
 private:
+  void schedule(RecyclePlan plan) {
+    if (plan.empty()) {
+      return;
+    }
+    if (recycler_ == nullptr) {
+      spdlog::warn("this change makes existing sockets stale, but socket recycling is "
+                   "off or unavailable; they stay where they are");
+      return;
+    }
+    if (!plan.now.empty()) {
+      recycle(plan.now, "now (UDP peers that left their service)");
+    }
+    for (auto& [grace, targets] : plan.later) {
+      spdlog::info("recycling sockets of {} backend(s) in {}s", targets.size(), grace);
+      pending_.emplace_back(std::chrono::steady_clock::now() + std::chrono::seconds(grace),
+                            std::move(targets));
+    }
+  }
+
+  void recycle(const RecycleTargets& targets, const char* when) {
+    Result<RecycleCount> n = recycler_->run(targets);
+    if (!n) {
+      spdlog::error("socket recycling failed: {}", n.error().message);
+      return;
+    }
+    spdlog::info("recycled {}: destroyed {} TCP and {} UDP socket(s) to {} backend(s) across {} "
+                 "network namespace(s)",
+                 when, n->tcp, n->udp, targets.size(), n->netns);
+  }
+
+  /** True when the datapath now runs image_ (applied, or already live). */
+  bool apply(bool logUnchanged) {
+    std::vector<std::string> unmatched;
+    image_->lanes = laneCgroups(cgroup_, image_->laneClients, &unmatched);
+    const uint64_t digest = image_->digest();
+    Result<veer_state> live = dp_.maps().state();
+    if (live && live->applied && live->digest == digest && lanesApplied_ &&
+        sameLanes(*lanesApplied_, image_->lanes)) {
+      if (logUnchanged) {
+        spdlog::info("config unchanged (digest {:016x}), nothing to apply", digest);
+      }
+      return true;
+    }
+    if (Status s = dp_.maps().apply(*image_); !s) {
+      spdlog::error("apply failed, the last good config keeps serving: {}", s.error().message);
+      reject();
+      return false;
+    }
+    lanesApplied_ = image_->lanes;
+    spdlog::info("applied config digest {:016x}: {} service ports, {} versions, {} backends, "
+                 "{} lane pods in {} cgroups",
+                 digest, image_->services.size(), image_->versions.size(),
+                 image_->backends.size(), image_->laneClients.size(), image_->lanes.size());
+    for (const std::string& pod : unmatched) {
+      spdlog::info("lane pod {} has no cgroup under {} yet; its connections get the weights",
+                   pod, cgroup_);
+    }
+    return true;
+  }
+
   void reject() {
     if (Status s = dp_.maps().countRejected(); !s) {
       spdlog::warn("{}", s.error().message);
@@ -137,7 +246,13 @@ private:
   }
 
   std::string configDir_;
+  std::string cgroup_;
   Datapath& dp_;
+  Recycler* recycler_; // null when the kernel cannot destroy sockets
+  std::optional<MapImage> image_; // the last good config
+  std::optional<Plan> plan_;      // its plan, to see what the next one makes stale
+  std::vector<std::pair<std::chrono::steady_clock::time_point, RecycleTargets>> pending_;
+  std::optional<std::vector<std::pair<veer_lane_key, veer_lane>>> lanesApplied_;
   ProxySupervisor* proxy_; // null without --proxy-listen
   proxy::RouteOptions routeOptions_;
 };
@@ -173,10 +288,13 @@ struct ProxyFlags {
 };
 
 int run(const std::string& configDir, std::string cgroup, const std::string& bpffs,
-        const std::string& runDir, const ProxyFlags& pf) {
+        const std::string& recycling, const std::string& runDir, const ProxyFlags& pf) {
   FeatureReport features = probeKernelFeatures();
   for (const std::string& f : features.found) {
     spdlog::info("kernel feature: {}", f);
+  }
+  for (const std::string& f : features.optionalMissing) {
+    spdlog::warn("kernel feature missing, continuing without it: {}", f);
   }
   if (!features.missing.empty()) {
     for (const std::string& f : features.missing) {
@@ -226,7 +344,21 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   }
   spdlog::info("attached to cgroup {}, pins in {}, watching {}", cgroup, veerPinDir(bpffs),
                configDir);
-
+  std::unique_ptr<Recycler> recycler;
+  if (recycling != "off") {
+    Result<std::unique_ptr<Recycler>> r =
+        recycling == "iterator" ? Recycler::load(Recycler::Mode::kIterator)
+        : recycling == "netlink" ? Recycler::load(Recycler::Mode::kNetlink)
+                                 : Recycler::load();
+    if (r) {
+      recycler = std::move(*r);
+      spdlog::info("socket recycling available ({})", recycler->modeName());
+    } else {
+      spdlog::warn("socket recycling unavailable, continuing without it: {}", r.error().message);
+    }
+  } else {
+    spdlog::info("socket recycling off (--socket-recycling=off)");
+  }
   std::unique_ptr<ProxySupervisor> proxy;
   if (!pf.listen.empty()) {
     ProxyOptions po;
@@ -260,25 +392,36 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   }
   proxy::RouteOptions routeOptions;
   routeOptions.tagHeader = pf.tagHeader;
-  Agent agent(configDir, **dp, proxy.get(), routeOptions);
+  Agent agent(configDir, cgroup, **dp, recycler.get(), proxy.get(), routeOptions);
   agent.reload();
 
   pollfd fds[3] = {{watch.fd(), POLLIN, 0}, {sigfd.get(), POLLIN, 0}, {-1, POLLIN, 0}};
   while (true) {
     fds[2].fd = proxy ? proxy->reportFd() : -1;
-    int n = poll(fds, 3, proxy ? proxy->restartDueMs() : -1);
+    int timeout = kResyncMs;
+    for (int due : {agent.nextDueMs(), proxy ? proxy->restartDueMs() : -1}) {
+      if (due >= 0 && due < timeout) {
+        timeout = due;
+      }
+    }
+    int n = poll(fds, 3, timeout);
     if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    agent.recycleDue();
+    if (proxy) {
+      if (n > 0 && fds[2].fd >= 0 && (fds[2].revents & (POLLIN | POLLHUP))) {
+        proxy->onReport();
+      }
+      proxy->maybeRestart();
+    }
+    if (n == 0) {
+      agent.resync();
       continue;
     }
     if (n < 0) {
       spdlog::critical("poll: {}", strerror(errno));
       return 1;
-    }
-    if (proxy) {
-      if (fds[2].fd >= 0 && (fds[2].revents & (POLLIN | POLLHUP))) {
-        proxy->onReport();
-      }
-      proxy->maybeRestart();
     }
     if (fds[1].revents & POLLIN) {
       signalfd_siginfo si{};
@@ -320,11 +463,17 @@ int main(int argc, char** argv) {
   std::string configDir, cgroup, bpffs = "/sys/fs/bpf", runDir = "/run/veer";
   bool uninstall = false;
   veer::ProxyFlags pf;
+  std::string recycling = "auto";
   app.add_option("--config-dir", configDir, "directory of Kubernetes YAML to apply and watch")
       ->check(CLI::ExistingDirectory);
   app.add_option("--cgroup", cgroup, "cgroup v2 directory to attach to (default: the cgroup2 root)")
       ->check(CLI::ExistingDirectory);
   app.add_option("--bpffs", bpffs, "bpffs mount; pins go under <bpffs>/veer")->capture_default_str();
+  app.add_option("--socket-recycling", recycling,
+                 "how stale sockets are destroyed: auto (iterators, else netlink), iterator "
+                 "(bpf_sock_destroy, Linux >= 6.5), netlink (SOCK_DESTROY), off")
+      ->check(CLI::IsMember({"auto", "iterator", "netlink", "off"}))
+      ->capture_default_str();
   app.add_option("--run-dir", runDir, "the proxy's route table and pid file")->capture_default_str();
   app.add_flag("--uninstall", uninstall,
                "detach and remove everything veer pinned, stop veer-proxy, then exit");
@@ -367,5 +516,5 @@ int main(int argc, char** argv) {
     spdlog::critical("--config-dir is required");
     return 2;
   }
-  return veer::run(configDir, cgroup, bpffs, runDir, pf);
+  return veer::run(configDir, cgroup, bpffs, recycling, runDir, pf);
 }

@@ -38,6 +38,14 @@ uint64_t MapImage::digest() const {
   h = hashEntries(h, versions);
   h = hashEntries(h, rings);
   h = hashEntries(h, backends);
+  h = hashEntries(h, members);
+  for (const auto& [client, id] : laneClients) {
+    for (const std::string* f : {&client.ns, &client.name, &client.uid, &client.lane}) {
+      h = fnv1a64(f->data(), f->size(), h);
+      h = fnv1a64("", 1, h); // field separator
+    }
+    h = fnv1a64(&id, sizeof(id), h);
+  }
   return h;
 }
 
@@ -77,20 +85,34 @@ std::vector<uint8_t> cumulativeSlots(const std::vector<uint8_t>& weights,
   return slots;
 }
 
-namespace {
-
-/** consistentHash with useSourceIp: on the socket path the source is the client pod. */
-bool wantsAffinity(const PlanService& ps) {
-  return ps.loadBalancer && ps.loadBalancer->hash == LoadBalancer::Hash::kSourceIp;
-}
-
-} // namespace
-
 CompileResult compile(const Plan& plan) {
   CompileResult out;
   MapImage& img = out.image;
   std::map<std::pair<IpAddr, uint16_t>, uint32_t> backendIds;
   uint32_t versionId = 0;
+
+  // Lane ids: every lane value a pod carries or a service routes, in name order.
+  std::map<std::string, uint32_t> laneIds;
+  for (const PlanLaneClient& c : plan.laneClients) {
+    laneIds.emplace(c.lane, 0);
+  }
+  for (const PlanService& ps : plan.services) {
+    for (const PlanLane& l : ps.lanes) {
+      laneIds.emplace(l.value, 0);
+    }
+  }
+  if (laneIds.size() >= VEER_MAX_LANES) {
+    out.errors.push_back("too many lanes: " + std::to_string(laneIds.size()) + " (limit " +
+                         std::to_string(VEER_MAX_LANES - 1) + ")");
+    return out;
+  }
+  uint32_t nextLane = 1;
+  for (auto& [value, id] : laneIds) {
+    id = nextLane++;
+  }
+  for (const PlanLaneClient& c : plan.laneClients) {
+    img.laneClients.emplace_back(c, laneIds[c.lane]);
+  }
 
   if (plan.services.size() > VEER_MAX_SERVICES) {
     out.errors.push_back("too many service ports: " + std::to_string(plan.services.size()) +
@@ -122,6 +144,7 @@ CompileResult compile(const Plan& plan) {
     svc.n_versions = static_cast<uint8_t>(ps.versions.size());
 
     std::vector<uint8_t> weights;
+    std::map<std::string, uint8_t> versionIndex; // subset -> index in version_id
     for (const PlanVersion& pv : ps.versions) {
       if (pv.backends.size() > VEER_MAX_BACKENDS_PER_VERSION) {
         out.errors.push_back(ps.id() + " version " + versionName(pv) + ": " +
@@ -130,6 +153,7 @@ CompileResult compile(const Plan& plan) {
         continue;
       }
       const uint32_t vid = versionId++;
+      versionIndex[pv.subset] = static_cast<uint8_t>(weights.size());
       svc.version_id[weights.size()] = vid;
       weights.push_back(pv.weight);
 
@@ -162,6 +186,15 @@ CompileResult compile(const Plan& plan) {
         }
         names.push_back(pb.addr.str() + ":" + std::to_string(pb.port));
         ids.push_back(it->second);
+        veer_member_key mkey{};
+        mkey.version_id = vid;
+        mkey.port = htons(pb.port);
+        copyAddr(mkey.addr, pb.addr);
+        veer_backend be{};
+        copyAddr(be.addr, pb.addr);
+        be.port = htons(pb.port);
+        be.family = pb.addr.v4 ? VEER_FAMILY_V4 : VEER_FAMILY_V6;
+        img.members.emplace_back(mkey, be);
       }
       veer_maglev_ring ring{};
       const std::vector<uint32_t> table = maglevTable(names, VEER_MAGLEV_SIZE);
@@ -171,7 +204,7 @@ CompileResult compile(const Plan& plan) {
       img.rings.emplace_back(vkey, ring);
     }
     std::vector<uint8_t> slots;
-    if (wantsAffinity(ps)) {
+    if (ps.affinity) {
       // Subset-name order, not route order: reordering a route list must not
       // reshuffle every client.
       std::vector<size_t> order(weights.size());
@@ -183,6 +216,7 @@ CompileResult compile(const Plan& plan) {
       });
       slots = cumulativeSlots(weights, order);
       svc.flags |= VEER_SVC_F_AFFINITY;
+      svc.affinity_timeout = ps.affinityTimeout;
     } else {
       slots = weightSlots(weights);
     }
@@ -190,6 +224,13 @@ CompileResult compile(const Plan& plan) {
       svc.flags |= VEER_SVC_F_L7; // to veer-proxy while it is ready; the slots above meanwhile
     }
     std::memcpy(svc.slot, slots.data(), VEER_WEIGHT_SLOTS);
+    std::memset(svc.lane_version, VEER_NO_VERSION, sizeof(svc.lane_version));
+    for (const PlanLane& l : ps.lanes) {
+      if (auto it = versionIndex.find(l.subset); it != versionIndex.end()) {
+        svc.lane_version[laneIds[l.value]] = it->second;
+        svc.flags |= VEER_SVC_F_LANES;
+      }
+    }
     svc.n_versions = static_cast<uint8_t>(weights.size());
     img.services.emplace_back(key, svc);
   }

@@ -18,8 +18,16 @@ struct MapImage {
   std::vector<std::pair<veer_version_key, veer_version>> versions;
   std::vector<std::pair<veer_version_key, veer_maglev_ring>> rings;
   std::vector<std::pair<veer_backend_key, veer_backend>> backends;
+  std::vector<std::pair<veer_member_key, veer_backend>> members;
+  /** Pods in a lane and their lane id (1..VEER_MAX_LANES-1), sorted. */
+  std::vector<std::pair<PlanLaneClient, uint32_t>> laneClients;
+  /**
+   * veer_lane_of entries: the lane clients' cgroups. Node state, not config: compile()
+   * leaves it empty and the agent fills it (laneCgroups()) before each apply.
+   */
+  std::vector<std::pair<veer_lane_key, veer_lane>> lanes;
 
-  /** FNV-1a over all entries: equal images, equal digests. */
+  /** FNV-1a over every config-derived entry (not lanes): equal configs, equal digests. */
   uint64_t digest() const;
 };
 

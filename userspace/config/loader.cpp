@@ -247,6 +247,9 @@ bool Loader::loadMeta(ObjectParser& p, const std::map<std::string, Entry>& top, 
   if (const yaml::Node* a = ObjectParser::get(*m, "annotations")) {
     meta.annotations = p.labels(*a, "metadata.annotations");
   }
+  if (const yaml::Node* u = ObjectParser::get(*m, "uid")) {
+    meta.uid = p.string(*u, "metadata.uid").value_or("");
+  }
   return true;
 }
 

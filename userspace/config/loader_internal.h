@@ -33,6 +33,34 @@ inline std::string describe(const yaml::Node& n) {
   }
 }
 
+/** Whole seconds of a Go-style duration of h, m and s parts ("3h", "1h30m", "45s", "0s"). */
+inline std::optional<uint32_t> parseSeconds(const std::string& s) {
+  uint64_t total = 0, n = 0;
+  bool digits = false, any = false;
+  for (char c : s) {
+    if (c >= '0' && c <= '9') {
+      n = n * 10 + static_cast<uint64_t>(c - '0');
+      digits = true;
+      if (n > UINT32_MAX) {
+        return std::nullopt;
+      }
+      continue;
+    }
+    const uint64_t unit = c == 'h' ? 3600 : c == 'm' ? 60 : c == 's' ? 1 : 0;
+    if (!digits || unit == 0) {
+      return std::nullopt;
+    }
+    total += n * unit;
+    n = 0;
+    digits = false;
+    any = true;
+  }
+  if (digits || !any || total > UINT32_MAX) {
+    return std::nullopt; // a bare number has no unit; nothing at all is no duration
+  }
+  return static_cast<uint32_t>(total);
+}
+
 inline bool parseInt(const std::string& s, int64_t& out) {
   if (s.empty() || s.size() > 18) {
     return false;
@@ -308,6 +336,7 @@ private:
   bool checkDuplicate(ObjectParser& p, const ObjectMeta& meta);
 
   void loadService(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
+  void loadSessionAffinity(ObjectParser& p, const std::map<std::string, Entry>& s, Service& svc);
 
   void loadPod(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec, const yaml::Node* status);
 

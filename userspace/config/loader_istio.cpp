@@ -45,6 +45,20 @@ void Loader::loadDr(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec) {
   }
   dr.host = *h;
   dr.hostPos = p.pos(*host);
+  auto seconds = [&](const char* annotation, std::optional<uint32_t>& out) {
+    auto a = dr.meta.annotations.find(annotation);
+    if (a == dr.meta.annotations.end()) {
+      return;
+    }
+    out = parseSeconds(a->second);
+    if (!out) {
+      p.report(Diagnostic::Severity::kError, dr.meta.pos,
+               std::string("metadata.annotations.") + annotation,
+               "expected a duration like 3h, 90m, 30s or 0s, got '" + a->second + "'");
+    }
+  };
+  seconds(kAffinityTimeoutAnnotation, dr.affinityTimeout); // 0s: no pinning
+  seconds(kRecycleGraceAnnotation, dr.recycleGrace);
   if (const yaml::Node* tp = ObjectParser::get(*s, "trafficPolicy")) {
     dr.loadBalancer = loadTrafficPolicy(p, *tp, "spec.trafficPolicy");
   }

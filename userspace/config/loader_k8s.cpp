@@ -96,7 +96,44 @@ void Loader::loadService(ObjectParser& p, ObjectMeta meta, const yaml::Node* spe
   if (const yaml::Node* sel = ObjectParser::get(*s, "selector")) {
     svc.selector = p.labels(*sel, "spec.selector");
   }
+  loadSessionAffinity(p, *s, svc);
   config().services.push_back(std::move(svc));
+}
+
+/** spec.sessionAffinity and sessionAffinityConfig.clientIP.timeoutSeconds, as the API validates them. */
+void Loader::loadSessionAffinity(ObjectParser& p, const std::map<std::string, Entry>& s,
+                                 Service& svc) {
+  if (const yaml::Node* sa = ObjectParser::get(s, "sessionAffinity")) {
+    auto v = p.string(*sa, "spec.sessionAffinity");
+    if (v && *v == "ClientIP") {
+      svc.clientIpAffinity = true;
+    } else if (v && *v != "None") {
+      p.error(*sa, "spec.sessionAffinity", "expected ClientIP or None, got '" + *v + "'");
+    }
+  }
+  const yaml::Node* cfg = ObjectParser::get(s, "sessionAffinityConfig");
+  if (cfg == nullptr) {
+    return;
+  }
+  auto c = p.fields(*cfg, "spec.sessionAffinityConfig", {"clientIP"}, {}, true);
+  const yaml::Node* cip = c ? ObjectParser::get(*c, "clientIP") : nullptr;
+  auto ci = cip ? p.fields(*cip, "spec.sessionAffinityConfig.clientIP", {"timeoutSeconds"}, {},
+                           true)
+                : std::nullopt;
+  const yaml::Node* t = ci ? ObjectParser::get(*ci, "timeoutSeconds") : nullptr;
+  if (t == nullptr) {
+    return;
+  }
+  const std::string f = "spec.sessionAffinityConfig.clientIP.timeoutSeconds";
+  if (auto v = p.integer(*t, f)) {
+    if (*v <= 0 || *v > 86400) {
+      p.error(*t, f, "must be in 1..86400 (seconds), got " + std::to_string(*v));
+    } else if (!svc.clientIpAffinity) {
+      p.warning(*t, f, "ignored: spec.sessionAffinity is not ClientIP");
+    } else {
+      svc.affinityTimeout = static_cast<uint32_t>(*v);
+    }
+  }
 }
 
 void Loader::loadPod(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec, const yaml::Node* status) {

@@ -72,6 +72,7 @@ struct ObjectMeta {
   std::string name;
   std::map<std::string, std::string> labels;
   std::map<std::string, std::string> annotations;
+  std::string uid; // metadata.uid; a pod's cgroup path carries it
   SourcePos pos;
 
   /** "Kind ns/name" */
@@ -94,6 +95,8 @@ struct Service {
   std::vector<IpAddr> clusterIPs; // empty for headless / none
   std::vector<ServicePort> ports;
   Labels selector;
+  bool clientIpAffinity = false;          // spec.sessionAffinity: ClientIP
+  std::optional<uint32_t> affinityTimeout; // sessionAffinityConfig.clientIP.timeoutSeconds
 };
 
 struct Pod {
@@ -146,7 +149,14 @@ struct DestinationRule {
   SourcePos hostPos;
   std::vector<Subset> subsets;
   std::optional<LoadBalancer> loadBalancer; // spec.trafficPolicy.loadBalancer
+  std::optional<uint32_t> affinityTimeout;   // annotation veer.io/affinity-timeout, seconds
+  std::optional<uint32_t> recycleGrace;      // annotation veer.io/recycle-grace, seconds
 };
+
+/** DestinationRule annotation: how long an idle affine client keeps its backend ("3h", "0s"). */
+inline constexpr const char* kAffinityTimeoutAnnotation = "veer.io/affinity-timeout";
+/** DestinationRule annotation: opt in to socket recycling, destroying after this grace ("10s"). */
+inline constexpr const char* kRecycleGraceAnnotation = "veer.io/recycle-grace";
 
 /** Istio StringMatch: exact, prefix or regex (RE2, full match; checked at load). */
 struct StringMatch {

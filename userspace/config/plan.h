@@ -38,6 +38,26 @@ struct PlanVersion {
 /** The version's display and map name: subset, or "ns/name[.subset]" of another Service. */
 std::string versionName(const PlanVersion& v);
 
+/** Seconds an idle affine client keeps its backend by default: kube-proxy's and Cilium's 3 h. */
+inline constexpr uint32_t kDefaultAffinityTimeout = 10800;
+
+/** A lane of a service: a client pod whose lane label is value goes to subset. */
+struct PlanLane {
+  std::string value;  // the client pod's label value, e.g. "gray"
+  std::string subset; // the version it reaches: the lane's own subset, or the fallback when
+                      // the lane's subset has no ready endpoint
+  auto operator<=>(const PlanLane&) const = default;
+};
+
+/** A pod whose lane label puts it in a lane (the agent finds its cgroup). */
+struct PlanLaneClient {
+  std::string ns;
+  std::string name;
+  std::string uid;  // metadata.uid, "" when the inventory has none
+  std::string lane; // label value
+  auto operator<=>(const PlanLaneClient&) const = default;
+};
+
 /** Where a service's connections are decided. */
 enum class PlanPath : uint8_t {
   kKernel, // the cgroup hooks pick the version: weights (and later per-client-pod lanes)
@@ -87,6 +107,14 @@ struct PlanService {
   std::string kernelRule;
   std::vector<PlanRoute> routes; // the full ordered rule list, for the proxy and explain
   std::optional<LoadBalancer> loadBalancer; // DestinationRule trafficPolicy (service level)
+  /** Session affinity in the kernel: consistentHash useSourceIp, or sessionAffinity: ClientIP. */
+  bool affinity = false;
+  /** Seconds an idle affine client keeps its exact backend; 0 = Maglev alone. */
+  uint32_t affinityTimeout = 0;
+  /** Socket recycling opted in (veer.io/recycle-grace): seconds to wait before destroying. */
+  std::optional<uint32_t> recycleGrace;
+  /** Lanes by client pod label (ASM TrafficLabel $(localLabel)), sorted by value. */
+  std::vector<PlanLane> lanes;
 
   /** "ns/name:port" */
   std::string id() const;
@@ -110,6 +138,7 @@ struct PlanVirtualHost {
 
 struct Plan {
   std::vector<PlanService> services; // sorted by (ns, name, addr, port, proto)
+  std::vector<PlanLaneClient> laneClients; // pods in a lane, sorted
   std::vector<PlanVirtualHost> virtualHosts; // sorted by host
 };
 

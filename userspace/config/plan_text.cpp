@@ -240,6 +240,16 @@ std::string renderPlan(const Plan& plan) {
       }
       out += "\n";
     }
+    for (const auto& l : s.lanes) {
+      out += "    lane " + l.value + " -> " + (l.subset.empty() ? std::string("*") : l.subset) +
+             (l.subset == l.value ? "" : " (fallback: " + l.value + " has no ready endpoint)") +
+             "\n";
+    }
+    if (s.affinity) {
+      out += "  affinity: client pod hash, pinned to its backend for " +
+             std::to_string(s.affinityTimeout) + "s idle" +
+             (s.affinityTimeout == 0 ? " (no pinning, Maglev only)" : "") + "\n";
+    }
     if (!s.routes.empty()) {
       out += "  rules:\n";
       for (const auto& r : s.routes) {

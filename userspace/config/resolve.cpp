@@ -805,6 +805,86 @@ private:
     ps.why = l7.empty() ? kernel : l7;
   }
 
+  /** The pod label a traffic label reads for $(localLabel), or "" if it reads none. */
+  std::string laneLabel(const std::string& subset, const std::string& ns,
+                        const TrafficLabel** owner) {
+    const TrafficLabel::Label* l = trafficLabel(subset.substr(1), ns, owner);
+    if (l == nullptr) {
+      return "";
+    }
+    for (const auto& src : l->valueFrom) {
+      if (src.kind == TrafficLabel::Source::Kind::kLocalLabel) {
+        return src.value;
+      }
+    }
+    return "";
+  }
+
+  /**
+   * The lanes of a service whose kernel rule sends to subset $label: every value the
+   * client pods carry in the TrafficLabel's $(localLabel) pod label is a lane, and it
+   * reaches the subset of that name while that subset has a ready endpoint, else the
+   * rule's fallback. Records the lane's client pods for the agent.
+   */
+  template <class SubsetLabels>
+  void compileLanes(PlanService& ps, const RouteDestination& d, size_t destinations,
+                    const std::string& source, const Key& k, const std::vector<Candidate>& cands,
+                    const SubsetLabels& subsetLabels) {
+    const TrafficLabel* owner = nullptr;
+    const std::string label = laneLabel(d.subset, ps.ns, &owner);
+    if (label.empty()) {
+      return; // a header-only traffic label: the proxy's (routes keep it)
+    }
+    if (destinations != 1) {
+      diag_.warning(d.pos, source, d.field + ".destination.subset",
+                    "lane " + d.subset + " shares its rule with other destinations; the kernel "
+                    "compiles lanes only for a rule whose one destination is the lane, so client "
+                    "pods in a lane get the weights here");
+      return;
+    }
+    std::set<std::string> values;
+    for (const auto& pod : c_.pods) {
+      const bool inScope = owner->meta.ns == "istio-system" || pod.meta.ns == owner->meta.ns;
+      auto v = pod.meta.labels.find(label);
+      if (!inScope || v == pod.meta.labels.end() || v->second.empty() ||
+          !matches(pod.meta.labels, owner->workloadSelector)) {
+        continue;
+      }
+      values.insert(v->second);
+      PlanLaneClient client{pod.meta.ns, pod.meta.name, pod.meta.uid, v->second};
+      auto& all = result_.plan.laneClients;
+      if (auto at = std::lower_bound(all.begin(), all.end(), client);
+          at == all.end() || *at != client) {
+        all.insert(at, std::move(client));
+      }
+    }
+    const DestinationRule* dr = nullptr;
+    if (auto it = drs_.find(k); it != drs_.end()) {
+      dr = it->second;
+    }
+    const std::string base = ps.versions.empty() ? "" : ps.versions[0].subset;
+    for (const std::string& value : values) {
+      const bool declared =
+          dr != nullptr && std::any_of(dr->subsets.begin(), dr->subsets.end(),
+                                       [&](const Subset& s) { return s.name == value; });
+      std::vector<PlanBackend> backends;
+      if (declared) {
+        backends = pick(cands, subsetLabels(value));
+      }
+      // ASM fallback cases noinstances|noavailabled: no such subset, or none of it ready.
+      const std::string subset = backends.empty() ? base : value;
+      ps.lanes.push_back(PlanLane{value, subset});
+      auto has = [&](const PlanVersion& v) { return v.subset == subset; };
+      if (std::none_of(ps.versions.begin(), ps.versions.end(), has)) {
+        PlanVersion v;
+        v.subset = subset;
+        v.weight = 0; // reached through its lane only
+        v.backends = std::move(backends);
+        ps.versions.push_back(std::move(v));
+      }
+    }
+  }
+
   void build() {
     std::vector<const Service*> ordered;
     for (const auto& [k, s] : services_) {
@@ -834,6 +914,18 @@ private:
           ps.proto = sp.proto;
           auto cands = endpoints(*svc, sp, addr.v4);
           describe(ps, dec, dr);
+          ps.affinity = svc->clientIpAffinity ||
+                        (ps.loadBalancer && ps.loadBalancer->hash == LoadBalancer::Hash::kSourceIp);
+          if (ps.affinity) {
+            // The DestinationRule is the mesh's word on this host; the Service's own
+            // ClientIP timeout comes next, then kube-proxy's default.
+            ps.affinityTimeout = dr != nullptr && dr->affinityTimeout
+                                     ? *dr->affinityTimeout
+                                     : svc->affinityTimeout.value_or(kDefaultAffinityTimeout);
+          }
+          if (dr != nullptr) {
+            ps.recycleGrace = dr->recycleGrace;
+          }
           const PlanRoute* kr = nullptr;
           if (dec != nullptr) {
             for (const PlanRoute& pr : dec->routes) {
@@ -844,6 +936,7 @@ private:
             }
           }
           std::vector<const RouteDestination*> applicable;
+          const RouteDestination* lanes = nullptr; // the destination whose subset is a lane
           if (kr != nullptr) {
             ps.kernelRule = kr->source + " " + kr->rule.field;
             for (const auto& d : kr->rule.destinations) {
@@ -875,14 +968,16 @@ private:
             sum += w;
             std::string subset = d->subset;
             if (!subset.empty() && subset[0] == '$') {
-              // A traffic-label lane: per request or per client pod. Until lanes are
-              // compiled, the kernel sends everyone to the fallback (or the whole service).
+              // A traffic-label lane. Clients outside every lane (and requests whose tag
+              // only a header carries, until the proxy reads it) go to the fallback (or
+              // the whole service); client pods in a lane get their lane's subset below.
+              lanes = d;
               subset = d->fallback ? d->fallback->subset : "";
               if (!d->fallback) {
                 diag_.warning(d->pos, kr->source, d->field + ".destination.subset",
                         "subset " + d->subset +
-                            " has no fallback; until traffic-label lanes are compiled, "
-                            "connections go to every endpoint of " + keyStr(k));
+                            " has no fallback; clients in no lane (and lanes without ready "
+                            "endpoints) go to every endpoint of " + keyStr(k));
               }
             }
             Key dk = k;
@@ -926,6 +1021,9 @@ private:
                   "weights of destinations for port " + std::to_string(sp.port) + " sum to " +
                       std::to_string(sum) + ", expected 100");
             continue;
+          }
+          if (lanes != nullptr) {
+            compileLanes(ps, *lanes, applicable.size(), kr->source, k, cands, subsetLabels);
           }
           result_.plan.services.push_back(std::move(ps));
         }

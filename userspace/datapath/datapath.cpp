@@ -1,6 +1,7 @@
 #include "datapath/datapath.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -80,7 +81,22 @@ FeatureReport probeKernelFeatures() {
   check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_map_update_elem,
                                 nullptr) == 1,
         "helper map_update_elem in cgroup_sock_addr");
+  // Affinity pins (idle timeout) and lanes (the client's cgroup and its ancestors).
+  check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_ktime_get_coarse_ns,
+                                nullptr) == 1,
+        "helper ktime_get_coarse_ns in cgroup_sock_addr");
+  check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+                                BPF_FUNC_get_current_ancestor_cgroup_id, nullptr) == 1,
+        "helper get_current_ancestor_cgroup_id in cgroup_sock_addr");
   check(access("/sys/kernel/btf/vmlinux", R_OK) == 0, "kernel BTF (/sys/kernel/btf/vmlinux)");
+  // Optional: socket recycling by iterator needs the bpf_sock_destroy kfunc (Linux >= 6.5);
+  // without it the agent tries netlink SOCK_DESTROY (Recycler::load says which works).
+  btf* vmlinux = btf__load_vmlinux_btf();
+  const bool sockDestroy =
+      vmlinux != nullptr && btf__find_by_name_kind(vmlinux, "bpf_sock_destroy", BTF_KIND_FUNC) > 0;
+  btf__free(vmlinux);
+  (sockDestroy ? r.found : r.optionalMissing)
+      .push_back("kfunc bpf_sock_destroy (socket recycling by iterator)");
   return r;
 }
 

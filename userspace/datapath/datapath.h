@@ -18,7 +18,8 @@ namespace veer {
 /** Kernel features veer needs, probed through libbpf. */
 struct FeatureReport {
   std::vector<std::string> found;
-  std::vector<std::string> missing;
+  std::vector<std::string> missing;         // veer cannot run without these
+  std::vector<std::string> optionalMissing; // veer runs, without the feature named
 };
 FeatureReport probeKernelFeatures();
 

@@ -139,11 +139,23 @@ Status PinnedMaps::apply(const MapImage& image) {
       !s) {
     return s;
   }
+  if (Status s = deleteGeneration<veer_member_key>(fd("veer_member"), target, "veer_member"); !s) {
+    return s;
+  }
+  if (Status s = deleteGeneration<veer_lane_key>(fd("veer_lane_of"), target, "veer_lane_of"); !s) {
+    return s;
+  }
 
   if (Status s = writeGeneration(fd("veer_backend"), image.backends, target, "veer_backend"); !s) {
     return s;
   }
   if (Status s = writeGeneration(fd("veer_maglev"), image.rings, target, "veer_maglev"); !s) {
+    return s;
+  }
+  if (Status s = writeGeneration(fd("veer_member"), image.members, target, "veer_member"); !s) {
+    return s;
+  }
+  if (Status s = writeGeneration(fd("veer_lane_of"), image.lanes, target, "veer_lane_of"); !s) {
     return s;
   }
   if (Status s = writeGeneration(fd("veer_version"), image.versions, target, "veer_version"); !s) {

@@ -16,9 +16,10 @@
 namespace veer {
 
 /** Names of the pinned maps, as in bpf/lib/maps.h. */
-inline constexpr std::array<const char*, 10> kMapNames = {
-    "veer_state",  "veer_svc", "veer_version", "veer_maglev", "veer_backend",
-    "veer_revnat", "veer_rr",  "veer_stats",   "veer_proxy",  "veer_orig_dst"};
+inline constexpr std::array<const char*, 13> kMapNames = {
+    "veer_state",  "veer_svc",      "veer_version", "veer_maglev", "veer_backend",
+    "veer_revnat", "veer_rr",       "veer_stats",   "veer_member", "veer_affinity",
+    "veer_lane_of", "veer_proxy",   "veer_orig_dst"};
 
 /** Directory of veer's pins under a bpffs mount. */
 std::string veerPinDir(const std::string& bpffs);

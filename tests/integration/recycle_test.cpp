@@ -1,0 +1,297 @@
+// Socket recycling (veer.io/recycle-grace; bpf_sock_destroy iterators run in
+// every network namespace of the node):
+// - a keep-alive HTTP client on v1 moves to v2 after a 100/0 -> 0/100 weight
+//   change once the grace period has passed, with no failed request (it
+//   reconnects when its idle connection is closed, as keep-alive clients do);
+// - a connected UDP socket to an endpoint that leaves its service is destroyed at
+//   once (its blocked recv fails with ECONNABORTED), recycling opted in or not.
+// Once per mechanism (bpf_sock_destroy iterators, netlink SOCK_DESTROY); each is
+// skipped, with the agent's reason, on a kernel that lacks it.
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+
+#include <sstream>
+
+#include "kernel_path_fixture.h"
+
+namespace veer::test {
+namespace {
+
+constexpr const char* kKa = "10.96.7.10";
+constexpr const char* kKu = "10.96.7.20";
+
+/** A child process in a pod that writes one line per event to a pipe. */
+class PodChild {
+public:
+  template <class F> PodChild(World& world, const std::string& pod, F body) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+      return;
+    }
+    const std::string cgroup = world.podCgroup(pod);
+    const std::string netns = "/run/netns/" + world.netnsName(pod);
+    pid_ = fork();
+    if (pid_ == 0) {
+      close(fds[0]);
+      std::ofstream(cgroup + "/cgroup.procs") << getpid() << std::flush;
+      int ns = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+      if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
+        _exit(1);
+      }
+      auto emit = [fd = fds[1]](const std::string& line) {
+        std::string l = line + "\n";
+        (void)!write(fd, l.data(), l.size());
+      };
+      body(emit);
+      _exit(0);
+    }
+    close(fds[1]);
+    fd_ = fds[0];
+  }
+
+  ~PodChild() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (fd_ >= 0) {
+      close(fd_);
+    }
+  }
+
+  /** The next line, or "" after timeout. */
+  std::string line(milliseconds timeout = milliseconds(10000)) {
+    const auto deadline = steady_clock::now() + timeout;
+    while (true) {
+      if (size_t nl = buf_.find('\n'); nl != std::string::npos) {
+        std::string l = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        return l;
+      }
+      const auto left =
+          std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now()).count();
+      pollfd p{fd_, POLLIN, 0};
+      if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) {
+        return "";
+      }
+      char b[512];
+      ssize_t r = read(fd_, b, sizeof(b));
+      if (r <= 0) {
+        return "";
+      }
+      buf_.append(b, r);
+    }
+  }
+
+private:
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::string buf_;
+};
+
+int connectTo(const char* addr, uint16_t port, int type) {
+  int s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  timeval tv{2, 0};
+  setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  inet_pton(AF_INET, addr, &sa.sin_addr);
+  if (connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    close(s);
+    return -1;
+  }
+  return s;
+}
+
+/**
+ * A keep-alive HTTP client: one request every 20 ms on its connection; when the
+ * connection is closed under it before an answer starts, it reconnects and
+ * sends the request again (what HTTP clients do on a reused connection).
+ * Lines: "<version> <connection number>", or "fail <step> <errno>".
+ */
+void keepAliveClient(const std::function<void(const std::string&)>& emit) {
+  int conn = -1, conns = 0;
+  const std::string req = std::string("GET / HTTP/1.1\r\nHost: ka\r\n\r\n");
+  while (true) {
+    bool fresh = false;
+    if (conn < 0) {
+      conn = connectTo(kKa, kHttpPort, SOCK_STREAM);
+      if (conn < 0) {
+        emit("fail connect " + std::to_string(errno));
+        usleep(100000);
+        continue;
+      }
+      conns++;
+      fresh = true;
+    }
+    std::string resp;
+    bool sent = send(conn, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size());
+    size_t want = std::string::npos;
+    while (sent) {
+      const size_t head = resp.find("\r\n\r\n");
+      if (head != std::string::npos && want == std::string::npos) {
+        const size_t cl = resp.find("Content-Length: ");
+        want = head + 4 + std::stoul(resp.substr(cl + 16));
+      }
+      if (resp.size() >= want) {
+        break;
+      }
+      char b[1024];
+      ssize_t r = recv(conn, b, sizeof(b), 0);
+      if (r <= 0) {
+        break;
+      }
+      resp.append(b, r);
+    }
+    if (want == std::string::npos || resp.size() < want) {
+      const int err = errno;
+      close(conn);
+      conn = -1;
+      if (fresh || !resp.empty()) {
+        emit("fail request " + std::to_string(err)); // a fresh connection failed, or mid-answer
+      }
+      continue; // an idle reused connection was closed: retry on a new one
+    }
+    const std::string body = resp.substr(resp.find("\r\n\r\n") + 4);
+    emit(body.substr(0, body.find('\n')) + " " + std::to_string(conns));
+    usleep(20000);
+  }
+}
+
+/** Runs with each mechanism: --socket-recycling=iterator and =netlink. */
+class RecycleTest : public KernelPathTest, public ::testing::WithParamInterface<const char*> {
+protected:
+  void SetUp() override {
+    KernelPathTest::SetUp();
+    if (HasFatalFailure()) {
+      return;
+    }
+    agent_->setExtraArgs({std::string("--socket-recycling=") + GetParam()});
+    const std::pair<const char*, const char*> pods[] = {{"ka-v1", "10.244.1.160"},
+                                                        {"ka-v2", "10.244.1.161"},
+                                                        {"ku-1", "10.244.1.162"},
+                                                        {"ku-2", "10.244.1.163"},
+                                                        {"ka-client", "10.244.1.164"}};
+    for (const auto& [pod, ip] : pods) {
+      Status s = world_->addPod(PodSpec{pod, {ip}, {}});
+      ASSERT_TRUE(s) << s.error().message;
+      if (std::string(pod) != "ka-client") {
+        const std::string name(pod);
+        auto srv = world_->startTestServer(pod, name.substr(name.find('-') + 1), {kHttpPort},
+                                           {kUdpPort});
+        ASSERT_TRUE(srv) << srv.error().message;
+        servers_.push_back(std::move(*srv));
+      }
+    }
+  }
+
+  /** ka (TCP, v1/v2 at these weights, recycling after 1 s) and ku (UDP, these pods ready). */
+  void applyConfig(int v1, int v2, const std::set<std::string>& udpReady) {
+    std::ostringstream y;
+    y << "apiVersion: v1\nkind: Service\nmetadata: {name: ka}\nspec:\n  clusterIP: " << kKa
+      << "\n  ports: [{name: http, port: 9080}]\n  selector: {app: ka}\n---\n"
+      << "apiVersion: v1\nkind: Service\nmetadata: {name: ku}\nspec:\n  clusterIP: " << kKu
+      << "\n  ports: [{name: dns, port: 5353, protocol: UDP}]\n  selector: {app: ku}\n";
+    const std::tuple<const char*, const char*, const char*, bool> pods[] = {
+        {"ka-v1", "10.244.1.160", "app: ka, version: v1", true},
+        {"ka-v2", "10.244.1.161", "app: ka, version: v2", true},
+        {"ku-1", "10.244.1.162", "app: ku", udpReady.count("ku-1") > 0},
+        {"ku-2", "10.244.1.163", "app: ku", udpReady.count("ku-2") > 0}};
+    for (const auto& [name, ip, labels, ready] : pods) {
+      y << "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: " << name << "\n  labels: {"
+        << labels << "}\nstatus:\n  podIP: " << ip << "\n  conditions: [{type: Ready, status: \""
+        << (ready ? "True" : "False") << "\"}]\n";
+    }
+    y << "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: ka\n"
+         "  annotations: {veer.io/recycle-grace: 1s}\nspec:\n  host: ka\n  subsets:\n"
+         "  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n---\n"
+         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ka}\nspec:\n"
+         "  hosts: [ka]\n  http:\n  - route:\n    - destination: {host: ka, subset: v1}\n"
+         "      weight: "
+      << v1 << "\n    - destination: {host: ka, subset: v2}\n      weight: " << v2 << "\n";
+    writeAtomically(configDir_ / "recycle.yaml", y.str());
+    waitApplied();
+  }
+
+  /** Skips the test when the agent found no way to destroy sockets. */
+  bool recyclingUnavailable() {
+    const std::string log = agent_->log();
+    const size_t at = log.find("socket recycling unavailable");
+    if (at == std::string::npos) {
+      EXPECT_NE(log.find("socket recycling available"), std::string::npos) << log;
+      return false;
+    }
+    reason_ = log.substr(at, log.find('\n', at) - at);
+    return true;
+  }
+
+  std::string reason_;
+};
+
+TEST_P(RecycleTest, KeepAliveClientFollowsTheWeightsAfterTheGracePeriod) {
+  agent_->start();
+  ASSERT_NO_FATAL_FAILURE(applyConfig(100, 0, {"ku-1", "ku-2"}));
+  if (recyclingUnavailable()) {
+    GTEST_SKIP() << reason_;
+  }
+  PodChild client(*world_, "ka-client", keepAliveClient);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(client.line(), "v1 1") << "a keep-alive client on one connection to v1";
+  }
+
+  const auto changed = steady_clock::now();
+  ASSERT_NO_FATAL_FAILURE(applyConfig(0, 100, {"ku-1", "ku-2"}));
+  int v1After = 0;
+  std::string l;
+  const auto deadline = changed + std::chrono::seconds(10);
+  while (steady_clock::now() < deadline && !(l = client.line()).empty() && l.rfind("v2", 0) != 0) {
+    ASSERT_EQ(l, "v1 1") << "failed request or an early reconnect";
+    v1After++;
+  }
+  ASSERT_EQ(l, "v2 2") << "the client never reached v2; agent log:\n" << agent_->log();
+  EXPECT_GE(steady_clock::now() - changed, std::chrono::seconds(1)) << "moved before the grace";
+  EXPECT_GT(v1After, 0) << "the connection stayed on v1 during the grace period";
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(client.line(), "v2 2") << "the new connection is kept alive on v2";
+  }
+}
+
+TEST_P(RecycleTest, UdpSocketsToARemovedEndpointAreDestroyedAtOnce) {
+  agent_->start();
+  ASSERT_NO_FATAL_FAILURE(applyConfig(100, 0, {"ku-1", "ku-2"}));
+  if (recyclingUnavailable()) {
+    GTEST_SKIP() << reason_;
+  }
+  PodChild client(*world_, "ka-client", [](const std::function<void(const std::string&)>& emit) {
+    int s = connectTo(kKu, kUdpPort, SOCK_DGRAM);
+    char b[64];
+    ssize_t r = s < 0 ? -1 : (send(s, "q", 1, 0), recv(s, b, sizeof(b), 0));
+    if (r <= 0) {
+      emit("fail " + std::to_string(errno));
+      return;
+    }
+    emit(std::string(b, r - 1));
+    timeval tv{20, 0};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    r = recv(s, b, sizeof(b), 0); // nothing comes: only a destroy ends this early
+    emit("recv " + std::to_string(r) + " " + strerror(errno));
+  });
+  const std::string first = client.line();
+  ASSERT_TRUE(first == "1" || first == "2") << first;
+  const std::string other = first == "1" ? "ku-2" : "ku-1";
+
+  ASSERT_NO_FATAL_FAILURE(applyConfig(100, 0, {other})); // the socket's endpoint leaves
+  EXPECT_EQ(client.line(), std::string("recv -1 ") + strerror(ECONNABORTED));
+}
+
+INSTANTIATE_TEST_SUITE_P(Mechanisms, RecycleTest, ::testing::Values("iterator", "netlink"),
+                         [](const auto& info) { return std::string(info.param); });
+
+} // namespace
+} // namespace veer::test

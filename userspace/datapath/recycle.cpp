@@ -1,0 +1,397 @@
+#include "datapath/recycle.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <sys/socket.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <tuple>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "datapath/maps.h"
+#include "veer_recycle.skel.h"
+
+namespace veer {
+namespace {
+
+/** One /proc/<pid>/ns/net path per distinct network namespace. */
+std::vector<std::string> allNetns() {
+  namespace fs = std::filesystem;
+  std::map<std::pair<dev_t, ino_t>, std::string> seen;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    const std::string ns = e.path().string() + "/ns/net";
+    struct stat st {};
+    if (stat(ns.c_str(), &st) == 0) {
+      seen.emplace(std::make_pair(st.st_dev, st.st_ino), ns);
+    }
+  }
+  std::vector<std::string> out;
+  for (auto& [id, path] : seen) {
+    out.push_back(std::move(path));
+  }
+  return out;
+}
+
+/** Runs an iterator link to its end in the calling thread's netns. */
+Status drain(bpf_link* link) {
+  Fd it(bpf_iter_create(bpf_link__fd(link)));
+  if (!it) {
+    return osError(errno, "bpf_iter_create");
+  }
+  char buf[4096];
+  ssize_t r;
+  while ((r = read(it.get(), buf, sizeof(buf))) > 0 || (r < 0 && errno == EINTR)) {
+  }
+  return r < 0 ? osError(errno, "read iterator") : Status{};
+}
+
+veer_recycle_key targetKey(const PlanBackend& b, uint8_t proto) {
+  veer_recycle_key k{};
+  std::memcpy(k.addr, b.addr.bytes.data(), sizeof(k.addr));
+  k.port = htons(b.port);
+  k.proto = proto;
+  return k;
+}
+
+/** Adds or raises a target. */
+void addTarget(RecycleTargets& out, const veer_recycle_key& k, uint32_t permille) {
+  for (auto& [key, v] : out) {
+    if (std::memcmp(&key, &k, sizeof(k)) == 0) {
+      v.permille = std::max(v.permille, permille);
+      return;
+    }
+  }
+  out.emplace_back(k, veer_recycle{permille});
+}
+
+using ServiceKey = std::tuple<IpAddr, uint16_t, uint8_t>;
+
+bool kernelHasSockDestroyKfunc() {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  const bool found =
+      vmlinux != nullptr && btf__find_by_name_kind(vmlinux, "bpf_sock_destroy", BTF_KIND_FUNC) > 0;
+  btf__free(vmlinux);
+  return found;
+}
+
+/** One sock_diag request (dump or destroy) on a NETLINK_SOCK_DIAG socket. */
+struct DiagRequest {
+  nlmsghdr nlh;
+  inet_diag_req_v2 req;
+};
+
+/** The target a socket's peer matches, or null. */
+const veer_recycle* matchTarget(const RecycleTargets& targets, const inet_diag_sockid& id,
+                                uint8_t family, uint8_t proto) {
+  __be32 addr[4] = {};
+  if (family == AF_INET) {
+    addr[2] = htonl(0xffff);
+    addr[3] = id.idiag_dst[0];
+  } else {
+    std::memcpy(addr, id.idiag_dst, sizeof(addr));
+  }
+  for (const auto& [k, v] : targets) {
+    if (k.proto == proto && k.port == id.idiag_dport &&
+        std::memcmp(k.addr, addr, sizeof(addr)) == 0) {
+      return &v;
+    }
+  }
+  return nullptr;
+}
+
+/**
+ * Dumps the sockets of one family and protocol in the calling thread's netns and
+ * destroys those the targets pick. Returns how many were destroyed.
+ */
+Result<uint64_t> diagDestroy(const RecycleTargets& targets, uint8_t family, uint8_t proto) {
+  Fd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (!nl) {
+    return osError(errno, "socket NETLINK_SOCK_DIAG");
+  }
+  DiagRequest dump{};
+  dump.nlh.nlmsg_len = sizeof(dump);
+  dump.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  dump.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  dump.req.sdiag_family = family;
+  dump.req.sdiag_protocol = proto;
+  dump.req.idiag_states = ~0u;
+  if (send(nl.get(), &dump, sizeof(dump), 0) < 0) {
+    return osError(errno, "sock_diag dump");
+  }
+  std::vector<inet_diag_sockid> doomed;
+  alignas(nlmsghdr) char buf[32768];
+  for (bool done = false; !done;) {
+    ssize_t n = recv(nl.get(), buf, sizeof(buf), 0);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return osError(errno, "sock_diag dump");
+    }
+    if (n == 0) {
+      break;
+    }
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_DONE) {
+        done = true;
+        break;
+      }
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const int err = -reinterpret_cast<nlmsgerr*>(NLMSG_DATA(h))->error;
+        return osError(err, "sock_diag dump (tcp_diag/udp_diag modules?)");
+      }
+      const auto* msg = reinterpret_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+      const veer_recycle* t = matchTarget(targets, msg->id, family, proto);
+      uint64_t cookie = 0;
+      std::memcpy(&cookie, msg->id.idiag_cookie, sizeof(cookie));
+      if (t != nullptr && recyclePicks(cookie, t->permille)) {
+        doomed.push_back(msg->id);
+      }
+    }
+  }
+  uint64_t destroyed = 0;
+  for (const inet_diag_sockid& id : doomed) {
+    DiagRequest kill{};
+    kill.nlh.nlmsg_len = sizeof(kill);
+    kill.nlh.nlmsg_type = SOCK_DESTROY;
+    kill.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    kill.req.sdiag_family = family;
+    kill.req.sdiag_protocol = proto;
+    kill.req.idiag_states = ~0u;
+    kill.req.id = id; // cookie included: the very socket dumped, not a reused tuple
+    if (send(nl.get(), &kill, sizeof(kill), 0) < 0) {
+      return osError(errno, "SOCK_DESTROY");
+    }
+    ssize_t n = recv(nl.get(), buf, sizeof(buf), 0);
+    const auto* h = reinterpret_cast<nlmsghdr*>(buf);
+    if (n < 0 || !NLMSG_OK(h, n) || h->nlmsg_type != NLMSG_ERROR) {
+      return osError(n < 0 ? errno : EPROTO, "SOCK_DESTROY reply");
+    }
+    const int err = -reinterpret_cast<nlmsgerr*>(NLMSG_DATA(h))->error;
+    if (err == 0) {
+      destroyed++;
+    } else if (err != ENOENT) { // closed meanwhile
+      return osError(err, "SOCK_DESTROY (CONFIG_INET_DIAG_DESTROY?)");
+    }
+  }
+  return destroyed;
+}
+
+} // namespace
+
+RecyclePlan planRecycling(const Plan& before, const Plan& after) {
+  RecyclePlan out;
+  std::map<ServiceKey, const PlanService*> next;
+  for (const PlanService& ps : after.services) {
+    next[{ps.addr, ps.port, ps.proto}] = &ps;
+  }
+  std::map<uint32_t, RecycleTargets> later;
+  for (const PlanService& old : before.services) {
+    auto it = next.find({old.addr, old.port, old.proto});
+    const PlanService* now = it == next.end() ? nullptr : it->second;
+    std::set<PlanBackend> kept;
+    if (now != nullptr) {
+      for (const PlanVersion& v : now->versions) {
+        kept.insert(v.backends.begin(), v.backends.end());
+      }
+    }
+    const std::optional<uint32_t> grace = now != nullptr ? now->recycleGrace : old.recycleGrace;
+    for (const PlanVersion& v : old.versions) {
+      for (const PlanBackend& b : v.backends) {
+        if (kept.count(b)) {
+          continue;
+        }
+        if (old.proto == IPPROTO_UDP) {
+          addTarget(out.now, targetKey(b, old.proto), 1000);
+        } else if (grace) {
+          addTarget(later[*grace], targetKey(b, old.proto), 1000);
+        }
+      }
+    }
+    if (now == nullptr || !grace || now->affinity) {
+      continue;
+    }
+    for (const PlanVersion& v : old.versions) {
+      uint32_t w = 0;
+      for (const PlanVersion& nv : now->versions) {
+        if (nv.subset == v.subset) {
+          w = nv.weight;
+        }
+      }
+      if (v.weight == 0 || w >= v.weight) {
+        continue;
+      }
+      const uint32_t permille = (v.weight - w) * 1000u / v.weight;
+      for (const PlanBackend& b : v.backends) {
+        if (kept.count(b)) {
+          addTarget(later[*grace], targetKey(b, old.proto), permille);
+        }
+      }
+    }
+  }
+  for (auto& [g, targets] : later) {
+    out.later.emplace_back(g, std::move(targets));
+  }
+  return out;
+}
+
+Recycler::~Recycler() {
+  bpf_link__destroy(tcp_);
+  bpf_link__destroy(udp_);
+  veer_recycle_bpf__destroy(skel_);
+}
+
+Result<std::unique_ptr<Recycler>> Recycler::load() {
+  if (kernelHasSockDestroyKfunc()) {
+    return load(Mode::kIterator);
+  }
+  return load(Mode::kNetlink);
+}
+
+const char* Recycler::modeName() const {
+  return mode_ == Mode::kIterator ? "bpf_sock_destroy iterators" : "netlink SOCK_DESTROY";
+}
+
+Result<std::unique_ptr<Recycler>> Recycler::load(Mode mode) {
+  std::unique_ptr<Recycler> r(new Recycler());
+  r->mode_ = mode;
+  if (mode == Mode::kNetlink) {
+    // Probe: destroying a socket that does not exist says whether the kernel can.
+    RecycleTargets none;
+    for (uint8_t proto : {uint8_t(IPPROTO_TCP), uint8_t(IPPROTO_UDP)}) {
+      Result<uint64_t> n = diagDestroy(none, AF_INET, proto);
+      if (!n) {
+        return n.error();
+      }
+    }
+    Fd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+    DiagRequest kill{};
+    kill.nlh.nlmsg_len = sizeof(kill);
+    kill.nlh.nlmsg_type = SOCK_DESTROY;
+    kill.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    kill.req.sdiag_family = AF_INET;
+    kill.req.sdiag_protocol = IPPROTO_UDP;
+    kill.req.idiag_states = ~0u;
+    alignas(nlmsghdr) char buf[1024];
+    if (!nl || send(nl.get(), &kill, sizeof(kill), 0) < 0) {
+      return osError(errno, "netlink SOCK_DESTROY probe");
+    }
+    ssize_t n = recv(nl.get(), buf, sizeof(buf), 0);
+    const auto* h = reinterpret_cast<nlmsghdr*>(buf);
+    const int err = n > 0 && NLMSG_OK(h, n) && h->nlmsg_type == NLMSG_ERROR
+                        ? -reinterpret_cast<nlmsgerr*>(NLMSG_DATA(h))->error
+                        : EPROTO;
+    if (err != ENOENT) { // EOPNOTSUPP: no CONFIG_INET_DIAG_DESTROY
+      return osError(err, "netlink SOCK_DESTROY (needs CONFIG_INET_DIAG_DESTROY)");
+    }
+    return r;
+  }
+  if (!kernelHasSockDestroyKfunc()) {
+    return Error{EOPNOTSUPP, "no bpf_sock_destroy kfunc in this kernel (Linux >= 6.5)"};
+  }
+  r->skel_ = veer_recycle_bpf__open_and_load();
+  if (!r->skel_) {
+    return osError(errno ? errno : EINVAL, "load veer_recycle (iter/tcp, iter/udp)");
+  }
+  r->tcp_ = bpf_program__attach_iter(r->skel_->progs.veer_recycle_tcp, nullptr);
+  r->udp_ = bpf_program__attach_iter(r->skel_->progs.veer_recycle_udp, nullptr);
+  if (!r->tcp_ || !r->udp_) {
+    return osError(errno ? errno : EINVAL, "attach the veer_recycle iterators");
+  }
+  return r;
+}
+
+Status Recycler::runNetlink(const RecycleTargets& targets, RecycleCount& count) {
+  for (uint8_t proto : {uint8_t(IPPROTO_TCP), uint8_t(IPPROTO_UDP)}) {
+    for (uint8_t family : {uint8_t(AF_INET), uint8_t(AF_INET6)}) {
+      Result<uint64_t> n = diagDestroy(targets, family, proto);
+      if (!n) {
+        return n.error();
+      }
+      (proto == IPPROTO_TCP ? count.tcp : count.udp) += *n;
+    }
+  }
+  return {};
+}
+
+Result<RecycleCount> Recycler::run(const RecycleTargets& targets) {
+  RecycleCount count;
+  uint64_t tcp0 = 0, udp0 = 0;
+  if (mode_ == Mode::kIterator) {
+    const int map = bpf_map__fd(skel_->maps.veer_recycle_targets);
+    veer_recycle_key key{}, next{};
+    std::vector<veer_recycle_key> old;
+    const veer_recycle_key* prev = nullptr;
+    while (bpf_map_get_next_key(map, prev, &next) == 0) {
+      old.push_back(next);
+      key = next;
+      prev = &key;
+    }
+    for (const veer_recycle_key& k : old) {
+      bpf_map_delete_elem(map, &k);
+    }
+    for (const auto& [k, v] : targets) {
+      if (bpf_map_update_elem(map, &k, &v, BPF_ANY) != 0) {
+        return osError(errno, "update veer_recycle_targets");
+      }
+    }
+    tcp0 = skel_->bss->destroyed_tcp;
+    udp0 = skel_->bss->destroyed_udp;
+  }
+  Status status;
+  // setns changes only the calling thread's namespace: a helper thread takes the tour.
+  std::thread tour([&] {
+    for (const std::string& path : allNetns()) {
+      Fd ns(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!ns || setns(ns.get(), CLONE_NEWNET) != 0) {
+        continue; // the process exited meanwhile
+      }
+      count.netns++;
+      if (mode_ == Mode::kNetlink) {
+        if (Status s = runNetlink(targets, count); !s) {
+          status = s;
+          return;
+        }
+        continue;
+      }
+      for (bpf_link* link : {tcp_, udp_}) {
+        if (Status s = drain(link); !s) {
+          status = s;
+          return;
+        }
+      }
+    }
+  });
+  tour.join();
+  if (!status) {
+    return status.error();
+  }
+  if (mode_ == Mode::kIterator) {
+    count.tcp = skel_->bss->destroyed_tcp - tcp0;
+    count.udp = skel_->bss->destroyed_udp - udp0;
+  }
+  return count;
+}
+
+} // namespace veer
