@@ -15,7 +15,8 @@
 #   VM_SUITE=all                     smoke | integration | all
 #   VM_TEST_FILTER=                  passed to --gtest_filter
 #   VM_STALL_SECS=120                dump guest process state after this long silent (0: off)
-#   VM_MODULES="veth bridge dummy sch_ingress cls_bpf act_bpf"  loaded (with deps)
+#   VM_MODULES="veth bridge dummy sch_ingress cls_bpf act_bpf inet_diag tcp_diag udp_diag"
+#                                    loaded (with deps; *_diag: socket recycling by netlink)
 #   VM_TOOLS="ip tc bpftool curl sysctl dash bash"  host tools copied in with their libraries
 #                                    (dash becomes /bin/sh: busybox sh would run its
 #                                    own ip/tc applets ahead of PATH)
@@ -36,7 +37,7 @@ VM_SMP=${VM_SMP:-2}
 VM_SUITE=${VM_SUITE:-all}
 VM_TEST_FILTER=${VM_TEST_FILTER:-}
 VM_STALL_SECS=${VM_STALL_SECS:-120}
-VM_MODULES=${VM_MODULES:-veth bridge dummy sch_ingress cls_bpf act_bpf}
+VM_MODULES=${VM_MODULES:-veth bridge dummy sch_ingress cls_bpf act_bpf inet_diag tcp_diag udp_diag}
 VM_TOOLS=${VM_TOOLS:-ip tc bpftool curl sysctl dash bash}
 VM_CACHE=${VM_CACHE:-/var/cache/veer-vm}
 VM_WORK=${VM_WORK:-$repo/build/vm}
