@@ -54,6 +54,22 @@ static __always_inline const struct veer_backend *proxy_backend(struct bpf_sock_
 	return be->family ? be : NULL;
 }
 
+/* The client address of veer_orig_key, IPv4-mapped for IPv4 (fields already
+ * read from the context, each with one 32-bit load). */
+static __always_inline void proxy_key_addr(struct veer_orig_key *key, __u32 family, __u32 ip4,
+					   __u32 ip6_0, __u32 ip6_1, __u32 ip6_2, __u32 ip6_3)
+{
+	if (family == 2 /* AF_INET */) {
+		key->addr[2] = bpf_htonl(0xffff);
+		key->addr[3] = ip4;
+	} else {
+		key->addr[0] = ip6_0;
+		key->addr[1] = ip6_1;
+		key->addr[2] = ip6_2;
+		key->addr[3] = ip6_3;
+	}
+}
+
 /* A redirected connection is established: remember its client end. */
 static __always_inline void proxy_record_client(struct bpf_sock_ops *skops)
 {
@@ -67,19 +83,9 @@ static __always_inline void proxy_record_client(struct bpf_sock_ops *skops)
 	nat = bpf_sk_storage_get(&veer_sock_nat, sk, 0, 0);
 	if (!nat || !(nat->flags & VEER_NAT_F_PROXY))
 		return;
-	__u32 family = proxy_ctx_u32(skops->family), ip4 = proxy_ctx_u32(skops->local_ip4);
-	__u32 ip6_0 = proxy_ctx_u32(skops->local_ip6[0]), ip6_1 = proxy_ctx_u32(skops->local_ip6[1]);
-	__u32 ip6_2 = proxy_ctx_u32(skops->local_ip6[2]), ip6_3 = proxy_ctx_u32(skops->local_ip6[3]);
-
-	if (family == 2 /* AF_INET */) {
-		key.addr[2] = bpf_htonl(0xffff);
-		key.addr[3] = ip4;
-	} else {
-		key.addr[0] = ip6_0;
-		key.addr[1] = ip6_1;
-		key.addr[2] = ip6_2;
-		key.addr[3] = ip6_3;
-	}
+	proxy_key_addr(&key, proxy_ctx_u32(skops->family), proxy_ctx_u32(skops->local_ip4),
+		       proxy_ctx_u32(skops->local_ip6[0]), proxy_ctx_u32(skops->local_ip6[1]),
+		       proxy_ctx_u32(skops->local_ip6[2]), proxy_ctx_u32(skops->local_ip6[3]));
 	key.port = bpf_htons((__u16)skops->local_port);
 	__builtin_memcpy(dst.addr, nat->service, sizeof(dst.addr));
 	dst.port = nat->service_port;
@@ -120,19 +126,9 @@ static __always_inline void proxy_original_dst(struct bpf_sockopt *ctx)
 	if (ctx->optname != PROXY_SO_ORIGINAL_DST ||
 	    (ctx->level != PROXY_SOL_IP && ctx->level != PROXY_SOL_IPV6) || !sk)
 		return;
-	__u32 family = proxy_ctx_u32(sk->family), ip4 = proxy_ctx_u32(sk->dst_ip4);
-	__u32 ip6_0 = proxy_ctx_u32(sk->dst_ip6[0]), ip6_1 = proxy_ctx_u32(sk->dst_ip6[1]);
-	__u32 ip6_2 = proxy_ctx_u32(sk->dst_ip6[2]), ip6_3 = proxy_ctx_u32(sk->dst_ip6[3]);
-
-	if (family == 2 /* AF_INET */) {
-		key.addr[2] = bpf_htonl(0xffff);
-		key.addr[3] = ip4;
-	} else {
-		key.addr[0] = ip6_0;
-		key.addr[1] = ip6_1;
-		key.addr[2] = ip6_2;
-		key.addr[3] = ip6_3;
-	}
+	proxy_key_addr(&key, proxy_ctx_u32(sk->family), proxy_ctx_u32(sk->dst_ip4),
+		       proxy_ctx_u32(sk->dst_ip6[0]), proxy_ctx_u32(sk->dst_ip6[1]),
+		       proxy_ctx_u32(sk->dst_ip6[2]), proxy_ctx_u32(sk->dst_ip6[3]));
 	key.port = sk->dst_port;
 	dst = bpf_map_lookup_elem(&veer_orig_dst, &key);
 	if (!dst)

@@ -501,7 +501,9 @@ int cmdDown(int argc, char** argv) {
   return 0;
 }
 
-int cmdCgroup(int argc, char** argv) {
+/** `cgroup` (the world's cgroup) and `node-netns` (the node's netns file, where a
+ * node-local daemon such as veer-proxy runs): one line from the world's state. */
+int cmdShow(int argc, char** argv, bool nodeNetns) {
   int used = 0;
   auto name = nameArg(argc, argv, &used);
   if (!name.ok() || used != argc) {
@@ -511,24 +513,14 @@ int cmdCgroup(int argc, char** argv) {
   if (!st.ok()) {
     return fail(st.error().message);
   }
-  std::printf("%s\n", st->cgroup.c_str());
+  if (nodeNetns) {
+    std::printf("/run/netns/%snode\n", st->prefix.c_str());
+  } else {
+    std::printf("%s\n", st->cgroup.c_str());
+  }
   return 0;
 }
 
-/** The node's netns file (where a node-local daemon such as veer-proxy runs). */
-int cmdNodeNetns(int argc, char** argv) {
-  int used = 0;
-  auto name = nameArg(argc, argv, &used);
-  if (!name.ok() || used != argc) {
-    return usage();
-  }
-  auto st = readState(*name);
-  if (!st.ok()) {
-    return fail(st.error().message);
-  }
-  std::printf("/run/netns/%snode\n", st->prefix.c_str());
-  return 0;
-}
 
 int cmdPods(int argc, char** argv) {
   int used = 0;
@@ -618,10 +610,10 @@ int main(int argc, char** argv) {
     return cmdExec(argc - 2, argv + 2);
   }
   if (cmd == "cgroup") {
-    return cmdCgroup(argc - 2, argv + 2);
+    return cmdShow(argc - 2, argv + 2, false);
   }
   if (cmd == "node-netns") {
-    return cmdNodeNetns(argc - 2, argv + 2);
+    return cmdShow(argc - 2, argv + 2, true);
   }
   if (cmd == "pods") {
     return cmdPods(argc - 2, argv + 2);
