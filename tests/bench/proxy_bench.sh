@@ -281,7 +281,7 @@ check_split veer $port_veer
 
 # CPU ticks (utime+stime) of a process and its child processes (nginx's worker).
 cpu_ticks() {
-  cat /proc/[0-9]*/stat 2>/dev/null | # processes may exit while being read
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | # processes may exit while being read
     awk -v top="$1" '$1 == top || $4 == top {t += $14 + $15} END {print t + 0}'
 }
 
