@@ -795,6 +795,53 @@ TEST_F(ProxyEngine, NoLiveEndpointIs503) {
   EXPECT_EQ(c.read().status, 200);
 }
 
+// consistentHash httpCookie with a ttl: a request without the cookie gets one made for
+// it (Envoy's behaviour); a request that carries it gets none. (That the cookie's hash
+// keeps one endpoint is the router's, tested in router_test.)
+TEST_F(ProxyEngine, HashCookieIsHandedOutOnce) {
+  start({}, kAllV1);
+  std::string yaml = reviewsConfig(port_, v1_->port(), "t1", kAllV1);
+  const std::string host = "spec:\n  host: reviews\n";
+  yaml.replace(yaml.find(host), host.size(),
+               host + "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n"
+                      "        httpCookie:\n          name: stick\n          ttl: 60s\n");
+  std::shared_ptr<const RouteTable> t = compile(yaml);
+  ASSERT_NE(t, nullptr);
+  engine_->setTable(t);
+  TestClient c(port_);
+  c.send(get("/first"));
+  Response first = c.read();
+  ASSERT_EQ(first.status, 200);
+  const std::string setCookie = first.header("set-cookie");
+  ASSERT_EQ(setCookie.rfind("stick=", 0), 0U) << setCookie;
+  EXPECT_NE(setCookie.find("Max-Age=60"), std::string::npos) << setCookie;
+  const std::string cookie = setCookie.substr(0, setCookie.find(';'));
+  for (int i = 0; i < 10; ++i) {
+    c.send(get("/again", "cookie: " + cookie + "\r\n"));
+    Response r = c.read();
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(r.header("set-cookie"), "") << "a client with the cookie gets no new one";
+  }
+  EXPECT_EQ(v1_->seen().size(), 11U);
+}
+
+// ASM fallback case noavailabled: every pod of the chosen subset refuses, so the
+// request is served by the fallback subset instead of failing.
+TEST_F(ProxyEngine, NoAvailableEndpointGoesToTheAsmFallback) {
+  start({}, "    - destination:\n        host: reviews\n        subset: v2\n"
+            "      fallback:\n        case: noavailabled\n        target:\n"
+            "          host: reviews\n          subset: v3\n");
+  v2_.reset(); // the only v2 pod is down: its connects are refused
+  TestClient c(port_);
+  for (int i = 0; i < 5; ++i) {
+    c.send(get("/fb/" + std::to_string(i)));
+    Response r = c.read();
+    ASSERT_EQ(r.status, 200) << i;
+    EXPECT_EQ(r.header("x-veer-version"), "v3") << i;
+  }
+  EXPECT_EQ(engine_->stats().fallbacks, 5U);
+}
+
 TEST_F(ProxyEngine, PooledConnectionClosedByUpstreamIsRetried) {
   start();
   TestClient c(port_);

@@ -200,6 +200,10 @@ struct Client : Handle {
   // The exchange in progress.
   std::shared_ptr<const RouteTable> table; // held until the response ends (reload safety)
   Decision d;
+  /** The response edits of d, plus a generated Set-Cookie (d.setCookie lives in a
+   * per-thread buffer the next route() overwrites, so it is copied here). */
+  std::span<const HeaderEdit> respEdits;
+  std::vector<HeaderEdit> ownEdits; // storage when respEdits is not d.responseEdits
   bool reqDone = false, respHeadSent = false, respDone = false, closeAfter = false;
   bool keepAlive10 = false, http10 = false, isHead = false, idempotent = false, reqHasBody = false;
   bool upgradeReq = false, forceFresh = false, tunnelUpEof = false, tunnelClientEof = false;
@@ -250,7 +254,7 @@ public:
   }
 
   std::atomic<uint64_t> accepted{0}, requests{0}, upstreamConnects{0}, upstreamReuses{0},
-      retries{0}, localReplies{0};
+      retries{0}, localReplies{0}, fallbacks{0};
 
 private:
   // events
@@ -871,6 +875,15 @@ void Worker::onRequestHead(Client* c) {
   }
   RequestHead rh{h.method, h.target, h.host, h.headers};
   c->d = c->table->route(rh, c->origin);
+  c->respEdits = c->d.responseEdits;
+  if (!c->d.setCookie.empty()) {
+    // consistentHash httpCookie with a ttl and no cookie yet: hand one out, as Envoy does,
+    // so the client's next requests hash to the same endpoint.
+    c->ownEdits.assign(c->d.responseEdits.begin(), c->d.responseEdits.end());
+    c->ownEdits.push_back(
+        HeaderEdit{HeaderEdit::Op::kAdd, "set-cookie", std::string(c->d.setCookie)});
+    c->respEdits = c->ownEdits;
+  }
   if (c->d.kind == Decision::Kind::kRespond || c->d.endpoints.empty()) {
     std::string_view why = c->d.reason.empty() ? std::string_view("no route") : c->d.reason;
     reply(c, c->d.kind == Decision::Kind::kRespond ? c->d.status : 503, why, c->d.location,
@@ -984,6 +997,18 @@ void Worker::startUpstream(Client* c) {
     u->resp.setNoBody(c->isHead);
     c->up = u;
     c->forceFresh = false;
+    return;
+  }
+  if (!c->d.fallbackEndpoints.empty()) {
+    // ASM fallback case noavailabled: no endpoint of the chosen subset accepted the
+    // connection, so the fallback subset's endpoints are tried the same way (once).
+    c->d.endpoints = c->d.fallbackEndpoints;
+    c->d.first = c->d.fallbackFirst;
+    c->d.cluster = c->d.fallbackCluster;
+    c->d.fallbackEndpoints = {};
+    c->tries = 0;
+    fallbacks.fetch_add(1, std::memory_order_relaxed);
+    startUpstream(c);
     return;
   }
   c->up = nullptr;
@@ -1192,7 +1217,7 @@ Step Worker::stepExchange(Client* c) {
             reply(c, 502, "upstream switched protocols unasked", {}, true);
             return Step::kProgress;
           }
-          writeDownstreamResponse(h, c->d.responseEdits, false, false, scratch_, c->out);
+          writeDownstreamResponse(h, c->respEdits, false, false, scratch_, c->out);
           c->respHeadSent = true;
         } else if (h.status < 200) {
           // Interim (100 Continue, 103): relayed as they come; HTTP/1.0 clients
@@ -1207,7 +1232,7 @@ Step Worker::stepExchange(Client* c) {
           if (!delimited) {
             c->closeAfter = true;
           }
-          writeDownstreamResponse(h, c->d.responseEdits, c->closeAfter, c->keepAlive10,
+          writeDownstreamResponse(h, c->respEdits, c->closeAfter, c->keepAlive10,
                                   scratch_, c->out);
           c->respHeadSent = true;
         }
@@ -1529,6 +1554,7 @@ EngineStats Engine::stats() const {
     s.upstreamReuses += w->upstreamReuses.load(std::memory_order_relaxed);
     s.retries += w->retries.load(std::memory_order_relaxed);
     s.localReplies += w->localReplies.load(std::memory_order_relaxed);
+    s.fallbacks += w->fallbacks.load(std::memory_order_relaxed);
   }
   return s;
 }

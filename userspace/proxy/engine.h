@@ -49,6 +49,7 @@ struct EngineOptions {
 struct EngineStats {
   uint64_t accepted = 0, requests = 0, upstreamConnects = 0, upstreamReuses = 0, retries = 0;
   uint64_t localReplies = 0;
+  uint64_t fallbacks = 0; // requests sent to an ASM noavailabled fallback subset
 };
 
 class Worker;
