@@ -144,16 +144,20 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 			return be;
 		}
 	}
-	ring = bpf_map_lookup_elem(&veer_maglev, &vkey);
-	if (!ring)
-		return NULL;
-	/* Under affinity the client's key also picks its backend, so it stays
-	 * there while the ring does; otherwise each connection spreads. */
-	slot = (affinity ? client >> 17 : lb_mix64(*cookie)) % VEER_MAGLEV_SIZE;
-	lb_barrier_var(slot);
-	if (slot >= VEER_MAGLEV_SIZE)
-		return NULL;
-	bid = ring->backend_id[slot];
+	if (ver->n_backends == 1) {
+		bid = ver->backend_id; /* nothing to choose: no ring */
+	} else {
+		ring = bpf_map_lookup_elem(&veer_maglev, &vkey);
+		if (!ring)
+			return NULL;
+		/* Under affinity the client's key also picks its backend, so it
+		 * stays there while the ring does; otherwise each connection spreads. */
+		slot = (affinity ? client >> 17 : lb_mix64(*cookie)) % VEER_MAGLEV_SIZE;
+		lb_barrier_var(slot);
+		if (slot >= VEER_MAGLEV_SIZE)
+			return NULL;
+		bid = ring->backend_id[slot];
+	}
 	bkey.id = bid;
 	bkey.gen = key->gen;
 	be = bpf_map_lookup_elem(&veer_backend, &bkey);

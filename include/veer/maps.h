@@ -105,11 +105,14 @@ struct veer_version {
 	__u16 n_backends; /* host order; 0 = no ready endpoint, connect fails */
 	__u8 weight; /* percent, 0..100 */
 	__u8 pad;
+	__u32 backend_id; /* host order; the backend when n_backends == 1 (the
+			     version then has no ring in veer_maglev); 0 otherwise */
 	char service[VEER_NAME_LEN]; /* "namespace/name:port", NUL-terminated */
 	char subset[VEER_SUBSET_LEN]; /* subset name, "" for the whole service */
 };
 
-/* Value of veer_maglev: backend ids (keys of veer_backend) in Maglev order. */
+/* Value of veer_maglev: backend ids (keys of veer_backend) in Maglev order,
+ * for a version of two or more backends. */
 struct veer_maglev_ring {
 	__u32 backend_id[VEER_MAGLEV_SIZE]; /* host order */
 };
@@ -273,7 +276,7 @@ static_assert(sizeof(struct veer_service) ==
 	      12 + 4 * VEER_MAX_VERSIONS + VEER_WEIGHT_SLOTS + VEER_MAX_LANES);
 static_assert(sizeof(struct veer_service) % 4 == 0);
 static_assert(sizeof(struct veer_version_key) == 8);
-static_assert(sizeof(struct veer_version) == 8 + VEER_NAME_LEN + VEER_SUBSET_LEN);
+static_assert(sizeof(struct veer_version) == 12 + VEER_NAME_LEN + VEER_SUBSET_LEN);
 static_assert(sizeof(struct veer_maglev_ring) == 4 * VEER_MAGLEV_SIZE);
 static_assert(sizeof(struct veer_backend_key) == 8);
 static_assert(sizeof(struct veer_backend) == 20);

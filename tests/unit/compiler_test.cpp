@@ -187,10 +187,13 @@ TEST(Compile, ImageHoldsServiceVersionsBackends) {
 
 TEST(Compile, SameInputSameBytes) {
   Plan plan;
-  plan.services.push_back(reviews({{"v1", 50}, {"v2", 50}}));
+  PlanService s = reviews({{"v1", 50}, {"v2", 50}});
+  s.versions[0].backends.push_back({*IpAddr::parse("10.244.1.40"), 9080, ""});
+  plan.services.push_back(s);
   CompileResult a = compile(plan), b = compile(plan);
   EXPECT_EQ(a.image.digest(), b.image.digest());
-  ASSERT_EQ(a.image.rings.size(), b.image.rings.size());
+  ASSERT_EQ(a.image.rings.size(), 1u);
+  ASSERT_EQ(b.image.rings.size(), 1u);
   EXPECT_EQ(std::memcmp(&a.image.rings[0].second, &b.image.rings[0].second, sizeof(veer_maglev_ring)), 0);
 }
 
@@ -201,16 +204,35 @@ TEST(Compile, WeightChangeChangesDigest) {
   EXPECT_NE(compile(p1).image.digest(), compile(p2).image.digest());
 }
 
-TEST(Compile, VersionWithoutBackendsHasNoRing) {
+// A ring only where there is a choice: one backend is named by the version itself, none
+// refuses the connect.
+TEST(Compile, RingOnlyForTwoOrMoreBackends) {
   Plan plan;
-  PlanService s = reviews({{"v1", 100}});
+  PlanService s = reviews({{"v1", 50}, {"v3", 50}});
+  s.versions[1].backends.push_back({*IpAddr::parse("10.244.1.40"), 9080, ""});
   s.versions.push_back(PlanVersion{"v2", 0, {}});
   plan.services.push_back(s);
   CompileResult r = compile(plan);
   ASSERT_TRUE(r.errors.empty());
-  EXPECT_EQ(r.image.versions.size(), 2u);
-  EXPECT_EQ(r.image.versions[1].second.n_backends, 0);
-  EXPECT_EQ(r.image.rings.size(), 1u);
+  const auto& versions = r.image.versions;
+  ASSERT_EQ(versions.size(), 3u);
+  EXPECT_EQ(versions[0].second.n_backends, 1);
+  EXPECT_EQ(versions[1].second.n_backends, 2);
+  EXPECT_EQ(versions[2].second.n_backends, 0);
+  ASSERT_EQ(r.image.rings.size(), 1u);
+  EXPECT_EQ(r.image.rings[0].first.id, versions[1].first.id);
+  ASSERT_EQ(r.image.backends.size(), 3u);
+  // v1's only backend, by id.
+  const uint32_t id = versions[0].second.backend_id;
+  auto be = std::find_if(r.image.backends.begin(), r.image.backends.end(),
+                         [&](const auto& b) { return b.first.id == id; });
+  ASSERT_NE(be, r.image.backends.end());
+  EXPECT_EQ(IpAddr::fromBytes(be->second.addr).str(), "10.244.1.21");
+  // Both of v3's backends own part of its ring.
+  std::set<uint32_t> owners(std::begin(r.image.rings[0].second.backend_id),
+                            std::end(r.image.rings[0].second.backend_id));
+  EXPECT_EQ(owners.size(), 2u);
+  EXPECT_EQ(owners.count(id), 0u);
 }
 
 TEST(Compile, TooManyVersionsIsAnError) {

@@ -119,15 +119,18 @@ CompileResult compile(const Plan& plan) {
                          " (limit " + std::to_string(VEER_MAX_SERVICES) + ")");
     return out;
   }
-  // Sized up front: a Maglev ring is 16 KiB, and growing the vector by doubling would hold
+  // Sized up front: a Maglev ring is 64 KiB, and growing the vector by doubling would hold
   // the old and the new copy at once.
-  size_t versions = 0;
+  size_t versions = 0, rings = 0;
   for (const PlanService& ps : plan.services) {
     versions += ps.versions.size();
+    for (const PlanVersion& pv : ps.versions) {
+      rings += pv.backends.size() > 1;
+    }
   }
   img.services.reserve(plan.services.size());
   img.versions.reserve(versions);
-  img.rings.reserve(versions);
+  img.rings.reserve(rings);
   for (uint32_t svcId = 0; svcId < plan.services.size(); ++svcId) {
     const PlanService& ps = plan.services[svcId];
     if (ps.versions.size() > VEER_MAX_VERSIONS) {
@@ -196,12 +199,15 @@ CompileResult compile(const Plan& plan) {
         be.family = pb.addr.v4 ? VEER_FAMILY_V4 : VEER_FAMILY_V6;
         img.members.emplace_back(mkey, be);
       }
-      veer_maglev_ring ring{};
+      if (ids.size() == 1) {
+        img.versions.back().second.backend_id = ids[0]; // no ring: 64 KiB saved per version
+        continue;
+      }
+      veer_maglev_ring& ring = img.rings.emplace_back(vkey, veer_maglev_ring{}).second;
       const std::vector<uint32_t> table = maglevTable(names, VEER_MAGLEV_SIZE);
       for (size_t i = 0; i < table.size(); ++i) {
         ring.backend_id[i] = ids[table[i]];
       }
-      img.rings.emplace_back(vkey, ring);
     }
     std::vector<uint8_t> slots;
     if (ps.affinity) {

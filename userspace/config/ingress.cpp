@@ -30,7 +30,7 @@ namespace {
 using Key = std::pair<std::string, std::string>; // (namespace, name)
 
 std::string posStr(const SourcePos& p) {
-  return p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
+  return p.file.str() + ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
 }
 
 /** "; did you mean X?" for the closest candidate within 2 edits, else "". */

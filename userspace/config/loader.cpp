@@ -8,9 +8,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "config/loader_internal.h"
 
@@ -30,34 +30,45 @@ bool isDocumentMarker(std::string_view line, std::string_view marker) {
 }
 
 /**
- * Splits a stream at its document markers, so each document is parsed on its own: a
- * syntax error in one document does not hide the others (a stream parser stops at the
- * first). The split is exact: YAML forbids "---" and "..." at column 0 inside content.
- * A "---" is blanked rather than dropped so content after it on the same line keeps its
- * column. (It also kept yaml-cpp 0.7's LoadAll hang, jbeder/yaml-cpp#1040, out of reach
- * while the loader used yaml-cpp.)
+ * Splits a stream at its document markers, line by line, so each document is parsed on
+ * its own: a syntax error in one document does not hide the others (a stream parser stops
+ * at the first), and only one document's text is held at a time. The split is exact: YAML
+ * forbids "---" and "..." at column 0 inside content. A "---" is blanked rather than
+ * dropped so content after it on the same line keeps its column. (It also kept yaml-cpp
+ * 0.7's LoadAll hang, jbeder/yaml-cpp#1040, out of reach while the loader used yaml-cpp.)
  */
-std::vector<YamlDocument> splitDocuments(std::string_view text) {
-  std::vector<YamlDocument> docs(1);
-  int lineNo = 0;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    const size_t next = end == std::string_view::npos ? text.size() : end + 1;
-    std::string_view line = text.substr(start, next - start);
+class DocumentSplitter {
+public:
+  explicit DocumentSplitter(std::function<void(const YamlDocument&)> emit)
+      : emit_(std::move(emit)) {}
+
+  /** The next line of the stream, with its newline when it has one. */
+  void line(std::string_view line) {
     if (isDocumentMarker(line, "---")) {
-      docs.push_back(YamlDocument{"", lineNo});
-      docs.back().text.append("   ").append(line.substr(3));
+      next(lineNo_);
+      doc_.text.append("   ").append(line.substr(3));
     } else if (isDocumentMarker(line, "...")) {
-      docs.push_back(YamlDocument{"", lineNo + 1});
+      next(lineNo_ + 1);
     } else {
-      docs.back().text.append(line);
+      doc_.text.append(line);
     }
-    start = next;
-    ++lineNo;
+    ++lineNo_;
   }
-  return docs;
-}
+
+  /** The end of the stream: the last document. */
+  void finish() { emit_(doc_); }
+
+private:
+  void next(int firstLine) {
+    emit_(doc_);
+    doc_.text.clear();
+    doc_.firstLine = firstLine;
+  }
+
+  std::function<void(const YamlDocument&)> emit_;
+  YamlDocument doc_;
+  int lineNo_ = 0;
+};
 
 } // namespace
 } // namespace veer
@@ -70,33 +81,49 @@ void Loader::loadFile(const std::string& path) {
     fileError(path, "cannot read file");
     return;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
+  // Line by line: a file of 10,000 objects is never in memory whole.
+  DocumentSplitter split([&](const YamlDocument& doc) { loadDocument(doc.text, path, doc.firstLine); });
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!in.eof()) {
+      line.push_back('\n');
+    }
+    split.line(line);
+  }
   if (in.bad()) {
     fileError(path, "cannot read file");
     return;
   }
-  loadText(ss.str(), path);
+  split.finish();
 }
 
 void Loader::loadText(std::string_view text, const std::string& file) {
-  for (const YamlDocument& doc : splitDocuments(text)) {
-    yaml::Document parsed;
-    yaml::ParseError err;
-    if (!yaml::parse(doc.text, parsed, err)) {
-      Diagnostic d;
-      d.pos.file = file;
-      if (!err.mark.isNull()) {
-        d.pos.line = doc.firstLine + err.mark.line + 1;
-        d.pos.column = err.mark.column + 1;
-      }
-      d.message = "YAML syntax error: " + err.message;
-      result_.diags.push_back(std::move(d));
-      continue;
-    }
-    ObjectParser p(file, doc.firstLine, result_.diags);
-    loadObject(p, parsed.root(), "");
+  DocumentSplitter split([&](const YamlDocument& doc) { loadDocument(doc.text, file, doc.firstLine); });
+  for (size_t start = 0; start < text.size();) {
+    const size_t end = text.find('\n', start);
+    const size_t next = end == std::string_view::npos ? text.size() : end + 1;
+    split.line(text.substr(start, next - start));
+    start = next;
   }
+  split.finish();
+}
+
+void Loader::loadDocument(std::string_view text, const std::string& file, int firstLine) {
+  yaml::Document parsed;
+  yaml::ParseError err;
+  if (!yaml::parse(text, parsed, err)) {
+    Diagnostic d;
+    d.pos.file = file;
+    if (!err.mark.isNull()) {
+      d.pos.line = firstLine + err.mark.line + 1;
+      d.pos.column = err.mark.column + 1;
+    }
+    d.message = "YAML syntax error: " + err.message;
+    result_.diags.push_back(std::move(d));
+    return;
+  }
+  ObjectParser p(file, firstLine, result_.diags);
+  loadObject(p, parsed.root(), "");
 }
 
 void Loader::fileError(const std::string& path, const std::string& message) {
@@ -259,7 +286,7 @@ bool Loader::checkDuplicate(ObjectParser& p, const ObjectMeta& meta) {
   if (!inserted) {
     const SourcePos& first = it->second;
     p.report(Diagnostic::Severity::kError, meta.pos, "",
-             "duplicate object; first defined at " + first.file + ":" +
+             "duplicate object; first defined at " + first.file.str() + ":" +
                  std::to_string(first.line) + ":" + std::to_string(first.column));
     return false;
   }

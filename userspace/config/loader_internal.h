@@ -91,7 +91,7 @@ class ObjectParser {
 public:
   /** lineOffset: lines of the file before this document (its marks count from 0). */
   ObjectParser(std::string file, int lineOffset, Diagnostics& diags)
-      : file_(std::move(file)), lineOffset_(lineOffset), diags_(diags) {}
+      : file_(file), lineOffset_(lineOffset), diags_(diags) {}
 
   void setObject(std::string object) { object_ = std::move(object); }
   int lineOffset() const { return lineOffset_; }
@@ -303,7 +303,7 @@ public:
   const std::string& file() const { return file_; }
 
 private:
-  std::string file_;
+  FileName file_;
   int lineOffset_ = 0;
   Diagnostics& diags_;
   std::string object_;
@@ -323,6 +323,9 @@ public:
   void loadFile(const std::string& path);
 
   void loadText(std::string_view text, const std::string& file);
+
+  /** One document of a stream; firstLine: lines of the file before it. */
+  void loadDocument(std::string_view text, const std::string& file, int firstLine);
 
   void fileError(const std::string& path, const std::string& message);
 

@@ -1,15 +1,36 @@
 #include "config/model.h"
 
 #include <algorithm>
+#include <mutex>
+#include <ostream>
+#include <set>
 
 #include "config/plan.h"
 
 namespace veer {
 
+FileName::FileName(std::string_view name) {
+  static std::mutex mu;
+  static std::set<std::string, std::less<>>* names = new std::set<std::string, std::less<>>;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = names->find(name);
+  if (it == names->end()) {
+    it = names->emplace(name).first;
+  }
+  s_ = &*it; // set nodes never move
+}
+
+const std::string& FileName::str() const {
+  static const std::string kEmpty;
+  return s_ != nullptr ? *s_ : kEmpty;
+}
+
+std::ostream& operator<<(std::ostream& os, const FileName& f) { return os << f.str(); }
+
 std::string Diagnostic::format() const {
   std::string out;
   if (!pos.file.empty()) {
-    out += pos.file;
+    out += pos.file.str();
     if (pos.line > 0) {
       out += ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
     }

@@ -7,16 +7,44 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <iosfwd>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/net.h"
 
 namespace veer {
 
+/**
+ * A file name, interned: every position in one file shares one string for the life of
+ * the process (a config holds hundreds of thousands of positions and a handful of files).
+ */
+class FileName {
+public:
+  FileName() = default;
+  FileName(std::string_view name); // NOLINT: implicit, a name is a FileName
+  FileName(const char* name) : FileName(std::string_view(name)) {}
+  FileName(const std::string& name) : FileName(std::string_view(name)) {}
+
+  const std::string& str() const;
+  operator const std::string&() const { return str(); } // NOLINT: reads as the name
+  bool empty() const { return s_ == nullptr || s_->empty(); }
+  void clear() { s_ = nullptr; }
+
+  friend bool operator==(const FileName& a, const FileName& b) { return a.str() == b.str(); }
+  friend bool operator==(const FileName& a, const std::string& b) { return a.str() == b; }
+  friend bool operator==(const FileName& a, const char* b) { return a.str() == b; }
+
+private:
+  const std::string* s_ = nullptr;
+};
+
+std::ostream& operator<<(std::ostream& os, const FileName& f);
+
 /** Where a YAML node came from. line and column are 1-based. */
 struct SourcePos {
-  std::string file;
+  FileName file;
   int line = 0;
   int column = 0;
 };

@@ -17,7 +17,7 @@ using Key = std::pair<std::string, std::string>; // (namespace, name)
 std::string keyStr(const Key& k) { return k.first + "/" + k.second; }
 
 std::string posStr(const SourcePos& p) {
-  return p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
+  return p.file.str() + ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
 }
 
 std::vector<std::string> split(const std::string& s, char sep) {

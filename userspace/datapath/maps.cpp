@@ -261,17 +261,20 @@ Result<LiveState> PinnedMaps::live() const {
           v.stats.noBackend += s.no_backend;
         }
       }
-      auto ring = std::make_unique<veer_maglev_ring>();
-      if (v.ver.n_backends && bpf_map_lookup_elem(fd("veer_maglev"), &vkey, ring.get()) == 0) {
-        std::set<uint32_t> ids(std::begin(ring->backend_id), std::end(ring->backend_id));
-        for (uint32_t id : ids) {
-          veer_backend_key bkey{};
-          bkey.id = id;
-          bkey.gen = gen;
-          veer_backend be{};
-          if (bpf_map_lookup_elem(fd("veer_backend"), &bkey, &be) == 0) {
-            v.backends.push_back(be);
-          }
+      std::set<uint32_t> ids;
+      if (v.ver.n_backends == 1) {
+        ids.insert(v.ver.backend_id);
+      } else if (auto ring = std::make_unique<veer_maglev_ring>();
+                 v.ver.n_backends && bpf_map_lookup_elem(fd("veer_maglev"), &vkey, ring.get()) == 0) {
+        ids.insert(std::begin(ring->backend_id), std::end(ring->backend_id));
+      }
+      for (uint32_t id : ids) {
+        veer_backend_key bkey{};
+        bkey.id = id;
+        bkey.gen = gen;
+        veer_backend be{};
+        if (bpf_map_lookup_elem(fd("veer_backend"), &bkey, &be) == 0) {
+          v.backends.push_back(be);
         }
       }
       ls.versions.push_back(std::move(v));

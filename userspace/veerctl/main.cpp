@@ -194,7 +194,7 @@ int cmdDump(const std::string& bpffs) {
   out["veer_version"] = dumpMap<veer_version_key, veer_version>(
       m.fd("veer_version"), [](const veer_version_key& k, const veer_version& v) {
         return json{{"key", {{"id", k.id}, {"gen", k.gen}}},
-                    {"value", {{"svc_id", v.svc_id}, {"n_backends", v.n_backends}, {"weight", v.weight},
+                    {"value", {{"svc_id", v.svc_id}, {"n_backends", v.n_backends}, {"backend_id", v.backend_id}, {"weight", v.weight},
                                {"service", v.service}, {"subset", v.subset}}}};
       });
   out["veer_maglev"] = dumpMap<veer_version_key, veer_maglev_ring>(
