@@ -592,6 +592,7 @@ void Loader::loadRoutes(ObjectParser& p, const yaml::Node* list, const std::stri
   static const std::vector<std::string> kHttpUnsupported = {"mirrors", "corsPolicy"};
   static const std::vector<std::string> kTcpKnown = {"match", "route"};
   auto items = p.sequence(*list, field);
+  out.reserve(out.size() + items.size()); // exact: a Route is a kilobyte
   for (size_t i = 0; i < items.size(); ++i) {
     std::string f = idx(field, i);
     size_t before = diagCount();
@@ -608,6 +609,7 @@ void Loader::loadRoutes(ObjectParser& p, const yaml::Node* list, const std::stri
     }
     if (const yaml::Node* match = ObjectParser::get(*m, "match")) {
       auto ml = p.sequence(*match, f + ".match");
+      r.matches.reserve(ml.size());
       for (size_t j = 0; j < ml.size(); ++j) {
         if (auto hm = loadMatch(p, ml[j], idx(f + ".match", j), http)) {
           r.matches.push_back(std::move(*hm));
@@ -659,6 +661,7 @@ void Loader::loadRoutes(ObjectParser& p, const yaml::Node* list, const std::stri
         anyWeight = anyWeight || k.scalar() == "weight";
       }
     }
+    r.destinations.reserve(dests.size());
     for (size_t j = 0; j < dests.size(); ++j) {
       std::string df = idx(f + ".route", j);
       if (auto d = loadDestination(p, dests[j], df, http, anyWeight)) {

@@ -763,11 +763,16 @@ private:
   }
 
   /** path, why, routes and load balancer of a service port. */
-  void describe(PlanService& ps, const Decision* dec, const DestinationRule* dr) {
+  /** lastUse: no other port or address of the service follows, so dec's routes move. */
+  void describe(PlanService& ps, Decision* dec, bool lastUse, const DestinationRule* dr) {
     std::vector<std::string> l7;
     std::vector<std::string> kernel;
     if (dec != nullptr) {
-      ps.routes = dec->routes;
+      if (lastUse) {
+        ps.routes = std::move(dec->routes);
+      } else {
+        ps.routes = dec->routes;
+      }
       l7 = dec->l7;
       kernel = dec->kernel;
     }
@@ -895,7 +900,7 @@ private:
       if (failed_.count(k) != 0) {
         continue; // errors already reported; the plan is partial
       }
-      const Decision* dec = nullptr;
+      Decision* dec = nullptr;
       if (auto it = decisions_.find(k); it != decisions_.end()) {
         dec = &it->second;
       }
@@ -913,7 +918,7 @@ private:
           ps.port = sp.port;
           ps.proto = sp.proto;
           auto cands = endpoints(*svc, sp, addr.v4);
-          describe(ps, dec, dr);
+          describe(ps, dec, &addr == &svc->clusterIPs.back() && &sp == &svc->ports.back(), dr);
           ps.affinity = svc->clientIpAffinity ||
                         (ps.loadBalancer && ps.loadBalancer->hash == LoadBalancer::Hash::kSourceIp);
           if (ps.affinity) {
@@ -928,7 +933,7 @@ private:
           }
           const PlanRoute* kr = nullptr;
           if (dec != nullptr) {
-            for (const PlanRoute& pr : dec->routes) {
+            for (const PlanRoute& pr : ps.routes) {
               if (pr.rule.unconditionalFor(sp.port)) {
                 kr = &pr;
                 break;
