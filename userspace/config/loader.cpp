@@ -7,8 +7,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <deque>
 #include <fstream>
 #include <functional>
+#include <future>
+#include <thread>
 #include <map>
 #include <set>
 
@@ -17,11 +20,14 @@
 namespace veer {
 namespace {
 
+using loading::ParsedDocument;
+
 /** One document of a multi-document YAML stream. */
 struct YamlDocument {
   std::string text;
   int firstLine = 0; // 0-based line of the file where text starts
 };
+
 
 /** True for a document marker line: "---" or "..." at column 0, alone or before a space. */
 bool isDocumentMarker(std::string_view line, std::string_view marker) {
@@ -70,6 +76,73 @@ private:
   int lineNo_ = 0;
 };
 
+/**
+ * Parses a stream's documents in batches on worker threads and hands them to consume in
+ * stream order on the calling thread. libyaml's scanner is most of the cost of loading a
+ * large config (10,000 services: 32 MiB of YAML, about 0.7 s of scanning here); building
+ * the objects stays on one thread, in order, so diagnostics and duplicate detection read
+ * as if serial. A stream smaller than one batch is parsed inline, with no thread.
+ */
+class ParallelParse {
+public:
+  explicit ParallelParse(std::function<void(ParsedDocument&)> consume)
+      : consume_(std::move(consume)),
+        inFlight_(std::max(1u, std::thread::hardware_concurrency())) {}
+
+  void add(const YamlDocument& doc) {
+    batchBytes_ += doc.text.size();
+    batch_.push_back(doc);
+    if (batchBytes_ < kBatchBytes) {
+      return;
+    }
+    if (pending_.size() >= inFlight_) {
+      drainOne();
+    }
+    pending_.push_back(std::async(std::launch::async, parseBatch, std::move(batch_)));
+    batch_.clear();
+    batchBytes_ = 0;
+  }
+
+  /** Parses what is left and consumes everything, in order. */
+  void finish() {
+    while (!pending_.empty()) {
+      drainOne();
+    }
+    std::vector<ParsedDocument> last = parseBatch(std::move(batch_));
+    for (ParsedDocument& d : last) {
+      consume_(d);
+    }
+    batch_.clear();
+  }
+
+private:
+  static constexpr size_t kBatchBytes = 256 * 1024;
+
+  static std::vector<ParsedDocument> parseBatch(std::vector<YamlDocument> docs) {
+    std::vector<ParsedDocument> out(docs.size());
+    for (size_t i = 0; i < docs.size(); ++i) {
+      out[i].firstLine = docs[i].firstLine;
+      out[i].ok = yaml::parse(docs[i].text, out[i].doc, out[i].error);
+      docs[i].text = std::string(); // free as we go
+    }
+    return out;
+  }
+
+  void drainOne() {
+    std::vector<ParsedDocument> done = pending_.front().get();
+    pending_.pop_front();
+    for (ParsedDocument& d : done) {
+      consume_(d);
+    }
+  }
+
+  std::function<void(ParsedDocument&)> consume_;
+  const size_t inFlight_;
+  std::vector<YamlDocument> batch_;
+  size_t batchBytes_ = 0;
+  std::deque<std::future<std::vector<ParsedDocument>>> pending_;
+};
+
 } // namespace
 } // namespace veer
 
@@ -82,7 +155,8 @@ void Loader::loadFile(const std::string& path) {
     return;
   }
   // Line by line: a file of 10,000 objects is never in memory whole.
-  DocumentSplitter split([&](const YamlDocument& doc) { loadDocument(doc.text, path, doc.firstLine); });
+  ParallelParse parse([&](ParsedDocument& d) { loadDocument(d, path); });
+  DocumentSplitter split([&](const YamlDocument& doc) { parse.add(doc); });
   std::string line;
   while (std::getline(in, line)) {
     if (!in.eof()) {
@@ -91,14 +165,17 @@ void Loader::loadFile(const std::string& path) {
     split.line(line);
   }
   if (in.bad()) {
+    parse.finish(); // what was read before the error still loads, in order
     fileError(path, "cannot read file");
     return;
   }
   split.finish();
+  parse.finish();
 }
 
 void Loader::loadText(std::string_view text, const std::string& file) {
-  DocumentSplitter split([&](const YamlDocument& doc) { loadDocument(doc.text, file, doc.firstLine); });
+  ParallelParse parse([&](ParsedDocument& d) { loadDocument(d, file); });
+  DocumentSplitter split([&](const YamlDocument& doc) { parse.add(doc); });
   for (size_t start = 0; start < text.size();) {
     const size_t end = text.find('\n', start);
     const size_t next = end == std::string_view::npos ? text.size() : end + 1;
@@ -106,24 +183,23 @@ void Loader::loadText(std::string_view text, const std::string& file) {
     start = next;
   }
   split.finish();
+  parse.finish();
 }
 
-void Loader::loadDocument(std::string_view text, const std::string& file, int firstLine) {
-  yaml::Document parsed;
-  yaml::ParseError err;
-  if (!yaml::parse(text, parsed, err)) {
-    Diagnostic d;
-    d.pos.file = file;
-    if (!err.mark.isNull()) {
-      d.pos.line = firstLine + err.mark.line + 1;
-      d.pos.column = err.mark.column + 1;
+void Loader::loadDocument(const ParsedDocument& d, const std::string& file) {
+  if (!d.ok) {
+    Diagnostic diag;
+    diag.pos.file = file;
+    if (!d.error.mark.isNull()) {
+      diag.pos.line = d.firstLine + d.error.mark.line + 1;
+      diag.pos.column = d.error.mark.column + 1;
     }
-    d.message = "YAML syntax error: " + err.message;
-    result_.diags.push_back(std::move(d));
+    diag.message = "YAML syntax error: " + d.error.message;
+    result_.diags.push_back(std::move(diag));
     return;
   }
-  ObjectParser p(file, firstLine, result_.diags);
-  loadObject(p, parsed.root(), "");
+  ObjectParser p(file, d.firstLine, result_.diags);
+  loadObject(p, d.doc.root(), "");
 }
 
 void Loader::fileError(const std::string& path, const std::string& message) {

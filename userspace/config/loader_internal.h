@@ -317,6 +317,14 @@ inline std::string idx(const std::string& field, size_t i) {
 bool checkRegex(ObjectParser& p, const yaml::Node& n, const std::string& field,
                 const std::string& v);
 
+/** A document of a stream after libyaml: its tree, or why it is not YAML. */
+struct ParsedDocument {
+  int firstLine = 0; // lines of the file before the document
+  bool ok = false;
+  yaml::Document doc;
+  yaml::ParseError error;
+};
+
 /** Reads Kubernetes objects into a Config; one instance per loadPaths/loadString call. */
 class Loader {
 public:
@@ -324,8 +332,8 @@ public:
 
   void loadText(std::string_view text, const std::string& file);
 
-  /** One document of a stream; firstLine: lines of the file before it. */
-  void loadDocument(std::string_view text, const std::string& file, int firstLine);
+  /** One parsed document of a stream. */
+  void loadDocument(const ParsedDocument& d, const std::string& file);
 
   void fileError(const std::string& path, const std::string& message);
 

@@ -60,12 +60,17 @@ struct NodeData {
   std::vector<std::pair<Node, Node>> entries;
 };
 
-/** A parsed document: owns its nodes. Not copyable (nodes point into it). */
+/**
+ * A parsed document: owns its nodes. Not copyable (nodes point into it); movable (a
+ * deque's elements stay where they are when the deque moves).
+ */
 class Document {
 public:
   Document() = default;
   Document(const Document&) = delete;
   Document& operator=(const Document&) = delete;
+  Document(Document&&) = default;
+  Document& operator=(Document&&) = default;
 
   Node root() const { return root_; }
 
