@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/boxed.h"
 #include "common/net.h"
 
 namespace veer {
@@ -260,7 +261,7 @@ struct RouteDestination {
   uint16_t port = 0;             // destination.port.number, 0 when unset
   std::optional<int64_t> weight; // unset: 100 if the only destination
   HeaderActions headers;         // per-destination header operations (HTTP only)
-  std::optional<Fallback> fallback;
+  Boxed<Fallback> fallback;
   SourcePos pos;
   std::string field; // "spec.http[0].route[1]"
   SourcePos portPos; // where the port was written (Contour services[].port), for its diagnostics
@@ -274,7 +275,7 @@ struct RouteActions {
   int64_t retryAttempts = -1;    // retries.attempts, -1 when unset
   std::string retryPerTryTimeout;
   std::string retryOn;
-  std::optional<RouteDestination> mirror;
+  Boxed<RouteDestination> mirror;
   double mirrorPercent = -1; // mirrorPercentage.value, -1 when unset (Istio: 100)
   double faultDelayPercent = -1;
   std::string faultDelay; // fault.delay.fixedDelay
@@ -299,7 +300,7 @@ struct Route {
   std::vector<RouteDestination> destinations;
   HeaderActions headers; // rule-level header operations
   RouteActions actions;
-  std::optional<Delegate> delegate;
+  Boxed<Delegate> delegate;
   SourcePos pos;
   std::string field; // "spec.http[0]"
   /**
