@@ -222,20 +222,8 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const yaml::Node&
       r.delegate = dg;
     }
   } else if (const yaml::Node* d = proxy ? nullptr : ObjectParser::get(*m, "delegate")) {
-    if (auto dm = p.fields(*d, f + ".delegate", {"name", "namespace"}, {}, true)) {
-      Delegate dg;
-      dg.pos = p.pos(*d);
-      if (const yaml::Node* x = ObjectParser::get(*dm, "name")) {
-        dg.name = p.string(*x, f + ".delegate.name").value_or("");
-      }
-      if (const yaml::Node* x = ObjectParser::get(*dm, "namespace")) {
-        dg.ns = p.string(*x, f + ".delegate.namespace").value_or("");
-      }
-      if (dg.name.empty()) {
-        p.error(*d, f + ".delegate.name", "missing name");
-      } else {
-        r.delegate = dg;
-      }
+    if (auto dg = loadDelegate(p, *d, f + ".delegate")) {
+      r.delegate = std::move(*dg);
     }
   }
   if (const yaml::Node* svcs = include ? nullptr : ObjectParser::get(*m, "services")) {

@@ -193,28 +193,21 @@ std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, cons
     auto list = p.sequence(*x, f + ".filters");
     for (size_t i = 0; i < list.size(); ++i) {
       std::string ff = idx(f + ".filters", i);
-      // Every filter body is a known field: the type's warning below says what is ignored.
-      auto fm = p.fields(list[i], ff,
-                         {"type", "requestHeaderModifier", "responseHeaderModifier", "urlRewrite",
-                          "requestRedirect", "requestMirror", "cors", "extensionRef"},
-                         {}, true);
-      if (!fm) {
+      auto filter = gatewayFilter(p, list[i], ff);
+      if (!filter) {
         continue;
       }
-      auto type = filterType(p, list[i], *fm, ff);
-      if (!type) {
-        continue;
-      }
-      const yaml::Node* body = ObjectParser::get(*fm, filterField(*type));
-      if (*type != "RequestHeaderModifier" && *type != "ResponseHeaderModifier") {
+      const std::string& type = filter->type;
+      const yaml::Node* body = ObjectParser::get(filter->fields, filterField(type));
+      if (type != "RequestHeaderModifier" && type != "ResponseHeaderModifier") {
         p.warning(list[i], ff + ".type",
-                  "filter " + *type + " on a backendRef is not supported by veer; ignored (it "
+                  "filter " + type + " on a backendRef is not supported by veer; ignored (it "
                   "is supported on the rule)");
       } else if (body == nullptr) {
-        p.error(list[i], ff + "." + filterField(*type), "missing " + filterField(*type));
+        p.error(list[i], ff + "." + filterField(type), "missing " + filterField(type));
       } else {
-        loadGatewayHeaderModifier(p, *body, ff + "." + filterField(*type),
-                                  *type == "RequestHeaderModifier" ? d.headers.request
+        loadGatewayHeaderModifier(p, *body, ff + "." + filterField(type),
+                                  type == "RequestHeaderModifier" ? d.headers.request
                                                                    : d.headers.response);
       }
     }
@@ -225,10 +218,17 @@ std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, cons
   return d;
 }
 
-std::optional<std::string> Loader::filterType(ObjectParser& p, const yaml::Node& n,
-                                              const std::map<std::string, Entry>& m,
-                                              const std::string& f) {
-  const yaml::Node* t = ObjectParser::get(m, "type");
+std::optional<Loader::GatewayFilter> Loader::gatewayFilter(ObjectParser& p, const yaml::Node& n,
+                                                          const std::string& f) {
+  // Every filter body is a known field: the caller's warning says which types are ignored.
+  auto m = p.fields(n, f,
+                    {"type", "requestHeaderModifier", "responseHeaderModifier", "urlRewrite",
+                     "requestRedirect", "requestMirror", "cors", "extensionRef"},
+                    {}, true);
+  if (!m) {
+    return std::nullopt;
+  }
+  const yaml::Node* t = ObjectParser::get(*m, "type");
   if (t == nullptr) {
     p.error(n, f + ".type", "missing type");
     return std::nullopt;
@@ -247,7 +247,7 @@ std::optional<std::string> Loader::filterType(ObjectParser& p, const yaml::Node&
                               : "; did you mean " + hint + "?"));
     return std::nullopt;
   }
-  return type;
+  return GatewayFilter{std::move(*m), std::move(*type)};
 }
 
 void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std::string& f,
@@ -255,32 +255,26 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
   auto list = p.sequence(n, f);
   for (size_t i = 0; i < list.size(); ++i) {
     std::string ff = idx(f, i);
-    auto fm = p.fields(list[i], ff,
-                       {"type", "requestHeaderModifier", "responseHeaderModifier", "urlRewrite",
-                        "requestRedirect", "requestMirror", "cors", "extensionRef"},
-                       {}, true);
-    if (!fm) {
+    auto filter = gatewayFilter(p, list[i], ff);
+    if (!filter) {
       continue;
     }
-    auto type = filterType(p, list[i], *fm, ff);
-    if (!type) {
+    const std::string& type = filter->type;
+    if (type == "CORS" || type == "ExtensionRef") {
+      p.warning(list[i], ff + ".type", "filter " + type + " is not supported by veer; ignored");
       continue;
     }
-    if (*type == "CORS" || *type == "ExtensionRef") {
-      p.warning(list[i], ff + ".type", "filter " + *type + " is not supported by veer; ignored");
-      continue;
-    }
-    const std::string bf = ff + "." + filterField(*type);
-    const yaml::Node* body = ObjectParser::get(*fm, filterField(*type));
+    const std::string bf = ff + "." + filterField(type);
+    const yaml::Node* body = ObjectParser::get(filter->fields, filterField(type));
     if (body == nullptr) {
-      p.error(list[i], bf, "missing " + filterField(*type) + " (required by type " + *type + ")");
+      p.error(list[i], bf, "missing " + filterField(type) + " (required by type " + type + ")");
       continue;
     }
-    if (*type == "RequestHeaderModifier" || *type == "ResponseHeaderModifier") {
+    if (type == "RequestHeaderModifier" || type == "ResponseHeaderModifier") {
       loadGatewayHeaderModifier(p, *body, bf,
-                                *type == "RequestHeaderModifier" ? r.headers.request
+                                type == "RequestHeaderModifier" ? r.headers.request
                                                                  : r.headers.response);
-    } else if (*type == "URLRewrite") {
+    } else if (type == "URLRewrite") {
       auto m = p.fields(*body, bf, {"hostname", "path"}, {}, true);
       if (!m) {
         continue;
@@ -311,7 +305,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
                   "expected ReplacePrefixMatch or ReplaceFullPath, got '" + ptype + "'");
         }
       }
-    } else if (*type == "RequestRedirect") {
+    } else if (type == "RequestRedirect") {
       auto m = p.fields(*body, bf, {"scheme", "hostname", "path", "port", "statusCode"}, {}, true);
       if (!m) {
         continue;
@@ -339,7 +333,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
         out += (out.empty() ? "" : ",") + std::string(as) + "=" + val;
       }
       r.actions.redirect = out.empty() ? "redirect" : out;
-    } else if (*type == "RequestMirror") {
+    } else if (type == "RequestMirror") {
       auto m = p.fields(*body, bf, {"backendRef", "percent", "fraction"}, {}, true);
       if (!m) {
         continue;

@@ -414,10 +414,15 @@ private:
   /** Rule-level filters into r's header operations and actions. */
   void loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std::string& f,
                           const std::string& ns, Route& r);
-  /** A filter's type, checked against the known ones (with a "did you mean"). */
-  std::optional<std::string> filterType(ObjectParser& p, const yaml::Node& n,
-                                        const std::map<std::string, Entry>& m,
-                                        const std::string& f);
+  /** delegate: {name, namespace} (Istio http[].delegate, Contour routes[].delegate). */
+  std::optional<Delegate> loadDelegate(ObjectParser& p, const yaml::Node& n, const std::string& f);
+  /** A filters[] entry: its fields, and its type checked against the known ones. */
+  struct GatewayFilter {
+    std::map<std::string, Entry> fields;
+    std::string type;
+  };
+  std::optional<GatewayFilter> gatewayFilter(ObjectParser& p, const yaml::Node& n,
+                                             const std::string& f);
   /** Request/ResponseHeaderModifier {set, add: [{name, value}], remove: [name]}. */
   bool loadGatewayHeaderModifier(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                  HeaderOps& out);

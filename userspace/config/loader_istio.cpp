@@ -622,20 +622,8 @@ void Loader::loadRoutes(ObjectParser& p, const yaml::Node* list, const std::stri
       }
       loadActions(p, *m, f, r.actions);
       if (const yaml::Node* d = ObjectParser::get(*m, "delegate")) {
-        if (auto dm = p.fields(*d, f + ".delegate", {"name", "namespace"}, {}, true)) {
-          Delegate dg;
-          dg.pos = p.pos(*d);
-          if (const yaml::Node* x = ObjectParser::get(*dm, "name")) {
-            dg.name = p.string(*x, f + ".delegate.name").value_or("");
-          }
-          if (const yaml::Node* x = ObjectParser::get(*dm, "namespace")) {
-            dg.ns = p.string(*x, f + ".delegate.namespace").value_or("");
-          }
-          if (dg.name.empty()) {
-            p.error(*d, f + ".delegate.name", "missing name");
-          } else {
-            r.delegate = dg;
-          }
+        if (auto dg = loadDelegate(p, *d, f + ".delegate")) {
+          r.delegate = std::move(*dg);
         }
       }
     }
@@ -670,6 +658,27 @@ void Loader::loadRoutes(ObjectParser& p, const yaml::Node* list, const std::stri
     }
     out.push_back(std::move(r));
   }
+}
+
+std::optional<Delegate> Loader::loadDelegate(ObjectParser& p, const yaml::Node& n,
+                                             const std::string& f) {
+  auto m = p.fields(n, f, {"name", "namespace"}, {}, true);
+  if (!m) {
+    return std::nullopt;
+  }
+  Delegate dg;
+  dg.pos = p.pos(n);
+  if (const yaml::Node* x = ObjectParser::get(*m, "name")) {
+    dg.name = p.string(*x, f + ".name").value_or("");
+  }
+  if (const yaml::Node* x = ObjectParser::get(*m, "namespace")) {
+    dg.ns = p.string(*x, f + ".namespace").value_or("");
+  }
+  if (dg.name.empty()) {
+    p.error(n, f + ".name", "missing name");
+    return std::nullopt;
+  }
+  return dg;
 }
 
 /** host, subset, port{number} of a Destination (also mirror and fallback targets). */
