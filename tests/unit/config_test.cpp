@@ -700,6 +700,58 @@ TEST(LoadRegressions, PositionsAcrossDocumentMarkers) {
   EXPECT_EQ(r.diags[0].pos.column, 5) << r.diags[0].format();
 }
 
+// A stream of many batches is parsed on worker threads (loader.cpp, ParallelParse); the
+// result must read exactly as a serial load: objects in stream order, a syntax error and a
+// duplicate at their own lines, nothing lost at batch edges. Both entry points.
+TEST(LoadRegressions, LargeStreamLoadsInOrderWithPositions) {
+  constexpr int kObjects = 6000; // about 700 KiB: several 256 KiB batches
+  constexpr int kBroken = 2500, kDuplicate = 5999;
+  std::string text;
+  int line = 1;
+  int brokenLine = 0, duplicateLine = 0;
+  std::string brokenContext;
+  for (int i = 0; i < kObjects; ++i) {
+    text += "---\n";
+    ++line;
+    if (i == kBroken) {
+      // libyaml finds the unclosed flow sequence at the end of its document: the next
+      // document's marker line.
+      brokenLine = line + 3;
+      brokenContext = "starts at line " + std::to_string(line + 2) + ", column 18";
+      text += "apiVersion: v1\nkind: Service\nmetadata: {name: [broken\n";
+      line += 3;
+      continue;
+    }
+    const std::string name = i == kDuplicate ? "svc-10" : "svc-" + std::to_string(i);
+    if (i == kDuplicate) {
+      duplicateLine = line; // an object's position is where it starts
+    }
+    text += "apiVersion: v1\nkind: Service\nmetadata:\n  name: " + name +
+            "\n  namespace: default\nspec:\n  clusterIP: 10.96." + std::to_string(i / 250) + "." +
+            std::to_string(i % 250) + "\n  ports: [{port: 80}]\n";
+    line += 8;
+  }
+  TempDir t;
+  t.write("big.yaml", text);
+  for (const LoadResult& r : {loadString(text, "big.yaml"), loadPaths({(t.path() / "big.yaml").string()})}) {
+    ASSERT_EQ(r.config.services.size(), size_t(kObjects - 2)) << formatDiagnostics(r.diags);
+    int want = 0;
+    for (const Service& s : r.config.services) {
+      if (want == kBroken) {
+        ++want;
+      }
+      ASSERT_EQ(s.meta.name, "svc-" + std::to_string(want));
+      ++want;
+    }
+    ASSERT_EQ(r.diags.size(), 2u) << formatDiagnostics(r.diags);
+    EXPECT_NE(r.diags[0].message.find("YAML syntax error"), std::string::npos);
+    EXPECT_EQ(r.diags[0].pos.line, brokenLine) << r.diags[0].format();
+    EXPECT_NE(r.diags[0].message.find(brokenContext), std::string::npos) << r.diags[0].format();
+    EXPECT_NE(r.diags[1].message.find("duplicate object"), std::string::npos);
+    EXPECT_EQ(r.diags[1].pos.line, duplicateLine) << r.diags[1].format();
+  }
+}
+
 // Anchors and aliases work, and an alias can only name a finished node: a List whose items
 // alias themselves would otherwise recurse forever.
 TEST(LoadYaml, AliasesResolveAndCannotReferToTheirOwnAncestor) {

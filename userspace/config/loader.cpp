@@ -195,6 +195,12 @@ void Loader::loadDocument(const ParsedDocument& d, const std::string& file) {
       diag.pos.column = d.error.mark.column + 1;
     }
     diag.message = "YAML syntax error: " + d.error.message;
+    if (!d.error.context.empty()) {
+      // Lines of the file, like the diagnostic's own position.
+      diag.message += " " + d.error.context + " that starts at line " +
+                      std::to_string(d.firstLine + d.error.contextMark.line + 1) + ", column " +
+                      std::to_string(d.error.contextMark.column + 1);
+    }
     result_.diags.push_back(std::move(diag));
     return;
   }

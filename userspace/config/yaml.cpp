@@ -87,10 +87,8 @@ struct Parser {
       if (yaml_parser_parse(&guard.p, &ev.e) == 0) {
         error.message = guard.p.problem != nullptr ? guard.p.problem : "invalid YAML";
         if (guard.p.context != nullptr) {
-          // "while parsing a flow sequence", and where that began: often the real slip.
-          error.message += std::string(" ") + guard.p.context + " that starts at line " +
-                           std::to_string(guard.p.context_mark.line + 1) + ", column " +
-                           std::to_string(guard.p.context_mark.column + 1);
+          error.context = guard.p.context;
+          error.contextMark = markOf(guard.p.context_mark);
         }
         error.mark = markOf(guard.p.problem_mark);
         return false;

@@ -80,10 +80,16 @@ private:
   Node root_;
 };
 
-/** Why a text is not YAML: libyaml's problem (and context), where it found it. */
+/**
+ * Why a text is not YAML: libyaml's problem and where it found it, and the construct it
+ * was in ("while parsing a flow sequence") and where that began: often the real slip.
+ * Marks count from the start of the text.
+ */
 struct ParseError {
   std::string message;
   Mark mark;
+  std::string context; // "" when libyaml gives none
+  Mark contextMark;
 };
 
 /**
