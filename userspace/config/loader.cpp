@@ -323,7 +323,7 @@ void Loader::loadObject(ObjectParser& p, const yaml::Node& doc, const std::strin
   }
 }
 
-bool Loader::loadMeta(ObjectParser& p, const std::map<std::string, Entry>& top, ObjectMeta& meta) {
+bool Loader::loadMeta(ObjectParser& p, const Fields& top, ObjectMeta& meta) {
   p.setObject(meta.kind + " (no name)"); // until the name is known
   const yaml::Node* md = ObjectParser::get(top, "metadata");
   if (md == nullptr) {

@@ -86,6 +86,34 @@ struct Entry {
   yaml::Node value;
 };
 
+/**
+ * The entries of one YAML map, sorted by key, each key once: what ObjectParser::fields()
+ * returns for every map the loader reads. A flat vector, not a std::map: maps are small,
+ * and a config of 10,000 services reads about a million of them.
+ */
+class Fields {
+public:
+  using value_type = std::pair<std::string, Entry>;
+
+  std::vector<value_type>::const_iterator begin() const { return entries_.begin(); }
+  std::vector<value_type>::const_iterator end() const { return entries_.end(); }
+  size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  /** The entry of key, or nullptr. */
+  const Entry* find(std::string_view key) const {
+    for (const auto& [k, e] : entries_) {
+      if (k == key) {
+        return &e;
+      }
+    }
+    return nullptr;
+  }
+
+private:
+  friend class ObjectParser;
+  std::vector<value_type> entries_;
+};
+
 /** Parses one object (one YAML document) and reports against it. */
 class ObjectParser {
 public:
@@ -131,55 +159,52 @@ public:
    * ignored) get a warning with a "did you mean" hint when checkUnknown. Keys in
    * unsupported are known to Istio but not to veer: a warning that they are ignored.
    */
-  std::optional<std::map<std::string, Entry>> fields(const yaml::Node& n, const std::string& path,
-                                                    const std::vector<std::string>& known,
-                                                    const std::vector<std::string>& unsupported,
-                                                    bool checkUnknown) {
+  std::optional<Fields> fields(const yaml::Node& n, const std::string& path,
+                               const std::vector<std::string>& known,
+                               const std::vector<std::string>& unsupported, bool checkUnknown) {
     if (!n.isMap()) {
       error(n, path, "expected a map, got " + describe(n));
       return std::nullopt;
     }
-    std::map<std::string, Entry> out;
-    for (const auto& [first, second] : n.entries()) {
-      const yaml::Node k = first;
-      std::string name = k.isScalar() ? k.scalar() : std::string();
-      std::string sub = path.empty() ? name : path + "." + name;
+    Fields out;
+    out.entries_.reserve(n.entries().size());
+    auto sub = [&](const std::string& name) { return path.empty() ? name : path + "." + name; };
+    for (const auto& [k, value] : n.entries()) {
       if (!k.isScalar()) {
         error(k, path, "expected a string key, got " + describe(k));
         continue;
       }
-      if (out.count(name) != 0) {
-        error(k, sub, "duplicate key " + name + " (first at line " +
-                          std::to_string(pos(out[name].key).line) + ")");
+      const std::string& name = k.scalar();
+      if (const Entry* first = out.find(name)) {
+        error(k, sub(name), "duplicate key " + name + " (first at line " +
+                                std::to_string(pos(first->key).line) + ")");
         continue;
       }
-      out[name] = Entry{k, second};
-      if (!checkUnknown) {
-        continue;
-      }
-      bool isKnown = std::find(known.begin(), known.end(), name) != known.end();
-      if (isKnown) {
+      out.entries_.emplace_back(name, Entry{k, value});
+      if (!checkUnknown || std::find(known.begin(), known.end(), name) != known.end()) {
         continue;
       }
       if (std::find(unsupported.begin(), unsupported.end(), name) != unsupported.end()) {
-        warning(k, sub, "field " + name + " is not supported by veer yet; ignored");
+        warning(k, sub(name), "field " + name + " is not supported by veer yet; ignored");
         continue;
       }
       std::vector<std::string> all = known;
       all.insert(all.end(), unsupported.begin(), unsupported.end());
       std::string hint = closest(name, all);
-      warning(k, sub,
+      warning(k, sub(name),
               "unknown field " + name + (hint.empty() ? "" : "; did you mean " + hint + "?"));
     }
+    std::stable_sort(out.entries_.begin(), out.entries_.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
     return out;
   }
 
-  static const yaml::Node* get(const std::map<std::string, Entry>& m, const std::string& key) {
-    auto it = m.find(key);
-    if (it == m.end() || it->second.value.isNull()) {
+  static const yaml::Node* get(const Fields& m, std::string_view key) {
+    const Entry* e = m.find(key);
+    if (e == nullptr || e->value.isNull()) {
       return nullptr;
     }
-    return &it->second.value;
+    return &e->value;
   }
 
   std::optional<std::string> string(const yaml::Node& n, const std::string& field) {
@@ -342,16 +367,16 @@ public:
 private:
   void loadObject(ObjectParser& p, const yaml::Node& doc, const std::string& prefix);
 
-  bool loadMeta(ObjectParser& p, const std::map<std::string, Entry>& top, ObjectMeta& meta);
+  bool loadMeta(ObjectParser& p, const Fields& top, ObjectMeta& meta);
 
   bool checkDuplicate(ObjectParser& p, const ObjectMeta& meta);
 
   void loadService(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
-  void loadSessionAffinity(ObjectParser& p, const std::map<std::string, Entry>& s, Service& svc);
+  void loadSessionAffinity(ObjectParser& p, const Fields& s, Service& svc);
 
   void loadPod(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec, const yaml::Node* status);
 
-  void loadSlice(ObjectParser& p, ObjectMeta meta, const std::map<std::string, Entry>& top);
+  void loadSlice(ObjectParser& p, ObjectMeta meta, const Fields& top);
 
   void loadDr(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
 
@@ -387,7 +412,7 @@ private:
 
   std::optional<double> percent(ObjectParser& p, const yaml::Node& n, const std::string& f);
 
-  void loadActions(ObjectParser& p, const std::map<std::string, Entry>& m, const std::string& f,
+  void loadActions(ObjectParser& p, const Fields& m, const std::string& f,
                    RouteActions& a);
 
   void loadRoutes(ObjectParser& p, const yaml::Node* list, const std::string& field, bool http,
@@ -418,7 +443,7 @@ private:
   std::optional<Delegate> loadDelegate(ObjectParser& p, const yaml::Node& n, const std::string& f);
   /** A filters[] entry: its fields, and its type checked against the known ones. */
   struct GatewayFilter {
-    std::map<std::string, Entry> fields;
+    Fields fields;
     std::string type;
   };
   std::optional<GatewayFilter> gatewayFilter(ObjectParser& p, const yaml::Node& n,

@@ -264,19 +264,19 @@ std::optional<StringMatch> Loader::loadStringMatch(ObjectParser& p, const yaml::
   std::optional<StringMatch> out;
   int n1 = 0;
   for (const char* op : {"exact", "prefix", "regex"}) {
-    auto it = m->find(op);
-    if (it == m->end()) {
+    const Entry* e = m->find(op);
+    if (e == nullptr) {
       continue;
     }
     ++n1;
-    std::string v = it->second.value.isNull() ? "" : p.string(it->second.value, f + "." + op).value_or("");
+    std::string v = e->value.isNull() ? "" : p.string(e->value, f + "." + op).value_or("");
     StringMatch sm;
     sm.op = std::string(op) == "exact"    ? StringMatch::Op::kExact
             : std::string(op) == "prefix" ? StringMatch::Op::kPrefix
                                           : StringMatch::Op::kRegex;
     sm.value = v;
-    sm.pos = p.pos(it->second.value.isDefined() ? it->second.value : it->second.key);
-    if (sm.op == StringMatch::Op::kRegex && !checkRegex(p, it->second.value, f + ".regex", v)) {
+    sm.pos = p.pos(e->value.isDefined() ? e->value : e->key);
+    if (sm.op == StringMatch::Op::kRegex && !checkRegex(p, e->value, f + ".regex", v)) {
       return std::nullopt;
     }
     out = sm;
@@ -451,14 +451,13 @@ HeaderActions Loader::loadHeaders(ObjectParser& p, const yaml::Node& n, const st
 std::optional<double> Loader::percent(ObjectParser& p, const yaml::Node& n, const std::string& f) {
   // Percent{value: 50} or a plain number (older mirror_percent / fault percent).
   const yaml::Node* v = &n;
-  std::map<std::string, Entry> m;
+  std::optional<Fields> m;
   if (n.isMap()) {
-    auto mm = p.fields(n, f, {"value"}, {}, true);
-    if (!mm) {
+    m = p.fields(n, f, {"value"}, {}, true);
+    if (!m) {
       return std::nullopt;
     }
-    m = *mm;
-    v = ObjectParser::get(m, "value");
+    v = ObjectParser::get(*m, "value");
     if (v == nullptr) {
       return 0.0;
     }
@@ -476,7 +475,7 @@ std::optional<double> Loader::percent(ObjectParser& p, const yaml::Node& n, cons
   return d;
 }
 
-void Loader::loadActions(ObjectParser& p, const std::map<std::string, Entry>& m, const std::string& f,
+void Loader::loadActions(ObjectParser& p, const Fields& m, const std::string& f,
                          RouteActions& a) {
   if (const yaml::Node* v = ObjectParser::get(m, "rewrite")) {
     if (auto rm = p.fields(*v, f + ".rewrite", {"uri", "authority"}, {"uriRegexRewrite"}, true)) {

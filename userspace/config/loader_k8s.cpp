@@ -101,7 +101,7 @@ void Loader::loadService(ObjectParser& p, ObjectMeta meta, const yaml::Node* spe
 }
 
 /** spec.sessionAffinity and sessionAffinityConfig.clientIP.timeoutSeconds, as the API validates them. */
-void Loader::loadSessionAffinity(ObjectParser& p, const std::map<std::string, Entry>& s,
+void Loader::loadSessionAffinity(ObjectParser& p, const Fields& s,
                                  Service& svc) {
   if (const yaml::Node* sa = ObjectParser::get(s, "sessionAffinity")) {
     auto v = p.string(*sa, "spec.sessionAffinity");
@@ -224,7 +224,7 @@ void Loader::loadPod(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec, c
   config().pods.push_back(std::move(pod));
 }
 
-void Loader::loadSlice(ObjectParser& p, ObjectMeta meta, const std::map<std::string, Entry>& top) {
+void Loader::loadSlice(ObjectParser& p, ObjectMeta meta, const Fields& top) {
   EndpointSlice es;
   es.meta = std::move(meta);
   auto svc = es.meta.labels.find(kServiceNameLabel);
