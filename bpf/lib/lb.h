@@ -80,7 +80,7 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 	const struct veer_backend *be;
 	struct veer_state *state;
 	struct veer_rr *rr;
-	__u32 zero = 0, slot, idx, bid;
+	__u32 zero = 0, slot, idx;
 	__u64 seq, client = 0;
 	int affinity;
 
@@ -145,7 +145,7 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 		}
 	}
 	if (ver->n_backends == 1) {
-		bid = ver->backend_id; /* nothing to choose: no ring */
+		idx = 0; /* nothing to choose: no ring */
 	} else {
 		ring = bpf_map_lookup_elem(&veer_maglev, &vkey);
 		if (!ring)
@@ -156,9 +156,11 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 		lb_barrier_var(slot);
 		if (slot >= VEER_MAGLEV_SIZE)
 			return NULL;
-		bid = ring->backend_id[slot];
+		idx = ring->backend_index[slot];
 	}
-	bkey.id = bid;
+	if (idx >= VEER_MAX_BACKENDS_PER_VERSION)
+		return NULL;
+	bkey.id = ver->backend_id[idx];
 	bkey.gen = key->gen;
 	be = bpf_map_lookup_elem(&veer_backend, &bkey);
 	if (!be)

@@ -105,16 +105,20 @@ struct veer_version {
 	__u16 n_backends; /* host order; 0 = no ready endpoint, connect fails */
 	__u8 weight; /* percent, 0..100 */
 	__u8 pad;
-	__u32 backend_id; /* host order; the backend when n_backends == 1 (the
-			     version then has no ring in veer_maglev); 0 otherwise */
+	__u32 backend_id[VEER_MAX_BACKENDS_PER_VERSION]; /* host order; keys of
+			     veer_backend, n_backends used; veer_maglev holds indexes into
+			     it. A version of one backend has no ring */
 	char service[VEER_NAME_LEN]; /* "namespace/name:port", NUL-terminated */
 	char subset[VEER_SUBSET_LEN]; /* subset name, "" for the whole service */
 };
 
-/* Value of veer_maglev: backend ids (keys of veer_backend) in Maglev order,
- * for a version of two or more backends. */
+/* Value of veer_maglev, for a version of two or more backends: its lookup
+ * table, each entry an index into veer_version.backend_id. One byte an entry
+ * (a version has at most VEER_MAX_BACKENDS_PER_VERSION backends), so a ring
+ * is 16 KiB where a table of backend ids would be 64 KiB. */
 struct veer_maglev_ring {
-	__u32 backend_id[VEER_MAGLEV_SIZE]; /* host order */
+	__u8 backend_index[VEER_MAGLEV_SIZE];
+	__u8 pad[3];
 };
 
 struct veer_backend_key {
@@ -276,8 +280,10 @@ static_assert(sizeof(struct veer_service) ==
 	      12 + 4 * VEER_MAX_VERSIONS + VEER_WEIGHT_SLOTS + VEER_MAX_LANES);
 static_assert(sizeof(struct veer_service) % 4 == 0);
 static_assert(sizeof(struct veer_version_key) == 8);
-static_assert(sizeof(struct veer_version) == 12 + VEER_NAME_LEN + VEER_SUBSET_LEN);
-static_assert(sizeof(struct veer_maglev_ring) == 4 * VEER_MAGLEV_SIZE);
+static_assert(sizeof(struct veer_version) ==
+	      8 + 4 * VEER_MAX_BACKENDS_PER_VERSION + VEER_NAME_LEN + VEER_SUBSET_LEN);
+static_assert(VEER_MAX_BACKENDS_PER_VERSION <= 255); /* a ring entry is one byte */
+static_assert(sizeof(struct veer_maglev_ring) == VEER_MAGLEV_SIZE + 3);
 static_assert(sizeof(struct veer_backend_key) == 8);
 static_assert(sizeof(struct veer_backend) == 20);
 static_assert(sizeof(struct veer_revnat_key) == 32);

@@ -133,7 +133,7 @@ TEST_F(KernelPathTest, AffinityMapsDumpWithBtfFieldNames) {
   for (const char* field : {"\"client\"", "\"last_used_ns\"", "\"backend\"", "\"backend_port\""}) {
     EXPECT_NE(pins.find(field), std::string::npos) << field << " in " << pins.substr(0, 800);
   }
-  EXPECT_NE(bpftoolDump(maps / "veer_maglev").find("\"backend_id\""), std::string::npos);
+  EXPECT_NE(bpftoolDump(maps / "veer_maglev").find("\"backend_index\""), std::string::npos);
   EXPECT_NE(bpftoolDump(maps / "veer_member").find("\"version_id\""), std::string::npos);
   const std::string svc = bpftoolDump(maps / "veer_svc");
   EXPECT_NE(svc.find("\"affinity_timeout\": 10800"), std::string::npos) << svc.substr(0, 800);

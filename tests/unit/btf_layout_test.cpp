@@ -48,7 +48,7 @@ const std::vector<Layout>& layouts() {
         VEER_MEMBER(veer_version, weight), VEER_MEMBER(veer_version, backend_id),
         VEER_MEMBER(veer_version, service),
         VEER_MEMBER(veer_version, subset)}},
-      {"veer_maglev_ring", sizeof(veer_maglev_ring), {VEER_MEMBER(veer_maglev_ring, backend_id)}},
+      {"veer_maglev_ring", sizeof(veer_maglev_ring), {VEER_MEMBER(veer_maglev_ring, backend_index)}},
       {"veer_backend_key", sizeof(veer_backend_key),
        {VEER_MEMBER(veer_backend_key, id), VEER_MEMBER(veer_backend_key, gen)}},
       {"veer_backend", sizeof(veer_backend),

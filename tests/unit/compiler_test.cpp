@@ -222,17 +222,23 @@ TEST(Compile, RingOnlyForTwoOrMoreBackends) {
   ASSERT_EQ(r.image.rings.size(), 1u);
   EXPECT_EQ(r.image.rings[0].first.id, versions[1].first.id);
   ASSERT_EQ(r.image.backends.size(), 3u);
-  // v1's only backend, by id.
-  const uint32_t id = versions[0].second.backend_id;
-  auto be = std::find_if(r.image.backends.begin(), r.image.backends.end(),
-                         [&](const auto& b) { return b.first.id == id; });
-  ASSERT_NE(be, r.image.backends.end());
-  EXPECT_EQ(IpAddr::fromBytes(be->second.addr).str(), "10.244.1.21");
-  // Both of v3's backends own part of its ring.
-  std::set<uint32_t> owners(std::begin(r.image.rings[0].second.backend_id),
-                            std::end(r.image.rings[0].second.backend_id));
-  EXPECT_EQ(owners.size(), 2u);
-  EXPECT_EQ(owners.count(id), 0u);
+  auto addrOf = [&](uint32_t id) {
+    auto be = std::find_if(r.image.backends.begin(), r.image.backends.end(),
+                           [&](const auto& b) { return b.first.id == id; });
+    return be == r.image.backends.end() ? std::string("?") : IpAddr::fromBytes(be->second.addr).str();
+  };
+  // v1's only backend, named by the version.
+  EXPECT_EQ(addrOf(versions[0].second.backend_id[0]), "10.244.1.21");
+  // v3's two: the ring indexes its list, and both own part of it.
+  EXPECT_EQ(addrOf(versions[1].second.backend_id[0]), "10.244.1.22");
+  EXPECT_EQ(addrOf(versions[1].second.backend_id[1]), "10.244.1.40");
+  std::map<uint8_t, int> owners;
+  for (uint8_t i : r.image.rings[0].second.backend_index) {
+    owners[i]++;
+  }
+  ASSERT_EQ(owners.size(), 2u);
+  EXPECT_GT(owners[0], VEER_MAGLEV_SIZE / 3);
+  EXPECT_GT(owners[1], VEER_MAGLEV_SIZE / 3);
 }
 
 TEST(Compile, TooManyVersionsIsAnError) {

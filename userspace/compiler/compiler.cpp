@@ -119,7 +119,7 @@ CompileResult compile(const Plan& plan) {
                          " (limit " + std::to_string(VEER_MAX_SERVICES) + ")");
     return out;
   }
-  // Sized up front: a Maglev ring is 64 KiB, and growing the vector by doubling would hold
+  // Sized up front: a Maglev ring is 16 KiB, and growing the vector by doubling would hold
   // the old and the new copy at once.
   size_t versions = 0, rings = 0;
   for (const PlanService& ps : plan.services) {
@@ -199,14 +199,14 @@ CompileResult compile(const Plan& plan) {
         be.family = pb.addr.v4 ? VEER_FAMILY_V4 : VEER_FAMILY_V6;
         img.members.emplace_back(mkey, be);
       }
+      std::copy(ids.begin(), ids.end(), img.versions.back().second.backend_id);
       if (ids.size() == 1) {
-        img.versions.back().second.backend_id = ids[0]; // no ring: 64 KiB saved per version
-        continue;
+        continue; // nothing to choose: no ring
       }
       veer_maglev_ring& ring = img.rings.emplace_back(vkey, veer_maglev_ring{}).second;
       const std::vector<uint32_t> table = maglevTable(names, VEER_MAGLEV_SIZE);
       for (size_t i = 0; i < table.size(); ++i) {
-        ring.backend_id[i] = ids[table[i]];
+        ring.backend_index[i] = static_cast<uint8_t>(table[i]);
       }
     }
     std::vector<uint8_t> slots;

@@ -261,14 +261,8 @@ Result<LiveState> PinnedMaps::live() const {
           v.stats.noBackend += s.no_backend;
         }
       }
-      std::set<uint32_t> ids;
-      if (v.ver.n_backends == 1) {
-        ids.insert(v.ver.backend_id);
-      } else if (auto ring = std::make_unique<veer_maglev_ring>();
-                 v.ver.n_backends && bpf_map_lookup_elem(fd("veer_maglev"), &vkey, ring.get()) == 0) {
-        ids.insert(std::begin(ring->backend_id), std::end(ring->backend_id));
-      }
-      for (uint32_t id : ids) {
+      for (uint32_t b = 0; b < v.ver.n_backends && b < VEER_MAX_BACKENDS_PER_VERSION; ++b) {
+        const uint32_t id = v.ver.backend_id[b];
         veer_backend_key bkey{};
         bkey.id = id;
         bkey.gen = gen;

@@ -193,17 +193,20 @@ int cmdDump(const std::string& bpffs) {
       });
   out["veer_version"] = dumpMap<veer_version_key, veer_version>(
       m.fd("veer_version"), [](const veer_version_key& k, const veer_version& v) {
+        const size_t n = std::min<size_t>(v.n_backends, VEER_MAX_BACKENDS_PER_VERSION);
         return json{{"key", {{"id", k.id}, {"gen", k.gen}}},
-                    {"value", {{"svc_id", v.svc_id}, {"n_backends", v.n_backends}, {"backend_id", v.backend_id}, {"weight", v.weight},
-                               {"service", v.service}, {"subset", v.subset}}}};
+                    {"value", {{"svc_id", v.svc_id}, {"n_backends", v.n_backends},
+                               {"backend_id", std::vector<uint32_t>(v.backend_id, v.backend_id + n)},
+                               {"weight", v.weight}, {"service", v.service}, {"subset", v.subset}}}};
       });
   out["veer_maglev"] = dumpMap<veer_version_key, veer_maglev_ring>(
       m.fd("veer_maglev"), [](const veer_version_key& k, const veer_maglev_ring& v) {
+        // By index into the version's backend_id list (veer_version of the same key).
         std::map<std::string, int> share;
-        for (uint32_t id : v.backend_id) {
-          share[std::to_string(id)]++;
+        for (size_t i = 0; i < VEER_MAGLEV_SIZE; ++i) {
+          share[std::to_string(v.backend_index[i])]++;
         }
-        return json{{"key", {{"id", k.id}, {"gen", k.gen}}}, {"value", {{"entries_per_backend", share}}}};
+        return json{{"key", {{"id", k.id}, {"gen", k.gen}}}, {"value", {{"entries_per_index", share}}}};
       });
   out["veer_backend"] = dumpMap<veer_backend_key, veer_backend>(
       m.fd("veer_backend"), [](const veer_backend_key& k, const veer_backend& v) {
