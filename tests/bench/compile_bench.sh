@@ -5,7 +5,8 @@
 # the real pipeline in a fresh child process per run and reports medians of wall time and
 # peak RSS against the goal (under 1 s, under 64 MiB), plus a per-phase breakdown.
 #
-# Knobs (environment): BENCH_COMPILE_SERVICES (10000), BENCH_COMPILE_RUNS (5).
+# Knobs (environment): BENCH_COMPILE_SERVICES (10000), BENCH_COMPILE_RUNS (5),
+# BENCH_COMPILE_PODS (pods per version, 1; 2 or more gives every version a Maglev ring).
 # Exit status: non-zero only on errors, never on a missed performance goal.
 set -euo pipefail
 
@@ -16,4 +17,5 @@ if [[ ! -x $bin ]]; then
   echo "compile_bench: $bin missing; run 'make all' first" >&2
   exit 1
 fi
-exec "$bin" --services "${BENCH_COMPILE_SERVICES:-10000}" --runs "${BENCH_COMPILE_RUNS:-5}"
+exec "$bin" --services "${BENCH_COMPILE_SERVICES:-10000}" --runs "${BENCH_COMPILE_RUNS:-5}" \
+  --pods-per-version "${BENCH_COMPILE_PODS:-1}"

@@ -2,8 +2,8 @@
 // through tests/bench/compile_bench.sh.
 //
 // Generates, once, into a temporary directory, a cluster of N Services (default 10,000,
-// spread over 10 namespaces) with 3 versions each: per Service one ready Pod per version
-// (labels app, version), one EndpointSlice naming them, a DestinationRule with subsets
+// spread over 10 namespaces) with 3 versions each: per Service P ready Pods per version
+// (default 1; labels app, version; P >= 2 gives every version a Maglev ring), one EndpointSlice naming them, a DestinationRule with subsets
 // v1..v3 and a VirtualService with 4 http rules mixing matches and weights (a header
 // match, a URI prefix with a 50/50 split, a sourceLabels match, and an unconditional
 // 80/10/10 split). Then runs the real pipeline (buildFromPaths: load, resolve, compile)
@@ -12,7 +12,7 @@
 // under 64 MiB). Exits non-zero only on errors (a child that fails, diagnostics with
 // errors, a plan of the wrong size), never on a missed goal.
 //
-// Usage: veer-bench-compile [--services N] [--runs R] [--keep DIR]
+// Usage: veer-bench-compile [--services N] [--runs R] [--pods-per-version P] [--keep DIR]
 
 #include <sys/resource.h>
 #include <sys/time.h>
@@ -47,13 +47,13 @@ std::string clusterIp(int i) {
          std::to_string(i % 256);
 }
 
-std::string podIp(int i, int v) {
-  const int n = i * 3 + v;
+std::string podIp(int i, int v, int k, int pods) {
+  const int n = (i * 3 + v) * pods + k;
   return "10." + std::to_string(128 + n / 65536) + "." + std::to_string(n / 256 % 256) + "." +
          std::to_string(n % 256);
 }
 
-void generate(const fs::path& dir, int services) {
+void generate(const fs::path& dir, int services, int podsPerVersion) {
   fs::create_directories(dir);
   std::ofstream svc(dir / "services.yaml");
   std::ofstream pods(dir / "pods.yaml");
@@ -71,16 +71,17 @@ void generate(const fs::path& dir, int services) {
            << "-abcde\n  namespace: " << s << "\n  labels:\n    kubernetes.io/service-name: " << n
            << "\naddressType: IPv4\nports:\n- name: http\n  port: 8080\n  protocol: TCP\n"
            << "endpoints:\n";
-    for (int v = 0; v < 3; ++v) {
-      const std::string pod = n + "-" + kVersions[v] + "-7c9f8";
+    for (int pv = 0; pv < 3 * podsPerVersion; ++pv) {
+      const int v = pv / podsPerVersion, k = pv % podsPerVersion;
+      const std::string pod = n + "-" + kVersions[v] + "-7c9f8-" + std::to_string(k);
       pods << "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: " << pod << "\n  namespace: " << s
            << "\n  labels:\n    app: " << n << "\n    version: " << kVersions[v]
            << "\nspec:\n  containers:\n  - name: app\n    image: registry.example.com/" << n << ":"
            << kVersions[v] << "\n    ports:\n    - name: http\n      containerPort: 8080\n"
-           << "      protocol: TCP\nstatus:\n  phase: Running\n  podIP: " << podIp(i, v)
-           << "\n  podIPs:\n  - ip: " << podIp(i, v)
+           << "      protocol: TCP\nstatus:\n  phase: Running\n  podIP: " << podIp(i, v, k, podsPerVersion)
+           << "\n  podIPs:\n  - ip: " << podIp(i, v, k, podsPerVersion)
            << "\n  conditions:\n  - type: Ready\n    status: \"True\"\n";
-      slices << "- addresses:\n  - " << podIp(i, v) << "\n  conditions:\n    ready: true\n"
+      slices << "- addresses:\n  - " << podIp(i, v, k, podsPerVersion) << "\n  conditions:\n    ready: true\n"
              << "  targetRef:\n    kind: Pod\n    name: " << pod << "\n    namespace: " << s << "\n";
     }
     drs << "---\napiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata:\n  name: "
@@ -204,7 +205,7 @@ template <typename T> T median(std::vector<T> v) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: veer-bench-compile [--services N] [--runs R] [--keep DIR]\n");
+  std::fprintf(stderr, "usage: veer-bench-compile [--services N] [--runs R] [--pods-per-version P] [--keep DIR]\n");
   return 1;
 }
 
@@ -213,10 +214,12 @@ int usage() {
 int main(int argc, char** argv) {
   int services = 10000;
   int runs = 5;
+  int podsPerVersion = 1;
   std::string keep;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if ((a == "--services" || a == "--runs" || a == "--keep") && i + 1 < argc) {
+    if ((a == "--services" || a == "--runs" || a == "--pods-per-version" || a == "--keep") &&
+        i + 1 < argc) {
       std::string v = argv[++i];
       if (a == "--keep") {
         keep = v;
@@ -224,10 +227,10 @@ int main(int argc, char** argv) {
       }
       char* end = nullptr;
       long n = std::strtol(v.c_str(), &end, 10);
-      if (*end != '\0' || n < 1 || n > 60000) {
+      if (*end != '\0' || n < 1 || n > 60000 || (a == "--pods-per-version" && n > 40)) {
         return usage();
       }
-      (a == "--services" ? services : runs) = static_cast<int>(n);
+      (a == "--services" ? services : a == "--runs" ? runs : podsPerVersion) = static_cast<int>(n);
     } else {
       return usage();
     }
@@ -243,14 +246,14 @@ int main(int argc, char** argv) {
   } else {
     dir = keep;
   }
-  generate(dir, services);
+  generate(dir, services, podsPerVersion);
   uintmax_t bytes = 0;
   for (const auto& f : fs::directory_iterator(dir)) {
     bytes += f.file_size();
   }
   std::printf("compile bench: %d services x 3 subsets x 4 rules (%d pods, %d EndpointSlices, "
               "%d DestinationRules, %d VirtualServices), %.1f MiB of YAML in %s\n",
-              services, services * 3, services, services, services,
+              services, services * 3 * podsPerVersion, services, services, services,
               static_cast<double>(bytes) / (1 << 20), dir.c_str());
   bool ok = true;
   Run warm;

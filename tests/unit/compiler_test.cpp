@@ -194,7 +194,34 @@ TEST(Compile, SameInputSameBytes) {
   EXPECT_EQ(a.image.digest(), b.image.digest());
   ASSERT_EQ(a.image.rings.size(), 1u);
   ASSERT_EQ(b.image.rings.size(), 1u);
-  EXPECT_EQ(std::memcmp(&a.image.rings[0].second, &b.image.rings[0].second, sizeof(veer_maglev_ring)), 0);
+  EXPECT_EQ(std::memcmp(a.image.rings[0].second.get(), b.image.rings[0].second.get(), sizeof(veer_maglev_ring)), 0);
+}
+
+// The agent keeps one MaglevCache across applies: a ring is computed again only when its
+// version's backends change, and the cache holds only the live config's rings.
+TEST(Compile, MaglevCacheRecomputesOnlyChangedRings) {
+  auto twoEach = [](const std::string& lastV2Host) {
+    Plan plan;
+    PlanService s = reviews({{"v1", 50}, {"v2", 50}});
+    s.versions[0].backends.push_back({*IpAddr::parse("10.244.1.40"), 9080, ""});
+    s.versions[1].backends.push_back({*IpAddr::parse(lastV2Host), 9080, ""});
+    plan.services.push_back(s);
+    return plan;
+  };
+  MaglevCache cache;
+  CompileResult a = compile(twoEach("10.244.1.41"), &cache);
+  ASSERT_EQ(a.image.rings.size(), 2u);
+  EXPECT_EQ(cache.computed(), 2u);
+  CompileResult same = compile(twoEach("10.244.1.41"), &cache);
+  EXPECT_EQ(cache.computed(), 2u); // nothing changed, nothing computed
+  EXPECT_EQ(same.image.digest(), a.image.digest());
+  CompileResult b = compile(twoEach("10.244.1.42"), &cache); // one v2 pod replaced
+  EXPECT_EQ(cache.computed(), 3u);
+  EXPECT_EQ(cache.size(), 2u); // v2's old ring is gone
+  EXPECT_EQ(b.image.rings[0].second, a.image.rings[0].second); // v1's ring, shared
+  EXPECT_NE(b.image.digest(), a.image.digest());
+  // And the same bytes as a compile without a cache.
+  EXPECT_EQ(compile(twoEach("10.244.1.42")).image.digest(), b.image.digest());
 }
 
 TEST(Compile, WeightChangeChangesDigest) {
@@ -233,7 +260,7 @@ TEST(Compile, RingOnlyForTwoOrMoreBackends) {
   EXPECT_EQ(addrOf(versions[1].second.backend_id[0]), "10.244.1.22");
   EXPECT_EQ(addrOf(versions[1].second.backend_id[1]), "10.244.1.40");
   std::map<uint8_t, int> owners;
-  for (uint8_t i : r.image.rings[0].second.backend_index) {
+  for (uint8_t i : r.image.rings[0].second->backend_index) {
     owners[i]++;
   }
   ASSERT_EQ(owners.size(), 2u);

@@ -103,7 +103,8 @@ public:
 
   /** Builds and applies the config; a bad config is logged and the live one kept. */
   void reload() {
-    BuildResult built = buildFromPaths({configDir_}, {.keepConfig = proxy_ != nullptr});
+    BuildResult built =
+        buildFromPaths({configDir_}, {.keepConfig = proxy_ != nullptr, .maglev = &maglev_});
     for (const Diagnostic& d : built.diags) {
       if (d.severity == Diagnostic::Severity::kError) {
         spdlog::error("{}", d.format());
@@ -255,6 +256,7 @@ private:
   std::optional<std::vector<std::pair<veer_lane_key, veer_lane>>> lanesApplied_;
   ProxySupervisor* proxy_; // null without --proxy-listen
   proxy::RouteOptions routeOptions_;
+  MaglevCache maglev_; // rings of the last build: an apply recomputes only changed versions'
 };
 
 /** "10.0.0.1:15001" or "[fd00::1]:15001". */

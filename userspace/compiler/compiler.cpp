@@ -21,11 +21,20 @@ void copyAddr(__be32 dst[4], const IpAddr& a) {
   std::memcpy(dst, a.bytes.data(), 16);
 }
 
+template <class V>
+const V& deref(const V& v) {
+  return v;
+}
+template <class V>
+const V& deref(const std::shared_ptr<const V>& v) {
+  return *v;
+}
+
 template <class K, class V>
 uint64_t hashEntries(uint64_t h, const std::vector<std::pair<K, V>>& entries) {
   for (const auto& [k, v] : entries) {
     h = fnv1a64(&k, sizeof(k), h);
-    h = fnv1a64(&v, sizeof(v), h);
+    h = fnv1a64(&deref(v), sizeof(deref(v)), h);
   }
   return h;
 }
@@ -85,7 +94,10 @@ std::vector<uint8_t> cumulativeSlots(const std::vector<uint8_t>& weights,
   return slots;
 }
 
-CompileResult compile(const Plan& plan) {
+CompileResult compile(const Plan& plan, MaglevCache* maglev) {
+  MaglevCache local;
+  MaglevCache& cache = maglev != nullptr ? *maglev : local;
+  std::vector<std::vector<std::string>> ringNames; // backends of img.rings[i]'s version
   CompileResult out;
   MapImage& img = out.image;
   std::map<std::pair<IpAddr, uint16_t>, uint32_t> backendIds;
@@ -119,8 +131,7 @@ CompileResult compile(const Plan& plan) {
                          " (limit " + std::to_string(VEER_MAX_SERVICES) + ")");
     return out;
   }
-  // Sized up front: a Maglev ring is 16 KiB, and growing the vector by doubling would hold
-  // the old and the new copy at once.
+  // Sized up front: growing the vectors by doubling would hold the old and the new copy.
   size_t versions = 0, rings = 0;
   for (const PlanService& ps : plan.services) {
     versions += ps.versions.size();
@@ -203,11 +214,8 @@ CompileResult compile(const Plan& plan) {
       if (ids.size() == 1) {
         continue; // nothing to choose: no ring
       }
-      veer_maglev_ring& ring = img.rings.emplace_back(vkey, veer_maglev_ring{}).second;
-      const std::vector<uint32_t> table = maglevTable(names, VEER_MAGLEV_SIZE);
-      for (size_t i = 0; i < table.size(); ++i) {
-        ring.backend_index[i] = static_cast<uint8_t>(table[i]);
-      }
+      ringNames.push_back(std::move(names)); // computed together below
+      img.rings.emplace_back(vkey, nullptr);
     }
     std::vector<uint8_t> slots;
     if (ps.affinity) {
@@ -246,6 +254,11 @@ CompileResult compile(const Plan& plan) {
   if (versionId > VEER_MAX_VERSION_IDS) {
     out.errors.push_back("too many versions: " + std::to_string(versionId));
   }
+  std::vector<std::shared_ptr<const veer_maglev_ring>> made = cache.rings(ringNames);
+  for (size_t i = 0; i < made.size(); ++i) {
+    img.rings[i].second = std::move(made[i]);
+  }
+  cache.sweep();
   return out;
 }
 

@@ -4,9 +4,11 @@
 // same bytes.
 
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
+#include "compiler/maglev.h"
 #include "config/plan.h"
 #include "veer/maps.h"
 
@@ -16,7 +18,8 @@ namespace veer {
 struct MapImage {
   std::vector<std::pair<veer_svc_key, veer_service>> services;
   std::vector<std::pair<veer_version_key, veer_version>> versions;
-  std::vector<std::pair<veer_version_key, veer_maglev_ring>> rings;
+  /** Versions of two or more backends; a ring is shared with the MaglevCache that made it. */
+  std::vector<std::pair<veer_version_key, std::shared_ptr<const veer_maglev_ring>>> rings;
   std::vector<std::pair<veer_backend_key, veer_backend>> backends;
   std::vector<std::pair<veer_member_key, veer_backend>> members;
   /** Pods in a lane and their lane id (1..VEER_MAX_LANES-1), sorted. */
@@ -48,11 +51,15 @@ std::vector<uint8_t> weightSlots(const std::vector<uint8_t>& weights);
 std::vector<uint8_t> cumulativeSlots(const std::vector<uint8_t>& weights,
                                      const std::vector<size_t>& order);
 
-/** Compiles a plan. errors is non-empty only when a limit of maps.h is exceeded. */
+/**
+ * Compiles a plan. errors is non-empty only when a limit of maps.h is exceeded. Rings come
+ * from maglev when given (the agent keeps one across applies; it is swept to this plan's
+ * rings), else from a cache of this call alone.
+ */
 struct CompileResult {
   MapImage image;
   std::vector<std::string> errors;
 };
-CompileResult compile(const Plan& plan);
+CompileResult compile(const Plan& plan, MaglevCache* maglev = nullptr);
 
 } // namespace veer

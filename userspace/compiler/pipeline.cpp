@@ -28,7 +28,7 @@ BuildResult buildFromPaths(const std::vector<std::string>& paths, const BuildOpt
   if (!options.keepConfig) {
     malloc_trim(0); // hand the Config's many small blocks back before the image's large ones
   }
-  CompileResult compiled = compile(out.plan);
+  CompileResult compiled = compile(out.plan, options.maglev);
   for (const std::string& e : compiled.errors) {
     Diagnostic d;
     d.message = e;

@@ -22,6 +22,8 @@ struct BuildResult {
 struct BuildOptions {
   /** Keep BuildResult::config (for RouteTable::fromPlan); otherwise it is freed early. */
   bool keepConfig = false;
+  /** Rings kept from earlier builds (the agent's), so unchanged versions are not recomputed. */
+  MaglevCache* maglev = nullptr;
 };
 
 /** Loads, resolves and compiles the config at paths (files or directories). */
