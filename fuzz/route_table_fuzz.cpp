@@ -64,7 +64,10 @@ bool same(const Decision& a, const Decision& b) {
   return a.kind == b.kind && a.status == b.status && a.cluster == b.cluster && a.rule == b.rule &&
          a.first == b.first && a.endpoints.size() == b.endpoints.size() &&
          a.location == b.location && a.tagValue == b.tagValue && a.timeoutMs == b.timeoutMs &&
-         a.rewriteFrom == b.rewriteFrom && a.requestEdits.size() == b.requestEdits.size();
+         a.rewriteFrom == b.rewriteFrom && a.requestEdits.size() == b.requestEdits.size() &&
+         a.retries == b.retries && a.perTryTimeoutMs == b.perTryTimeoutMs &&
+         a.retryOn == b.retryOn && std::ranges::equal(a.retryStatuses, b.retryStatuses) &&
+         a.direct == b.direct && a.body == b.body;
 }
 
 } // namespace

@@ -41,7 +41,10 @@ struct EngineOptions {
   uint32_t requestTimeoutMs = 15000;   // request end to response end, unless the route says
   uint32_t upstreamIdleTimeoutMs = 30000; // pooled idle upstream connection
   uint32_t tunnelIdleTimeoutMs = 3600000; // upgraded (WebSocket) connections
-  int retries = 2;                     // resets before a response, unless the route says
+  int retries = kDefaultRetryAttempts; // retries when the route sets none (Istio: 2)
+  /** A request body is kept for a retry while it fits in this many bytes (Envoy's request
+   * buffer limit); a larger one streams and is never retried (past a connect failure). */
+  size_t retryBufferBytes = 64 * 1024;
   size_t maxIdlePerEndpoint = 64;      // pooled idle connections per endpoint and thread
 };
 

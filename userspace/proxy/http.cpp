@@ -456,13 +456,13 @@ void writeDownstreamResponse(const ParsedHead& head, std::span<const HeaderEdit>
 }
 
 void writeLocalResponse(int status, std::string_view text, std::string_view location, bool close,
-                        std::string& out) {
+                        std::string& out, bool asIs) {
   out.append("HTTP/1.1 ");
   appendNum(out, status);
   out.push_back(' ');
   out.append(http_status_str(static_cast<http_status>(status)));
-  out.append("\r\ncontent-type: text/plain\r\ncontent-length: ");
-  appendNum(out, text.size() + 1);
+  out.append(asIs && text.empty() ? "\r\ncontent-length: " : "\r\ncontent-type: text/plain\r\ncontent-length: ");
+  appendNum(out, text.size() + (asIs ? 0 : 1));
   out.append("\r\n", 2);
   if (!location.empty()) {
     appendField(out, "location", location);
@@ -472,7 +472,9 @@ void writeLocalResponse(int status, std::string_view text, std::string_view loca
   }
   out.append("\r\n", 2);
   out.append(text);
-  out.push_back('\n');
+  if (!asIs) {
+    out.push_back('\n');
+  }
 }
 
 } // namespace veer::proxy

@@ -146,8 +146,12 @@ void writeDownstreamResponse(const ParsedHead& head, std::span<const HeaderEdit>
                              bool close, bool keepAlive10, std::vector<OutField>& scratch,
                              std::string& out);
 
-/** Appends a response the proxy makes itself: the reason text as body, Location if set. */
+/**
+ * Appends a response the proxy makes itself, Location if set. The body is the reason text
+ * and a newline (text/plain), or with asIs exactly text: a directResponse body, which
+ * Envoy sends as text/plain when it is not empty.
+ */
 void writeLocalResponse(int status, std::string_view text, std::string_view location, bool close,
-                        std::string& out);
+                        std::string& out, bool asIs = false);
 
 } // namespace veer::proxy

@@ -107,7 +107,7 @@ struct Rule {
   uint32_t timeoutMs = 0;
   int retries = -1;
   uint32_t perTryTimeoutMs = 0;
-  std::string retryOn;
+  RetryOn retryOn;
   uint32_t abortPpm = 0; // fault.abort share in parts per million
   int abortStatus = 0;
   mutable std::atomic<uint64_t> abortCount{0};
@@ -116,7 +116,9 @@ struct Rule {
   mutable std::atomic<uint64_t> delayCount{0};
   bool redirect = false;
   std::string redirectUri, redirectAuthority, redirectScheme;
+  int redirectCode = kDefaultRedirectCode;
   int directStatus = 0;
+  std::string directBody;
 };
 
 struct Service {
@@ -367,9 +369,20 @@ Status compile(Spec spec, Table* impl) {
           *out = *ms == 0 ? zero : *ms;
         }
       }
-      rule->retryOn = a.retryOn;
+      // Istio: an unset retryOn keeps the default policy's conditions and codes.
+      rule->retryOn = defaultRetryOn();
+      if (!a.retryOn.empty()) {
+        Result<RetryOn> on = parseRetryOn(a.retryOn);
+        if (!on) {
+          return Error{0, rp + ".retryOn: " + on.error().message};
+        }
+        rule->retryOn = std::move(*on);
+      }
       rule->retries =
           a.retryAttempts < 0 ? -1 : static_cast<int>(std::min<int64_t>(a.retryAttempts, 1000));
+      if (rule->retries == 0) {
+        rule->perTryTimeoutMs = 0; // Istio: attempts 0 drops the whole retry policy
+      }
       if (a.faultAbortStatus != 0) {
         if (a.faultAbortStatus < 200 || a.faultAbortStatus > 599) {
           return Error{0, rp + ".fault.abort.status: " + std::to_string(a.faultAbortStatus) +
@@ -383,6 +396,13 @@ Status compile(Spec spec, Table* impl) {
       }
       if (!a.redirect.empty()) {
         parseRedirect(a.redirect, *rule);
+        if (a.redirectCode != 0) {
+          if (a.redirectCode < 300 || a.redirectCode > 399) {
+            return Error{0, rp + ".redirectCode: " + std::to_string(a.redirectCode) +
+                                " out of range 300..399"};
+          }
+          rule->redirectCode = static_cast<int>(a.redirectCode);
+        }
       }
       if (a.directResponseStatus != 0) {
         if (a.directResponseStatus < 200 || a.directResponseStatus > 599) {
@@ -390,6 +410,12 @@ Status compile(Spec spec, Table* impl) {
                               " out of range 200..599"};
         }
         rule->directStatus = static_cast<int>(a.directResponseStatus);
+        if (a.directResponseBody.size() > kMaxDirectResponseBody) {
+          return Error{0, rp + ".directResponse.body: " +
+                              std::to_string(a.directResponseBody.size()) + " bytes, over " +
+                              std::to_string(kMaxDirectResponseBody)};
+        }
+        rule->directBody = a.directResponseBody;
       }
       std::vector<uint8_t> weights;
       int sum = 0;
@@ -712,7 +738,7 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
         location.append("?").append(rv.query);
       }
     }
-    d.status = 301;
+    d.status = rule->redirectCode;
     d.reason = "redirect";
     d.location = location;
     return d;
@@ -720,6 +746,8 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   if (rule->directStatus != 0) {
     d.status = rule->directStatus;
     d.reason = "direct response";
+    d.direct = true;
+    d.body = rule->directBody;
     return d;
   }
 
@@ -827,7 +855,8 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   d.timeoutMs = rule->timeoutMs;
   d.retries = rule->retries;
   d.perTryTimeoutMs = rule->perTryTimeoutMs;
-  d.retryOn = rule->retryOn;
+  d.retryOn = rule->retryOn.conditions;
+  d.retryStatuses = rule->retryOn.statuses;
   return d;
 }
 
@@ -1041,8 +1070,14 @@ Json routeJson(const PlanRoute& pr) {
   if (!a.redirect.empty()) {
     j["redirect"] = a.redirect;
   }
+  if (a.redirectCode != 0) {
+    j["redirectCode"] = a.redirectCode;
+  }
   if (a.directResponseStatus != 0) {
     j["directResponse"] = a.directResponseStatus;
+  }
+  if (!a.directResponseBody.empty()) {
+    j["directResponseBody"] = a.directResponseBody;
   }
   return j;
 }
@@ -1319,7 +1354,7 @@ public:
     if (!object(j, path,
                 {"source", "field", "name", "match", "route", "headers", "rewriteUri",
                  "rewriteAuthority", "timeout", "retries", "perTryTimeout", "retryOn", "abort",
-                 "delay", "redirect", "directResponse"})) {
+                 "delay", "redirect", "redirectCode", "directResponse", "directResponseBody"})) {
       return false;
     }
     Route& r = pr.rule;
@@ -1332,7 +1367,9 @@ public:
         !integer(j, path, "retries", a.retryAttempts, 0, 1000) ||
         !string(j, path, "perTryTimeout", a.retryPerTryTimeout) ||
         !string(j, path, "retryOn", a.retryOn) || !string(j, path, "redirect", a.redirect) ||
-        !integer(j, path, "directResponse", a.directResponseStatus, 200, 599)) {
+        !integer(j, path, "redirectCode", a.redirectCode, 300, 399) ||
+        !integer(j, path, "directResponse", a.directResponseStatus, 200, 599) ||
+        !string(j, path, "directResponseBody", a.directResponseBody)) {
       return false;
     }
     if (auto it = j.find("abort"); it != j.end()) {

@@ -219,9 +219,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--tunnel-idle-timeout-ms", o.tunnelIdleTimeoutMs, "upgraded connection idle")
       ->capture_default_str();
-  app.add_option("--retries", o.retries, "retries of a reset before any response byte")
+  app.add_option("--retries", o.retries, "retries when a route sets none (Istio's default: 2)")
       ->capture_default_str()
       ->check(CLI::Range(0, 10));
+  app.add_option("--retry-buffer-bytes", o.retryBufferBytes,
+                 "largest request body kept for a retry or mirror (larger: neither)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 24));
   app.add_option("--drain-ms", drainMs, "SIGTERM: longest wait for in-flight requests")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
