@@ -149,6 +149,12 @@ public:
     std::lock_guard<std::mutex> lock(mu_);
     script_.assign(actions.begin(), actions.end());
   }
+  /** Blocks until n requests in all arrived (complete with their bodies), 20 s at most. */
+  std::vector<Seen> waitSeen(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(20), [&] { return seen_.size() >= n || stopping_; });
+    return seen_;
+  }
   /** Blocks until n requests reached /slow (the proxy forwarded them). */
   void waitSlow(int n) {
     std::unique_lock<std::mutex> lock(mu_);
@@ -250,6 +256,7 @@ private:
           std::lock_guard<std::mutex> lock(mu_);
           seen_.push_back(s);
         }
+        cv_.notify_all();
         if (!respond(fd, s, parser.upgrade ? std::string_view(buf + used, n - used) : "")) {
           closeNow = true;
           break;
@@ -920,6 +927,66 @@ TEST_F(ProxyEngine, RedirectCodeAndDirectResponseBody) {
   c.send(get("/after"));
   EXPECT_EQ(c.read().status, 200) << "local answers keep the connection";
   EXPECT_EQ(upstreamRequests(), 1U);
+}
+
+// --- mirror --------------------------------------------------------------------
+
+const char* kV2MirrorV3 = "    - destination:\n        host: reviews\n        subset: v2\n"
+                          "    mirror:\n      host: reviews\n      subset: v3\n";
+
+TEST_F(ProxyEngine, MirrorSendsACopyToTheShadowHost) {
+  start({}, kV2MirrorV3);
+  TestClient c(port_);
+  c.send(get("/m1"));
+  Response r = c.read();
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-veer-version"), "v2") << "the answer is the primary's";
+  c.send("POST /m2 HTTP/1.1\r\nHost: reviews:9080\r\nContent-Length: 5\r\n\r\nhello");
+  ASSERT_EQ(c.read().body, "v2 /m2 5\n");
+  std::vector<Seen> copies = v3_->waitSeen(2);
+  ASSERT_EQ(copies.size(), 2U);
+  // Two copies on two connections: in either order.
+  std::sort(copies.begin(), copies.end(),
+            [](const Seen& a, const Seen& b) { return a.path < b.path; });
+  EXPECT_EQ(copies[0].path, "/m1");
+  EXPECT_EQ(find(copies[0].headers, "host"), "reviews-shadow:9080") << "Envoy's shadow host";
+  EXPECT_EQ(copies[1].method, "POST");
+  EXPECT_EQ(copies[1].bodyBytes, 5U) << "the body goes with the copy";
+  EXPECT_EQ(engine_->stats().mirrors, 2U);
+  EXPECT_EQ(v2_->seen().size(), 2U);
+}
+
+TEST_F(ProxyEngine, MirrorPercentageIsExactAndASlowMirrorNeverHoldsThePrimary) {
+  start({}, (std::string(kV2MirrorV3) + "    mirrorPercentage: {value: 50}\n").c_str());
+  TestClient c(port_);
+  for (int i = 0; i < 10; ++i) {
+    c.send(get("/half/" + std::to_string(i)));
+    ASSERT_EQ(c.read().status, 200) << i;
+  }
+  EXPECT_EQ(v3_->waitSeen(5).size(), 5U);
+  EXPECT_EQ(engine_->stats().mirrors, 5U);
+  EXPECT_EQ(engine_->stats().mirrorsDropped, 0U);
+
+  // Every copy now hangs at the mirror: two stay in flight, the rest are dropped, and
+  // the primary answers all the same.
+  EngineOptions o;
+  o.maxMirrors = 2;
+  o.retryBufferBytes = 4096;
+  engine_->stop(0);
+  start(o, kV2MirrorV3);
+  v3_->script(std::vector<int>(8, kStall));
+  for (int i = 0; i < 5; ++i) {
+    TestClient k(port_);
+    k.send(get("/stuck/" + std::to_string(i)));
+    ASSERT_EQ(k.read().status, 200) << i;
+  }
+  // A body the proxy did not keep is not copied either.
+  TestClient big(port_);
+  big.send("PUT /big HTTP/1.1\r\nHost: reviews\r\nContent-Length: 100000\r\n\r\n" +
+           std::string(100000, 'x'));
+  ASSERT_EQ(big.read().status, 200);
+  EXPECT_EQ(engine_->stats().mirrors, 2U);
+  EXPECT_EQ(engine_->stats().mirrorsDropped, 4U);
 }
 
 // --- retries -------------------------------------------------------------------

@@ -375,6 +375,44 @@ TEST(Router, RedirectAndDirectResponse) {
   }
 }
 
+// A route and a mirror to another Service (shop-canary) go to that Service's pods, and
+// both survive the agent's JSON hop (the destination host is part of the table).
+TEST(Router, MirrorAndAnotherServiceSurviveTheJsonHop) {
+  Loaded l = loadShop(
+      "  http:\n  - match:\n    - uri: {prefix: /canary}\n    route:\n"
+      "    - destination: {host: shop-canary}\n"
+      "  - route:\n    - destination: {host: shop, subset: v1}\n"
+      "    mirror: {host: shop-canary}\n    mirrorPercentage: {value: 25}\n"
+      "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: shop-canary\nspec:\n"
+      "  clusterIP: 10.96.5.11\n  ports:\n  - name: http\n    port: 8080\n    targetPort: 8080\n"
+      "  selector:\n    app: shop-canary\n---\n" +
+      pod("shop-canary-a", "default", "10.244.5.31", "app: shop-canary"));
+  auto planned = RouteTable::fromPlan(l.plan, l.config, {});
+  auto reread = RouteTable::fromJson(planned->toJson());
+  ASSERT_TRUE(reread) << reread.error().message;
+  EXPECT_EQ((*reread)->toJson(), planned->toJson());
+  for (const RouteTable* t : {planned.get(), reread->get()}) {
+    Decision c = route(*t, Req{.target = "/canary/x"}, kShop);
+    ASSERT_EQ(c.kind, Decision::Kind::kForward);
+    ASSERT_EQ(c.endpoints.size(), 1u);
+    EXPECT_EQ(c.endpoints[0].pod, "default/shop-canary-a");
+    EXPECT_TRUE(c.mirrorEndpoints.empty()) << "that rule has no mirror";
+    int mirrored = 0;
+    for (int i = 0; i < 100; ++i) {
+      Decision d = route(*t, Req{.target = "/x"}, kShop);
+      ASSERT_EQ(d.kind, Decision::Kind::kForward);
+      EXPECT_EQ(subsetOf(d), "v1");
+      if (!d.mirrorEndpoints.empty()) {
+        ++mirrored;
+        ASSERT_EQ(d.mirrorEndpoints.size(), 1u);
+        EXPECT_EQ(d.mirrorEndpoints[d.mirrorFirst].pod, "default/shop-canary-a");
+        EXPECT_EQ(d.mirrorCluster, "default/shop-canary:8080");
+      }
+    }
+    EXPECT_EQ(mirrored, 25) << "mirrorPercentage is exact over every 100 requests";
+  }
+}
+
 TEST(Router, RetryOnIsReadAsIstioDoes) {
   Result<RetryOn> on = parseRetryOn(" 5xx, 503 ,retriable-4xx,,unavailable,429,503");
   ASSERT_TRUE(on) << on.error().message;

@@ -156,7 +156,7 @@ uint32_t retryConditions(const Decision& d, int status) {
   return on;
 }
 
-enum class Kind : uint8_t { kListener, kClient, kUpstream, kWake };
+enum class Kind : uint8_t { kListener, kClient, kUpstream, kMirror, kWake };
 
 struct Handle {
   Kind kind;
@@ -196,6 +196,18 @@ struct Upstream : Handle {
   Client* owner = nullptr;
   uint64_t deadline = 0; // connect deadline, or idle expiry while pooled
   size_t poolIndex = 0;
+};
+
+/** An Istio mirror copy in flight: the whole request (written once), its answer read and
+ * dropped until the upstream closes (the copy asks Connection: close). */
+struct Mirror : Handle {
+  Mirror() : Handle(Kind::kMirror) {}
+  std::string out;
+  size_t outOff = 0;
+  bool connecting = false;
+  uint64_t deadline = 0;
+  Mirror* prev = nullptr;
+  Mirror* next = nullptr;
 };
 
 struct Listener : Handle {
@@ -246,6 +258,8 @@ struct Client : Handle {
   uint64_t startMs = 0;    // when the request was routed
   std::string upHead; // the upstream request head
   size_t upHeadOff = 0;
+  std::string shadowHead; // the mirror copy's head, written with upHead (the head's views
+                          // into `in` do not outlive the body's reads)
   std::string out; // response heads and local replies for the client
   size_t outOff = 0;
   Upstream* up = nullptr;
@@ -286,7 +300,7 @@ public:
   }
 
   std::atomic<uint64_t> accepted{0}, requests{0}, upstreamConnects{0}, upstreamReuses{0},
-      retries{0}, localReplies{0}, fallbacks{0};
+      retries{0}, localReplies{0}, fallbacks{0}, mirrors{0}, mirrorsDropped{0};
 
 private:
   // events
@@ -315,6 +329,9 @@ private:
   Step nextRequest(Client* c);
   void reply(Client* c, int status, std::string_view text, std::string_view location,
              bool close, bool asIs = false);
+  void startMirror(Client* c);
+  void onMirrorEvent(Mirror* m, uint32_t ev);
+  void closeMirror(Mirror* m);
   // io
   ssize_t readSome(int fd, Buffer& b, bool& readable, bool& eof);
   Step flushClient(Client* c, const char* body, size_t bodyLen, size_t* bodySent);
@@ -342,6 +359,10 @@ private:
   std::vector<Client*> freeClients_, deadClients_;
   std::vector<std::unique_ptr<Upstream>> upstreamStore_;
   std::vector<Upstream*> freeUpstreams_, deadUpstreams_;
+  std::vector<std::unique_ptr<Mirror>> mirrorStore_;
+  std::vector<Mirror*> freeMirrors_, deadMirrors_;
+  Mirror* mirrors_ = nullptr; // every mirror in flight, for timeouts and stop
+  size_t liveMirrors_ = 0;
   std::unordered_map<EndpointKey, std::vector<Upstream*>, EndpointHash> pool_;
   std::unordered_map<EndpointKey, uint64_t, EndpointHash> ejectedUntil_;
   size_t pooled_ = 0;
@@ -472,7 +493,7 @@ void Worker::run() {
   nextSweep_ = now_ + kTickMs;
   for (;;) {
     int timeout = -1;
-    if (liveClients_ > 0 || pooled_ > 0 || draining_) {
+    if (liveClients_ > 0 || pooled_ > 0 || liveMirrors_ > 0 || draining_) {
       timeout = static_cast<int>(nextSweep_ > now_ ? std::min<uint64_t>(nextSweep_ - now_, kTickMs) : 0);
     }
     int n = ::epoll_wait(epfd_, events, kMaxEvents, timeout);
@@ -495,6 +516,9 @@ void Worker::run() {
       case Kind::kUpstream:
         onUpstreamEvent(static_cast<Upstream*>(h), events[i].events);
         break;
+      case Kind::kMirror:
+        onMirrorEvent(static_cast<Mirror*>(h), events[i].events);
+        break;
       case Kind::kWake: {
         uint64_t v;
         (void)!::read(wake_.fd, &v, sizeof(v));
@@ -508,6 +532,8 @@ void Worker::run() {
     deadClients_.clear();
     freeUpstreams_.insert(freeUpstreams_.end(), deadUpstreams_.begin(), deadUpstreams_.end());
     deadUpstreams_.clear();
+    freeMirrors_.insert(freeMirrors_.end(), deadMirrors_.begin(), deadMirrors_.end());
+    deadMirrors_.clear();
     if (stop_.load(std::memory_order_acquire) && !draining_) {
       beginDrain();
     }
@@ -523,6 +549,9 @@ void Worker::run() {
         while (!list.empty()) {
           closeUpstream(list.back());
         }
+      }
+      while (mirrors_ != nullptr) {
+        closeMirror(mirrors_);
       }
       break;
     }
@@ -591,6 +620,13 @@ void Worker::sweep(uint64_t now) {
       drive(c);
     }
     c = next;
+  }
+  for (Mirror* m = mirrors_; m != nullptr;) {
+    Mirror* next = m->next;
+    if (now >= m->deadline) {
+      closeMirror(m); // a slow mirror is given up, never waited for
+    }
+    m = next;
   }
   for (auto& [key, list] : pool_) {
     for (size_t i = 0; i < list.size();) {
@@ -949,6 +985,9 @@ void Worker::onRequestHead(Client* c) {
   }
   writeUpstreamRequest(h, c->d, scratch_, c->upHead);
   c->upHeadOff = 0;
+  if (!c->d.mirrorEndpoints.empty()) {
+    writeUpstreamRequest(h, c->d, scratch_, c->shadowHead, true);
+  }
   c->phase = Phase::kExchange;
   // While the request body streams, a stall is an idle timeout; the route's timeout
   // runs from the end of the request (as Envoy's route timeout does).
@@ -1280,6 +1319,9 @@ Step Worker::stepExchange(Client* c) {
       c->reqDone = true;
       c->deadline = now_ + c->requestDeadlineMs;
       armTry(c);
+      if (!c->d.mirrorEndpoints.empty() && e == ParseEvent::kComplete) {
+        startMirror(c);
+      }
       moved = true;
     } else if (e == ParseEvent::kError) {
       // A bad chunk inside the body: the upstream got part of it. Stop both sides.
@@ -1570,6 +1612,120 @@ Step Worker::stepTunnel(Client* c) {
   return moved ? Step::kProgress : Step::kIdle;
 }
 
+// --- mirror ------------------------------------------------------------------
+
+void Worker::startMirror(Client* c) {
+  // Fire and forget: a copy of the whole request (the kept body, so one that outgrew
+  // --retry-buffer-bytes is not copied) to one endpoint of the mirror cluster. Nothing
+  // of it reaches the client or delays the request; past maxMirrors copies are dropped.
+  if (!c->replay || liveMirrors_ >= opt_.maxMirrors) {
+    mirrorsDropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const Endpoint& ep = c->d.mirrorEndpoints[c->d.mirrorFirst];
+  sockaddr_storage addr{};
+  socklen_t len = toSockaddr(ep.addr, ep.port, &addr);
+  int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    mirrorsDropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (freeMirrors_.empty()) {
+    mirrorStore_.push_back(std::make_unique<Mirror>());
+    freeMirrors_.push_back(mirrorStore_.back().get());
+  }
+  Mirror* m = freeMirrors_.back();
+  freeMirrors_.pop_back();
+  m->fd = fd;
+  m->outOff = 0;
+  m->out.assign(c->shadowHead);
+  m->out.append(c->in.at(c->bodyStart), c->parsePos - c->bodyStart);
+  m->deadline = now_ + opt_.requestTimeoutMs;
+  m->prev = nullptr;
+  m->next = mirrors_;
+  if (mirrors_ != nullptr) {
+    mirrors_->prev = m;
+  }
+  mirrors_ = m;
+  ++liveMirrors_;
+  mirrors.fetch_add(1, std::memory_order_relaxed);
+  int one = 1;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = m;
+  bool ok = ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 &&
+            (opt_.mark == 0 ||
+             ::setsockopt(fd, SOL_SOCKET, SO_MARK, &opt_.mark, sizeof(opt_.mark)) == 0) &&
+            ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+  int rc = ok ? ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) : -1;
+  if (!ok || (rc != 0 && errno != EINPROGRESS)) {
+    closeMirror(m);
+    return;
+  }
+  m->connecting = rc != 0; // the first EPOLLOUT says it connected (or why not)
+}
+
+void Worker::onMirrorEvent(Mirror* m, uint32_t ev) {
+  if (ev & (EPOLLERR | EPOLLHUP)) {
+    closeMirror(m); // refused, reset, or done
+    return;
+  }
+  if (ev & EPOLLOUT) {
+    m->connecting = false;
+  }
+  while (!m->connecting && m->outOff < m->out.size()) {
+    ssize_t n = ::send(m->fd, m->out.data() + m->outOff, m->out.size() - m->outOff,
+                       MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      if (errno != EAGAIN) {
+        closeMirror(m);
+        return;
+      }
+      break;
+    }
+    m->outOff += static_cast<size_t>(n);
+  }
+  if (ev & (EPOLLIN | EPOLLRDHUP)) {
+    char sink[16384];
+    for (;;) {
+      ssize_t n = ::recv(m->fd, sink, sizeof(sink), 0);
+      if (n > 0) {
+        continue; // the answer is not wanted
+      }
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n == 0 || errno != EAGAIN) {
+        closeMirror(m); // the answer ended (Connection: close), or the connection did
+        return;
+      }
+      break;
+    }
+  }
+}
+
+void Worker::closeMirror(Mirror* m) {
+  ::close(m->fd);
+  m->fd = -1;
+  if (m->prev != nullptr) {
+    m->prev->next = m->next;
+  } else {
+    mirrors_ = m->next;
+  }
+  if (m->next != nullptr) {
+    m->next->prev = m->prev;
+  }
+  m->prev = m->next = nullptr;
+  --liveMirrors_;
+  if (m->out.capacity() > opt_.bufferBytes) {
+    std::string().swap(m->out); // a large body's copy: give the memory back
+  }
+  deadMirrors_.push_back(m);
+}
+
 // --- lifecycle ---------------------------------------------------------------
 
 Client* Worker::newClient() {
@@ -1728,6 +1884,8 @@ EngineStats Engine::stats() const {
     s.retries += w->retries.load(std::memory_order_relaxed);
     s.localReplies += w->localReplies.load(std::memory_order_relaxed);
     s.fallbacks += w->fallbacks.load(std::memory_order_relaxed);
+    s.mirrors += w->mirrors.load(std::memory_order_relaxed);
+    s.mirrorsDropped += w->mirrorsDropped.load(std::memory_order_relaxed);
   }
   return s;
 }

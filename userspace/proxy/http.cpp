@@ -387,7 +387,7 @@ void endToEndFields(const ParsedHead& head, bool keepUpgrade, std::vector<OutFie
 }
 
 void writeUpstreamRequest(const ParsedHead& head, const Decision& d, std::vector<OutField>& scratch,
-                          std::string& out) {
+                          std::string& out, bool shadow) {
   out.clear();
   out.append(head.method);
   out.push_back(' ');
@@ -406,10 +406,19 @@ void writeUpstreamRequest(const ParsedHead& head, const Decision& d, std::vector
   // is Content-Length or close-delimited and passes through unchanged.
   out.append(head.httpMinor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n", 11);
   std::string_view host = d.rewriteAuthority.empty() ? head.host : d.rewriteAuthority;
-  if (!host.empty()) {
+  if (shadow && !host.empty()) {
+    // "reviews:9080" -> "reviews-shadow:9080"; a bracketed IPv6 literal keeps its colons.
+    size_t colon = host.rfind(':');
+    if (colon == std::string_view::npos || host.find(']', colon) != std::string_view::npos) {
+      colon = host.size();
+    }
+    out.append("host: ").append(host.substr(0, colon)).append("-shadow");
+    out.append(host.substr(colon)).append("\r\n");
+  } else if (!host.empty()) {
     appendField(out, "host", host);
   }
-  endToEndFields(head, head.upgrade, scratch);
+  bool upgrade = head.upgrade && !shadow;
+  endToEndFields(head, upgrade, scratch);
   applyEdits(scratch, d.requestEdits);
   if (!d.tagHeader.empty() && !d.tagValue.empty()) {
     for (OutField& f : scratch) {
@@ -420,7 +429,9 @@ void writeUpstreamRequest(const ParsedHead& head, const Decision& d, std::vector
     scratch.push_back({d.tagHeader, d.tagValue});
   }
   appendFields(out, scratch);
-  if (head.upgrade) {
+  if (shadow) {
+    out.append("connection: close\r\n"); // the answer ends at EOF and is thrown away
+  } else if (upgrade) {
     out.append("connection: upgrade\r\n");
   } else if (head.httpMinor == 0) {
     out.append("connection: keep-alive\r\n"); // so the pooled connection survives

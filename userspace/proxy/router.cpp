@@ -117,6 +117,9 @@ struct Rule {
   bool redirect = false;
   std::string redirectUri, redirectAuthority, redirectScheme;
   int redirectCode = kDefaultRedirectCode;
+  int mirror = -1;        // Istio mirror: the cluster a copy of each request goes to
+  uint32_t mirrorPpm = 0; // mirrorPercentage in parts per million
+  mutable std::atomic<uint64_t> mirrorCount{0};
   int directStatus = 0;
   std::string directBody;
 };
@@ -394,6 +397,16 @@ Status compile(Spec spec, Table* impl) {
       if (!a.faultDelay.empty()) {
         rule->delayPpm = ppm(a.faultDelayPercent);
       }
+      if (a.mirror) {
+        uint16_t mport = a.mirror->port != 0 ? a.mirror->port : ss.port;
+        rule->mirror = findCluster(svc, hostRef(a.mirror->host, ss.ns, ss.ns, ss.name),
+                                   a.mirror->subset, mport);
+        if (rule->mirror < 0) {
+          return Error{0, rp + ".mirror: no cluster for host '" + a.mirror->host + "' subset '" +
+                              a.mirror->subset + "' port " + std::to_string(mport)};
+        }
+        rule->mirrorPpm = ppm(a.mirrorPercent);
+      }
       if (!a.redirect.empty()) {
         parseRedirect(a.redirect, *rule);
         if (a.redirectCode != 0) {
@@ -548,6 +561,9 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
         }
         needPods = needPods || !m.sourceLabels.empty() || !m.sourceNamespace.empty();
       }
+      if (const auto& m = pr.rule.actions.mirror) {
+        ports.insert({hostRef(m->host, ps.ns, ps.ns, ps.name), m->port != 0 ? m->port : ps.port});
+      }
       for (const RouteDestination& d : pr.rule.destinations) {
         uint16_t port = d.port != 0 ? d.port : ps.port;
         ports.insert({hostRef(d.host, ps.ns, ps.ns, ps.name), port});
@@ -584,6 +600,19 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
           sc.endpoints.push_back(Endpoint{b.addr, b.port, b.pod});
         }
         ss.clusters.push_back(std::move(sc));
+      }
+    }
+    // A mirror to a host or subset the plan does not know cannot be served: the copy is
+    // dropped (Envoy's shadow to an unknown cluster), the routing stays.
+    for (PlanRoute& pr : ss.routes) {
+      if (auto& m = pr.rule.actions.mirror) {
+        std::string ref = hostRef(m->host, ps.ns, ps.ns, ps.name);
+        uint16_t port = m->port != 0 ? m->port : ps.port;
+        if (std::none_of(ss.clusters.begin(), ss.clusters.end(), [&](const SpecCluster& c) {
+              return c.service == ref && c.subset == m->subset && c.port == port;
+            })) {
+          m.reset();
+        }
       }
     }
     spec.services.push_back(std::move(ss));
@@ -857,6 +886,14 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   d.perTryTimeoutMs = rule->perTryTimeoutMs;
   d.retryOn = rule->retryOn.conditions;
   d.retryStatuses = rule->retryOn.statuses;
+  if (rule->mirror >= 0) {
+    const Cluster& m = *svc.clusters[rule->mirror];
+    if (!m.endpoints.empty() && inShare(rule->mirrorCount, rule->mirrorPpm)) {
+      d.mirrorEndpoints = m.endpoints;
+      d.mirrorFirst = m.next.fetch_add(1, std::memory_order_relaxed) % m.endpoints.size();
+      d.mirrorCluster = m.name;
+    }
+  }
   return d;
 }
 
@@ -1021,6 +1058,9 @@ Json routeJson(const PlanRoute& pr) {
   Json dests = Json::array();
   for (const RouteDestination& d : r.destinations) {
     Json dj = {{"field", d.field}, {"subset", d.subset}};
+    if (!d.host.empty()) {
+      dj["host"] = d.host;
+    }
     if (d.port != 0) {
       dj["port"] = d.port;
     }
@@ -1032,6 +1072,9 @@ Json routeJson(const PlanRoute& pr) {
     }
     if (d.fallback) {
       dj["fallback"] = {{"subset", d.fallback->subset}, {"cases", d.fallback->cases}};
+      if (!d.fallback->host.empty()) {
+        dj["fallback"]["host"] = d.fallback->host;
+      }
       if (d.fallback->port != 0) {
         dj["fallback"]["port"] = d.fallback->port;
       }
@@ -1066,6 +1109,15 @@ Json routeJson(const PlanRoute& pr) {
   }
   if (!a.faultDelay.empty()) {
     j["delay"] = {{"fixed", a.faultDelay}, {"percent", a.faultDelayPercent}};
+  }
+  if (a.mirror) {
+    j["mirror"] = {{"host", a.mirror->host}, {"subset", a.mirror->subset}};
+    if (a.mirror->port != 0) {
+      j["mirror"]["port"] = a.mirror->port;
+    }
+    if (a.mirrorPercent >= 0) {
+      j["mirror"]["percent"] = a.mirrorPercent;
+    }
   }
   if (!a.redirect.empty()) {
     j["redirect"] = a.redirect;
@@ -1354,7 +1406,8 @@ public:
     if (!object(j, path,
                 {"source", "field", "name", "match", "route", "headers", "rewriteUri",
                  "rewriteAuthority", "timeout", "retries", "perTryTimeout", "retryOn", "abort",
-                 "delay", "redirect", "redirectCode", "directResponse", "directResponseBody"})) {
+                 "delay", "mirror", "redirect", "redirectCode", "directResponse",
+                 "directResponseBody"})) {
       return false;
     }
     Route& r = pr.rule;
@@ -1379,6 +1432,17 @@ public:
           !number(*it, p, "percent", a.faultAbortPercent)) {
         return false;
       }
+    }
+    if (auto it = j.find("mirror"); it != j.end()) {
+      std::string p = at(path, "mirror");
+      RouteDestination m;
+      if (!object(*it, p, {"host", "subset", "port", "percent"}) ||
+          !string(*it, p, "host", m.host, true) || !string(*it, p, "subset", m.subset) ||
+          !integer(*it, p, "port", m.port, 0, 65535) ||
+          !number(*it, p, "percent", a.mirrorPercent)) {
+        return false;
+      }
+      a.mirror = std::move(m);
     }
     if (auto it = j.find("delay"); it != j.end()) {
       std::string p = at(path, "delay");
@@ -1405,11 +1469,12 @@ public:
     for (size_t i = 0; i < ds->size(); ++i) {
       const Json& dj = (*ds)[i];
       std::string dp = path + ".route[" + std::to_string(i) + "]";
-      if (!object(dj, dp, {"field", "subset", "port", "weight", "headers", "fallback"})) {
+      if (!object(dj, dp, {"field", "host", "subset", "port", "weight", "headers", "fallback"})) {
         return false;
       }
       RouteDestination d;
-      if (!string(dj, dp, "field", d.field) || !string(dj, dp, "subset", d.subset) ||
+      if (!string(dj, dp, "field", d.field) || !string(dj, dp, "host", d.host) ||
+          !string(dj, dp, "subset", d.subset) ||
           !integer(dj, dp, "port", d.port, 0, 65535) || !headerActions(dj, dp, d.headers)) {
         return false;
       }
@@ -1423,8 +1488,8 @@ public:
       if (auto it = dj.find("fallback"); it != dj.end()) {
         std::string fp = at(dp, "fallback");
         Fallback f;
-        if (!object(*it, fp, {"subset", "port", "cases"}) ||
-            !string(*it, fp, "subset", f.subset, true) ||
+        if (!object(*it, fp, {"host", "subset", "port", "cases"}) ||
+            !string(*it, fp, "host", f.host) || !string(*it, fp, "subset", f.subset, true) ||
             !integer(*it, fp, "port", f.port, 0, 65535) || !stringList(*it, fp, "cases", f.cases)) {
           return false;
         }

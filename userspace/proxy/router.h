@@ -89,6 +89,11 @@ struct Decision {
   std::span<const Endpoint> fallbackEndpoints;
   size_t fallbackFirst = 0;
   std::string_view fallbackCluster; // "default/reviews:9080 prod", for logs and stats
+  /** Istio mirror (this request is in mirrorPercentage): a copy goes to mirrorEndpoints
+   * [mirrorFirst], its answer discarded; empty = no copy. */
+  std::span<const Endpoint> mirrorEndpoints;
+  size_t mirrorFirst = 0;
+  std::string_view mirrorCluster;
   std::span<const HeaderEdit> requestEdits;  // rule-level then destination-level, in order
   std::span<const HeaderEdit> responseEdits; // rule-level then destination-level, in order
   /** Full-link gray: set this header to tagValue on the upstream request when tagValue != "". */
