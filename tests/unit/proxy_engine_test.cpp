@@ -618,8 +618,11 @@ protected:
   }
 
   void setRoutes(const std::string& tag, const char* defaultRoute) {
-    std::shared_ptr<const RouteTable> t =
-        compile(reviewsConfig(port_, v1_->port(), tag, defaultRoute));
+    setYaml(reviewsConfig(port_, v1_->port(), tag, defaultRoute));
+  }
+
+  void setYaml(const std::string& yaml) {
+    std::shared_ptr<const RouteTable> t = compile(yaml);
     ASSERT_NE(t, nullptr);
     engine_->setTable(t);
   }
@@ -846,9 +849,7 @@ TEST_F(ProxyEngine, HashCookieIsHandedOutOnce) {
   yaml.replace(yaml.find(host), host.size(),
                host + "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n"
                       "        httpCookie:\n          name: stick\n          ttl: 60s\n");
-  std::shared_ptr<const RouteTable> t = compile(yaml);
-  ASSERT_NE(t, nullptr);
-  engine_->setTable(t);
+  setYaml(yaml);
   TestClient c(port_);
   c.send(get("/first"));
   Response first = c.read();
@@ -907,9 +908,7 @@ TEST_F(ProxyEngine, RedirectCodeAndDirectResponseBody) {
               "  - match:\n    - uri: {exact: /tea}\n"
               "    directResponse: {status: 418, body: {string: \"short and stout\"}}\n"
               "  - match:\n    - uri: {exact: /empty}\n    directResponse: {status: 204}\n");
-  std::shared_ptr<const RouteTable> t = compile(yaml);
-  ASSERT_NE(t, nullptr);
-  engine_->setTable(t);
+  setYaml(yaml);
   TestClient c(port_);
   c.send(get("/old/page"));
   Response moved = c.read();

@@ -269,6 +269,30 @@ struct Client : Handle {
 
 enum class Step : uint8_t { kIdle, kProgress, kClosed };
 
+/** Live objects (clients, mirrors) are kept on intrusive lists for the sweep and drain. */
+template <class T>
+void linkFront(T*& head, T* x) {
+  x->prev = nullptr;
+  x->next = head;
+  if (head != nullptr) {
+    head->prev = x;
+  }
+  head = x;
+}
+
+template <class T>
+void unlink(T*& head, T* x) {
+  if (x->prev != nullptr) {
+    x->prev->next = x->next;
+  } else {
+    head = x->next;
+  }
+  if (x->next != nullptr) {
+    x->next->prev = x->prev;
+  }
+  x->prev = x->next = nullptr;
+}
+
 } // namespace
 
 class Worker {
@@ -1641,12 +1665,7 @@ void Worker::startMirror(Client* c) {
   m->out.assign(c->shadowHead);
   m->out.append(c->in.at(c->bodyStart), c->parsePos - c->bodyStart);
   m->deadline = now_ + opt_.requestTimeoutMs;
-  m->prev = nullptr;
-  m->next = mirrors_;
-  if (mirrors_ != nullptr) {
-    mirrors_->prev = m;
-  }
-  mirrors_ = m;
+  linkFront(mirrors_, m);
   ++liveMirrors_;
   mirrors.fetch_add(1, std::memory_order_relaxed);
   int one = 1;
@@ -1710,15 +1729,7 @@ void Worker::onMirrorEvent(Mirror* m, uint32_t ev) {
 void Worker::closeMirror(Mirror* m) {
   ::close(m->fd);
   m->fd = -1;
-  if (m->prev != nullptr) {
-    m->prev->next = m->next;
-  } else {
-    mirrors_ = m->next;
-  }
-  if (m->next != nullptr) {
-    m->next->prev = m->prev;
-  }
-  m->prev = m->next = nullptr;
+  unlink(mirrors_, m);
   --liveMirrors_;
   if (m->out.capacity() > opt_.bufferBytes) {
     std::string().swap(m->out); // a large body's copy: give the memory back
@@ -1755,12 +1766,7 @@ Client* Worker::newClient() {
   c->upHead.clear();
   c->upHeadOff = 0;
   c->up = nullptr;
-  c->prev = nullptr;
-  c->next = clients_;
-  if (clients_ != nullptr) {
-    clients_->prev = c;
-  }
-  clients_ = c;
+  linkFront(clients_, c);
   ++liveClients_;
   return c;
 }
@@ -1774,15 +1780,7 @@ void Worker::closeClient(Client* c) {
   ::close(c->fd);
   c->fd = -1;
   c->table.reset();
-  if (c->prev != nullptr) {
-    c->prev->next = c->next;
-  } else {
-    clients_ = c->next;
-  }
-  if (c->next != nullptr) {
-    c->next->prev = c->prev;
-  }
-  c->prev = c->next = nullptr;
+  unlink(clients_, c);
   --liveClients_;
   // A buffer grown for one large head goes back to the normal size.
   if (c->in.cap > opt_.bufferBytes) {
