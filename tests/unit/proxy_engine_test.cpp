@@ -1139,6 +1139,54 @@ TEST_F(ProxyEngine, NoRetryWhenTheBodyOutgrewTheBufferOrAnInterimWasRelayed) {
   EXPECT_EQ(v2_->seen().size(), 4U);
 }
 
+// A listener whose accept queue is full drops SYNs: a connect to it hangs.
+class Blackhole {
+public:
+  Blackhole(const char* ip, uint16_t port) {
+    lfd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ::setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    ::inet_pton(AF_INET, ip, &a.sin_addr);
+    EXPECT_EQ(::bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0) << std::strerror(errno);
+    EXPECT_EQ(::listen(lfd_, 0), 0);
+    for (int i = 0; i < 3; ++i) { // fill the queue, never accepted
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+      fillers_.push_back(fd);
+    }
+  }
+  ~Blackhole() {
+    for (int fd : fillers_) {
+      ::close(fd);
+    }
+    ::close(lfd_);
+  }
+
+private:
+  int lfd_ = -1;
+  std::vector<int> fillers_;
+};
+
+TEST_F(ProxyEngine, AConnectSlowerThanThePerTryTimeoutIsAConnectFailure) {
+  Blackhole hole("127.0.0.5", v1_->port()); // v1's second pod: SYNs go unanswered
+  start({}, std::string(kAllV1)
+                .append("    retries: {attempts: 1, perTryTimeout: 200ms, retryOn: "
+                        "connect-failure}\n")
+                .c_str());
+  TestClient c(port_);
+  for (int i = 0; i < 2; ++i) { // round robin: one of the two starts at the hole
+    c.send(get("/hole/" + std::to_string(i)));
+    Response r = c.read();
+    EXPECT_EQ(r.status, 200) << i;
+    EXPECT_EQ(r.header("x-veer-version"), "v1");
+  }
+  EXPECT_EQ(v1_->seen().size(), 2U);
+  EXPECT_EQ(engine_->stats().retries, 1U);
+}
+
 TEST_F(ProxyEngine, ConnectFailureWithRetriesOffIs503) {
   // v1's second pod (127.0.0.5) listens nowhere. attempts: 0 turns retries off, so the
   // request that tries the dead pod first fails; the dead pod is ejected after that.

@@ -1201,6 +1201,10 @@ void Worker::tryTimedOut(Client* c) {
   if (c->phase != Phase::kExchange || c->up == nullptr || c->respHeadSent || c->relayed) {
     return; // Envoy: once the response started downstream, only the route timeout counts
   }
+  if (c->up->connecting) {
+    connectFailed(c); // not even connected within the attempt's time: a connect failure
+    return;
+  }
   Upstream* u = c->up;
   c->up = nullptr;
   closeUpstream(u);
