@@ -1057,7 +1057,8 @@ TEST_F(ProxyEngine, RetryOnConditionsAndAttempts) {
 TEST_F(ProxyEngine, ResetBeforeResponseIsRetriedWithTheWholeBody) {
   start({}, v2With("    retries: {attempts: 1, retryOn: reset}\n").c_str());
   const std::string body(3000, 'b');
-  const std::string post = "POST /post HTTP/1.1\r\nHost: reviews\r\nContent-Length: 3000\r\n\r\n" + body;
+  const std::string post =
+      "POST /post HTTP/1.1\r\nHost: reviews\r\nContent-Length: 3000\r\n\r\n" + body;
   v2_->script({kClose});
   TestClient c(port_);
   c.send(post);

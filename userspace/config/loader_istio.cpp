@@ -585,7 +585,8 @@ void Loader::loadActions(ObjectParser& p, const std::map<std::string, Entry>& m,
         auto code = p.integer(*x, f + ".redirect.redirectCode");
         if (code && (*code < 300 || *code > 399)) {
           p.error(*x, f + ".redirect.redirectCode",
-                  std::to_string(*code) + " is not a redirect code 300..399 (301, 302, 303, 307, 308)");
+                  std::to_string(*code) +
+                      " is not a redirect code 300..399 (301, 302, 303, 307, 308)");
         } else {
           a.redirectCode = code.value_or(0);
         }

@@ -518,7 +518,8 @@ void Worker::run() {
   for (;;) {
     int timeout = -1;
     if (liveClients_ > 0 || pooled_ > 0 || liveMirrors_ > 0 || draining_) {
-      timeout = static_cast<int>(nextSweep_ > now_ ? std::min<uint64_t>(nextSweep_ - now_, kTickMs) : 0);
+      uint64_t due = nextSweep_ > now_ ? nextSweep_ - now_ : 0;
+      timeout = static_cast<int>(std::min<uint64_t>(due, kTickMs));
     }
     int n = ::epoll_wait(epfd_, events, kMaxEvents, timeout);
     if (n < 0 && errno != EINTR) {

@@ -472,7 +472,10 @@ void writeLocalResponse(int status, std::string_view text, std::string_view loca
   appendNum(out, status);
   out.push_back(' ');
   out.append(http_status_str(static_cast<http_status>(status)));
-  out.append(asIs && text.empty() ? "\r\ncontent-length: " : "\r\ncontent-type: text/plain\r\ncontent-length: ");
+  if (!asIs || !text.empty()) {
+    out.append("\r\ncontent-type: text/plain");
+  }
+  out.append("\r\ncontent-length: ");
   appendNum(out, text.size() + (asIs ? 0 : 1));
   out.append("\r\n", 2);
   if (!location.empty()) {
