@@ -79,6 +79,24 @@ struct Seen {
   uint64_t bodyBytes = 0;
 };
 
+/** A listening socket on ip:port (0: ephemeral); *addr gets the bound address. */
+int listenOn(const char* ip, uint16_t port, int backlog, sockaddr_in* addr) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  *addr = sockaddr_in{};
+  addr->sin_family = AF_INET;
+  addr->sin_port = htons(port);
+  ::inet_pton(AF_INET, ip, &addr->sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(addr), sizeof(*addr)) != 0 ||
+      ::listen(fd, backlog) != 0) {
+    ADD_FAILURE() << "bind " << ip << ":" << port << ": " << std::strerror(errno);
+  }
+  socklen_t len = sizeof(*addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(addr), &len);
+  return fd;
+}
+
 /** What a mock does with its next requests (MockUpstream::script): answer this status,
  * close without answering, or hold the request without an answer until the test ends. */
 constexpr int kClose = 0;
@@ -95,19 +113,8 @@ constexpr int kStall = -1;
 class MockUpstream {
 public:
   MockUpstream(std::string name, const char* ip, uint16_t port) : name_(std::move(name)) {
-    lfd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    ::inet_pton(AF_INET, ip, &a.sin_addr);
-    if (::bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(lfd_, 128) != 0) {
-      ADD_FAILURE() << "mock " << name_ << " bind " << ip << ":" << port << ": "
-                    << std::strerror(errno);
-    }
-    socklen_t len = sizeof(a);
-    ::getsockname(lfd_, reinterpret_cast<sockaddr*>(&a), &len);
+    sockaddr_in a;
+    lfd_ = listenOn(ip, port, 128, &a);
     port_ = ntohs(a.sin_port);
     acceptor_ = std::thread([this] { acceptLoop(); });
   }
@@ -1144,15 +1151,8 @@ TEST_F(ProxyEngine, NoRetryWhenTheBodyOutgrewTheBufferOrAnInterimWasRelayed) {
 class Blackhole {
 public:
   Blackhole(const char* ip, uint16_t port) {
-    lfd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    ::inet_pton(AF_INET, ip, &a.sin_addr);
-    EXPECT_EQ(::bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0) << std::strerror(errno);
-    EXPECT_EQ(::listen(lfd_, 0), 0);
+    sockaddr_in a;
+    lfd_ = listenOn(ip, port, 0, &a);
     for (int i = 0; i < 3; ++i) { // fill the queue, never accepted
       int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
