@@ -55,6 +55,8 @@ void checkDecision(const Decision& d, const Request& r) {
     check(d.fallbackEndpoints.empty() || d.fallbackFirst < d.fallbackEndpoints.size(),
           "fallbackFirst out of range");
     check(d.rewritePath.empty() || d.rewriteFrom <= r.target.size(), "rewrite outside target");
+    check(d.mirrorEndpoints.empty() || d.mirrorFirst < d.mirrorEndpoints.size(),
+          "mirrorFirst out of range");
   } else {
     check(d.status >= 200 && d.status <= 599, "local answer status out of range");
   }
@@ -64,7 +66,11 @@ bool same(const Decision& a, const Decision& b) {
   return a.kind == b.kind && a.status == b.status && a.cluster == b.cluster && a.rule == b.rule &&
          a.first == b.first && a.endpoints.size() == b.endpoints.size() &&
          a.location == b.location && a.tagValue == b.tagValue && a.timeoutMs == b.timeoutMs &&
-         a.rewriteFrom == b.rewriteFrom && a.requestEdits.size() == b.requestEdits.size();
+         a.rewriteFrom == b.rewriteFrom && a.requestEdits.size() == b.requestEdits.size() &&
+         a.retries == b.retries && a.perTryTimeoutMs == b.perTryTimeoutMs &&
+         a.retryOn == b.retryOn && std::ranges::equal(a.retryStatuses, b.retryStatuses) &&
+         a.direct == b.direct && a.body == b.body && a.mirrorCluster == b.mirrorCluster &&
+         a.mirrorFirst == b.mirrorFirst;
 }
 
 } // namespace

@@ -317,8 +317,8 @@ TEST(GatewayApi, RewriteRedirectAndMirrorFilters) {
   const PlanService* s = service(o.plan, "cart");
   ASSERT_NE(s, nullptr);
   ASSERT_EQ(s->routes.size(), 2u);
-  EXPECT_EQ(s->routes[0].rule.actions.redirect,
-            "authority=new.example.com,scheme=https,redirectCode=301");
+  EXPECT_EQ(s->routes[0].rule.actions.redirect, "authority=new.example.com,scheme=https");
+  EXPECT_EQ(s->routes[0].rule.actions.redirectCode, 301);
   const RouteActions& a = s->routes[1].rule.actions;
   EXPECT_EQ(a.rewriteAuthority, "cart.internal");
   EXPECT_EQ(a.rewriteUri, "/v2");

@@ -79,8 +79,32 @@ struct Seen {
   uint64_t bodyBytes = 0;
 };
 
+/** A listening socket on ip:port (0: ephemeral); *addr gets the bound address. */
+int listenOn(const char* ip, uint16_t port, int backlog, sockaddr_in* addr) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  *addr = sockaddr_in{};
+  addr->sin_family = AF_INET;
+  addr->sin_port = htons(port);
+  ::inet_pton(AF_INET, ip, &addr->sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(addr), sizeof(*addr)) != 0 ||
+      ::listen(fd, backlog) != 0) {
+    ADD_FAILURE() << "bind " << ip << ":" << port << ": " << std::strerror(errno);
+  }
+  socklen_t len = sizeof(*addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(addr), &len);
+  return fd;
+}
+
+/** What a mock does with its next requests (MockUpstream::script): answer this status,
+ * close without answering, or hold the request without an answer until the test ends. */
+constexpr int kClose = 0;
+constexpr int kStall = -1;
+
 /**
- * An HTTP/1.1 server on ip:port (port 0: ephemeral), a thread per connection. Paths:
+ * An HTTP/1.1 server on ip:port (port 0: ephemeral), a thread per connection. A script
+ * (status codes, kClose, kStall) decides its next answers, then the paths do:
  * /chunked answers chunked; /big/N answers N bytes chunked; /ws switches protocols and
  * echoes; /204 answers 204 without a body; /garbage answers a non-HTTP line; /slow waits for openGate(); /close closes
  * after answering. Everything else: 200 "<name> <path> <body bytes>". Every answer
@@ -89,19 +113,8 @@ struct Seen {
 class MockUpstream {
 public:
   MockUpstream(std::string name, const char* ip, uint16_t port) : name_(std::move(name)) {
-    lfd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    ::inet_pton(AF_INET, ip, &a.sin_addr);
-    if (::bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(lfd_, 128) != 0) {
-      ADD_FAILURE() << "mock " << name_ << " bind " << ip << ":" << port << ": "
-                    << std::strerror(errno);
-    }
-    socklen_t len = sizeof(a);
-    ::getsockname(lfd_, reinterpret_cast<sockaddr*>(&a), &len);
+    sockaddr_in a;
+    lfd_ = listenOn(ip, port, 128, &a);
     port_ = ntohs(a.sin_port);
     acceptor_ = std::thread([this] { acceptLoop(); });
   }
@@ -136,6 +149,18 @@ public:
       gateOpen_ = true;
     }
     cv_.notify_all();
+  }
+  /** The next requests, one entry each, whatever their path: a status code (answered
+   * with body "<name> <status>"), kClose or kStall. */
+  void script(std::vector<int> actions) {
+    std::lock_guard<std::mutex> lock(mu_);
+    script_.assign(actions.begin(), actions.end());
+  }
+  /** Blocks until n requests in all arrived (complete with their bodies), 20 s at most. */
+  std::vector<Seen> waitSeen(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(20), [&] { return seen_.size() >= n || stopping_; });
+    return seen_;
   }
   /** Blocks until n requests reached /slow (the proxy forwarded them). */
   void waitSlow(int n) {
@@ -238,6 +263,7 @@ private:
           std::lock_guard<std::mutex> lock(mu_);
           seen_.push_back(s);
         }
+        cv_.notify_all();
         if (!respond(fd, s, parser.upgrade ? std::string_view(buf + used, n - used) : "")) {
           closeNow = true;
           break;
@@ -253,6 +279,27 @@ private:
 
   /** Answers one request; false when the connection should end. */
   bool respond(int fd, const Seen& s, std::string_view afterUpgrade) {
+    int action = 200;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!script_.empty()) {
+        action = script_.front();
+        script_.erase(script_.begin());
+      }
+      if (action == kStall) {
+        cv_.wait(lock, [&] { return stopping_; });
+        return false;
+      }
+    }
+    if (action == kClose) {
+      return false;
+    }
+    if (action != 200) {
+      std::string body = name_ + " " + std::to_string(action) + "\n";
+      return sendAll(fd, head(action, "Scripted", "content-length: " +
+                                                    std::to_string(body.size()) + "\r\n\r\n") +
+                             body);
+    }
     if (s.path == "/ws") {
       sendAll(fd, head(101, "Switching Protocols", "upgrade: websocket\r\nconnection: upgrade\r\n\r\n"));
       sendAll(fd, afterUpgrade);
@@ -322,6 +369,7 @@ private:
   std::condition_variable cv_;
   bool stopping_ = false, gateOpen_ = false;
   int slowArrived_ = 0;
+  std::vector<int> script_;
   std::vector<int> conns_;
   std::vector<std::thread> threads_;
   std::vector<Seen> seen_;
@@ -577,8 +625,11 @@ protected:
   }
 
   void setRoutes(const std::string& tag, const char* defaultRoute) {
-    std::shared_ptr<const RouteTable> t =
-        compile(reviewsConfig(port_, v1_->port(), tag, defaultRoute));
+    setYaml(reviewsConfig(port_, v1_->port(), tag, defaultRoute));
+  }
+
+  void setYaml(const std::string& yaml) {
+    std::shared_ptr<const RouteTable> t = compile(yaml);
     ASSERT_NE(t, nullptr);
     engine_->setTable(t);
   }
@@ -805,9 +856,7 @@ TEST_F(ProxyEngine, HashCookieIsHandedOutOnce) {
   yaml.replace(yaml.find(host), host.size(),
                host + "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n"
                       "        httpCookie:\n          name: stick\n          ttl: 60s\n");
-  std::shared_ptr<const RouteTable> t = compile(yaml);
-  ASSERT_NE(t, nullptr);
-  engine_->setTable(t);
+  setYaml(yaml);
   TestClient c(port_);
   c.send(get("/first"));
   Response first = c.read();
@@ -852,6 +901,307 @@ TEST_F(ProxyEngine, PooledConnectionClosedByUpstreamIsRetried) {
     ASSERT_EQ(c.read().status, 200) << i;
   }
   EXPECT_EQ(v3_->seen().size(), 6U);
+}
+
+// --- local answers -------------------------------------------------------------
+
+TEST_F(ProxyEngine, RedirectCodeAndDirectResponseBody) {
+  start();
+  std::string yaml = reviewsConfig(port_, v1_->port(), "t1", kAllV1);
+  const std::string http = "  http:\n";
+  yaml.insert(yaml.find(http) + http.size(),
+              "  - match:\n    - uri: {prefix: /old}\n"
+              "    redirect: {uri: /new, redirectCode: 308}\n"
+              "  - match:\n    - uri: {exact: /tea}\n"
+              "    directResponse: {status: 418, body: {string: \"short and stout\"}}\n"
+              "  - match:\n    - uri: {exact: /empty}\n    directResponse: {status: 204}\n");
+  setYaml(yaml);
+  TestClient c(port_);
+  c.send(get("/old/page"));
+  Response moved = c.read();
+  EXPECT_EQ(moved.status, 308);
+  EXPECT_EQ(moved.header("location"), "/new");
+  c.send(get("/tea"));
+  Response tea = c.read();
+  EXPECT_EQ(tea.status, 418);
+  EXPECT_EQ(tea.body, "short and stout") << "the body as written, nothing added";
+  EXPECT_EQ(tea.header("content-type"), "text/plain");
+  c.send(get("/empty"));
+  Response empty = c.read();
+  EXPECT_EQ(empty.status, 204);
+  EXPECT_EQ(empty.body, "");
+  c.send(get("/after"));
+  EXPECT_EQ(c.read().status, 200) << "local answers keep the connection";
+  EXPECT_EQ(upstreamRequests(), 1U);
+}
+
+// --- mirror --------------------------------------------------------------------
+
+const char* kV2MirrorV3 = "    - destination:\n        host: reviews\n        subset: v2\n"
+                          "    mirror:\n      host: reviews\n      subset: v3\n";
+
+TEST_F(ProxyEngine, MirrorSendsACopyToTheShadowHost) {
+  start({}, kV2MirrorV3);
+  TestClient c(port_);
+  c.send(get("/m1"));
+  Response r = c.read();
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-veer-version"), "v2") << "the answer is the primary's";
+  c.send("POST /m2 HTTP/1.1\r\nHost: reviews:9080\r\nContent-Length: 5\r\n\r\nhello");
+  ASSERT_EQ(c.read().body, "v2 /m2 5\n");
+  std::vector<Seen> copies = v3_->waitSeen(2);
+  ASSERT_EQ(copies.size(), 2U);
+  // Two copies on two connections: in either order.
+  std::sort(copies.begin(), copies.end(),
+            [](const Seen& a, const Seen& b) { return a.path < b.path; });
+  EXPECT_EQ(copies[0].path, "/m1");
+  EXPECT_EQ(find(copies[0].headers, "host"), "reviews-shadow:9080") << "Envoy's shadow host";
+  EXPECT_EQ(copies[1].method, "POST");
+  EXPECT_EQ(copies[1].bodyBytes, 5U) << "the body goes with the copy";
+  EXPECT_EQ(engine_->stats().mirrors, 2U);
+  EXPECT_EQ(v2_->seen().size(), 2U);
+}
+
+TEST_F(ProxyEngine, MirrorPercentageIsExactAndASlowMirrorNeverHoldsThePrimary) {
+  start({}, (std::string(kV2MirrorV3) + "    mirrorPercentage: {value: 50}\n").c_str());
+  TestClient c(port_);
+  for (int i = 0; i < 10; ++i) {
+    c.send(get("/half/" + std::to_string(i)));
+    ASSERT_EQ(c.read().status, 200) << i;
+  }
+  EXPECT_EQ(v3_->waitSeen(5).size(), 5U);
+  EXPECT_EQ(engine_->stats().mirrors, 5U);
+  EXPECT_EQ(engine_->stats().mirrorsDropped, 0U);
+
+  // Every copy now hangs at the mirror: two stay in flight, the rest are dropped, and
+  // the primary answers all the same.
+  EngineOptions o;
+  o.maxMirrors = 2;
+  o.retryBufferBytes = 4096;
+  engine_->stop(0);
+  start(o, kV2MirrorV3);
+  v3_->script(std::vector<int>(8, kStall));
+  for (int i = 0; i < 5; ++i) {
+    TestClient k(port_);
+    k.send(get("/stuck/" + std::to_string(i)));
+    ASSERT_EQ(k.read().status, 200) << i;
+  }
+  // A body the proxy did not keep is not copied either.
+  TestClient big(port_);
+  big.send("PUT /big HTTP/1.1\r\nHost: reviews\r\nContent-Length: 100000\r\n\r\n" +
+           std::string(100000, 'x'));
+  ASSERT_EQ(big.read().status, 200);
+  EXPECT_EQ(engine_->stats().mirrors, 2U);
+  EXPECT_EQ(engine_->stats().mirrorsDropped, 4U);
+}
+
+// --- retries -------------------------------------------------------------------
+
+/** The default rule (not jason) to v2's single pod, with these rule-level YAML lines. */
+std::string v2With(const std::string& ruleLines) { return std::string(kAllV2) + ruleLines; }
+
+// Istio's default policy (no retries block): 2 retries on connect-failure and on 503
+// (retriable-status-codes), each to an endpoint not tried yet while there is one.
+TEST_F(ProxyEngine, DefaultPolicyRetries503OnAnotherEndpointButNot500) {
+  MockUpstream v1b("v1b", "127.0.0.5", v1_->port()); // v1 now has two live pods
+  start({}, kAllV1);
+  v1_->script({503});
+  v1b.script({503});
+  TestClient c(port_);
+  c.send(get("/r"));
+  Response r = c.read();
+  ASSERT_EQ(r.status, 200);
+  // 503 from one pod, 503 from the other (previous hosts are avoided), then the first.
+  EXPECT_EQ(v1_->seen().size() + v1b.seen().size(), 3U);
+  EXPECT_GE(v1_->seen().size(), 1U);
+  EXPECT_GE(v1b.seen().size(), 1U);
+  EXPECT_EQ(engine_->stats().retries, 2U);
+
+  v1_->script({500});
+  v1b.script({500});
+  c.send(get("/r500"));
+  Response r500 = c.read();
+  EXPECT_EQ(r500.status, 500) << "500 is not in Istio's default policy";
+  EXPECT_EQ(v1_->seen().size() + v1b.seen().size(), 4U);
+}
+
+struct RetryCase {
+  const char* retries; // the rule's retries block
+  std::vector<int> script;
+  int status;     // what the client gets
+  size_t attempts; // requests the upstream saw
+};
+
+TEST_F(ProxyEngine, RetryOnConditionsAndAttempts) {
+  start({}, kAllV2);
+  const RetryCase cases[] = {
+      {"{attempts: 2, retryOn: 5xx}", {500}, 200, 2},
+      {"{attempts: 2, retryOn: 5xx}", {500, 502, 599}, 599, 3},
+      {"{attempts: 3, retryOn: gateway-error}", {500}, 500, 1},
+      {"{attempts: 3, retryOn: gateway-error}", {502, 503, 504}, 200, 4},
+      {"{attempts: 1, retryOn: retriable-4xx}", {409}, 200, 2},
+      {"{attempts: 1, retryOn: retriable-4xx}", {404}, 404, 1},
+      {"{attempts: 1, retryOn: \"429,connect-failure\"}", {429}, 200, 2},
+      {"{attempts: 2, retryOn: \"connect-failure\"}", {503}, 503, 1},
+      {"{attempts: 2}", {503}, 200, 2}, // retryOn unset: Istio's default conditions
+      {"{attempts: 0}", {503}, 503, 1},
+      {"{perTryTimeout: 1s}", {503}, 503, 1}, // attempts unset: Istio reads 0
+  };
+  size_t seen = 0;
+  for (const RetryCase& k : cases) {
+    setRoutes("t1", v2With(std::string("    retries: ") + k.retries + "\n").c_str());
+    v2_->script(k.script);
+    TestClient c(port_);
+    c.send(get("/retry"));
+    Response r = c.read();
+    EXPECT_EQ(r.status, k.status) << k.retries;
+    EXPECT_EQ(v2_->seen().size() - seen, k.attempts) << k.retries;
+    seen = v2_->seen().size();
+    v2_->script({});
+  }
+}
+
+TEST_F(ProxyEngine, ResetBeforeResponseIsRetriedWithTheWholeBody) {
+  start({}, v2With("    retries: {attempts: 1, retryOn: reset}\n").c_str());
+  const std::string body(3000, 'b');
+  const std::string post =
+      "POST /post HTTP/1.1\r\nHost: reviews\r\nContent-Length: 3000\r\n\r\n" + body;
+  v2_->script({kClose});
+  TestClient c(port_);
+  c.send(post);
+  Response r = c.read();
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "v2 /post 3000\n") << "the retry carried the whole body";
+  ASSERT_EQ(v2_->seen().size(), 2U);
+  EXPECT_EQ(v2_->seen()[0].bodyBytes, 3000U);
+
+  // Istio's default policy has no `reset`: a POST whose connection closes unanswered is
+  // a 502 (not the keep-alive race: the request was written and is not idempotent).
+  setRoutes("t1", kAllV2);
+  v2_->script({kClose});
+  c.send(post);
+  EXPECT_EQ(c.read().status, 502);
+  EXPECT_EQ(v2_->seen().size(), 3U);
+}
+
+TEST_F(ProxyEngine, PerTryTimeoutRetriesAndTheRouteTimeoutBoundsThemAll) {
+  start({}, v2With("    retries: {attempts: 2, perTryTimeout: 200ms, retryOn: 5xx}\n").c_str());
+  v2_->script({kStall});
+  TestClient a(port_);
+  a.send(get("/stall-once"));
+  EXPECT_EQ(a.read().status, 200);
+  EXPECT_EQ(v2_->seen().size(), 2U);
+
+  // Without 5xx, gateway-error or reset in retryOn a per-try timeout is the answer.
+  setRoutes("t1", v2With("    retries: {attempts: 2, perTryTimeout: 200ms}\n").c_str());
+  v2_->script({kStall});
+  TestClient b(port_);
+  b.send(get("/stall-default"));
+  Response rb = b.read();
+  EXPECT_EQ(rb.status, 504);
+  EXPECT_EQ(rb.body, "upstream per try timeout\n");
+  EXPECT_EQ(v2_->seen().size(), 3U);
+
+  // The route timeout covers every attempt: 700 ms cut 10 retries of 200 ms short.
+  setRoutes("t1", v2With("    timeout: 700ms\n"
+                         "    retries: {attempts: 10, perTryTimeout: 200ms, retryOn: reset}\n")
+                      .c_str());
+  v2_->script(std::vector<int>(12, kStall));
+  TestClient d(port_);
+  d.send(get("/stall-always"));
+  Response rd = d.read();
+  EXPECT_EQ(rd.status, 504);
+  EXPECT_EQ(rd.body, "upstream request timeout\n");
+  size_t attempts = v2_->seen().size() - 3;
+  EXPECT_GE(attempts, 2U);
+  EXPECT_LE(attempts, 5U) << "a per-try timeout is at least 200 ms, the route's 700 ms";
+}
+
+TEST_F(ProxyEngine, NoRetryWhenTheBodyOutgrewTheBufferOrAnInterimWasRelayed) {
+  EngineOptions o;
+  o.retryBufferBytes = 4096;
+  start(o, v2With("    retries: {attempts: 2, retryOn: 5xx}\n").c_str());
+  TestClient c(port_);
+  // A body within the buffer: retried.
+  v2_->script({503});
+  c.send("PUT /small HTTP/1.1\r\nHost: reviews\r\nContent-Length: 1000\r\n\r\n" +
+         std::string(1000, 's'));
+  Response small = c.read();
+  EXPECT_EQ(small.status, 200);
+  EXPECT_EQ(small.body, "v2 /small 1000\n");
+  EXPECT_EQ(v2_->seen().size(), 2U);
+  // A body over it streams through and cannot be sent again.
+  v2_->script({503});
+  c.send("PUT /large HTTP/1.1\r\nHost: reviews\r\nContent-Length: 100000\r\n\r\n" +
+         std::string(100000, 'l'));
+  EXPECT_EQ(c.read().status, 503);
+  EXPECT_EQ(v2_->seen().size(), 3U);
+  EXPECT_EQ(v2_->seen()[2].bodyBytes, 100000U);
+  // The client saw 100 Continue: what follows is the answer, retriable or not.
+  v2_->script({503});
+  c.send("PUT /continue HTTP/1.1\r\nHost: reviews\r\nContent-Length: 4\r\n"
+         "Expect: 100-continue\r\n\r\n");
+  ASSERT_EQ(c.read().status, 100);
+  c.send("data");
+  EXPECT_EQ(c.read().status, 503);
+  EXPECT_EQ(v2_->seen().size(), 4U);
+}
+
+// A listener whose accept queue is full drops SYNs: a connect to it hangs.
+class Blackhole {
+public:
+  Blackhole(const char* ip, uint16_t port) {
+    sockaddr_in a;
+    lfd_ = listenOn(ip, port, 0, &a);
+    for (int i = 0; i < 3; ++i) { // fill the queue, never accepted
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+      fillers_.push_back(fd);
+    }
+  }
+  ~Blackhole() {
+    for (int fd : fillers_) {
+      ::close(fd);
+    }
+    ::close(lfd_);
+  }
+
+private:
+  int lfd_ = -1;
+  std::vector<int> fillers_;
+};
+
+TEST_F(ProxyEngine, AConnectSlowerThanThePerTryTimeoutIsAConnectFailure) {
+  Blackhole hole("127.0.0.5", v1_->port()); // v1's second pod: SYNs go unanswered
+  start({}, std::string(kAllV1)
+                .append("    retries: {attempts: 1, perTryTimeout: 200ms, retryOn: "
+                        "connect-failure}\n")
+                .c_str());
+  TestClient c(port_);
+  for (int i = 0; i < 2; ++i) { // round robin: one of the two starts at the hole
+    c.send(get("/hole/" + std::to_string(i)));
+    Response r = c.read();
+    EXPECT_EQ(r.status, 200) << i;
+    EXPECT_EQ(r.header("x-veer-version"), "v1");
+  }
+  EXPECT_EQ(v1_->seen().size(), 2U);
+  EXPECT_EQ(engine_->stats().retries, 1U);
+}
+
+TEST_F(ProxyEngine, ConnectFailureWithRetriesOffIs503) {
+  // v1's second pod (127.0.0.5) listens nowhere. attempts: 0 turns retries off, so the
+  // request that tries the dead pod first fails; the dead pod is ejected after that.
+  start({}, std::string(kAllV1).append("    retries: {attempts: 0}\n").c_str());
+  TestClient c(port_);
+  int failed = 0;
+  for (int i = 0; i < 6; ++i) {
+    c.send(get("/v1/" + std::to_string(i)));
+    Response r = c.read();
+    failed += r.status == 503;
+    EXPECT_TRUE(r.status == 200 || r.status == 503) << r.status;
+  }
+  EXPECT_EQ(failed, 1);
+  EXPECT_EQ(engine_->stats().retries, 0U);
 }
 
 TEST_F(ProxyEngine, UpstreamProtocolErrorIs502) {

@@ -343,21 +343,99 @@ TEST(Router, FaultAbortHonoursItsPercentageExactly) {
 TEST(Router, RedirectAndDirectResponse) {
   Loaded l = loadShop("  http:\n  - match:\n    - uri: {exact: /old}\n"
                       "    redirect: {uri: /new, authority: shop.example}\n"
-                      "  - match:\n    - uri: {prefix: /keep}\n    redirect: {authority: other}\n"
+                      "  - match:\n    - uri: {prefix: /keep}\n    redirect: {authority: other, "
+                      "redirectCode: 307}\n"
                       "  - match:\n    - uri: {exact: /gone}\n    directResponse: {status: 410}\n"
+                      "  - match:\n    - uri: {exact: /tea}\n    directResponse: {status: 418, "
+                      "body: {string: \"short and stout\"}}\n"
                       "  - route:\n    - destination: {host: shop}\n");
-  auto t = RouteTable::fromPlan(l.plan, l.config, {});
-  Decision d = route(*t, Req{.target = "/old"}, kShop);
-  EXPECT_EQ(d.status, 301);
-  EXPECT_EQ(d.location, "http://shop.example/new");
-  d = route(*t, Req{.target = "/keep/a?b=1"}, kShop);
-  EXPECT_EQ(d.location, "http://other/keep/a?b=1");
-  d = route(*t, Req{.target = "/gone"}, kShop);
-  EXPECT_EQ(d.kind, Decision::Kind::kRespond);
-  EXPECT_EQ(d.status, 410);
-  d = route(*t, Req{.target = "/x"}, kShop);
-  ASSERT_EQ(d.kind, Decision::Kind::kForward);
-  EXPECT_EQ(d.endpoints.size(), 4u) << "no subset: every endpoint";
+  auto planned = RouteTable::fromPlan(l.plan, l.config, {});
+  auto reread = RouteTable::fromJson(planned->toJson());
+  ASSERT_TRUE(reread) << reread.error().message;
+  for (const RouteTable* t : {planned.get(), reread->get()}) {
+    Decision d = route(*t, Req{.target = "/old"}, kShop);
+    EXPECT_EQ(d.status, 301) << "redirectCode unset: 301";
+    EXPECT_EQ(d.location, "http://shop.example/new");
+    d = route(*t, Req{.target = "/keep/a?b=1"}, kShop);
+    EXPECT_EQ(d.status, 307);
+    EXPECT_EQ(d.location, "http://other/keep/a?b=1");
+    EXPECT_FALSE(d.direct);
+    d = route(*t, Req{.target = "/gone"}, kShop);
+    EXPECT_EQ(d.kind, Decision::Kind::kRespond);
+    EXPECT_EQ(d.status, 410);
+    EXPECT_TRUE(d.direct);
+    EXPECT_EQ(d.body, "") << "no body: an empty one";
+    d = route(*t, Req{.target = "/tea"}, kShop);
+    EXPECT_EQ(d.status, 418);
+    EXPECT_TRUE(d.direct);
+    EXPECT_EQ(d.body, "short and stout");
+    d = route(*t, Req{.target = "/x"}, kShop);
+    ASSERT_EQ(d.kind, Decision::Kind::kForward);
+    EXPECT_EQ(d.endpoints.size(), 4u) << "no subset: every endpoint";
+  }
+}
+
+// A route and a mirror to another Service (shop-canary) go to that Service's pods, and
+// both survive the agent's JSON hop (the destination host is part of the table).
+TEST(Router, MirrorAndAnotherServiceSurviveTheJsonHop) {
+  Loaded l = loadShop(
+      "  http:\n  - match:\n    - uri: {prefix: /canary}\n    route:\n"
+      "    - destination: {host: shop-canary}\n"
+      "  - route:\n    - destination: {host: shop, subset: v1}\n"
+      "    mirror: {host: shop-canary}\n    mirrorPercentage: {value: 25}\n"
+      "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: shop-canary\nspec:\n"
+      "  clusterIP: 10.96.5.11\n  ports:\n  - name: http\n    port: 8080\n    targetPort: 8080\n"
+      "  selector:\n    app: shop-canary\n---\n" +
+      pod("shop-canary-a", "default", "10.244.5.31", "app: shop-canary"));
+  auto planned = RouteTable::fromPlan(l.plan, l.config, {});
+  auto reread = RouteTable::fromJson(planned->toJson());
+  ASSERT_TRUE(reread) << reread.error().message;
+  EXPECT_EQ((*reread)->toJson(), planned->toJson());
+  for (const RouteTable* t : {planned.get(), reread->get()}) {
+    Decision c = route(*t, Req{.target = "/canary/x"}, kShop);
+    ASSERT_EQ(c.kind, Decision::Kind::kForward);
+    ASSERT_EQ(c.endpoints.size(), 1u);
+    EXPECT_EQ(c.endpoints[0].pod, "default/shop-canary-a");
+    EXPECT_TRUE(c.mirrorEndpoints.empty()) << "that rule has no mirror";
+    int mirrored = 0;
+    for (int i = 0; i < 100; ++i) {
+      Decision d = route(*t, Req{.target = "/x"}, kShop);
+      ASSERT_EQ(d.kind, Decision::Kind::kForward);
+      EXPECT_EQ(subsetOf(d), "v1");
+      if (!d.mirrorEndpoints.empty()) {
+        ++mirrored;
+        ASSERT_EQ(d.mirrorEndpoints.size(), 1u);
+        EXPECT_EQ(d.mirrorEndpoints[d.mirrorFirst].pod, "default/shop-canary-a");
+        EXPECT_EQ(d.mirrorCluster, "default/shop-canary:8080");
+      }
+    }
+    EXPECT_EQ(mirrored, 25) << "mirrorPercentage is exact over every 100 requests";
+  }
+}
+
+TEST(Router, RetryOnIsReadAsIstioDoes) {
+  Result<RetryOn> on = parseRetryOn(" 5xx, 503 ,retriable-4xx,,unavailable,429,503");
+  ASSERT_TRUE(on) << on.error().message;
+  EXPECT_EQ(on->conditions, retry_on::k5xx | retry_on::kRetriable4xx | retry_on::kStatusCodes)
+      << "codes imply retriable-status-codes; gRPC names are accepted and do nothing";
+  EXPECT_EQ(on->statuses, (std::vector<uint16_t>{429, 503}));
+  EXPECT_FALSE(parseRetryOn("5xx,600"));
+  EXPECT_FALSE(parseRetryOn("5xxx"));
+  EXPECT_EQ(parseRetryOn("5xxx").error().message,
+            "'5xxx' is not a valid retryOn policy (did you mean 5xx?)");
+  EXPECT_EQ(parseRetryOn("")->conditions, 0u);
+  // A table whose JSON says something else is refused, naming the field.
+  Loaded l = loadShop("  http:\n  - retries: {attempts: 1, retryOn: reset}\n"
+                      "    route:\n    - destination: {host: shop}\n");
+  std::string json = RouteTable::fromPlan(l.plan, l.config, {})->toJson();
+  size_t at = json.find("\"reset\"");
+  ASSERT_NE(at, std::string::npos) << json;
+  json.replace(at, 7, "\"resets\"");
+  auto bad = RouteTable::fromJson(json);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find(".retryOn: 'resets' is not a valid retryOn policy"),
+            std::string::npos)
+      << bad.error().message;
 }
 
 std::string rewritten(const Decision& d, const std::string& target) {
@@ -386,7 +464,8 @@ TEST(Router, RewriteTimeoutRetriesAndHeaderEdits) {
   EXPECT_EQ(d.timeoutMs, 1500u);
   EXPECT_EQ(d.retries, 3);
   EXPECT_EQ(d.perTryTimeoutMs, 2000u);
-  EXPECT_EQ(d.retryOn, "5xx,connect-failure");
+  EXPECT_EQ(d.retryOn, retry_on::k5xx | retry_on::kConnectFailure);
+  EXPECT_TRUE(d.retryStatuses.empty()) << "a retryOn without codes has none (not Istio's 503)";
   ASSERT_EQ(d.requestEdits.size(), 3u);
   EXPECT_EQ(d.requestEdits[0].op, HeaderEdit::Op::kRemove); // rule: remove, then set
   EXPECT_EQ(d.requestEdits[0].name, "x-debug");
@@ -410,6 +489,10 @@ TEST(Router, RewriteTimeoutRetriesAndHeaderEdits) {
   EXPECT_EQ(bare.rewriteFrom, std::string("http://shop:8080").size()) << "no path: '/' implied";
   EXPECT_EQ(any.timeoutMs, 0u);
   EXPECT_EQ(any.retries, -1);
+  // No retries block: Istio's default policy (connect-failure, and 503 by status code).
+  EXPECT_EQ(any.retryOn, retry_on::kConnectFailure | retry_on::kStatusCodes);
+  EXPECT_EQ(std::vector<uint16_t>(any.retryStatuses.begin(), any.retryStatuses.end()),
+            std::vector<uint16_t>{503});
   EXPECT_TRUE(any.requestEdits.empty());
 }
 
@@ -660,7 +743,9 @@ std::string describeDecision(const Decision& d) {
                   " first=" + std::to_string(d.first) + " tag=" + std::string(d.tagValue) +
                   " rw=" + std::string(d.rewritePath) + "@" + std::to_string(d.rewriteFrom) +
                   " t=" + std::to_string(d.timeoutMs) + " r=" + std::to_string(d.retries) + "/" +
-                  std::to_string(d.perTryTimeoutMs) + "/" + std::string(d.retryOn) +
+                  std::to_string(d.perTryTimeoutMs) + "/" + std::to_string(d.retryOn) + "/" +
+                  std::to_string(d.retryStatuses.size()) + " direct=" +
+                  std::to_string(d.direct) + ":" + std::string(d.body) +
                   " loc=" + std::string(d.location) + " cookie=" + std::string(d.setCookie) +
                   " delay=" + std::to_string(d.delayMs) + " fb=" + std::string(d.fallbackCluster) +
                   "@" + std::to_string(d.fallbackFirst);

@@ -226,6 +226,64 @@ spec:
     - destination: {host: reviews}
 )Y",
        "v.yaml:7:14: error: VirtualService default/reviews: spec.http[0].timeout: expected a duration like 5s or 100ms, got 'soon'"},
+      {"RetryOnUnknownPolicy",
+       R"Y(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - retries: {attempts: 2, retryOn: "5xx,gatway-error"}
+    route:
+    - destination: {host: reviews}
+)Y",
+       "v.yaml:7:37: error: VirtualService default/reviews: spec.http[0].retries.retryOn: 'gatway-error' is not a valid retryOn policy (did you mean gateway-error?)"},
+      {"RetriesWithoutAttemptsAreOff",
+       R"Y(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - retries: {perTryTimeout: 2s}
+    route:
+    - destination: {host: reviews}
+)Y",
+       "v.yaml:7:14: warning: VirtualService default/reviews: spec.http[0].retries.attempts: 0 (or unset) disables retries: perTryTimeout and retryOn have no effect"},
+      {"RedirectCodeNot3xx",
+       R"Y(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - redirect: {uri: /new, redirectCode: 200}
+)Y",
+       "v.yaml:7:41: error: VirtualService default/reviews: spec.http[0].redirect.redirectCode: 200 is not a redirect code 300..399 (301, 302, 303, 307, 308)"},
+      {"MirrorToUnknownHost",
+       R"Y(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews}
+    mirror: {host: reveiws-shadow}
+)Y",
+       "v.yaml:9:13: warning: VirtualService default/reviews: spec.http[0].mirror.host: host reveiws-shadow is not a known Service in namespace default; nothing is mirrored"},
+      {"MirrorToUndefinedSubset",
+       R"Y(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews}
+    mirror: {host: reviews, subset: v9}
+)Y",
+       "v.yaml:9:13: warning: VirtualService default/reviews: spec.http[0].mirror.subset: subset v9 is not defined for default/reviews; nothing is mirrored"},
       {"PortOutOfRange",
        R"Y(apiVersion: v1
 kind: Service

@@ -312,8 +312,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
       }
       std::string out;
       for (const auto& [key, as] : {std::pair{"path", "uri"}, {"hostname", "authority"},
-                                    {"scheme", "scheme"}, {"port", "port"},
-                                    {"statusCode", "redirectCode"}}) {
+                                    {"scheme", "scheme"}, {"port", "port"}}) {
         const yaml::Node* v = ObjectParser::get(*m, key);
         if (v == nullptr) {
           continue;
@@ -333,6 +332,16 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
         out += (out.empty() ? "" : ",") + std::string(as) + "=" + val;
       }
       r.actions.redirect = out.empty() ? "redirect" : out;
+      if (const yaml::Node* v = ObjectParser::get(*m, "statusCode")) {
+        auto code = p.integer(*v, bf + ".statusCode");
+        if (code && *code != 301 && *code != 302 && *code != 303 && *code != 307 &&
+            *code != 308) {
+          p.error(*v, bf + ".statusCode",
+                  std::to_string(*code) + " is not a redirect code (301, 302, 303, 307, 308)");
+        } else {
+          r.actions.redirectCode = code.value_or(0);
+        }
+      }
     } else if (type == "RequestMirror") {
       auto m = p.fields(*body, bf, {"backendRef", "percent", "fraction"}, {}, true);
       if (!m) {

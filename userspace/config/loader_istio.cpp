@@ -494,13 +494,27 @@ void Loader::loadActions(ObjectParser& p, const Fields& m, const std::string& f,
     if (auto rm = p.fields(*v, f + ".retries", {"attempts", "perTryTimeout", "retryOn"},
                            {"retryRemoteLocalities"}, true)) {
       if (const yaml::Node* x = ObjectParser::get(*rm, "attempts")) {
-        a.retryAttempts = p.integer(*x, f + ".retries.attempts").value_or(-1);
+        auto n = p.integer(*x, f + ".retries.attempts");
+        if (n && *n < 0) {
+          p.error(*x, f + ".retries.attempts", "cannot be negative");
+        } else {
+          a.retryAttempts = n.value_or(-1);
+        }
+      } else {
+        a.retryAttempts = 0; // Istio reads the missing field as 0: no retries
       }
       if (const yaml::Node* x = ObjectParser::get(*rm, "perTryTimeout")) {
         a.retryPerTryTimeout = p.duration(*x, f + ".retries.perTryTimeout").value_or("");
       }
       if (const yaml::Node* x = ObjectParser::get(*rm, "retryOn")) {
         a.retryOn = p.string(*x, f + ".retries.retryOn").value_or("");
+        if (Result<RetryOn> on = parseRetryOn(a.retryOn); !on) {
+          p.error(*x, f + ".retries.retryOn", on.error().message);
+        }
+      }
+      if (a.retryAttempts == 0 && (!a.retryOn.empty() || !a.retryPerTryTimeout.empty())) {
+        p.warning(*v, f + ".retries.attempts",
+                  "0 (or unset) disables retries: perTryTimeout and retryOn have no effect");
       }
     }
   }
@@ -566,6 +580,16 @@ void Loader::loadActions(ObjectParser& p, const Fields& m, const std::string& f,
         }
       }
       a.redirect = r.empty() ? "redirect" : r;
+      if (const yaml::Node* x = ObjectParser::get(*rm, "redirectCode")) {
+        auto code = p.integer(*x, f + ".redirect.redirectCode");
+        if (code && (*code < 300 || *code > 399)) {
+          p.error(*x, f + ".redirect.redirectCode",
+                  std::to_string(*code) +
+                      " is not a redirect code 300..399 (301, 302, 303, 307, 308)");
+        } else {
+          a.redirectCode = code.value_or(0);
+        }
+      }
     }
   }
   if (const yaml::Node* v = ObjectParser::get(m, "directResponse")) {
@@ -574,6 +598,20 @@ void Loader::loadActions(ObjectParser& p, const Fields& m, const std::string& f,
         a.directResponseStatus = p.integer(*x, f + ".directResponse.status").value_or(0);
       } else {
         p.error(*v, f + ".directResponse.status", "missing status");
+      }
+      if (const yaml::Node* b = ObjectParser::get(*dm, "body")) {
+        const std::string bf = f + ".directResponse.body";
+        if (auto bm = p.fields(*b, bf, {"string"}, {"bytes"}, true)) {
+          if (const yaml::Node* x = ObjectParser::get(*bm, "string")) {
+            a.directResponseBody = p.string(*x, bf + ".string").value_or("");
+            if (a.directResponseBody.size() > kMaxDirectResponseBody) {
+              p.error(*x, bf + ".string",
+                      std::to_string(a.directResponseBody.size()) + " bytes, over the limit of " +
+                          std::to_string(kMaxDirectResponseBody));
+              a.directResponseBody.clear();
+            }
+          }
+        }
       }
     }
   }

@@ -1,6 +1,7 @@
 #include "config/model.h"
 
 #include <algorithm>
+#include <charconv>
 #include <mutex>
 #include <ostream>
 #include <set>
@@ -74,6 +75,74 @@ bool HttpMatch::needsRequest() const {
 
 bool HttpMatch::onlyPort() const {
   return !needsRequest() && sourceLabels.empty() && sourceNamespace.empty() && gateways.empty();
+}
+
+Result<RetryOn> parseRetryOn(std::string_view text) {
+  static const std::pair<const char*, uint32_t> kConditions[] = {
+      {"5xx", retry_on::k5xx},
+      {"gateway-error", retry_on::kGatewayError},
+      {"reset", retry_on::kReset},
+      {"reset-before-request", retry_on::kResetBeforeRequest},
+      {"connect-failure", retry_on::kConnectFailure},
+      {"retriable-4xx", retry_on::kRetriable4xx},
+      {"retriable-status-codes", retry_on::kStatusCodes},
+      // HTTP/2 REFUSED_STREAM, gRPC statuses, headers Envoy itself sets or a retry policy
+      // Istio cannot write: valid names that an HTTP/1.1 upstream never triggers.
+      {"refused-stream", 0},
+      {"cancelled", 0},
+      {"deadline-exceeded", 0},
+      {"internal", 0},
+      {"resource-exhausted", 0},
+      {"unavailable", 0},
+      {"retriable-headers", 0},
+      {"envoy-ratelimited", 0},
+      {"http3-post-connect-failure", 0},
+  };
+  RetryOn out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = std::min(text.find(',', pos), text.size());
+    std::string_view part = text.substr(pos, comma - pos);
+    pos = comma + 1;
+    while (!part.empty() && (part.front() == ' ' || part.front() == '\t')) {
+      part.remove_prefix(1);
+    }
+    while (!part.empty() && (part.back() == ' ' || part.back() == '\t')) {
+      part.remove_suffix(1);
+    }
+    if (part.empty()) {
+      continue; // Istio skips empty entries ("5xx,,reset")
+    }
+    unsigned code = 0;
+    auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), code);
+    if (ec == std::errc() && end == part.data() + part.size()) {
+      if (code < 100 || code > 599) {
+        return Error{EINVAL, "'" + std::string(part) + "' is not an HTTP status code 100..599"};
+      }
+      out.statuses.push_back(static_cast<uint16_t>(code));
+      out.conditions |= retry_on::kStatusCodes; // Istio adds retriable-status-codes
+      continue;
+    }
+    auto it = std::find_if(std::begin(kConditions), std::end(kConditions),
+                           [&](const auto& c) { return part == c.first; });
+    if (it == std::end(kConditions)) {
+      std::vector<std::string> names;
+      for (const auto& c : kConditions) {
+        names.emplace_back(c.first);
+      }
+      std::string hint = closest(std::string(part), names);
+      return Error{EINVAL, "'" + std::string(part) + "' is not a valid retryOn policy" +
+                               (hint.empty() ? "" : " (did you mean " + hint + "?)")};
+    }
+    out.conditions |= it->second;
+  }
+  std::sort(out.statuses.begin(), out.statuses.end());
+  out.statuses.erase(std::unique(out.statuses.begin(), out.statuses.end()), out.statuses.end());
+  return out;
+}
+
+RetryOn defaultRetryOn() {
+  return RetryOn{retry_on::kConnectFailure | retry_on::kStatusCodes, {503}};
 }
 
 bool RouteActions::empty() const {

@@ -14,6 +14,7 @@
 
 #include "common/boxed.h"
 #include "common/net.h"
+#include "common/result.h"
 
 namespace veer {
 
@@ -267,6 +268,47 @@ struct RouteDestination {
   SourcePos portPos; // where the port was written (Contour services[].port), for its diagnostics
 };
 
+/**
+ * Envoy's retry conditions (x-envoy-retry-on) that Istio's retries.retryOn names, as bits
+ * of RetryOn::conditions. Only what an HTTP/1.1 upstream can signal has a bit; the
+ * HTTP/2 and gRPC conditions are accepted (Istio's default names some) and do nothing.
+ */
+namespace retry_on {
+inline constexpr uint32_t k5xx = 1u << 0;          // any 5xx, or no response at all
+inline constexpr uint32_t kGatewayError = 1u << 1; // 502, 503, 504, or no response at all
+inline constexpr uint32_t kReset = 1u << 2;        // no response: reset, closed, per-try timeout
+inline constexpr uint32_t kConnectFailure = 1u << 3; // connect refused, unreachable, timed out
+inline constexpr uint32_t kRetriable4xx = 1u << 4;   // 409
+inline constexpr uint32_t kStatusCodes = 1u << 5;    // retriable-status-codes: RetryOn::statuses
+inline constexpr uint32_t kResetBeforeRequest = 1u << 6; // a reset before any request byte went out
+} // namespace retry_on
+
+/** A parsed retries.retryOn. */
+struct RetryOn {
+  uint32_t conditions = 0; // retry_on bits
+  std::vector<uint16_t> statuses; // retriable-status-codes, sorted
+  bool operator==(const RetryOn&) const = default;
+};
+
+/**
+ * Reads retryOn as Istio does: comma-separated Envoy conditions, and HTTP status codes
+ * (100..599), which imply retriable-status-codes. The error names the first entry that
+ * is neither.
+ */
+Result<RetryOn> parseRetryOn(std::string_view text);
+
+/** Istio's policy for a route without retries, and for an unset retryOn:
+ * "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes" with 503. */
+RetryOn defaultRetryOn();
+
+/** Istio's default retries.attempts. */
+inline constexpr int kDefaultRetryAttempts = 2;
+
+/** Istio HTTPRedirect.redirectCode when unset. */
+inline constexpr int kDefaultRedirectCode = 301;
+/** The largest directResponse body veer keeps (Istio's limit for body.string). */
+inline constexpr size_t kMaxDirectResponseBody = 1 << 20;
+
 /** The L7-only actions of an HTTP rule, kept for the proxy. */
 struct RouteActions {
   std::string rewriteUri;        // rewrite.uri
@@ -282,7 +324,9 @@ struct RouteActions {
   double faultAbortPercent = -1;
   int64_t faultAbortStatus = 0; // fault.abort.httpStatus
   std::string redirect;         // "uri=...,authority=..." (the rule answers itself)
+  int64_t redirectCode = 0;     // redirect.redirectCode, 0 when unset (301)
   int64_t directResponseStatus = 0;
+  std::string directResponseBody; // directResponse.body.string
   bool empty() const;
 };
 

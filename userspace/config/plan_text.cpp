@@ -146,9 +146,15 @@ std::string renderRule(const PlanRoute& pr) {
   const RouteActions& a = r.actions;
   if (!a.redirect.empty()) {
     out += " redirect(" + a.redirect + ")";
+    if (a.redirectCode != 0) {
+      out += " " + std::to_string(a.redirectCode);
+    }
   }
   if (a.directResponseStatus != 0) {
     out += " respond " + std::to_string(a.directResponseStatus);
+    if (!a.directResponseBody.empty()) {
+      out += " body " + std::to_string(a.directResponseBody.size()) + " bytes";
+    }
   }
   std::string extra = renderHeaderOps(r.headers);
   if (!a.rewriteUri.empty()) {

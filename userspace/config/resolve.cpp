@@ -626,6 +626,25 @@ private:
         }
       }
     }
+    if (const auto& m = r.actions.mirror) {
+      // A copy Envoy cannot send (no such cluster) is simply not sent: a warning, and the
+      // route table leaves the mirror out.
+      Key mk = k;
+      if (lookup(m->host, vs.meta.ns, &mk) == nullptr) {
+        diag_.warning(m->pos, obj, m->field + ".host",
+                      unknownHost(m->host, vs.meta.ns) + "; nothing is mirrored");
+      } else if (!m->subset.empty()) {
+        auto dr = drs_.find(mk);
+        bool defined = m->subset[0] != '$' && dr != drs_.end() &&
+                       std::any_of(dr->second->subsets.begin(), dr->second->subsets.end(),
+                                   [&](const Subset& s) { return s.name == m->subset; });
+        if (!defined) {
+          diag_.warning(m->pos, obj, m->field + ".subset",
+                        "subset " + m->subset + " is not defined for " + keyStr(mk) +
+                            "; nothing is mirrored");
+        }
+      }
+    }
     bool single = r.destinations.size() == 1 && anyMissing;
     if (ok && !single && !anyMissing && sum != 100) {
       diag_.error(r.pos, obj, destField(vs, r.field, ".route"),

@@ -12,7 +12,9 @@
 
 #include <cerrno>
 #include <charconv>
+#include <algorithm>
 #include <cstring>
+#include <random>
 #include <unordered_map>
 
 namespace veer::proxy {
@@ -41,6 +43,15 @@ constexpr int kListenBacklog = 4096;
 // connect per thread, not one per request (Envoy's outlier detection, reduced to
 // connect failures).
 constexpr uint64_t kEjectMs = 10000;
+// Envoy's retry back-off: before retry k, a random wait in [0, (2^k - 1) * 25 ms), at most
+// 250 ms.
+constexpr uint64_t kBackoffBaseMs = 25;
+constexpr uint64_t kBackoffMaxMs = 250;
+// What makes a failure before any response retriable (Envoy counts a reset as a 5xx, and
+// a connect failure as a reset).
+constexpr uint32_t kOnReset = retry_on::k5xx | retry_on::kGatewayError | retry_on::kReset;
+constexpr uint32_t kOnConnectFailure = kOnReset | retry_on::kConnectFailure |
+                                       retry_on::kResetBeforeRequest;
 
 uint64_t nowMs() {
   timespec ts;
@@ -130,7 +141,22 @@ void reclaim(Buffer& b, size_t& msgStart, size_t& parsePos, size_t& sendPos, boo
   }
 }
 
-enum class Kind : uint8_t { kListener, kClient, kUpstream, kWake };
+/** The retry_on conditions (config/model.h) a final response status meets. */
+uint32_t retryConditions(const Decision& d, int status) {
+  uint32_t on = 0;
+  if (status >= 500) {
+    on |= retry_on::k5xx | (status >= 502 && status <= 504 ? retry_on::kGatewayError : 0);
+  } else if (status == 409) {
+    on |= retry_on::kRetriable4xx;
+  }
+  if (!d.retryStatuses.empty() &&
+      std::binary_search(d.retryStatuses.begin(), d.retryStatuses.end(), status)) {
+    on |= retry_on::kStatusCodes;
+  }
+  return on;
+}
+
+enum class Kind : uint8_t { kListener, kClient, kUpstream, kMirror, kWake };
 
 struct Handle {
   Kind kind;
@@ -172,6 +198,18 @@ struct Upstream : Handle {
   size_t poolIndex = 0;
 };
 
+/** An Istio mirror copy in flight: the whole request (written once), its answer read and
+ * dropped until the upstream closes (the copy asks Connection: close). */
+struct Mirror : Handle {
+  Mirror() : Handle(Kind::kMirror) {}
+  std::string out;
+  size_t outOff = 0;
+  bool connecting = false;
+  uint64_t deadline = 0;
+  Mirror* prev = nullptr;
+  Mirror* next = nullptr;
+};
+
 struct Listener : Handle {
   Listener() : Handle(Kind::kListener) {}
   size_t index = 0; // into EngineOptions::listen
@@ -207,13 +245,21 @@ struct Client : Handle {
   bool reqDone = false, respHeadSent = false, respDone = false, closeAfter = false;
   bool keepAlive10 = false, http10 = false, isHead = false, idempotent = false, reqHasBody = false;
   bool upgradeReq = false, forceFresh = false, tunnelUpEof = false, tunnelClientEof = false;
-  size_t tries = 0; // endpoints tried (connect failures)
-  int resets = 0;   // retries of resets before a response
+  /** The request from bodyStart on is all still in `in`, so it can be sent again (a retry,
+   * a mirror): false once its body outgrew --retry-buffer-bytes. */
+  bool replay = false;
+  bool relayed = false; // an interim response (100 Continue) went to the client
+  size_t bodyStart = 0; // offset in `in` of the body (the end of the head)
+  size_t tries = 0;     // the walk over endpoints: the next attempt is (first + tries) % n
+  int retried = 0;      // retries spent of the route's budget
   uint64_t requestDeadlineMs = 0;
-  uint64_t delayUntil = 0; // fault.delay: the upstream is picked at this time
+  uint64_t tryDeadline = 0; // retries.perTryTimeout of the current attempt, 0 = none
+  uint64_t delayUntil = 0; // fault.delay or a retry's back-off: the upstream is picked then
   uint64_t startMs = 0;    // when the request was routed
   std::string upHead; // the upstream request head
   size_t upHeadOff = 0;
+  std::string shadowHead; // the mirror copy's head, written with upHead (the head's views
+                          // into `in` do not outlive the body's reads)
   std::string out; // response heads and local replies for the client
   size_t outOff = 0;
   Upstream* up = nullptr;
@@ -222,6 +268,30 @@ struct Client : Handle {
 };
 
 enum class Step : uint8_t { kIdle, kProgress, kClosed };
+
+/** Live objects (clients, mirrors) are kept on intrusive lists for the sweep and drain. */
+template <class T>
+void linkFront(T*& head, T* x) {
+  x->prev = nullptr;
+  x->next = head;
+  if (head != nullptr) {
+    head->prev = x;
+  }
+  head = x;
+}
+
+template <class T>
+void unlink(T*& head, T* x) {
+  if (x->prev != nullptr) {
+    x->prev->next = x->next;
+  } else {
+    head = x->next;
+  }
+  if (x->next != nullptr) {
+    x->next->prev = x->prev;
+  }
+  x->prev = x->next = nullptr;
+}
 
 } // namespace
 
@@ -254,7 +324,7 @@ public:
   }
 
   std::atomic<uint64_t> accepted{0}, requests{0}, upstreamConnects{0}, upstreamReuses{0},
-      retries{0}, localReplies{0}, fallbacks{0};
+      retries{0}, localReplies{0}, fallbacks{0}, mirrors{0}, mirrorsDropped{0};
 
 private:
   // events
@@ -271,11 +341,21 @@ private:
   void onRequestHead(Client* c);
   void startUpstream(Client* c);
   void connectFailed(Client* c);
+  void noEndpoint(Client* c);
+  bool mayRetry(const Client* c, uint32_t conditions) const;
+  void retry(Client* c, bool backoff);
+  void armTry(Client* c);
+  void tryTimedOut(Client* c);
+  bool keepForReplay(Client* c);
+  void wakeAt(uint64_t t) { nextSweep_ = std::min(nextSweep_, t); }
   Step upstreamGone(Client* c);
   Step finishExchange(Client* c);
   Step nextRequest(Client* c);
   void reply(Client* c, int status, std::string_view text, std::string_view location,
-             bool close);
+             bool close, bool asIs = false);
+  void startMirror(Client* c);
+  void onMirrorEvent(Mirror* m, uint32_t ev);
+  void closeMirror(Mirror* m);
   // io
   ssize_t readSome(int fd, Buffer& b, bool& readable, bool& eof);
   Step flushClient(Client* c, const char* body, size_t bodyLen, size_t* bodySent);
@@ -303,6 +383,10 @@ private:
   std::vector<Client*> freeClients_, deadClients_;
   std::vector<std::unique_ptr<Upstream>> upstreamStore_;
   std::vector<Upstream*> freeUpstreams_, deadUpstreams_;
+  std::vector<std::unique_ptr<Mirror>> mirrorStore_;
+  std::vector<Mirror*> freeMirrors_, deadMirrors_;
+  Mirror* mirrors_ = nullptr; // every mirror in flight, for timeouts and stop
+  size_t liveMirrors_ = 0;
   std::unordered_map<EndpointKey, std::vector<Upstream*>, EndpointHash> pool_;
   std::unordered_map<EndpointKey, uint64_t, EndpointHash> ejectedUntil_;
   size_t pooled_ = 0;
@@ -316,6 +400,8 @@ private:
   std::atomic<uint32_t> drainMs_{0};
   bool draining_ = false;
   uint64_t drainDeadline_ = 0;
+  uint64_t nextSweep_ = 0; // the next timeout sweep: every kTickMs, sooner for a timer due
+  std::minstd_rand rng_{std::random_device{}()}; // back-off jitter
 };
 
 // --- setup -------------------------------------------------------------------
@@ -427,9 +513,14 @@ ListenAddr Worker::boundAddr(size_t i) const {
 
 void Worker::run() {
   epoll_event events[kMaxEvents];
-  uint64_t nextSweep = nowMs() + kTickMs;
+  now_ = nowMs();
+  nextSweep_ = now_ + kTickMs;
   for (;;) {
-    int timeout = (liveClients_ > 0 || pooled_ > 0 || draining_) ? static_cast<int>(kTickMs) : -1;
+    int timeout = -1;
+    if (liveClients_ > 0 || pooled_ > 0 || liveMirrors_ > 0 || draining_) {
+      uint64_t due = nextSweep_ > now_ ? nextSweep_ - now_ : 0;
+      timeout = static_cast<int>(std::min<uint64_t>(due, kTickMs));
+    }
     int n = ::epoll_wait(epfd_, events, kMaxEvents, timeout);
     if (n < 0 && errno != EINTR) {
       break;
@@ -450,6 +541,9 @@ void Worker::run() {
       case Kind::kUpstream:
         onUpstreamEvent(static_cast<Upstream*>(h), events[i].events);
         break;
+      case Kind::kMirror:
+        onMirrorEvent(static_cast<Mirror*>(h), events[i].events);
+        break;
       case Kind::kWake: {
         uint64_t v;
         (void)!::read(wake_.fd, &v, sizeof(v));
@@ -463,12 +557,14 @@ void Worker::run() {
     deadClients_.clear();
     freeUpstreams_.insert(freeUpstreams_.end(), deadUpstreams_.begin(), deadUpstreams_.end());
     deadUpstreams_.clear();
+    freeMirrors_.insert(freeMirrors_.end(), deadMirrors_.begin(), deadMirrors_.end());
+    deadMirrors_.clear();
     if (stop_.load(std::memory_order_acquire) && !draining_) {
       beginDrain();
     }
-    if (now_ >= nextSweep) {
-      sweep(now_);
-      nextSweep = now_ + kTickMs;
+    if (now_ >= nextSweep_) {
+      nextSweep_ = now_ + kTickMs;
+      sweep(now_); // may move nextSweep_ sooner
     }
     if (draining_ && (liveClients_ == 0 || now_ >= drainDeadline_)) {
       while (clients_ != nullptr) {
@@ -478,6 +574,9 @@ void Worker::run() {
         while (!list.empty()) {
           closeUpstream(list.back());
         }
+      }
+      while (mirrors_ != nullptr) {
+        closeMirror(mirrors_);
       }
       break;
     }
@@ -507,6 +606,9 @@ void Worker::sweep(uint64_t now) {
   for (Client* c = clients_; c != nullptr;) {
     Client* next = c->next;
     Upstream* u = c->up;
+    if (c->delayUntil > now) {
+      wakeAt(c->delayUntil); // not due yet: the loop wakes for it, not a tick later
+    }
     if (c->delayUntil != 0 && now >= c->delayUntil) {
       c->delayUntil = 0;
       startUpstream(c);
@@ -538,8 +640,18 @@ void Worker::sweep(uint64_t now) {
         closeClient(c);
         break;
       }
+    } else if (c->tryDeadline != 0 && now >= c->tryDeadline) {
+      tryTimedOut(c);
+      drive(c);
     }
     c = next;
+  }
+  for (Mirror* m = mirrors_; m != nullptr;) {
+    Mirror* next = m->next;
+    if (now >= m->deadline) {
+      closeMirror(m); // a slow mirror is given up, never waited for
+    }
+    m = next;
   }
   for (auto& [key, list] : pool_) {
     for (size_t i = 0; i < list.size();) {
@@ -860,10 +972,13 @@ void Worker::onRequestHead(Client* c) {
   c->upgradeReq = h.upgrade;
   c->forceFresh = false;
   c->tries = 0;
-  c->resets = 0;
-  c->delayUntil = 0;
+  c->retried = 0;
+  c->relayed = false;
+  c->replay = true;
+  c->delayUntil = c->tryDeadline = 0;
   c->startMs = now_;
   c->sendPos = c->parsePos; // the raw head is not forwarded; upHead replaces it
+  c->bodyStart = c->parsePos;
   if (h.isConnect) {
     reply(c, 501, "CONNECT is not supported", {}, true);
     return;
@@ -885,13 +1000,19 @@ void Worker::onRequestHead(Client* c) {
     c->respEdits = c->ownEdits;
   }
   if (c->d.kind == Decision::Kind::kRespond || c->d.endpoints.empty()) {
-    std::string_view why = c->d.reason.empty() ? std::string_view("no route") : c->d.reason;
+    bool asIs = c->d.kind == Decision::Kind::kRespond && c->d.direct;
+    std::string_view why = asIs                 ? c->d.body
+                           : c->d.reason.empty() ? std::string_view("no route")
+                                                 : c->d.reason;
     reply(c, c->d.kind == Decision::Kind::kRespond ? c->d.status : 503, why, c->d.location,
-          c->reqHasBody || c->closeAfter);
+          c->reqHasBody || c->closeAfter, asIs);
     return;
   }
   writeUpstreamRequest(h, c->d, scratch_, c->upHead);
   c->upHeadOff = 0;
+  if (!c->d.mirrorEndpoints.empty()) {
+    writeUpstreamRequest(h, c->d, scratch_, c->shadowHead, true);
+  }
   c->phase = Phase::kExchange;
   // While the request body streams, a stall is an idle timeout; the route's timeout
   // runs from the end of the request (as Envoy's route timeout does).
@@ -902,6 +1023,7 @@ void Worker::onRequestHead(Client* c) {
     // The sweep starts it, so the delay has the tick's granularity.
     c->delayUntil = now_ + c->d.delayMs;
     c->deadline = c->delayUntil + opt_.idleTimeoutMs;
+    wakeAt(c->delayUntil);
     return;
   }
   startUpstream(c);
@@ -927,11 +1049,13 @@ uint64_t Worker::ejectedSince(const EndpointKey& key) {
 void Worker::startUpstream(Client* c) {
   const Decision& d = c->d;
   size_t n = d.endpoints.size();
-  // Two passes over the endpoints from `first`: the healthy ones, then the ones ejected
-  // before this request (the last chance when every endpoint looks down).
-  while (c->tries < 2 * n) {
-    bool lastChance = c->tries >= n;
-    const Endpoint& ep = d.endpoints[(d.first + c->tries % n) % n];
+  // Two passes over the endpoints from the walk's position: the healthy ones, then the
+  // ones ejected before this request (the last chance when every endpoint looks down).
+  // The walk only moves forward, so a retry goes to an endpoint not tried yet while there
+  // is one (Envoy's previous_hosts predicate, which Istio configures).
+  for (size_t scanned = 0; scanned < 2 * n; ++scanned) {
+    bool lastChance = scanned >= n;
+    const Endpoint& ep = d.endpoints[(d.first + c->tries) % n];
     EndpointKey key;
     key.addr = ep.addr.bytes;
     key.port = ep.port;
@@ -977,7 +1101,12 @@ void Worker::startUpstream(Client* c) {
           u->fd = -1;
         }
         freeUpstreams_.push_back(u);
-        ++c->tries; // refused, unreachable, no route: the next endpoint
+        ++c->tries; // refused, unreachable, no route: the next endpoint, if retries allow
+        if (!mayRetry(c, kOnConnectFailure)) {
+          break;
+        }
+        ++c->retried;
+        retries.fetch_add(1, std::memory_order_relaxed);
         continue;
       }
       upstreamConnects.fetch_add(1, std::memory_order_relaxed);
@@ -997,11 +1126,17 @@ void Worker::startUpstream(Client* c) {
     u->resp.setNoBody(c->isHead);
     c->up = u;
     c->forceFresh = false;
+    armTry(c);
     return;
   }
+  noEndpoint(c);
+}
+
+void Worker::noEndpoint(Client* c) {
   if (!c->d.fallbackEndpoints.empty()) {
     // ASM fallback case noavailabled: no endpoint of the chosen subset accepted the
-    // connection, so the fallback subset's endpoints are tried the same way (once).
+    // connection (or the retries ran out on them), so the fallback subset's endpoints are
+    // tried the same way, once: its first attempt is not a retry.
     c->d.endpoints = c->d.fallbackEndpoints;
     c->d.first = c->d.fallbackFirst;
     c->d.cluster = c->d.fallbackCluster;
@@ -1013,7 +1148,7 @@ void Worker::startUpstream(Client* c) {
   }
   c->up = nullptr;
   reply(c, 503, "upstream connect error: no endpoint accepted the connection", {},
-        !c->reqDone);
+        !c->reqDone && c->reqHasBody);
 }
 
 void Worker::connectFailed(Client* c) {
@@ -1022,8 +1157,85 @@ void Worker::connectFailed(Client* c) {
   ejectedUntil_[u->key] = now_ + kEjectMs;
   closeUpstream(u);
   ++c->tries;
+  if (!mayRetry(c, kOnConnectFailure)) {
+    noEndpoint(c);
+    return;
+  }
+  ++c->retried;
   retries.fetch_add(1, std::memory_order_relaxed);
+  c->tryDeadline = 0;
   startUpstream(c);
+}
+
+bool Worker::mayRetry(const Client* c, uint32_t conditions) const {
+  // Never once the client saw a byte of an answer; a request sent in part only while all
+  // of it is still here (a connect failure sent nothing, so it needs no replay).
+  int budget = c->d.retries >= 0 ? c->d.retries : opt_.retries;
+  return (c->d.retryOn & conditions) != 0 && c->retried < budget && !c->relayed &&
+         !c->respHeadSent && (c->replay || conditions == kOnConnectFailure);
+}
+
+void Worker::retry(Client* c, bool backoff) {
+  ++c->retried;
+  ++c->tries; // another endpoint, while there is one not tried
+  retries.fetch_add(1, std::memory_order_relaxed);
+  c->sendPos = c->bodyStart; // the whole request again: head, then the kept body
+  c->upHeadOff = 0;
+  c->tryDeadline = 0;
+  if (!backoff) {
+    startUpstream(c);
+    return;
+  }
+  uint64_t mult = (uint64_t{1} << std::min(c->retried, 8)) - 1;
+  uint64_t cap = std::min(mult * kBackoffBaseMs, kBackoffMaxMs);
+  c->delayUntil = now_ + 1 + rng_() % cap; // never 0: 0 means no delay
+  wakeAt(c->delayUntil);
+}
+
+void Worker::armTry(Client* c) {
+  uint32_t t = c->d.perTryTimeoutMs;
+  c->tryDeadline = c->reqDone && c->up != nullptr && t != 0 && t != kNoTimeout ? now_ + t : 0;
+}
+
+void Worker::tryTimedOut(Client* c) {
+  c->tryDeadline = 0;
+  if (c->phase != Phase::kExchange || c->up == nullptr || c->respHeadSent || c->relayed) {
+    return; // Envoy: once the response started downstream, only the route timeout counts
+  }
+  if (c->up->connecting) {
+    connectFailed(c); // not even connected within the attempt's time: a connect failure
+    return;
+  }
+  Upstream* u = c->up;
+  c->up = nullptr;
+  closeUpstream(u);
+  if (mayRetry(c, kOnReset)) {
+    retry(c, true);
+    return;
+  }
+  reply(c, 504, "upstream per try timeout", {}, !c->reqDone);
+}
+
+bool Worker::keepForReplay(Client* c) {
+  // Keeps the request body in `in` for a retry: compacts, then grows up to the head plus
+  // --retry-buffer-bytes. A body larger than that streams on as before, unreplayable.
+  if (!c->replay || c->in.len < c->in.cap) {
+    return c->replay;
+  }
+  if (c->msgStart > 0) {
+    size_t drop = c->msgStart;
+    c->in.drop(drop);
+    c->msgStart = 0;
+    c->bodyStart -= drop;
+    c->parsePos -= drop;
+    c->sendPos -= drop;
+    return true;
+  }
+  if (c->in.grow(c->bodyStart + opt_.retryBufferBytes)) {
+    return true;
+  }
+  c->replay = false;
+  return false;
 }
 
 Upstream* Worker::takeIdle(const EndpointKey& key) {
@@ -1085,20 +1297,20 @@ void Worker::closeUpstream(Upstream* u) {
 
 Step Worker::upstreamGone(Client* c) {
   Upstream* u = c->up;
-  // Nothing of a response arrived. A pooled connection the server had closed (the
-  // keep-alive race) or a request nobody read can be sent again: always on a fresh
-  // connection when it was reused, within the retry budget otherwise (RFC 9110 9.2.2:
-  // only idempotent requests whose bytes are all still here).
-  bool replayable = u->sent == 0 || (c->idempotent && !c->reqHasBody);
-  int budget = c->d.retries >= 0 ? c->d.retries : opt_.retries;
-  if (!u->gotBytes && replayable && (u->reused || c->resets < budget)) {
-    if (!u->reused) {
-      ++c->resets;
-      c->tries = (c->tries + 1) % c->d.endpoints.size(); // resets are not connect failures
-    }
-    c->forceFresh = true;
+  // The connection ended before a response head. A pooled connection the server had
+  // closed (the keep-alive race) is not the endpoint's fault: the request goes again on a
+  // fresh connection to the same endpoint, outside the retry budget, when nothing of a
+  // response came and it is safe (RFC 9110 9.2.2: nothing was written, or an idempotent
+  // request whose bytes are all still here). Otherwise it is Envoy's reset, retried when
+  // the route's retryOn says so.
+  if (u->reused && !u->gotBytes && !c->relayed &&
+      (u->sent == 0 || (c->idempotent && c->replay))) {
     c->up = nullptr;
     closeUpstream(u);
+    c->forceFresh = true;
+    if (c->replay) {
+      c->sendPos = c->bodyStart;
+    }
     c->upHeadOff = 0;
     retries.fetch_add(1, std::memory_order_relaxed);
     startUpstream(c);
@@ -1106,6 +1318,10 @@ Step Worker::upstreamGone(Client* c) {
   }
   c->up = nullptr;
   closeUpstream(u);
+  if (mayRetry(c, kOnReset | (u->sent == 0 ? retry_on::kResetBeforeRequest : 0))) {
+    retry(c, true);
+    return Step::kProgress;
+  }
   if (!c->respHeadSent) {
     reply(c, 502, "upstream reset before response", {}, true);
     return Step::kProgress;
@@ -1131,6 +1347,10 @@ Step Worker::stepExchange(Client* c) {
     if (e == ParseEvent::kComplete || e == ParseEvent::kUpgrade) {
       c->reqDone = true;
       c->deadline = now_ + c->requestDeadlineMs;
+      armTry(c);
+      if (!c->d.mirrorEndpoints.empty() && e == ParseEvent::kComplete) {
+        startMirror(c);
+      }
       moved = true;
     } else if (e == ParseEvent::kError) {
       // A bad chunk inside the body: the upstream got part of it. Stop both sides.
@@ -1150,7 +1370,9 @@ Step Worker::stepExchange(Client* c) {
     moved = true;
   }
   if (!c->reqDone) {
-    reclaim(c->in, c->msgStart, c->parsePos, c->sendPos, false);
+    if (!keepForReplay(c)) {
+      reclaim(c->in, c->msgStart, c->parsePos, c->sendPos, false);
+    }
     if (readSome(c->fd, c->in, c->readable, c->eof) > 0) {
       c->deadline = now_ + opt_.idleTimeoutMs;
       moved = true;
@@ -1224,7 +1446,13 @@ Step Worker::stepExchange(Client* c) {
           // cannot take them (RFC 9110 15.2).
           if (!c->http10) {
             writeDownstreamResponse(h, {}, false, false, scratch_, c->out);
+            c->relayed = true; // the client may act on it: no retry from here on
           }
+        } else if (mayRetry(c, retryConditions(c->d, h.status))) {
+          c->up = nullptr; // the answer is dropped with its connection (Envoy resets it)
+          closeUpstream(u);
+          retry(c, true);
+          return Step::kProgress;
         } else {
           // A body that ends at EOF cannot be followed by another response.
           bool delimited = h.chunked || h.contentLength || c->isHead || h.status == 204 ||
@@ -1272,6 +1500,7 @@ Step Worker::stepExchange(Client* c) {
 Step Worker::finishExchange(Client* c) {
   Upstream* u = c->up;
   c->up = nullptr;
+  c->tryDeadline = 0;
   bool reusable = c->reqDone && c->sendPos == c->parsePos &&
                   c->upHeadOff == c->upHead.size() && u->resp.head().keepAlive && !u->eof &&
                   u->parsePos == u->in.len;
@@ -1297,22 +1526,28 @@ Step Worker::nextRequest(Client* c) {
   c->deadline = now_ + opt_.idleTimeoutMs;
   if (c->parsePos == c->in.len) {
     c->in.len = c->msgStart = c->sendPos = c->parsePos = 0;
+    if (c->in.cap > opt_.bufferBytes) {
+      c->in.data.reset(); // grown to keep a body for a retry: back to the normal size
+      c->in.cap = 0;
+      c->in.ensure(opt_.bufferBytes);
+    }
   }
   return Step::kProgress;
 }
 
 void Worker::reply(Client* c, int status, std::string_view text, std::string_view location,
-                   bool close) {
+                   bool close, bool asIs) {
   localReplies.fetch_add(1, std::memory_order_relaxed);
   if (c->up != nullptr) {
     Upstream* u = c->up;
     c->up = nullptr;
     closeUpstream(u);
   }
+  c->delayUntil = c->tryDeadline = 0; // no timer may start an upstream for this request now
   c->closeAfter = c->closeAfter || close || draining_;
   c->out.clear();
   c->outOff = 0;
-  writeLocalResponse(status, text, location, c->closeAfter, c->out);
+  writeLocalResponse(status, text, location, c->closeAfter, c->out, asIs);
   c->phase = Phase::kReply;
 }
 
@@ -1324,6 +1559,15 @@ Step Worker::stepReply(Client* c) {
   }
   if (!c->out.empty()) {
     return s;
+  }
+  if (!c->closeAfter && !c->reqDone) {
+    // Answered from the head (no route, redirect, directResponse, fault abort): the end
+    // of the bodiless request is still in the parser, to be taken before the next head.
+    size_t used = 0;
+    size_t at = c->parsePos - c->msgStart;
+    if (c->req.execute(c->in.at(c->msgStart), at, at, &used) != ParseEvent::kComplete) {
+      c->closeAfter = true;
+    }
   }
   if (c->closeAfter) {
     ::shutdown(c->fd, SHUT_WR);
@@ -1397,6 +1641,107 @@ Step Worker::stepTunnel(Client* c) {
   return moved ? Step::kProgress : Step::kIdle;
 }
 
+// --- mirror ------------------------------------------------------------------
+
+void Worker::startMirror(Client* c) {
+  // Fire and forget: a copy of the whole request (the kept body, so one that outgrew
+  // --retry-buffer-bytes is not copied) to one endpoint of the mirror cluster. Nothing
+  // of it reaches the client or delays the request; past maxMirrors copies are dropped.
+  if (!c->replay || liveMirrors_ >= opt_.maxMirrors) {
+    mirrorsDropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const Endpoint& ep = c->d.mirrorEndpoints[c->d.mirrorFirst];
+  sockaddr_storage addr{};
+  socklen_t len = toSockaddr(ep.addr, ep.port, &addr);
+  int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    mirrorsDropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (freeMirrors_.empty()) {
+    mirrorStore_.push_back(std::make_unique<Mirror>());
+    freeMirrors_.push_back(mirrorStore_.back().get());
+  }
+  Mirror* m = freeMirrors_.back();
+  freeMirrors_.pop_back();
+  m->fd = fd;
+  m->outOff = 0;
+  m->out.assign(c->shadowHead);
+  m->out.append(c->in.at(c->bodyStart), c->parsePos - c->bodyStart);
+  m->deadline = now_ + opt_.requestTimeoutMs;
+  linkFront(mirrors_, m);
+  ++liveMirrors_;
+  mirrors.fetch_add(1, std::memory_order_relaxed);
+  int one = 1;
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = m;
+  bool ok = ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 &&
+            (opt_.mark == 0 ||
+             ::setsockopt(fd, SOL_SOCKET, SO_MARK, &opt_.mark, sizeof(opt_.mark)) == 0) &&
+            ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+  int rc = ok ? ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) : -1;
+  if (!ok || (rc != 0 && errno != EINPROGRESS)) {
+    closeMirror(m);
+    return;
+  }
+  m->connecting = rc != 0; // the first EPOLLOUT says it connected (or why not)
+}
+
+void Worker::onMirrorEvent(Mirror* m, uint32_t ev) {
+  if (ev & (EPOLLERR | EPOLLHUP)) {
+    closeMirror(m); // refused, reset, or done
+    return;
+  }
+  if (ev & EPOLLOUT) {
+    m->connecting = false;
+  }
+  while (!m->connecting && m->outOff < m->out.size()) {
+    ssize_t n = ::send(m->fd, m->out.data() + m->outOff, m->out.size() - m->outOff,
+                       MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      if (errno != EAGAIN) {
+        closeMirror(m);
+        return;
+      }
+      break;
+    }
+    m->outOff += static_cast<size_t>(n);
+  }
+  if (ev & (EPOLLIN | EPOLLRDHUP)) {
+    char sink[16384];
+    for (;;) {
+      ssize_t n = ::recv(m->fd, sink, sizeof(sink), 0);
+      if (n > 0) {
+        continue; // the answer is not wanted
+      }
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n == 0 || errno != EAGAIN) {
+        closeMirror(m); // the answer ended (Connection: close), or the connection did
+        return;
+      }
+      break;
+    }
+  }
+}
+
+void Worker::closeMirror(Mirror* m) {
+  ::close(m->fd);
+  m->fd = -1;
+  unlink(mirrors_, m);
+  --liveMirrors_;
+  if (m->out.capacity() > opt_.bufferBytes) {
+    std::string().swap(m->out); // a large body's copy: give the memory back
+  }
+  deadMirrors_.push_back(m);
+}
+
 // --- lifecycle ---------------------------------------------------------------
 
 Client* Worker::newClient() {
@@ -1426,12 +1771,7 @@ Client* Worker::newClient() {
   c->upHead.clear();
   c->upHeadOff = 0;
   c->up = nullptr;
-  c->prev = nullptr;
-  c->next = clients_;
-  if (clients_ != nullptr) {
-    clients_->prev = c;
-  }
-  clients_ = c;
+  linkFront(clients_, c);
   ++liveClients_;
   return c;
 }
@@ -1445,15 +1785,7 @@ void Worker::closeClient(Client* c) {
   ::close(c->fd);
   c->fd = -1;
   c->table.reset();
-  if (c->prev != nullptr) {
-    c->prev->next = c->next;
-  } else {
-    clients_ = c->next;
-  }
-  if (c->next != nullptr) {
-    c->next->prev = c->prev;
-  }
-  c->prev = c->next = nullptr;
+  unlink(clients_, c);
   --liveClients_;
   // A buffer grown for one large head goes back to the normal size.
   if (c->in.cap > opt_.bufferBytes) {
@@ -1555,6 +1887,8 @@ EngineStats Engine::stats() const {
     s.retries += w->retries.load(std::memory_order_relaxed);
     s.localReplies += w->localReplies.load(std::memory_order_relaxed);
     s.fallbacks += w->fallbacks.load(std::memory_order_relaxed);
+    s.mirrors += w->mirrors.load(std::memory_order_relaxed);
+    s.mirrorsDropped += w->mirrorsDropped.load(std::memory_order_relaxed);
   }
   return s;
 }

@@ -41,8 +41,14 @@ struct EngineOptions {
   uint32_t requestTimeoutMs = 15000;   // request end to response end, unless the route says
   uint32_t upstreamIdleTimeoutMs = 30000; // pooled idle upstream connection
   uint32_t tunnelIdleTimeoutMs = 3600000; // upgraded (WebSocket) connections
-  int retries = 2;                     // resets before a response, unless the route says
+  int retries = kDefaultRetryAttempts; // retries when the route sets none (Istio: 2)
+  /** A request body is kept for a retry while it fits in this many bytes (Envoy's request
+   * buffer limit); a larger one streams and is never retried (past a connect failure). */
+  size_t retryBufferBytes = 64 * 1024;
   size_t maxIdlePerEndpoint = 64;      // pooled idle connections per endpoint and thread
+  /** Istio mirror copies in flight per thread; more are dropped (and counted), so a slow
+   * mirror costs at most this many requests' bytes, never the primary's time. */
+  size_t maxMirrors = 256;
 };
 
 /** Counters summed over threads (approximate while running). */
@@ -50,6 +56,8 @@ struct EngineStats {
   uint64_t accepted = 0, requests = 0, upstreamConnects = 0, upstreamReuses = 0, retries = 0;
   uint64_t localReplies = 0;
   uint64_t fallbacks = 0; // requests sent to an ASM noavailabled fallback subset
+  uint64_t mirrors = 0;        // Istio mirror copies sent
+  uint64_t mirrorsDropped = 0; // copies not sent: over maxMirrors, or a body not kept
 };
 
 class Worker;

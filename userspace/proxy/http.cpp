@@ -387,7 +387,7 @@ void endToEndFields(const ParsedHead& head, bool keepUpgrade, std::vector<OutFie
 }
 
 void writeUpstreamRequest(const ParsedHead& head, const Decision& d, std::vector<OutField>& scratch,
-                          std::string& out) {
+                          std::string& out, bool shadow) {
   out.clear();
   out.append(head.method);
   out.push_back(' ');
@@ -406,10 +406,19 @@ void writeUpstreamRequest(const ParsedHead& head, const Decision& d, std::vector
   // is Content-Length or close-delimited and passes through unchanged.
   out.append(head.httpMinor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n", 11);
   std::string_view host = d.rewriteAuthority.empty() ? head.host : d.rewriteAuthority;
-  if (!host.empty()) {
+  if (shadow && !host.empty()) {
+    // "reviews:9080" -> "reviews-shadow:9080"; a bracketed IPv6 literal keeps its colons.
+    size_t colon = host.rfind(':');
+    if (colon == std::string_view::npos || host.find(']', colon) != std::string_view::npos) {
+      colon = host.size();
+    }
+    out.append("host: ").append(host.substr(0, colon)).append("-shadow");
+    out.append(host.substr(colon)).append("\r\n");
+  } else if (!host.empty()) {
     appendField(out, "host", host);
   }
-  endToEndFields(head, head.upgrade, scratch);
+  bool upgrade = head.upgrade && !shadow;
+  endToEndFields(head, upgrade, scratch);
   applyEdits(scratch, d.requestEdits);
   if (!d.tagHeader.empty() && !d.tagValue.empty()) {
     for (OutField& f : scratch) {
@@ -420,7 +429,9 @@ void writeUpstreamRequest(const ParsedHead& head, const Decision& d, std::vector
     scratch.push_back({d.tagHeader, d.tagValue});
   }
   appendFields(out, scratch);
-  if (head.upgrade) {
+  if (shadow) {
+    out.append("connection: close\r\n"); // the answer ends at EOF and is thrown away
+  } else if (upgrade) {
     out.append("connection: upgrade\r\n");
   } else if (head.httpMinor == 0) {
     out.append("connection: keep-alive\r\n"); // so the pooled connection survives
@@ -456,13 +467,16 @@ void writeDownstreamResponse(const ParsedHead& head, std::span<const HeaderEdit>
 }
 
 void writeLocalResponse(int status, std::string_view text, std::string_view location, bool close,
-                        std::string& out) {
+                        std::string& out, bool asIs) {
   out.append("HTTP/1.1 ");
   appendNum(out, status);
   out.push_back(' ');
   out.append(http_status_str(static_cast<http_status>(status)));
-  out.append("\r\ncontent-type: text/plain\r\ncontent-length: ");
-  appendNum(out, text.size() + 1);
+  if (!asIs || !text.empty()) {
+    out.append("\r\ncontent-type: text/plain");
+  }
+  out.append("\r\ncontent-length: ");
+  appendNum(out, text.size() + (asIs ? 0 : 1));
   out.append("\r\n", 2);
   if (!location.empty()) {
     appendField(out, "location", location);
@@ -472,7 +486,9 @@ void writeLocalResponse(int status, std::string_view text, std::string_view loca
   }
   out.append("\r\n", 2);
   out.append(text);
-  out.push_back('\n');
+  if (!asIs) {
+    out.push_back('\n');
+  }
 }
 
 } // namespace veer::proxy

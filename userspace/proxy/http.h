@@ -134,9 +134,13 @@ void applyEdits(std::vector<OutField>& fields, std::span<const HeaderEdit> edits
  */
 void endToEndFields(const ParsedHead& head, bool keepUpgrade, std::vector<OutField>& out);
 
-/** Writes the upstream request head for a forwarded request into out (cleared first). */
+/**
+ * Writes the upstream request head for a forwarded request into out (cleared first). A
+ * shadow (Istio mirror) goes to host "<authority>-shadow" (before any port, as Envoy
+ * does) with Connection: close, and is never an upgrade.
+ */
 void writeUpstreamRequest(const ParsedHead& head, const Decision& d, std::vector<OutField>& scratch,
-                          std::string& out);
+                          std::string& out, bool shadow = false);
 
 /**
  * Appends the downstream response head to out (after interim ones already there). close: the proxy closes the client connection
@@ -146,8 +150,12 @@ void writeDownstreamResponse(const ParsedHead& head, std::span<const HeaderEdit>
                              bool close, bool keepAlive10, std::vector<OutField>& scratch,
                              std::string& out);
 
-/** Appends a response the proxy makes itself: the reason text as body, Location if set. */
+/**
+ * Appends a response the proxy makes itself, Location if set. The body is the reason text
+ * and a newline (text/plain), or with asIs exactly text: a directResponse body, which
+ * Envoy sends as text/plain when it is not empty.
+ */
 void writeLocalResponse(int status, std::string_view text, std::string_view location, bool close,
-                        std::string& out);
+                        std::string& out, bool asIs = false);
 
 } // namespace veer::proxy

@@ -107,7 +107,7 @@ struct Rule {
   uint32_t timeoutMs = 0;
   int retries = -1;
   uint32_t perTryTimeoutMs = 0;
-  std::string retryOn;
+  RetryOn retryOn;
   uint32_t abortPpm = 0; // fault.abort share in parts per million
   int abortStatus = 0;
   mutable std::atomic<uint64_t> abortCount{0};
@@ -116,7 +116,12 @@ struct Rule {
   mutable std::atomic<uint64_t> delayCount{0};
   bool redirect = false;
   std::string redirectUri, redirectAuthority, redirectScheme;
+  int redirectCode = kDefaultRedirectCode;
+  int mirror = -1;        // Istio mirror: the cluster a copy of each request goes to
+  uint32_t mirrorPpm = 0; // mirrorPercentage in parts per million
+  mutable std::atomic<uint64_t> mirrorCount{0};
   int directStatus = 0;
+  std::string directBody;
 };
 
 struct Service {
@@ -367,9 +372,20 @@ Status compile(Spec spec, Table* impl) {
           *out = *ms == 0 ? zero : *ms;
         }
       }
-      rule->retryOn = a.retryOn;
+      // Istio: an unset retryOn keeps the default policy's conditions and codes.
+      rule->retryOn = defaultRetryOn();
+      if (!a.retryOn.empty()) {
+        Result<RetryOn> on = parseRetryOn(a.retryOn);
+        if (!on) {
+          return Error{0, rp + ".retryOn: " + on.error().message};
+        }
+        rule->retryOn = std::move(*on);
+      }
       rule->retries =
           a.retryAttempts < 0 ? -1 : static_cast<int>(std::min<int64_t>(a.retryAttempts, 1000));
+      if (rule->retries == 0) {
+        rule->perTryTimeoutMs = 0; // Istio: attempts 0 drops the whole retry policy
+      }
       if (a.faultAbortStatus != 0) {
         if (a.faultAbortStatus < 200 || a.faultAbortStatus > 599) {
           return Error{0, rp + ".fault.abort.status: " + std::to_string(a.faultAbortStatus) +
@@ -381,8 +397,25 @@ Status compile(Spec spec, Table* impl) {
       if (!a.faultDelay.empty()) {
         rule->delayPpm = ppm(a.faultDelayPercent);
       }
+      if (a.mirror) {
+        uint16_t mport = a.mirror->port != 0 ? a.mirror->port : ss.port;
+        rule->mirror = findCluster(svc, hostRef(a.mirror->host, ss.ns, ss.ns, ss.name),
+                                   a.mirror->subset, mport);
+        if (rule->mirror < 0) {
+          return Error{0, rp + ".mirror: no cluster for host '" + a.mirror->host + "' subset '" +
+                              a.mirror->subset + "' port " + std::to_string(mport)};
+        }
+        rule->mirrorPpm = ppm(a.mirrorPercent);
+      }
       if (!a.redirect.empty()) {
         parseRedirect(a.redirect, *rule);
+        if (a.redirectCode != 0) {
+          if (a.redirectCode < 300 || a.redirectCode > 399) {
+            return Error{0, rp + ".redirectCode: " + std::to_string(a.redirectCode) +
+                                " out of range 300..399"};
+          }
+          rule->redirectCode = static_cast<int>(a.redirectCode);
+        }
       }
       if (a.directResponseStatus != 0) {
         if (a.directResponseStatus < 200 || a.directResponseStatus > 599) {
@@ -390,6 +423,12 @@ Status compile(Spec spec, Table* impl) {
                               " out of range 200..599"};
         }
         rule->directStatus = static_cast<int>(a.directResponseStatus);
+        if (a.directResponseBody.size() > kMaxDirectResponseBody) {
+          return Error{0, rp + ".directResponse.body: " +
+                              std::to_string(a.directResponseBody.size()) + " bytes, over " +
+                              std::to_string(kMaxDirectResponseBody)};
+        }
+        rule->directBody = a.directResponseBody;
       }
       std::vector<uint8_t> weights;
       int sum = 0;
@@ -522,6 +561,9 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
         }
         needPods = needPods || !m.sourceLabels.empty() || !m.sourceNamespace.empty();
       }
+      if (const auto& m = pr.rule.actions.mirror) {
+        ports.insert({hostRef(m->host, ps.ns, ps.ns, ps.name), m->port != 0 ? m->port : ps.port});
+      }
       for (const RouteDestination& d : pr.rule.destinations) {
         uint16_t port = d.port != 0 ? d.port : ps.port;
         ports.insert({hostRef(d.host, ps.ns, ps.ns, ps.name), port});
@@ -558,6 +600,19 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
           sc.endpoints.push_back(Endpoint{b.addr, b.port, b.pod});
         }
         ss.clusters.push_back(std::move(sc));
+      }
+    }
+    // A mirror to a host or subset the plan does not know cannot be served: the copy is
+    // dropped (Envoy's shadow to an unknown cluster), the routing stays.
+    for (PlanRoute& pr : ss.routes) {
+      if (auto& m = pr.rule.actions.mirror) {
+        std::string ref = hostRef(m->host, ps.ns, ps.ns, ps.name);
+        uint16_t port = m->port != 0 ? m->port : ps.port;
+        if (std::none_of(ss.clusters.begin(), ss.clusters.end(), [&](const SpecCluster& c) {
+              return c.service == ref && c.subset == m->subset && c.port == port;
+            })) {
+          m.reset();
+        }
       }
     }
     spec.services.push_back(std::move(ss));
@@ -712,7 +767,7 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
         location.append("?").append(rv.query);
       }
     }
-    d.status = 301;
+    d.status = rule->redirectCode;
     d.reason = "redirect";
     d.location = location;
     return d;
@@ -720,6 +775,8 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   if (rule->directStatus != 0) {
     d.status = rule->directStatus;
     d.reason = "direct response";
+    d.direct = true;
+    d.body = rule->directBody;
     return d;
   }
 
@@ -827,7 +884,16 @@ Decision RouteTable::route(const RequestHead& req, const Origin& origin) const {
   d.timeoutMs = rule->timeoutMs;
   d.retries = rule->retries;
   d.perTryTimeoutMs = rule->perTryTimeoutMs;
-  d.retryOn = rule->retryOn;
+  d.retryOn = rule->retryOn.conditions;
+  d.retryStatuses = rule->retryOn.statuses;
+  if (rule->mirror >= 0) {
+    const Cluster& m = *svc.clusters[rule->mirror];
+    if (!m.endpoints.empty() && inShare(rule->mirrorCount, rule->mirrorPpm)) {
+      d.mirrorEndpoints = m.endpoints;
+      d.mirrorFirst = m.next.fetch_add(1, std::memory_order_relaxed) % m.endpoints.size();
+      d.mirrorCluster = m.name;
+    }
+  }
   return d;
 }
 
@@ -992,6 +1058,9 @@ Json routeJson(const PlanRoute& pr) {
   Json dests = Json::array();
   for (const RouteDestination& d : r.destinations) {
     Json dj = {{"field", d.field}, {"subset", d.subset}};
+    if (!d.host.empty()) {
+      dj["host"] = d.host;
+    }
     if (d.port != 0) {
       dj["port"] = d.port;
     }
@@ -1003,6 +1072,9 @@ Json routeJson(const PlanRoute& pr) {
     }
     if (d.fallback) {
       dj["fallback"] = {{"subset", d.fallback->subset}, {"cases", d.fallback->cases}};
+      if (!d.fallback->host.empty()) {
+        dj["fallback"]["host"] = d.fallback->host;
+      }
       if (d.fallback->port != 0) {
         dj["fallback"]["port"] = d.fallback->port;
       }
@@ -1038,11 +1110,26 @@ Json routeJson(const PlanRoute& pr) {
   if (!a.faultDelay.empty()) {
     j["delay"] = {{"fixed", a.faultDelay}, {"percent", a.faultDelayPercent}};
   }
+  if (a.mirror) {
+    j["mirror"] = {{"host", a.mirror->host}, {"subset", a.mirror->subset}};
+    if (a.mirror->port != 0) {
+      j["mirror"]["port"] = a.mirror->port;
+    }
+    if (a.mirrorPercent >= 0) {
+      j["mirror"]["percent"] = a.mirrorPercent;
+    }
+  }
   if (!a.redirect.empty()) {
     j["redirect"] = a.redirect;
   }
+  if (a.redirectCode != 0) {
+    j["redirectCode"] = a.redirectCode;
+  }
   if (a.directResponseStatus != 0) {
     j["directResponse"] = a.directResponseStatus;
+  }
+  if (!a.directResponseBody.empty()) {
+    j["directResponseBody"] = a.directResponseBody;
   }
   return j;
 }
@@ -1319,7 +1406,8 @@ public:
     if (!object(j, path,
                 {"source", "field", "name", "match", "route", "headers", "rewriteUri",
                  "rewriteAuthority", "timeout", "retries", "perTryTimeout", "retryOn", "abort",
-                 "delay", "redirect", "directResponse"})) {
+                 "delay", "mirror", "redirect", "redirectCode", "directResponse",
+                 "directResponseBody"})) {
       return false;
     }
     Route& r = pr.rule;
@@ -1332,7 +1420,9 @@ public:
         !integer(j, path, "retries", a.retryAttempts, 0, 1000) ||
         !string(j, path, "perTryTimeout", a.retryPerTryTimeout) ||
         !string(j, path, "retryOn", a.retryOn) || !string(j, path, "redirect", a.redirect) ||
-        !integer(j, path, "directResponse", a.directResponseStatus, 200, 599)) {
+        !integer(j, path, "redirectCode", a.redirectCode, 300, 399) ||
+        !integer(j, path, "directResponse", a.directResponseStatus, 200, 599) ||
+        !string(j, path, "directResponseBody", a.directResponseBody)) {
       return false;
     }
     if (auto it = j.find("abort"); it != j.end()) {
@@ -1342,6 +1432,17 @@ public:
           !number(*it, p, "percent", a.faultAbortPercent)) {
         return false;
       }
+    }
+    if (auto it = j.find("mirror"); it != j.end()) {
+      std::string p = at(path, "mirror");
+      RouteDestination m;
+      if (!object(*it, p, {"host", "subset", "port", "percent"}) ||
+          !string(*it, p, "host", m.host, true) || !string(*it, p, "subset", m.subset) ||
+          !integer(*it, p, "port", m.port, 0, 65535) ||
+          !number(*it, p, "percent", a.mirrorPercent)) {
+        return false;
+      }
+      a.mirror = std::move(m);
     }
     if (auto it = j.find("delay"); it != j.end()) {
       std::string p = at(path, "delay");
@@ -1368,11 +1469,12 @@ public:
     for (size_t i = 0; i < ds->size(); ++i) {
       const Json& dj = (*ds)[i];
       std::string dp = path + ".route[" + std::to_string(i) + "]";
-      if (!object(dj, dp, {"field", "subset", "port", "weight", "headers", "fallback"})) {
+      if (!object(dj, dp, {"field", "host", "subset", "port", "weight", "headers", "fallback"})) {
         return false;
       }
       RouteDestination d;
-      if (!string(dj, dp, "field", d.field) || !string(dj, dp, "subset", d.subset) ||
+      if (!string(dj, dp, "field", d.field) || !string(dj, dp, "host", d.host) ||
+          !string(dj, dp, "subset", d.subset) ||
           !integer(dj, dp, "port", d.port, 0, 65535) || !headerActions(dj, dp, d.headers)) {
         return false;
       }
@@ -1386,8 +1488,8 @@ public:
       if (auto it = dj.find("fallback"); it != dj.end()) {
         std::string fp = at(dp, "fallback");
         Fallback f;
-        if (!object(*it, fp, {"subset", "port", "cases"}) ||
-            !string(*it, fp, "subset", f.subset, true) ||
+        if (!object(*it, fp, {"host", "subset", "port", "cases"}) ||
+            !string(*it, fp, "host", f.host) || !string(*it, fp, "subset", f.subset, true) ||
             !integer(*it, fp, "port", f.port, 0, 65535) || !stringList(*it, fp, "cases", f.cases)) {
           return false;
         }

@@ -77,6 +77,9 @@ struct Decision {
   int status = 404;
   std::string_view reason;   // short text for the body and logs: "no route", "no healthy upstream"
   std::string_view location; // Location header of a redirect, "" otherwise (see route())
+  /** Istio directResponse: body (body.string, maybe empty) is the whole answer, as is. */
+  bool direct = false;
+  std::string_view body;
 
   // kForward
   std::span<const Endpoint> endpoints; // the chosen subset's endpoints (after fallback), never empty
@@ -86,6 +89,11 @@ struct Decision {
   std::span<const Endpoint> fallbackEndpoints;
   size_t fallbackFirst = 0;
   std::string_view fallbackCluster; // "default/reviews:9080 prod", for logs and stats
+  /** Istio mirror (this request is in mirrorPercentage): a copy goes to mirrorEndpoints
+   * [mirrorFirst], its answer discarded; empty = no copy. */
+  std::span<const Endpoint> mirrorEndpoints;
+  size_t mirrorFirst = 0;
+  std::string_view mirrorCluster;
   std::span<const HeaderEdit> requestEdits;  // rule-level then destination-level, in order
   std::span<const HeaderEdit> responseEdits; // rule-level then destination-level, in order
   /** Full-link gray: set this header to tagValue on the upstream request when tagValue != "". */
@@ -98,11 +106,16 @@ struct Decision {
   /** Whole-request timeout: 0 = unset (the proxy's default), kNoTimeout = Istio's
    * `timeout: 0s`, which turns the route's timeout off. */
   uint32_t timeoutMs = 0;
-  int retries = -1;             // retries.attempts, -1 = the proxy's default
-  uint32_t perTryTimeoutMs = 0; // retries.perTryTimeout: 0 = unset, kNoTimeout = `0s` (none)
+  /** retries.attempts: retries after the first attempt; -1 = unset, the proxy's default
+   * (Istio's 2); 0 = none (Istio: `attempts: 0`, or a retries block without attempts). */
+  int retries = -1;
+  /** retries.perTryTimeout: 0 = unset (none), kNoTimeout = `0s` (none). Runs from the later
+   * of the request's end and the attempt's start, until the response head. */
+  uint32_t perTryTimeoutMs = 0;
   uint32_t delayMs = 0;              // fault.delay: hold the request this long first, 0 = none
-  /** retries.retryOn as written ("5xx,connect-failure"), "" = the proxy's default. */
-  std::string_view retryOn;
+  /** retries.retryOn as retry_on bits (config/model.h); Istio's default when unset. */
+  uint32_t retryOn = 0;
+  std::span<const uint16_t> retryStatuses; // retriable-status-codes (sorted)
   /** Add as a Set-Cookie response header when non-empty: the cookie a consistentHash
    * httpCookie with a ttl generates when the request has none (as Envoy does), so the
    * client's next requests hash to the same endpoint. Per-thread buffer, like location. */

@@ -153,8 +153,10 @@ int run(EngineOptions options, const std::string& routes, int readyFd, uint32_t 
       spdlog::info("signal {}: draining (at most {} ms)", si.ssi_signo, drainMs);
       (*engine)->stop(drainMs);
       EngineStats st = (*engine)->stats();
-      spdlog::info("exiting: {} connections, {} requests, {} upstream connects, {} reuses",
-                   st.accepted, st.requests, st.upstreamConnects, st.upstreamReuses);
+      spdlog::info("exiting: {} connections, {} requests, {} upstream connects, {} reuses, "
+                   "{} retries, {} mirrored, {} mirrors dropped",
+                   st.accepted, st.requests, st.upstreamConnects, st.upstreamReuses, st.retries,
+                   st.mirrors, st.mirrorsDropped);
       return 0;
     }
     if (fds[1].revents & POLLIN) {
@@ -219,9 +221,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--tunnel-idle-timeout-ms", o.tunnelIdleTimeoutMs, "upgraded connection idle")
       ->capture_default_str();
-  app.add_option("--retries", o.retries, "retries of a reset before any response byte")
+  app.add_option("--retries", o.retries, "retries when a route sets none (Istio's default: 2)")
       ->capture_default_str()
       ->check(CLI::Range(0, 10));
+  app.add_option("--retry-buffer-bytes", o.retryBufferBytes,
+                 "largest request body kept for a retry or mirror (larger: neither)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 24));
+  app.add_option("--max-mirrors", o.maxMirrors,
+                 "Istio mirror copies in flight per thread (more are dropped)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65536));
   app.add_option("--drain-ms", drainMs, "SIGTERM: longest wait for in-flight requests")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
