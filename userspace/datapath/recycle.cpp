@@ -67,11 +67,14 @@ Status drain(bpf_link* link) {
   return r < 0 ? osError(errno, "read iterator") : Status{};
 }
 
-veer_recycle_key targetKey(const PlanBackend& b, uint8_t proto) {
+/** A target: a backend's address (VEER_RECYCLE_PEER) or an affinity service's. */
+veer_recycle_key targetKey(const IpAddr& addr, uint16_t port, uint8_t proto,
+                           uint8_t kind = VEER_RECYCLE_PEER) {
   veer_recycle_key k{};
-  std::memcpy(k.addr, b.addr.bytes.data(), sizeof(k.addr));
-  k.port = htons(b.port);
+  std::memcpy(k.addr, addr.bytes.data(), sizeof(k.addr));
+  k.port = htons(port);
   k.proto = proto;
+  k.kind = kind;
   return k;
 }
 
@@ -233,9 +236,9 @@ RecyclePlan planRecycling(const Plan& before, const Plan& after) {
           continue;
         }
         if (old.proto == IPPROTO_UDP) {
-          addTarget(out.now, targetKey(b, old.proto), 1000);
+          addTarget(out.now, targetKey(b.addr, b.port, old.proto), 1000);
         } else if (grace) {
-          addTarget(later[*grace], targetKey(b, old.proto), 1000);
+          addTarget(later[*grace], targetKey(b.addr, b.port, old.proto), 1000);
         }
       }
     }
@@ -247,12 +250,8 @@ RecyclePlan planRecycling(const Plan& before, const Plan& after) {
       // changed its subset, or a pod joined or left a lane.
       if (weightsBySubset(old) != weightsBySubset(*now) || old.lanes != now->lanes ||
           (!now->lanes.empty() && before.laneClients != after.laneClients)) {
-        veer_recycle_key k{};
-        std::memcpy(k.addr, now->addr.bytes.data(), sizeof(k.addr));
-        k.port = htons(now->port);
-        k.proto = now->proto;
-        k.kind = VEER_RECYCLE_AFFINITY;
-        addTarget(later[*grace], k, 1000);
+        addTarget(later[*grace],
+                  targetKey(now->addr, now->port, now->proto, VEER_RECYCLE_AFFINITY), 1000);
         out.byClient.push_back(now->id());
       }
       continue;
@@ -270,7 +269,7 @@ RecyclePlan planRecycling(const Plan& before, const Plan& after) {
       const uint32_t permille = (v.weight - w) * 1000u / v.weight;
       for (const PlanBackend& b : v.backends) {
         if (kept.count(b)) {
-          addTarget(later[*grace], targetKey(b, old.proto), permille);
+          addTarget(later[*grace], targetKey(b.addr, b.port, old.proto), permille);
         }
       }
     }
