@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Socket recycling: iter/tcp and iter/udp programs that destroy the sockets of
- * the iterated network namespace whose peer is one of the targets in
- * veer_recycle_targets (Istio #13908: keep-alive clients that never re-balance;
- * Cilium #25169: UDP sockets stuck on a removed backend). The agent runs them
- * once per netns (an iterator sees the netns it was created in).
+ * the iterated network namespace that veer_recycle_targets names
+ * (Istio #13908: keep-alive clients that never re-balance; Cilium #25169: UDP
+ * sockets stuck on a removed backend). The agent runs them once per netns (an
+ * iterator sees the netns it was created in). Two kinds of target:
+ *  - a backend (VEER_RECYCLE_PEER): a stable share of the sockets whose peer it is;
+ *  - an affinity service (VEER_RECYCLE_AFFINITY): the sockets translated from it
+ *    whose client's hash picks another version now. The client is computed as
+ *    the connect hook did (lib/affinity.h), from the socket's netns and cgroup,
+ *    against the live generation of the datapath's maps (reused from their pins).
  *
  * bpf_sock_destroy is a kfunc of Linux >= 6.5; this object is separate from
  * veer_sock so that nothing else depends on it.
@@ -17,8 +22,11 @@
 #define AF_INET6 10
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 
-#include "veer/maps.h"
+#include "lib/maps.h"
+#include "lib/affinity.h"
+#include "lib/lane.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -27,11 +35,39 @@ struct bpf_iter_meta {
 	void *seq;
 } __attribute__((preserve_access_index));
 
+struct net {
+	__u64 net_cookie;
+} __attribute__((preserve_access_index));
+
+typedef struct {
+	struct net *net;
+} possible_net_t;
+
 struct sock_common {
 	__be32 skc_daddr;
 	__be16 skc_dport;
 	unsigned short skc_family;
+	possible_net_t skc_net;
 	struct in6_addr skc_v6_daddr;
+} __attribute__((preserve_access_index));
+
+struct kernfs_node {
+	__u64 id;
+} __attribute__((preserve_access_index));
+
+struct cgroup {
+	int level;
+	struct kernfs_node *kn;
+	struct cgroup *ancestors[0]; /* Linux >= 6.0; [level] is the cgroup itself */
+} __attribute__((preserve_access_index));
+
+struct sock_cgroup_data {
+	struct cgroup *cgroup; /* the cgroup v2 of the socket's creator */
+} __attribute__((preserve_access_index));
+
+struct sock {
+	struct sock_common __sk_common;
+	struct sock_cgroup_data sk_cgrp_data;
 } __attribute__((preserve_access_index));
 
 struct udp_sock;
@@ -61,36 +97,113 @@ struct {
 __u64 destroyed_tcp = 0;
 __u64 destroyed_udp = 0;
 
-static __always_inline int recycle(struct sock_common *sk, __u8 proto)
+/* A cgroup's ancestor at a level, as bpf_get_current_ancestor_cgroup_id()
+ * answers for the current task's. */
+static __always_inline __u64 sock_cgroup_ancestor(void *src, int level)
+{
+	struct cgroup *cgrp = src;
+
+	if (level > BPF_CORE_READ(cgrp, level))
+		return 0;
+	return BPF_CORE_READ(cgrp, ancestors[level], kn, id);
+}
+
+/*
+ * affinity_moved() - whether the affine client of this socket would now be
+ * sent to a version its backend is not in: the version choice of lb_select()
+ * (lanes first, then the client's slot) against the live generation.
+ */
+static __always_inline int affinity_moved(struct sock *sk, const struct veer_sock_nat *nat,
+					  __u8 proto)
+{
+	struct veer_member_key mkey = {};
+	struct veer_svc_key skey = {};
+	const struct veer_service *svc;
+	const struct veer_state *state;
+	struct cgroup *cgrp;
+	__u64 netns, cgroup_id;
+	__u32 zero = 0, slot;
+	__u8 idx = VEER_NO_VERSION;
+
+	state = bpf_map_lookup_elem(&veer_state, &zero);
+	if (!state)
+		return 0;
+	__builtin_memcpy(skey.addr, nat->service, sizeof(skey.addr));
+	skey.port = nat->service_port;
+	skey.proto = proto;
+	skey.gen = state->gen & 1;
+	svc = bpf_map_lookup_elem(&veer_svc, &skey);
+	if (!svc || !(svc->flags & VEER_SVC_F_AFFINITY))
+		return 0;
+	cgrp = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+	cgroup_id = BPF_CORE_READ(cgrp, kn, id);
+	if (svc->flags & VEER_SVC_F_LANES)
+		idx = lane_version(svc, lane_of_cgroup(skey.gen, cgroup_id, sock_cgroup_ancestor, cgrp));
+	if (idx == VEER_NO_VERSION) {
+		netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, net_cookie);
+		slot = affinity_slot(affinity_client(netns, cgroup_id));
+		lb_barrier_var(slot);
+		if (slot >= VEER_WEIGHT_SLOTS)
+			return 0;
+		idx = svc->slot[slot];
+	}
+	if (idx >= VEER_MAX_VERSIONS)
+		return 0; /* no version at all: nowhere better to go */
+	mkey.version_id = svc->version_id[idx];
+	mkey.gen = skey.gen;
+	mkey.port = nat->backend_port;
+	__builtin_memcpy(mkey.addr, nat->backend, sizeof(mkey.addr));
+	return !bpf_map_lookup_elem(&veer_member, &mkey);
+}
+
+/* Whether a target picks this socket. sk is NULL for a TCP socket that is not
+ * a full socket (request, time-wait): no storage, no affinity. */
+static __always_inline int recycle_picks(struct sock_common *skc, struct sock *sk, __u8 proto)
 {
 	struct veer_recycle_key key = {};
+	const struct veer_sock_nat *nat;
 	const struct veer_recycle *target;
 	__u64 cookie;
 
-	if (!bpf_sock_destroy)
-		return 0;
 	key.proto = proto;
-	key.port = sk->skc_dport;
-	if (sk->skc_family == AF_INET) {
+	key.port = skc->skc_dport;
+	if (skc->skc_family == AF_INET) {
 		key.addr[2] = bpf_htonl(0xffff);
-		key.addr[3] = sk->skc_daddr;
-	} else if (sk->skc_family == AF_INET6) {
-		key.addr[0] = sk->skc_v6_daddr.in6_u.u6_addr32[0];
-		key.addr[1] = sk->skc_v6_daddr.in6_u.u6_addr32[1];
-		key.addr[2] = sk->skc_v6_daddr.in6_u.u6_addr32[2];
-		key.addr[3] = sk->skc_v6_daddr.in6_u.u6_addr32[3];
+		key.addr[3] = skc->skc_daddr;
+	} else if (skc->skc_family == AF_INET6) {
+		key.addr[0] = skc->skc_v6_daddr.in6_u.u6_addr32[0];
+		key.addr[1] = skc->skc_v6_daddr.in6_u.u6_addr32[1];
+		key.addr[2] = skc->skc_v6_daddr.in6_u.u6_addr32[2];
+		key.addr[3] = skc->skc_v6_daddr.in6_u.u6_addr32[3];
 	} else {
 		return 0;
 	}
 	target = bpf_map_lookup_elem(&veer_recycle_targets, &key);
-	if (!target)
+	if (target) {
+		/* A fraction of the sockets: the same ones however often the agent
+		 * runs (and the same ones the netlink path picks: see recyclePicks()). */
+		cookie = bpf_get_socket_cookie(skc);
+		if ((cookie * 0x9e3779b97f4a7c15ULL >> 32) % 1000 < target->permille)
+			return 1;
+	}
+	if (!sk)
 		return 0;
-	/* A fraction of the sockets: the same ones however often the agent runs
-	 * (and the same ones the netlink path picks: see recyclePicks()). */
-	cookie = bpf_get_socket_cookie(sk);
-	if ((cookie * 0x9e3779b97f4a7c15ULL >> 32) % 1000 >= target->permille)
+	nat = bpf_sk_storage_get(&veer_sock_nat, sk, 0, 0);
+	if (!nat || (nat->flags & VEER_NAT_F_PROXY))
 		return 0;
-	if (bpf_sock_destroy(sk))
+	__builtin_memcpy(key.addr, nat->service, sizeof(key.addr));
+	key.port = nat->service_port;
+	key.kind = VEER_RECYCLE_AFFINITY;
+	if (!bpf_map_lookup_elem(&veer_recycle_targets, &key))
+		return 0;
+	return affinity_moved(sk, nat, proto);
+}
+
+static __always_inline int recycle(struct sock_common *skc, struct sock *sk, __u8 proto)
+{
+	if (!bpf_sock_destroy)
+		return 0;
+	if (!recycle_picks(skc, sk, proto) || bpf_sock_destroy(skc))
 		return 0;
 	if (proto == IPPROTO_TCP)
 		__sync_fetch_and_add(&destroyed_tcp, 1);
@@ -102,19 +215,19 @@ static __always_inline int recycle(struct sock_common *sk, __u8 proto)
 SEC("iter/tcp")
 int veer_recycle_tcp(struct bpf_iter__tcp *ctx)
 {
-	struct sock_common *sk = ctx->sk_common;
+	struct sock_common *skc = ctx->sk_common;
 
-	if (!sk)
+	if (!skc)
 		return 0;
-	return recycle(sk, IPPROTO_TCP);
+	return recycle(skc, (struct sock *)bpf_skc_to_tcp_sock(skc), IPPROTO_TCP);
 }
 
 SEC("iter/udp")
 int veer_recycle_udp(struct bpf_iter__udp *ctx)
 {
-	struct sock_common *sk = (struct sock_common *)ctx->udp_sk;
+	struct sock *sk = (struct sock *)ctx->udp_sk;
 
 	if (!sk)
 		return 0;
-	return recycle(sk, IPPROTO_UDP);
+	return recycle(&sk->__sk_common, sk, IPPROTO_UDP);
 }

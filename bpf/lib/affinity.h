@@ -13,8 +13,40 @@
 #include <bpf/bpf_helpers.h>
 
 #include "lib/maps.h"
+#include "lib/common.h"
 
 #define AFFINITY_NSEC_PER_SEC 1000000000ULL
+
+/* Network namespace cookie of the node (host network), set by the agent
+ * before load: processes there share one netns, so their cgroup tells them
+ * apart instead. */
+const volatile __u64 veer_host_netns_cookie = 0;
+
+static __always_inline int affinity_in_node_netns(__u64 netns_cookie)
+{
+	return netns_cookie == veer_host_netns_cookie;
+}
+
+/*
+ * affinity_client() - the session-affinity key of a client: a hash of its
+ * pod's netns cookie, or of its cgroup id (cgroup_id, read by the caller only
+ * when affinity_in_node_netns()) for a process in the node's netns. The
+ * connect hooks compute it from the connecting task, the recycling iterators
+ * from the socket; both must agree, so this is the one definition.
+ */
+static __always_inline __u64 affinity_client(__u64 netns_cookie, __u64 cgroup_id)
+{
+	if (affinity_in_node_netns(netns_cookie))
+		return lb_mix64(cgroup_id ^ 0x9e3779b97f4a7c15ULL);
+	return lb_mix64(netns_cookie);
+}
+
+/* The weight slot of an affine client: the slot table is laid out
+ * cumulatively for affinity services, so this is its point on the weights. */
+static __always_inline __u32 affinity_slot(__u64 client)
+{
+	return client % VEER_WEIGHT_SLOTS;
+}
 
 static __always_inline void affinity_key(struct veer_affinity_key *akey, __u64 client,
 					 const struct veer_svc_key *svc)

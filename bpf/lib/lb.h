@@ -9,38 +9,18 @@
 #include <linux/in.h>
 
 #include "lib/maps.h"
+#include "lib/common.h"
 #include "lib/proxy.h"
 #include "lib/affinity.h"
 #include "lib/lane.h"
 
-/* Hide a value from the compiler so the bounds check after it stays for the
- * verifier (a modulo result is unbounded to the verifier). */
-#define lb_barrier_var(var) asm volatile("" : "+r"(var))
-
-/* murmur3 64-bit finalizer: spreads socket cookies over the Maglev ring. */
-static __always_inline __u64 lb_mix64(__u64 h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
-/* Network namespace cookie of the node (host network), set by the agent
- * before load: processes there share one netns, so their cgroup tells them
- * apart instead. */
-const volatile __u64 veer_host_netns_cookie = 0;
-
-/* Session-affinity identity of the connecting client: its pod (netns). */
+/* Session-affinity identity of the connecting client: its pod (netns), or
+ * its cgroup in the node's netns. */
 static __always_inline __u64 lb_client_key(struct bpf_sock_addr *ctx)
 {
 	__u64 netns = bpf_get_netns_cookie(ctx);
 
-	if (netns == veer_host_netns_cookie)
-		return lb_mix64(bpf_get_current_cgroup_id() ^ 0x9e3779b97f4a7c15ULL);
-	return lb_mix64(netns);
+	return affinity_client(netns, affinity_in_node_netns(netns) ? bpf_get_current_cgroup_id() : 0);
 }
 
 static __always_inline void lb_count(const struct veer_version_key *vkey, int no_backend)
@@ -107,10 +87,10 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 		client = lb_client_key(ctx);
 	idx = VEER_NO_VERSION;
 	if (svc->flags & VEER_SVC_F_LANES)
-		idx = lane_version(svc, key->gen); /* a lane client's version, whatever the weights */
+		idx = lane_version(svc, lane_of_client(key->gen)); /* whatever the weights */
 	if (idx == VEER_NO_VERSION) {
 		if (affinity) {
-			slot = client % VEER_WEIGHT_SLOTS;
+			slot = affinity_slot(client);
 		} else {
 			rr = bpf_map_lookup_elem(&veer_rr, &svc->svc_id);
 			if (!rr)

@@ -251,18 +251,27 @@ struct veer_lane {
 	__u32 pad;
 };
 
-/* Key of veer_recycle_targets (veer_recycle.bpf.c): sockets whose peer is
- * this backend are destroyed by the recycling iterators. */
+/* veer_recycle_key.kind */
+/* addr/port is a backend: a share (permille) of the sockets whose peer it is. */
+#define VEER_RECYCLE_PEER 0
+/* addr/port is a service with VEER_SVC_F_AFFINITY: the sockets translated
+ * from it (veer_sock_nat) whose client's hash now picks a version their
+ * backend is not in (veer_member). Iterators only: needs the socket's netns
+ * and cgroup, which a sock_diag dump does not give. */
+#define VEER_RECYCLE_AFFINITY 1
+
+/* Key of veer_recycle_targets (veer_recycle.bpf.c): which sockets the
+ * recycling iterators destroy. */
 struct veer_recycle_key {
-	__be32 addr[4]; /* network order, backend address, IPv4-mapped for IPv4 */
-	__be16 port; /* network order, backend port */
+	__be32 addr[4]; /* network order, IPv4-mapped for IPv4 */
+	__be16 port; /* network order */
 	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 pad;
+	__u8 kind; /* VEER_RECYCLE_* */
 };
 
 struct veer_recycle {
-	__u32 permille; /* host order; share of those sockets to destroy, 0..1000,
-			   chosen by socket cookie hash */
+	__u32 permille; /* host order; VEER_RECYCLE_PEER: share of those sockets to
+			   destroy, 0..1000, chosen by socket cookie hash */
 };
 
 /* Value of veer_state (array of one): which generation is live. */

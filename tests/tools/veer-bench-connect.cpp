@@ -1,7 +1,7 @@
 // veer-bench-connect: the connect-path benchmark (issue 2), run by `make bench`.
 //
 // Connection-per-request HTTP (wrk -H 'Connection: close') from client pods of one
-// World, four cases interleaved round by round, the order rotated each round so
+// World, six cases interleaved round by round, the order rotated each round so
 // no case always runs right after the same other one (a,b,c,d  b,c,d,a  ...):
 //
 //   a  direct     pod "bench-direct" (cgroup OUTSIDE the attached one, no iptables)
@@ -13,10 +13,15 @@
 //                 `-m statistic` DNAT in that pod's netns (the kube-proxy way).
 //   d  direct+hook  productpage-v1 -> 10.244.1.21:9080: veer's connect4 runs and
 //                 finds no service (what every other connection on the node pays).
-//   e  veer affinity  productpage-v1 -> 10.96.0.25:9080 (reviews-sticky: the same pods,
-//                 80/20 under consistentHash useSourceIp, pins on): the affinity path
-//                 (client hash, cumulative slots, pin lookup and refresh). Its goal is
-//                 against (b), the same split without affinity: e/b rps >= 0.98.
+//   e  affinity   productpage-v1 -> 10.96.0.25:9080 (reviews-sticky): v1/v2 at 100/0
+//                 under consistentHash useSourceIp, pins on: the affinity path (client
+//                 hash, cumulative slots, pin lookup and refresh) to reviews-v1.
+//   f  no affinity  productpage-v1 -> 10.96.0.26:9080 (reviews-plain): the same service
+//                 shape and split without affinity (sequence counter) to reviews-v1.
+//                 e and f differ only in the affinity flag: one client pod, one backend
+//                 reached in both, so e/f is the datapath cost alone (goal >= 0.98; the
+//                 80/20 of case b would have e on one backend and b on two). The ratio
+//                 is reported of the medians and as the median of per-round ratios.
 //
 // Case (a) runs from its own pod because iptables nat rules turn conntrack on for
 // every connection of their netns, and because the baseline should carry no BPF.
@@ -38,6 +43,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -58,6 +64,7 @@
 #include <vector>
 
 #include "common/files.h"
+#include "datapath/maps.h"
 #include "world/world.h"
 
 extern char** environ;
@@ -79,35 +86,25 @@ constexpr double kGoalRpsRatio = 0.98;
 constexpr double kGoalP99Ratio = 1.05;
 constexpr int kAgentReadySeconds = 30;
 
-// Case e's service: reviews again, under session affinity.
-constexpr const char* kStickyYaml = R"yaml(apiVersion: v1
-kind: Service
-metadata: {name: reviews-sticky, namespace: default}
-spec:
-  clusterIP: 10.96.0.25
-  ports: [{name: http, port: 9080, protocol: TCP, targetPort: http}]
-  selector: {app: reviews}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews-sticky, namespace: default}
-spec:
-  host: reviews-sticky
-  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true}}}
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews-sticky, namespace: default}
-spec:
-  hosts: [reviews-sticky]
-  http:
-  - route:
-    - {destination: {host: reviews-sticky, subset: v1}, weight: 80}
-    - {destination: {host: reviews-sticky, subset: v2}, weight: 20}
-)yaml";
+constexpr const char* kPlainAddr = "10.96.0.26";
+
+/** Cases e and f: reviews' pods as one more service, v1/v2 at 100/0, affinity on or off. */
+std::string oneBackendYaml(const std::string& name, const std::string& addr, bool affinity) {
+  return "apiVersion: v1\nkind: Service\nmetadata: {name: " + name +
+         ", namespace: default}\nspec:\n  clusterIP: " + addr +
+         "\n  ports: [{name: http, port: 9080, protocol: TCP, targetPort: http}]\n"
+         "  selector: {app: reviews}\n---\napiVersion: networking.istio.io/v1\n"
+         "kind: DestinationRule\nmetadata: {name: " + name + ", namespace: default}\nspec:\n"
+         "  host: " + name + "\n" +
+         (affinity ? "  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true}}}\n"
+                   : "") +
+         "  subsets:\n  - {name: v1, labels: {version: v1}}\n"
+         "  - {name: v2, labels: {version: v2}}\n---\napiVersion: networking.istio.io/v1\n"
+         "kind: VirtualService\nmetadata: {name: " + name + ", namespace: default}\nspec:\n"
+         "  hosts: [" + name + "]\n  http:\n  - route:\n"
+         "    - {destination: {host: " + name + ", subset: v1}, weight: 100}\n"
+         "    - {destination: {host: " + name + ", subset: v2}, weight: 0}\n";
+}
 
 constexpr const char* kVeerClient = "productpage-v1"; // inventory client, inside the cgroup
 constexpr const char* kDirectClient = "bench-direct";
@@ -560,6 +557,35 @@ Result<Sample> runWrk(World& world, const Settings& settings, const Case& c, int
   return s;
 }
 
+/** Run time and count of the attached veer_connect4 (bpf_stats; both 0 while stats are off). */
+struct ProgStats {
+  uint64_t runTimeNs = 0;
+  uint64_t runCnt = 0;
+};
+
+Result<ProgStats> connect4Stats(const std::string& bpffs) {
+  const std::string pin = linkPinDir(bpffs) + "/veer_connect4";
+  Fd link(bpf_obj_get(pin.c_str()));
+  if (!link) {
+    return osError(errno, "open link " + pin);
+  }
+  bpf_link_info li{};
+  uint32_t len = sizeof(li);
+  if (bpf_obj_get_info_by_fd(link.get(), &li, &len) != 0) {
+    return osError(errno, "link info " + pin);
+  }
+  Fd prog(bpf_prog_get_fd_by_id(li.prog_id));
+  if (!prog) {
+    return osError(errno, "open prog of " + pin);
+  }
+  bpf_prog_info pi{};
+  len = sizeof(pi);
+  if (bpf_obj_get_info_by_fd(prog.get(), &pi, &len) != 0) {
+    return osError(errno, "prog info of " + pin);
+  }
+  return ProgStats{pi.run_time_ns, pi.run_cnt};
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t n = v.size();
@@ -653,7 +679,10 @@ int runBench() {
       return fail("copy " + from.string() + " to " + configDir + ": " + ec.message());
     }
   }
-  if (auto s = writeText(configDir + "/sticky.yaml", kStickyYaml); !s.ok()) {
+  if (auto s = writeText(configDir + "/sticky.yaml",
+                         oneBackendYaml("reviews-sticky", kStickyAddr, true) + "---\n" +
+                             oneBackendYaml("reviews-plain", kPlainAddr, false));
+      !s.ok()) {
     return fail(s.error().message);
   }
   const std::string scriptPath = work + "/report.lua";
@@ -702,12 +731,14 @@ int runBench() {
   const std::string service = std::string(kServiceAddr) + ":" + std::to_string(kPort);
   const std::string direct = std::string(kV1Addr) + ":" + std::to_string(kPort);
   const std::string sticky = std::string(kStickyAddr) + ":" + std::to_string(kPort);
+  const std::string plain = std::string(kPlainAddr) + ":" + std::to_string(kPort);
   const std::vector<Case> cases = {
       {'a', "direct (no veer)", kDirectClient, direct},
       {'b', "veer 80/20", kVeerClient, service},
       {'c', "iptables 80/20", kIptablesClient, service},
       {'d', "direct, veer hook", kVeerClient, direct},
-      {'e', "veer 80/20 affinity", kVeerClient, sticky},
+      {'e', "veer v1, affinity", kVeerClient, sticky},
+      {'f', "veer v1, no affinity", kVeerClient, plain},
   };
   if (auto s = smokeTest(w, kVeerClient, kServiceAddr, "veer smoke test"); !s.ok()) {
     return fail(s.error().message);
@@ -715,8 +746,11 @@ int runBench() {
   if (auto s = smokeTest(w, kIptablesClient, kServiceAddr, "iptables smoke test"); !s.ok()) {
     return fail(s.error().message);
   }
-  if (auto s = smokeTest(w, kVeerClient, kStickyAddr, "affinity smoke test"); !s.ok()) {
-    return fail(s.error().message);
+  for (const auto& [addr, what] : {std::pair{kStickyAddr, "affinity smoke test"},
+                                   std::pair{kPlainAddr, "v1-only smoke test"}}) {
+    if (auto s = smokeTest(w, kVeerClient, addr, what); !s.ok()) {
+      return fail(s.error().message);
+    }
   }
 
   std::printf("veer connect-path benchmark: wrk -t1 -c%d -d%ds -H 'Connection: close', "
@@ -753,13 +787,27 @@ int runBench() {
   if (!stickyBefore.ok()) {
     return fail(stickyBefore.error().message);
   }
+  auto plainBefore = serviceConnects(*before, plain);
+  if (!plainBefore.ok()) {
+    return fail(plainBefore.error().message);
+  }
 
   std::map<char, std::vector<Sample>> samples;
+  std::map<char, std::vector<double>> nsPerRun; // veer_connect4 ns per run, while bpf_stats are on
   std::printf("%-5s %-4s %10s %10s %10s\n", "round", "case", "req/s", "p50 (us)", "p99 (us)");
   for (int round = 1; round <= cfg.rounds; ++round) {
     for (size_t k = 0; k < cases.size(); ++k) {
       const auto& c = cases[(k + round - 1) % cases.size()];
+      auto stats0 = connect4Stats((*bpffs)->dir());
       auto s = runWrk(w, cfg, c, cfg.seconds, scriptPath);
+      auto stats1 = connect4Stats((*bpffs)->dir());
+      if (!stats0.ok() || !stats1.ok()) {
+        return fail((stats0.ok() ? stats1 : stats0).error().message);
+      }
+      if (const uint64_t runs = stats1->runCnt - stats0->runCnt; runs > 0) {
+        nsPerRun[c.id].push_back(static_cast<double>(stats1->runTimeNs - stats0->runTimeNs) /
+                                 static_cast<double>(runs));
+      }
       if (gStop) {
         return fail("interrupted");
       }
@@ -788,6 +836,10 @@ int runBench() {
   auto stickyAfter = serviceConnects(*after, sticky);
   if (!stickyAfter.ok()) {
     return fail(stickyAfter.error().message);
+  }
+  auto plainAfter = serviceConnects(*after, plain);
+  if (!plainAfter.ok()) {
+    return fail(plainAfter.error().message);
   }
 
   std::map<char, Sample> med;
@@ -820,11 +872,32 @@ int runBench() {
   std::printf("(c/a rps %s, p99 %s: the iptables way, for comparison)\n",
               ratioText(med['c'].rps, base.rps).c_str(),
               ratioText(med['c'].p99Us, base.p99Us).c_str());
-  const double affinityRatio = med['b'].rps > 0 ? med['e'].rps / med['b'].rps : 0;
-  std::printf("Goal e/b rps >= %.2f (affinity on vs off): %.3f %s; e/b p50 %s, p99 %s\n",
+  // Affinity on vs off: the ratio of the medians, and the median of the
+  // per-round ratios (e and f of one round ran minutes apart at most, so
+  // pairing them cancels load that drifts between rounds).
+  std::vector<double> perRound;
+  for (size_t i = 0; i < samples['e'].size() && i < samples['f'].size(); ++i) {
+    perRound.push_back(samples['e'][i].rps / samples['f'][i].rps);
+  }
+  const double affinityRatio = med['f'].rps > 0 ? med['e'].rps / med['f'].rps : 0;
+  std::printf("Goal e/f rps >= %.2f (affinity on vs off, one backend): %.3f %s; median of "
+              "per-round e/f %.3f; e/f p50 %s, p99 %s\n",
               kGoalRpsRatio, affinityRatio, affinityRatio >= kGoalRpsRatio ? "met" : "MISSED",
-              ratioText(med['e'].p50Us, med['b'].p50Us).c_str(),
-              ratioText(med['e'].p99Us, med['b'].p99Us).c_str());
+              median(perRound), ratioText(med['e'].p50Us, med['f'].p50Us).c_str(),
+              ratioText(med['e'].p99Us, med['f'].p99Us).c_str());
+
+  // The datapath alone: veer_connect4's own run time per connect (kernel
+  // bpf_stats, which the bench reads but never switches on).
+  if (nsPerRun['e'].empty() || nsPerRun['f'].empty()) {
+    std::printf("veer_connect4 ns per run: bpf_stats off (sysctl kernel.bpf_stats_enabled=1 "
+                "during the run shows the program's own cost per case)\n");
+  } else {
+    std::printf("veer_connect4 ns per run (median over rounds):");
+    for (char id : {'b', 'd', 'e', 'f'}) {
+      std::printf(" %c %.0f", id, median(nsPerRun[id]));
+    }
+    std::printf("; e/f %.3f\n", median(nsPerRun['e']) / median(nsPerRun['f']));
+  }
 
   // The split is real: veer counted the measured connections, about 80/20.
   uint64_t v1 = (*connectsAfter)["v1"] - (*connectsBefore)["v1"];
@@ -848,24 +921,30 @@ int runBench() {
   }
   std::printf("split ok (80/20 within %.0f points)\n", kSplitTolerance * 100);
 
-  // Case e went through the affinity path: one client, so one version took all of it.
-  uint64_t stickyConnects = 0, requestsE = 0;
-  size_t stickyVersions = 0;
-  for (const auto& [subset, n] : *stickyAfter) {
-    const uint64_t d = n - (*stickyBefore)[subset];
-    stickyConnects += d;
-    stickyVersions += d > 0;
+  // Cases e and f reached the same one version (v1, one backend), every
+  // connection through veer.
+  for (const auto& [id, before, after, what] :
+       {std::tuple{'e', &*stickyBefore, &*stickyAfter, "affinity"},
+        std::tuple{'f', &*plainBefore, &*plainAfter, "no affinity"}}) {
+    uint64_t connects = 0, requests = 0;
+    for (const auto& [subset, n] : *after) {
+      const uint64_t d = n - (*before)[subset];
+      connects += d;
+      if (d > 0 && subset != "v1") {
+        return fail(std::string("case ") + id + ": " + std::to_string(d) + " connects on " +
+                    subset + "; expected v1 only");
+      }
+    }
+    for (const auto& s : samples[id]) {
+      requests += s.requests;
+    }
+    if (connects < requests) {
+      return fail(std::string("case ") + id + ": veer counted " + std::to_string(connects) +
+                  " connects for " + std::to_string(requests) + " requests");
+    }
+    std::printf("case %c ok (%s: %llu connects, all on v1)\n", id, what,
+                static_cast<unsigned long long>(connects));
   }
-  for (const auto& s : samples['e']) {
-    requestsE += s.requests;
-  }
-  if (stickyConnects < requestsE || stickyVersions != 1) {
-    return fail("case e: " + std::to_string(stickyConnects) + " connects over " +
-                std::to_string(stickyVersions) + " versions for " + std::to_string(requestsE) +
-                " requests; expected every one on the client's one version");
-  }
-  std::printf("affinity ok (case e: %llu connects, all on one version)\n",
-              static_cast<unsigned long long>(stickyConnects));
   return 0;
 }
 

@@ -352,13 +352,43 @@ TEST(Recycle, ShrunkVersionsLoseTheirShareAfterTheGrace) {
   EXPECT_EQ(permilleFor(r.later[0].second, "10.244.1.22"), 0u);   // v2 grew
 }
 
-TEST(Recycle, NothingWithoutOptInOrForAffinityWeights) {
+TEST(Recycle, NothingWithoutOptIn) {
   PlanService before = reviews({{"v1", 100}, {"v2", 0}});
   PlanService after = reviews({{"v1", 0}, {"v2", 100}});
-  EXPECT_TRUE(planRecycling(onePlan(before), onePlan(after)).empty()); // not opted in
-  after.recycleGrace = 1;
-  after.affinity = true; // clients are not told apart by socket: left to the hash
   EXPECT_TRUE(planRecycling(onePlan(before), onePlan(after)).empty());
+  before.affinity = after.affinity = true;
+  EXPECT_TRUE(planRecycling(onePlan(before), onePlan(after)).empty());
+}
+
+// Affinity: one target for the service (the iterator decides per client), no
+// share of any backend's sockets.
+TEST(Recycle, AffinityWeightChangeTargetsTheServiceByClient) {
+  PlanService before = reviews({{"v1", 80}, {"v2", 20}});
+  PlanService after = reviews({{"v1", 20}, {"v2", 80}});
+  before.affinity = after.affinity = true;
+  after.recycleGrace = 3;
+  RecyclePlan r = planRecycling(onePlan(before), onePlan(after));
+  EXPECT_TRUE(r.now.empty());
+  ASSERT_EQ(r.later.size(), 1u);
+  EXPECT_EQ(r.later[0].first, 3u);
+  ASSERT_EQ(r.later[0].second.size(), 1u);
+  const veer_recycle_key& k = r.later[0].second[0].first;
+  EXPECT_EQ(k.kind, VEER_RECYCLE_AFFINITY);
+  EXPECT_EQ(std::memcmp(k.addr, after.addr.bytes.data(), 16), 0);
+  EXPECT_EQ(k.port, htons(after.port));
+  EXPECT_EQ(k.proto, after.proto);
+  EXPECT_EQ(r.byClient, std::vector<std::string>{after.id()});
+
+  // Same weights: nothing moves, nothing to do; a lane that changes subset does.
+  before = after;
+  EXPECT_TRUE(planRecycling(onePlan(before), onePlan(after)).empty());
+  before.lanes = {{"gray", "v1"}};
+  after.lanes = {{"gray", "v2"}};
+  EXPECT_EQ(planRecycling(onePlan(before), onePlan(after)).byClient.size(), 1u);
+  // A pod joining the lane moves too.
+  Plan b = onePlan(after), a = onePlan(after);
+  a.laneClients.push_back({"default", "p", "", "gray"});
+  EXPECT_EQ(planRecycling(b, a).byClient.size(), 1u);
 }
 
 TEST(Recycle, RemovedUdpEndpointsAtOnceTcpOnlyWhenOptedIn) {

@@ -192,8 +192,22 @@ private:
     if (!plan.now.empty()) {
       recycle(plan.now, "now (UDP peers that left their service)");
     }
+    if (!plan.byClient.empty() && !recycler_->seesClients()) {
+      for (const std::string& svc : plan.byClient) {
+        spdlog::warn("{} has session affinity: its weight change leaves existing connections "
+                     "where they are; closing those whose client's hash moved needs the "
+                     "bpf_sock_destroy iterators (Linux >= 6.5), and this node recycles with "
+                     "{}",
+                     svc, recycler_->modeName());
+      }
+      for (auto& [grace, targets] : plan.later) {
+        std::erase_if(targets, [](const auto& t) { return t.first.kind == VEER_RECYCLE_AFFINITY; });
+      }
+      std::erase_if(plan.later, [](const auto& l) { return l.second.empty(); });
+    }
     for (auto& [grace, targets] : plan.later) {
-      spdlog::info("recycling sockets of {} backend(s) in {}s", targets.size(), grace);
+      spdlog::info("recycling sockets of {} target(s) (backends, affinity services) in {}s",
+                   targets.size(), grace);
       pending_.emplace_back(std::chrono::steady_clock::now() + std::chrono::seconds(grace),
                             std::move(targets));
     }
@@ -205,7 +219,7 @@ private:
       spdlog::error("socket recycling failed: {}", n.error().message);
       return;
     }
-    spdlog::info("recycled {}: destroyed {} TCP and {} UDP socket(s) to {} backend(s) across {} "
+    spdlog::info("recycled {}: destroyed {} TCP and {} UDP socket(s) for {} target(s) across {} "
                  "network namespace(s)",
                  when, n->tcp, n->udp, targets.size(), n->netns);
   }
@@ -349,9 +363,9 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   std::unique_ptr<Recycler> recycler;
   if (recycling != "off") {
     Result<std::unique_ptr<Recycler>> r =
-        recycling == "iterator" ? Recycler::load(Recycler::Mode::kIterator)
-        : recycling == "netlink" ? Recycler::load(Recycler::Mode::kNetlink)
-                                 : Recycler::load();
+        recycling == "iterator" ? Recycler::load(Recycler::Mode::kIterator, bpffs)
+        : recycling == "netlink" ? Recycler::load(Recycler::Mode::kNetlink, bpffs)
+                                 : Recycler::load(bpffs);
     if (r) {
       recycler = std::move(*r);
       spdlog::info("socket recycling available ({})", recycler->modeName());

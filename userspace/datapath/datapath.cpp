@@ -24,7 +24,18 @@ int libbpfErr(long ret) {
   return ret < 0 ? static_cast<int>(-ret) : (errno ? errno : EINVAL);
 }
 
-/** Cookie of the network namespace this process runs in (the node's, for the agent). */
+/** The cgroup a pinned cgroup link is attached to (0 if detached). */
+Result<uint64_t> linkCgroupId(int linkFd) {
+  bpf_link_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(linkFd, &info, &len) != 0) {
+    return osError(errno, "read link info");
+  }
+  return static_cast<uint64_t>(info.cgroup.cgroup_id);
+}
+
+} // namespace
+
 Result<uint64_t> ownNetnsCookie() {
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -40,18 +51,6 @@ Result<uint64_t> ownNetnsCookie() {
   }
   return cookie;
 }
-
-/** The cgroup a pinned cgroup link is attached to (0 if detached). */
-Result<uint64_t> linkCgroupId(int linkFd) {
-  bpf_link_info info{};
-  uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(linkFd, &info, &len) != 0) {
-    return osError(errno, "read link info");
-  }
-  return static_cast<uint64_t>(info.cgroup.cgroup_id);
-}
-
-} // namespace
 
 FeatureReport probeKernelFeatures() {
   FeatureReport r;

@@ -24,6 +24,13 @@ struct FeatureReport {
 FeatureReport probeKernelFeatures();
 
 /**
+ * Cookie of the network namespace this process runs in (the node's, for the
+ * agent). The BPF programs that key session affinity by client tell processes
+ * in it apart by cgroup (veer_host_netns_cookie, set before load).
+ */
+Result<uint64_t> ownNetnsCookie();
+
+/**
  * Owns the loaded veer_sock skeleton (non-copyable, RAII). Maps are pinned
  * under <bpffs>/veer/maps and reused when already pinned, links under
  * <bpffs>/veer/links: a restarted agent replaces the programs in the pinned

@@ -24,6 +24,7 @@
 #include <string>
 #include <thread>
 
+#include "datapath/datapath.h"
 #include "datapath/maps.h"
 #include "veer_recycle.skel.h"
 
@@ -66,11 +67,14 @@ Status drain(bpf_link* link) {
   return r < 0 ? osError(errno, "read iterator") : Status{};
 }
 
-veer_recycle_key targetKey(const PlanBackend& b, uint8_t proto) {
+/** A target: a backend's address (VEER_RECYCLE_PEER) or an affinity service's. */
+veer_recycle_key targetKey(const IpAddr& addr, uint16_t port, uint8_t proto,
+                           uint8_t kind = VEER_RECYCLE_PEER) {
   veer_recycle_key k{};
-  std::memcpy(k.addr, b.addr.bytes.data(), sizeof(k.addr));
-  k.port = htons(b.port);
+  std::memcpy(k.addr, addr.bytes.data(), sizeof(k.addr));
+  k.port = htons(port);
   k.proto = proto;
+  k.kind = kind;
   return k;
 }
 
@@ -86,6 +90,15 @@ void addTarget(RecycleTargets& out, const veer_recycle_key& k, uint32_t permille
 }
 
 using ServiceKey = std::tuple<IpAddr, uint16_t, uint8_t>;
+
+/** The weights by subset: what an affine client's version follows, besides its lane. */
+std::map<std::string, uint32_t> weightsBySubset(const PlanService& s) {
+  std::map<std::string, uint32_t> w;
+  for (const PlanVersion& v : s.versions) {
+    w[v.subset] = v.weight;
+  }
+  return w;
+}
 
 bool kernelHasSockDestroyKfunc() {
   btf* vmlinux = btf__load_vmlinux_btf();
@@ -112,7 +125,7 @@ const veer_recycle* matchTarget(const RecycleTargets& targets, const inet_diag_s
     std::memcpy(addr, id.idiag_dst, sizeof(addr));
   }
   for (const auto& [k, v] : targets) {
-    if (k.proto == proto && k.port == id.idiag_dport &&
+    if (k.kind == VEER_RECYCLE_PEER && k.proto == proto && k.port == id.idiag_dport &&
         std::memcmp(k.addr, addr, sizeof(addr)) == 0) {
       return &v;
     }
@@ -223,13 +236,24 @@ RecyclePlan planRecycling(const Plan& before, const Plan& after) {
           continue;
         }
         if (old.proto == IPPROTO_UDP) {
-          addTarget(out.now, targetKey(b, old.proto), 1000);
+          addTarget(out.now, targetKey(b.addr, b.port, old.proto), 1000);
         } else if (grace) {
-          addTarget(later[*grace], targetKey(b, old.proto), 1000);
+          addTarget(later[*grace], targetKey(b.addr, b.port, old.proto), 1000);
         }
       }
     }
-    if (now == nullptr || !grace || now->affinity) {
+    if (now == nullptr || !grace) {
+      continue;
+    }
+    if (now->affinity) {
+      // A client may be sent to another version: the weights moved, a lane
+      // changed its subset, or a pod joined or left a lane.
+      if (weightsBySubset(old) != weightsBySubset(*now) || old.lanes != now->lanes ||
+          (!now->lanes.empty() && before.laneClients != after.laneClients)) {
+        addTarget(later[*grace],
+                  targetKey(now->addr, now->port, now->proto, VEER_RECYCLE_AFFINITY), 1000);
+        out.byClient.push_back(now->id());
+      }
       continue;
     }
     for (const PlanVersion& v : old.versions) {
@@ -245,7 +269,7 @@ RecyclePlan planRecycling(const Plan& before, const Plan& after) {
       const uint32_t permille = (v.weight - w) * 1000u / v.weight;
       for (const PlanBackend& b : v.backends) {
         if (kept.count(b)) {
-          addTarget(later[*grace], targetKey(b, old.proto), permille);
+          addTarget(later[*grace], targetKey(b.addr, b.port, old.proto), permille);
         }
       }
     }
@@ -262,18 +286,18 @@ Recycler::~Recycler() {
   veer_recycle_bpf__destroy(skel_);
 }
 
-Result<std::unique_ptr<Recycler>> Recycler::load() {
+Result<std::unique_ptr<Recycler>> Recycler::load(const std::string& bpffs) {
   if (kernelHasSockDestroyKfunc()) {
-    return load(Mode::kIterator);
+    return load(Mode::kIterator, bpffs);
   }
-  return load(Mode::kNetlink);
+  return load(Mode::kNetlink, bpffs);
 }
 
 const char* Recycler::modeName() const {
   return mode_ == Mode::kIterator ? "bpf_sock_destroy iterators" : "netlink SOCK_DESTROY";
 }
 
-Result<std::unique_ptr<Recycler>> Recycler::load(Mode mode) {
+Result<std::unique_ptr<Recycler>> Recycler::load(Mode mode, const std::string& bpffs) {
   std::unique_ptr<Recycler> r(new Recycler());
   r->mode_ = mode;
   if (mode == Mode::kNetlink) {
@@ -310,9 +334,22 @@ Result<std::unique_ptr<Recycler>> Recycler::load(Mode mode) {
   if (!kernelHasSockDestroyKfunc()) {
     return Error{EOPNOTSUPP, "no bpf_sock_destroy kfunc in this kernel (Linux >= 6.5)"};
   }
-  r->skel_ = veer_recycle_bpf__open_and_load();
+  // The datapath's maps (service, member, lane and socket storage) are reused
+  // from their pins: the iterators judge sockets by the live config.
+  const std::string pinRoot = mapPinDir(bpffs);
+  LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pinRoot.c_str());
+  r->skel_ = veer_recycle_bpf__open_opts(&opts);
   if (!r->skel_) {
-    return osError(errno ? errno : EINVAL, "load veer_recycle (iter/tcp, iter/udp)");
+    return osError(errno ? errno : EINVAL, "open veer_recycle (iter/tcp, iter/udp)");
+  }
+  Result<uint64_t> hostNetns = ownNetnsCookie();
+  if (!hostNetns) {
+    return hostNetns.error();
+  }
+  r->skel_->rodata->veer_host_netns_cookie = *hostNetns; // as veer_sock has it
+  if (int err = veer_recycle_bpf__load(r->skel_); err) {
+    return osError(err < 0 ? -err : EINVAL,
+                   "load veer_recycle (iter/tcp, iter/udp) over the maps in " + pinRoot);
   }
   r->tcp_ = bpf_program__attach_iter(r->skel_->progs.veer_recycle_tcp, nullptr);
   r->udp_ = bpf_program__attach_iter(r->skel_->progs.veer_recycle_udp, nullptr);

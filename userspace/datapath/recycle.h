@@ -1,9 +1,11 @@
 #pragma once
 
 // Socket recycling: destroys the sockets, in every network namespace of the
-// node, whose peer is a given backend (all of them, or a stable share).
+// node, whose peer is a given backend (all of them, or a stable share), or
+// whose affine client would now be sent to another version.
 
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -28,6 +30,8 @@ using RecycleTargets = std::vector<std::pair<veer_recycle_key, veer_recycle>>;
 struct RecyclePlan {
   RecycleTargets now;                          // UDP peers that left their service
   std::vector<std::pair<uint32_t, RecycleTargets>> later; // (grace seconds, targets)
+  /** Ids ("ns/name:port") of the services with VEER_RECYCLE_AFFINITY targets in later. */
+  std::vector<std::string> byClient;
   bool empty() const { return now.empty() && later.empty(); }
 };
 
@@ -39,7 +43,12 @@ struct RecyclePlan {
  *    removed pod drains its connections itself);
  *  - a version whose weight shrank from w to w' (opted-in services without
  *    affinity): the share (w - w') / w of its sockets, by socket-cookie hash,
- *    after the grace; their clients reconnect and the weights place them.
+ *    after the grace; their clients reconnect and the weights place them;
+ *  - an opted-in affinity service whose split (weights or lanes) changed: a
+ *    VEER_RECYCLE_AFFINITY target, after the grace. The iterator destroys
+ *    exactly the sockets whose client's hash now picks a version their backend
+ *    is not in (the counter of a non-affinity service has no such answer,
+ *    hence the share above).
  */
 RecyclePlan planRecycling(const Plan& before, const Plan& after);
 
@@ -64,13 +73,21 @@ public:
   Recycler(const Recycler&) = delete;
   Recycler& operator=(const Recycler&) = delete;
 
-  /** The iterator when the kernel has bpf_sock_destroy, else netlink after a probe. */
-  static Result<std::unique_ptr<Recycler>> load();
+  /**
+   * The iterator when the kernel has bpf_sock_destroy, else netlink after a probe.
+   * The iterators read the datapath's maps pinned under bpffs (Datapath::load first).
+   */
+  static Result<std::unique_ptr<Recycler>> load(const std::string& bpffs);
   /** A given mechanism; fails when the kernel does not offer it. */
-  static Result<std::unique_ptr<Recycler>> load(Mode mode);
+  static Result<std::unique_ptr<Recycler>> load(Mode mode, const std::string& bpffs);
 
   Mode mode() const { return mode_; }
   const char* modeName() const;
+  /**
+   * Whether VEER_RECYCLE_AFFINITY targets work: only the iterators see a socket's
+   * netns and cgroup, and so its client; netlink ignores those targets.
+   */
+  bool seesClients() const { return mode_ == Mode::kIterator; }
 
   /**
    * Destroys, in every network namespace some process of the node is in (each
