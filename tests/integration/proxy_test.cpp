@@ -234,7 +234,9 @@ TEST_F(ProxyTest, ProxyDeathFallsBackToTheKernelAndRecovers) {
 
   // Kernel path (ratings: an unconditional rule) is counted by the hooks; the L7
   // service (reviews) is not, because the proxy picks its versions.
-  for (const LiveService& ls : PinnedMaps::open(bpffs_.string())->live()->services) {
+  auto live = PinnedMaps::open(bpffs_.string())->live(); // kept: the loop reads into it
+  ASSERT_TRUE(live) << live.error().message;
+  for (const LiveService& ls : live->services) {
     for (const auto& v : ls.versions) {
       if (std::string(v.ver.service).rfind("default/reviews:", 0) == 0) {
         EXPECT_EQ(v.stats.connects, 0u) << v.ver.subset;
