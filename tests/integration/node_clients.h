@@ -29,6 +29,32 @@
 
 namespace veer::test {
 
+/**
+ * A socket of type (SOCK_STREAM or SOCK_DGRAM) connected to addr:port (IPv4) from the
+ * calling thread's netns and cgroup, with 2 s send and receive timeouts; -1 on failure
+ * (errno says why).
+ */
+inline int connectTo(const char* addr, uint16_t port, int type) {
+  int s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    return -1;
+  }
+  timeval tv{2, 0};
+  setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  inet_pton(AF_INET, addr, &sa.sin_addr);
+  if (connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+    const int err = errno;
+    close(s);
+    errno = err;
+    return -1;
+  }
+  return s;
+}
+
 class NodeClients {
 public:
   /** n cgroups "<prefix><i>" under the world's attached cgroup; removed on destruction. */
@@ -120,18 +146,8 @@ private:
     if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
       return fail("setns");
     }
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int s = connectTo(addr.c_str(), port, SOCK_STREAM);
     if (s < 0) {
-      return fail("socket");
-    }
-    timeval tv{2, 0};
-    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    inet_pton(AF_INET, addr.c_str(), &sa.sin_addr);
-    if (connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
       return fail("connect");
     }
     const std::string req = "GET / HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n";

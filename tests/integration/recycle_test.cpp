@@ -106,21 +106,6 @@ private:
   std::string buf_;
 };
 
-int connectTo(const char* addr, uint16_t port, int type) {
-  int s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
-  timeval tv{2, 0};
-  setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  inet_pton(AF_INET, addr, &sa.sin_addr);
-  if (connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    close(s);
-    return -1;
-  }
-  return s;
-}
 
 /**
  * A keep-alive HTTP client: one request every interval on its connection; when
