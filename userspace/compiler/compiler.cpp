@@ -184,35 +184,33 @@ CompileResult compile(const Plan& plan, MaglevCache* maglev) {
       if (pv.backends.empty()) {
         continue;
       }
-      std::vector<std::string> names;
-      std::vector<uint32_t> ids;
-      for (const PlanBackend& pb : pv.backends) {
+      veer_version& placed = img.versions.back().second;
+      for (size_t b = 0; b < pv.backends.size(); ++b) {
+        const PlanBackend& pb = pv.backends[b];
+        veer_backend be{};
+        copyAddr(be.addr, pb.addr);
+        be.port = htons(pb.port);
+        be.family = pb.addr.v4 ? VEER_FAMILY_V4 : VEER_FAMILY_V6;
         auto [it, inserted] =
             backendIds.emplace(std::make_pair(pb.addr, pb.port), uint32_t(backendIds.size()));
         if (inserted) {
           veer_backend_key bkey{};
           bkey.id = it->second;
-          veer_backend be{};
-          copyAddr(be.addr, pb.addr);
-          be.port = htons(pb.port);
-          be.family = pb.addr.v4 ? VEER_FAMILY_V4 : VEER_FAMILY_V6;
           img.backends.emplace_back(bkey, be);
         }
-        names.push_back(pb.addr.str() + ":" + std::to_string(pb.port));
-        ids.push_back(it->second);
+        placed.backend_id[b] = it->second;
         veer_member_key mkey{};
         mkey.version_id = vid;
         mkey.port = htons(pb.port);
         copyAddr(mkey.addr, pb.addr);
-        veer_backend be{};
-        copyAddr(be.addr, pb.addr);
-        be.port = htons(pb.port);
-        be.family = pb.addr.v4 ? VEER_FAMILY_V4 : VEER_FAMILY_V6;
         img.members.emplace_back(mkey, be);
       }
-      std::copy(ids.begin(), ids.end(), img.versions.back().second.backend_id);
-      if (ids.size() == 1) {
+      if (pv.backends.size() == 1) {
         continue; // nothing to choose: no ring
+      }
+      std::vector<std::string> names; // the ring's input, in backend_id order
+      for (const PlanBackend& pb : pv.backends) {
+        names.push_back(pb.addr.str() + ":" + std::to_string(pb.port));
       }
       ringNames.push_back(std::move(names)); // computed together below
       img.rings.emplace_back(vkey, nullptr);

@@ -61,12 +61,15 @@ MaglevCache::rings(const std::vector<std::vector<std::string>>& lists) {
   // Look up first (a list may repeat), then compute what is missing on every core: map
   // nodes do not move, and each worker writes only its own entries.
   std::vector<std::pair<const std::vector<std::string>*, Entry*>> todo;
+  std::vector<const Entry*> entries; // of lists, in order
+  entries.reserve(lists.size());
   for (const auto& names : lists) {
     auto [it, inserted] = rings_.try_emplace(names);
     if (inserted) {
       todo.emplace_back(&it->first, &it->second);
     }
     it->second.used = true;
+    entries.push_back(&it->second);
   }
   auto build = [&](size_t from, size_t step) {
     for (size_t i = from; i < todo.size(); i += step) {
@@ -91,8 +94,8 @@ MaglevCache::rings(const std::vector<std::vector<std::string>>& lists) {
   computed_ += todo.size();
   std::vector<std::shared_ptr<const veer_maglev_ring>> out;
   out.reserve(lists.size());
-  for (const auto& names : lists) {
-    out.push_back(rings_.find(names)->second.ring);
+  for (const Entry* e : entries) {
+    out.push_back(e->ring);
   }
   return out;
 }

@@ -45,7 +45,7 @@ bool isDocumentMarker(std::string_view line, std::string_view marker) {
  */
 class DocumentSplitter {
 public:
-  explicit DocumentSplitter(std::function<void(const YamlDocument&)> emit)
+  explicit DocumentSplitter(std::function<void(YamlDocument&&)> emit)
       : emit_(std::move(emit)) {}
 
   /** The next line of the stream, with its newline when it has one. */
@@ -62,16 +62,15 @@ public:
   }
 
   /** The end of the stream: the last document. */
-  void finish() { emit_(doc_); }
+  void finish() { emit_(std::move(doc_)); }
 
 private:
   void next(int firstLine) {
-    emit_(doc_);
-    doc_.text.clear();
-    doc_.firstLine = firstLine;
+    emit_(std::move(doc_));
+    doc_ = YamlDocument{std::string(), firstLine};
   }
 
-  std::function<void(const YamlDocument&)> emit_;
+  std::function<void(YamlDocument&&)> emit_;
   YamlDocument doc_;
   int lineNo_ = 0;
 };
@@ -89,9 +88,9 @@ public:
       : consume_(std::move(consume)),
         inFlight_(std::max(1u, std::thread::hardware_concurrency())) {}
 
-  void add(const YamlDocument& doc) {
+  void add(YamlDocument&& doc) {
     batchBytes_ += doc.text.size();
-    batch_.push_back(doc);
+    batch_.push_back(std::move(doc));
     if (batchBytes_ < kBatchBytes) {
       return;
     }
@@ -156,7 +155,7 @@ void Loader::loadFile(const std::string& path) {
   }
   // Line by line: a file of 10,000 objects is never in memory whole.
   ParallelParse parse([&](ParsedDocument& d) { loadDocument(d, path); });
-  DocumentSplitter split([&](const YamlDocument& doc) { parse.add(doc); });
+  DocumentSplitter split([&](YamlDocument&& doc) { parse.add(std::move(doc)); });
   std::string line;
   while (std::getline(in, line)) {
     if (!in.eof()) {
@@ -175,7 +174,7 @@ void Loader::loadFile(const std::string& path) {
 
 void Loader::loadText(std::string_view text, const std::string& file) {
   ParallelParse parse([&](ParsedDocument& d) { loadDocument(d, file); });
-  DocumentSplitter split([&](const YamlDocument& doc) { parse.add(doc); });
+  DocumentSplitter split([&](YamlDocument&& doc) { parse.add(std::move(doc)); });
   for (size_t start = 0; start < text.size();) {
     const size_t end = text.find('\n', start);
     const size_t next = end == std::string_view::npos ? text.size() : end + 1;
