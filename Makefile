@@ -19,7 +19,11 @@ CXX ?= g++
 
 PKGS := libbpf yaml-0.1 spdlog fmt re2 libnl-3.0 libnl-route-3.0
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lelf -lz
+# mimalloc replaces glibc's malloc in every binary: loading a large config is mostly small
+# allocations, and glibc spent a quarter of the load in malloc/free (docs/design.md).
+# no-as-needed: nothing calls it by name; it is linked for the symbols it interposes.
+ALLOC_LIBS := -Wl,--push-state,--no-as-needed -lmimalloc -Wl,--pop-state
+PKG_LIBS = $(ALLOC_LIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lelf -lz
 
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -MMD -MP \

@@ -1,7 +1,5 @@
 #include "compiler/pipeline.h"
 
-#include <malloc.h>
-
 namespace veer {
 
 BuildResult buildFromPaths(const std::vector<std::string>& paths, const BuildOptions& options) {
@@ -24,9 +22,6 @@ BuildResult buildFromPaths(const std::vector<std::string>& paths, const BuildOpt
     if (options.keepConfig) {
       out.config = std::move(loaded.config);
     }
-  }
-  if (!options.keepConfig) {
-    malloc_trim(0); // hand the Config's many small blocks back before the image's large ones
   }
   CompileResult compiled = compile(out.plan, options.maglev);
   for (const std::string& e : compiled.errors) {
