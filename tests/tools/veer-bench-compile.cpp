@@ -176,21 +176,31 @@ bool phases(const fs::path& dir) {
     return false;
   }
   if (pid == 0) {
+    using Clock = std::chrono::steady_clock;
+    const auto w0 = Clock::now();
     const double t0 = cpuSeconds();
     veer::LoadResult l = veer::loadPaths({dir.string()});
+    const auto w1 = Clock::now();
     const double t1 = cpuSeconds();
     const long m1 = maxRssKiB();
     veer::ResolveResult r = veer::resolve(l.config);
+    const auto w2 = Clock::now();
     const double t2 = cpuSeconds();
     const long m2 = maxRssKiB();
     veer::CompileResult c = veer::compile(r.plan);
+    const auto w3 = Clock::now();
     const double t3 = cpuSeconds();
     const long m3 = maxRssKiB();
+    auto wall = [](Clock::time_point a, Clock::time_point b) {
+      return std::chrono::duration<double>(b - a).count();
+    };
     size_t ringBytes = c.image.rings.size() * sizeof(veer_maglev_ring);
-    std::printf("  phases (CPU s / peak RSS after): load %.3f s / %.1f MiB, resolve %.3f s / %.1f "
-                "MiB, compile %.3f s / %.1f MiB (of which %zu Maglev rings: %.1f MiB)\n",
-                t1 - t0, static_cast<double>(m1) / 1024, t2 - t1, static_cast<double>(m2) / 1024,
-                t3 - t2, static_cast<double>(m3) / 1024, c.image.rings.size(),
+    std::printf("  phases (wall s / CPU s / peak RSS after): load %.3f / %.3f / %.1f MiB, resolve "
+                "%.3f / %.3f / %.1f MiB, compile %.3f / %.3f / %.1f MiB (of which %zu Maglev "
+                "rings: %.1f MiB)\n",
+                wall(w0, w1), t1 - t0, static_cast<double>(m1) / 1024, wall(w1, w2), t2 - t1,
+                static_cast<double>(m2) / 1024, wall(w2, w3), t3 - t2,
+                static_cast<double>(m3) / 1024, c.image.rings.size(),
                 static_cast<double>(ringBytes) / (1 << 20));
     std::fflush(stdout);
     _exit(0);

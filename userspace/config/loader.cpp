@@ -20,14 +20,8 @@
 namespace veer {
 namespace {
 
-using loading::ParsedDocument;
-
-/** One document of a multi-document YAML stream. */
-struct YamlDocument {
-  std::string text;
-  int firstLine = 0; // 0-based line of the file where text starts
-};
-
+using loading::Loader;
+using Document = Loader::Document;
 
 /** True for a document marker line: "---" or "..." at column 0, alone or before a space. */
 bool isDocumentMarker(std::string_view line, std::string_view marker) {
@@ -45,8 +39,7 @@ bool isDocumentMarker(std::string_view line, std::string_view marker) {
  */
 class DocumentSplitter {
 public:
-  explicit DocumentSplitter(std::function<void(YamlDocument&&)> emit)
-      : emit_(std::move(emit)) {}
+  explicit DocumentSplitter(std::function<void(Document&&)> emit) : emit_(std::move(emit)) {}
 
   /** The next line of the stream, with its newline when it has one. */
   void line(std::string_view line) {
@@ -67,80 +60,93 @@ public:
 private:
   void next(int firstLine) {
     emit_(std::move(doc_));
-    doc_ = YamlDocument{std::string(), firstLine};
+    doc_ = Document{std::string(), firstLine};
   }
 
-  std::function<void(YamlDocument&&)> emit_;
-  YamlDocument doc_;
+  std::function<void(Document&&)> emit_;
+  Document doc_;
   int lineNo_ = 0;
 };
 
 /**
- * Parses a stream's documents in batches on worker threads and hands them to consume in
- * stream order on the calling thread. libyaml's scanner is most of the cost of loading a
- * large config (10,000 services: 32 MiB of YAML, about 0.7 s of scanning here); building
- * the objects stays on one thread, in order, so diagnostics and duplicate detection read
- * as if serial. A stream smaller than one batch is parsed inline, with no thread.
+ * Loads a stream's documents in batches on worker threads (parse and build the objects)
+ * and merges the batches into the calling thread's Loader in stream order. Parsing
+ * (libyaml) and building objects are most of the cost of a large config (10,000
+ * services: 32 MiB of YAML); the merge only moves objects and checks duplicates, so
+ * diagnostics and duplicate detection read exactly as if serial. A stream smaller than
+ * one batch loads inline, with no thread.
  */
-class ParallelParse {
+class ParallelLoad {
 public:
-  explicit ParallelParse(std::function<void(ParsedDocument&)> consume)
-      : consume_(std::move(consume)),
+  ParallelLoad(Loader& into, FileName file)
+      : into_(into), file_(std::move(file)),
         inFlight_(std::max(1u, std::thread::hardware_concurrency())) {}
 
-  void add(YamlDocument&& doc) {
+  void add(Document&& doc) {
     batchBytes_ += doc.text.size();
     batch_.push_back(std::move(doc));
     if (batchBytes_ < kBatchBytes) {
       return;
     }
     if (pending_.size() >= inFlight_) {
-      drainOne();
+      mergeOne();
     }
-    pending_.push_back(std::async(std::launch::async, parseBatch, std::move(batch_)));
+    pending_.push_back(std::async(std::launch::async, loadBatch, std::move(batch_), file_));
     batch_.clear();
     batchBytes_ = 0;
   }
 
-  /** Parses what is left and consumes everything, in order. */
+  /** Loads what is left and merges everything, in order. */
   void finish() {
     while (!pending_.empty()) {
-      drainOne();
+      mergeOne();
     }
-    std::vector<ParsedDocument> last = parseBatch(std::move(batch_));
-    for (ParsedDocument& d : last) {
-      consume_(d);
-    }
+    into_.merge(loadBatch(std::move(batch_), file_));
     batch_.clear();
   }
 
 private:
   static constexpr size_t kBatchBytes = 256 * 1024;
 
-  static std::vector<ParsedDocument> parseBatch(std::vector<YamlDocument> docs) {
-    std::vector<ParsedDocument> out(docs.size());
-    for (size_t i = 0; i < docs.size(); ++i) {
-      out[i].firstLine = docs[i].firstLine;
-      out[i].ok = yaml::parse(docs[i].text, out[i].doc, out[i].error);
-      docs[i].text = std::string(); // free as we go
-    }
-    return out;
+  static Loader loadBatch(std::vector<Document> docs, FileName file) {
+    Loader batch;
+    batch.loadBatch(std::move(docs), file);
+    return batch;
   }
 
-  void drainOne() {
-    std::vector<ParsedDocument> done = pending_.front().get();
+  void mergeOne() {
+    Loader done = pending_.front().get();
     pending_.pop_front();
-    for (ParsedDocument& d : done) {
-      consume_(d);
-    }
+    into_.merge(std::move(done));
   }
 
-  std::function<void(ParsedDocument&)> consume_;
+  Loader& into_;
+  const FileName file_;
   const size_t inFlight_;
-  std::vector<YamlDocument> batch_;
+  std::vector<Document> batch_;
   size_t batchBytes_ = 0;
-  std::deque<std::future<std::vector<ParsedDocument>>> pending_;
+  std::deque<std::future<Loader>> pending_;
 };
+
+/** Calls f(&Config::list) for each object list of a Config, in member order. */
+template <class F>
+void forEachList(F&& f) {
+  f(&Config::services);
+  f(&Config::pods);
+  f(&Config::endpointSlices);
+  f(&Config::destinationRules);
+  f(&Config::virtualServices);
+  f(&Config::gateways);
+  f(&Config::trafficLabels);
+  f(&Config::ingressRoutes);
+}
+
+Loader::ListSizes listSizes(const Config& c) {
+  Loader::ListSizes out{};
+  size_t i = 0;
+  forEachList([&](auto list) { out[i++] = (c.*list).size(); });
+  return out;
+}
 
 } // namespace
 } // namespace veer
@@ -154,8 +160,8 @@ void Loader::loadFile(const std::string& path) {
     return;
   }
   // Line by line: a file of 10,000 objects is never in memory whole.
-  ParallelParse parse([&](ParsedDocument& d) { loadDocument(d, path); });
-  DocumentSplitter split([&](YamlDocument&& doc) { parse.add(std::move(doc)); });
+  ParallelLoad load(*this, path);
+  DocumentSplitter split([&](Document&& doc) { load.add(std::move(doc)); });
   std::string line;
   while (std::getline(in, line)) {
     if (!in.eof()) {
@@ -164,17 +170,17 @@ void Loader::loadFile(const std::string& path) {
     split.line(line);
   }
   if (in.bad()) {
-    parse.finish(); // what was read before the error still loads, in order
+    load.finish(); // what was read before the error still loads, in order
     fileError(path, "cannot read file");
     return;
   }
   split.finish();
-  parse.finish();
+  load.finish();
 }
 
 void Loader::loadText(std::string_view text, const std::string& file) {
-  ParallelParse parse([&](ParsedDocument& d) { loadDocument(d, file); });
-  DocumentSplitter split([&](YamlDocument&& doc) { parse.add(std::move(doc)); });
+  ParallelLoad load(*this, file);
+  DocumentSplitter split([&](Document&& doc) { load.add(std::move(doc)); });
   for (size_t start = 0; start < text.size();) {
     const size_t end = text.find('\n', start);
     const size_t next = end == std::string_view::npos ? text.size() : end + 1;
@@ -182,29 +188,79 @@ void Loader::loadText(std::string_view text, const std::string& file) {
     start = next;
   }
   split.finish();
-  parse.finish();
+  load.finish();
 }
 
-void Loader::loadDocument(const ParsedDocument& d, const std::string& file) {
-  if (!d.ok) {
+void Loader::loadBatch(std::vector<Document> docs, const FileName& file) {
+  for (Document& d : docs) {
+    yaml::Document doc;
+    yaml::ParseError error;
+    const bool ok = yaml::parse(d.text, doc, error);
+    d.text = std::string(); // free as we go
+    if (ok) {
+      loadDocument(doc, file, d.firstLine);
+      continue;
+    }
     Diagnostic diag;
     diag.pos.file = file;
-    if (!d.error.mark.isNull()) {
-      diag.pos.line = d.firstLine + d.error.mark.line + 1;
-      diag.pos.column = d.error.mark.column + 1;
+    if (!error.mark.isNull()) {
+      diag.pos.line = d.firstLine + error.mark.line + 1;
+      diag.pos.column = error.mark.column + 1;
     }
-    diag.message = "YAML syntax error: " + d.error.message;
-    if (!d.error.context.empty()) {
+    diag.message = "YAML syntax error: " + error.message;
+    if (!error.context.empty()) {
       // Lines of the file, like the diagnostic's own position.
-      diag.message += " " + d.error.context + " that starts at line " +
-                      std::to_string(d.firstLine + d.error.contextMark.line + 1) + ", column " +
-                      std::to_string(d.error.contextMark.column + 1);
+      diag.message += " " + error.context + " that starts at line " +
+                      std::to_string(d.firstLine + error.contextMark.line + 1) + ", column " +
+                      std::to_string(error.contextMark.column + 1);
     }
     result_.diags.push_back(std::move(diag));
-    return;
   }
-  ObjectParser p(file, d.firstLine, result_.diags);
-  loadObject(p, d.doc.root(), "");
+}
+
+void Loader::loadDocument(const yaml::Document& doc, const FileName& file, int firstLine) {
+  ObjectParser p(file, firstLine, result_.diags);
+  loadObject(p, doc.root(), "");
+}
+
+void Loader::merge(Loader&& batch) {
+  Diagnostics& from = batch.result_.diags;
+  Diagnostics& to = result_.diags;
+  auto takeDiags = [&](size_t begin, size_t end) {
+    to.insert(to.end(), std::make_move_iterator(from.begin() + static_cast<ptrdiff_t>(begin)),
+              std::make_move_iterator(from.begin() + static_cast<ptrdiff_t>(end)));
+  };
+  auto takeObjects = [&](const ListSizes& begin, const ListSizes& end) {
+    size_t i = 0;
+    forEachList([&](auto list) {
+      auto& src = batch.result_.config.*list;
+      auto& dst = result_.config.*list;
+      dst.insert(dst.end(), std::make_move_iterator(src.begin() + static_cast<ptrdiff_t>(begin[i])),
+                 std::make_move_iterator(src.begin() + static_cast<ptrdiff_t>(end[i])));
+      ++i;
+    });
+  };
+  size_t diag = 0;
+  ListSizes objects{};
+  for (ObjectMark& m : batch.marks_) {
+    takeDiags(diag, m.bodyDiags);
+    auto [it, inserted] = seen_.emplace(m.key, m.pos);
+    if (inserted) {
+      takeDiags(m.bodyDiags, m.endDiags);
+      takeObjects(objects, m.end);
+    } else {
+      const SourcePos& first = it->second;
+      Diagnostic d;
+      d.pos = m.pos;
+      d.object = std::move(m.key);
+      d.message = "duplicate object; first defined at " + first.file.str() + ":" +
+                  std::to_string(first.line) + ":" + std::to_string(first.column);
+      to.push_back(std::move(d));
+    }
+    diag = m.endDiags;
+    objects = m.end;
+  }
+  takeDiags(diag, from.size()); // after the last object: syntax errors, non-objects
 }
 
 void Loader::fileError(const std::string& path, const std::string& message) {
@@ -284,9 +340,9 @@ void Loader::loadObject(ObjectParser& p, const yaml::Node& doc, const std::strin
     return;
   }
   p.setObject(meta.ref());
-  if (!checkDuplicate(p, meta)) {
-    return;
-  }
+  // Whether it duplicates an earlier object is decided when batches merge (merge()).
+  const size_t mark = marks_.size();
+  marks_.push_back(ObjectMark{meta.ref(), meta.pos, diagCount()});
   const yaml::Node* spec = ObjectParser::get(*top, "spec");
   const yaml::Node* status = ObjectParser::get(*top, "status");
   switch (k) {
@@ -320,6 +376,8 @@ void Loader::loadObject(ObjectParser& p, const yaml::Node& doc, const std::strin
   case Kind::kNone:
     break;
   }
+  marks_[mark].endDiags = diagCount();
+  marks_[mark].end = listSizes(result_.config);
 }
 
 bool Loader::loadMeta(ObjectParser& p, const Fields& top, ObjectMeta& meta) {
@@ -357,19 +415,6 @@ bool Loader::loadMeta(ObjectParser& p, const Fields& top, ObjectMeta& meta) {
   }
   if (const yaml::Node* u = ObjectParser::get(*m, "uid")) {
     meta.uid = p.string(*u, "metadata.uid").value_or("");
-  }
-  return true;
-}
-
-bool Loader::checkDuplicate(ObjectParser& p, const ObjectMeta& meta) {
-  std::string key = meta.ref();
-  auto [it, inserted] = seen_.emplace(key, meta.pos);
-  if (!inserted) {
-    const SourcePos& first = it->second;
-    p.report(Diagnostic::Severity::kError, meta.pos, "",
-             "duplicate object; first defined at " + first.file.str() + ":" +
-                 std::to_string(first.line) + ":" + std::to_string(first.column));
-    return false;
   }
   return true;
 }

@@ -8,6 +8,7 @@
 
 #include "config/yaml.h"
 
+#include <array>
 #include <map>
 #include <optional>
 #include <string>
@@ -118,8 +119,8 @@ private:
 class ObjectParser {
 public:
   /** lineOffset: lines of the file before this document (its marks count from 0). */
-  ObjectParser(std::string file, int lineOffset, Diagnostics& diags)
-      : file_(file), lineOffset_(lineOffset), diags_(diags) {}
+  ObjectParser(FileName file, int lineOffset, Diagnostics& diags)
+      : file_(std::move(file)), lineOffset_(lineOffset), diags_(diags) {}
 
   void setObject(std::string object) { object_ = std::move(object); }
   int lineOffset() const { return lineOffset_; }
@@ -325,7 +326,7 @@ public:
     return out;
   }
 
-  const std::string& file() const { return file_; }
+  const FileName& file() const { return file_; }
 
 private:
   FileName file_;
@@ -342,14 +343,6 @@ inline std::string idx(const std::string& field, size_t i) {
 bool checkRegex(ObjectParser& p, const yaml::Node& n, const std::string& field,
                 const std::string& v);
 
-/** A document of a stream after libyaml: its tree, or why it is not YAML. */
-struct ParsedDocument {
-  int firstLine = 0; // lines of the file before the document
-  bool ok = false;
-  yaml::Document doc;
-  yaml::ParseError error;
-};
-
 /** Reads Kubernetes objects into a Config; one instance per loadPaths/loadString call. */
 class Loader {
 public:
@@ -357,19 +350,46 @@ public:
 
   void loadText(std::string_view text, const std::string& file);
 
-  /** One parsed document of a stream. */
-  void loadDocument(const ParsedDocument& d, const std::string& file);
-
   void fileError(const std::string& path, const std::string& message);
 
   LoadResult take() { return std::move(result_); }
+
+  /** The sizes of a Config's object lists, in Config's member order. */
+  using ListSizes = std::array<size_t, 8>;
+
+  /**
+   * One object a batch loaded, for the in-order merge: its identity, the diagnostic from
+   * which on it is dropped when it turns out to be a duplicate (what a serial load would
+   * not have reported: everything after its metadata), and the batch's list sizes once it
+   * was added.
+   */
+  struct ObjectMark {
+    std::string key; // "Kind ns/name"
+    SourcePos pos;
+    size_t bodyDiags = 0; // result_.diags.size() when the metadata was read
+    size_t endDiags = 0;  // ... and when the object was done
+    ListSizes end{};
+  };
+
+  /** Parses and loads one batch of a stream's documents (on a worker thread). */
+  struct Document {
+    std::string text;
+    int firstLine = 0; // 0-based line of the file where text starts
+  };
+  void loadBatch(std::vector<Document> docs, const FileName& file);
+
+  /**
+   * Takes a batch's objects and diagnostics, in stream order, dropping an object whose
+   * "Kind ns/name" an earlier one (of any batch) already has: the only cross-document
+   * check of loading, so batches can load in parallel and still read as if serial.
+   */
+  void merge(Loader&& batch);
 
 private:
   void loadObject(ObjectParser& p, const yaml::Node& doc, const std::string& prefix);
 
   bool loadMeta(ObjectParser& p, const Fields& top, ObjectMeta& meta);
 
-  bool checkDuplicate(ObjectParser& p, const ObjectMeta& meta);
 
   void loadService(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
   void loadSessionAffinity(ObjectParser& p, const Fields& s, Service& svc);
@@ -468,8 +488,11 @@ private:
   }
   Config& config() { return result_.config; }
 
+  void loadDocument(const yaml::Document& doc, const FileName& file, int firstLine);
+
   LoadResult result_;
-  std::map<std::string, SourcePos> seen_; // "Kind ns/name" -> first position
+  std::vector<ObjectMark> marks_;          // a batch's objects, in stream order
+  std::map<std::string, SourcePos> seen_; // merged objects: "Kind ns/name" -> first position
 };
 
 } // namespace veer::loading
