@@ -705,7 +705,7 @@ TEST(LoadRegressions, PositionsAcrossDocumentMarkers) {
 // result must read exactly as a serial load: objects in stream order, a syntax error and
 // duplicates at their own lines, nothing lost at batch edges. A duplicate is judged against
 // the first object of any batch, and what a serial load would never have read of it (its
-// spec's unknown field) is not reported. Both entry points.
+// spec's bad sessionAffinity) is not reported. Both entry points.
 TEST(LoadRegressions, LargeStreamLoadsInOrderWithPositions) {
   constexpr int kObjects = 6000; // about 700 KiB: several 256 KiB batches
   constexpr int kBroken = 2500, kOriginal = 10;
@@ -737,7 +737,7 @@ TEST(LoadRegressions, LargeStreamLoadsInOrderWithPositions) {
     text += "apiVersion: v1\nkind: Service\nmetadata:\n  name: " + name +
             "\n  namespace: default\nspec:\n  clusterIP: 10.96." + std::to_string(i / 250) + "." +
             std::to_string(i % 250) + "\n  ports: [{port: 80}]\n" +
-            (duplicate ? "  colour: blue\n" : "");
+            (duplicate ? "  sessionAffinity: Sometimes\n" : "");
     line += duplicate ? 9 : 8;
   }
   TempDir t;
