@@ -62,10 +62,10 @@ protected:
    * (the kernel image alone may not change: a new pod in an L7-only subset).
    */
   void waitProxyServing() {
-    BuildResult built = buildFromPaths({configDir_.string()}, {.keepConfig = true});
+    BuildResult built = buildFromPaths({configDir_.string()});
     ASSERT_TRUE(built.ok());
     const std::string json =
-        proxy::RouteTable::fromPlan(built.plan, built.config, proxy::RouteOptions{})->toJson();
+        proxy::RouteTable::fromPlan(built.plan, *built.config, proxy::RouteOptions{})->toJson();
     const uint64_t want = fnv1a64(json.data(), json.size());
     const auto deadline = steady_clock::now() + std::chrono::seconds(10);
     while (steady_clock::now() < deadline) {

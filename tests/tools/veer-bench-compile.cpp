@@ -166,7 +166,7 @@ long maxRssKiB() {
 
 /**
  * Where the time and memory go: the pipeline's three phases (the steps of
- * buildFromPaths) in one fresh child, CPU seconds and peak RSS after each.
+ * buildFromPaths) in one fresh child, wall and CPU seconds and peak RSS after each.
  */
 bool phases(const fs::path& dir) {
   std::fflush(stdout);
@@ -183,7 +183,7 @@ bool phases(const fs::path& dir) {
     const auto w1 = Clock::now();
     const double t1 = cpuSeconds();
     const long m1 = maxRssKiB();
-    veer::ResolveResult r = veer::resolve(l.config);
+    veer::ResolveResult r = veer::resolve(std::make_shared<const veer::Config>(std::move(l.config)));
     const auto w2 = Clock::now();
     const double t2 = cpuSeconds();
     const long m2 = maxRssKiB();

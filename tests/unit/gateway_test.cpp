@@ -192,7 +192,7 @@ TEST(GatewayApi, HeaderMatchAndHeaderModifiersAreL7) {
   // The kernel keeps the unconditional rule; the header rule is first for the proxy.
   EXPECT_EQ(split(*s), "shop/cart-v1=100");
   ASSERT_EQ(s->routes.size(), 2u);
-  const Route& r = s->routes[0].rule;
+  const Route& r = *s->routes[0].rule;
   EXPECT_EQ(r.field, "spec.rules[1]");
   ASSERT_EQ(r.matches.size(), 1u);
   ASSERT_EQ(r.matches[0].headers.size(), 1u);
@@ -243,7 +243,7 @@ TEST(GatewayApi, MatchesAreOrderedByPrecedence) {
   ASSERT_NE(s, nullptr);
   std::vector<std::string> order;
   for (const auto& pr : s->routes) {
-    order.push_back(pr.rule.matches.empty() ? pr.rule.field : pr.rule.matches[0].field);
+    order.push_back(pr.rule->matches.empty() ? pr.rule->field : pr.rule->matches[0].field);
   }
   EXPECT_EQ(order, (std::vector<std::string>{
                        "spec.rules[3].matches[0]", "spec.rules[4].matches[0]",
@@ -259,7 +259,7 @@ TEST(GatewayApi, PathPrefixMatchesWholePathElements) {
   const PlanService* s = service(o.plan, "cart");
   ASSERT_NE(s, nullptr);
   ASSERT_EQ(s->routes.size(), 1u);
-  const StringMatch& uri = *s->routes[0].rule.matches[0].uri;
+  const StringMatch& uri = *s->routes[0].rule->matches[0].uri;
   for (const char* yes : {"/abc", "/abc/", "/abc/def"}) {
     EXPECT_TRUE(stringMatches(uri, yes)) << yes;
   }
@@ -296,8 +296,8 @@ TEST(GatewayApi, AllWeightsZeroIs500AndNoBackendsIs503) {
   const PlanService* s = service(o.plan, "cart");
   ASSERT_NE(s, nullptr);
   ASSERT_EQ(s->routes.size(), 3u);
-  EXPECT_EQ(s->routes[0].rule.actions.directResponseStatus, 500);
-  EXPECT_EQ(s->routes[1].rule.actions.directResponseStatus, 503);
+  EXPECT_EQ(s->routes[0].rule->actions.directResponseStatus, 500);
+  EXPECT_EQ(s->routes[1].rule->actions.directResponseStatus, 503);
 }
 
 TEST(GatewayApi, RewriteRedirectAndMirrorFilters) {
@@ -317,9 +317,9 @@ TEST(GatewayApi, RewriteRedirectAndMirrorFilters) {
   const PlanService* s = service(o.plan, "cart");
   ASSERT_NE(s, nullptr);
   ASSERT_EQ(s->routes.size(), 2u);
-  EXPECT_EQ(s->routes[0].rule.actions.redirect, "authority=new.example.com,scheme=https");
-  EXPECT_EQ(s->routes[0].rule.actions.redirectCode, 301);
-  const RouteActions& a = s->routes[1].rule.actions;
+  EXPECT_EQ(s->routes[0].rule->actions.redirect, "authority=new.example.com,scheme=https");
+  EXPECT_EQ(s->routes[0].rule->actions.redirectCode, 301);
+  const RouteActions& a = s->routes[1].rule->actions;
   EXPECT_EQ(a.rewriteAuthority, "cart.internal");
   EXPECT_EQ(a.rewriteUri, "/v2");
   ASSERT_TRUE(a.mirror.has_value());
@@ -460,7 +460,7 @@ TEST(GatewayApi, RoutesOnOneParentMerge) {
   ASSERT_NE(s, nullptr);
   std::vector<std::string> order;
   for (const auto& pr : s->routes) {
-    order.push_back(pr.source + " " + pr.rule.field);
+    order.push_back(pr.source + " " + pr.rule->field);
   }
   EXPECT_EQ(order, (std::vector<std::string>{"HTTPRoute shop/a-default spec.rules[1]",
                                              "HTTPRoute shop/b-canary spec.rules[0]",
@@ -475,7 +475,7 @@ TEST(GatewayApi, RoutesOnOneParentMerge) {
   ASSERT_EQ(vh.routes.size(), 3u);
   EXPECT_EQ(vh.routes[0].source, "HTTPRoute shop/a-default");
   EXPECT_EQ(vh.routes[1].source, "HTTPRoute shop/b-canary");
-  EXPECT_TRUE(vh.routes[2].rule.matches.empty());
+  EXPECT_TRUE(vh.routes[2].rule->matches.empty());
 }
 
 struct ErrorCase {

@@ -429,7 +429,9 @@ TEST(Contour, PlanDiffShowsRuleOrderAndRulesAddedOrRemoved) {
   Plan b = a;
   ASSERT_EQ(b.virtualHosts.size(), 1u);
   PlanRoute extra = b.virtualHosts[0].routes[0];
-  extra.rule.field = "spec.routes[1]";
+  auto moved = std::make_shared<Route>(*extra.rule);
+  moved->field = "spec.routes[1]";
+  extra.rule = moved;
   b.virtualHosts[0].routes.insert(b.virtualHosts[0].routes.begin(), extra);
   PlanDiff d = diffPlans(summarize(a), summarize(b));
   EXPECT_NE(d.text.find("    rule added: spec.routes[1] [IngressRoute marketing/blog]: (uri prefix "

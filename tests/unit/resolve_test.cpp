@@ -694,3 +694,85 @@ TEST(SeedSteps, EveryStepFileIsCovered) {
 
 } // namespace
 } // namespace veer
+
+namespace veer {
+namespace {
+
+// Given the Config as a shared_ptr, resolve() does not copy the rules into the plan: a
+// rule as written is the Config's own object, and the plan keeps the Config alive. A
+// delegate's rules merged with their parent's conditions are new objects.
+TEST(Resolve, PlanSharesTheConfigsRulesAndOwnsMergedOnes) {
+  auto loaded = loadString(R"Y(apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec:
+  clusterIP: 10.96.0.9
+  ports: [{name: http, port: 9080}]
+  selector: {app: reviews}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    delegate: {name: jason-rules}
+  - route:
+    - destination: {host: reviews}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: jason-rules}
+spec:
+  http:
+  - match: [{uri: {prefix: /api}}]
+    route:
+    - destination: {host: reviews}
+)Y",
+                           "r.yaml");
+  ASSERT_FALSE(hasErrors(loaded.diags)) << formatDiagnostics(loaded.diags);
+  auto config = std::make_shared<const Config>(std::move(loaded.config));
+  const Route* written = &config->virtualServices[0].http[1];
+  const Route* child = &config->virtualServices[1].http[0];
+  std::weak_ptr<const Config> alive = config;
+
+  ResolveResult r = resolve(std::move(config));
+  ASSERT_FALSE(hasErrors(r.diags)) << formatDiagnostics(r.diags);
+  ASSERT_EQ(r.plan.services.size(), 1u);
+  const std::vector<PlanRoute>& routes = r.plan.services[0].routes;
+  ASSERT_EQ(routes.size(), 2u);
+  EXPECT_NE(routes[0].rule.get(), child); // merged: the parent's header and the child's uri
+  EXPECT_EQ(routes[0].rule->matches.size(), 1u);
+  EXPECT_EQ(routes[0].rule->matches[0].headers.size(), 1u);
+  EXPECT_TRUE(routes[0].rule->matches[0].uri.has_value());
+  EXPECT_EQ(routes[1].rule.get(), written);
+  EXPECT_FALSE(alive.expired());
+  r.plan = Plan();
+  EXPECT_TRUE(alive.expired());
+
+  // Given a plain reference, the plan owns copies: the caller's Config may go.
+  LoadResult again = loadString(R"Y(apiVersion: v1
+kind: Service
+metadata: {name: reviews}
+spec:
+  clusterIP: 10.96.0.9
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews}
+)Y",
+                                "r.yaml");
+  ResolveResult copied = resolve(again.config);
+  ASSERT_EQ(copied.plan.services.size(), 1u);
+  EXPECT_NE(copied.plan.services[0].routes.at(0).rule.get(), &again.config.virtualServices[0].http[0]);
+}
+
+} // namespace
+} // namespace veer

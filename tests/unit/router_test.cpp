@@ -237,8 +237,9 @@ TEST(Router, APlanItCannotReadIsRefusedWhole) {
   Loaded l = loadShop("  http:\n  - match:\n    - uri: {prefix: /a}\n    timeout: 1s\n"
                       "    route:\n    - destination: {host: shop, subset: v1}\n");
   ASSERT_TRUE(RouteTable::compilePlan(l.plan, l.config, {}));
-  l.plan.services[0].routes[0].rule.actions.timeout =
-      "1..5s"; // digits and dots, as the loader checks
+  auto bad = std::make_shared<Route>(*l.plan.services[0].routes[0].rule);
+  bad->actions.timeout = "1..5s"; // digits and dots, as the loader checks
+  l.plan.services[0].routes[0].rule = bad;
   auto t = RouteTable::compilePlan(l.plan, l.config, {});
   ASSERT_FALSE(t);
   EXPECT_EQ(t.error().message,
@@ -989,7 +990,7 @@ TEST(RouterTrace, AgreesWithRouteOnEverySeed) {
               EXPECT_EQ(d.reason, "no route");
               continue;
             }
-            EXPECT_EQ(d.rule, ps.routes[tr.rule].source + " " + ps.routes[tr.rule].rule.field);
+            EXPECT_EQ(d.rule, ps.routes[tr.rule].source + " " + ps.routes[tr.rule].rule->field);
             drawn.insert(std::string(d.cluster) + " " + std::to_string(d.endpoints.size()) +
                          " " + std::string(d.fallbackCluster));
           }

@@ -104,7 +104,7 @@ public:
   /** Builds and applies the config; a bad config is logged and the live one kept. */
   void reload() {
     BuildResult built =
-        buildFromPaths({configDir_}, {.keepConfig = proxy_ != nullptr, .maglev = &maglev_});
+        buildFromPaths({configDir_}, {.maglev = &maglev_});
     for (const Diagnostic& d : built.diags) {
       if (d.severity == Diagnostic::Severity::kError) {
         spdlog::error("{}", d.format());
@@ -121,7 +121,7 @@ public:
       // The proxy first: once the maps flip, L7 services may reach it with
       // the new config's routes.
       std::shared_ptr<proxy::RouteTable> table =
-          proxy::RouteTable::fromPlan(built.plan, built.config, routeOptions_);
+          proxy::RouteTable::fromPlan(built.plan, *built.config, routeOptions_);
       if (Status s = proxy_->publish(table->toJson()); !s) {
         spdlog::error("veer-proxy: {}; L7 services take the kernel path meanwhile",
                       s.error().message);

@@ -2,6 +2,7 @@
 
 // load -> validate/resolve -> compile, as the agent and veerctl both run it.
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,7 +12,8 @@
 namespace veer {
 
 struct BuildResult {
-  Config config; // what was loaded, when BuildOptions::keepConfig
+  /** What was loaded (null when it did not load). The plan's rules point into it. */
+  std::shared_ptr<const Config> config;
   Plan plan;
   MapImage image;
   Diagnostics diags; // loader, resolver and compiler findings
@@ -20,8 +22,6 @@ struct BuildResult {
 };
 
 struct BuildOptions {
-  /** Keep BuildResult::config (for RouteTable::fromPlan); otherwise it is freed early. */
-  bool keepConfig = false;
   /** Rings kept from earlier builds (the agent's), so unchanged versions are not recomputed. */
   MaglevCache* maglev = nullptr;
 };

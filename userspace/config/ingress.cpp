@@ -143,10 +143,10 @@ private:
       std::stable_sort(vh.routes.begin(), vh.routes.end(),
                        [](const PlanRoute& a, const PlanRoute& b) {
                          auto rank = [](const PlanRoute& r) {
-                           if (r.rule.matches.empty()) {
+                           if (r.rule->matches.empty()) {
                              return std::make_pair(size_t{0}, size_t{0});
                            }
-                           const HttpMatch& m = r.rule.matches[0];
+                           const HttpMatch& m = r.rule->matches[0];
                            return std::make_pair(m.uri ? m.uri->value.size() : 0,
                                                  m.headers.size() + m.withoutHeaders.size());
                          };
@@ -198,7 +198,7 @@ private:
       }
       if (!r.delegate) {
         ok = destinations(o, merged) && ok;
-        out.push_back(PlanRoute{o.meta.ref(), std::move(merged)});
+        out.push_back(PlanRoute{o.meta.ref(), std::make_shared<const Route>(std::move(merged))});
         continue;
       }
       const std::string what = proxy ? "includes" : "delegate";

@@ -10,7 +10,9 @@
 #include <deque>
 #include <fstream>
 #include <functional>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <thread>
 #include <map>
 #include <set>
@@ -82,6 +84,17 @@ public:
       : into_(into), file_(std::move(file)),
         inFlight_(std::max(1u, std::thread::hardware_concurrency())) {}
 
+  ~ParallelLoad() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    ready_.notify_all();
+    for (std::thread& t : workers_) {
+      t.join();
+    }
+  }
+
   void add(Document&& doc) {
     batchBytes_ += doc.text.size();
     batch_.push_back(std::move(doc));
@@ -91,7 +104,17 @@ public:
     if (pending_.size() >= inFlight_) {
       mergeOne();
     }
-    pending_.push_back(std::async(std::launch::async, loadBatch, std::move(batch_), file_));
+    std::packaged_task<Loader()> task(
+        [docs = std::move(batch_), file = file_]() mutable { return loadBatch(std::move(docs), file); });
+    pending_.push_back(task.get_future());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(task));
+    }
+    ready_.notify_one();
+    if (workers_.size() < inFlight_) {
+      workers_.emplace_back([this] { work(); }); // started on demand, kept for the stream
+    }
     batch_.clear();
     batchBytes_ = 0;
   }
@@ -108,10 +131,27 @@ public:
 private:
   static constexpr size_t kBatchBytes = 256 * 1024;
 
-  static Loader loadBatch(std::vector<Document> docs, FileName file) {
+  static Loader loadBatch(std::vector<Document> docs, const FileName& file) {
     Loader batch;
     batch.loadBatch(std::move(docs), file);
     return batch;
+  }
+
+  /** A worker: runs queued batches until the stream is done (a thread per batch cost 5 %). */
+  void work() {
+    for (;;) {
+      std::packaged_task<Loader()> task;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        ready_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) {
+          return;
+        }
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      task();
+    }
   }
 
   void mergeOne() {
@@ -125,7 +165,12 @@ private:
   const size_t inFlight_;
   std::vector<Document> batch_;
   size_t batchBytes_ = 0;
-  std::deque<std::future<Loader>> pending_;
+  std::deque<std::future<Loader>> pending_; // in stream order
+  std::mutex mu_;
+  std::condition_variable ready_;
+  std::deque<std::packaged_task<Loader()>> queue_; // guarded by mu_
+  bool stop_ = false;                              // guarded by mu_
+  std::vector<std::thread> workers_;
 };
 
 /** Calls f(&Config::list) for each object list of a Config, in member order. */

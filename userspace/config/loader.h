@@ -38,6 +38,11 @@ struct ResolveResult {
  * means the plan must not be applied.
  */
 ResolveResult resolve(const Config& config);
+/**
+ * The same, sharing the Config's rules with the plan instead of copying them (a large
+ * config's rules are most of its memory): the plan keeps the Config alive.
+ */
+ResolveResult resolve(std::shared_ptr<const Config> config);
 
 /** One subset of a service port and its ready endpoints, computed as resolve() does. */
 struct SubsetEndpoints {

@@ -164,8 +164,8 @@ const char* pathName(PlanPath p) { return p == PlanPath::kKernel ? "kernel" : "l
 
 void orderHttpRouteRules(std::vector<PlanRoute>& routes) {
   std::stable_sort(routes.begin(), routes.end(), [](const PlanRoute& a, const PlanRoute& b) {
-    if (a.rule.precedence != b.rule.precedence) {
-      return a.rule.precedence > b.rule.precedence;
+    if (a.rule->precedence != b.rule->precedence) {
+      return a.rule->precedence > b.rule->precedence;
     }
     return a.source < b.source;
   });

@@ -4,6 +4,7 @@
 // Config by resolve(); consumed by the compiler. Sorted, so deterministic.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -74,7 +75,12 @@ const char* pathName(PlanPath p);
  */
 struct PlanRoute {
   std::string source; // "VirtualService default/reviews"
-  Route rule;
+  /**
+   * The rule. Shared, not copied: when resolve() is given the Config as a shared_ptr,
+   * a rule as written points into that Config (and keeps it alive); a rule resolve built
+   * (a delegate merged with its parent's conditions) is its own.
+   */
+  std::shared_ptr<const Route> rule;
 };
 
 /**

@@ -123,7 +123,7 @@ std::string renderDest(const RouteDestination& d) {
 } // namespace
 
 std::string renderRule(const PlanRoute& pr) {
-  const Route& r = pr.rule;
+  const Route& r = *pr.rule;
   std::string out = r.field + " [" + pr.source + "]";
   if (!r.name.empty()) {
     out += " '" + r.name + "'";
@@ -538,16 +538,16 @@ Explanation explainVirtualHost(const Plan& plan, const ExplainRequest& req) {
   std::string out = "vhost " + vh->host + " [" + vh->source + "] path=l7 (ingress proxy)\n";
   const PlanRoute* hit = nullptr;
   for (const auto& pr : vh->routes) {
-    if (pr.rule.matches.empty()) {
-      out += "  " + pr.rule.field + " [" + pr.source + "]: matches (no conditions)\n";
+    if (pr.rule->matches.empty()) {
+      out += "  " + pr.rule->field + " [" + pr.source + "]: matches (no conditions)\n";
       hit = &pr;
       break;
     }
     std::string why;
-    for (const auto& m : pr.rule.matches) {
+    for (const auto& m : pr.rule->matches) {
       std::string r = vhostMismatch(m, view);
       if (r.empty()) {
-        out += "  " + pr.rule.field + " [" + pr.source + "]: matches " + m.field + " (" +
+        out += "  " + pr.rule->field + " [" + pr.source + "]: matches " + m.field + " (" +
                renderMatch(m) + ")\n";
         hit = &pr;
         break;
@@ -557,22 +557,22 @@ Explanation explainVirtualHost(const Plan& plan, const ExplainRequest& req) {
     if (hit != nullptr) {
       break;
     }
-    out += "  " + pr.rule.field + " [" + pr.source + "]: no (" + why + ")\n";
+    out += "  " + pr.rule->field + " [" + pr.source + "]: no (" + why + ")\n";
   }
   if (hit == nullptr) {
     ex.text = out + "-> no rule matches: the ingress answers 404\n";
     return ex;
   }
   out += "  rule: " + renderRule(*hit) + "\n";
-  if (hit->rule.destinations.empty()) {
+  if (hit->rule->destinations.empty()) {
     ex.text = out + "-> answered by the rule itself" +
-              (hit->rule.actions.directResponseStatus != 0
-                   ? " (" + std::to_string(hit->rule.actions.directResponseStatus) + ")"
+              (hit->rule->actions.directResponseStatus != 0
+                   ? " (" + std::to_string(hit->rule->actions.directResponseStatus) + ")"
                    : std::string()) +
               "\n";
     return ex;
   }
-  for (const auto& d : hit->rule.destinations) {
+  for (const auto& d : hit->rule->destinations) {
     // d.host is "name.ns"; the Service's port d.port (0: its first port).
     const PlanService* s = findService(plan, d.host, "", d.port);
     out += "-> Service " + d.host + (d.port != 0 ? ":" + std::to_string(d.port) : "") + " " +

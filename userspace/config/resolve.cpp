@@ -4,7 +4,10 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <string_view>
 #include <tuple>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "config/ingress.h"
 #include "config/loader.h"
@@ -13,6 +16,22 @@ namespace veer {
 namespace {
 
 using Key = std::pair<std::string, std::string>; // (namespace, name)
+
+/** Hashes any pair or tuple of strings: the resolver's indexes are lookups, never walked. */
+struct StringsHash {
+  template <class Tuple>
+  size_t operator()(const Tuple& t) const {
+    return std::apply(
+        [](const auto&... s) {
+          size_t h = 0;
+          ((h = h * 1000003 ^ std::hash<std::string_view>()(s)), ...);
+          return h;
+        },
+        t);
+  }
+};
+template <class K, class V>
+using Index = std::unordered_map<K, V, StringsHash>;
 
 std::string keyStr(const Key& k) { return k.first + "/" + k.second; }
 
@@ -118,7 +137,8 @@ struct Decision {
 
 class Resolver {
 public:
-  explicit Resolver(const Config& c) : c_(c) {}
+  /** owner, when set, is c: the plan's rules then point into it rather than copy it. */
+  Resolver(const Config& c, std::shared_ptr<const Config> owner) : c_(c), owner_(std::move(owner)) {}
 
   ResolveResult run() {
     index();
@@ -268,7 +288,7 @@ private:
     bool ok = true;
     for (const Route& r : rules) {
       if (!r.delegate) {
-        out.push_back(PlanRoute{vs.meta.ref(), r});
+        out.push_back(PlanRoute{vs.meta.ref(), share(r)});
         continue;
       }
       std::string ns = r.delegate->ns.empty() ? vs.meta.ns : r.delegate->ns;
@@ -307,7 +327,7 @@ private:
         } else if (!r.matches.empty()) {
           merged.matches = r.matches;
         }
-        out.push_back(PlanRoute{child->meta.ref(), std::move(merged)});
+        out.push_back(PlanRoute{child->meta.ref(), std::make_shared<const Route>(std::move(merged))});
       }
     }
     return ok;
@@ -320,7 +340,7 @@ private:
   /** Path findings of one rule (and whether any needs L7). */
   void classify(const PlanRoute& pr, const std::string& ns, std::vector<std::string>& l7,
                 std::vector<std::string>& kernel) {
-    const Route& r = pr.rule;
+    const Route& r = *pr.rule;
     const std::string at = pr.source + " " + r.field;
     for (const HttpMatch& m : r.matches) {
       const std::string mf = pr.source + " " + m.field;
@@ -476,19 +496,19 @@ private:
     bool sawCatchAll = false;
     for (const PlanRoute& pr : dec.routes) {
       if (sawCatchAll) {
-        diag_.warning(pr.rule.pos, pr.source, pr.rule.field,
+        diag_.warning(pr.rule->pos, pr.source, pr.rule->field,
                 "unreachable: an earlier rule matches every request");
       }
-      sawCatchAll = sawCatchAll || pr.rule.matches.empty();
-      if (pr.rule.destinations.empty() && (pr.rule.actions.redirect.size() != 0 ||
-                                           pr.rule.actions.directResponseStatus != 0)) {
+      sawCatchAll = sawCatchAll || pr.rule->matches.empty();
+      if (pr.rule->destinations.empty() && (pr.rule->actions.redirect.size() != 0 ||
+                                           pr.rule->actions.directResponseStatus != 0)) {
         continue;
       }
       const VirtualService* owner = &vs;
       if (auto it = vsByRef_.find(pr.source); it != vsByRef_.end()) {
         owner = it->second;
       }
-      ok = validateRoute(*owner, pr.rule, k) && ok;
+      ok = validateRoute(*owner, *pr.rule, k) && ok;
     }
     for (const PlanRoute& pr : dec.routes) {
       classify(pr, vs.meta.ns, dec.l7, dec.kernel);
@@ -953,7 +973,7 @@ private:
           const PlanRoute* kr = nullptr;
           if (dec != nullptr) {
             for (const PlanRoute& pr : ps.routes) {
-              if (pr.rule.unconditionalFor(sp.port)) {
+              if (pr.rule->unconditionalFor(sp.port)) {
                 kr = &pr;
                 break;
               }
@@ -962,8 +982,8 @@ private:
           std::vector<const RouteDestination*> applicable;
           const RouteDestination* lanes = nullptr; // the destination whose subset is a lane
           if (kr != nullptr) {
-            ps.kernelRule = kr->source + " " + kr->rule.field;
-            for (const auto& d : kr->rule.destinations) {
+            ps.kernelRule = kr->source + " " + kr->rule->field;
+            for (const auto& d : kr->rule->destinations) {
               Key dk = k;
               lookup(d.host, svc->meta.ns, &dk);
               // A destination port names a port of the destination Service: for the routed
@@ -1041,7 +1061,7 @@ private:
             ps.versions.push_back(std::move(v));
           }
           if (sum != 100) {
-            diag_.error(kr->rule.pos, kr->source, kr->rule.field + ".route",
+            diag_.error(kr->rule->pos, kr->source, kr->rule->field + ".route",
                   "weights of destinations for port " + std::to_string(sp.port) + " sum to " +
                       std::to_string(sum) + ", expected 100");
             continue;
@@ -1092,30 +1112,42 @@ public:
   }
 
 private:
+  /** A rule of c_ for a PlanRoute: shared with the Config when it is owned, else a copy. */
+  std::shared_ptr<const Route> share(const Route& r) const {
+    return owner_ ? std::shared_ptr<const Route>(owner_, &r) : std::make_shared<const Route>(r);
+  }
+
   const Config& c_;
+  std::shared_ptr<const Config> owner_;
   ResolveResult result_;
   DiagnosticSink diag_{result_.diags}; // the same finding can come from several ports or families
   std::map<Key, const Service*> services_;
-  std::map<Key, const Pod*> pods_;
-  // Indexes, so resolution stays linear in the size of the config.
-  std::map<std::tuple<std::string, std::string, std::string>, std::vector<const Pod*>>
+  // Indexes, so resolution stays linear in the size of the config. services_ is walked
+  // (in order: diagnostics and the plan follow it); the others are only looked up.
+  Index<Key, const Pod*> pods_;
+  Index<std::tuple<std::string, std::string, std::string>, std::vector<const Pod*>>
       podsByLabel_; // (namespace, label, value) -> pods, config order
-  std::map<Key, std::vector<const EndpointSlice*>> slices_; // (namespace, service) -> slices
-  std::map<std::string, const VirtualService*> vsByRef_;     // "VirtualService ns/name"
-  std::map<Key, const VirtualService*> vsByKey_;
-  std::map<Key, const DestinationRule*> drs_;
-  std::map<Key, std::pair<const VirtualService*, SourcePos>> claims_;
-  std::map<Key, Decision> decisions_;
-  std::set<Key> failed_;
+  Index<Key, std::vector<const EndpointSlice*>> slices_; // (namespace, service) -> slices
+  std::unordered_map<std::string, const VirtualService*> vsByRef_; // "VirtualService ns/name"
+  Index<Key, const VirtualService*> vsByKey_;
+  Index<Key, const DestinationRule*> drs_;
+  Index<Key, std::pair<const VirtualService*, SourcePos>> claims_;
+  Index<Key, Decision> decisions_;
+  std::unordered_set<Key, StringsHash> failed_;
 };
 
 } // namespace
 
-ResolveResult resolve(const Config& config) { return Resolver(config).run(); }
+ResolveResult resolve(const Config& config) { return Resolver(config, nullptr).run(); }
+
+ResolveResult resolve(std::shared_ptr<const Config> config) {
+  const Config& c = *config;
+  return Resolver(c, std::move(config)).run();
+}
 
 std::vector<SubsetEndpoints> subsetEndpoints(const Config& config, const PlanService& ps,
                                              uint16_t port) {
-  return Resolver(config).subsets(ps, port);
+  return Resolver(config, nullptr).subsets(ps, port);
 }
 
 const TrafficLabel::Label* findTrafficLabel(const Config& config, const std::string& name,

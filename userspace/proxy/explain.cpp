@@ -101,7 +101,7 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
   std::string out = "service " + s->id() + " " + serviceKey(*s) + " path=" + pathName(s->path) +
                     "\n" + clientNote;
   for (size_t i = 0; i < trace.whyNot.size(); ++i) {
-    out += "  " + s->routes[i].rule.field + ": no (" + trace.whyNot[i] + ")\n";
+    out += "  " + s->routes[i].rule->field + ": no (" + trace.whyNot[i] + ")\n";
   }
   if (s->routes.empty()) {
     out += "  no VirtualService rules\n";
@@ -120,7 +120,7 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
     return ex;
   }
   const PlanRoute& hit = s->routes[trace.rule];
-  out += "  " + hit.rule.field + ": matches " +
+  out += "  " + hit.rule->field + ": matches " +
          (trace.hit == nullptr ? std::string("(no conditions)")
                                : trace.hit->field + " (" + renderMatch(*trace.hit) + ")") +
          "\n";
@@ -131,7 +131,7 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
   }
   for (size_t i = 0; i < trace.destinations.size(); ++i) {
     const proxy::Trace::Destination& d = trace.destinations[i];
-    const RouteDestination& written = hit.rule.destinations[i];
+    const RouteDestination& written = hit.rule->destinations[i];
     bool lane = !d.subset.empty() && d.subset[0] == '$';
     std::string note = lane ? laneNote(d.subset, d.lane) : "";
     std::string_view named = lane ? d.lane.value : d.subset;

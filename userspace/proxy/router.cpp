@@ -344,7 +344,7 @@ Status compile(Spec spec, Table* impl) {
       svc.labels.push_back(sources);
     }
     for (size_t ri = 0; ri < ss.routes.size(); ++ri) {
-      const Route& r = ss.routes[ri].rule;
+      const Route& r = *ss.routes[ri].rule;
       const std::string rp = sp + ".routes[" + std::to_string(ri) + "]";
       auto rule = std::make_unique<Rule>();
       rule->name = ss.routes[ri].source + " " + r.field;
@@ -555,16 +555,16 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
     // to another host (Gateway API backendRefs, Istio destination.host) needs that one's.
     std::set<std::pair<std::string, uint16_t>> ports = {{"", ps.port}};
     for (const PlanRoute& pr : ps.routes) {
-      for (const HttpMatch& m : pr.rule.matches) {
+      for (const HttpMatch& m : pr.rule->matches) {
         for (const auto& [k, v] : m.sourceLabels) {
           podKeys.insert(k);
         }
         needPods = needPods || !m.sourceLabels.empty() || !m.sourceNamespace.empty();
       }
-      if (const auto& m = pr.rule.actions.mirror) {
+      if (const auto& m = pr.rule->actions.mirror) {
         ports.insert({hostRef(m->host, ps.ns, ps.ns, ps.name), m->port != 0 ? m->port : ps.port});
       }
-      for (const RouteDestination& d : pr.rule.destinations) {
+      for (const RouteDestination& d : pr.rule->destinations) {
         uint16_t port = d.port != 0 ? d.port : ps.port;
         ports.insert({hostRef(d.host, ps.ns, ps.ns, ps.name), port});
         if (d.fallback) {
@@ -605,13 +605,15 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
     // A mirror to a host or subset the plan does not know cannot be served: the copy is
     // dropped (Envoy's shadow to an unknown cluster), the routing stays.
     for (PlanRoute& pr : ss.routes) {
-      if (auto& m = pr.rule.actions.mirror) {
+      if (const auto& m = pr.rule->actions.mirror) {
         std::string ref = hostRef(m->host, ps.ns, ps.ns, ps.name);
         uint16_t port = m->port != 0 ? m->port : ps.port;
         if (std::none_of(ss.clusters.begin(), ss.clusters.end(), [&](const SpecCluster& c) {
               return c.service == ref && c.subset == m->subset && c.port == port;
             })) {
-          m.reset();
+          auto without = std::make_shared<Route>(*pr.rule); // the plan's rule stays as written
+          without->actions.mirror.reset();
+          pr.rule = std::move(without);
         }
       }
     }
@@ -914,7 +916,7 @@ Trace RouteTable::trace(const RequestHead& req, const Origin& origin) const {
   }
   t.rule = static_cast<int>(t.whyNot.size()); // every rule before it was passed over
   t.hit = hit != nullptr ? &hit->source() : nullptr;
-  const Route& written = impl_->spec.services[svc.specIndex].routes[t.rule].rule;
+  const Route& written = *impl_->spec.services[svc.specIndex].routes[t.rule].rule;
   for (size_t i = 0; i < rule->dests.size(); ++i) {
     const Dest& dest = rule->dests[i];
     Resolved to = resolveDest(*impl_, svc, dest, rv);
@@ -1011,7 +1013,7 @@ const char* sourceKindName(TrafficLabel::Source::Kind k) {
 }
 
 Json routeJson(const PlanRoute& pr) {
-  const Route& r = pr.rule;
+  const Route& r = *pr.rule;
   Json j = {{"source", pr.source}, {"field", r.field}};
   if (!r.name.empty()) {
     j["name"] = r.name;
@@ -1410,7 +1412,9 @@ public:
                  "directResponseBody"})) {
       return false;
     }
-    Route& r = pr.rule;
+    auto rule = std::make_shared<Route>();
+    pr.rule = rule;
+    Route& r = *rule;
     RouteActions& a = r.actions;
     if (!string(j, path, "source", pr.source, true) || !string(j, path, "field", r.field) ||
         !string(j, path, "name", r.name) || !headerActions(j, path, r.headers) ||

@@ -231,7 +231,7 @@ int cmdDump(const std::string& bpffs) {
 
 int cmdWait(const std::vector<std::string>& paths, const std::string& bpffs, double timeout,
             const proxy::RouteOptions& routeOptions) {
-  BuildResult built = buildFromPaths(paths, {.keepConfig = true});
+  BuildResult built = buildFromPaths(paths);
   if (!built.ok()) {
     printDiagnostics(built.diags);
     std::cerr << "veerctl: the config is invalid; the agent will not apply it\n";
@@ -241,7 +241,7 @@ int cmdWait(const std::vector<std::string>& paths, const std::string& bpffs, dou
   // With veer-proxy configured, its route table must be this config's too: a new
   // pod in an L7-only subset changes no map.
   const std::string routes =
-      proxy::RouteTable::fromPlan(built.plan, built.config, routeOptions)->toJson();
+      proxy::RouteTable::fromPlan(built.plan, *built.config, routeOptions)->toJson();
   const uint64_t wantRoutes = fnv1a64(routes.data(), routes.size());
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
   while (true) {
