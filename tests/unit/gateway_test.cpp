@@ -197,13 +197,13 @@ TEST(GatewayApi, HeaderMatchAndHeaderModifiersAreL7) {
   ASSERT_EQ(r.matches.size(), 1u);
   ASSERT_EQ(r.matches[0].headers.size(), 1u);
   EXPECT_EQ(r.matches[0].headers[0].key, "x-canary"); // header names are case-insensitive
-  EXPECT_EQ(r.headers.response.set,
+  EXPECT_EQ(r.headers->response.set,
             (std::vector<std::pair<std::string, std::string>>{{"x-served-by", "cart-v2"}}));
-  EXPECT_EQ(r.headers.response.add,
+  EXPECT_EQ(r.headers->response.add,
             (std::vector<std::pair<std::string, std::string>>{{"x-hop", "1"}}));
-  EXPECT_EQ(r.headers.response.remove, (std::vector<std::string>{"x-debug"}));
+  EXPECT_EQ(r.headers->response.remove, (std::vector<std::string>{"x-debug"}));
   ASSERT_EQ(r.destinations.size(), 1u);
-  EXPECT_EQ(r.destinations[0].headers.request.set,
+  EXPECT_EQ(r.destinations[0].headers->request.set,
             (std::vector<std::pair<std::string, std::string>>{{"x-version", "v2"}}));
 
   ExplainRequest req;
@@ -296,8 +296,8 @@ TEST(GatewayApi, AllWeightsZeroIs500AndNoBackendsIs503) {
   const PlanService* s = service(o.plan, "cart");
   ASSERT_NE(s, nullptr);
   ASSERT_EQ(s->routes.size(), 3u);
-  EXPECT_EQ(s->routes[0].rule->actions.directResponseStatus, 500);
-  EXPECT_EQ(s->routes[1].rule->actions.directResponseStatus, 503);
+  EXPECT_EQ(s->routes[0].rule->actions->directResponseStatus, 500);
+  EXPECT_EQ(s->routes[1].rule->actions->directResponseStatus, 503);
 }
 
 TEST(GatewayApi, RewriteRedirectAndMirrorFilters) {
@@ -317,9 +317,9 @@ TEST(GatewayApi, RewriteRedirectAndMirrorFilters) {
   const PlanService* s = service(o.plan, "cart");
   ASSERT_NE(s, nullptr);
   ASSERT_EQ(s->routes.size(), 2u);
-  EXPECT_EQ(s->routes[0].rule->actions.redirect, "authority=new.example.com,scheme=https");
-  EXPECT_EQ(s->routes[0].rule->actions.redirectCode, 301);
-  const RouteActions& a = s->routes[1].rule->actions;
+  EXPECT_EQ(s->routes[0].rule->actions->redirect, "authority=new.example.com,scheme=https");
+  EXPECT_EQ(s->routes[0].rule->actions->redirectCode, 301);
+  const RouteActions& a = *s->routes[1].rule->actions;
   EXPECT_EQ(a.rewriteAuthority, "cart.internal");
   EXPECT_EQ(a.rewriteUri, "/v2");
   ASSERT_TRUE(a.mirror.has_value());

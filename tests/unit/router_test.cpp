@@ -238,7 +238,7 @@ TEST(Router, APlanItCannotReadIsRefusedWhole) {
                       "    route:\n    - destination: {host: shop, subset: v1}\n");
   ASSERT_TRUE(RouteTable::compilePlan(l.plan, l.config, {}));
   auto bad = std::make_shared<Route>(*l.plan.services[0].routes[0].rule);
-  bad->actions.timeout = "1..5s"; // digits and dots, as the loader checks
+  bad->actions.mut().timeout = "1..5s"; // digits and dots, as the loader checks
   l.plan.services[0].routes[0].rule = bad;
   auto t = RouteTable::compilePlan(l.plan, l.config, {});
   ASSERT_FALSE(t);

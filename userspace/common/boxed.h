@@ -19,6 +19,8 @@ public:
   Boxed(std::nullopt_t) {} // NOLINT: as std::optional
   Boxed(const T& v) : p_(std::make_unique<T>(v)) {} // NOLINT: as std::optional
   Boxed(T&& v) : p_(std::make_unique<T>(std::move(v))) {} // NOLINT: as std::optional
+  Boxed(std::optional<T> v) // NOLINT: from the optional a reader returns
+      : p_(v ? std::make_unique<T>(std::move(*v)) : nullptr) {}
   Boxed(const Boxed& o) : p_(o.p_ ? std::make_unique<T>(*o.p_) : nullptr) {}
   Boxed(Boxed&&) noexcept = default;
   Boxed& operator=(const Boxed& o) {
@@ -47,7 +49,53 @@ public:
   T* operator->() { return p_.get(); }
   const T* operator->() const { return p_.get(); }
 
+  friend bool operator==(const Boxed& a, const Boxed& b) {
+    return a.p_ && b.p_ ? *a.p_ == *b.p_ : a.p_ == b.p_;
+  }
+
 private:
+  std::unique_ptr<T> p_;
+};
+
+/**
+ * A T that is almost always its default, kept on the heap only when it is not: reads see
+ * the T (a shared default when unset), writes go through mut(). For the large parts of a
+ * rule that few rules set (a route's actions, header operations): 8 bytes instead of
+ * hundreds in each of 40,000 routes. Assigning a T equal to T{} leaves it unset, so
+ * "unset" and "default" are one state.
+ */
+template <class T>
+class Sparse {
+public:
+  Sparse() = default;
+  Sparse(const Sparse& o) : p_(o.p_ ? std::make_unique<T>(*o.p_) : nullptr) {}
+  Sparse(Sparse&&) noexcept = default;
+  Sparse& operator=(const Sparse& o) {
+    if (this != &o) {
+      p_ = o.p_ ? std::make_unique<T>(*o.p_) : nullptr;
+    }
+    return *this;
+  }
+  Sparse& operator=(Sparse&&) noexcept = default;
+  Sparse& operator=(T v) {
+    p_ = v == T{} ? nullptr : std::make_unique<T>(std::move(v));
+    return *this;
+  }
+
+  const T& operator*() const { return p_ ? *p_ : kDefault; }
+  const T* operator->() const { return &**this; }
+  /** The T to write to, allocated on first use. */
+  T& mut() {
+    if (!p_) {
+      p_ = std::make_unique<T>();
+    }
+    return *p_;
+  }
+
+  friend bool operator==(const Sparse& a, const Sparse& b) { return *a == *b; }
+
+private:
+  static inline const T kDefault{};
   std::unique_ptr<T> p_;
 };
 

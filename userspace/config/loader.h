@@ -47,7 +47,7 @@ ResolveResult resolve(std::shared_ptr<const Config> config);
 /** One subset of a service port and its ready endpoints, computed as resolve() does. */
 struct SubsetEndpoints {
   std::string subset; // "" = every endpoint of the service
-  std::optional<LoadBalancer> loadBalancer; // the subset's trafficPolicy, else the rule's
+  Boxed<LoadBalancer> loadBalancer; // the subset's trafficPolicy, else the rule's
   std::vector<PlanBackend> backends;        // sorted
 };
 

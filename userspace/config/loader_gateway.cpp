@@ -207,8 +207,8 @@ std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, cons
         p.error(list[i], ff + "." + filterField(type), "missing " + filterField(type));
       } else {
         loadGatewayHeaderModifier(p, *body, ff + "." + filterField(type),
-                                  type == "RequestHeaderModifier" ? d.headers.request
-                                                                   : d.headers.response);
+                                  type == "RequestHeaderModifier" ? d.headers.mut().request
+                                                                   : d.headers.mut().response);
       }
     }
   }
@@ -272,15 +272,15 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
     }
     if (type == "RequestHeaderModifier" || type == "ResponseHeaderModifier") {
       loadGatewayHeaderModifier(p, *body, bf,
-                                type == "RequestHeaderModifier" ? r.headers.request
-                                                                 : r.headers.response);
+                                type == "RequestHeaderModifier" ? r.headers.mut().request
+                                                                 : r.headers.mut().response);
     } else if (type == "URLRewrite") {
       auto m = p.fields(*body, bf, {"hostname", "path"}, {}, true);
       if (!m) {
         continue;
       }
       if (const yaml::Node* h = ObjectParser::get(*m, "hostname")) {
-        r.actions.rewriteAuthority = p.string(*h, bf + ".hostname").value_or("");
+        r.actions.mut().rewriteAuthority = p.string(*h, bf + ".hostname").value_or("");
       }
       if (const yaml::Node* path = ObjectParser::get(*m, "path")) {
         auto pm = p.fields(*path, bf + ".path", {"type", "replacePrefixMatch", "replaceFullPath"},
@@ -293,7 +293,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
         if (ptype == "ReplacePrefixMatch") {
           // Istio's rewrite.uri replaces the matched prefix: the same operation.
           if (const yaml::Node* v = ObjectParser::get(*pm, "replacePrefixMatch")) {
-            r.actions.rewriteUri = p.string(*v, bf + ".path.replacePrefixMatch").value_or("");
+            r.actions.mut().rewriteUri = p.string(*v, bf + ".path.replacePrefixMatch").value_or("");
           } else {
             p.error(*path, bf + ".path.replacePrefixMatch", "missing replacePrefixMatch");
           }
@@ -331,7 +331,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
         }
         out += (out.empty() ? "" : ",") + std::string(as) + "=" + val;
       }
-      r.actions.redirect = out.empty() ? "redirect" : out;
+      r.actions.mut().redirect = out.empty() ? "redirect" : out;
       if (const yaml::Node* v = ObjectParser::get(*m, "statusCode")) {
         auto code = p.integer(*v, bf + ".statusCode");
         if (code && *code != 301 && *code != 302 && *code != 303 && *code != 307 &&
@@ -339,7 +339,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
           p.error(*v, bf + ".statusCode",
                   std::to_string(*code) + " is not a redirect code (301, 302, 303, 307, 308)");
         } else {
-          r.actions.redirectCode = code.value_or(0);
+          r.actions.mut().redirectCode = code.value_or(0);
         }
       }
     } else if (type == "RequestMirror") {
@@ -354,14 +354,14 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
       }
       if (auto d = loadGatewayBackend(p, *b, bf + ".backendRef", ns, true)) {
         d->weight.reset();
-        r.actions.mirror = *d;
+        r.actions.mut().mirror = *d;
       }
       if (const yaml::Node* pc = ObjectParser::get(*m, "percent")) {
         auto v = p.integer(*pc, bf + ".percent");
         if (v && (*v < 0 || *v > 100)) {
           p.error(*pc, bf + ".percent", "percent " + std::to_string(*v) + " out of range 0..100");
         } else if (v) {
-          r.actions.mirrorPercent = static_cast<double>(*v);
+          r.actions.mut().mirrorPercent = static_cast<double>(*v);
         }
       }
       if (const yaml::Node* fr = ObjectParser::get(*m, "fraction")) {
@@ -382,7 +382,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
           p.error(*fr, bf + ".fraction",
                   "expected 0 <= numerator <= denominator and denominator > 0");
         } else {
-          r.actions.mirrorPercent = 100.0 * static_cast<double>(nv) / static_cast<double>(dv);
+          r.actions.mut().mirrorPercent = 100.0 * static_cast<double>(nv) / static_cast<double>(dv);
         }
       }
     }
@@ -634,10 +634,10 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const yaml::Node* s
       if (const yaml::Node* x = ObjectParser::get(*m, "timeouts")) {
         if (auto tm = p.fields(*x, rf + ".timeouts", {"request", "backendRequest"}, {}, true)) {
           if (const yaml::Node* t = ObjectParser::get(*tm, "request")) {
-            r.actions.timeout = p.duration(*t, rf + ".timeouts.request").value_or("");
+            r.actions.mut().timeout = p.duration(*t, rf + ".timeouts.request").value_or("");
           }
           if (const yaml::Node* t = ObjectParser::get(*tm, "backendRequest")) {
-            r.actions.retryPerTryTimeout =
+            r.actions.mut().retryPerTryTimeout =
                 p.duration(*t, rf + ".timeouts.backendRequest").value_or("");
           }
         }
@@ -668,17 +668,17 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const yaml::Node* s
       if (hasErrorsSince(before)) {
         continue;
       }
-      if (r.destinations.empty() && r.actions.redirect.empty()) {
+      if (r.destinations.empty() && r.actions->redirect.empty()) {
         p.warning(items[i], rf + ".backendRefs",
                   "no backendRefs and no RequestRedirect: Gateway API answers 503 to every "
                   "request this rule matches");
-        r.actions.directResponseStatus = 503;
+        r.actions.mut().directResponseStatus = 503;
       } else if (!r.destinations.empty() && sum == 0) {
         p.warning(items[i], rf + ".backendRefs",
                   "every backendRef has weight 0: Gateway API answers 500 to every request this "
                   "rule matches");
         r.destinations.clear();
-        r.actions.directResponseStatus = 500;
+        r.actions.mut().directResponseStatus = 500;
       } else if (!r.destinations.empty()) {
         std::vector<int64_t> w;
         for (const auto& d : r.destinations) {

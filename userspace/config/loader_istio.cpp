@@ -657,7 +657,9 @@ void Loader::loadRoutes(ObjectParser& p, const yaml::Node* list, const std::stri
       if (const yaml::Node* h = ObjectParser::get(*m, "headers")) {
         r.headers = loadHeaders(p, *h, f + ".headers");
       }
-      loadActions(p, *m, f, r.actions);
+      RouteActions actions;
+      loadActions(p, *m, f, actions);
+      r.actions = std::move(actions); // stays unset when the rule sets none
       if (const yaml::Node* d = ObjectParser::get(*m, "delegate")) {
         if (auto dg = loadDelegate(p, *d, f + ".delegate")) {
           r.delegate = std::move(*dg);
@@ -666,11 +668,11 @@ void Loader::loadRoutes(ObjectParser& p, const yaml::Node* list, const std::stri
     }
     const yaml::Node* route = ObjectParser::get(*m, "route");
     if (route == nullptr) {
-      if (!r.delegate && r.actions.redirect.empty() && r.actions.directResponseStatus == 0 &&
+      if (!r.delegate && r.actions->redirect.empty() && r.actions->directResponseStatus == 0 &&
           !hasErrorsSince(before)) {
         p.error(items[i], f + ".route", "missing route");
       }
-      if (r.delegate || !r.actions.redirect.empty() || r.actions.directResponseStatus != 0) {
+      if (r.delegate || !r.actions->redirect.empty() || r.actions->directResponseStatus != 0) {
         out.push_back(std::move(r));
       }
       continue;

@@ -49,6 +49,7 @@ struct SourcePos {
   FileName file;
   int line = 0;
   int column = 0;
+  bool operator==(const SourcePos&) const = default;
 };
 
 /** One finding about the config: "file:line:col: Kind ns/name: field: message". */
@@ -169,7 +170,7 @@ struct LoadBalancer {
 struct Subset {
   std::string name;
   Labels labels;
-  std::optional<LoadBalancer> loadBalancer; // subset trafficPolicy, overrides the rule's
+  Boxed<LoadBalancer> loadBalancer;        // subset trafficPolicy, overrides the rule's
   SourcePos pos;
 };
 
@@ -178,7 +179,7 @@ struct DestinationRule {
   std::string host;
   SourcePos hostPos;
   std::vector<Subset> subsets;
-  std::optional<LoadBalancer> loadBalancer; // spec.trafficPolicy.loadBalancer
+  Boxed<LoadBalancer> loadBalancer;        // spec.trafficPolicy.loadBalancer
   std::optional<uint32_t> affinityTimeout;   // annotation veer.io/affinity-timeout, seconds
   std::optional<uint32_t> recycleGrace;      // annotation veer.io/recycle-grace, seconds
 };
@@ -236,6 +237,7 @@ struct HeaderOps {
   std::vector<std::pair<std::string, std::string>> add;
   std::vector<std::string> remove;
   bool empty() const { return set.empty() && add.empty() && remove.empty(); }
+  bool operator==(const HeaderOps&) const = default;
 };
 
 /** Istio Headers: request and response operations. */
@@ -244,6 +246,7 @@ struct HeaderActions {
   HeaderOps response;
   SourcePos pos;
   bool empty() const { return request.empty() && response.empty(); }
+  bool operator==(const HeaderActions&) const = default;
 };
 
 /** ASM RouteDestination.fallback: where to go when the subset cannot serve. */
@@ -253,6 +256,7 @@ struct Fallback {
   std::string subset;
   uint16_t port = 0;
   SourcePos pos;
+  bool operator==(const Fallback&) const = default;
 };
 
 /** Istio HTTPRouteDestination / RouteDestination. */
@@ -261,11 +265,12 @@ struct RouteDestination {
   std::string subset; // "$trafficLabel": the subset named by an ASM TrafficLabel
   uint16_t port = 0;             // destination.port.number, 0 when unset
   std::optional<int64_t> weight; // unset: 100 if the only destination
-  HeaderActions headers;         // per-destination header operations (HTTP only)
+  Sparse<HeaderActions> headers; // per-destination header operations (HTTP only)
   Boxed<Fallback> fallback;
   SourcePos pos;
   std::string field; // "spec.http[0].route[1]"
   SourcePos portPos; // where the port was written (Contour services[].port), for its diagnostics
+  bool operator==(const RouteDestination&) const = default;
 };
 
 /**
@@ -328,6 +333,7 @@ struct RouteActions {
   int64_t directResponseStatus = 0;
   std::string directResponseBody; // directResponse.body.string
   bool empty() const;
+  bool operator==(const RouteActions&) const = default;
 };
 
 /** Istio Delegate: an http rule hands its traffic to another VirtualService's rules. */
@@ -342,8 +348,8 @@ struct Route {
   std::string name;
   std::vector<HttpMatch> matches; // empty = always
   std::vector<RouteDestination> destinations;
-  HeaderActions headers; // rule-level header operations
-  RouteActions actions;
+  Sparse<HeaderActions> headers; // rule-level header operations
+  Sparse<RouteActions> actions;
   Boxed<Delegate> delegate;
   SourcePos pos;
   std::string field; // "spec.http[0]"

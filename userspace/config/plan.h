@@ -112,7 +112,7 @@ struct PlanService {
   /** "VirtualService default/reviews spec.http[1]": the rule compiled into versions, "" if none. */
   std::string kernelRule;
   std::vector<PlanRoute> routes; // the full ordered rule list, for the proxy and explain
-  std::optional<LoadBalancer> loadBalancer; // DestinationRule trafficPolicy (service level)
+  Boxed<LoadBalancer> loadBalancer; // DestinationRule trafficPolicy (service level)
   /** Session affinity in the kernel: consistentHash useSourceIp, or sessionAffinity: ClientIP. */
   bool affinity = false;
   /** Seconds an idle affine client keeps its exact backend; 0 = Maglev alone. */

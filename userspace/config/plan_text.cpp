@@ -114,8 +114,8 @@ std::string renderDest(const RouteDestination& d) {
   if (d.fallback) {
     out += " (fallback " + d.fallback->subset + ")";
   }
-  if (!d.headers.empty()) {
-    out += " {" + renderHeaderOps(d.headers) + " }";
+  if (!d.headers->empty()) {
+    out += " {" + renderHeaderOps(*d.headers) + " }";
   }
   return out;
 }
@@ -143,7 +143,7 @@ std::string renderRule(const PlanRoute& pr) {
   for (const auto& d : r.destinations) {
     out += " " + renderDest(d);
   }
-  const RouteActions& a = r.actions;
+  const RouteActions& a = *r.actions;
   if (!a.redirect.empty()) {
     out += " redirect(" + a.redirect + ")";
     if (a.redirectCode != 0) {
@@ -156,7 +156,7 @@ std::string renderRule(const PlanRoute& pr) {
       out += " body " + std::to_string(a.directResponseBody.size()) + " bytes";
     }
   }
-  std::string extra = renderHeaderOps(r.headers);
+  std::string extra = renderHeaderOps(*r.headers);
   if (!a.rewriteUri.empty()) {
     extra += " rewrite uri " + quote(a.rewriteUri) + ";";
   }
@@ -566,8 +566,8 @@ Explanation explainVirtualHost(const Plan& plan, const ExplainRequest& req) {
   out += "  rule: " + renderRule(*hit) + "\n";
   if (hit->rule->destinations.empty()) {
     ex.text = out + "-> answered by the rule itself" +
-              (hit->rule->actions.directResponseStatus != 0
-                   ? " (" + std::to_string(hit->rule->actions.directResponseStatus) + ")"
+              (hit->rule->actions->directResponseStatus != 0
+                   ? " (" + std::to_string(hit->rule->actions->directResponseStatus) + ")"
                    : std::string()) +
               "\n";
     return ex;
@@ -586,8 +586,8 @@ Explanation explainVirtualHost(const Plan& plan, const ExplainRequest& req) {
       out += " " + (versionName(v).empty() ? std::string("*") : versionName(v)) + "=" +
              std::to_string(v.weight);
     }
-    if (!d.headers.empty()) {
-      out += " {" + renderHeaderOps(d.headers) + " }";
+    if (!d.headers->empty()) {
+      out += " {" + renderHeaderOps(*d.headers) + " }";
     }
     out += "\n";
   }

@@ -392,8 +392,8 @@ private:
         }
       }
     };
-    headerWhy(r.headers, r.field);
-    const RouteActions& a = r.actions;
+    headerWhy(*r.headers, r.field);
+    const RouteActions& a = *r.actions;
     if (!a.rewriteUri.empty() || !a.rewriteAuthority.empty()) {
       l7.push_back(at + ".rewrite");
     }
@@ -416,7 +416,7 @@ private:
       l7.push_back(at + ".directResponse");
     }
     for (const RouteDestination& d : r.destinations) {
-      headerWhy(d.headers, d.field);
+      headerWhy(*d.headers, d.field);
       if (!d.subset.empty() && d.subset[0] == '$') {
         const TrafficLabel* owner = nullptr;
         const TrafficLabel::Label* l = trafficLabel(d.subset.substr(1), ns, &owner);
@@ -500,8 +500,8 @@ private:
                 "unreachable: an earlier rule matches every request");
       }
       sawCatchAll = sawCatchAll || pr.rule->matches.empty();
-      if (pr.rule->destinations.empty() && (pr.rule->actions.redirect.size() != 0 ||
-                                           pr.rule->actions.directResponseStatus != 0)) {
+      if (pr.rule->destinations.empty() && (pr.rule->actions->redirect.size() != 0 ||
+                                           pr.rule->actions->directResponseStatus != 0)) {
         continue;
       }
       const VirtualService* owner = &vs;
@@ -646,7 +646,7 @@ private:
         }
       }
     }
-    if (const auto& m = r.actions.mirror) {
+    if (const auto& m = r.actions->mirror) {
       // A copy Envoy cannot send (no such cluster) is simply not sent: a warning, and the
       // route table leaves the mirror out.
       Key mk = k;
@@ -1096,7 +1096,7 @@ public:
     }
     auto cands = endpoints(svc, *sp, ps.addr.v4);
     SubsetEndpoints all;
-    all.loadBalancer = dr != nullptr ? dr->loadBalancer : std::nullopt;
+    all.loadBalancer = dr != nullptr ? dr->loadBalancer : Boxed<LoadBalancer>();
     all.backends = pick(cands, {});
     out.push_back(std::move(all));
     if (dr != nullptr) {

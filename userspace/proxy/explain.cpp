@@ -159,8 +159,8 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
     if (!d.standby.empty()) {
       out += " (noavailabled: then " + std::string(d.standby) + ")";
     }
-    if (!written.headers.empty()) {
-      out += " {" + renderHeaderOps(written.headers) + " }";
+    if (!written.headers->empty()) {
+      out += " {" + renderHeaderOps(*written.headers) + " }";
     }
     out += "\n";
   }

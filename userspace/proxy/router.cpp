@@ -39,7 +39,7 @@ struct SpecCluster {
   std::string subset;  // "" = every endpoint of the service
   uint16_t port = 0;  // service port
   std::vector<Endpoint> endpoints;
-  std::optional<LoadBalancer> loadBalancer;
+  Boxed<LoadBalancer> loadBalancer;
 };
 
 struct SpecService {
@@ -355,7 +355,7 @@ Status compile(Spec spec, Table* impl) {
         }
         rule->matches.push_back(std::move(m.value()));
       }
-      const RouteActions& a = r.actions;
+      const RouteActions& a = *r.actions;
       rule->rewritePath = a.rewriteUri;
       rule->rewriteAuthority = a.rewriteAuthority;
       // Istio: a zero timeout turns the timeout off (Envoy's 0), while an unset one keeps
@@ -478,10 +478,10 @@ Status compile(Spec spec, Table* impl) {
                                 "' port " + std::to_string(fport)};
           }
         }
-        appendEdits(r.headers.request, dest.requestEdits);
-        appendEdits(d.headers.request, dest.requestEdits);
-        appendEdits(r.headers.response, dest.responseEdits);
-        appendEdits(d.headers.response, dest.responseEdits);
+        appendEdits(r.headers->request, dest.requestEdits);
+        appendEdits(d.headers->request, dest.requestEdits);
+        appendEdits(r.headers->response, dest.responseEdits);
+        appendEdits(d.headers->response, dest.responseEdits);
         int64_t w = d.weight.value_or(r.destinations.size() == 1 ? 100 : -1);
         if (w < 0 || w > 100) {
           return Error{0,
@@ -561,7 +561,7 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
         }
         needPods = needPods || !m.sourceLabels.empty() || !m.sourceNamespace.empty();
       }
-      if (const auto& m = pr.rule->actions.mirror) {
+      if (const auto& m = pr.rule->actions->mirror) {
         ports.insert({hostRef(m->host, ps.ns, ps.ns, ps.name), m->port != 0 ? m->port : ps.port});
       }
       for (const RouteDestination& d : pr.rule->destinations) {
@@ -605,14 +605,14 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
     // A mirror to a host or subset the plan does not know cannot be served: the copy is
     // dropped (Envoy's shadow to an unknown cluster), the routing stays.
     for (PlanRoute& pr : ss.routes) {
-      if (const auto& m = pr.rule->actions.mirror) {
+      if (const auto& m = pr.rule->actions->mirror) {
         std::string ref = hostRef(m->host, ps.ns, ps.ns, ps.name);
         uint16_t port = m->port != 0 ? m->port : ps.port;
         if (std::none_of(ss.clusters.begin(), ss.clusters.end(), [&](const SpecCluster& c) {
               return c.service == ref && c.subset == m->subset && c.port == port;
             })) {
           auto without = std::make_shared<Route>(*pr.rule); // the plan's rule stays as written
-          without->actions.mirror.reset();
+          without->actions.mut().mirror.reset();
           pr.rule = std::move(without);
         }
       }
@@ -1069,8 +1069,8 @@ Json routeJson(const PlanRoute& pr) {
     if (d.weight) {
       dj["weight"] = *d.weight;
     }
-    if (!d.headers.empty()) {
-      dj["headers"] = headerActionsJson(d.headers);
+    if (!d.headers->empty()) {
+      dj["headers"] = headerActionsJson(*d.headers);
     }
     if (d.fallback) {
       dj["fallback"] = {{"subset", d.fallback->subset}, {"cases", d.fallback->cases}};
@@ -1084,10 +1084,10 @@ Json routeJson(const PlanRoute& pr) {
     dests.push_back(std::move(dj));
   }
   j["route"] = std::move(dests);
-  if (!r.headers.empty()) {
-    j["headers"] = headerActionsJson(r.headers);
+  if (!r.headers->empty()) {
+    j["headers"] = headerActionsJson(*r.headers);
   }
-  const RouteActions& a = r.actions;
+  const RouteActions& a = *r.actions;
   if (!a.rewriteUri.empty()) {
     j["rewriteUri"] = a.rewriteUri;
   }
@@ -1415,9 +1415,9 @@ public:
     auto rule = std::make_shared<Route>();
     pr.rule = rule;
     Route& r = *rule;
-    RouteActions& a = r.actions;
+    RouteActions& a = r.actions.mut(); // a route table is small: no need to keep these unset
     if (!string(j, path, "source", pr.source, true) || !string(j, path, "field", r.field) ||
-        !string(j, path, "name", r.name) || !headerActions(j, path, r.headers) ||
+        !string(j, path, "name", r.name) || !headerActions(j, path, r.headers.mut()) ||
         !string(j, path, "rewriteUri", a.rewriteUri) ||
         !string(j, path, "rewriteAuthority", a.rewriteAuthority) ||
         !string(j, path, "timeout", a.timeout) ||
@@ -1479,7 +1479,7 @@ public:
       RouteDestination d;
       if (!string(dj, dp, "field", d.field) || !string(dj, dp, "host", d.host) ||
           !string(dj, dp, "subset", d.subset) ||
-          !integer(dj, dp, "port", d.port, 0, 65535) || !headerActions(dj, dp, d.headers)) {
+          !integer(dj, dp, "port", d.port, 0, 65535) || !headerActions(dj, dp, d.headers.mut())) {
         return false;
       }
       if (dj.contains("weight")) {
@@ -1507,7 +1507,7 @@ public:
     return true;
   }
 
-  bool loadBalancer(const Json& obj, const std::string& path, std::optional<LoadBalancer>& out) {
+  bool loadBalancer(const Json& obj, const std::string& path, Boxed<LoadBalancer>& out) {
     auto it = obj.find("loadBalancer");
     if (it == obj.end()) {
       return true;
