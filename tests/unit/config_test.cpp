@@ -189,7 +189,7 @@ status:
   EXPECT_EQ(p.ips[0], ip("10.244.1.21"));
   EXPECT_EQ(p.ips[1], ip("fd00:244:1::21"));
   EXPECT_TRUE(p.ready);
-  EXPECT_EQ(p.namedPorts, (std::map<std::string, uint16_t>{{"http", 9080}, {"dns", 5353}}));
+  EXPECT_EQ(p.namedPorts, (FlatMap<std::string, uint16_t>{{"http", 9080}, {"dns", 5353}}));
   EXPECT_FALSE(r.config.pods[1].ready);
   EXPECT_EQ(r.config.pods[1].meta.pos.line, 24);
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/boxed.h"
+#include "common/flat_map.h"
 #include "common/net.h"
 #include "common/result.h"
 
@@ -95,22 +96,23 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
 /** Every diagnostic formatted, one per line. */
 std::string formatDiagnostics(const Diagnostics& diags);
 
+/** Label or annotation keys to values, sorted by key. */
+using Labels = FlatMap<std::string, std::string>;
+
 /** Kind, namespace ("default" when omitted) and name of a Kubernetes object. */
 struct ObjectMeta {
   std::string kind;
   std::string apiVersion;
   std::string ns;
   std::string name;
-  std::map<std::string, std::string> labels;
-  std::map<std::string, std::string> annotations;
+  Labels labels;
+  Labels annotations;
   std::string uid; // metadata.uid; a pod's cgroup path carries it
   SourcePos pos;
 
   /** "Kind ns/name" */
   std::string ref() const;
 };
-
-using Labels = std::map<std::string, std::string>;
 
 struct ServicePort {
   std::string name;
@@ -134,7 +136,7 @@ struct Pod {
   ObjectMeta meta;
   std::vector<IpAddr> ips;
   bool ready = false;
-  std::map<std::string, uint16_t> namedPorts; // containerPort name -> port (TCP and UDP alike)
+  FlatMap<std::string, uint16_t> namedPorts; // containerPort name -> port (TCP and UDP alike)
 };
 
 struct EndpointSlice {

@@ -1255,7 +1255,7 @@ public:
   }
 
   bool stringMap(const Json& obj, const std::string& path, const char* key,
-                 std::map<std::string, std::string>& out) {
+                 Labels& out) {
     auto it = obj.find(key);
     if (it == obj.end()) {
       return true;
