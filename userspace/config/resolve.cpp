@@ -17,8 +17,12 @@ namespace {
 
 using Key = std::pair<std::string, std::string>; // (namespace, name)
 
-/** Hashes any pair or tuple of strings: the resolver's indexes are lookups, never walked. */
+/**
+ * Hashes and compares any pair or tuple of strings, string_views included, so an index
+ * keyed by strings is searched with views of the caller's strings (no copies).
+ */
 struct StringsHash {
+  using is_transparent = void;
   template <class Tuple>
   size_t operator()(const Tuple& t) const {
     return std::apply(
@@ -30,8 +34,18 @@ struct StringsHash {
         t);
   }
 };
+struct StringsEqual {
+  using is_transparent = void;
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const {
+    return [&]<size_t... I>(std::index_sequence<I...>) {
+      return ((std::string_view(std::get<I>(a)) == std::string_view(std::get<I>(b))) && ...);
+    }(std::make_index_sequence<std::tuple_size_v<A>>());
+  }
+};
 template <class K, class V>
-using Index = std::unordered_map<K, V, StringsHash>;
+using Index = std::unordered_map<K, V, StringsHash, StringsEqual>;
+using KeyView = std::pair<std::string_view, std::string_view>;
 
 std::string keyStr(const Key& k) { return k.first + "/" + k.second; }
 
@@ -39,45 +53,52 @@ std::string posStr(const SourcePos& p) {
   return p.file.str() + ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
 }
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t i = s.find(sep, start);
-    out.push_back(s.substr(start, i == std::string::npos ? std::string::npos : i - start));
-    if (i == std::string::npos) {
-      return out;
-    }
-    start = i + 1;
-  }
-}
-
-/** name, name.ns, name.ns.svc, name.ns.svc.cluster.local -> (ns, name). */
-std::optional<Key> parseHost(const std::string& host, const std::string& ns) {
-  auto parts = split(host, '.');
-  for (const auto& p : parts) {
-    if (p.empty() || p == "*") {
+/**
+ * name, name.ns, name.ns.svc, name.ns.svc.cluster.local -> (ns, name), as views of host
+ * and ns (a lookup per destination: no allocation).
+ */
+std::optional<std::pair<std::string_view, std::string_view>> parseHostView(std::string_view host,
+                                                                           std::string_view ns) {
+  std::string_view parts[6];
+  size_t n = 0;
+  for (size_t start = 0;;) {
+    const size_t dot = host.find('.', start);
+    std::string_view part = host.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    if (part.empty() || part == "*" || n == 6) {
       return std::nullopt;
     }
+    parts[n++] = part;
+    if (dot == std::string_view::npos) {
+      break;
+    }
+    start = dot + 1;
   }
-  switch (parts.size()) {
+  switch (n) {
   case 1:
-    return Key{ns, parts[0]};
+    return std::pair{ns, parts[0]};
   case 2:
-    return Key{parts[1], parts[0]};
+    return std::pair{parts[1], parts[0]};
   case 3:
     if (parts[2] == "svc") {
-      return Key{parts[1], parts[0]};
+      return std::pair{parts[1], parts[0]};
     }
     return std::nullopt;
   case 5:
     if (parts[2] == "svc" && parts[3] == "cluster" && parts[4] == "local") {
-      return Key{parts[1], parts[0]};
+      return std::pair{parts[1], parts[0]};
     }
     return std::nullopt;
   default:
     return std::nullopt;
   }
+}
+
+std::optional<Key> parseHost(const std::string& host, const std::string& ns) {
+  auto v = parseHostView(host, ns);
+  if (!v) {
+    return std::nullopt;
+  }
+  return Key{std::string(v->first), std::string(v->second)};
 }
 
 bool matches(const Labels& have, const Labels& want) {
@@ -158,8 +179,13 @@ private:
 
   void index() {
     for (const auto& s : c_.services) {
-      services_.emplace(Key{s.meta.ns, s.meta.name}, &s);
+      if (services_.emplace(Key{s.meta.ns, s.meta.name}, &s).second) {
+        ordered_.push_back(&s);
+      }
     }
+    std::sort(ordered_.begin(), ordered_.end(), [](const Service* a, const Service* b) {
+      return std::tie(a->meta.ns, a->meta.name) < std::tie(b->meta.ns, b->meta.name);
+    });
     for (const auto& p : c_.pods) {
       pods_.emplace(Key{p.meta.ns, p.meta.name}, &p);
       for (const auto& [k, v] : p.meta.labels) {
@@ -182,7 +208,7 @@ private:
     // Start from the selector label with the fewest pods, then check the others.
     const std::vector<const Pod*>* fewest = nullptr;
     for (const auto& [k, v] : selector) {
-      auto it = podsByLabel_.find({ns, k, v});
+      auto it = podsByLabel_.find(std::tuple<std::string_view, std::string_view, std::string_view>{ns, k, v});
       if (it == podsByLabel_.end()) {
         return {};
       }
@@ -207,9 +233,9 @@ private:
       return msg;
     }
     std::vector<std::string> names;
-    for (const auto& [sk, sv] : services_) {
-      if (sk.first == k->first) {
-        names.push_back(sk.second);
+    for (const Service* s : ordered_) {
+      if (s->meta.ns == k->first) {
+        names.push_back(s->meta.name);
       }
     }
     const std::string best = closest(k->second, names);
@@ -218,7 +244,7 @@ private:
   }
 
   const Service* lookup(const std::string& host, const std::string& ns, Key* key = nullptr) {
-    auto k = parseHost(host, ns);
+    auto k = parseHostView(host, ns);
     if (!k) {
       return nullptr;
     }
@@ -227,7 +253,7 @@ private:
       return nullptr;
     }
     if (key != nullptr) {
-      *key = *k;
+      *key = it->first;
     }
     return it->second;
   }
@@ -727,9 +753,9 @@ private:
         }
       }
     }
-    auto sl = slices_.find(Key{svc.meta.ns, svc.meta.name});
-    for (const EndpointSlice* esp : sl == slices_.end() ? std::vector<const EndpointSlice*>{}
-                                                         : sl->second) {
+    static const std::vector<const EndpointSlice*> kNoSlices;
+    auto sl = slices_.find(KeyView{svc.meta.ns, svc.meta.name});
+    for (const EndpointSlice* esp : sl == slices_.end() ? kNoSlices : sl->second) {
       const EndpointSlice& es = *esp;
       std::optional<uint16_t> slicePort;
       if (!es.ports.empty()) {
@@ -748,7 +774,7 @@ private:
         }
         const Pod* pod = nullptr;
         if (!ep.podName.empty()) {
-          if (auto it = pods_.find(Key{es.meta.ns, ep.podName}); it != pods_.end()) {
+          if (auto it = pods_.find(KeyView{es.meta.ns, ep.podName}); it != pods_.end()) {
             pod = it->second;
           }
         }
@@ -930,11 +956,7 @@ private:
   }
 
   void build() {
-    std::vector<const Service*> ordered;
-    for (const auto& [k, s] : services_) {
-      ordered.push_back(s);
-    }
-    for (const Service* svc : ordered) {
+    for (const Service* svc : ordered_) {
       Key k{svc->meta.ns, svc->meta.name};
       if (failed_.count(k) != 0) {
         continue; // errors already reported; the plan is partial
@@ -1121,9 +1143,10 @@ private:
   std::shared_ptr<const Config> owner_;
   ResolveResult result_;
   DiagnosticSink diag_{result_.diags}; // the same finding can come from several ports or families
-  std::map<Key, const Service*> services_;
-  // Indexes, so resolution stays linear in the size of the config. services_ is walked
-  // (in order: diagnostics and the plan follow it); the others are only looked up.
+  // Indexes, so resolution stays linear in the size of the config. They are only looked
+  // up; ordered_ is what is walked (diagnostics and the plan follow its order).
+  Index<Key, const Service*> services_;
+  std::vector<const Service*> ordered_; // each (namespace, name) once, sorted by it
   Index<Key, const Pod*> pods_;
   Index<std::tuple<std::string, std::string, std::string>, std::vector<const Pod*>>
       podsByLabel_; // (namespace, label, value) -> pods, config order
@@ -1133,7 +1156,7 @@ private:
   Index<Key, const DestinationRule*> drs_;
   Index<Key, std::pair<const VirtualService*, SourcePos>> claims_;
   Index<Key, Decision> decisions_;
-  std::unordered_set<Key, StringsHash> failed_;
+  std::unordered_set<Key, StringsHash, StringsEqual> failed_;
 };
 
 } // namespace
