@@ -340,7 +340,7 @@ std::optional<HttpMatch> Loader::loadMatch(ObjectParser& p, const yaml::Node& n,
   hm.pos = p.pos(n);
   hm.field = f;
   bool ok = true;
-  auto sm = [&](const char* key, std::optional<StringMatch>& out) {
+  auto sm = [&](const char* key, Boxed<StringMatch>& out) {
     if (const yaml::Node* v = ObjectParser::get(*m, key)) {
       out = loadStringMatch(p, *v, f + "." + key);
       ok = ok && out.has_value();

@@ -174,7 +174,7 @@ Result<CompiledMatch> CompiledMatch::compile(const HttpMatch& m) {
   CompiledMatch c;
   c.src_ = m;
   std::string err;
-  auto one = [&](const std::optional<StringMatch>& sm, const char* name, bool ic,
+  auto one = [&](const Boxed<StringMatch>& sm, const char* name, bool ic,
                  std::optional<CompiledStringMatch>& out) {
     if (!sm || !err.empty()) {
       return;

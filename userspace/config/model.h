@@ -212,10 +212,10 @@ struct KeyMatch {
 /** One entry of Istio HTTPRoute.match[]: all its conditions must hold (AND). */
 struct HttpMatch {
   std::string name;
-  std::optional<StringMatch> uri;
-  std::optional<StringMatch> scheme;
-  std::optional<StringMatch> method;
-  std::optional<StringMatch> authority;
+  Boxed<StringMatch> uri; // the four are on the heap: most matches set one or none
+  Boxed<StringMatch> scheme;
+  Boxed<StringMatch> method;
+  Boxed<StringMatch> authority;
   std::vector<KeyMatch> headers;
   std::vector<KeyMatch> withoutHeaders; // none of these may match
   std::vector<KeyMatch> queryParams;
