@@ -94,7 +94,7 @@ struct Entry {
  */
 class Fields {
 public:
-  using value_type = std::pair<std::string, Entry>;
+  using value_type = std::pair<std::string_view, Entry>; // views of the Document's keys
 
   std::vector<value_type>::const_iterator begin() const { return entries_.begin(); }
   std::vector<value_type>::const_iterator end() const { return entries_.end(); }
@@ -306,9 +306,10 @@ public:
       return out;
     }
     for (const auto& [k, e] : *m) {
-      auto v = string(e.value, field + "." + k);
-      if (v) {
-        out[k] = *v;
+      if (e.value.isScalar()) {
+        out.emplace(std::string(k), e.value.scalar()); // keys are unique: fields() checked
+      } else {
+        string(e.value, field + "." + std::string(k)); // the error
       }
     }
     return out;

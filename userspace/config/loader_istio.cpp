@@ -310,7 +310,7 @@ std::vector<KeyMatch> Loader::loadKeyMatches(ObjectParser& p, const yaml::Node& 
       km.present = true;
       sm = StringMatch{};
     } else {
-      sm = loadStringMatch(p, e.value, f + "." + k, &km.present);
+      sm = loadStringMatch(p, e.value, f + "." + std::string(k), &km.present);
     }
     if (!sm) {
       continue;
@@ -806,7 +806,8 @@ std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const y
   }
   if (strayPortHint) {
     // Report other unknowns too, but not port again.
-    for (const auto& [k, e] : *m) {
+    for (const auto& [key, e] : *m) {
+      const std::string k(key);
       if (k != "port" && std::find(kKnown.begin(), kKnown.end(), k) == kKnown.end()) {
         std::string hint = closest(k, kKnown);
         p.warning(e.key, f + "." + k,

@@ -40,7 +40,6 @@ struct EventGuard {
 
 } // namespace
 
-NodeType Node::type() const { return d_ == nullptr ? NodeType::kUndefined : d_->type; }
 const std::string& Node::scalar() const {
   return d_ != nullptr && d_->type == NodeType::kScalar ? d_->scalar : kEmpty;
 }
@@ -130,16 +129,15 @@ struct Parser {
           anchor = e.data.mapping_start.anchor;
           d.type = NodeType::kMap;
         }
-        const std::string name = anchor != nullptr ? reinterpret_cast<const char*>(anchor) : "";
         attach(doc, stack, keyNext, Node(&d));
         if (e.type != YAML_SCALAR_EVENT) {
           // A collection's anchor is usable once it is complete, so no alias can make a
           // node its own descendant.
           stack.push_back(&d);
           keyNext.push_back(true);
-          pending.push_back(name);
-        } else if (!name.empty()) {
-          anchors[name] = &d;
+          pending.emplace_back(anchor != nullptr ? reinterpret_cast<const char*>(anchor) : "");
+        } else if (anchor != nullptr && *anchor != 0) {
+          anchors[reinterpret_cast<const char*>(anchor)] = &d;
         }
         break;
       }

@@ -60,6 +60,9 @@ struct NodeData {
   std::vector<std::pair<Node, Node>> entries;
 };
 
+// Asked for every node the loader reads: inline.
+inline NodeType Node::type() const { return d_ == nullptr ? NodeType::kUndefined : d_->type; }
+
 /**
  * A parsed document: owns its nodes. Not copyable (nodes point into it); movable (a
  * deque's elements stay where they are when the deque moves).
