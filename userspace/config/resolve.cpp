@@ -46,6 +46,7 @@ struct StringsEqual {
 template <class K, class V>
 using Index = std::unordered_map<K, V, StringsHash, StringsEqual>;
 using KeyView = std::pair<std::string_view, std::string_view>;
+using LabelKey = std::tuple<std::string_view, std::string_view, std::string_view>; // ns, label, value
 
 std::string keyStr(const Key& k) { return k.first + "/" + k.second; }
 
@@ -187,13 +188,13 @@ private:
       return std::tie(a->meta.ns, a->meta.name) < std::tie(b->meta.ns, b->meta.name);
     });
     for (const auto& p : c_.pods) {
-      pods_.emplace(Key{p.meta.ns, p.meta.name}, &p);
+      pods_.emplace(KeyView{p.meta.ns, p.meta.name}, &p);
       for (const auto& [k, v] : p.meta.labels) {
-        podsByLabel_[{p.meta.ns, k, v}].push_back(&p);
+        podsByLabel_[LabelKey{p.meta.ns, k, v}].push_back(&p);
       }
     }
     for (const auto& es : c_.endpointSlices) {
-      slices_[Key{es.meta.ns, es.serviceName}].push_back(&es);
+      slices_[KeyView{es.meta.ns, es.serviceName}].push_back(&es);
     }
     for (const auto& vs : c_.virtualServices) {
       vsByRef_.emplace(vs.meta.ref(), &vs);
@@ -208,7 +209,7 @@ private:
     // Start from the selector label with the fewest pods, then check the others.
     const std::vector<const Pod*>* fewest = nullptr;
     for (const auto& [k, v] : selector) {
-      auto it = podsByLabel_.find(std::tuple<std::string_view, std::string_view, std::string_view>{ns, k, v});
+      auto it = podsByLabel_.find(LabelKey{ns, k, v});
       if (it == podsByLabel_.end()) {
         return {};
       }
@@ -1147,10 +1148,10 @@ private:
   // up; ordered_ is what is walked (diagnostics and the plan follow its order).
   Index<Key, const Service*> services_;
   std::vector<const Service*> ordered_; // each (namespace, name) once, sorted by it
-  Index<Key, const Pod*> pods_;
-  Index<std::tuple<std::string, std::string, std::string>, std::vector<const Pod*>>
-      podsByLabel_; // (namespace, label, value) -> pods, config order
-  Index<Key, std::vector<const EndpointSlice*>> slices_; // (namespace, service) -> slices
+  // The largest are keyed by views of the Config's own strings (it outlives the Resolver).
+  Index<KeyView, const Pod*> pods_;
+  Index<LabelKey, std::vector<const Pod*>> podsByLabel_; // -> pods, config order
+  Index<KeyView, std::vector<const EndpointSlice*>> slices_; // (namespace, service) -> slices
   std::unordered_map<std::string, const VirtualService*> vsByRef_; // "VirtualService ns/name"
   Index<Key, const VirtualService*> vsByKey_;
   Index<Key, const DestinationRule*> drs_;
