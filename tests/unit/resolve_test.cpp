@@ -760,3 +760,44 @@ spec:
 
 } // namespace
 } // namespace veer
+
+namespace veer {
+namespace {
+
+// A config past kParallelBuild services is built on every core, in ranges of services
+// merged in order: the plan and the findings must read as a serial build's. Each service
+// here names a container port its one pod does not have, so each gives one warning.
+TEST(Resolve, LargeConfigBuildsInParallelAndReportsInServiceOrder) {
+  constexpr int kServices = 3000;
+  std::string text;
+  std::vector<std::string> names;
+  for (int i = 0; i < kServices; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "svc-%04d", (i * 7919) % kServices); // not in file order
+    names.push_back(name);
+    const std::string n = name;
+    text += "---\napiVersion: v1\nkind: Service\nmetadata: {name: " + n + "}\nspec:\n  clusterIP: 10.96." +
+            std::to_string(i / 250) + "." + std::to_string(i % 250) +
+            "\n  ports: [{port: 80, targetPort: web}]\n  selector: {app: " + n +
+            "}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: " + n + "-pod, labels: {app: " +
+            n + "}}\nstatus:\n  podIP: 10.244." + std::to_string(i / 250) + "." +
+            std::to_string(i % 250) + "\n  conditions: [{type: Ready, status: \"True\"}]\n";
+  }
+  LoadResult l = loadString(text, "big.yaml");
+  ASSERT_FALSE(hasErrors(l.diags)) << formatDiagnostics(l.diags);
+  ResolveResult r = resolve(std::make_shared<const Config>(std::move(l.config)));
+  ASSERT_EQ(r.plan.services.size(), size_t(kServices));
+  ASSERT_EQ(r.diags.size(), size_t(kServices)) << formatDiagnostics(r.diags);
+  std::sort(names.begin(), names.end());
+  for (int i = 0; i < kServices; ++i) {
+    EXPECT_EQ(r.diags[i].object, "Pod default/" + names[i] + "-pod");
+    EXPECT_NE(r.diags[i].message.find("(Service default/" + names[i] + " port 80)"),
+              std::string::npos)
+        << r.diags[i].format();
+    EXPECT_EQ(r.plan.services[i].name, names[i]);
+    EXPECT_TRUE(r.plan.services[i].versions.at(0).backends.empty());
+  }
+}
+
+} // namespace
+} // namespace veer

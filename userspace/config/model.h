@@ -78,6 +78,8 @@ public:
              const std::string& message);
   void warning(const SourcePos& pos, const std::string& object, const std::string& field,
                const std::string& message);
+  /** A finding another sink collected (a part of a parallel build), unless already here. */
+  void add(const Diagnostic& d) { report(d.severity, d.pos, d.object, d.field, d.message); }
 
 private:
   void report(Diagnostic::Severity severity, const SourcePos& pos, const std::string& object,

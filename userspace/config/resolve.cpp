@@ -2,6 +2,8 @@
 // Validation lives here, so a Config built in code is checked like a loaded one.
 
 #include <algorithm>
+#include <memory>
+#include <thread>
 #include <map>
 #include <set>
 #include <string_view>
@@ -701,13 +703,36 @@ private:
     return ok;
   }
 
-  std::optional<uint16_t> podTarget(const ServicePort& sp, const Pod& pod, const Service& svc) {
+  /**
+   * What building a range of services gives, merged in service order: the build runs on
+   * every core for a large config (each service is built from read-only indexes; only its
+   * own Decision is moved from).
+   */
+  struct BuildOut {
+    std::vector<PlanService> services;
+    Diagnostics diags;
+    DiagnosticSink diag{diags};
+    std::vector<PlanLaneClient> laneClients; // sorted, each once
+  };
+
+  static void addLaneClient(std::vector<PlanLaneClient>& all, PlanLaneClient client) {
+    if (auto at = std::lower_bound(all.begin(), all.end(), client);
+        at == all.end() || *at != client) {
+      all.insert(at, std::move(client));
+    }
+  }
+
+  /** Fewer services than this build on the calling thread alone (every test, every seed). */
+  static constexpr size_t kParallelBuild = 2048;
+
+  std::optional<uint16_t> podTarget(const ServicePort& sp, const Pod& pod, const Service& svc,
+                                    DiagnosticSink& diag) {
     if (sp.targetPortName.empty()) {
       return sp.targetPort;
     }
     auto it = pod.namedPorts.find(sp.targetPortName);
     if (it == pod.namedPorts.end()) {
-      diag_.warning(pod.meta.pos, pod.meta.ref(), "spec.containers",
+      diag.warning(pod.meta.pos, pod.meta.ref(), "spec.containers",
               "no container port named " + sp.targetPortName + " (Service " + svc.meta.ns + "/" +
                   svc.meta.name + " port " + std::to_string(sp.port) + "); pod skipped");
       return std::nullopt;
@@ -716,7 +741,8 @@ private:
   }
 
   /** Ready endpoints of one service port in one family, deduplicated, sorted. */
-  std::vector<Candidate> endpoints(const Service& svc, const ServicePort& sp, bool v4) {
+  std::vector<Candidate> endpoints(const Service& svc, const ServicePort& sp, bool v4,
+                                   DiagnosticSink& diag) {
     std::map<std::pair<IpAddr, uint16_t>, Candidate> out;
     auto add = [&](const IpAddr& a, uint16_t port, const Pod* pod) {
       if (a.v4 != v4 || port == 0) {
@@ -745,7 +771,7 @@ private:
         if (!hasFamily) {
           continue;
         }
-        auto port = podTarget(sp, pod, svc);
+        auto port = podTarget(sp, pod, svc, diag);
         if (!port) {
           continue;
         }
@@ -782,7 +808,7 @@ private:
         std::optional<uint16_t> port = slicePort;
         if (!port) {
           if (pod != nullptr) {
-            port = podTarget(sp, *pod, svc);
+            port = podTarget(sp, *pod, svc, diag);
           } else if (sp.targetPortName.empty()) {
             port = sp.targetPort;
           }
@@ -900,14 +926,14 @@ private:
   template <class SubsetLabels>
   void compileLanes(PlanService& ps, const RouteDestination& d, size_t destinations,
                     const std::string& source, const Key& k, const std::vector<Candidate>& cands,
-                    const SubsetLabels& subsetLabels) {
+                    const SubsetLabels& subsetLabels, BuildOut& out) {
     const TrafficLabel* owner = nullptr;
     const std::string label = laneLabel(d.subset, ps.ns, &owner);
     if (label.empty()) {
       return; // a header-only traffic label: the proxy's (routes keep it)
     }
     if (destinations != 1) {
-      diag_.warning(d.pos, source, d.field + ".destination.subset",
+      out.diag.warning(d.pos, source, d.field + ".destination.subset",
                     "lane " + d.subset + " shares its rule with other destinations; the kernel "
                     "compiles lanes only for a rule whose one destination is the lane, so client "
                     "pods in a lane get the weights here");
@@ -922,12 +948,8 @@ private:
         continue;
       }
       values.insert(v->second);
-      PlanLaneClient client{pod.meta.ns, pod.meta.name, pod.meta.uid, v->second};
-      auto& all = result_.plan.laneClients;
-      if (auto at = std::lower_bound(all.begin(), all.end(), client);
-          at == all.end() || *at != client) {
-        all.insert(at, std::move(client));
-      }
+      addLaneClient(out.laneClients,
+                    PlanLaneClient{pod.meta.ns, pod.meta.name, pod.meta.uid, v->second});
     }
     const DestinationRule* dr = nullptr;
     if (auto it = drs_.find(k); it != drs_.end()) {
@@ -957,7 +979,37 @@ private:
   }
 
   void build() {
-    for (const Service* svc : ordered_) {
+    const size_t n = ordered_.size();
+    const size_t parts =
+        n < kParallelBuild ? 1 : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+    std::vector<std::unique_ptr<BuildOut>> outs;
+    for (size_t i = 0; i < parts; ++i) {
+      outs.push_back(std::make_unique<BuildOut>());
+    }
+    std::vector<std::thread> workers;
+    for (size_t i = 1; i < parts; ++i) {
+      workers.emplace_back([&, i] { buildRange(n * i / parts, n * (i + 1) / parts, *outs[i]); });
+    }
+    buildRange(0, n / parts, *outs[0]);
+    for (std::thread& t : workers) {
+      t.join();
+    }
+    for (auto& out : outs) {
+      for (PlanService& ps : out->services) {
+        result_.plan.services.push_back(std::move(ps));
+      }
+      for (const Diagnostic& d : out->diags) {
+        diag_.add(d); // in service order, each finding once, as a serial build reports
+      }
+      for (PlanLaneClient& c : out->laneClients) {
+        addLaneClient(result_.plan.laneClients, std::move(c));
+      }
+    }
+  }
+
+  void buildRange(size_t begin, size_t end, BuildOut& out) {
+    for (size_t si = begin; si < end; ++si) {
+      const Service* svc = ordered_[si];
       Key k{svc->meta.ns, svc->meta.name};
       if (failed_.count(k) != 0) {
         continue; // errors already reported; the plan is partial
@@ -979,7 +1031,7 @@ private:
           ps.addr = addr;
           ps.port = sp.port;
           ps.proto = sp.proto;
-          auto cands = endpoints(*svc, sp, addr.v4);
+          auto cands = endpoints(*svc, sp, addr.v4, out.diag);
           describe(ps, dec, &addr == &svc->clusterIPs.back() && &sp == &svc->ports.back(), dr);
           ps.affinity = svc->clientIpAffinity ||
                         (ps.loadBalancer && ps.loadBalancer->hash == LoadBalancer::Hash::kSourceIp);
@@ -1026,7 +1078,7 @@ private:
             v.weight = 100;
             v.backends = pick(cands, {});
             ps.versions.push_back(std::move(v));
-            result_.plan.services.push_back(std::move(ps));
+            out.services.push_back(std::move(ps));
             continue;
           }
           int64_t sum = 0;
@@ -1041,7 +1093,7 @@ private:
               lanes = d;
               subset = d->fallback ? d->fallback->subset : "";
               if (!d->fallback) {
-                diag_.warning(d->pos, kr->source, d->field + ".destination.subset",
+                out.diag.warning(d->pos, kr->source, d->field + ".destination.subset",
                         "subset " + d->subset +
                             " has no fallback; clients in no lane (and lanes without ready "
                             "endpoints) go to every endpoint of " + keyStr(k));
@@ -1064,7 +1116,7 @@ private:
             if (dk != k) {
               // Another Service's endpoints serve this address (validated: the port exists).
               const ServicePort* dsp = destPort(*dsvc, d->port, sp.port);
-              auto dc = endpoints(*dsvc, *dsp, addr.v4);
+              auto dc = endpoints(*dsvc, *dsp, addr.v4, out.diag);
               v.backends = pick(dc, subset.empty() ? Labels{} : subsetLabelsOf(*dsvc, dk, subset));
             } else {
               v.backends = subset.empty() ? pick(cands, {}) : pick(cands, subsetLabels(subset));
@@ -1075,7 +1127,7 @@ private:
               v.fallback = d->fallback->subset;
             }
             if (v.backends.empty() && w > 0) {
-              diag_.warning(d->pos, kr->source, d->field + ".destination.subset",
+              out.diag.warning(d->pos, kr->source, d->field + ".destination.subset",
                       (subset.empty() ? std::string("Service ") + keyStr(dk)
                                       : "subset " + subset + " of Service " + keyStr(dk)) +
                           " has no ready " + family(addr.v4) +
@@ -1084,15 +1136,15 @@ private:
             ps.versions.push_back(std::move(v));
           }
           if (sum != 100) {
-            diag_.error(kr->rule->pos, kr->source, kr->rule->field + ".route",
+            out.diag.error(kr->rule->pos, kr->source, kr->rule->field + ".route",
                   "weights of destinations for port " + std::to_string(sp.port) + " sum to " +
                       std::to_string(sum) + ", expected 100");
             continue;
           }
           if (lanes != nullptr) {
-            compileLanes(ps, *lanes, applicable.size(), kr->source, k, cands, subsetLabels);
+            compileLanes(ps, *lanes, applicable.size(), kr->source, k, cands, subsetLabels, out);
           }
-          result_.plan.services.push_back(std::move(ps));
+          out.services.push_back(std::move(ps));
         }
       }
     }
@@ -1117,7 +1169,8 @@ public:
     if (auto d = drs_.find(Key{ps.ns, ps.name}); d != drs_.end()) {
       dr = d->second;
     }
-    auto cands = endpoints(svc, *sp, ps.addr.v4);
+    BuildOut unreported; // the resolve that built ps reported these findings
+    auto cands = endpoints(svc, *sp, ps.addr.v4, unreported.diag);
     SubsetEndpoints all;
     all.loadBalancer = dr != nullptr ? dr->loadBalancer : Boxed<LoadBalancer>();
     all.backends = pick(cands, {});
