@@ -134,6 +134,34 @@ const veer_recycle* matchTarget(const RecycleTargets& targets, const inet_diag_s
 }
 
 /**
+ * Asks the kernel to destroy the socket id names (cookie included: the very socket
+ * dumped, not a reused tuple). 0 when it did, else the errno of the answer.
+ */
+int sockDestroy(int nl, uint8_t family, uint8_t proto, const inet_diag_sockid& id) {
+  DiagRequest kill{};
+  kill.nlh.nlmsg_len = sizeof(kill);
+  kill.nlh.nlmsg_type = SOCK_DESTROY;
+  kill.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  kill.req.sdiag_family = family;
+  kill.req.sdiag_protocol = proto;
+  kill.req.idiag_states = ~0u;
+  kill.req.id = id;
+  if (send(nl, &kill, sizeof(kill), 0) < 0) {
+    return errno;
+  }
+  alignas(nlmsghdr) char buf[1024];
+  ssize_t n = recv(nl, buf, sizeof(buf), 0);
+  if (n < 0) {
+    return errno;
+  }
+  const auto* h = reinterpret_cast<nlmsghdr*>(buf);
+  if (!NLMSG_OK(h, n) || h->nlmsg_type != NLMSG_ERROR) {
+    return EPROTO;
+  }
+  return -reinterpret_cast<nlmsgerr*>(NLMSG_DATA(h))->error;
+}
+
+/**
  * Dumps the sockets of one family and protocol in the calling thread's netns and
  * destroys those the targets pick. Returns how many were destroyed.
  */
@@ -185,26 +213,10 @@ Result<uint64_t> diagDestroy(const RecycleTargets& targets, uint8_t family, uint
   }
   uint64_t destroyed = 0;
   for (const inet_diag_sockid& id : doomed) {
-    DiagRequest kill{};
-    kill.nlh.nlmsg_len = sizeof(kill);
-    kill.nlh.nlmsg_type = SOCK_DESTROY;
-    kill.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-    kill.req.sdiag_family = family;
-    kill.req.sdiag_protocol = proto;
-    kill.req.idiag_states = ~0u;
-    kill.req.id = id; // cookie included: the very socket dumped, not a reused tuple
-    if (send(nl.get(), &kill, sizeof(kill), 0) < 0) {
-      return osError(errno, "SOCK_DESTROY");
-    }
-    ssize_t n = recv(nl.get(), buf, sizeof(buf), 0);
-    const auto* h = reinterpret_cast<nlmsghdr*>(buf);
-    if (n < 0 || !NLMSG_OK(h, n) || h->nlmsg_type != NLMSG_ERROR) {
-      return osError(n < 0 ? errno : EPROTO, "SOCK_DESTROY reply");
-    }
-    const int err = -reinterpret_cast<nlmsgerr*>(NLMSG_DATA(h))->error;
+    const int err = sockDestroy(nl.get(), family, proto, id);
     if (err == 0) {
       destroyed++;
-    } else if (err != ENOENT) { // closed meanwhile
+    } else if (err != ENOENT) { // ENOENT: closed meanwhile
       return osError(err, "SOCK_DESTROY (CONFIG_INET_DIAG_DESTROY?)");
     }
   }
@@ -287,10 +299,7 @@ Recycler::~Recycler() {
 }
 
 Result<std::unique_ptr<Recycler>> Recycler::load(const std::string& bpffs) {
-  if (kernelHasSockDestroyKfunc()) {
-    return load(Mode::kIterator, bpffs);
-  }
-  return load(Mode::kNetlink, bpffs);
+  return kernelHasSockDestroyKfunc() ? loadIterator(bpffs) : loadNetlink();
 }
 
 const char* Recycler::modeName() const {
@@ -298,42 +307,41 @@ const char* Recycler::modeName() const {
 }
 
 Result<std::unique_ptr<Recycler>> Recycler::load(Mode mode, const std::string& bpffs) {
-  std::unique_ptr<Recycler> r(new Recycler());
-  r->mode_ = mode;
   if (mode == Mode::kNetlink) {
-    // Probe: destroying a socket that does not exist says whether the kernel can.
-    RecycleTargets none;
-    for (uint8_t proto : {uint8_t(IPPROTO_TCP), uint8_t(IPPROTO_UDP)}) {
-      Result<uint64_t> n = diagDestroy(none, AF_INET, proto);
-      if (!n) {
-        return n.error();
-      }
-    }
-    Fd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-    DiagRequest kill{};
-    kill.nlh.nlmsg_len = sizeof(kill);
-    kill.nlh.nlmsg_type = SOCK_DESTROY;
-    kill.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-    kill.req.sdiag_family = AF_INET;
-    kill.req.sdiag_protocol = IPPROTO_UDP;
-    kill.req.idiag_states = ~0u;
-    alignas(nlmsghdr) char buf[1024];
-    if (!nl || send(nl.get(), &kill, sizeof(kill), 0) < 0) {
-      return osError(errno, "netlink SOCK_DESTROY probe");
-    }
-    ssize_t n = recv(nl.get(), buf, sizeof(buf), 0);
-    const auto* h = reinterpret_cast<nlmsghdr*>(buf);
-    const int err = n > 0 && NLMSG_OK(h, n) && h->nlmsg_type == NLMSG_ERROR
-                        ? -reinterpret_cast<nlmsgerr*>(NLMSG_DATA(h))->error
-                        : EPROTO;
-    if (err != ENOENT) { // EOPNOTSUPP: no CONFIG_INET_DIAG_DESTROY
-      return osError(err, "netlink SOCK_DESTROY (needs CONFIG_INET_DIAG_DESTROY)");
-    }
-    return r;
+    return loadNetlink();
   }
   if (!kernelHasSockDestroyKfunc()) {
     return Error{EOPNOTSUPP, "no bpf_sock_destroy kfunc in this kernel (Linux >= 6.5)"};
   }
+  return loadIterator(bpffs);
+}
+
+Result<std::unique_ptr<Recycler>> Recycler::loadNetlink() {
+  // Probe: the dumps must work, and destroying a socket that does not exist says whether
+  // the kernel can destroy at all.
+  RecycleTargets none;
+  for (uint8_t proto : {uint8_t(IPPROTO_TCP), uint8_t(IPPROTO_UDP)}) {
+    Result<uint64_t> n = diagDestroy(none, AF_INET, proto);
+    if (!n) {
+      return n.error();
+    }
+  }
+  Fd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (!nl) {
+    return osError(errno, "socket NETLINK_SOCK_DIAG");
+  }
+  if (int err = sockDestroy(nl.get(), AF_INET, IPPROTO_UDP, inet_diag_sockid{}); err != ENOENT) {
+    // EOPNOTSUPP: no CONFIG_INET_DIAG_DESTROY
+    return osError(err, "netlink SOCK_DESTROY (needs CONFIG_INET_DIAG_DESTROY)");
+  }
+  std::unique_ptr<Recycler> r(new Recycler());
+  r->mode_ = Mode::kNetlink;
+  return r;
+}
+
+Result<std::unique_ptr<Recycler>> Recycler::loadIterator(const std::string& bpffs) {
+  std::unique_ptr<Recycler> r(new Recycler());
+  r->mode_ = Mode::kIterator;
   // The datapath's maps (service, member, lane and socket storage) are reused
   // from their pins: the iterators judge sockets by the live config.
   const std::string pinRoot = mapPinDir(bpffs);

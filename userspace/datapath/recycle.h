@@ -97,6 +97,10 @@ public:
   Result<RecycleCount> run(const RecycleTargets& targets);
 
 private:
+  static Result<std::unique_ptr<Recycler>> loadNetlink();
+  /** The iterators, once the kernel is known to have the kfunc. */
+  static Result<std::unique_ptr<Recycler>> loadIterator(const std::string& bpffs);
+
   Recycler() = default;
   Status runNetlink(const RecycleTargets& targets, RecycleCount& count);
 
