@@ -122,7 +122,7 @@ static __always_inline int affinity_moved(struct sock *sk, const struct veer_soc
 	const struct veer_state *state;
 	struct cgroup *cgrp;
 	__u64 netns, cgroup_id;
-	__u32 zero = 0, slot;
+	__u32 zero = 0;
 	__u8 idx = VEER_NO_VERSION;
 
 	state = bpf_map_lookup_elem(&veer_state, &zero);
@@ -141,11 +141,7 @@ static __always_inline int affinity_moved(struct sock *sk, const struct veer_soc
 		idx = lane_version(svc, lane_of_cgroup(skey.gen, cgroup_id, sock_cgroup_ancestor, cgrp));
 	if (idx == VEER_NO_VERSION) {
 		netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, net_cookie);
-		slot = affinity_slot(affinity_client(netns, cgroup_id));
-		lb_barrier_var(slot);
-		if (slot >= VEER_WEIGHT_SLOTS)
-			return 0;
-		idx = svc->slot[slot];
+		idx = slot_version(svc, affinity_slot(affinity_client(netns, cgroup_id)));
 	}
 	if (idx >= VEER_MAX_VERSIONS)
 		return 0; /* no version at all: nowhere better to go */

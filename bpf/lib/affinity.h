@@ -48,6 +48,16 @@ static __always_inline __u32 affinity_slot(__u64 client)
 	return client % VEER_WEIGHT_SLOTS;
 }
 
+/* The version index a weight slot (an affine client's, or the round robin's)
+ * names; VEER_NO_VERSION when out of range, a check the verifier needs. */
+static __always_inline __u8 slot_version(const struct veer_service *svc, __u32 slot)
+{
+	lb_barrier_var(slot);
+	if (slot >= VEER_WEIGHT_SLOTS)
+		return VEER_NO_VERSION;
+	return svc->slot[slot];
+}
+
 static __always_inline void affinity_key(struct veer_affinity_key *akey, __u64 client,
 					 const struct veer_svc_key *svc)
 {

@@ -98,10 +98,7 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 			seq = __sync_fetch_and_add(&rr->next, 1);
 			slot = seq % VEER_WEIGHT_SLOTS;
 		}
-		lb_barrier_var(slot);
-		if (slot >= VEER_WEIGHT_SLOTS)
-			return NULL;
-		idx = svc->slot[slot];
+		idx = slot_version(svc, slot);
 	}
 	if (idx >= VEER_MAX_VERSIONS)
 		return NULL;
