@@ -359,8 +359,8 @@ public:
     if (epfd_ >= 0) {
       ::close(epfd_);
     }
-    if (uring_ && ring_.ring_fd >= 0) {
-      io_uring_queue_exit(&ring_); // never started
+    if (ringOpen_) {
+      io_uring_queue_exit(&ring_);
     }
     if (wake_.fd >= 0) {
       ::close(wake_.fd);
@@ -368,6 +368,8 @@ public:
   }
 
   Status init(bool uring);
+  Status setupEpoll();
+  Status watchListener(Listener* l);
   Status bindListener(const ListenAddr& addr, size_t index);
   ListenAddr boundAddr(size_t i) const;
   void run();
@@ -451,6 +453,7 @@ private:
   size_t id_;
   int epfd_ = -1;
   bool uring_ = false;
+  bool ringOpen_ = false;
   io_uring ring_{};
   std::vector<std::unique_ptr<SendBuf>> sendStore_;
   std::vector<SendBuf*> freeSends_;
@@ -519,28 +522,53 @@ std::string ListenAddr::str() const {
   return host + ":" + std::to_string(portOf(addr));
 }
 
+// The ring's flags. DEFER_TASKRUN (Linux 6.1): completions are made only when the worker
+// waits for them, never by interrupting it; it needs SINGLE_ISSUER. Requiring 6.1 also
+// brings every operation used here (multishot poll, send MSG_WAITALL, cancel ANY).
+constexpr unsigned kRingFlags =
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+
+Status openRing(io_uring* ring) {
+  io_uring_params p{};
+  p.flags = kRingFlags;
+  p.cq_entries = kCqEntries;
+  int rc = io_uring_queue_init_params(kSqEntries, ring, &p);
+  if (rc < 0) {
+    return osError(-rc, "io_uring_setup (single issuer, deferred task work: Linux 6.1+)");
+  }
+  return {};
+}
+
+/**
+ * Whether this process may use io_uring as the workers will. Tried on a thread of its own:
+ * a ring's creator is signalled when the ring is torn down (io_uring's exit work), which
+ * makes a blocking call of that thread fail with EINTR; the workers own their rings, so
+ * the caller's thread never is.
+ */
+Status probeUring() {
+  Status st;
+  std::thread([&st] {
+    io_uring ring{};
+    st = openRing(&ring);
+    if (st) {
+      io_uring_queue_exit(&ring);
+    }
+  }).join();
+  return st;
+}
+
 Status Worker::init(bool uring) {
   wake_.fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_.fd < 0) {
     return osError(errno, "eventfd");
   }
   scratch_.reserve(opt_.limits.maxHeaders + 16);
-  if (uring) {
-    // DEFER_TASKRUN (Linux 6.1): completions are made only when this thread waits for
-    // them, never by interrupting it; it needs SINGLE_ISSUER, and R_DISABLED lets the
-    // worker thread, not this one, become the issuer (run() enables the ring). Requiring
-    // 6.1 also brings every operation used here (multishot poll, send MSG_WAITALL).
-    io_uring_params p{};
-    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-              IORING_SETUP_R_DISABLED | IORING_SETUP_CQSIZE;
-    p.cq_entries = kCqEntries;
-    int rc = io_uring_queue_init_params(kSqEntries, &ring_, &p);
-    if (rc < 0) {
-      return osError(-rc, "io_uring_setup (single issuer, deferred task work)");
-    }
-    uring_ = true;
-    return {};
-  }
+  uring_ = uring; // the ring is opened by run(), on the worker's own thread
+  return uring ? Status{} : setupEpoll();
+}
+
+Status Worker::setupEpoll() {
+  uring_ = false;
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epfd_ < 0) {
     return osError(errno, "epoll_create1");
@@ -550,6 +578,21 @@ Status Worker::init(bool uring) {
   ev.data.ptr = &wake_;
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_.fd, &ev) != 0) {
     return osError(errno, "epoll_ctl");
+  }
+  for (auto& l : listeners_) {
+    if (Status st = watchListener(l.get()); !st) {
+      return st;
+    }
+  }
+  return {};
+}
+
+Status Worker::watchListener(Listener* l) {
+  epoll_event ev{};
+  ev.events = EPOLLIN; // level-triggered: a batch per wakeup, fairly across threads
+  ev.data.ptr = l;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, l->fd, &ev) != 0) {
+    return osError(errno, "epoll_ctl listener");
   }
   return {};
 }
@@ -589,11 +632,8 @@ Status Worker::bindListener(const ListenAddr& addr, size_t index) {
   IpAddr ip = ipOf(l->bound);
   l->wildcard = ip == (ip.v4 ? IpAddr::fromV4(0) : IpAddr{});
   if (!uring_) { // io_uring: run() queues the accepts
-    epoll_event ev{};
-    ev.events = EPOLLIN; // level-triggered: a batch per wakeup, fairly across threads
-    ev.data.ptr = l.get();
-    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, l->fd, &ev) != 0) {
-      return osError(errno, "epoll_ctl listener " + where);
+    if (Status st = watchListener(l.get()); !st) {
+      return Error{st.error().code, st.error().message + " " + where};
     }
   }
   listeners_.push_back(std::move(l));
@@ -612,11 +652,17 @@ ListenAddr Worker::boundAddr(size_t i) const {
 void Worker::run() {
   now_ = nowMs();
   nextSweep_ = now_ + kTickMs;
-  if (uring_) {
+  if (uring_ && openRing(&ring_)) {
+    ringOpen_ = true;
     runUring();
-  } else {
-    runEpoll();
+    return;
   }
+  // Not expected after Engine::create's probe, but a ring can still be refused (memory):
+  // this worker then serves on epoll.
+  if (uring_ && !setupEpoll()) {
+    return;
+  }
+  runEpoll();
 }
 
 /** The sweep period, sooner for a timer due; -1 (no timeout) when nothing can expire. */
@@ -651,9 +697,6 @@ void Worker::runEpoll() {
 }
 
 void Worker::runUring() {
-  // This thread becomes the ring's single issuer. (liburing 2.3 declares
-  // io_uring_enable_rings but does not export it.)
-  io_uring_register(ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
   watch(&wake_);
   for (auto& l : listeners_) {
     for (AcceptSlot& slot : l->slots) {
@@ -720,7 +763,7 @@ void Worker::closeRing() {
     reap();
   }
   io_uring_queue_exit(&ring_);
-  ring_.ring_fd = -1;
+  ringOpen_ = false;
 }
 
 void Worker::dispatch(Handle* h, uint32_t ev) {
@@ -2244,22 +2287,22 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   std::unique_ptr<Engine> e(new Engine());
   e->options_ = options;
   e->io_ = options.io == IoBackend::kEpoll ? IoBackend::kEpoll : IoBackend::kUring;
+  if (e->io_ == IoBackend::kUring) {
+    if (Status st = probeUring(); !st) {
+      // No io_uring here (ENOSYS: too old or compiled out; EPERM: kernel.io_uring_disabled
+      // or a seccomp filter; EINVAL: before 6.1): auto runs the same engine on epoll.
+      if (options.io == IoBackend::kUring) {
+        return Error{st.error().code, "--io uring: " + st.error().message};
+      }
+      e->ioFallback_ = st.error().message;
+      e->io_ = IoBackend::kEpoll;
+    }
+  }
   std::vector<ListenAddr> addrs = options.listen;
   for (int t = 0; t < options.threads; ++t) {
     auto w = std::make_unique<Worker>(*e, t);
-    Status s = w->init(e->io_ == IoBackend::kUring);
-    if (!s && t == 0 && options.io == IoBackend::kAuto) {
-      // No io_uring here (ENOSYS: too old or compiled out; EPERM: kernel.io_uring_disabled
-      // or a seccomp filter; EINVAL: before 6.1): the same engine on epoll.
-      e->ioFallback_ = s.error().message;
-      e->io_ = IoBackend::kEpoll;
-      w = std::make_unique<Worker>(*e, t);
-      s = w->init(false);
-    }
-    if (!s) {
-      return Error{s.error().code,
-                   std::string(options.io == IoBackend::kUring ? "--io uring: " : "") +
-                       s.error().message};
+    if (Status s = w->init(e->io_ == IoBackend::kUring); !s) {
+      return s.error();
     }
     for (size_t i = 0; i < addrs.size(); ++i) {
       if (Status s = w->bindListener(addrs[i], i); !s) {
