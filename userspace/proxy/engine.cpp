@@ -169,27 +169,15 @@ enum class Kind : uint8_t { kListener, kClient, kUpstream, kMirror, kWake };
 
 struct SendBuf;
 
-/** io_uring: bytes a multishot recv put in a provided buffer, not yet taken. */
-struct RecvChunk {
-  uint16_t bid;
-  uint32_t off, len;
-};
-
 struct Handle {
   Kind kind;
   int fd = -1;
-  bool watched = false; // in epoll, or a multishot poll/recv armed (lazily for clients)
+  bool watched = false; // in epoll, or a multishot poll armed (lazily for clients)
   // io_uring only:
   bool sendWaiting = false;       // a send found the one before still in flight
   bool shutdownAfterSend = false; // SHUT_WR once the send in flight completed
-  bool recvRing = false;  // reads come from a multishot recv (before it: synchronous recv)
-  bool recvArmed = false; // that recv is in flight
-  bool recvPaused = false; // stopped (backpressure, or no free buffer) until drained
-  bool recvEnd = false;    // it reported EOF or an error: eof once the stash is taken
-  uint16_t gen = 0;        // bumped at close: older completions are stale
-  SendBuf* sending = nullptr; // the send in flight (at most one per socket)
-  std::vector<RecvChunk> stash; // received, in order, from stashHead on
-  size_t stashHead = 0, stashBytes = 0;
+  uint16_t gen = 0;               // bumped at close: older completions are stale
+  SendBuf* sending = nullptr;     // the send in flight (at most one per socket)
   explicit Handle(Kind k) : kind(k) {}
 };
 
@@ -205,18 +193,10 @@ struct SendBuf {
 
 // io_uring user_data: an object's address (8-byte aligned, below 2^48) with the operation
 // in the low 3 bits and the object's generation in the top 16.
-enum Op : uint64_t { kOpPoll = 0, kOpSend = 1, kOpAccept = 2, kOpNone = 3, kOpRecv = 4 };
+enum Op : uint64_t { kOpPoll = 0, kOpSend = 1, kOpAccept = 2, kOpNone = 3 };
 constexpr unsigned kSqEntries = 1024;
 constexpr unsigned kCqEntries = 8192;
 constexpr size_t kAcceptSlots = 4; // accepts in flight per listener
-// Provided buffers for multishot recv, shared by a worker's sockets: a buffer is copied
-// into its connection's own buffer (where the state machine parses) and given back at
-// once, so few are held; a socket whose reader is blocked holds at most kStashMax bytes,
-// then its recv is cancelled until the stash is taken.
-constexpr unsigned kRecvBufs = 256; // a power of 2
-constexpr uint32_t kRecvBufBytes = 16384;
-constexpr size_t kStashMax = 2 * kRecvBufBytes;
-constexpr uint16_t kBufGroup = 0;
 
 uint64_t userData(const void* p, Op op, uint16_t gen = 0) {
   return reinterpret_cast<uintptr_t>(p) | op | (uint64_t{gen} << 48);
@@ -452,11 +432,7 @@ private:
   void onSendFailed(Handle* h);
   void releaseSend(SendBuf* sb);
   // io
-  ssize_t readSome(Handle* h, Buffer& b, bool& readable, bool& eof);
-  bool setupRecvRing();
-  void armRecv(Handle* h);
-  void onRecv(Handle* h, int res, uint32_t flags);
-  void giveBack(uint16_t bid);
+  ssize_t readSome(int fd, Buffer& b, bool& readable, bool& eof);
   Step flushClient(Client* c, const char* body, size_t bodyLen, size_t* bodySent);
   bool flushUpstream(Client* c, Upstream* u, size_t bodyLen, size_t* bodySent);
   // lifecycle
@@ -479,9 +455,6 @@ private:
   bool uring_ = false;
   bool ringOpen_ = false;
   io_uring ring_{};
-  io_uring_buf_ring* bufRing_ = nullptr; // nullptr: no provided buffers, poll + recv
-  std::unique_ptr<char[]> bufMem_;
-  std::vector<std::pair<Handle*, uint16_t>> starved_; // recv stopped for want of buffers
   std::vector<std::unique_ptr<SendBuf>> sendStore_;
   std::vector<SendBuf*> freeSends_;
   SendBuf* orphans_ = nullptr; // sends whose socket was closed before they completed
@@ -681,7 +654,6 @@ void Worker::run() {
   nextSweep_ = now_ + kTickMs;
   if (uring_ && openRing(&ring_)) {
     ringOpen_ = true;
-    setupRecvRing();
     runUring();
     return;
   }
@@ -1036,9 +1008,6 @@ void Worker::onUpstreamEvent(Upstream* u, uint32_t ev) {
       if (!ejectedUntil_.empty()) {
         ejectedUntil_.erase(u->key); // it answers again
       }
-      if (bufRing_ != nullptr && !u->recvRing) {
-        armRecv(u);
-      }
     }
   }
   drive(c);
@@ -1113,19 +1082,8 @@ bool Worker::watch(Handle* h) {
       return false;
     }
   } else {
-    if (bufRing_ != nullptr && h->kind == Kind::kClient) {
-      // Bytes arrive with their completion: no readiness event, no recv call, and a
-      // client needs nothing else (its writability comes from its send completions).
-      armRecv(h);
-      h->watched = true;
-      return true;
-    }
-    if (bufRing_ != nullptr && h->kind == Kind::kUpstream) {
-      // The poll only tells that the connect ended (its recv starts then: a recv would
-      // take the socket's error before SO_ERROR could tell it).
-      ev = EPOLLOUT;
-    } else if (h->kind == Kind::kClient) {
-      ev &= ~EPOLLOUT;
+    if (h->kind == Kind::kClient) {
+      ev &= ~EPOLLOUT; // a client's writability comes from its send completions
     } else if (h->kind == Kind::kWake) {
       ev = EPOLLIN;
     }
@@ -1136,97 +1094,6 @@ bool Worker::watch(Handle* h) {
   h->watched = true;
   return true;
 }
-
-bool Worker::setupRecvRing() {
-  void* mem = nullptr;
-  if (::posix_memalign(&mem, 4096, kRecvBufs * sizeof(io_uring_buf)) != 0) {
-    return false;
-  }
-  auto* br = static_cast<io_uring_buf_ring*>(mem);
-  io_uring_buf_reg reg{};
-  reg.ring_addr = reinterpret_cast<uintptr_t>(br);
-  reg.ring_entries = kRecvBufs;
-  reg.bgid = kBufGroup;
-  if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {
-    ::free(mem);
-    return false; // reads stay poll + recv
-  }
-  io_uring_buf_ring_init(br);
-  bufRing_ = br;
-  bufMem_.reset(new char[size_t{kRecvBufs} * kRecvBufBytes]);
-  for (unsigned i = 0; i < kRecvBufs; ++i) {
-    io_uring_buf_ring_add(br, bufMem_.get() + size_t{i} * kRecvBufBytes, kRecvBufBytes,
-                          static_cast<uint16_t>(i), io_uring_buf_ring_mask(kRecvBufs),
-                          static_cast<int>(i));
-  }
-  io_uring_buf_ring_advance(br, kRecvBufs);
-  return true;
-}
-
-void Worker::armRecv(Handle* h) {
-  io_uring_sqe* s = sqe();
-  io_uring_prep_recv_multishot(s, h->fd, nullptr, 0, 0);
-  s->flags |= IOSQE_BUFFER_SELECT;
-  s->buf_group = kBufGroup;
-  io_uring_sqe_set_data64(s, userData(h, kOpRecv, h->gen));
-  h->recvRing = h->recvArmed = true;
-  h->recvPaused = false;
-}
-
-void Worker::giveBack(uint16_t bid) {
-  io_uring_buf_ring_add(bufRing_, bufMem_.get() + size_t{bid} * kRecvBufBytes, kRecvBufBytes,
-                        bid, io_uring_buf_ring_mask(kRecvBufs), 0);
-  io_uring_buf_ring_advance(bufRing_, 1);
-  if (!starved_.empty() && !stopping_) {
-    std::vector<std::pair<Handle*, uint16_t>> again;
-    again.swap(starved_);
-    for (auto [h, gen] : again) {
-      if (h->gen == gen && h->fd >= 0 && h->recvPaused && !h->recvArmed && !h->recvEnd) {
-        armRecv(h);
-      }
-    }
-  }
-}
-
-void Worker::onRecv(Handle* h, int res, uint32_t flags) {
-  bool more = (flags & IORING_CQE_F_MORE) != 0;
-  if (!more) {
-    h->recvArmed = false;
-  }
-  if (res > 0) {
-    h->stash.push_back(
-        RecvChunk{static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT), 0,
-                  static_cast<uint32_t>(res)});
-    h->stashBytes += static_cast<size_t>(res);
-    if (h->stashBytes >= kStashMax && more && !h->recvPaused) {
-      // The reader is blocked (its buffer is full): stop taking buffers for it.
-      io_uring_sqe* s = sqe();
-      io_uring_prep_cancel64(s, userData(h, kOpRecv, h->gen), 0);
-      io_uring_sqe_set_data64(s, kOpNone);
-      h->recvPaused = true;
-    }
-  } else if (res == -ENOBUFS) {
-    h->recvPaused = true; // every buffer is taken: again when one is given back
-    starved_.emplace_back(h, h->gen);
-    return;
-  } else if (res == -ECANCELED && h->recvPaused) {
-    // Our backpressure cancel took effect: the stash re-arms it once drained, or now if
-    // it already was.
-    if (h->stashHead == h->stash.size() && !h->recvEnd && !stopping_) {
-      armRecv(h);
-    }
-    return;
-  } else {
-    h->recvEnd = true; // EOF (0), or a reset: after the stashed bytes
-  }
-  uint16_t gen = h->gen;
-  dispatch(h, res > 0 ? EPOLLIN : EPOLLIN | EPOLLRDHUP);
-  if (!more && res > 0 && !h->recvPaused && h->gen == gen && h->fd >= 0 && !h->recvArmed &&
-      !stopping_) {
-    armRecv(h); // the multishot ended for the kernel's own reasons (a CQ overflow)
-  }
-}
-
 
 ssize_t Worker::sendv(Handle* h, const iovec* iov, int cnt) {
   if (!uring_) {
@@ -1278,18 +1145,10 @@ void Worker::closeFd(Handle* h) {
   if (!uring_) {
     ::close(h->fd);
   } else {
-    if (h->watched && !(h->recvRing && h->kind == Kind::kClient)) {
+    if (h->watched) {
       io_uring_sqe* s = sqe();
       io_uring_prep_poll_remove(s, userData(h, kOpPoll, h->gen));
       io_uring_sqe_set_data64(s, kOpNone);
-    }
-    if (h->recvArmed) {
-      io_uring_sqe* s = sqe();
-      io_uring_prep_cancel64(s, userData(h, kOpRecv, h->gen), 0);
-      io_uring_sqe_set_data64(s, kOpNone);
-    }
-    for (size_t i = h->stashHead; i < h->stash.size(); ++i) {
-      giveBack(h->stash[i].bid);
     }
     if (h->kind == Kind::kListener) {
       for (AcceptSlot& slot : static_cast<Listener*>(h)->slots) {
@@ -1312,9 +1171,6 @@ void Worker::closeFd(Handle* h) {
   }
   h->fd = -1;
   h->watched = h->sendWaiting = h->shutdownAfterSend = false;
-  h->recvRing = h->recvArmed = h->recvPaused = h->recvEnd = false;
-  h->stash.clear();
-  h->stashHead = h->stashBytes = 0;
   h->sending = nullptr;
   ++h->gen;
 }
@@ -1354,17 +1210,6 @@ void Worker::onCompletion(uint64_t data, int res, uint32_t flags) {
   case kOpSend:
     onSendDone(static_cast<SendBuf*>(p), res);
     return;
-  case kOpRecv: {
-    auto* h = static_cast<Handle*>(p);
-    if (h->gen != gen || h->fd < 0) {
-      if (flags & IORING_CQE_F_BUFFER) {
-        giveBack(static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT)); // closed since
-      }
-      return;
-    }
-    onRecv(h, res, flags);
-    return;
-  }
   case kOpAccept: {
     auto* slot = static_cast<AcceptSlot*>(p);
     Listener* l = slot->l;
@@ -1452,42 +1297,13 @@ void Worker::releaseSend(SendBuf* sb) {
 
 // --- I/O ---------------------------------------------------------------------
 
-ssize_t Worker::readSome(Handle* h, Buffer& b, bool& readable, bool& eof) {
+ssize_t Worker::readSome(int fd, Buffer& b, bool& readable, bool& eof) {
   if (!readable || eof || b.len == b.cap) {
     return 0;
   }
-  if (h->recvRing) {
-    // io_uring: take what the multishot recv stashed, in order.
-    size_t n = 0;
-    while (h->stashHead < h->stash.size() && b.len < b.cap) {
-      RecvChunk& k = h->stash[h->stashHead];
-      size_t take = std::min<size_t>(k.len - k.off, b.cap - b.len);
-      std::memcpy(b.at(b.len), bufMem_.get() + size_t{k.bid} * kRecvBufBytes + k.off, take);
-      b.len += take;
-      n += take;
-      k.off += static_cast<uint32_t>(take);
-      if (k.off == k.len) {
-        giveBack(k.bid);
-        ++h->stashHead;
-      }
-    }
-    h->stashBytes -= n;
-    if (h->stashHead == h->stash.size()) {
-      h->stash.clear();
-      h->stashHead = 0;
-      if (!h->recvEnd || n == 0) { // with bytes taken, EOF is for the next call
-        readable = false;
-        eof = h->recvEnd;
-      }
-      if (h->recvPaused && !h->recvArmed && !h->recvEnd) {
-        armRecv(h); // drained: receive again
-      }
-    }
-    return static_cast<ssize_t>(n);
-  }
   for (;;) {
     size_t room = b.cap - b.len;
-    ssize_t n = ::recv(h->fd, b.at(b.len), room, 0);
+    ssize_t n = ::recv(fd, b.at(b.len), room, 0);
     if (n > 0) {
       b.len += n;
       if (static_cast<size_t>(n) < room) {
@@ -1612,7 +1428,7 @@ Step Worker::stepHead(Client* c) {
       reply(c, 431, "request head too large", {}, true);
       return Step::kProgress;
     }
-    ssize_t n = readSome(c, c->in, c->readable, c->eof);
+    ssize_t n = readSome(c->fd, c->in, c->readable, c->eof);
     if (n > 0) {
       moved = true;
       continue;
@@ -1775,9 +1591,6 @@ void Worker::startUpstream(Client* c) {
       }
       upstreamConnects.fetch_add(1, std::memory_order_relaxed);
       u->connecting = rc != 0;
-      if (rc == 0 && bufRing_ != nullptr) {
-        armRecv(u);
-      }
       if (rc == 0 && !ejectedUntil_.empty()) {
         ejectedUntil_.erase(key);
       }
@@ -2037,7 +1850,7 @@ Step Worker::stepExchange(Client* c) {
     if (!keepForReplay(c)) {
       reclaim(c->in, c->msgStart, c->parsePos, c->sendPos, false);
     }
-    if (readSome(c, c->in, c->readable, c->eof) > 0) {
+    if (readSome(c->fd, c->in, c->readable, c->eof) > 0) {
       c->deadline = now_ + opt_.idleTimeoutMs;
       moved = true;
     } else if (c->eof && c->parsePos == c->in.len) {
@@ -2051,7 +1864,7 @@ Step Worker::stepExchange(Client* c) {
   // Response: read, parse, send to the client.
   if (!u->connecting) {
     reclaim(u->in, u->msgStart, u->parsePos, u->sendPos, u->resp.inHead());
-    ssize_t n = readSome(u, u->in, u->readable, u->eof);
+    ssize_t n = readSome(u->fd, u->in, u->readable, u->eof);
     if (n > 0) {
       u->gotBytes = true;
       moved = true;
@@ -2071,7 +1884,7 @@ Step Worker::stepExchange(Client* c) {
         if (u->resp.inHead() && u->in.len == u->in.cap) {
           reclaim(u->in, u->msgStart, u->parsePos, u->sendPos, true);
           if (u->in.len < u->in.cap || u->in.grow(opt_.limits.maxHeaderBytes + 1024)) {
-            if (readSome(u, u->in, u->readable, u->eof) > 0) {
+            if (readSome(u->fd, u->in, u->readable, u->eof) > 0) {
               continue;
             }
           } else {
@@ -2246,7 +2059,7 @@ Step Worker::stepReply(Client* c) {
 Step Worker::stepLinger(Client* c) {
   for (;;) {
     c->in.len = 0;
-    if (readSome(c, c->in, c->readable, c->eof) == 0) {
+    if (readSome(c->fd, c->in, c->readable, c->eof) == 0) {
       break;
     }
   }
@@ -2270,7 +2083,7 @@ Step Worker::stepTunnel(Client* c) {
   if (c->sendPos == c->in.len) {
     c->in.len = c->msgStart = c->parsePos = c->sendPos = 0;
   }
-  if (readSome(c, c->in, c->readable, c->eof) > 0) {
+  if (readSome(c->fd, c->in, c->readable, c->eof) > 0) {
     moved = true;
   }
   if (c->eof && c->sendPos == c->in.len && !c->tunnelClientEof) {
@@ -2288,7 +2101,7 @@ Step Worker::stepTunnel(Client* c) {
   if (u->sendPos == u->in.len) {
     u->in.len = u->msgStart = u->parsePos = u->sendPos = 0;
   }
-  if (readSome(u, u->in, u->readable, u->eof) > 0) {
+  if (readSome(u->fd, u->in, u->readable, u->eof) > 0) {
     moved = true;
   }
   if (u->eof && u->sendPos == u->in.len && c->out.empty() && !c->tunnelUpEof) {
