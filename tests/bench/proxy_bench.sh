@@ -20,8 +20,6 @@
 # A/B: BENCH_VEER_B_ARGS (e.g. "--io epoll") and/or BENCH_VEER_B_BIN (another veer-proxy
 # binary) add a case "veer-b": a second veer-proxy with those arguments, interleaved with
 # the others and reported with its own ratios and a veer/veer-b line.
-# BENCH_STRACE=1: after the rounds, one more keep-alive and close run per veer case under
-# `strace -c -f`, reported as syscalls per request (not timed: strace slows the proxy).
 # Exit status: non-zero only on errors (including an unfair split), never on a missed
 # performance goal.
 set -euo pipefail
@@ -37,7 +35,7 @@ if [[ $EUID -ne 0 ]]; then
   echo "proxy_bench: needs root (network namespaces, cgroups)" >&2
   exit 1
 fi
-bash scripts/install-deps.sh haproxy nginx-light wrk curl ${BENCH_STRACE:+strace}
+bash scripts/install-deps.sh haproxy nginx-light wrk curl
 for bin in veer-proxy veer-world veer-testsrv veer-routes; do
   if [[ ! -x build/bin/$bin ]]; then
     echo "proxy_bench: build/bin/$bin missing; run 'make all' first" >&2
@@ -375,30 +373,6 @@ for ((r = 0; r < rounds; r++)); do
   done
 done
 
-syscalls_per_request() { # mode case
-  local mode=$1 c=$2 extra=() out reqs spid
-  [[ $mode == close ]] && extra=(-H "Connection: close")
-  strace -c -f -p "${pid[$c]}" -o "$tmp/strace.$c.$mode" 2>"$tmp/strace.err" &
-  spid=$!
-  # Attached when strace says so (bounded).
-  for ((i = 0; i < 100; i++)); do
-    grep -q attached "$tmp/strace.err" && break
-    sleep 0.05
-  done
-  out=$(in_pod client wrk -t1 -c"$conns" -d3s "${extra[@]}" "${url[$c]}")
-  kill -INT "$spid"
-  wait "$spid" || true
-  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-  awk -v c="$c" -v m="$mode" -v n="$reqs" '
-    $NF == "total" {total = $4}
-    $NF ~ /^(recvfrom|sendmsg|io_uring_enter|epoll_wait|accept4|getsockopt|close|epoll_ctl)$/ {calls[$NF] = $4}
-    END {
-      printf "%-9s %-7s %6.2f syscalls/request:", m, c, total / n
-      for (k in calls) printf " %s %.3f", k, calls[k] / n
-      printf "\n"
-    }' "$tmp/strace.$c.$mode"
-}
-
 median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 echo
@@ -437,10 +411,3 @@ for mode in keepalive close; do
   unset rps p99 cpu
 done
 echo "(faster baseline per mode: the higher req/s of haproxy and nginx; direct = wrk to reviews-v1)"
-if [[ -n ${BENCH_STRACE:-} ]]; then
-  for mode in keepalive close; do
-    for c in veer ${ab:+veer-b}; do
-      syscalls_per_request "$mode" "$c"
-    done
-  done
-fi
