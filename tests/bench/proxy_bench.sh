@@ -17,6 +17,9 @@
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS (5 per case and round),
 # BENCH_CONNECTIONS (64), BENCH_SAMPLE (1000 requests per split check).
+# A/B: BENCH_VEER_B_ARGS (e.g. "--io epoll") and/or BENCH_VEER_B_BIN (another veer-proxy
+# binary) add a case "veer-b": a second veer-proxy with those arguments, interleaved with
+# the others and reported with its own ratios and a veer/veer-b line.
 # Exit status: non-zero only on errors (including an unfair split), never on a missed
 # performance goal.
 set -euo pipefail
@@ -62,6 +65,14 @@ v3=10.244.77.13
 port_haproxy=8001
 port_nginx=8002
 port_veer=8003
+port_veer_b=8004
+veer_b_bin=${BENCH_VEER_B_BIN:-}
+veer_b_args=${BENCH_VEER_B_ARGS:-}
+ab=
+if [[ -n $veer_b_bin || -n $veer_b_args ]]; then
+  ab=1
+  veer_b_bin=${veer_b_bin:-build/bin/veer-proxy}
+fi
 
 pod() { # name ip [version]
   local labels="    app: l7proxy"
@@ -108,6 +119,10 @@ spec:
   ports:
   - name: http
     port: $port_veer
+    protocol: TCP
+    targetPort: 9080
+  - name: http-b
+    port: $port_veer_b
     protocol: TCP
     targetPort: 9080
   selector:
@@ -237,9 +252,16 @@ in_pod l7proxy build/bin/veer-proxy --listen "$proxy_ip:$port_veer" --routes "$t
   --threads 1 --ready-fd 3 3>"$tmp/veer.ready" >"$tmp/veer.log" 2>&1 &
 pid_veer=$!
 pids+=("$pid_veer")
+if [[ -n $ab ]]; then
+  # shellcheck disable=SC2086 # the arguments are words
+  in_pod l7proxy "$veer_b_bin" --listen "$proxy_ip:$port_veer_b" --routes "$tmp/routes.json" \
+    --threads 1 --ready-fd 3 $veer_b_args 3>"$tmp/veer-b.ready" >"$tmp/veer-b.log" 2>&1 &
+  pid_veer_b=$!
+  pids+=("$pid_veer_b")
+fi
 
 # Ready when each accepts and answers (curl retries refused connects, bounded).
-for port in $port_haproxy $port_nginx $port_veer; do
+for port in $port_haproxy $port_nginx $port_veer ${ab:+$port_veer_b}; do
   if ! in_pod client curl -sf --retry 50 --retry-connrefused --retry-delay 0 --retry-max-time 20 \
     -o /dev/null "http://$proxy_ip:$port/"; then
     echo "proxy_bench: proxy on port $port does not answer" >&2
@@ -278,6 +300,11 @@ check_split() { # name port
 check_split haproxy $port_haproxy
 check_split nginx $port_nginx
 check_split veer $port_veer
+if [[ -n $ab ]]; then
+  check_split veer-b $port_veer_b
+  echo "veer-b: $veer_b_bin $veer_b_args ($(grep -o 'threads, [a-z_]*' "$tmp/veer-b.log" | head -1))" >&2
+  echo "veer:   build/bin/veer-proxy ($(grep -o 'threads, [a-z_]*' "$tmp/veer.log" | head -1))" >&2
+fi
 
 # CPU ticks (utime+stime) of a process and its child processes (nginx's worker).
 cpu_ticks() {
@@ -293,7 +320,7 @@ to_ms() { # wrk latency: 812.00us 1.23ms 2.01s
 }
 
 hz=$(getconf CLK_TCK)
-cases=(direct haproxy nginx veer)
+cases=(direct haproxy nginx veer ${ab:+veer-b})
 declare -A url pid
 url[direct]="http://$v1:9080/"
 url[haproxy]="http://$proxy_ip:$port_haproxy/"
@@ -303,6 +330,10 @@ pid[direct]=""
 pid[haproxy]=$pid_haproxy
 pid[nginx]=$(cat "$tmp/nginx.pid") # the master; its worker is its child
 pid[veer]=$pid_veer
+if [[ -n $ab ]]; then
+  url[veer-b]="http://$proxy_ip:$port_veer_b/"
+  pid[veer-b]=$pid_veer_b
+fi
 results=$tmp/results # mode case rps p99ms cpu_us_per_req
 
 run_case() { # mode case
@@ -368,6 +399,15 @@ for mode in keepalive close; do
     printf '%-9s %-8s %11s %9s %11s %9s %9s\n' "$mode" "$c" "${rps[$c]}" "${p99[$c]}" \
       "${cpu[$c]}" "$ratio" "$cratio"
   done
+  if [[ -n $ab ]]; then
+    # Per round (the two ran close together), then the median of the per-round ratios.
+    r_rps=$(awk -v m="$mode" '$1 == m && $2 == "veer" {a[++na] = $3} $1 == m && $2 == "veer-b" {b[++nb] = $3}
+      END {for (i = 1; i <= na && i <= nb; i++) print a[i] / b[i]}' "$results" | median)
+    r_cpu=$(awk -v m="$mode" '$1 == m && $2 == "veer" {a[++na] = $5} $1 == m && $2 == "veer-b" {b[++nb] = $5}
+      END {for (i = 1; i <= na && i <= nb; i++) print a[i] / b[i]}' "$results" | median)
+    printf '%-9s veer/veer-b: req/s %.3fx  cpu-us/req %.3fx (medians of per-round ratios)\n' \
+      "$mode" "$r_rps" "$r_cpu"
+  fi
   unset rps p99 cpu
 done
 echo "(faster baseline per mode: the higher req/s of haproxy and nginx; direct = wrk to reviews-v1)"

@@ -7,15 +7,20 @@
 
 #include <arpa/inet.h>
 #include <http_parser.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
@@ -601,7 +606,7 @@ uint64_t rssKb() {
   return 0;
 }
 
-class ProxyEngine : public testing::Test {
+class ProxyEngine : public testing::TestWithParam<IoBackend> {
 protected:
   void SetUp() override {
     v1_ = std::make_unique<MockUpstream>("v1", "127.0.0.2", 0);
@@ -616,9 +621,11 @@ protected:
 
   void start(EngineOptions o = {}, const char* defaultRoute = kSplit9010) {
     o.listen = {*ListenAddr::parse("127.0.0.1:0")};
+    o.io = GetParam();
     Result<std::unique_ptr<Engine>> e = Engine::create(o);
     ASSERT_TRUE(e) << e.error().message;
     engine_ = std::move(*e);
+    ASSERT_EQ(engine_->io(), GetParam()); // the backend under test, never a fallback
     port_ = ntohs(reinterpret_cast<const sockaddr_in&>(engine_->boundAddrs()[0].addr).sin_port);
     setRoutes("t1", defaultRoute);
     engine_->start();
@@ -646,7 +653,7 @@ protected:
 
 // --- routing -------------------------------------------------------------------
 
-TEST_F(ProxyEngine, RoutesEachRequestOnOneKeepAliveConnection) {
+TEST_P(ProxyEngine, RoutesEachRequestOnOneKeepAliveConnection) {
   start();
   TestClient c(port_);
   std::map<std::string, int> versions;
@@ -673,7 +680,7 @@ TEST_F(ProxyEngine, RoutesEachRequestOnOneKeepAliveConnection) {
   EXPECT_GE(engine_->stats().upstreamReuses, 290U);
 }
 
-TEST_F(ProxyEngine, HeaderEditsOnRequestAndResponseAndHopByHop) {
+TEST_P(ProxyEngine, HeaderEditsOnRequestAndResponseAndHopByHop) {
   start();
   TestClient c(port_);
   c.send(get("/edit", "end-user: jason\r\nx-drop: 1\r\nx-req-set: old\r\n"
@@ -696,7 +703,7 @@ TEST_F(ProxyEngine, HeaderEditsOnRequestAndResponseAndHopByHop) {
   EXPECT_EQ(find(h, "end-user"), "jason");
 }
 
-TEST_F(ProxyEngine, PipelinedRequestsAnswerInOrder) {
+TEST_P(ProxyEngine, PipelinedRequestsAnswerInOrder) {
   start();
   TestClient c(port_);
   std::string burst;
@@ -716,7 +723,7 @@ TEST_F(ProxyEngine, PipelinedRequestsAnswerInOrder) {
 
 // --- bodies --------------------------------------------------------------------
 
-TEST_F(ProxyEngine, ChunkedBodiesBothWays) {
+TEST_P(ProxyEngine, ChunkedBodiesBothWays) {
   start();
   TestClient c(port_);
   c.send("POST /chunked HTTP/1.1\r\nHost: reviews\r\nend-user: jason\r\n"
@@ -730,7 +737,7 @@ TEST_F(ProxyEngine, ChunkedBodiesBothWays) {
   EXPECT_EQ(c.read().body, "v3 /after 0\n");
 }
 
-TEST_F(ProxyEngine, ExpectContinueIsRelayed) {
+TEST_P(ProxyEngine, ExpectContinueIsRelayed) {
   start();
   TestClient c(port_);
   c.send("PUT /up HTTP/1.1\r\nHost: reviews\r\nend-user: jason\r\nContent-Length: 4\r\n"
@@ -743,7 +750,7 @@ TEST_F(ProxyEngine, ExpectContinueIsRelayed) {
   EXPECT_EQ(r.body, "v3 /up 4\n");
 }
 
-TEST_F(ProxyEngine, UpgradeSplicesBytesBothWays) {
+TEST_P(ProxyEngine, UpgradeSplicesBytesBothWays) {
   start();
   TestClient c(port_);
   c.send(get("/ws", "end-user: jason\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
@@ -760,7 +767,7 @@ TEST_F(ProxyEngine, UpgradeSplicesBytesBothWays) {
   EXPECT_EQ(lower(find(seen[0].headers, "upgrade")), "websocket");
 }
 
-TEST_F(ProxyEngine, HeadAndHttp10) {
+TEST_P(ProxyEngine, HeadAndHttp10) {
   start();
   {
     TestClient c(port_);
@@ -792,7 +799,7 @@ TEST_F(ProxyEngine, HeadAndHttp10) {
   }
 }
 
-TEST_F(ProxyEngine, HugeBodiesStreamWithBoundedMemory) {
+TEST_P(ProxyEngine, HugeBodiesStreamWithBoundedMemory) {
   start();
   constexpr uint64_t kBytes = 256ULL << 20;
   uint64_t before = rssKb();
@@ -819,7 +826,7 @@ TEST_F(ProxyEngine, HugeBodiesStreamWithBoundedMemory) {
 
 // --- failures ------------------------------------------------------------------
 
-TEST_F(ProxyEngine, ConnectFailureMovesToTheNextEndpoint) {
+TEST_P(ProxyEngine, ConnectFailureMovesToTheNextEndpoint) {
   // v1 has two pods; reviews-v1-b (127.0.0.5) listens nowhere: refused, then the other.
   start({}, kAllV1);
   TestClient c(port_);
@@ -834,7 +841,7 @@ TEST_F(ProxyEngine, ConnectFailureMovesToTheNextEndpoint) {
   EXPECT_EQ(engine_->stats().retries, 1U) << "0: the dead pod was never picked first";
 }
 
-TEST_F(ProxyEngine, NoLiveEndpointIs503) {
+TEST_P(ProxyEngine, NoLiveEndpointIs503) {
   start({}, kAllV1);
   v1_.reset(); // both v1 pods down now
   TestClient c(port_);
@@ -849,7 +856,7 @@ TEST_F(ProxyEngine, NoLiveEndpointIs503) {
 // consistentHash httpCookie with a ttl: a request without the cookie gets one made for
 // it (Envoy's behaviour); a request that carries it gets none. (That the cookie's hash
 // keeps one endpoint is the router's, tested in router_test.)
-TEST_F(ProxyEngine, HashCookieIsHandedOutOnce) {
+TEST_P(ProxyEngine, HashCookieIsHandedOutOnce) {
   start({}, kAllV1);
   std::string yaml = reviewsConfig(port_, v1_->port(), "t1", kAllV1);
   const std::string host = "spec:\n  host: reviews\n";
@@ -876,7 +883,7 @@ TEST_F(ProxyEngine, HashCookieIsHandedOutOnce) {
 
 // ASM fallback case noavailabled: every pod of the chosen subset refuses, so the
 // request is served by the fallback subset instead of failing.
-TEST_F(ProxyEngine, NoAvailableEndpointGoesToTheAsmFallback) {
+TEST_P(ProxyEngine, NoAvailableEndpointGoesToTheAsmFallback) {
   start({}, "    - destination:\n        host: reviews\n        subset: v2\n"
             "      fallback:\n        case: noavailabled\n        target:\n"
             "          host: reviews\n          subset: v3\n");
@@ -891,7 +898,7 @@ TEST_F(ProxyEngine, NoAvailableEndpointGoesToTheAsmFallback) {
   EXPECT_EQ(engine_->stats().fallbacks, 5U);
 }
 
-TEST_F(ProxyEngine, PooledConnectionClosedByUpstreamIsRetried) {
+TEST_P(ProxyEngine, PooledConnectionClosedByUpstreamIsRetried) {
   start();
   TestClient c(port_);
   c.send(get("/close", "end-user: jason\r\n")); // upstream answers, then closes
@@ -905,7 +912,7 @@ TEST_F(ProxyEngine, PooledConnectionClosedByUpstreamIsRetried) {
 
 // --- local answers -------------------------------------------------------------
 
-TEST_F(ProxyEngine, RedirectCodeAndDirectResponseBody) {
+TEST_P(ProxyEngine, RedirectCodeAndDirectResponseBody) {
   start();
   std::string yaml = reviewsConfig(port_, v1_->port(), "t1", kAllV1);
   const std::string http = "  http:\n";
@@ -940,7 +947,7 @@ TEST_F(ProxyEngine, RedirectCodeAndDirectResponseBody) {
 const char* kV2MirrorV3 = "    - destination:\n        host: reviews\n        subset: v2\n"
                           "    mirror:\n      host: reviews\n      subset: v3\n";
 
-TEST_F(ProxyEngine, MirrorSendsACopyToTheShadowHost) {
+TEST_P(ProxyEngine, MirrorSendsACopyToTheShadowHost) {
   start({}, kV2MirrorV3);
   TestClient c(port_);
   c.send(get("/m1"));
@@ -962,7 +969,7 @@ TEST_F(ProxyEngine, MirrorSendsACopyToTheShadowHost) {
   EXPECT_EQ(v2_->seen().size(), 2U);
 }
 
-TEST_F(ProxyEngine, MirrorPercentageIsExactAndASlowMirrorNeverHoldsThePrimary) {
+TEST_P(ProxyEngine, MirrorPercentageIsExactAndASlowMirrorNeverHoldsThePrimary) {
   start({}, (std::string(kV2MirrorV3) + "    mirrorPercentage: {value: 50}\n").c_str());
   TestClient c(port_);
   for (int i = 0; i < 10; ++i) {
@@ -1002,7 +1009,7 @@ std::string v2With(const std::string& ruleLines) { return std::string(kAllV2) + 
 
 // Istio's default policy (no retries block): 2 retries on connect-failure and on 503
 // (retriable-status-codes), each to an endpoint not tried yet while there is one.
-TEST_F(ProxyEngine, DefaultPolicyRetries503OnAnotherEndpointButNot500) {
+TEST_P(ProxyEngine, DefaultPolicyRetries503OnAnotherEndpointButNot500) {
   MockUpstream v1b("v1b", "127.0.0.5", v1_->port()); // v1 now has two live pods
   start({}, kAllV1);
   v1_->script({503});
@@ -1032,7 +1039,7 @@ struct RetryCase {
   size_t attempts; // requests the upstream saw
 };
 
-TEST_F(ProxyEngine, RetryOnConditionsAndAttempts) {
+TEST_P(ProxyEngine, RetryOnConditionsAndAttempts) {
   start({}, kAllV2);
   const RetryCase cases[] = {
       {"{attempts: 2, retryOn: 5xx}", {500}, 200, 2},
@@ -1061,7 +1068,7 @@ TEST_F(ProxyEngine, RetryOnConditionsAndAttempts) {
   }
 }
 
-TEST_F(ProxyEngine, ResetBeforeResponseIsRetriedWithTheWholeBody) {
+TEST_P(ProxyEngine, ResetBeforeResponseIsRetriedWithTheWholeBody) {
   start({}, v2With("    retries: {attempts: 1, retryOn: reset}\n").c_str());
   const std::string body(3000, 'b');
   const std::string post =
@@ -1084,7 +1091,7 @@ TEST_F(ProxyEngine, ResetBeforeResponseIsRetriedWithTheWholeBody) {
   EXPECT_EQ(v2_->seen().size(), 3U);
 }
 
-TEST_F(ProxyEngine, PerTryTimeoutRetriesAndTheRouteTimeoutBoundsThemAll) {
+TEST_P(ProxyEngine, PerTryTimeoutRetriesAndTheRouteTimeoutBoundsThemAll) {
   start({}, v2With("    retries: {attempts: 2, perTryTimeout: 200ms, retryOn: 5xx}\n").c_str());
   v2_->script({kStall});
   TestClient a(port_);
@@ -1117,7 +1124,7 @@ TEST_F(ProxyEngine, PerTryTimeoutRetriesAndTheRouteTimeoutBoundsThemAll) {
   EXPECT_LE(attempts, 5U) << "a per-try timeout is at least 200 ms, the route's 700 ms";
 }
 
-TEST_F(ProxyEngine, NoRetryWhenTheBodyOutgrewTheBufferOrAnInterimWasRelayed) {
+TEST_P(ProxyEngine, NoRetryWhenTheBodyOutgrewTheBufferOrAnInterimWasRelayed) {
   EngineOptions o;
   o.retryBufferBytes = 4096;
   start(o, v2With("    retries: {attempts: 2, retryOn: 5xx}\n").c_str());
@@ -1171,7 +1178,7 @@ private:
   std::vector<int> fillers_;
 };
 
-TEST_F(ProxyEngine, AConnectSlowerThanThePerTryTimeoutIsAConnectFailure) {
+TEST_P(ProxyEngine, AConnectSlowerThanThePerTryTimeoutIsAConnectFailure) {
   Blackhole hole("127.0.0.5", v1_->port()); // v1's second pod: SYNs go unanswered
   start({}, std::string(kAllV1)
                 .append("    retries: {attempts: 1, perTryTimeout: 200ms, retryOn: "
@@ -1188,7 +1195,7 @@ TEST_F(ProxyEngine, AConnectSlowerThanThePerTryTimeoutIsAConnectFailure) {
   EXPECT_EQ(engine_->stats().retries, 1U);
 }
 
-TEST_F(ProxyEngine, ConnectFailureWithRetriesOffIs503) {
+TEST_P(ProxyEngine, ConnectFailureWithRetriesOffIs503) {
   // v1's second pod (127.0.0.5) listens nowhere. attempts: 0 turns retries off, so the
   // request that tries the dead pod first fails; the dead pod is ejected after that.
   start({}, std::string(kAllV1).append("    retries: {attempts: 0}\n").c_str());
@@ -1204,14 +1211,14 @@ TEST_F(ProxyEngine, ConnectFailureWithRetriesOffIs503) {
   EXPECT_EQ(engine_->stats().retries, 0U);
 }
 
-TEST_F(ProxyEngine, UpstreamProtocolErrorIs502) {
+TEST_P(ProxyEngine, UpstreamProtocolErrorIs502) {
   start();
   TestClient c(port_);
   c.send(get("/garbage", "end-user: jason\r\n"));
   EXPECT_EQ(c.read().status, 502);
 }
 
-TEST_F(ProxyEngine, UpstreamTimeoutIs504) {
+TEST_P(ProxyEngine, UpstreamTimeoutIs504) {
   EngineOptions o;
   o.requestTimeoutMs = 200;
   start(o);
@@ -1229,7 +1236,7 @@ struct Rejected {
   int status;
 };
 
-TEST_F(ProxyEngine, MalformedRequestsNeverReachAnUpstream) {
+TEST_P(ProxyEngine, MalformedRequestsNeverReachAnUpstream) {
   EngineOptions o;
   o.limits.maxHeaders = 20;
   o.limits.maxHeaderBytes = 8192;
@@ -1264,7 +1271,7 @@ TEST_F(ProxyEngine, MalformedRequestsNeverReachAnUpstream) {
   }
 }
 
-TEST_F(ProxyEngine, SlowlorisAndIdleConnectionsGet408) {
+TEST_P(ProxyEngine, SlowlorisAndIdleConnectionsGet408) {
   EngineOptions o;
   o.headerTimeoutMs = 300;
   o.idleTimeoutMs = 300;
@@ -1307,9 +1314,69 @@ TEST(ProxyEngineBare, Ipv6ListenerWithoutTableAnswers503) {
   (*e)->stop(0);
 }
 
+/** This process (a death-test child) gets `err` from io_uring_setup from now on, as under
+ * kernel.io_uring_disabled (EPERM) or a container's seccomp profile (ENOSYS). */
+bool refuseIoUring(int err) {
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K,
+               SECCOMP_RET_ERRNO | (static_cast<uint32_t>(err) & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{static_cast<unsigned short>(std::size(filter)), filter};
+  return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
+}
+
+/** Exit status 0 when, with io_uring refused, auto runs on epoll and serves, and uring
+ * fails with an error that says why. */
+int autoFallsBackToEpoll(int err) {
+  if (!refuseIoUring(err)) {
+    return 10;
+  }
+  EngineOptions o;
+  o.listen = {*ListenAddr::parse("127.0.0.1:0")};
+  o.io = IoBackend::kUring;
+  Result<std::unique_ptr<Engine>> forced = Engine::create(o);
+  if (forced || forced.error().message.find("io_uring") == std::string::npos) {
+    return 11;
+  }
+  o.io = IoBackend::kAuto;
+  Result<std::unique_ptr<Engine>> e = Engine::create(o);
+  if (!e || (*e)->io() != IoBackend::kEpoll || (*e)->ioFallbackReason().empty()) {
+    return 12;
+  }
+  (*e)->start();
+  ListenAddr bound = (*e)->boundAddrs()[0];
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  setRecvTimeout(fd, 20);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&bound.addr), bound.len) != 0 ||
+      !sendAll(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")) {
+    return 13;
+  }
+  std::string got;
+  char buf[4096];
+  while (got.find("\r\n\r\n") == std::string::npos) {
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      return 14;
+    }
+    got.append(buf, n);
+  }
+  (*e)->stop(0);
+  return got.rfind("HTTP/1.1 503 ", 0) == 0 ? 0 : 15; // no table loaded: 503, served
+}
+
+TEST(ProxyEngineBare, AutoFallsBackToEpollWhenIoUringIsRefused) {
+  testing::FLAGS_gtest_death_test_style = "threadsafe"; // the child runs alone
+  EXPECT_EXIT(std::_Exit(autoFallsBackToEpoll(EPERM)), testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(std::_Exit(autoFallsBackToEpoll(ENOSYS)), testing::ExitedWithCode(0), "");
+}
+
 // --- reload and drain ----------------------------------------------------------
 
-TEST_F(ProxyEngine, ReloadAppliesToNewRequestsInFlightOnesFinishOnTheOld) {
+TEST_P(ProxyEngine, ReloadAppliesToNewRequestsInFlightOnesFinishOnTheOld) {
   start({}, kAllV1);
   TestClient a(port_);
   a.send(get("/slow")); // v1 holds it
@@ -1332,7 +1399,7 @@ TEST_F(ProxyEngine, ReloadAppliesToNewRequestsInFlightOnesFinishOnTheOld) {
   EXPECT_EQ(next.header("x-table"), "t2");
 }
 
-TEST_F(ProxyEngine, StopFinishesInFlightRequests) {
+TEST_P(ProxyEngine, StopFinishesInFlightRequests) {
   start({}, kAllV1);
   TestClient idle(port_);
   idle.send(get("/idle"));
@@ -1349,6 +1416,31 @@ TEST_F(ProxyEngine, StopFinishesInFlightRequests) {
   stopper.join();
   engine_.reset();
 }
+
+TEST_P(ProxyEngine, StopClosesTheListenerAndEveryConnection) {
+  start({}, kAllV1);
+  TestClient idle(port_);
+  idle.send(get("/idle"));
+  ASSERT_EQ(idle.read().status, 200);
+  engine_->stop(0);
+  EXPECT_TRUE(idle.closedByPeer());
+  // Nothing of the engine outlives stop(): its port refuses (a socket kept open by an
+  // operation still in flight would take the connection and never answer).
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port_);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_NE(::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)), 0);
+  EXPECT_EQ(errno, ECONNREFUSED);
+  ::close(fd);
+}
+
+// Every engine test runs on both I/O backends: one state machine, two ways to move bytes.
+INSTANTIATE_TEST_SUITE_P(Io, ProxyEngine, testing::Values(IoBackend::kUring, IoBackend::kEpoll),
+                         [](const testing::TestParamInfo<IoBackend>& i) {
+                           return std::string(i.param == IoBackend::kUring ? "Uring" : "Epoll");
+                         });
 
 } // namespace
 } // namespace veer::proxy

@@ -1,10 +1,12 @@
 #include "proxy/engine.h"
 
 #include <arpa/inet.h>
+#include <liburing.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -31,6 +33,13 @@ namespace veer::proxy {
 //   iovecs). Buffers are bounded: when the other side does not drain, reading stops.
 // - Connection objects and their buffers are pooled per thread; no allocation per
 //   request once warm.
+// - Two thin I/O backends under one state machine (docs/design.md, "veer-proxy:
+//   io_uring"): epoll, or io_uring where readiness comes from multishot polls (the same
+//   events epoll reports), reads stay synchronous recv, and sends are queued as SQEs
+//   (their bytes copied, so the state machine may reuse its buffers at once) and
+//   submitted together with the wait in one io_uring_enter per loop iteration. A
+//   socket has at most one send in flight; the next one waits for its completion as it
+//   would wait for EPOLLOUT.
 
 namespace {
 
@@ -158,11 +167,40 @@ uint32_t retryConditions(const Decision& d, int status) {
 
 enum class Kind : uint8_t { kListener, kClient, kUpstream, kMirror, kWake };
 
+struct SendBuf;
+
 struct Handle {
   Kind kind;
   int fd = -1;
+  bool watched = false; // in epoll, or a multishot poll armed (lazily for clients)
+  // io_uring only:
+  bool sendWaiting = false;       // a send found the one before still in flight
+  bool shutdownAfterSend = false; // SHUT_WR once the send in flight completed
+  uint16_t gen = 0;               // bumped at close: older completions are stale
+  SendBuf* sending = nullptr;     // the send in flight (at most one per socket)
   explicit Handle(Kind k) : kind(k) {}
 };
+
+/** io_uring: the bytes of one queued send, owned by the operation until its completion
+ * (the socket's owner may close and be reused before that). */
+struct SendBuf {
+  std::string data;
+  Handle* owner = nullptr; // nullptr once the owner closed: an orphan
+  uint64_t deadline = 0;   // an orphan still sending past this is cancelled
+  SendBuf* prev = nullptr;
+  SendBuf* next = nullptr;
+};
+
+// io_uring user_data: an object's address (8-byte aligned, below 2^48) with the operation
+// in the low 3 bits and the object's generation in the top 16.
+enum Op : uint64_t { kOpPoll = 0, kOpSend = 1, kOpAccept = 2, kOpNone = 3 };
+constexpr unsigned kSqEntries = 1024;
+constexpr unsigned kCqEntries = 8192;
+constexpr size_t kAcceptSlots = 4; // accepts in flight per listener
+
+uint64_t userData(const void* p, Op op, uint16_t gen = 0) {
+  return reinterpret_cast<uintptr_t>(p) | op | (uint64_t{gen} << 48);
+}
 
 struct EndpointKey {
   std::array<uint8_t, 16> addr{};
@@ -210,11 +248,26 @@ struct Mirror : Handle {
   Mirror* next = nullptr;
 };
 
+struct Listener;
+
+/** io_uring: one accept in flight, with the peer address it fills. */
+struct AcceptSlot {
+  Listener* l = nullptr;
+  sockaddr_storage peer{};
+  socklen_t len = 0;
+  bool armed = false;
+};
+
 struct Listener : Handle {
-  Listener() : Handle(Kind::kListener) {}
+  Listener() : Handle(Kind::kListener) {
+    for (AcceptSlot& s : slots) {
+      s.l = this;
+    }
+  }
   size_t index = 0; // into EngineOptions::listen
   sockaddr_storage bound{};
   bool wildcard = true; // bound to 0.0.0.0 or ::, so getsockname() tells the address
+  AcceptSlot slots[kAcceptSlots];
 };
 
 enum class Phase : uint8_t { kHead, kExchange, kReply, kTunnel, kLinger };
@@ -231,7 +284,6 @@ struct Client : Handle {
   size_t msgStart = 0, parsePos = 0, sendPos = 0;
   MessageParser req;
   bool readable = false, writable = true, eof = false;
-  bool registered = false; // in epoll (lazily: see drive())
   Phase phase = Phase::kHead;
   uint64_t deadline = 0;
   bool headTimer = false; // deadline is the header (slowloris) one
@@ -307,12 +359,17 @@ public:
     if (epfd_ >= 0) {
       ::close(epfd_);
     }
+    if (ringOpen_) {
+      io_uring_queue_exit(&ring_);
+    }
     if (wake_.fd >= 0) {
       ::close(wake_.fd);
     }
   }
 
-  Status init();
+  Status init(bool uring);
+  Status setupEpoll();
+  Status watchListener(Listener* l);
   Status bindListener(const ListenAddr& addr, size_t index);
   ListenAddr boundAddr(size_t i) const;
   void run();
@@ -328,7 +385,14 @@ public:
 
 private:
   // events
+  void runEpoll();
+  void runUring();
+  void reap();
+  void closeRing();
+  bool afterBatch();
+  void dispatch(Handle* h, uint32_t ev);
   void onAccept(Listener* l);
+  void acceptedClient(Listener* l, int fd, const sockaddr_storage& peer);
   void onClientEvent(Client* c, uint32_t ev);
   void onUpstreamEvent(Upstream* u, uint32_t ev);
   void drive(Client* c);
@@ -356,6 +420,17 @@ private:
   void startMirror(Client* c);
   void onMirrorEvent(Mirror* m, uint32_t ev);
   void closeMirror(Mirror* m);
+  // io backends
+  bool watch(Handle* h);
+  ssize_t sendv(Handle* h, const iovec* iov, int cnt);
+  void shutdownWrite(Handle* h);
+  void closeFd(Handle* h);
+  io_uring_sqe* sqe();
+  void armAccept(AcceptSlot* s);
+  void onCompletion(uint64_t data, int res, uint32_t flags);
+  void onSendDone(SendBuf* sb, int res);
+  void onSendFailed(Handle* h);
+  void releaseSend(SendBuf* sb);
   // io
   ssize_t readSome(int fd, Buffer& b, bool& readable, bool& eof);
   Step flushClient(Client* c, const char* body, size_t bodyLen, size_t* bodySent);
@@ -377,6 +452,14 @@ private:
   const EngineOptions& opt_;
   size_t id_;
   int epfd_ = -1;
+  bool uring_ = false;
+  bool ringOpen_ = false;
+  io_uring ring_{};
+  std::vector<std::unique_ptr<SendBuf>> sendStore_;
+  std::vector<SendBuf*> freeSends_;
+  SendBuf* orphans_ = nullptr; // sends whose socket was closed before they completed
+  uint64_t inflight_ = 0;      // SQEs whose last completion has not been reaped
+  bool stopping_ = false;      // closeRing(): nothing is armed again
   Handle wake_{Kind::kWake};
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::unique_ptr<Client>> clientStore_;
@@ -439,14 +522,56 @@ std::string ListenAddr::str() const {
   return host + ":" + std::to_string(portOf(addr));
 }
 
-Status Worker::init() {
-  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (epfd_ < 0) {
-    return osError(errno, "epoll_create1");
+// The ring's flags. DEFER_TASKRUN (Linux 6.1): completions are made only when the worker
+// waits for them, never by interrupting it; it needs SINGLE_ISSUER. Requiring 6.1 also
+// brings every operation used here (multishot poll, send MSG_WAITALL, cancel ANY).
+constexpr unsigned kRingFlags =
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+
+Status openRing(io_uring* ring) {
+  io_uring_params p{};
+  p.flags = kRingFlags;
+  p.cq_entries = kCqEntries;
+  int rc = io_uring_queue_init_params(kSqEntries, ring, &p);
+  if (rc < 0) {
+    return osError(-rc, "io_uring_setup (single issuer, deferred task work: Linux 6.1+)");
   }
+  return {};
+}
+
+/**
+ * Whether this process may use io_uring as the workers will. Tried on a thread of its own:
+ * a ring's creator is signalled when the ring is torn down (io_uring's exit work), which
+ * makes a blocking call of that thread fail with EINTR; the workers own their rings, so
+ * the caller's thread never is.
+ */
+Status probeUring() {
+  Status st;
+  std::thread([&st] {
+    io_uring ring{};
+    st = openRing(&ring);
+    if (st) {
+      io_uring_queue_exit(&ring);
+    }
+  }).join();
+  return st;
+}
+
+Status Worker::init(bool uring) {
   wake_.fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_.fd < 0) {
     return osError(errno, "eventfd");
+  }
+  scratch_.reserve(opt_.limits.maxHeaders + 16);
+  uring_ = uring; // the ring is opened by run(), on the worker's own thread
+  return uring ? Status{} : setupEpoll();
+}
+
+Status Worker::setupEpoll() {
+  uring_ = false;
+  epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epfd_ < 0) {
+    return osError(errno, "epoll_create1");
   }
   epoll_event ev{};
   ev.events = EPOLLIN;
@@ -454,7 +579,21 @@ Status Worker::init() {
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, wake_.fd, &ev) != 0) {
     return osError(errno, "epoll_ctl");
   }
-  scratch_.reserve(opt_.limits.maxHeaders + 16);
+  for (auto& l : listeners_) {
+    if (Status st = watchListener(l.get()); !st) {
+      return st;
+    }
+  }
+  return {};
+}
+
+Status Worker::watchListener(Listener* l) {
+  epoll_event ev{};
+  ev.events = EPOLLIN; // level-triggered: a batch per wakeup, fairly across threads
+  ev.data.ptr = l;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, l->fd, &ev) != 0) {
+    return osError(errno, "epoll_ctl listener");
+  }
   return {};
 }
 
@@ -492,11 +631,10 @@ Status Worker::bindListener(const ListenAddr& addr, size_t index) {
   ::getsockname(l->fd, reinterpret_cast<sockaddr*>(&l->bound), &blen);
   IpAddr ip = ipOf(l->bound);
   l->wildcard = ip == (ip.v4 ? IpAddr::fromV4(0) : IpAddr{});
-  epoll_event ev{};
-  ev.events = EPOLLIN; // level-triggered: accept a batch per wakeup, fairly across threads
-  ev.data.ptr = l.get();
-  if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, l->fd, &ev) != 0) {
-    return osError(errno, "epoll_ctl listener " + where);
+  if (!uring_) { // io_uring: run() queues the accepts
+    if (Status st = watchListener(l.get()); !st) {
+      return Error{st.error().code, st.error().message + " " + where};
+    }
   }
   listeners_.push_back(std::move(l));
   return {};
@@ -512,15 +650,35 @@ ListenAddr Worker::boundAddr(size_t i) const {
 // --- event loop --------------------------------------------------------------
 
 void Worker::run() {
-  epoll_event events[kMaxEvents];
   now_ = nowMs();
   nextSweep_ = now_ + kTickMs;
+  if (uring_ && openRing(&ring_)) {
+    ringOpen_ = true;
+    runUring();
+    return;
+  }
+  // Not expected after Engine::create's probe, but a ring can still be refused (memory):
+  // this worker then serves on epoll.
+  if (uring_ && !setupEpoll()) {
+    return;
+  }
+  runEpoll();
+}
+
+/** The sweep period, sooner for a timer due; -1 (no timeout) when nothing can expire. */
+static int waitMs(bool anyTimers, uint64_t now, uint64_t nextSweep) {
+  if (!anyTimers) {
+    return -1;
+  }
+  uint64_t due = nextSweep > now ? nextSweep - now : 0;
+  return static_cast<int>(std::min<uint64_t>(due, kTickMs));
+}
+
+void Worker::runEpoll() {
+  epoll_event events[kMaxEvents];
   for (;;) {
-    int timeout = -1;
-    if (liveClients_ > 0 || pooled_ > 0 || liveMirrors_ > 0 || draining_) {
-      uint64_t due = nextSweep_ > now_ ? nextSweep_ - now_ : 0;
-      timeout = static_cast<int>(std::min<uint64_t>(due, kTickMs));
-    }
+    int timeout = waitMs(liveClients_ > 0 || pooled_ > 0 || liveMirrors_ > 0 || draining_,
+                         now_, nextSweep_);
     int n = ::epoll_wait(epfd_, events, kMaxEvents, timeout);
     if (n < 0 && errno != EINTR) {
       break;
@@ -528,67 +686,147 @@ void Worker::run() {
     now_ = nowMs();
     for (int i = 0; i < n; ++i) {
       auto* h = static_cast<Handle*>(events[i].data.ptr);
-      if (h->fd < 0) {
-        continue; // closed earlier in this batch
-      }
-      switch (h->kind) {
-      case Kind::kListener:
-        onAccept(static_cast<Listener*>(h));
-        break;
-      case Kind::kClient:
-        onClientEvent(static_cast<Client*>(h), events[i].events);
-        break;
-      case Kind::kUpstream:
-        onUpstreamEvent(static_cast<Upstream*>(h), events[i].events);
-        break;
-      case Kind::kMirror:
-        onMirrorEvent(static_cast<Mirror*>(h), events[i].events);
-        break;
-      case Kind::kWake: {
-        uint64_t v;
-        (void)!::read(wake_.fd, &v, sizeof(v));
-        break;
-      }
+      if (h->fd >= 0) { // else closed earlier in this batch
+        dispatch(h, events[i].events);
       }
     }
-    // Objects closed in this batch become reusable only now: a later event of the same
-    // batch may still name them.
-    freeClients_.insert(freeClients_.end(), deadClients_.begin(), deadClients_.end());
-    deadClients_.clear();
-    freeUpstreams_.insert(freeUpstreams_.end(), deadUpstreams_.begin(), deadUpstreams_.end());
-    deadUpstreams_.clear();
-    freeMirrors_.insert(freeMirrors_.end(), deadMirrors_.begin(), deadMirrors_.end());
-    deadMirrors_.clear();
-    if (stop_.load(std::memory_order_acquire) && !draining_) {
-      beginDrain();
-    }
-    if (now_ >= nextSweep_) {
-      nextSweep_ = now_ + kTickMs;
-      sweep(now_); // may move nextSweep_ sooner
-    }
-    if (draining_ && (liveClients_ == 0 || now_ >= drainDeadline_)) {
-      while (clients_ != nullptr) {
-        closeClient(clients_);
-      }
-      for (auto& [key, list] : pool_) {
-        while (!list.empty()) {
-          closeUpstream(list.back());
-        }
-      }
-      while (mirrors_ != nullptr) {
-        closeMirror(mirrors_);
-      }
+    if (afterBatch()) {
       break;
     }
   }
+}
+
+void Worker::runUring() {
+  watch(&wake_);
+  for (auto& l : listeners_) {
+    for (AcceptSlot& slot : l->slots) {
+      armAccept(&slot);
+    }
+  }
+  for (;;) {
+    // One io_uring_enter submits everything queued since the last one (sends, polls,
+    // closes) and waits.
+    int timeout = waitMs(liveClients_ > 0 || pooled_ > 0 || liveMirrors_ > 0 || draining_ ||
+                             orphans_ != nullptr,
+                         now_, nextSweep_);
+    int rc;
+    if (timeout < 0) {
+      rc = io_uring_submit_and_wait(&ring_, 1);
+    } else {
+      __kernel_timespec ts{timeout / 1000, (timeout % 1000) * 1000000LL};
+      io_uring_cqe* unused;
+      rc = io_uring_submit_and_wait_timeout(&ring_, &unused, 1, &ts, nullptr);
+    }
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+      break;
+    }
+    now_ = nowMs();
+    reap();
+    if (afterBatch()) {
+      break;
+    }
+  }
+  closeRing();
+}
+
+void Worker::reap() {
+  io_uring_cqe* cqe;
+  while (io_uring_peek_cqe(&ring_, &cqe) == 0) {
+    uint64_t data = cqe->user_data;
+    int res = cqe->res;
+    uint32_t flags = cqe->flags;
+    io_uring_cqe_seen(&ring_, cqe); // before handling: handling may submit
+    if ((flags & IORING_CQE_F_MORE) == 0) {
+      --inflight_;
+    }
+    onCompletion(data, res, flags);
+  }
+}
+
+void Worker::closeRing() {
+  // Every socket is closed (or queued to be); what is still in flight (the wake poll,
+  // sends to slow peers) is cancelled, and the completions are reaped here, so no
+  // operation keeps a socket open after stop() returns. The ring is torn down by its
+  // issuer thread.
+  io_uring_sqe* s = sqe();
+  io_uring_prep_cancel64(s, 0, IORING_ASYNC_CANCEL_ANY);
+  io_uring_sqe_set_data64(s, kOpNone);
+  stopping_ = true;
+  uint64_t until = nowMs() + 1000;
+  while (inflight_ > 0 && (now_ = nowMs()) < until) {
+    __kernel_timespec ts{0, 100 * 1000000LL};
+    io_uring_cqe* unused;
+    int rc = io_uring_submit_and_wait_timeout(&ring_, &unused, 1, &ts, nullptr);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR) {
+      break;
+    }
+    reap();
+  }
+  io_uring_queue_exit(&ring_);
+  ringOpen_ = false;
+}
+
+void Worker::dispatch(Handle* h, uint32_t ev) {
+  switch (h->kind) {
+  case Kind::kListener:
+    onAccept(static_cast<Listener*>(h));
+    break;
+  case Kind::kClient:
+    onClientEvent(static_cast<Client*>(h), ev);
+    break;
+  case Kind::kUpstream:
+    onUpstreamEvent(static_cast<Upstream*>(h), ev);
+    break;
+  case Kind::kMirror:
+    onMirrorEvent(static_cast<Mirror*>(h), ev);
+    break;
+  case Kind::kWake: {
+    uint64_t v;
+    (void)!::read(wake_.fd, &v, sizeof(v));
+    break;
+  }
+  }
+}
+
+/** After a batch of events: recycling, drain and timers. True when the loop ends. */
+bool Worker::afterBatch() {
+  // Objects closed in this batch become reusable only now: a later event of the same
+  // batch may still name them.
+  freeClients_.insert(freeClients_.end(), deadClients_.begin(), deadClients_.end());
+  deadClients_.clear();
+  freeUpstreams_.insert(freeUpstreams_.end(), deadUpstreams_.begin(), deadUpstreams_.end());
+  deadUpstreams_.clear();
+  freeMirrors_.insert(freeMirrors_.end(), deadMirrors_.begin(), deadMirrors_.end());
+  deadMirrors_.clear();
+  if (stop_.load(std::memory_order_acquire) && !draining_) {
+    beginDrain();
+  }
+  if (now_ >= nextSweep_) {
+    nextSweep_ = now_ + kTickMs;
+    sweep(now_); // may move nextSweep_ sooner
+  }
+  if (draining_ && (liveClients_ == 0 || now_ >= drainDeadline_)) {
+    while (clients_ != nullptr) {
+      closeClient(clients_);
+    }
+    for (auto& [key, list] : pool_) {
+      while (!list.empty()) {
+        closeUpstream(list.back());
+      }
+    }
+    while (mirrors_ != nullptr) {
+      closeMirror(mirrors_);
+    }
+    return true;
+  }
+  return false;
 }
 
 void Worker::beginDrain() {
   draining_ = true;
   drainDeadline_ = now_ + drainMs_.load();
   for (auto& l : listeners_) {
-    ::close(l->fd);
-    l->fd = -1;
+    closeFd(l.get());
   }
   // Idle keep-alive connections close now; busy ones after their current response.
   for (Client* c = clients_; c != nullptr;) {
@@ -662,6 +900,26 @@ void Worker::sweep(uint64_t now) {
       }
     }
   }
+  if (!uring_) {
+    return;
+  }
+  for (auto& l : listeners_) {
+    for (AcceptSlot& slot : l->slots) {
+      if (l->fd >= 0 && !slot.armed) {
+        armAccept(&slot); // it failed (EMFILE and friends): try again each tick
+      }
+    }
+  }
+  // A send whose socket we closed still holds it open until the peer takes the bytes
+  // (as close() after a send does); one that does not within the idle timeout is reset.
+  for (SendBuf* sb = orphans_; sb != nullptr; sb = sb->next) {
+    if (sb->deadline != 0 && now >= sb->deadline) {
+      io_uring_sqe* q = sqe();
+      io_uring_prep_cancel64(q, userData(sb, kOpSend), 0);
+      io_uring_sqe_set_data64(q, kOpNone);
+      sb->deadline = 0; // cancelled once; its completion frees it
+    }
+  }
 }
 
 std::shared_ptr<const RouteTable> Worker::currentTable() {
@@ -685,31 +943,35 @@ void Worker::onAccept(Listener* l) {
       }
       return; // EAGAIN; EMFILE and friends: the listener stays ready, retry next loop
     }
-    accepted.fetch_add(1, std::memory_order_relaxed);
-    Client* c = newClient();
-    c->fd = fd;
-    c->origin.client = ipOf(peer);
-    // The service the client meant: SO_ORIGINAL_DST (answered by our cgroup/getsockopt
-    // program after a connect-hook redirect); without a redirect, our own address,
-    // which only a wildcard listener needs a syscall to learn.
-    sockaddr_storage dst{};
-    socklen_t dlen = sizeof(dst);
-    int rc = peer.ss_family == AF_INET
-                 ? ::getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dlen)
-                 : ::getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &dlen);
-    if (rc != 0 && !l->wildcard) {
-      dst = l->bound;
-    } else if (rc != 0) {
-      dlen = sizeof(dst);
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&dst), &dlen);
-    }
-    c->origin.service = ipOf(dst);
-    c->origin.servicePort = portOf(dst);
-    c->readable = true; // deferred accept: the request is (usually) already here
-    c->deadline = now_ + opt_.headerTimeoutMs;
-    c->headTimer = true;
-    drive(c);
+    acceptedClient(l, fd, peer);
   }
+}
+
+void Worker::acceptedClient(Listener* l, int fd, const sockaddr_storage& peer) {
+  accepted.fetch_add(1, std::memory_order_relaxed);
+  Client* c = newClient();
+  c->fd = fd;
+  c->origin.client = ipOf(peer);
+  // The service the client meant: SO_ORIGINAL_DST (answered by our cgroup/getsockopt
+  // program after a connect-hook redirect); without a redirect, our own address,
+  // which only a wildcard listener needs a syscall to learn.
+  sockaddr_storage dst{};
+  socklen_t dlen = sizeof(dst);
+  int rc = peer.ss_family == AF_INET
+               ? ::getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dlen)
+               : ::getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &dlen);
+  if (rc != 0 && !l->wildcard) {
+    dst = l->bound;
+  } else if (rc != 0) {
+    dlen = sizeof(dst);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&dst), &dlen);
+  }
+  c->origin.service = ipOf(dst);
+  c->origin.servicePort = portOf(dst);
+  c->readable = true; // deferred accept: the request is (usually) already here
+  c->deadline = now_ + opt_.headerTimeoutMs;
+  c->headTimer = true;
+  drive(c);
 }
 
 void Worker::onClientEvent(Client* c, uint32_t ev) {
@@ -780,21 +1042,257 @@ void Worker::drive(Client* c) {
       break;
     }
   }
-  // A client is put into epoll only when it must be waited for. One that sent its whole
+  // A client is watched only when it must be waited for. One that sent its whole
   // request and only waits for the upstream is not: with Connection: close it may be
   // answered and closed without ever being registered (one epoll_ctl fewer). Adding
   // reports readiness that is already there, so nothing that arrived before is missed.
-  if (!c->registered &&
-      !(c->phase == Phase::kExchange && c->reqDone && c->writable && c->out.empty())) {
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.ptr = c;
-    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
-      closeClient(c);
+  if (!c->watched &&
+      !(c->phase == Phase::kExchange && c->reqDone && c->writable && c->out.empty()) &&
+      !watch(c)) {
+    closeClient(c);
+  }
+}
+
+// --- I/O backends ------------------------------------------------------------
+// The state machine above sees one model: readiness events (EPOLLIN/OUT/RDHUP/ERR),
+// synchronous recv, and sends that either take bytes or say EAGAIN. epoll gives it
+// directly. io_uring gives the events from multishot polls and accepts from accept
+// SQEs; a send copies its bytes into a SendBuf, queues a SEND SQE and reports them all
+// taken; the socket then counts as not writable until the completion, which arrives as
+// EPOLLOUT (or as a failure). Closes are queued too (after the socket's poll is removed,
+// which would otherwise keep it open), so they go out in the same io_uring_enter.
+
+io_uring_sqe* Worker::sqe() {
+  io_uring_sqe* s = io_uring_get_sqe(&ring_);
+  while (s == nullptr) { // the SQ is full: submit it (order is kept), then there is room
+    io_uring_submit(&ring_);
+    s = io_uring_get_sqe(&ring_);
+  }
+  ++inflight_; // each SQE ends in one completion without IORING_CQE_F_MORE
+  return s;
+}
+
+bool Worker::watch(Handle* h) {
+  uint32_t ev = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+  if (!uring_) {
+    epoll_event e{};
+    e.events = ev | EPOLLET;
+    e.data.ptr = h;
+    if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, h->fd, &e) != 0) {
+      return false;
+    }
+  } else {
+    if (h->kind == Kind::kClient) {
+      ev &= ~EPOLLOUT; // a client's writability comes from its send completions
+    } else if (h->kind == Kind::kWake) {
+      ev = EPOLLIN;
+    }
+    io_uring_sqe* s = sqe();
+    io_uring_prep_poll_multishot(s, h->fd, ev);
+    io_uring_sqe_set_data64(s, userData(h, kOpPoll, h->gen));
+  }
+  h->watched = true;
+  return true;
+}
+
+ssize_t Worker::sendv(Handle* h, const iovec* iov, int cnt) {
+  if (!uring_) {
+    msghdr msg{};
+    msg.msg_iov = const_cast<iovec*>(iov);
+    msg.msg_iovlen = cnt;
+    ssize_t n;
+    do {
+      n = ::sendmsg(h->fd, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+  }
+  if (h->sending != nullptr) {
+    h->sendWaiting = true; // its completion reports EPOLLOUT
+    errno = EAGAIN;
+    return -1;
+  }
+  if (freeSends_.empty()) {
+    sendStore_.push_back(std::make_unique<SendBuf>());
+    freeSends_.push_back(sendStore_.back().get());
+  }
+  SendBuf* sb = freeSends_.back();
+  freeSends_.pop_back();
+  for (int i = 0; i < cnt; ++i) {
+    sb->data.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
+  }
+  sb->owner = h;
+  h->sending = sb;
+  io_uring_sqe* s = sqe();
+  // MSG_WAITALL: the kernel retries a short send on a stream socket until all is sent,
+  // so a completion is all or a failure.
+  io_uring_prep_send(s, h->fd, sb->data.data(), sb->data.size(), MSG_NOSIGNAL | MSG_WAITALL);
+  io_uring_sqe_set_data64(s, userData(sb, kOpSend));
+  return static_cast<ssize_t>(sb->data.size());
+}
+
+void Worker::shutdownWrite(Handle* h) {
+  if (h->sending != nullptr) {
+    h->shutdownAfterSend = true; // not before the bytes queued ahead of it
+    return;
+  }
+  ::shutdown(h->fd, SHUT_WR);
+}
+
+void Worker::closeFd(Handle* h) {
+  if (h->fd < 0) {
+    return;
+  }
+  if (!uring_) {
+    ::close(h->fd);
+  } else {
+    if (h->watched) {
+      io_uring_sqe* s = sqe();
+      io_uring_prep_poll_remove(s, userData(h, kOpPoll, h->gen));
+      io_uring_sqe_set_data64(s, kOpNone);
+    }
+    if (h->kind == Kind::kListener) {
+      for (AcceptSlot& slot : static_cast<Listener*>(h)->slots) {
+        if (slot.armed) {
+          io_uring_sqe* s = sqe();
+          io_uring_prep_cancel64(s, userData(&slot, kOpAccept, h->gen), 0);
+          io_uring_sqe_set_data64(s, kOpNone);
+        }
+      }
+    }
+    if (h->sending != nullptr) {
+      SendBuf* sb = h->sending;
+      sb->owner = nullptr;
+      sb->deadline = now_ + opt_.idleTimeoutMs;
+      linkFront(orphans_, sb);
+    }
+    io_uring_sqe* s = sqe();
+    io_uring_prep_close(s, h->fd); // after the send queued before it, if any
+    io_uring_sqe_set_data64(s, kOpNone);
+  }
+  h->fd = -1;
+  h->watched = h->sendWaiting = h->shutdownAfterSend = false;
+  h->sending = nullptr;
+  ++h->gen;
+}
+
+void Worker::armAccept(AcceptSlot* slot) {
+  Listener* l = slot->l;
+  slot->len = sizeof(slot->peer);
+  io_uring_sqe* s = sqe();
+  io_uring_prep_accept(s, l->fd, reinterpret_cast<sockaddr*>(&slot->peer), &slot->len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(s, userData(slot, kOpAccept, l->gen));
+  slot->armed = true;
+}
+
+void Worker::onCompletion(uint64_t data, int res, uint32_t flags) {
+  auto op = static_cast<Op>(data & 7);
+  void* p = reinterpret_cast<void*>(data & ((uint64_t{1} << 48) - 8));
+  auto gen = static_cast<uint16_t>(data >> 48);
+  switch (op) {
+  case kOpPoll: {
+    auto* h = static_cast<Handle*>(p);
+    if (h->gen != gen || h->fd < 0) {
+      return; // closed since
+    }
+    bool more = (flags & IORING_CQE_F_MORE) != 0;
+    if (!more) {
+      h->watched = false;
+    }
+    if (res > 0) {
+      dispatch(h, static_cast<uint32_t>(res));
+    }
+    if (!more && !stopping_ && h->gen == gen && h->fd >= 0 && !h->watched) {
+      watch(h); // the multishot poll ended (a CQ overflow): arm it again
+    }
+    return;
+  }
+  case kOpSend:
+    onSendDone(static_cast<SendBuf*>(p), res);
+    return;
+  case kOpAccept: {
+    auto* slot = static_cast<AcceptSlot*>(p);
+    Listener* l = slot->l;
+    if (l->gen != gen || l->fd < 0) {
+      if (res >= 0) {
+        ::close(res); // accepted just before the listener closed (drain)
+      }
       return;
     }
-    c->registered = true;
+    slot->armed = false;
+    if (res >= 0) {
+      acceptedClient(l, res, slot->peer);
+    }
+    if (res >= 0 || res == -ECONNABORTED || res == -EINTR || res == -EAGAIN) {
+      armAccept(slot); // else EMFILE and friends: the sweep tries again
+    }
+    return;
   }
+  case kOpNone:
+    return;
+  }
+}
+
+void Worker::onSendDone(SendBuf* sb, int res) {
+  Handle* h = sb->owner;
+  bool complete = res >= 0 && static_cast<size_t>(res) == sb->data.size();
+  if (h == nullptr) {
+    unlink(orphans_, sb);
+    releaseSend(sb);
+    return;
+  }
+  h->sending = nullptr;
+  releaseSend(sb);
+  if (!complete) {
+    onSendFailed(h);
+    return;
+  }
+  if (h->shutdownAfterSend) {
+    h->shutdownAfterSend = false;
+    ::shutdown(h->fd, SHUT_WR);
+  }
+  if (h->sendWaiting) {
+    h->sendWaiting = false;
+    if (h->kind != Kind::kUpstream || static_cast<Upstream*>(h)->owner != nullptr) {
+      dispatch(h, EPOLLOUT); // (a pooled upstream's event would close it)
+    }
+  }
+}
+
+void Worker::onSendFailed(Handle* h) {
+  // What a failed synchronous send does (flushClient, flushUpstream, onMirrorEvent).
+  switch (h->kind) {
+  case Kind::kClient:
+    closeClient(static_cast<Client*>(h)); // the client went away
+    break;
+  case Kind::kUpstream: {
+    auto* u = static_cast<Upstream*>(h);
+    if (u->owner == nullptr) {
+      closeUpstream(u);
+      break;
+    }
+    u->writable = false;
+    u->eof = true; // reset: the read side reports it as a failure
+    u->readable = true;
+    drive(u->owner);
+    break;
+  }
+  case Kind::kMirror:
+    closeMirror(static_cast<Mirror*>(h));
+    break;
+  case Kind::kListener:
+  case Kind::kWake:
+    break;
+  }
+}
+
+void Worker::releaseSend(SendBuf* sb) {
+  if (sb->data.capacity() > 2 * opt_.bufferBytes) {
+    std::string().swap(sb->data); // a large body's copy: give the memory back
+  }
+  sb->data.clear();
+  sb->owner = nullptr;
+  freeSends_.push_back(sb);
 }
 
 // --- I/O ---------------------------------------------------------------------
@@ -841,13 +1339,7 @@ Step Worker::flushClient(Client* c, const char* body, size_t bodyLen, size_t* bo
   if (bodyLen > 0) {
     iov[cnt++] = {const_cast<char*>(body), bodyLen};
   }
-  msghdr msg{};
-  msg.msg_iov = iov;
-  msg.msg_iovlen = cnt;
-  ssize_t n;
-  do {
-    n = ::sendmsg(c->fd, &msg, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
+  ssize_t n = sendv(c, iov, cnt);
   if (n < 0) {
     c->writable = false;
     if (errno == EAGAIN) {
@@ -884,13 +1376,7 @@ bool Worker::flushUpstream(Client* c, Upstream* u, size_t bodyLen, size_t* bodyS
   if (bodyLen > 0) {
     iov[cnt++] = {c->in.at(c->sendPos), bodyLen};
   }
-  msghdr msg{};
-  msg.msg_iov = iov;
-  msg.msg_iovlen = cnt;
-  ssize_t n;
-  do {
-    n = ::sendmsg(u->fd, &msg, MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
+  ssize_t n = sendv(u, iov, cnt);
   if (n < 0) {
     u->writable = false;
     if (errno != EAGAIN) {
@@ -1089,17 +1575,11 @@ void Worker::startUpstream(Client* c) {
       // to the endpoint and is not redirected back to us.
       ok = ok && (opt_.mark == 0 ||
                   ::setsockopt(u->fd, SOL_SOCKET, SO_MARK, &opt_.mark, sizeof(opt_.mark)) == 0);
-      epoll_event ev{};
-      ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-      ev.data.ptr = u;
-      ok = ok && ::epoll_ctl(epfd_, EPOLL_CTL_ADD, u->fd, &ev) == 0;
       int rc = ok ? ::connect(u->fd, reinterpret_cast<sockaddr*>(&u->addr), u->addrLen) : -1;
-      if (!ok || (rc != 0 && errno != EINPROGRESS)) {
+      ok = ok && (rc == 0 || errno == EINPROGRESS) && watch(u);
+      if (!ok) {
         ejectedUntil_[key] = now_ + kEjectMs;
-        if (u->fd >= 0) {
-          ::close(u->fd);
-          u->fd = -1;
-        }
+        closeFd(u);
         freeUpstreams_.push_back(u);
         ++c->tries; // refused, unreachable, no route: the next endpoint, if retries allow
         if (!mayRetry(c, kOnConnectFailure)) {
@@ -1283,10 +1763,7 @@ void Worker::closeUpstream(Upstream* u) {
   if (u->owner == nullptr) {
     removeFromPool(u);
   }
-  if (u->fd >= 0) {
-    ::close(u->fd);
-    u->fd = -1;
-  }
+  closeFd(u);
   u->owner = nullptr;
   u->connecting = false;
   u->poolIndex = ~size_t{0};
@@ -1570,7 +2047,7 @@ Step Worker::stepReply(Client* c) {
     }
   }
   if (c->closeAfter) {
-    ::shutdown(c->fd, SHUT_WR);
+    shutdownWrite(c);
     c->phase = Phase::kLinger;
     c->deadline = now_ + kLingerMs;
     return Step::kProgress;
@@ -1611,7 +2088,7 @@ Step Worker::stepTunnel(Client* c) {
   }
   if (c->eof && c->sendPos == c->in.len && !c->tunnelClientEof) {
     c->tunnelClientEof = true;
-    ::shutdown(u->fd, SHUT_WR);
+    shutdownWrite(u);
   }
   // upstream -> client
   u->parsePos = u->in.len;
@@ -1629,7 +2106,7 @@ Step Worker::stepTunnel(Client* c) {
   }
   if (u->eof && u->sendPos == u->in.len && c->out.empty() && !c->tunnelUpEof) {
     c->tunnelUpEof = true;
-    ::shutdown(c->fd, SHUT_WR);
+    shutdownWrite(c);
   }
   if (c->tunnelClientEof && c->tunnelUpEof) {
     closeClient(c);
@@ -1674,15 +2151,11 @@ void Worker::startMirror(Client* c) {
   ++liveMirrors_;
   mirrors.fetch_add(1, std::memory_order_relaxed);
   int one = 1;
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-  ev.data.ptr = m;
   bool ok = ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 &&
             (opt_.mark == 0 ||
-             ::setsockopt(fd, SOL_SOCKET, SO_MARK, &opt_.mark, sizeof(opt_.mark)) == 0) &&
-            ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
+             ::setsockopt(fd, SOL_SOCKET, SO_MARK, &opt_.mark, sizeof(opt_.mark)) == 0);
   int rc = ok ? ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) : -1;
-  if (!ok || (rc != 0 && errno != EINPROGRESS)) {
+  if (!ok || (rc != 0 && errno != EINPROGRESS) || !watch(m)) {
     closeMirror(m);
     return;
   }
@@ -1698,11 +2171,8 @@ void Worker::onMirrorEvent(Mirror* m, uint32_t ev) {
     m->connecting = false;
   }
   while (!m->connecting && m->outOff < m->out.size()) {
-    ssize_t n = ::send(m->fd, m->out.data() + m->outOff, m->out.size() - m->outOff,
-                       MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
+    iovec iov{m->out.data() + m->outOff, m->out.size() - m->outOff};
+    ssize_t n = sendv(m, &iov, 1);
     if (n < 0) {
       if (errno != EAGAIN) {
         closeMirror(m);
@@ -1732,8 +2202,7 @@ void Worker::onMirrorEvent(Mirror* m, uint32_t ev) {
 }
 
 void Worker::closeMirror(Mirror* m) {
-  ::close(m->fd);
-  m->fd = -1;
+  closeFd(m);
   unlink(mirrors_, m);
   --liveMirrors_;
   if (m->out.capacity() > opt_.bufferBytes) {
@@ -1759,7 +2228,6 @@ Client* Worker::newClient() {
   c->req.reset(HTTP_REQUEST, opt_.limits);
   c->readable = c->eof = false;
   c->writable = true;
-  c->registered = false;
   c->phase = Phase::kHead;
   c->deadline = 0;
   c->headTimer = false;
@@ -1782,8 +2250,7 @@ void Worker::closeClient(Client* c) {
     c->up = nullptr;
     closeUpstream(u);
   }
-  ::close(c->fd);
-  c->fd = -1;
+  closeFd(c);
   c->table.reset();
   unlink(clients_, c);
   --liveClients_;
@@ -1819,10 +2286,22 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   }
   std::unique_ptr<Engine> e(new Engine());
   e->options_ = options;
+  e->io_ = options.io == IoBackend::kEpoll ? IoBackend::kEpoll : IoBackend::kUring;
+  if (e->io_ == IoBackend::kUring) {
+    if (Status st = probeUring(); !st) {
+      // No io_uring here (ENOSYS: too old or compiled out; EPERM: kernel.io_uring_disabled
+      // or a seccomp filter; EINVAL: before 6.1): auto runs the same engine on epoll.
+      if (options.io == IoBackend::kUring) {
+        return Error{st.error().code, "--io uring: " + st.error().message};
+      }
+      e->ioFallback_ = st.error().message;
+      e->io_ = IoBackend::kEpoll;
+    }
+  }
   std::vector<ListenAddr> addrs = options.listen;
   for (int t = 0; t < options.threads; ++t) {
     auto w = std::make_unique<Worker>(*e, t);
-    if (Status s = w->init(); !s) {
+    if (Status s = w->init(e->io_ == IoBackend::kUring); !s) {
       return s.error();
     }
     for (size_t i = 0; i < addrs.size(); ++i) {
@@ -1839,6 +2318,18 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
 }
 
 Engine::~Engine() { stop(0); }
+
+const char* ioName(IoBackend io) {
+  switch (io) {
+  case IoBackend::kAuto:
+    return "auto";
+  case IoBackend::kUring:
+    return "io_uring";
+  case IoBackend::kEpoll:
+    return "epoll";
+  }
+  return "?";
+}
 
 std::vector<ListenAddr> Engine::boundAddrs() const {
   std::vector<ListenAddr> out;

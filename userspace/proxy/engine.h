@@ -1,9 +1,10 @@
 #pragma once
 
-// veer-proxy's engine: per-thread event loops (edge-triggered epoll, one SO_REUSEPORT
-// listener set per thread) that accept redirected connections, parse HTTP/1 requests,
-// route each one with the current RouteTable and forward it over pooled upstream
-// connections. Threads share nothing but the table pointer.
+// veer-proxy's engine: per-thread event loops (io_uring, or edge-triggered epoll where
+// io_uring is unavailable; one SO_REUSEPORT listener set per thread) that accept
+// redirected connections, parse HTTP/1 requests, route each one with the current
+// RouteTable and forward it over pooled upstream connections. Threads share nothing but
+// the table pointer.
 
 #include <sys/socket.h>
 
@@ -29,8 +30,17 @@ struct ListenAddr {
   std::string str() const;
 };
 
+/** How a worker waits for and moves bytes (docs/design.md, "veer-proxy: io_uring"). */
+enum class IoBackend : uint8_t {
+  kAuto,  // io_uring when the kernel allows it (Linux 6.1+, not disabled), else epoll
+  kUring, // io_uring or an error
+  kEpoll,
+};
+const char* ioName(IoBackend io);
+
 struct EngineOptions {
   std::vector<ListenAddr> listen;
+  IoBackend io = IoBackend::kAuto;
   int threads = 1;
   uint32_t mark = 0; // SO_MARK on upstream sockets (0: none)
   Limits limits;
@@ -81,6 +91,10 @@ public:
    */
   void stop(uint32_t drainMs);
   EngineStats stats() const;
+  /** The backend the workers run (never kAuto). */
+  IoBackend io() const { return io_; }
+  /** Why kAuto fell back to epoll ("" when it did not). */
+  const std::string& ioFallbackReason() const { return ioFallback_; }
 
   // Used by workers.
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
@@ -89,6 +103,8 @@ public:
 private:
   Engine() = default;
   EngineOptions options_;
+  IoBackend io_ = IoBackend::kEpoll;
+  std::string ioFallback_;
   mutable std::mutex tableMu_;
   std::shared_ptr<const RouteTable> table_;
   std::atomic<uint64_t> generation_{0};

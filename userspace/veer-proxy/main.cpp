@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -124,8 +125,12 @@ int run(EngineOptions options, const std::string& routes, int readyFd, uint32_t 
     spdlog::critical("{}", engine.error().message);
     return 1;
   }
+  if (!(*engine)->ioFallbackReason().empty()) {
+    spdlog::warn("io_uring unavailable ({}): using epoll", (*engine)->ioFallbackReason());
+  }
   for (const ListenAddr& a : (*engine)->boundAddrs()) {
-    spdlog::info("listening on {} ({} threads)", a.str(), options.threads);
+    spdlog::info("listening on {} ({} threads, {})", a.str(), options.threads,
+                 veer::proxy::ioName((*engine)->io()));
   }
   RouteLoader loader(routes, readyFd, **engine);
   loader.load(); // before start: the first request already sees the table
@@ -195,6 +200,14 @@ int main(int argc, char** argv) {
   app.add_option("--ready-fd", readyFd,
                  "write 'loaded <fnv1a-64 hex>' or 'error <message>' after each load");
   app.add_option("--mark", o.mark, "SO_MARK on upstream sockets (the hooks skip them)");
+  app.add_option("--io", o.io,
+                 "event loop: io_uring, epoll, or auto (io_uring where the kernel allows it)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, veer::proxy::IoBackend>{{"auto", veer::proxy::IoBackend::kAuto},
+                                                        {"uring", veer::proxy::IoBackend::kUring},
+                                                        {"epoll", veer::proxy::IoBackend::kEpoll}},
+          CLI::ignore_case))
+      ->default_str("auto");
   app.add_option("--threads", o.threads, "event loop threads (SO_REUSEPORT each)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
