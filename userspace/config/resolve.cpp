@@ -860,13 +860,15 @@ private:
     std::vector<std::string> l7;
     std::vector<std::string> kernel;
     if (dec != nullptr) {
-      if (lastUse) {
+      if (lastUse) { // the service's last address and port: nothing reads dec after this
         ps.routes = std::move(dec->routes);
+        l7 = std::move(dec->l7);
+        kernel = std::move(dec->kernel);
       } else {
         ps.routes = dec->routes;
+        l7 = dec->l7;
+        kernel = dec->kernel;
       }
-      l7 = dec->l7;
-      kernel = dec->kernel;
     }
     if (dr != nullptr) {
       ps.loadBalancer = dr->loadBalancer;

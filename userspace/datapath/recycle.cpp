@@ -114,6 +114,18 @@ struct DiagRequest {
   inet_diag_req_v2 req;
 };
 
+/** A request of type with flags for the sockets of family and proto, in any state. */
+DiagRequest diagRequest(uint16_t type, uint16_t flags, uint8_t family, uint8_t proto) {
+  DiagRequest r{};
+  r.nlh.nlmsg_len = sizeof(r);
+  r.nlh.nlmsg_type = type;
+  r.nlh.nlmsg_flags = flags;
+  r.req.sdiag_family = family;
+  r.req.sdiag_protocol = proto;
+  r.req.idiag_states = ~0u;
+  return r;
+}
+
 /** The target a socket's peer matches, or null. */
 const veer_recycle* matchTarget(const RecycleTargets& targets, const inet_diag_sockid& id,
                                 uint8_t family, uint8_t proto) {
@@ -138,13 +150,7 @@ const veer_recycle* matchTarget(const RecycleTargets& targets, const inet_diag_s
  * dumped, not a reused tuple). 0 when it did, else the errno of the answer.
  */
 int sockDestroy(int nl, uint8_t family, uint8_t proto, const inet_diag_sockid& id) {
-  DiagRequest kill{};
-  kill.nlh.nlmsg_len = sizeof(kill);
-  kill.nlh.nlmsg_type = SOCK_DESTROY;
-  kill.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-  kill.req.sdiag_family = family;
-  kill.req.sdiag_protocol = proto;
-  kill.req.idiag_states = ~0u;
+  DiagRequest kill = diagRequest(SOCK_DESTROY, NLM_F_REQUEST | NLM_F_ACK, family, proto);
   kill.req.id = id;
   if (send(nl, &kill, sizeof(kill), 0) < 0) {
     return errno;
@@ -170,13 +176,8 @@ Result<uint64_t> diagDestroy(const RecycleTargets& targets, uint8_t family, uint
   if (!nl) {
     return osError(errno, "socket NETLINK_SOCK_DIAG");
   }
-  DiagRequest dump{};
-  dump.nlh.nlmsg_len = sizeof(dump);
-  dump.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  dump.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  dump.req.sdiag_family = family;
-  dump.req.sdiag_protocol = proto;
-  dump.req.idiag_states = ~0u;
+  const DiagRequest dump =
+      diagRequest(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, family, proto);
   if (send(nl.get(), &dump, sizeof(dump), 0) < 0) {
     return osError(errno, "sock_diag dump");
   }
