@@ -2,6 +2,7 @@
 
 // Kubernetes YAML -> Config (model.h), with positioned diagnostics.
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,12 +53,26 @@ struct SubsetEndpoints {
 };
 
 /**
- * "" and every DestinationRule subset of the Service of ps, on its port `port`, in the
- * address family of ps.addr: what the L7 proxy needs beyond the plan's versions (every
- * lane and fallback candidate). Empty when the service or port is unknown.
+ * "" and every DestinationRule subset of a Service port with its ready endpoints: what the
+ * L7 proxy needs beyond the plan's versions (every lane and fallback candidate). Indexes
+ * the Config once: a route table asks for every L7 service, and indexing per question
+ * made building one quadratic in the size of the config.
  */
-std::vector<SubsetEndpoints> subsetEndpoints(const Config& config, const PlanService& ps,
-                                             uint16_t port);
+class SubsetIndex {
+public:
+  explicit SubsetIndex(const Config& config);
+  ~SubsetIndex();
+  SubsetIndex(const SubsetIndex&) = delete;
+  SubsetIndex& operator=(const SubsetIndex&) = delete;
+
+  /** For the Service of ps on its port `port`, in the address family of ps.addr. Empty
+   * when the service or port is unknown. */
+  std::vector<SubsetEndpoints> of(const PlanService& ps, uint16_t port);
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 /** The TrafficLabel label `name` that applies in namespace ns (own namespace first, then
  * istio-system, mesh-wide); null when none does. */

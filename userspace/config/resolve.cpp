@@ -1153,9 +1153,15 @@ private:
   }
 
 public:
-  std::vector<SubsetEndpoints> subsets(const PlanService& ps, uint16_t port) {
+  /** The indexes subsets() reads (run() builds its own). */
+  void indexEndpoints() {
     index();
     indexDestinationRules();
+  }
+
+  /** After indexEndpoints(); findings go to this Resolver's own (unread) list: resolve()
+   * reported them when it built the plan. */
+  std::vector<SubsetEndpoints> subsets(const PlanService& ps, uint16_t port) {
     std::vector<SubsetEndpoints> out;
     auto it = services_.find(Key{ps.ns, ps.name});
     if (it == services_.end()) {
@@ -1171,8 +1177,7 @@ public:
     if (auto d = drs_.find(Key{ps.ns, ps.name}); d != drs_.end()) {
       dr = d->second;
     }
-    BuildOut unreported; // the resolve that built ps reported these findings
-    auto cands = endpoints(svc, *sp, ps.addr.v4, unreported.diag);
+    auto cands = endpoints(svc, *sp, ps.addr.v4, diag_);
     SubsetEndpoints all;
     all.loadBalancer = dr != nullptr ? dr->loadBalancer : Boxed<LoadBalancer>();
     all.backends = pick(cands, {});
@@ -1224,9 +1229,17 @@ ResolveResult resolve(std::shared_ptr<const Config> config) {
   return Resolver(c, std::move(config)).run();
 }
 
-std::vector<SubsetEndpoints> subsetEndpoints(const Config& config, const PlanService& ps,
-                                             uint16_t port) {
-  return Resolver(config, nullptr).subsets(ps, port);
+struct SubsetIndex::Impl {
+  explicit Impl(const Config& config) : resolver(config, nullptr) { resolver.indexEndpoints(); }
+  Resolver resolver;
+};
+
+SubsetIndex::SubsetIndex(const Config& config) : impl_(std::make_unique<Impl>(config)) {}
+
+SubsetIndex::~SubsetIndex() = default;
+
+std::vector<SubsetEndpoints> SubsetIndex::of(const PlanService& ps, uint16_t port) {
+  return impl_->resolver.subsets(ps, port);
 }
 
 const TrafficLabel::Label* findTrafficLabel(const Config& config, const std::string& name,

@@ -541,6 +541,7 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
   spec.tagHeader = options.tagHeader;
   std::set<std::string> podKeys; // pod labels the routes read
   bool needPods = false;
+  SubsetIndex subsets(config);
   for (const PlanService& ps : plan.services) {
     if (ps.path != PlanPath::kL7) {
       continue;
@@ -594,7 +595,7 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
           continue; // not a service of the plan: the resolver reported it
         }
       }
-      for (SubsetEndpoints& se : subsetEndpoints(config, *of, port)) {
+      for (SubsetEndpoints& se : subsets.of(*of, port)) {
         SpecCluster sc{ref, se.subset, port, {}, std::move(se.loadBalancer)};
         for (const PlanBackend& b : se.backends) {
           sc.endpoints.push_back(Endpoint{b.addr, b.port, b.pod});
