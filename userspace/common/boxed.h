@@ -67,36 +67,25 @@ private:
 template <class T>
 class Sparse {
 public:
-  Sparse() = default;
-  Sparse(const Sparse& o) : p_(o.p_ ? std::make_unique<T>(*o.p_) : nullptr) {}
-  Sparse(Sparse&&) noexcept = default;
-  Sparse& operator=(const Sparse& o) {
-    if (this != &o) {
-      p_ = o.p_ ? std::make_unique<T>(*o.p_) : nullptr;
-    }
-    return *this;
-  }
-  Sparse& operator=(Sparse&&) noexcept = default;
   Sparse& operator=(T v) {
-    p_ = v == T{} ? nullptr : std::make_unique<T>(std::move(v));
+    if (v == T{}) {
+      v_.reset();
+    } else {
+      v_ = std::move(v);
+    }
     return *this;
   }
 
-  const T& operator*() const { return p_ ? *p_ : kDefault; }
+  const T& operator*() const { return v_ ? *v_ : kDefault; }
   const T* operator->() const { return &**this; }
   /** The T to write to, allocated on first use. */
-  T& mut() {
-    if (!p_) {
-      p_ = std::make_unique<T>();
-    }
-    return *p_;
-  }
+  T& mut() { return v_ ? *v_ : v_.emplace(); }
 
   friend bool operator==(const Sparse& a, const Sparse& b) { return *a == *b; }
 
 private:
   static inline const T kDefault{};
-  std::unique_ptr<T> p_;
+  Boxed<T> v_; // unset: the default
 };
 
 } // namespace veer

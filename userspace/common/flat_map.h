@@ -37,7 +37,6 @@ public:
   iterator end() { return v_.end(); }
   size_t size() const { return v_.size(); }
   bool empty() const { return v_.empty(); }
-  void clear() { v_.clear(); }
 
   template <class Q>
   const_iterator find(const Q& key) const {
@@ -52,10 +51,6 @@ public:
   template <class Q>
   size_t count(const Q& key) const {
     return find(key) != end() ? 1 : 0;
-  }
-  template <class Q>
-  bool contains(const Q& key) const {
-    return find(key) != end();
   }
   const V& at(const K& key) const {
     auto it = find(key);
@@ -83,17 +78,8 @@ public:
   std::pair<iterator, bool> emplace(Args&&... args) {
     return insert(value_type(std::forward<Args>(args)...));
   }
-  size_t erase(const K& key) {
-    auto it = find(key);
-    if (it == end()) {
-      return 0;
-    }
-    v_.erase(it);
-    return 1;
-  }
 
   friend bool operator==(const FlatMap& a, const FlatMap& b) { return a.v_ == b.v_; }
-  friend auto operator<=>(const FlatMap& a, const FlatMap& b) { return a.v_ <=> b.v_; }
 
 private:
   template <class Q>

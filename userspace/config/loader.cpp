@@ -243,7 +243,8 @@ void Loader::loadBatch(std::vector<Document> docs, const FileName& file) {
     const bool ok = yaml::parse(d.text, doc, error);
     d.text = std::string(); // free as we go
     if (ok) {
-      loadDocument(doc, file, d.firstLine);
+      ObjectParser p(file, d.firstLine, result_.diags);
+      loadObject(p, doc.root(), "");
       continue;
     }
     Diagnostic diag;
@@ -261,11 +262,6 @@ void Loader::loadBatch(std::vector<Document> docs, const FileName& file) {
     }
     result_.diags.push_back(std::move(diag));
   }
-}
-
-void Loader::loadDocument(const yaml::Document& doc, const FileName& file, int firstLine) {
-  ObjectParser p(file, firstLine, result_.diags);
-  loadObject(p, doc.root(), "");
 }
 
 void Loader::merge(Loader&& batch) {
@@ -384,10 +380,11 @@ void Loader::loadObject(ObjectParser& p, const yaml::Node& doc, const std::strin
   if (!loadMeta(p, *top, meta)) {
     return;
   }
-  p.setObject(meta.ref());
+  std::string key = meta.ref();
+  p.setObject(key);
   // Whether it duplicates an earlier object is decided when batches merge (merge()).
   const size_t mark = marks_.size();
-  marks_.push_back(ObjectMark{meta.ref(), meta.pos, diagCount()});
+  marks_.push_back(ObjectMark{std::move(key), meta.pos, diagCount()});
   const yaml::Node* spec = ObjectParser::get(*top, "spec");
   const yaml::Node* status = ObjectParser::get(*top, "status");
   switch (k) {

@@ -372,11 +372,12 @@ public:
     ListSizes end{};
   };
 
-  /** Parses and loads one batch of a stream's documents (on a worker thread). */
+  /** One document of a stream, as the splitter cut it. */
   struct Document {
     std::string text;
     int firstLine = 0; // 0-based line of the file where text starts
   };
+  /** Parses and loads one batch of a stream's documents (on a worker thread). */
   void loadBatch(std::vector<Document> docs, const FileName& file);
 
   /**
@@ -390,7 +391,6 @@ private:
   void loadObject(ObjectParser& p, const yaml::Node& doc, const std::string& prefix);
 
   bool loadMeta(ObjectParser& p, const Fields& top, ObjectMeta& meta);
-
 
   void loadService(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec);
   void loadSessionAffinity(ObjectParser& p, const Fields& s, Service& svc);
@@ -488,8 +488,6 @@ private:
     return false;
   }
   Config& config() { return result_.config; }
-
-  void loadDocument(const yaml::Document& doc, const FileName& file, int firstLine);
 
   LoadResult result_;
   std::vector<ObjectMark> marks_;          // a batch's objects, in stream order

@@ -60,8 +60,7 @@ std::string posStr(const SourcePos& p) {
  * name, name.ns, name.ns.svc, name.ns.svc.cluster.local -> (ns, name), as views of host
  * and ns (a lookup per destination: no allocation).
  */
-std::optional<std::pair<std::string_view, std::string_view>> parseHostView(std::string_view host,
-                                                                           std::string_view ns) {
+std::optional<KeyView> parseHost(std::string_view host, std::string_view ns) {
   std::string_view parts[6];
   size_t n = 0;
   for (size_t start = 0;;) {
@@ -94,14 +93,6 @@ std::optional<std::pair<std::string_view, std::string_view>> parseHostView(std::
   default:
     return std::nullopt;
   }
-}
-
-std::optional<Key> parseHost(const std::string& host, const std::string& ns) {
-  auto v = parseHostView(host, ns);
-  if (!v) {
-    return std::nullopt;
-  }
-  return Key{std::string(v->first), std::string(v->second)};
 }
 
 bool matches(const Labels& have, const Labels& want) {
@@ -235,19 +226,20 @@ private:
     if (!k) {
       return msg;
     }
+    const std::string name(k->second);
     std::vector<std::string> names;
     for (const Service* s : ordered_) {
       if (s->meta.ns == k->first) {
         names.push_back(s->meta.name);
       }
     }
-    const std::string best = closest(k->second, names);
-    return best.empty() ? msg + " in namespace " + k->first
+    const std::string best = closest(name, names);
+    return best.empty() ? msg + " in namespace " + std::string(k->first)
                         : msg + "; did you mean " + best + "?";
   }
 
   const Service* lookup(const std::string& host, const std::string& ns, Key* key = nullptr) {
-    auto k = parseHostView(host, ns);
+    auto k = parseHost(host, ns);
     if (!k) {
       return nullptr;
     }
@@ -854,8 +846,10 @@ private:
     return want;
   }
 
-  /** path, why, routes and load balancer of a service port. */
-  /** lastUse: no other port or address of the service follows, so dec's routes move. */
+  /**
+   * path, why, routes and load balancer of a service port. lastUse: no other port or
+   * address of the service follows, so dec's routes and findings move rather than copy.
+   */
   void describe(PlanService& ps, Decision* dec, bool lastUse, const DestinationRule* dr) {
     std::vector<std::string> l7;
     std::vector<std::string> kernel;

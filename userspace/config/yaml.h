@@ -63,17 +63,12 @@ struct NodeData {
 // Asked for every node the loader reads: inline.
 inline NodeType Node::type() const { return d_ == nullptr ? NodeType::kUndefined : d_->type; }
 
-/**
- * A parsed document: owns its nodes. Not copyable (nodes point into it); movable (a
- * deque's elements stay where they are when the deque moves).
- */
+/** A parsed document: owns its nodes. Not copyable (nodes point into it). */
 class Document {
 public:
   Document() = default;
   Document(const Document&) = delete;
   Document& operator=(const Document&) = delete;
-  Document(Document&&) = default;
-  Document& operator=(Document&&) = default;
 
   Node root() const { return root_; }
 
