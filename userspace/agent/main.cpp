@@ -103,8 +103,7 @@ public:
 
   /** Builds and applies the config; a bad config is logged and the live one kept. */
   void reload() {
-    BuildResult built =
-        buildFromPaths({configDir_}, {.maglev = &maglev_});
+    BuildResult built = buildFromPaths({configDir_}, {.maglev = &maglev_});
     for (const Diagnostic& d : built.diags) {
       if (d.severity == Diagnostic::Severity::kError) {
         spdlog::error("{}", d.format());

@@ -21,20 +21,11 @@ void copyAddr(__be32 dst[4], const IpAddr& a) {
   std::memcpy(dst, a.bytes.data(), 16);
 }
 
-template <class V>
-const V& deref(const V& v) {
-  return v;
-}
-template <class V>
-const V& deref(const std::shared_ptr<const V>& v) {
-  return *v;
-}
-
 template <class K, class V>
 uint64_t hashEntries(uint64_t h, const std::vector<std::pair<K, V>>& entries) {
   for (const auto& [k, v] : entries) {
     h = fnv1a64(&k, sizeof(k), h);
-    h = fnv1a64(&deref(v), sizeof(deref(v)), h);
+    h = fnv1a64(&mapValue(v), sizeof(mapValue(v)), h);
   }
   return h;
 }

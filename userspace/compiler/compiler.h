@@ -15,6 +15,16 @@
 namespace veer {
 
 /** Every entry of one generation of the config-derived maps. Keys carry gen 0. */
+/** The map value of a MapImage entry: the value itself, or the ring a shared_ptr holds. */
+template <class V>
+const V& mapValue(const V& v) {
+  return v;
+}
+template <class V>
+const V& mapValue(const std::shared_ptr<const V>& v) {
+  return *v;
+}
+
 struct MapImage {
   std::vector<std::pair<veer_svc_key, veer_service>> services;
   std::vector<std::pair<veer_version_key, veer_version>> versions;

@@ -44,21 +44,12 @@ template <class K> Status deleteGeneration(int fd, uint8_t gen, const char* name
   return {};
 }
 
-template <class V>
-const void* valuePtr(const V& v) {
-  return &v;
-}
-template <class V>
-const void* valuePtr(const std::shared_ptr<const V>& v) {
-  return v.get(); // Maglev rings, shared with the compiler's cache
-}
-
 template <class K, class V>
 Status writeGeneration(int fd, const std::vector<std::pair<K, V>>& entries, uint8_t gen,
                        const char* name) {
   for (auto [k, v] : entries) {
     k.gen = gen;
-    if (bpf_map_update_elem(fd, &k, valuePtr(v), BPF_ANY) != 0) {
+    if (bpf_map_update_elem(fd, &k, &mapValue(v), BPF_ANY) != 0) {
       return osError(errno, std::string("update ") + name);
     }
   }
