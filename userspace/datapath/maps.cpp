@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
-#include <set>
 #include <string_view>
 
 namespace veer {
