@@ -9,6 +9,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "lib/accel.h"
 #include "lib/lb.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -171,13 +172,25 @@ int veer_getpeername6(struct bpf_sock_addr *ctx)
 	return SOCK_PASS;
 }
 
-/* Client cgroup: a connection redirected to veer-proxy is established. */
+/* Client cgroup: a connection is established (a client's, a server's, or
+ * one redirected to veer-proxy). */
 SEC("sockops")
 int veer_sockops(struct bpf_sock_ops *skops)
 {
-	if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
+	__u32 op = skops->op;
+
+	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
 		proxy_record_client(skops);
+	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB || op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		accel_add(skops);
 	return 1;
+}
+
+/* Attached to veer_sockets (not a cgroup): a member socket sends. */
+SEC("sk_msg")
+int veer_sk_msg(struct sk_msg_md *msg)
+{
+	return accel_msg(msg);
 }
 
 /* veer-proxy's cgroup only: getsockopt(SO_ORIGINAL_DST) on accepted sockets. */

@@ -9,6 +9,11 @@
  * verifier (a modulo result is unbounded to the verifier). */
 #define lb_barrier_var(var) asm volatile("" : "+r"(var))
 
+/* One 32-bit context load, as written: not widened into a 64-bit load of two
+ * fields, nor sunk below a branch through a moved ctx pointer, both of which
+ * the verifier refuses. */
+#define ctx_u32(field) (*(volatile __u32 *)&(field))
+
 /* murmur3 64-bit finalizer: spreads socket cookies over the Maglev ring and
  * client identities over the weight slots. */
 static __always_inline __u64 lb_mix64(__u64 h)

@@ -129,4 +129,29 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } veer_lane_of SEC(".maps");
 
+/* Socket acceleration (lib/accel.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, VEER_ACCEL_SOCKETS);
+	__type(key, struct veer_sock_pair);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_sockets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct veer_accel);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_accel SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct veer_accel_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_accel_stats SEC(".maps");
+
 #endif /* VEER_BPF_MAPS_H */

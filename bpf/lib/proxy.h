@@ -18,12 +18,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "lib/common.h"
 #include "lib/maps.h"
-
-/* One 32-bit context load, as written: not widened into a 64-bit load of two
- * fields, nor sunk below a branch through a moved ctx pointer, both of which
- * the verifier refuses. */
-#define proxy_ctx_u32(field) (*(volatile __u32 *)&(field))
 
 /*
  * proxy_backend() - the proxy's listen address for a connection to an L7
@@ -83,9 +79,9 @@ static __always_inline void proxy_record_client(struct bpf_sock_ops *skops)
 	nat = bpf_sk_storage_get(&veer_sock_nat, sk, 0, 0);
 	if (!nat || !(nat->flags & VEER_NAT_F_PROXY))
 		return;
-	proxy_key_addr(&key, proxy_ctx_u32(skops->family), proxy_ctx_u32(skops->local_ip4),
-		       proxy_ctx_u32(skops->local_ip6[0]), proxy_ctx_u32(skops->local_ip6[1]),
-		       proxy_ctx_u32(skops->local_ip6[2]), proxy_ctx_u32(skops->local_ip6[3]));
+	proxy_key_addr(&key, ctx_u32(skops->family), ctx_u32(skops->local_ip4),
+		       ctx_u32(skops->local_ip6[0]), ctx_u32(skops->local_ip6[1]),
+		       ctx_u32(skops->local_ip6[2]), ctx_u32(skops->local_ip6[3]));
 	key.port = bpf_htons((__u16)skops->local_port);
 	__builtin_memcpy(dst.addr, nat->service, sizeof(dst.addr));
 	dst.port = nat->service_port;
@@ -126,9 +122,9 @@ static __always_inline void proxy_original_dst(struct bpf_sockopt *ctx)
 	if (ctx->optname != PROXY_SO_ORIGINAL_DST ||
 	    (ctx->level != PROXY_SOL_IP && ctx->level != PROXY_SOL_IPV6) || !sk)
 		return;
-	proxy_key_addr(&key, proxy_ctx_u32(sk->family), proxy_ctx_u32(sk->dst_ip4),
-		       proxy_ctx_u32(sk->dst_ip6[0]), proxy_ctx_u32(sk->dst_ip6[1]),
-		       proxy_ctx_u32(sk->dst_ip6[2]), proxy_ctx_u32(sk->dst_ip6[3]));
+	proxy_key_addr(&key, ctx_u32(sk->family), ctx_u32(sk->dst_ip4),
+		       ctx_u32(sk->dst_ip6[0]), ctx_u32(sk->dst_ip6[1]),
+		       ctx_u32(sk->dst_ip6[2]), ctx_u32(sk->dst_ip6[3]));
 	key.port = sk->dst_port;
 	dst = bpf_map_lookup_elem(&veer_orig_dst, &key);
 	if (!dst)

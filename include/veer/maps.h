@@ -45,6 +45,10 @@
 #define VEER_LANE_MAX_DEPTH 10
 #define VEER_AFFINITY_ENTRIES 262144
 #define VEER_RECYCLE_TARGETS 65536
+/* veer_sockets: node-local TCP connection ends that socket acceleration can
+ * join (both ends of a connection, so twice the connections). A full map only
+ * means a new connection goes through the TCP stack, as without acceleration. */
+#define VEER_ACCEL_SOCKETS 131072
 
 /* veer_svc_key.family, veer_backend.family */
 #define VEER_FAMILY_V4 4
@@ -202,6 +206,34 @@ struct veer_rr {
 	__u64 next; /* host order */
 };
 
+/* Key of veer_sockets: one end of a node-local TCP connection, as that end
+ * sees it. The peer's key is the same with local and remote swapped. */
+struct veer_sock_pair {
+	__be32 local[4]; /* network order, IPv4-mapped for IPv4 */
+	__be32 remote[4]; /* network order, IPv4-mapped for IPv4 */
+	__u32 local_port; /* host order */
+	__u32 remote_port; /* host order */
+};
+
+/* veer_accel (socket storage): what a socket in veer_sockets does with what it
+ * sends. Decided on its first message and never changed, so that no byte sent
+ * through the TCP stack can be overtaken by a later one delivered directly. */
+#define VEER_ACCEL_UNDECIDED 0
+#define VEER_ACCEL_REDIRECT 1 /* into the peer socket's receive queue */
+#define VEER_ACCEL_TCP 2 /* through the TCP stack: the peer was not there yet */
+
+struct veer_accel {
+	__u32 state; /* VEER_ACCEL_* */
+};
+
+/* Value of veer_accel_stats (per-CPU array of one). */
+struct veer_accel_stats {
+	__u64 sockets; /* host order; connection ends added to veer_sockets */
+	__u64 redirected; /* host order; messages delivered straight to the peer socket */
+	__u64 redirected_bytes; /* host order */
+	__u64 tcp; /* host order; messages of added sockets sent through the TCP stack */
+};
+
 /* Value of veer_stats (per-CPU hash keyed by veer_version_key). */
 struct veer_stats {
 	__u64 connects; /* host order; connections (TCP) or datagrams (UDP) sent to this version */
@@ -314,6 +346,9 @@ static_assert(sizeof(struct veer_lane_key) == 16);
 static_assert(sizeof(struct veer_lane) == 8);
 static_assert(sizeof(struct veer_recycle_key) == 20);
 static_assert(sizeof(struct veer_recycle) == 4);
+static_assert(sizeof(struct veer_sock_pair) == 40);
+static_assert(sizeof(struct veer_accel) == 4);
+static_assert(sizeof(struct veer_accel_stats) == 32);
 #endif
 
 #endif /* VEER_MAPS_H */

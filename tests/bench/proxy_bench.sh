@@ -10,13 +10,22 @@
 # Before measuring, each proxy's split is checked on a sample (x-veer-version counts):
 # a proxy that routes differently would make the comparison unfair, so that is an error.
 #
+# Two phases, each with the same cases: "plain", then "accelerated": veer-agent
+# --socket-acceleration attached to the world's cgroup (no services: only its socket
+# acceleration acts), every proxy restarted so its upstream connections are made
+# under it, veer-proxy with --no-defer-accept as the agent would start it. Node-local
+# TCP data then goes straight to the peer socket for every case alike, so the
+# accelerated phase compares the proxies on veer's datapath, and the plain phase
+# compares them on the kernel's.
+#
 # Cases are interleaved and rotated over rounds; the table shows medians over rounds of
 # requests/s, p99 latency and CPU microseconds per request (the proxy process's
 # utime+stime from /proc over the run, divided by the requests wrk completed), and
 # ratios against the faster of HAProxy and nginx.
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS (5 per case and round),
-# BENCH_CONNECTIONS (64), BENCH_SAMPLE (1000 requests per split check).
+# BENCH_CONNECTIONS (64), BENCH_SAMPLE (1000 requests per split check), BENCH_PHASES
+# ("plain accelerated").
 # A/B: BENCH_VEER_B_ARGS (e.g. "--io epoll") and/or BENCH_VEER_B_BIN (another veer-proxy
 # binary) add a case "veer-b": a second veer-proxy with those arguments, interleaved with
 # the others and reported with its own ratios and a veer/veer-b line.
@@ -30,13 +39,14 @@ rounds=${BENCH_ROUNDS:-3}
 seconds=${BENCH_SECONDS:-5}
 conns=${BENCH_CONNECTIONS:-64}
 sample=${BENCH_SAMPLE:-1000}
+phases=${BENCH_PHASES:-plain accelerated}
 
 if [[ $EUID -ne 0 ]]; then
   echo "proxy_bench: needs root (network namespaces, cgroups)" >&2
   exit 1
 fi
 bash scripts/install-deps.sh haproxy nginx-light wrk curl
-for bin in veer-proxy veer-world veer-testsrv veer-routes; do
+for bin in veer-proxy veer-world veer-testsrv veer-routes veer-agent veerctl; do
   if [[ ! -x build/bin/$bin ]]; then
     echo "proxy_bench: build/bin/$bin missing; run 'make all' first" >&2
     exit 1
@@ -46,13 +56,21 @@ done
 world=pb$$
 tmp=$(mktemp -d /tmp/veer-proxy-bench.XXXXXX)
 pids=()
-cleanup() {
+stop_all() {
   for p in "${pids[@]}"; do
     kill "$p" 2>/dev/null || true
   done
   for p in "${pids[@]}"; do
     wait "$p" 2>/dev/null || true
   done
+  pids=()
+}
+cleanup() {
+  stop_all
+  if mountpoint -q "$tmp/bpffs" 2>/dev/null; then
+    build/bin/veer-agent --uninstall --bpffs "$tmp/bpffs" >/dev/null 2>&1 || true
+    umount "$tmp/bpffs" || true
+  fi
   build/bin/veer-world down --name "$world" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
@@ -242,38 +260,6 @@ in_pod() { # pod cmd...
   build/bin/veer-world exec --name "$world" "$p" -- "$@"
 }
 
-in_pod l7proxy haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
-pid_haproxy=$!
-pids+=("$pid_haproxy")
-in_pod l7proxy nginx -c "$tmp/nginx.conf" -g 'daemon off;' >"$tmp/nginx.log" 2>&1 &
-pid_nginx=$!
-pids+=("$pid_nginx")
-in_pod l7proxy build/bin/veer-proxy --listen "$proxy_ip:$port_veer" --routes "$tmp/routes.json" \
-  --threads 1 --ready-fd 3 3>"$tmp/veer.ready" >"$tmp/veer.log" 2>&1 &
-pid_veer=$!
-pids+=("$pid_veer")
-if [[ -n $ab ]]; then
-  # shellcheck disable=SC2086 # the arguments are words
-  in_pod l7proxy "$veer_b_bin" --listen "$proxy_ip:$port_veer_b" --routes "$tmp/routes.json" \
-    --threads 1 --ready-fd 3 $veer_b_args 3>"$tmp/veer-b.ready" >"$tmp/veer-b.log" 2>&1 &
-  pid_veer_b=$!
-  pids+=("$pid_veer_b")
-fi
-
-# Ready when each accepts and answers (curl retries refused connects, bounded).
-for port in $port_haproxy $port_nginx $port_veer ${ab:+$port_veer_b}; do
-  if ! in_pod client curl -sf --retry 50 --retry-connrefused --retry-delay 0 --retry-max-time 20 \
-    -o /dev/null "http://$proxy_ip:$port/"; then
-    echo "proxy_bench: proxy on port $port does not answer" >&2
-    tail -n 20 "$tmp"/*.log "$tmp/nginx.err" >&2 2>/dev/null || true
-    exit 1
-  fi
-done
-if ! grep -q '^loaded ' "$tmp/veer.ready"; then
-  echo "proxy_bench: veer-proxy did not load its routes: $(cat "$tmp/veer.ready")" >&2
-  exit 1
-fi
-
 # Fairness: the same split and the same header routing through every proxy.
 check_split() { # name port
   local args=() i
@@ -297,14 +283,50 @@ check_split() { # name port
     exit 1
   fi
 }
-check_split haproxy $port_haproxy
-check_split nginx $port_nginx
-check_split veer $port_veer
-if [[ -n $ab ]]; then
-  check_split veer-b $port_veer_b
-  echo "veer-b: $veer_b_bin $veer_b_args ($(grep -o 'threads, [a-z_]*' "$tmp/veer-b.log" | head -1))" >&2
-  echo "veer:   build/bin/veer-proxy ($(grep -o 'threads, [a-z_]*' "$tmp/veer.log" | head -1))" >&2
-fi
+
+start_proxies() { # veer-proxy extra arguments
+  local veer_extra=$1
+  in_pod l7proxy haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
+  pid_haproxy=$!
+  pids+=("$pid_haproxy")
+  in_pod l7proxy nginx -c "$tmp/nginx.conf" -g 'daemon off;' >"$tmp/nginx.log" 2>&1 &
+  pid_nginx=$!
+  pids+=("$pid_nginx")
+  in_pod l7proxy build/bin/veer-proxy --listen "$proxy_ip:$port_veer" --routes "$tmp/routes.json" \
+    --threads 1 $veer_extra --ready-fd 3 3>"$tmp/veer.ready" >"$tmp/veer.log" 2>&1 &
+  pid_veer=$!
+  pids+=("$pid_veer")
+  if [[ -n $ab ]]; then
+    # shellcheck disable=SC2086 # the arguments are words
+    in_pod l7proxy "$veer_b_bin" --listen "$proxy_ip:$port_veer_b" --routes "$tmp/routes.json" \
+      --threads 1 --ready-fd 3 $veer_extra $veer_b_args 3>"$tmp/veer-b.ready" >"$tmp/veer-b.log" 2>&1 &
+    pid_veer_b=$!
+    pids+=("$pid_veer_b")
+  fi
+
+  # Ready when each accepts and answers (curl retries refused connects, bounded).
+  for port in $port_haproxy $port_nginx $port_veer ${ab:+$port_veer_b}; do
+    if ! in_pod client curl -sf --retry 50 --retry-connrefused --retry-delay 0 --retry-max-time 20 \
+      -o /dev/null "http://$proxy_ip:$port/"; then
+      echo "proxy_bench: proxy on port $port does not answer" >&2
+      tail -n 20 "$tmp"/*.log "$tmp/nginx.err" >&2 2>/dev/null || true
+      exit 1
+    fi
+  done
+  if ! grep -q '^loaded ' "$tmp/veer.ready"; then
+    echo "proxy_bench: veer-proxy did not load its routes: $(cat "$tmp/veer.ready")" >&2
+    exit 1
+  fi
+
+  check_split haproxy $port_haproxy
+  check_split nginx $port_nginx
+  check_split veer $port_veer
+  if [[ -n $ab ]]; then
+    check_split veer-b $port_veer_b
+    echo "veer-b: $veer_b_bin $veer_b_args ($(grep -o 'threads, [a-z_]*' "$tmp/veer-b.log" | head -1))" >&2
+    echo "veer:   build/bin/veer-proxy ($(grep -o 'threads, [a-z_]*' "$tmp/veer.log" | head -1))" >&2
+  fi
+}
 
 # CPU ticks (utime+stime) of a process and its child processes (nginx's worker).
 cpu_ticks() {
@@ -326,18 +348,11 @@ url[direct]="http://$v1:9080/"
 url[haproxy]="http://$proxy_ip:$port_haproxy/"
 url[nginx]="http://$proxy_ip:$port_nginx/"
 url[veer]="http://$proxy_ip:$port_veer/"
-pid[direct]=""
-pid[haproxy]=$pid_haproxy
-pid[nginx]=$(cat "$tmp/nginx.pid") # the master; its worker is its child
-pid[veer]=$pid_veer
-if [[ -n $ab ]]; then
-  url[veer-b]="http://$proxy_ip:$port_veer_b/"
-  pid[veer-b]=$pid_veer_b
-fi
-results=$tmp/results # mode case rps p99ms cpu_us_per_req
+url[veer-b]="http://$proxy_ip:$port_veer_b/"
+results=$tmp/results # phase mode case rps p99ms cpu_us_per_req
 
-run_case() { # mode case
-  local mode=$1 c=$2 extra=() before=0 after=0 out
+run_case() { # phase mode case
+  local phase=$1 mode=$2 c=$3 extra=() before=0 after=0 out
   [[ $mode == close ]] && extra=(-H "Connection: close")
   [[ -n ${pid[$c]} ]] && before=$(cpu_ticks "${pid[$c]}")
   out=$(in_pod client wrk -t1 -c"$conns" -d"${seconds}s" --latency "${extra[@]}" "${url[$c]}")
@@ -356,58 +371,117 @@ run_case() { # mode case
   if grep -q 'Non-2xx\|Socket errors' <<<"$out"; then
     echo "proxy_bench: $c/$mode: $(grep 'Non-2xx\|Socket errors' <<<"$out")" >&2
   fi
-  echo "$mode $c $rps $p99 $cpu" >>"$results"
-  printf '  %-9s %-8s %10s req/s  p99 %8s ms  %8s us/req\n' "$mode" "$c" "$rps" "$p99" "$cpu" >&2
+  echo "$phase $mode $c $rps $p99 $cpu" >>"$results"
+  printf '  %-11s %-9s %-8s %10s req/s  p99 %8s ms  %8s us/req\n' "$phase" "$mode" "$c" "$rps" \
+    "$p99" "$cpu" >&2
 }
 
-# Warm every path (pools, caches) once, unmeasured.
-for c in "${cases[@]}"; do
-  in_pod client wrk -t1 -c"$conns" -d1s "${url[$c]}" >/dev/null
-done
-for ((r = 0; r < rounds; r++)); do
-  echo "round $((r + 1))/$rounds" >&2
-  for mode in keepalive close; do
-    for ((i = 0; i < ${#cases[@]}; i++)); do
-      run_case "$mode" "${cases[$(((i + r) % ${#cases[@]}))]}"
+# veer-agent with socket acceleration on the world's cgroup, on a private bpffs, with no
+# services: its connect hooks pass everything through, its sockops/sk_msg accelerate.
+start_agent() {
+  mkdir -p "$tmp/bpffs" "$tmp/config"
+  mountpoint -q "$tmp/bpffs" || mount -t bpf bpf "$tmp/bpffs"
+  build/bin/veer-agent --config-dir "$tmp/config" --bpffs "$tmp/bpffs" --socket-acceleration \
+    --cgroup "$(build/bin/veer-world cgroup --name "$world")" >"$tmp/agent.log" 2>&1 &
+  pids+=("$!")
+  if ! build/bin/veerctl --bpffs "$tmp/bpffs" wait --timeout 20 "$tmp/config" >/dev/null; then
+    echo "proxy_bench: veer-agent did not apply its (empty) config" >&2
+    tail -n 20 "$tmp/agent.log" >&2
+    exit 1
+  fi
+}
+
+for phase in $phases; do
+  case $phase in
+  plain) start_proxies "" ;;
+  accelerated)
+    start_agent
+    start_proxies --no-defer-accept
+    ;;
+  *)
+    echo "proxy_bench: unknown phase $phase (BENCH_PHASES: plain accelerated)" >&2
+    exit 1
+    ;;
+  esac
+  pid[direct]=""
+  pid[haproxy]=$pid_haproxy
+  pid[nginx]=$(cat "$tmp/nginx.pid") # the master; its worker is its child
+  pid[veer]=$pid_veer
+  pid[veer-b]=${pid_veer_b:-}
+  # Warm every path (pools, caches) once, unmeasured.
+  for c in "${cases[@]}"; do
+    in_pod client wrk -t1 -c"$conns" -d1s "${url[$c]}" >/dev/null
+  done
+  for ((r = 0; r < rounds; r++)); do
+    echo "$phase: round $((r + 1))/$rounds" >&2
+    for mode in keepalive close; do
+      for ((i = 0; i < ${#cases[@]}; i++)); do
+        run_case "$phase" "$mode" "${cases[$(((i + r) % ${#cases[@]}))]}"
+      done
     done
   done
+  if [[ $phase == accelerated ]]; then
+    build/bin/veerctl --bpffs "$tmp/bpffs" status | grep '^socket acceleration' >&2 ||
+      { echo "proxy_bench: socket acceleration joined no connection" >&2; exit 1; }
+  fi
+  stop_all
+  if [[ $phase == accelerated ]]; then # pinned: acceleration outlives the agent until this
+    build/bin/veer-agent --uninstall --bpffs "$tmp/bpffs" >/dev/null
+  fi
 done
 
 median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 
 echo
 echo "veer-proxy vs HAProxy (1 thread, http-reuse always) and nginx (1 worker), $conns connections,"
-echo "medians of $rounds rounds x ${seconds}s; ratios against the faster of HAProxy and nginx"
-printf '%-9s %-8s %11s %9s %11s %9s %9s\n' mode case req/s p99-ms cpu-us/req rps-ratio cpu-ratio
-for mode in keepalive close; do
-  declare -A rps p99 cpu
-  for c in "${cases[@]}"; do
-    rps[$c]=$(awk -v m="$mode" -v c="$c" '$1 == m && $2 == c {print $3}' "$results" | median)
-    p99[$c]=$(awk -v m="$mode" -v c="$c" '$1 == m && $2 == c {print $4}' "$results" | median)
-    cpu[$c]=$(awk -v m="$mode" -v c="$c" '$1 == m && $2 == c && $5 != "-" {print $5}' "$results" | median)
-  done
-  best=haproxy
-  if awk -v a="${rps[nginx]}" -v b="${rps[haproxy]}" 'BEGIN {exit !(a > b)}'; then
-    best=nginx
-  fi
-  for c in "${cases[@]}"; do
-    ratio=$(awk -v a="${rps[$c]}" -v b="${rps[$best]}" 'BEGIN {printf "%.2fx", a / b}')
-    cratio=-
-    if [[ ${cpu[$c]} != - && ${cpu[$best]} != - ]]; then
-      cratio=$(awk -v a="${cpu[$c]}" -v b="${cpu[$best]}" 'BEGIN {printf "%.2fx", a / b}')
+echo "medians of $rounds rounds x ${seconds}s; ratios against the faster of HAProxy and nginx in the"
+echo "same phase (accelerated: veer-agent --socket-acceleration on for every case)"
+printf '%-11s %-9s %-8s %11s %9s %11s %9s %9s\n' phase mode case req/s p99-ms cpu-us/req rps-ratio \
+  cpu-ratio
+col() { # phase mode case field
+  awk -v p="$1" -v m="$2" -v c="$3" -v f="$4" '$1 == p && $2 == m && $3 == c && $f != "-" {print $f}' \
+    "$results" | median
+}
+declare -A bestplain
+for phase in $phases; do
+  for mode in keepalive close; do
+    declare -A rps p99 cpu
+    for c in "${cases[@]}"; do
+      rps[$c]=$(col "$phase" "$mode" "$c" 4)
+      p99[$c]=$(col "$phase" "$mode" "$c" 5)
+      cpu[$c]=$(col "$phase" "$mode" "$c" 6)
+    done
+    best=haproxy
+    if awk -v a="${rps[nginx]}" -v b="${rps[haproxy]}" 'BEGIN {exit !(a > b)}'; then
+      best=nginx
     fi
-    printf '%-9s %-8s %11s %9s %11s %9s %9s\n' "$mode" "$c" "${rps[$c]}" "${p99[$c]}" \
-      "${cpu[$c]}" "$ratio" "$cratio"
+    [[ $phase == plain ]] && bestplain[$mode]="$best ${rps[$best]}"
+    for c in "${cases[@]}"; do
+      ratio=$(awk -v a="${rps[$c]}" -v b="${rps[$best]}" 'BEGIN {printf "%.2fx", a / b}')
+      cratio=-
+      if [[ ${cpu[$c]} != - && ${cpu[$best]} != - ]]; then
+        cratio=$(awk -v a="${cpu[$c]}" -v b="${cpu[$best]}" 'BEGIN {printf "%.2fx", a / b}')
+      fi
+      printf '%-11s %-9s %-8s %11s %9s %11s %9s %9s\n' "$phase" "$mode" "$c" "${rps[$c]}" \
+        "${p99[$c]}" "${cpu[$c]}" "$ratio" "$cratio"
+    done
+    if [[ -n $ab ]]; then
+      # Per round (the two ran close together), then the median of the per-round ratios.
+      pair() { # field
+        awk -v p="$phase" -v m="$mode" -v f="$1" '$1 == p && $2 == m && $3 == "veer" {a[++na] = $f}
+          $1 == p && $2 == m && $3 == "veer-b" {b[++nb] = $f}
+          END {for (i = 1; i <= na && i <= nb; i++) print a[i] / b[i]}' "$results" | median
+      }
+      printf '%-11s %-9s veer/veer-b: req/s %.3fx  cpu-us/req %.3fx (medians of per-round ratios)\n' \
+        "$phase" "$mode" "$(pair 4)" "$(pair 6)"
+    fi
+    if [[ $phase == accelerated && -n ${bestplain[$mode]:-} ]]; then
+      read -r pbest prps <<<"${bestplain[$mode]}"
+      printf '%-11s %-9s veer on its node datapath vs plain %s: %.2fx req/s (across phases)\n' \
+        "$phase" "$mode" "$pbest" "$(awk -v a="${rps[veer]}" -v b="$prps" 'BEGIN {print a / b}')"
+    fi
+    unset rps p99 cpu
   done
-  if [[ -n $ab ]]; then
-    # Per round (the two ran close together), then the median of the per-round ratios.
-    r_rps=$(awk -v m="$mode" '$1 == m && $2 == "veer" {a[++na] = $3} $1 == m && $2 == "veer-b" {b[++nb] = $3}
-      END {for (i = 1; i <= na && i <= nb; i++) print a[i] / b[i]}' "$results" | median)
-    r_cpu=$(awk -v m="$mode" '$1 == m && $2 == "veer" {a[++na] = $5} $1 == m && $2 == "veer-b" {b[++nb] = $5}
-      END {for (i = 1; i <= na && i <= nb; i++) print a[i] / b[i]}' "$results" | median)
-    printf '%-9s veer/veer-b: req/s %.3fx  cpu-us/req %.3fx (medians of per-round ratios)\n' \
-      "$mode" "$r_rps" "$r_cpu"
-  fi
-  unset rps p99 cpu
 done
-echo "(faster baseline per mode: the higher req/s of haproxy and nginx; direct = wrk to reviews-v1)"
+echo "(faster baseline per phase and mode: the higher req/s of haproxy and nginx; direct = wrk to"
+echo " reviews-v1)"

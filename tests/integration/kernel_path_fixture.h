@@ -236,6 +236,15 @@ protected:
     return *st;
   }
 
+  /** Socket acceleration's counters (bpf/lib/accel.h), summed over CPUs. */
+  veer_accel_stats accelStats() {
+    auto maps = PinnedMaps::open(bpffs_.string());
+    EXPECT_TRUE(maps) << maps.error().message;
+    auto live = maps ? maps->live() : Result<LiveState>(Error{});
+    EXPECT_TRUE(live);
+    return live ? live->accel : veer_accel_stats{};
+  }
+
   /** Versions of n fresh connections from the client pod; failures counted as "error". */
   std::map<std::string, int> split(const std::string& addr, int n = 1000) {
     if (HasFatalFailure()) {

@@ -38,9 +38,10 @@ protected:
                          "[fd00:244:1::1]:" + std::string(kProxyPort)});
   }
 
-  void startAgentWithProxy(const std::vector<std::string>& listen) {
-    std::vector<std::string> args = {"--run-dir", (tmp_ / "run").string(), "--proxy-netns",
-                                     "/run/netns/" + world_->nodeNetns()};
+  void startAgentWithProxy(const std::vector<std::string>& listen,
+                           std::vector<std::string> args = {}) {
+    args.insert(args.end(), {"--run-dir", (tmp_ / "run").string(), "--proxy-netns",
+                             "/run/netns/" + world_->nodeNetns()});
     for (const std::string& l : listen) {
       args.push_back("--proxy-listen");
       args.push_back(l);
@@ -160,6 +161,46 @@ TEST_F(ProxyTest, Seed000JasonReachesV3) {
   // One keep-alive connection per curl run: routing is per request, not per connection.
   EXPECT_EQ(connections(jason), 1);
   EXPECT_EQ(connections(anon), 1);
+}
+
+/** The proxy fixture with socket acceleration on (bpf/lib/accel.h). */
+class AcceleratedProxyTest : public ProxyTest {
+protected:
+  void SetUp() override {
+    ProxyTest::SetUp();
+    if (HasFatalFailure()) {
+      return;
+    }
+    startAgentWithProxy({"10.244.1.1:" + std::string(kProxyPort)}, {"--socket-acceleration"});
+  }
+};
+
+// Seed 000 again, with client -> proxy -> backend data delivered socket to socket: the
+// same routing per request, whole bodies, and the data really skipped the TCP stack.
+TEST_F(AcceleratedProxyTest, Seed000OverDirectDelivery) {
+  agent_->start();
+  applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
+
+  auto jason = curl("productpage-v1", reviewsUrl_, 50, {"-H", "end-user: jason"});
+  EXPECT_EQ(countVersions(jason), (std::map<std::string, int>{{"v3", 50}}));
+  auto anon = curl("productpage-v1", reviewsUrl_, 50);
+  EXPECT_EQ(countVersions(anon), (std::map<std::string, int>{{"v2", 50}}));
+  EXPECT_EQ(connections(jason), 1);
+  EXPECT_EQ(connections(anon), 1);
+  // A 6 KiB header comes back whole in the echoed request head (veer-testsrv x-veer-echo).
+  const std::string big(6000, 'z');
+  auto echo = curl("productpage-v1", reviewsUrl_, 5,
+                   {"-H", "x-veer-echo: 1", "-H", "x-big: " + big, "-H", "end-user: jason"});
+  ASSERT_EQ(echo.size(), 5u);
+  for (const Reply& r : echo) {
+    EXPECT_EQ(r.version, "v3");
+    EXPECT_NE(r.body.find("x-big: " + big + "\r\n"), std::string::npos) << r.body.size();
+  }
+  // Both hops' ends joined, and every response went socket to socket on both hops
+  // (requests too, unless one was sent before its peer end had joined).
+  veer_accel_stats st = accelStats();
+  EXPECT_GE(st.sockets, 4u);
+  EXPECT_GE(st.redirected, 105u * 2) << "tcp: " << st.tcp;
 }
 
 // Seed 001: a header-matched test user on v2 (L7), then 80/20 (kernel).

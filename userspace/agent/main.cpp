@@ -303,7 +303,8 @@ struct ProxyFlags {
 };
 
 int run(const std::string& configDir, std::string cgroup, const std::string& bpffs,
-        const std::string& recycling, const std::string& runDir, const ProxyFlags& pf) {
+        const std::string& recycling, bool accelerate, const std::string& runDir,
+        const ProxyFlags& pf) {
   FeatureReport features = probeKernelFeatures();
   for (const std::string& f : features.found) {
     spdlog::info("kernel feature: {}", f);
@@ -339,7 +340,7 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
     return 1;
   }
 
-  Result<std::unique_ptr<Datapath>> dp = Datapath::load(bpffs);
+  Result<std::unique_ptr<Datapath>> dp = Datapath::load(bpffs, accelerate);
   if (!dp) {
     spdlog::critical("{}", dp.error().message);
     return 1;
@@ -359,6 +360,10 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   }
   spdlog::info("attached to cgroup {}, pins in {}, watching {}", cgroup, veerPinDir(bpffs),
                configDir);
+  if (accelerate) {
+    spdlog::info("socket acceleration on: node-local TCP connections from now on skip the TCP "
+                 "stack");
+  }
   std::unique_ptr<Recycler> recycler;
   if (recycling != "off") {
     Result<std::unique_ptr<Recycler>> r =
@@ -399,6 +404,7 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
     po.mark = pf.mark;
     po.runDir = runDir;
     po.threads = pf.threads;
+    po.deferAccept = !accelerate;
     proxy = std::make_unique<ProxySupervisor>(std::move(po), **dp);
     if (Status s = proxy->init(); !s) {
       spdlog::critical("veer-proxy: {}", s.error().message);
@@ -479,6 +485,7 @@ int main(int argc, char** argv) {
   bool uninstall = false;
   veer::ProxyFlags pf;
   std::string recycling = "auto";
+  bool accelerate = false;
   app.add_option("--config-dir", configDir, "directory of Kubernetes YAML to apply and watch")
       ->check(CLI::ExistingDirectory);
   app.add_option("--cgroup", cgroup, "cgroup v2 directory to attach to (default: the cgroup2 root)")
@@ -489,6 +496,9 @@ int main(int argc, char** argv) {
                  "(bpf_sock_destroy, Linux >= 6.5), netlink (SOCK_DESTROY), off")
       ->check(CLI::IsMember({"auto", "iterator", "netlink", "off"}))
       ->capture_default_str();
+  app.add_flag("--socket-acceleration", accelerate,
+               "deliver node-local TCP data straight to the peer socket (sockmap), past the TCP "
+               "stack; see docs/design.md for what it bypasses");
   app.add_option("--run-dir", runDir, "the proxy's route table and pid file")->capture_default_str();
   app.add_flag("--uninstall", uninstall,
                "detach and remove everything veer pinned, stop veer-proxy, then exit");
@@ -531,5 +541,5 @@ int main(int argc, char** argv) {
     spdlog::critical("--config-dir is required");
     return 2;
   }
-  return veer::run(configDir, cgroup, bpffs, recycling, runDir, pf);
+  return veer::run(configDir, cgroup, bpffs, recycling, accelerate, runDir, pf);
 }

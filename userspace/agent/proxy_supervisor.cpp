@@ -204,6 +204,9 @@ Status ProxySupervisor::start() {
   std::vector<std::string> args = {opt_.binary, "--routes", routesPath_, "--ready-fd", "3",
                                    "--mark", std::to_string(opt_.mark), "--threads",
                                    std::to_string(opt_.threads)};
+  if (!opt_.deferAccept) {
+    args.push_back("--no-defer-accept");
+  }
   for (const auto& [addr, port] : opt_.listen) {
     args.push_back("--listen");
     args.push_back(listenArg(addr, port));

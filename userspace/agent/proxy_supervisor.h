@@ -38,6 +38,7 @@ struct ProxyOptions {
   uint32_t mark = 0;   // SO_MARK of its upstream sockets
   std::string runDir;  // routes.json and veer-proxy.pid
   int threads = 1;
+  bool deferAccept = true; // false under socket acceleration (EngineOptions::deferAccept)
   std::chrono::milliseconds loadTimeout{5000};
 };
 

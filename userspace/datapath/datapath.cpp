@@ -107,7 +107,7 @@ Datapath::~Datapath() {
   veer_sock_bpf__destroy(skel_);
 }
 
-Result<std::unique_ptr<Datapath>> Datapath::load(const std::string& bpffs) {
+Result<std::unique_ptr<Datapath>> Datapath::load(const std::string& bpffs, bool accelerate) {
   if (Status s = ensureBpffs(bpffs); !s) {
     return s.error();
   }
@@ -131,6 +131,9 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const std::string& bpffs) {
     return hostNetns.error();
   }
   dp->skel_->rodata->veer_host_netns_cookie = *hostNetns;
+  dp->skel_->rodata->veer_accel_on = accelerate ? 1 : 0;
+  // Off: not even loaded, so the rest runs on a kernel without it.
+  bpf_program__set_autoload(dp->skel_->progs.veer_sk_msg, accelerate);
   if (int err = veer_sock_bpf__load(dp->skel_); err) {
     return osError(libbpfErr(err),
                    "load BPF object veer_sock (see the libbpf log above; pinned maps of another "
@@ -145,6 +148,14 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const std::string& bpffs) {
     fds.push_back(bpf_map__fd(m));
   }
   dp->maps_ = PinnedMaps::fromFds(std::move(fds));
+  if (accelerate) {
+    // Before any cgroup hook adds a socket: a socket takes the map's verdict program
+    // when it joins. Replaces the program of an earlier agent on the pinned map.
+    if (bpf_prog_attach(bpf_program__fd(dp->skel_->progs.veer_sk_msg),
+                        bpf_map__fd(dp->skel_->maps.veer_sockets), BPF_SK_MSG_VERDICT, 0) != 0) {
+      return osError(errno, "attach veer_sk_msg to map veer_sockets");
+    }
+  }
   return dp;
 }
 
@@ -170,8 +181,9 @@ Status Datapath::attachWhere(const std::string& cgroupPath, bool proxyCgroup) {
   bpf_program* prog;
   bpf_object__for_each_program(prog, skel_->obj) {
     // SO_ORIGINAL_DST is answered in the proxy's cgroup only; everything else
-    // runs where the clients are.
-    if ((bpf_program__expected_attach_type(prog) == BPF_CGROUP_GETSOCKOPT) != proxyCgroup) {
+    // runs where the clients are, but for veer_sk_msg, which load() put on its map.
+    if (bpf_program__expected_attach_type(prog) == BPF_SK_MSG_VERDICT ||
+        (bpf_program__expected_attach_type(prog) == BPF_CGROUP_GETSOCKOPT) != proxyCgroup) {
       continue;
     }
     const std::string pin = linkPinDir(bpffs_) + "/" + bpf_program__name(prog);

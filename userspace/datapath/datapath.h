@@ -43,8 +43,13 @@ public:
   Datapath(const Datapath&) = delete;
   Datapath& operator=(const Datapath&) = delete;
 
-  /** Mounts bpffs at bpffs if needed, opens and loads the programs, pins or reuses maps. */
-  static Result<std::unique_ptr<Datapath>> load(const std::string& bpffs);
+  /**
+   * Mounts bpffs at bpffs if needed, opens and loads the programs, pins or reuses maps.
+   * accelerate: node-local TCP connections made from now on skip the TCP stack
+   * (bpf/lib/accel.h). Off, connections accelerated by an earlier agent stay so until
+   * they close.
+   */
+  static Result<std::unique_ptr<Datapath>> load(const std::string& bpffs, bool accelerate);
 
   /**
    * Attaches every client-side program to the cgroup, or swaps them into the

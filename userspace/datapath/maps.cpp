@@ -231,6 +231,17 @@ Result<LiveState> PinnedMaps::live() const {
   const uint8_t gen = st->gen & 1;
   const int ncpus = libbpf_num_possible_cpus();
   std::vector<veer_stats> percpu(std::max(ncpus, 1));
+  std::vector<veer_accel_stats> accel(percpu.size());
+  uint32_t zero = 0;
+  if (bpf_map_lookup_elem(fd("veer_accel_stats"), &zero, accel.data()) != 0) {
+    return osError(errno, "read veer_accel_stats");
+  }
+  for (const veer_accel_stats& a : accel) {
+    out.accel.sockets += a.sockets;
+    out.accel.redirected += a.redirected;
+    out.accel.redirected_bytes += a.redirected_bytes;
+    out.accel.tcp += a.tcp;
+  }
 
   veer_svc_key key{}, next{};
   const veer_svc_key* prev = nullptr;

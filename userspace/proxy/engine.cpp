@@ -608,7 +608,7 @@ Status Worker::bindListener(const ListenAddr& addr, size_t index) {
   int one = 1;
   // Data before accept: the first read after accept finds the request (nginx
   // `deferred`, HAProxy `defer-accept`); the timeout is the kernel's SYN-ACK retries.
-  int deferSec = 1;
+  int deferSec = opt_.deferAccept ? 1 : 0;
   // TCP_NODELAY is inherited by accepted sockets: one setsockopt per listener, not
   // per connection.
   if (::setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||

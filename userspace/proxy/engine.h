@@ -56,6 +56,10 @@ struct EngineOptions {
    * buffer limit); a larger one streams and is never retried (past a connect failure). */
   size_t retryBufferBytes = 64 * 1024;
   size_t maxIdlePerEndpoint = 64;      // pooled idle connections per endpoint and thread
+  /** TCP_DEFER_ACCEPT on listeners. Off under socket acceleration (bpf/lib/accel.h): a
+   * client's first request then has to go through TCP, and so does the rest of its
+   * connection. */
+  bool deferAccept = true;
   /** Istio mirror copies in flight per thread; more are dropped (and counted), so a slow
    * mirror costs at most this many requests' bytes, never the primary's time. */
   size_t maxMirrors = 256;

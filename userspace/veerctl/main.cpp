@@ -85,6 +85,11 @@ json statusJson(const LiveState& live) {
               {"rejected", live.state.rejected},
               {"digest", fmt::format("{:016x}", live.state.digest)},
               {"proxy", proxyJson(live.proxy)},
+              {"acceleration",
+               {{"sockets", live.accel.sockets},
+                {"redirected", live.accel.redirected},
+                {"redirected_bytes", live.accel.redirected_bytes},
+                {"tcp", live.accel.tcp}}},
               {"services", json::array()}};
   for (const LiveService& s : live.services) {
     json svc = {{"address", endpoint(s.key.addr, s.key.port)},
@@ -131,6 +136,14 @@ int cmdStatus(const std::string& bpffs, bool asJson) {
     std::printf("veer-proxy %s on %s, routes digest %016llx\n", px.ready ? "ready" : "NOT READY",
                 proxyJson(px)["listen"].dump().c_str(),
                 static_cast<unsigned long long>(px.routes_digest));
+  }
+  if (live->accel.sockets != 0) {
+    std::printf("socket acceleration: %llu connection ends joined; %llu messages (%llu bytes) "
+                "straight to a local peer, %llu through TCP\n",
+                static_cast<unsigned long long>(live->accel.sockets),
+                static_cast<unsigned long long>(live->accel.redirected),
+                static_cast<unsigned long long>(live->accel.redirected_bytes),
+                static_cast<unsigned long long>(live->accel.tcp));
   }
   std::printf("%-32s %-24s %-5s %-6s %-12s %6s %8s %10s %8s\n", "SERVICE", "ADDRESS", "PROTO",
               "PATH", "VERSION", "WEIGHT", "BACKENDS", "CONNECTS*", "REFUSED*");
