@@ -13,7 +13,7 @@
 # Two phases, each with the same cases: "plain", then "accelerated": veer-agent
 # --socket-acceleration attached to the world's cgroup (no services: only its socket
 # acceleration acts), every proxy restarted so its upstream connections are made
-# under it, veer-proxy with --no-defer-accept as the agent would start it. Node-local
+# under it, veer-proxy with --no-defer-accept --io epoll as the agent starts it. Node-local
 # TCP data then goes straight to the peer socket for every case alike, so the
 # accelerated phase compares the proxies on veer's datapath, and the plain phase
 # compares them on the kernel's.
@@ -285,7 +285,10 @@ check_split() { # name port
 }
 
 start_proxies() { # veer-proxy extra arguments
-  local veer_extra=$1
+  local veer_extra=$1 b_extra=$1
+  if [[ $veer_b_args == *--io* ]]; then # veer-b's own --io wins
+    b_extra=${veer_extra/--io epoll/}
+  fi
   in_pod l7proxy haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
   pid_haproxy=$!
   pids+=("$pid_haproxy")
@@ -299,7 +302,7 @@ start_proxies() { # veer-proxy extra arguments
   if [[ -n $ab ]]; then
     # shellcheck disable=SC2086 # the arguments are words
     in_pod l7proxy "$veer_b_bin" --listen "$proxy_ip:$port_veer_b" --routes "$tmp/routes.json" \
-      --threads 1 --ready-fd 3 $veer_extra $veer_b_args 3>"$tmp/veer-b.ready" >"$tmp/veer-b.log" 2>&1 &
+      --threads 1 --ready-fd 3 $b_extra $veer_b_args 3>"$tmp/veer-b.ready" >"$tmp/veer-b.log" 2>&1 &
     pid_veer_b=$!
     pids+=("$pid_veer_b")
   fi
@@ -396,7 +399,7 @@ for phase in $phases; do
   plain) start_proxies "" ;;
   accelerated)
     start_agent
-    start_proxies --no-defer-accept
+    start_proxies "--no-defer-accept --io epoll" # as veer-agent starts it then
     ;;
   *)
     echo "proxy_bench: unknown phase $phase (BENCH_PHASES: plain accelerated)" >&2

@@ -404,7 +404,7 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
     po.mark = pf.mark;
     po.runDir = runDir;
     po.threads = pf.threads;
-    po.deferAccept = !accelerate;
+    po.socketAcceleration = accelerate;
     proxy = std::make_unique<ProxySupervisor>(std::move(po), **dp);
     if (Status s = proxy->init(); !s) {
       spdlog::critical("veer-proxy: {}", s.error().message);

@@ -204,8 +204,8 @@ Status ProxySupervisor::start() {
   std::vector<std::string> args = {opt_.binary, "--routes", routesPath_, "--ready-fd", "3",
                                    "--mark", std::to_string(opt_.mark), "--threads",
                                    std::to_string(opt_.threads)};
-  if (!opt_.deferAccept) {
-    args.push_back("--no-defer-accept");
+  if (opt_.socketAcceleration) {
+    args.insert(args.end(), {"--no-defer-accept", "--io", "epoll"});
   }
   for (const auto& [addr, port] : opt_.listen) {
     args.push_back("--listen");

@@ -38,7 +38,12 @@ struct ProxyOptions {
   uint32_t mark = 0;   // SO_MARK of its upstream sockets
   std::string runDir;  // routes.json and veer-proxy.pid
   int threads = 1;
-  bool deferAccept = true; // false under socket acceleration (EngineOptions::deferAccept)
+  /**
+   * Under socket acceleration (bpf/lib/accel.h) the proxy runs without TCP_DEFER_ACCEPT
+   * (a deferred accept keeps every client connection on TCP) and on epoll: its io_uring
+   * loop lost wakeups there and fell back to its 100 ms tick (docs/design.md).
+   */
+  bool socketAcceleration = false;
   std::chrono::milliseconds loadTimeout{5000};
 };
 

@@ -57,7 +57,7 @@ struct EngineOptions {
   size_t retryBufferBytes = 64 * 1024;
   size_t maxIdlePerEndpoint = 64;      // pooled idle connections per endpoint and thread
   /** TCP_DEFER_ACCEPT on listeners. Off under socket acceleration (bpf/lib/accel.h): a
-   * client's first request then has to go through TCP, and so does the rest of its
+   * client's first request would have to go through TCP, and so the rest of its
    * connection. */
   bool deferAccept = true;
   /** Istio mirror copies in flight per thread; more are dropped (and counted), so a slow

@@ -209,8 +209,8 @@ int main(int argc, char** argv) {
           CLI::ignore_case))
       ->default_str("auto");
   app.add_flag("!--no-defer-accept", o.deferAccept,
-               "accept a connection before its first request arrives (veer-agent passes it with "
-               "--socket-acceleration)");
+               "accept a connection before its first request arrives (veer-agent passes it, and "
+               "--io epoll, with --socket-acceleration)");
   app.add_option("--threads", o.threads, "event loop threads (SO_REUSEPORT each)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
