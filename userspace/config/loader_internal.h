@@ -353,7 +353,8 @@ public:
 
   void fileError(const std::string& path, const std::string& message);
 
-  LoadResult take() { return std::move(result_); }
+  /** The result, its object lists trimmed to their size. */
+  LoadResult take();
 
   /** The sizes of a Config's object lists, in Config's member order. */
   using ListSizes = std::array<size_t, 8>;

@@ -990,10 +990,16 @@ private:
     for (std::thread& t : workers) {
       t.join();
     }
+    size_t total = 0;
+    for (const auto& out : outs) {
+      total += out->services.size();
+    }
+    result_.plan.services.reserve(result_.plan.services.size() + total);
     for (auto& out : outs) {
       for (PlanService& ps : out->services) {
         result_.plan.services.push_back(std::move(ps));
       }
+      out->services = {}; // its moved-from shells go now, not with the last part
       for (const Diagnostic& d : out->diags) {
         diag_.add(d); // in service order, each finding once, as a serial build reports
       }
