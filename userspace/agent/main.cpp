@@ -312,6 +312,12 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   for (const std::string& f : features.optionalMissing) {
     spdlog::warn("kernel feature missing, continuing without it: {}", f);
   }
+  if (accelerate && std::find(features.optionalMissing.begin(), features.optionalMissing.end(),
+                              kSocketAccelerationFeature) != features.optionalMissing.end()) {
+    spdlog::critical("--socket-acceleration: kernel feature missing: {}",
+                     kSocketAccelerationFeature);
+    return 1;
+  }
   if (!features.missing.empty()) {
     for (const std::string& f : features.missing) {
       spdlog::critical("kernel feature missing: {}", f);

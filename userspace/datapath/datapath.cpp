@@ -96,6 +96,12 @@ FeatureReport probeKernelFeatures() {
   btf__free(vmlinux);
   (sockDestroy ? r.found : r.optionalMissing)
       .push_back("kfunc bpf_sock_destroy (socket recycling by iterator)");
+  const bool accel =
+      libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, nullptr) == 1 &&
+      libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKHASH, nullptr) == 1 &&
+      libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash, nullptr) == 1 &&
+      libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get, nullptr) == 1;
+  (accel ? r.found : r.optionalMissing).push_back(kSocketAccelerationFeature);
   return r;
 }
 

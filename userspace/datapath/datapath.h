@@ -23,6 +23,11 @@ struct FeatureReport {
 };
 FeatureReport probeKernelFeatures();
 
+/** The FeatureReport entry --socket-acceleration needs (bpf/lib/accel.h). */
+inline constexpr const char* kSocketAccelerationFeature =
+    "prog type sk_msg, map type sockhash, helpers msg_redirect_hash and sk_storage_get in "
+    "sk_msg (socket acceleration)";
+
 /**
  * Cookie of the network namespace this process runs in (the node's, for the
  * agent). The BPF programs that key session affinity by client tell processes
