@@ -52,6 +52,14 @@ Result<uint64_t> ownNetnsCookie() {
   return cookie;
 }
 
+bool kernelHasSockDestroyKfunc() {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  const bool found =
+      vmlinux != nullptr && btf__find_by_name_kind(vmlinux, "bpf_sock_destroy", BTF_KIND_FUNC) > 0;
+  btf__free(vmlinux);
+  return found;
+}
+
 FeatureReport probeKernelFeatures() {
   FeatureReport r;
   auto check = [&r](bool ok, const std::string& what) {
@@ -90,11 +98,7 @@ FeatureReport probeKernelFeatures() {
   check(access("/sys/kernel/btf/vmlinux", R_OK) == 0, "kernel BTF (/sys/kernel/btf/vmlinux)");
   // Optional: socket recycling by iterator needs the bpf_sock_destroy kfunc (Linux >= 6.5);
   // without it the agent tries netlink SOCK_DESTROY (Recycler::load says which works).
-  btf* vmlinux = btf__load_vmlinux_btf();
-  const bool sockDestroy =
-      vmlinux != nullptr && btf__find_by_name_kind(vmlinux, "bpf_sock_destroy", BTF_KIND_FUNC) > 0;
-  btf__free(vmlinux);
-  (sockDestroy ? r.found : r.optionalMissing)
+  (kernelHasSockDestroyKfunc() ? r.found : r.optionalMissing)
       .push_back("kfunc bpf_sock_destroy (socket recycling by iterator)");
   const bool accel =
       libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_MSG, nullptr) == 1 &&

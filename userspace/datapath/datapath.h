@@ -23,6 +23,10 @@ struct FeatureReport {
 };
 FeatureReport probeKernelFeatures();
 
+/** Whether vmlinux BTF has the bpf_sock_destroy kfunc (Linux >= 6.5): socket recycling
+ * by iterator. */
+bool kernelHasSockDestroyKfunc();
+
 /** The FeatureReport entry --socket-acceleration needs (bpf/lib/accel.h). */
 inline constexpr const char* kSocketAccelerationFeature =
     "prog type sk_msg, map type sockhash, helpers msg_redirect_hash and sk_storage_get in "

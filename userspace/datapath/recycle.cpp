@@ -1,7 +1,6 @@
 #include "datapath/recycle.h"
 
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -98,14 +97,6 @@ std::map<std::string, uint32_t> weightsBySubset(const PlanService& s) {
     w[v.subset] = v.weight;
   }
   return w;
-}
-
-bool kernelHasSockDestroyKfunc() {
-  btf* vmlinux = btf__load_vmlinux_btf();
-  const bool found =
-      vmlinux != nullptr && btf__find_by_name_kind(vmlinux, "bpf_sock_destroy", BTF_KIND_FUNC) > 0;
-  btf__free(vmlinux);
-  return found;
 }
 
 /** One sock_diag request (dump or destroy) on a NETLINK_SOCK_DIAG socket. */
