@@ -46,7 +46,8 @@ template <class K> Status deleteGeneration(int fd, uint8_t gen, const char* name
 template <class K, class V>
 Status writeGeneration(int fd, const std::vector<std::pair<K, V>>& entries, uint8_t gen,
                        const char* name) {
-  for (auto [k, v] : entries) {
+  for (const auto& [key, v] : entries) {
+    K k = key; // only the key takes the generation: no copy of a 264-byte version
     k.gen = gen;
     if (bpf_map_update_elem(fd, &k, &mapValue(v), BPF_ANY) != 0) {
       return osError(errno, std::string("update ") + name);
