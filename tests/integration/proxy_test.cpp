@@ -201,7 +201,7 @@ TEST_F(AcceleratedProxyTest, Seed000OverDirectDelivery) {
   veer_accel_stats st = accelStats();
   EXPECT_GE(st.sockets, 4u);
   EXPECT_GE(st.redirected, 105u * 2) << "tcp: " << st.tcp;
-  // The agent ran the proxy on epoll, where its io_uring loop lost wakeups (design.md).
+  // The agent ran the proxy on epoll: its io_uring loop stalled here (design.md).
   EXPECT_NE(agent_->log().find("threads, epoll)"), std::string::npos) << agent_->log();
 }
 

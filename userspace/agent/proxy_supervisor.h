@@ -41,7 +41,7 @@ struct ProxyOptions {
   /**
    * Under socket acceleration (bpf/lib/accel.h) the proxy runs without TCP_DEFER_ACCEPT
    * (a deferred accept keeps every client connection on TCP) and on epoll: its io_uring
-   * loop lost wakeups there and fell back to its 100 ms tick (docs/design.md).
+   * loop stalled there in connection-close traffic, cause not found (docs/design.md).
    */
   bool socketAcceleration = false;
   std::chrono::milliseconds loadTimeout{5000};
