@@ -10,7 +10,12 @@
 # Before measuring, each proxy's split is checked on a sample (x-veer-version counts):
 # a proxy that routes differently would make the comparison unfair, so that is an error.
 #
-# Two phases, each with the same cases: "plain", then "accelerated": veer-agent
+# Three phases, each with the same cases. "plain": every process runs unconstrained on
+# the machine's cores, beside wrk and the backends. "limited": each proxy runs under the
+# same CPU limit (a CFS quota, BENCH_CPU_LIMIT cores per BENCH_CPU_PERIOD_US, as a
+# DaemonSet's resources.limits.cpu sets one), so the proxy, not wrk or the backends, is
+# what limits requests/s: on a 2-core machine wrk and the backends otherwise take more
+# CPU per request than any of the proxies. "accelerated": veer-agent
 # --socket-acceleration attached to the world's cgroup (no services: only its socket
 # acceleration acts), every proxy restarted so its upstream connections are made
 # under it, veer-proxy with --no-defer-accept --io epoll as the agent starts it. Node-local
@@ -25,7 +30,8 @@
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_SECONDS (5 per case and round),
 # BENCH_CONNECTIONS (64), BENCH_SAMPLE (1000 requests per split check), BENCH_PHASES
-# ("plain accelerated").
+# ("plain limited accelerated"), BENCH_CPU_LIMIT (0.5), BENCH_CPU_PERIOD_US (100000,
+# Kubernetes' CFS period).
 # A/B: BENCH_VEER_B_ARGS (e.g. "--io epoll") and/or BENCH_VEER_B_BIN (another veer-proxy
 # binary) add a case "veer-b": a second veer-proxy with those arguments, interleaved with
 # the others and reported with its own ratios and a veer/veer-b line.
@@ -39,7 +45,9 @@ rounds=${BENCH_ROUNDS:-3}
 seconds=${BENCH_SECONDS:-5}
 conns=${BENCH_CONNECTIONS:-64}
 sample=${BENCH_SAMPLE:-1000}
-phases=${BENCH_PHASES:-plain accelerated}
+phases=${BENCH_PHASES:-plain limited accelerated}
+cpu_limit=${BENCH_CPU_LIMIT:-0.5}
+cpu_period=${BENCH_CPU_PERIOD_US:-100000}
 
 if [[ $EUID -ne 0 ]]; then
   echo "proxy_bench: needs root (network namespaces, cgroups)" >&2
@@ -56,6 +64,7 @@ done
 world=pb$$
 tmp=$(mktemp -d /tmp/veer-proxy-bench.XXXXXX)
 pids=()
+limit_cg=
 stop_all() {
   for p in "${pids[@]}"; do
     kill "$p" 2>/dev/null || true
@@ -72,6 +81,7 @@ cleanup() {
     umount "$tmp/bpffs" || true
   fi
   build/bin/veer-world down --name "$world" >/dev/null 2>&1 || true
+  remove_limit_cgroup || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -331,6 +341,59 @@ start_proxies() { # veer-proxy extra arguments
   fi
 }
 
+# The cgroup the "limited" phase moves each proxy into, with the CPU limit as a CFS quota:
+# cgroup v2's cpu.max where a v2 hierarchy has the cpu controller, else cgroup v1's cpu
+# hierarchy. Created here, removed when the phase ends. (On cgroup v2 this takes the proxies
+# out of their pod's cgroup; no veer-agent runs in this phase.)
+make_limit_cgroup() {
+  local quota v2 v1
+  quota=$(awk -v l="$cpu_limit" -v p="$cpu_period" 'BEGIN {printf "%d", l * p}')
+  v2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/self/mounts)
+  v1=$(awk '$3 == "cgroup" && $4 ~ /(^|,)cpu(,|$)/ {print $2; exit}' /proc/self/mounts)
+  if [[ -n $v2 ]] && grep -qw cpu "$v2/cgroup.controllers"; then
+    if ! grep -qw cpu "$v2/cgroup.subtree_control"; then
+      echo "proxy_bench: the limited phase needs the cpu controller enabled in" \
+        "$v2/cgroup.subtree_control" >&2
+      exit 1
+    fi
+    limit_cg=$v2/veer-proxy-bench-$$
+    mkdir "$limit_cg"
+    echo "$quota $cpu_period" >"$limit_cg/cpu.max"
+  elif [[ -n $v1 ]]; then
+    limit_cg=$v1/veer-proxy-bench-$$
+    mkdir "$limit_cg"
+    echo "$cpu_period" >"$limit_cg/cpu.cfs_period_us"
+    echo "$quota" >"$limit_cg/cpu.cfs_quota_us"
+  else
+    echo "proxy_bench: the limited phase needs a cgroup hierarchy with the cpu controller" >&2
+    exit 1
+  fi
+}
+
+remove_limit_cgroup() {
+  if [[ -n $limit_cg && -d $limit_cg ]]; then
+    local p
+    for p in $(cat "$limit_cg/cgroup.procs"); do # stop_all reaped the proxies: strays only
+      kill "$p" 2>/dev/null && tail --pid="$p" -f /dev/null
+    done
+    rmdir "$limit_cg"
+  fi
+  limit_cg=
+}
+
+children() { # pid: its child processes (/proc/PID/stat; a comm may hold spaces)
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } |
+    awk -v p="$1" '{pid = $1; sub(/.*\) /, ""); if ($2 == p) print pid}'
+}
+
+limit() { # pid: the process and every descendant into the limit cgroup
+  local p=$1 c
+  echo "$p" >"$limit_cg/cgroup.procs"
+  for c in $(children "$p"); do
+    limit "$c"
+  done
+}
+
 # CPU ticks (utime+stime) of a process and its child processes (nginx's worker).
 cpu_ticks() {
   { cat /proc/[0-9]*/stat 2>/dev/null || true; } | # processes may exit while being read
@@ -397,12 +460,19 @@ start_agent() {
 for phase in $phases; do
   case $phase in
   plain) start_proxies "" ;;
+  limited)
+    start_proxies ""
+    make_limit_cgroup
+    for p in "$pid_haproxy" "$(cat "$tmp/nginx.pid")" "$pid_veer" ${ab:+"$pid_veer_b"}; do
+      limit "$p"
+    done
+    ;;
   accelerated)
     start_agent
     start_proxies "--no-defer-accept --io epoll" # as veer-agent starts it then
     ;;
   *)
-    echo "proxy_bench: unknown phase $phase (BENCH_PHASES: plain accelerated)" >&2
+    echo "proxy_bench: unknown phase $phase (BENCH_PHASES: plain limited accelerated)" >&2
     exit 1
     ;;
   esac
@@ -428,6 +498,7 @@ for phase in $phases; do
       { echo "proxy_bench: socket acceleration joined no connection" >&2; exit 1; }
   fi
   stop_all
+  remove_limit_cgroup
   if [[ $phase == accelerated ]]; then # pinned: acceleration outlives the agent until this
     build/bin/veer-agent --uninstall --bpffs "$tmp/bpffs" >/dev/null
   fi
@@ -438,7 +509,8 @@ median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "-"; else if (NR 
 echo
 echo "veer-proxy vs HAProxy (1 thread, http-reuse always) and nginx (1 worker), $conns connections,"
 echo "medians of $rounds rounds x ${seconds}s; ratios against the faster of HAProxy and nginx in the"
-echo "same phase (accelerated: veer-agent --socket-acceleration on for every case)"
+echo "same phase (limited: each proxy under a CPU limit of $cpu_limit cores, CFS period ${cpu_period}us;"
+echo "accelerated: veer-agent --socket-acceleration on for every case)"
 printf '%-11s %-9s %-8s %11s %9s %11s %9s %9s\n' phase mode case req/s p99-ms cpu-us/req rps-ratio \
   cpu-ratio
 col() { # phase mode case field
