@@ -270,6 +270,15 @@ in_pod() { # pod cmd...
   build/bin/veer-world exec --name "$world" "$p" -- "$@"
 }
 
+# In the background, as the process itself: veer-world exec execs the command, so $! is the
+# proxy's pid (killed by stop_all, measured by cpu_ticks), not a shell that would leave it
+# running when killed.
+spawn_in_pod() { # pod cmd...
+  local p=$1
+  shift
+  (exec build/bin/veer-world exec --name "$world" "$p" -- "$@") &
+}
+
 # Fairness: the same split and the same header routing through every proxy.
 check_split() { # name port
   local args=() i
@@ -296,23 +305,29 @@ check_split() { # name port
 
 start_proxies() { # veer-proxy extra arguments
   local veer_extra=$1 b_extra=$1
+  # A listener left from the previous phase would share its port (SO_REUSEPORT) and
+  # take part of the load unmeasured.
+  if in_pod l7proxy ss -Hltn | grep -qE "$proxy_ip:($port_haproxy|$port_nginx|$port_veer|$port_veer_b) "; then
+    echo "proxy_bench: a proxy port is still in use: $(in_pod l7proxy ss -Hltnp)" >&2
+    exit 1
+  fi
   if [[ $veer_b_args == *--io* ]]; then # veer-b's own --io wins
     b_extra=${veer_extra/--io epoll/}
   fi
-  in_pod l7proxy haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
+  spawn_in_pod l7proxy haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1
   pid_haproxy=$!
   pids+=("$pid_haproxy")
-  in_pod l7proxy nginx -c "$tmp/nginx.conf" -g 'daemon off;' >"$tmp/nginx.log" 2>&1 &
+  spawn_in_pod l7proxy nginx -c "$tmp/nginx.conf" -g 'daemon off;' >"$tmp/nginx.log" 2>&1
   pid_nginx=$!
   pids+=("$pid_nginx")
-  in_pod l7proxy build/bin/veer-proxy --listen "$proxy_ip:$port_veer" --routes "$tmp/routes.json" \
-    --threads 1 $veer_extra --ready-fd 3 3>"$tmp/veer.ready" >"$tmp/veer.log" 2>&1 &
+  spawn_in_pod l7proxy build/bin/veer-proxy --listen "$proxy_ip:$port_veer" --routes "$tmp/routes.json" \
+    --threads 1 $veer_extra --ready-fd 3 3>"$tmp/veer.ready" >"$tmp/veer.log" 2>&1
   pid_veer=$!
   pids+=("$pid_veer")
   if [[ -n $ab ]]; then
     # shellcheck disable=SC2086 # the arguments are words
-    in_pod l7proxy "$veer_b_bin" --listen "$proxy_ip:$port_veer_b" --routes "$tmp/routes.json" \
-      --threads 1 --ready-fd 3 $b_extra $veer_b_args 3>"$tmp/veer-b.ready" >"$tmp/veer-b.log" 2>&1 &
+    spawn_in_pod l7proxy "$veer_b_bin" --listen "$proxy_ip:$port_veer_b" --routes "$tmp/routes.json" \
+      --threads 1 --ready-fd 3 $b_extra $veer_b_args 3>"$tmp/veer-b.ready" >"$tmp/veer-b.log" 2>&1
     pid_veer_b=$!
     pids+=("$pid_veer_b")
   fi
@@ -463,7 +478,7 @@ for phase in $phases; do
   limited)
     start_proxies ""
     make_limit_cgroup
-    for p in "$pid_haproxy" "$(cat "$tmp/nginx.pid")" "$pid_veer" ${ab:+"$pid_veer_b"}; do
+    for p in "$pid_haproxy" "$pid_nginx" "$pid_veer" ${ab:+"$pid_veer_b"}; do
       limit "$p"
     done
     ;;
@@ -478,7 +493,7 @@ for phase in $phases; do
   esac
   pid[direct]=""
   pid[haproxy]=$pid_haproxy
-  pid[nginx]=$(cat "$tmp/nginx.pid") # the master; its worker is its child
+  pid[nginx]=$pid_nginx # the master; its worker is its child
   pid[veer]=$pid_veer
   pid[veer-b]=${pid_veer_b:-}
   # Warm every path (pools, caches) once, unmeasured.
