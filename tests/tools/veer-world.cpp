@@ -267,7 +267,7 @@ int runWorld(const UpOptions& opt, int readyFd) {
   std::vector<Process> servers;
   for (const auto& pod : config.pods) {
     PodSpec spec;
-    spec.name = nameCount[pod.meta.name] > 1 ? pod.meta.ns + "." + pod.meta.name : pod.meta.name;
+    spec.name = nameCount[pod.meta.name] > 1 ? pod.meta.ns + "." + pod.meta.name : pod.meta.name.str();
     for (const auto& ip : pod.ips) {
       (ip.v4 ? spec.ipv4 : spec.ipv6).push_back(ip.str());
     }

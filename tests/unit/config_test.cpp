@@ -189,7 +189,7 @@ status:
   EXPECT_EQ(p.ips[0], ip("10.244.1.21"));
   EXPECT_EQ(p.ips[1], ip("fd00:244:1::21"));
   EXPECT_TRUE(p.ready);
-  EXPECT_EQ(p.namedPorts, (FlatMap<std::string, uint16_t>{{"http", 9080}, {"dns", 5353}}));
+  EXPECT_EQ(p.namedPorts, (FlatMap<Str, uint16_t>{{"http", 9080}, {"dns", 5353}}));
   EXPECT_FALSE(r.config.pods[1].ready);
   EXPECT_EQ(r.config.pods[1].meta.pos.line, 24);
 }
@@ -284,7 +284,7 @@ spec:
   EXPECT_EQ(dr.subsets[1].labels, (Labels{{"version", "v2"}, {"track", "canary"}}));
   ASSERT_EQ(r.config.virtualServices.size(), 1u);
   const VirtualService& vs = r.config.virtualServices[0];
-  EXPECT_EQ(vs.hosts, (std::vector<std::string>{"reviews", "reviews.shop.svc.cluster.local"}));
+  EXPECT_EQ(vs.hosts, (std::vector<Str>{"reviews", "reviews.shop.svc.cluster.local"}));
   ASSERT_EQ(vs.hostPos.size(), 2u);
   EXPECT_EQ(vs.hostPos[1].line, 16);
   EXPECT_EQ(vs.hostPos[1].column, 20);

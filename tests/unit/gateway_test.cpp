@@ -198,13 +198,13 @@ TEST(GatewayApi, HeaderMatchAndHeaderModifiersAreL7) {
   ASSERT_EQ(r.matches[0].headers.size(), 1u);
   EXPECT_EQ(r.matches[0].headers[0].key, "x-canary"); // header names are case-insensitive
   EXPECT_EQ(r.headers->response.set,
-            (std::vector<std::pair<std::string, std::string>>{{"x-served-by", "cart-v2"}}));
+            (std::vector<std::pair<Str, Str>>{{"x-served-by", "cart-v2"}}));
   EXPECT_EQ(r.headers->response.add,
-            (std::vector<std::pair<std::string, std::string>>{{"x-hop", "1"}}));
-  EXPECT_EQ(r.headers->response.remove, (std::vector<std::string>{"x-debug"}));
+            (std::vector<std::pair<Str, Str>>{{"x-hop", "1"}}));
+  EXPECT_EQ(r.headers->response.remove, (std::vector<Str>{"x-debug"}));
   ASSERT_EQ(r.destinations.size(), 1u);
   EXPECT_EQ(r.destinations[0].headers->request.set,
-            (std::vector<std::pair<std::string, std::string>>{{"x-version", "v2"}}));
+            (std::vector<std::pair<Str, Str>>{{"x-version", "v2"}}));
 
   ExplainRequest req;
   req.host = "cart.shop";

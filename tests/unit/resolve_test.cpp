@@ -18,7 +18,7 @@ std::string formatDiagnostics(const PlanService& s) {
   std::string out = s.ns + "/" + s.name + " " + s.addr.str() + ":" + std::to_string(s.port) +
                     "/" + std::to_string(s.proto) + ":";
   for (const auto& v : s.versions) {
-    out += " " + (v.subset.empty() ? std::string("*") : v.subset) + "=" +
+    out += " " + (v.subset.empty() ? std::string("*") : v.subset.str()) + "=" +
            std::to_string(v.weight) + "[";
     for (size_t i = 0; i < v.backends.size(); ++i) {
       out += (i ? " " : "") + v.backends[i].addr.str() + ":" + std::to_string(v.backends[i].port);
@@ -631,7 +631,7 @@ TEST_P(SeedSteps, ResolvedWeights) {
     EXPECT_EQ(s->path, c.matchWarning ? PlanPath::kL7 : PlanPath::kKernel);
     if (c.matchWarning) {
       ASSERT_EQ(s->why.size(), 1u);
-      EXPECT_EQ(s->why[0], "VirtualService default/reviews spec.http[0].match[0].headers: "
+      EXPECT_EQ(s->why[0].text(), "VirtualService default/reviews spec.http[0].match[0].headers: "
                            "end-user exact");
       EXPECT_EQ(s->kernelRule, "VirtualService default/reviews spec.http[1]");
       EXPECT_EQ(s->routes.size(), 2u);

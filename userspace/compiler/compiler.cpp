@@ -40,7 +40,7 @@ uint64_t MapImage::digest() const {
   h = hashEntries(h, backends);
   h = hashEntries(h, members);
   for (const auto& [client, id] : laneClients) {
-    for (const std::string* f : {&client.ns, &client.name, &client.uid, &client.lane}) {
+    for (const Str* f : {&client.ns, &client.name, &client.uid, &client.lane}) {
       h = fnv1a64(f->data(), f->size(), h);
       h = fnv1a64("", 1, h); // field separator
     }

@@ -118,7 +118,7 @@ private:
       std::vector<const VirtualService*> stack{&o};
       if (expand(o, nullptr, stack, more) && at != vhostAt_.end()) {
         PlanVirtualHost& vh = plan_.virtualHosts[at->second];
-        vh.source += ", " + o.meta.ref();
+        vh.source = vh.source + ", " + o.meta.ref();
         vh.routes.insert(vh.routes.end(), more.begin(), more.end());
         orderHttpRouteRules(vh.routes);
       }
@@ -265,7 +265,7 @@ private:
         }
         diag_.error(d.pos, o.meta.ref(), d.field + ".name",
               "Service " + ns + "/" + d.host + " not found" + didYouMean(d.host, inNs));
-        d.host += "." + ns;
+        d.host = d.host + "." + ns;
         ok = false;
         continue;
       }

@@ -442,7 +442,7 @@ private:
 
   /** host, subset, port{number} of a Destination (also mirror and fallback targets). */
   bool loadTarget(ObjectParser& p, const yaml::Node& dest, const std::string& df,
-                  std::string& host, std::string& subset, uint16_t& portOut,
+                  Str& host, Str& subset, uint16_t& portOut,
                   bool siblingsWeighted = false, bool hasWeight = true);
 
   std::optional<RouteDestination> loadDestination(ObjectParser& p, const yaml::Node& n,

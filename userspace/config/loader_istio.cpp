@@ -722,7 +722,7 @@ std::optional<Delegate> Loader::loadDelegate(ObjectParser& p, const yaml::Node& 
 
 /** host, subset, port{number} of a Destination (also mirror and fallback targets). */
 bool Loader::loadTarget(ObjectParser& p, const yaml::Node& dest, const std::string& df,
-                        std::string& host, std::string& subset, uint16_t& portOut,
+                        Str& host, Str& subset, uint16_t& portOut,
                         bool siblingsWeighted, bool hasWeight) {
   auto dm = p.fields(dest, df, {"host", "subset", "port"}, {}, true);
   if (!dm) {

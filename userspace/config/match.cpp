@@ -140,7 +140,7 @@ Result<CompiledStringMatch> CompiledStringMatch::compile(const StringMatch& m, b
     RE2::Options opts;
     opts.set_log_errors(false);
     opts.set_case_sensitive(!ignoreCase);
-    auto re = std::make_shared<const RE2>(m.value, opts);
+    auto re = std::make_shared<const RE2>(m.value.view(), opts);
     if (!re->ok()) {
       return Error{0, "bad regex '" + m.value + "': " + re->error()};
     }

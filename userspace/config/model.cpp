@@ -175,7 +175,7 @@ std::string versionName(const PlanVersion& v) {
   if (v.service.empty()) {
     return v.subset;
   }
-  return v.subset.empty() ? v.service : v.service + "." + v.subset;
+  return v.subset.empty() ? v.service.str() : v.service + "." + v.subset;
 }
 
 std::string PlanService::id() const { return ns + "/" + name + ":" + std::to_string(port); }

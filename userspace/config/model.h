@@ -16,6 +16,7 @@
 #include "common/flat_map.h"
 #include "common/net.h"
 #include "common/result.h"
+#include "common/str.h"
 
 namespace veer {
 
@@ -99,17 +100,17 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
 std::string formatDiagnostics(const Diagnostics& diags);
 
 /** Label or annotation keys to values, sorted by key. */
-using Labels = FlatMap<std::string, std::string>;
+using Labels = FlatMap<Str, Str>;
 
 /** Kind, namespace ("default" when omitted) and name of a Kubernetes object. */
 struct ObjectMeta {
-  std::string kind;
-  std::string apiVersion;
-  std::string ns;
-  std::string name;
+  Str kind;
+  Str apiVersion;
+  Str ns;
+  Str name;
   Labels labels;
   Labels annotations;
-  std::string uid; // metadata.uid; a pod's cgroup path carries it
+  Str uid; // metadata.uid; a pod's cgroup path carries it
   SourcePos pos;
 
   /** "Kind ns/name" */
@@ -117,11 +118,11 @@ struct ObjectMeta {
 };
 
 struct ServicePort {
-  std::string name;
+  Str name;
   uint16_t port = 0;
   uint8_t proto = 6; // IPPROTO_TCP or IPPROTO_UDP
   uint16_t targetPort = 0;     // 0 when targetPortName is used
-  std::string targetPortName;  // named container port
+  Str targetPortName;  // named container port
   SourcePos pos;
 };
 
@@ -138,22 +139,22 @@ struct Pod {
   ObjectMeta meta;
   std::vector<IpAddr> ips;
   bool ready = false;
-  FlatMap<std::string, uint16_t> namedPorts; // containerPort name -> port (TCP and UDP alike)
+  FlatMap<Str, uint16_t> namedPorts; // containerPort name -> port (TCP and UDP alike)
 };
 
 struct EndpointSlice {
   struct Endpoint {
     std::vector<IpAddr> addresses;
     bool ready = true; // conditions.ready, unset means ready
-    std::string podName; // targetRef.name when targetRef.kind == Pod
+    Str podName; // targetRef.name when targetRef.kind == Pod
   };
   struct Port {
-    std::string name;
+    Str name;
     uint16_t port = 0;
     uint8_t proto = 6;
   };
   ObjectMeta meta;
-  std::string serviceName; // label kubernetes.io/service-name
+  Str serviceName; // label kubernetes.io/service-name
   std::vector<Endpoint> endpoints;
   std::vector<Port> ports;
 };
@@ -161,18 +162,18 @@ struct EndpointSlice {
 /** DestinationRule trafficPolicy.loadBalancer. */
 struct LoadBalancer {
   enum class Hash { kNone, kCookie, kHeader, kSourceIp, kQueryParam };
-  std::string simple; // ROUND_ROBIN, LEAST_REQUEST, RANDOM, PASSTHROUGH; "" when consistentHash
+  Str simple; // ROUND_ROBIN, LEAST_REQUEST, RANDOM, PASSTHROUGH; "" when consistentHash
   Hash hash = Hash::kNone;
-  std::string hashKey;    // cookie, header or query parameter name
-  std::string cookiePath; // httpCookie.path
-  std::string cookieTtl;  // httpCookie.ttl, as written ("0s")
+  Str hashKey;    // cookie, header or query parameter name
+  Str cookiePath; // httpCookie.path
+  Str cookieTtl;  // httpCookie.ttl, as written ("0s")
   SourcePos pos;
-  std::string field; // "spec.trafficPolicy.loadBalancer"
+  Str field; // "spec.trafficPolicy.loadBalancer"
 };
 
 /** Istio DestinationRule subset. */
 struct Subset {
-  std::string name;
+  Str name;
   Labels labels;
   Boxed<LoadBalancer> loadBalancer;        // subset trafficPolicy, overrides the rule's
   SourcePos pos;
@@ -180,7 +181,7 @@ struct Subset {
 
 struct DestinationRule {
   ObjectMeta meta;
-  std::string host;
+  Str host;
   SourcePos hostPos;
   std::vector<Subset> subsets;
   Boxed<LoadBalancer> loadBalancer;        // spec.trafficPolicy.loadBalancer
@@ -197,7 +198,7 @@ inline constexpr const char* kRecycleGraceAnnotation = "veer.io/recycle-grace";
 struct StringMatch {
   enum class Op { kExact, kPrefix, kRegex };
   Op op = Op::kExact;
-  std::string value;
+  Str value;
   SourcePos pos;
 
   /** "exact", "prefix" or "regex" */
@@ -206,14 +207,14 @@ struct StringMatch {
 
 /** A named StringMatch: a header or query parameter condition. */
 struct KeyMatch {
-  std::string key; // header names lowercased, as Istio matches them
+  Str key; // header names lowercased, as Istio matches them
   StringMatch match;
   bool present = false; // Istio `{}`: the key must be present, any value
 };
 
 /** One entry of Istio HTTPRoute.match[]: all its conditions must hold (AND). */
 struct HttpMatch {
-  std::string name;
+  Str name;
   Boxed<StringMatch> uri; // the four are on the heap: most matches set one or none
   Boxed<StringMatch> scheme;
   Boxed<StringMatch> method;
@@ -222,12 +223,12 @@ struct HttpMatch {
   std::vector<KeyMatch> withoutHeaders; // none of these may match
   std::vector<KeyMatch> queryParams;
   Labels sourceLabels;         // the client pod's labels
-  std::string sourceNamespace; // the client pod's namespace
-  std::vector<std::string> gateways;
+  Str sourceNamespace; // the client pod's namespace
+  std::vector<Str> gateways;
   uint16_t port = 0; // 0 = any
   bool ignoreUriCase = false;
   SourcePos pos;
-  std::string field; // "spec.http[0].match[1]"
+  Str field; // "spec.http[0].match[1]"
 
   /** True when the match needs request bytes (anything but port/source/gateway conditions). */
   bool needsRequest() const;
@@ -237,9 +238,9 @@ struct HttpMatch {
 
 /** Header manipulation: Istio Headers.HeaderOperations (kept in file order). */
 struct HeaderOps {
-  std::vector<std::pair<std::string, std::string>> set;
-  std::vector<std::pair<std::string, std::string>> add;
-  std::vector<std::string> remove;
+  std::vector<std::pair<Str, Str>> set;
+  std::vector<std::pair<Str, Str>> add;
+  std::vector<Str> remove;
   bool empty() const { return set.empty() && add.empty() && remove.empty(); }
   bool operator==(const HeaderOps&) const = default;
 };
@@ -255,9 +256,9 @@ struct HeaderActions {
 
 /** ASM RouteDestination.fallback: where to go when the subset cannot serve. */
 struct Fallback {
-  std::vector<std::string> cases; // "noinstances", "noavailabled"
-  std::string host;
-  std::string subset;
+  std::vector<Str> cases; // "noinstances", "noavailabled"
+  Str host;
+  Str subset;
   uint16_t port = 0;
   SourcePos pos;
   bool operator==(const Fallback&) const = default;
@@ -265,14 +266,14 @@ struct Fallback {
 
 /** Istio HTTPRouteDestination / RouteDestination. */
 struct RouteDestination {
-  std::string host;
-  std::string subset; // "$trafficLabel": the subset named by an ASM TrafficLabel
+  Str host;
+  Str subset; // "$trafficLabel": the subset named by an ASM TrafficLabel
   uint16_t port = 0;             // destination.port.number, 0 when unset
   std::optional<int64_t> weight; // unset: 100 if the only destination
   Sparse<HeaderActions> headers; // per-destination header operations (HTTP only)
   Boxed<Fallback> fallback;
   SourcePos pos;
-  std::string field; // "spec.http[0].route[1]"
+  Str field; // "spec.http[0].route[1]"
   SourcePos portPos; // where the port was written (Contour services[].port), for its diagnostics
   bool operator==(const RouteDestination&) const = default;
 };
@@ -342,21 +343,21 @@ struct RouteActions {
 
 /** Istio Delegate: an http rule hands its traffic to another VirtualService's rules. */
 struct Delegate {
-  std::string name;
-  std::string ns; // "" = the VirtualService's namespace
+  Str name;
+  Str ns; // "" = the VirtualService's namespace
   SourcePos pos;
 };
 
 /** Istio HTTPRoute or TCPRoute. match[] entries are ORed; rules are tried in order. */
 struct Route {
-  std::string name;
+  Str name;
   std::vector<HttpMatch> matches; // empty = always
   std::vector<RouteDestination> destinations;
   Sparse<HeaderActions> headers; // rule-level header operations
   Sparse<RouteActions> actions;
   Boxed<Delegate> delegate;
   SourcePos pos;
-  std::string field; // "spec.http[0]"
+  Str field; // "spec.http[0]"
   /**
    * Gateway API only: the precedence of the rule's (single) match, compared
    * lexicographically, higher first: path kind (3 Exact, 2 RegularExpression, 1 PathPrefix),
@@ -371,24 +372,24 @@ struct Route {
 
 struct VirtualService {
   ObjectMeta meta;
-  std::vector<std::string> hosts; // empty for a delegate VirtualService
+  std::vector<Str> hosts; // empty for a delegate VirtualService
   std::vector<SourcePos> hostPos; // position of each hosts[] entry (same length as hosts)
   /** Field of each hosts[] entry as its format spells it ("spec.parentRefs[0].name" for an
    * HTTPRoute); empty = "spec.hosts[i]". */
-  std::vector<std::string> hostFields;
-  std::vector<std::string> gateways;
+  std::vector<Str> hostFields;
+  std::vector<Str> gateways;
   std::vector<Route> http;
   std::vector<Route> tcp;
-  std::string tlsSecret; // Contour spec.virtualhost.tls.secretName ("" otherwise)
+  Str tlsSecret; // Contour spec.virtualhost.tls.secretName ("" otherwise)
 };
 
 /** Istio Gateway: kept so VirtualServices can name it; veer routes mesh traffic only. */
 struct Gateway {
   struct Server {
     uint16_t port = 0;
-    std::string portName;
-    std::string protocol;
-    std::vector<std::string> hosts;
+    Str portName;
+    Str protocol;
+    std::vector<Str> hosts;
     SourcePos pos;
   };
   ObjectMeta meta;
@@ -405,20 +406,20 @@ struct TrafficLabel {
   struct Source {
     enum class Kind { kContext, kLocalLabel, kLiteral };
     Kind kind = Kind::kLiteral;
-    std::string value; // header name, label name (ASM_TRAFFIC_TAG) or literal value
+    Str value; // header name, label name (ASM_TRAFFIC_TAG) or literal value
     SourcePos pos;
   };
   struct Label {
-    std::string name; // "trafficLabel", used as subset: $trafficLabel
+    Str name; // "trafficLabel", used as subset: $trafficLabel
     std::vector<Source> valueFrom;
     SourcePos pos;
-    std::string field;
+    Str field;
   };
   ObjectMeta meta;
   Labels workloadSelector; // empty = every workload in the namespace (or mesh for istio-system)
   std::vector<Label> labels;
-  std::vector<std::string> attachTo;
-  std::string protocols;
+  std::vector<Str> attachTo;
+  Str protocols;
 };
 
 /** The pod label ASM reads for $(localLabel). */

@@ -17,23 +17,23 @@ namespace veer {
 struct PlanBackend {
   IpAddr addr;
   uint16_t port = 0; // host order
-  std::string pod;   // "ns/name", for display
+  Str pod;   // "ns/name", for display
   auto operator<=>(const PlanBackend&) const = default;
 };
 
 /** One version (subset) of a service port and its share. */
 struct PlanVersion {
-  std::string subset; // "" = all endpoints of the service
+  Str subset; // "" = all endpoints of the service
   uint8_t weight = 0; // percent
   std::vector<PlanBackend> backends; // ready endpoints, sorted
   /** ASM fallback: the subset whose backends serve because this one has none ("" = none). */
-  std::string fallback;
+  Str fallback;
   /**
    * "ns/name" when the version is another Service's endpoints (a destination host other
    * than the routed service: Gateway API backendRefs, Istio route to another host); "" =
    * the routed service's own.
    */
-  std::string service;
+  Str service;
 };
 
 /** The version's display and map name: subset, or "ns/name[.subset]" of another Service. */
@@ -44,18 +44,18 @@ inline constexpr uint32_t kDefaultAffinityTimeout = 10800;
 
 /** A lane of a service: a client pod whose lane label is value goes to subset. */
 struct PlanLane {
-  std::string value;  // the client pod's label value, e.g. "gray"
-  std::string subset; // the version it reaches: the lane's own subset, or the fallback when
+  Str value;  // the client pod's label value, e.g. "gray"
+  Str subset; // the version it reaches: the lane's own subset, or the fallback when
                       // the lane's subset has no ready endpoint
   auto operator<=>(const PlanLane&) const = default;
 };
 
 /** A pod whose lane label puts it in a lane (the agent finds its cgroup). */
 struct PlanLaneClient {
-  std::string ns;
-  std::string name;
-  std::string uid;  // metadata.uid, "" when the inventory has none
-  std::string lane; // label value
+  Str ns;
+  Str name;
+  Str uid;  // metadata.uid, "" when the inventory has none
+  Str lane; // label value
   auto operator<=>(const PlanLaneClient&) const = default;
 };
 
@@ -74,7 +74,7 @@ const char* pathName(PlanPath p);
  * conditions merged in. Destination subsets are as written ("$trafficLabel" stays).
  */
 struct PlanRoute {
-  std::string source; // "VirtualService default/reviews"
+  Str source; // "VirtualService default/reviews"
   /**
    * The rule. Shared, not copied: when resolve() is given the Config as a shared_ptr,
    * a rule as written points into that Config (and keeps it alive); a rule resolve built
@@ -91,11 +91,23 @@ struct PlanRoute {
  */
 void orderHttpRouteRules(std::vector<PlanRoute>& routes);
 
+/**
+ * One finding behind a service's path, "<source> <detail>": "VirtualService default/reviews"
+ * and "spec.http[0].match[0].headers: end-user exact". Two interned parts, because the
+ * parts repeat across services where whole lines do not.
+ */
+struct PlanWhy {
+  Str source;
+  Str detail;
+  std::string text() const { return source + " " + detail; }
+  bool operator==(const PlanWhy&) const = default;
+};
+
 /** One service address (clusterIP, port, protocol) and its version split. */
 struct PlanService {
-  std::string ns;
-  std::string name;
-  std::string portName;
+  Str ns;
+  Str name;
+  Str portName;
   IpAddr addr;
   uint16_t port = 0; // host order
   uint8_t proto = 6; // IPPROTO_TCP or IPPROTO_UDP
@@ -106,9 +118,8 @@ struct PlanService {
    * kernelRule) until the proxy runs; the proxy takes routes.
    */
   PlanPath path = PlanPath::kKernel;
-  /** Why the path was chosen, one finding per line: "VirtualService default/reviews
-   * spec.http[0].match[0].headers: cookie regex". Empty for a plain service. */
-  std::vector<std::string> why;
+  /** Why the path was chosen, one finding each. Empty for a plain service. */
+  std::vector<PlanWhy> why;
   /** "VirtualService default/reviews spec.http[1]": the rule compiled into versions, "" if none. */
   std::string kernelRule;
   std::vector<PlanRoute> routes; // the full ordered rule list, for the proxy and explain
@@ -132,9 +143,9 @@ struct PlanService {
  * kept for validation, `veerctl plan` and golden tests.
  */
 struct PlanVirtualHost {
-  std::string host;      // virtualhost.fqdn
-  std::string source;    // "IngressRoute root-ingressroute/root-blog"
-  std::string tlsSecret; // "" = plain HTTP
+  Str host;      // virtualhost.fqdn
+  Str source;    // "IngressRoute root-ingressroute/root-blog"
+  Str tlsSecret; // "" = plain HTTP
   /**
    * Contour's order (longest prefix first, then more header conditions), delegates and
    * includes inlined; destination host "name.ns", weights normalized to percent.

@@ -206,11 +206,11 @@ std::string renderPlan(const Plan& plan) {
     out += s.id() + " " + serviceKey(s) + (s.portName.empty() ? "" : " (" + s.portName + ")") +
            " path=" + pathName(s.path) + "\n";
     for (const auto& w : s.why) {
-      out += "  why: " + w + "\n";
+      out += "  why: " + w.text() + "\n";
     }
     if (s.loadBalancer) {
       const LoadBalancer& lb = *s.loadBalancer;
-      out += "  loadBalancer: " + (lb.simple.empty() ? std::string("consistentHash") : lb.simple);
+      out += "  loadBalancer: " + (lb.simple.empty() ? std::string("consistentHash") : lb.simple.str());
       switch (lb.hash) {
       case LoadBalancer::Hash::kCookie:
         out += " httpCookie " + lb.hashKey + (lb.cookieTtl.empty() ? "" : " ttl " + lb.cookieTtl);
@@ -247,7 +247,7 @@ std::string renderPlan(const Plan& plan) {
       out += "\n";
     }
     for (const auto& l : s.lanes) {
-      out += "    lane " + l.value + " -> " + (l.subset.empty() ? std::string("*") : l.subset) +
+      out += "    lane " + l.value + " -> " + (l.subset.empty() ? std::string("*") : l.subset.str()) +
              (l.subset == l.value ? "" : " (fallback: " + l.value + " has no ready endpoint)") +
              "\n";
     }
@@ -280,7 +280,7 @@ PlanSummary summarize(const Plan& plan) {
     PlanSummary::Service ps;
     ps.id = s.id();
     ps.path = pathName(s.path);
-    ps.why = s.why.empty() ? "" : s.why.front();
+    ps.why = s.why.empty() ? "" : s.why.front().text();
     for (const auto& v : s.versions) {
       PlanSummary::Version pv;
       pv.subset = versionName(v);

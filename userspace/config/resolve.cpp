@@ -146,8 +146,8 @@ struct Candidate {
 struct Decision {
   const VirtualService* vs = nullptr;
   std::vector<PlanRoute> routes; // delegates inlined
-  std::vector<std::string> l7;     // findings that need request bytes
-  std::vector<std::string> kernel; // conditions decidable per client pod
+  std::vector<PlanWhy> l7;     // findings that need request bytes
+  std::vector<PlanWhy> kernel; // conditions decidable per client pod
 };
 
 class Resolver {
@@ -279,7 +279,7 @@ private:
     m.field = child.field.empty() ? parent.field : child.field;
     m.pos = child.pos;
     if (!child.name.empty()) {
-      m.name = parent.name.empty() ? child.name : parent.name + "." + child.name;
+      m.name = parent.name.empty() ? child.name : Str(parent.name + "." + child.name);
     }
     for (auto f : {&HttpMatch::uri, &HttpMatch::scheme, &HttpMatch::method, &HttpMatch::authority}) {
       if (child.*f) {
@@ -359,24 +359,24 @@ private:
   }
 
   /** Path findings of one rule (and whether any needs L7). */
-  void classify(const PlanRoute& pr, const std::string& ns, std::vector<std::string>& l7,
-                std::vector<std::string>& kernel) {
+  void classify(const PlanRoute& pr, const std::string& ns, std::vector<PlanWhy>& l7,
+                std::vector<PlanWhy>& kernel) {
     const Route& r = *pr.rule;
-    const std::string at = pr.source + " " + r.field;
+    const std::string& at = r.field;
     for (const HttpMatch& m : r.matches) {
-      const std::string mf = pr.source + " " + m.field;
+      const std::string& mf = m.field;
       for (const auto& [name, opt] :
            {std::pair{"uri", &m.uri}, {"scheme", &m.scheme}, {"method", &m.method},
             {"authority", &m.authority}}) {
         if (*opt) {
-          l7.push_back(mf + "." + name + ": " + (*opt)->opName() + " " + (*opt)->value);
+          l7.push_back({pr.source, mf + "." + name + ": " + (*opt)->opName() + " " + (*opt)->value});
         }
       }
       for (const auto& [name, list] : {std::pair{"headers", &m.headers},
                                        {"withoutHeaders", &m.withoutHeaders},
                                        {"queryParams", &m.queryParams}}) {
         for (const KeyMatch& k : *list) {
-          l7.push_back(mf + "." + name + ": " + matchWhat(k));
+          l7.push_back({pr.source, mf + "." + name + ": " + matchWhat(k)});
         }
       }
       if (!m.sourceLabels.empty() || !m.sourceNamespace.empty()) {
@@ -384,9 +384,10 @@ private:
         for (const auto& [k, v] : m.sourceLabels) {
           what += (what.empty() ? "" : ",") + k + "=" + v;
         }
-        kernel.push_back(mf + (m.sourceLabels.empty() ? ".sourceNamespace: " + m.sourceNamespace
-                                                      : ".sourceLabels: " + what) +
-                         " (decided per client pod)");
+        kernel.push_back({pr.source, mf + (m.sourceLabels.empty()
+                                               ? ".sourceNamespace: " + m.sourceNamespace
+                                               : ".sourceLabels: " + what) +
+                                         " (decided per client pod)"});
       }
     }
     auto headerWhy = [&](const HeaderActions& h, const std::string& f) {
@@ -404,37 +405,37 @@ private:
         if (!what.empty()) {
           // Said as the source format says it: Istio headers.request/response, Gateway API
           // Request/ResponseHeaderModifier filters.
-          const bool gatewayApi = pr.source.rfind("HTTPRoute ", 0) == 0;
+          const bool gatewayApi = pr.source.starts_with("HTTPRoute ");
           const std::string where =
               gatewayApi ? f + ".filters: " + (std::string(dir) == "request" ? "Request" : "Response") +
                                "HeaderModifier "
                          : f + ".headers." + dir + ": ";
-          l7.push_back(pr.source + " " + where + what);
+          l7.push_back({pr.source, where + what});
         }
       }
     };
     headerWhy(*r.headers, r.field);
     const RouteActions& a = *r.actions;
     if (!a.rewriteUri.empty() || !a.rewriteAuthority.empty()) {
-      l7.push_back(at + ".rewrite");
+      l7.push_back({pr.source, at + ".rewrite"});
     }
     if (!a.timeout.empty()) {
-      l7.push_back(at + ".timeout: " + a.timeout);
+      l7.push_back({pr.source, at + ".timeout: " + a.timeout});
     }
     if (a.retryAttempts >= 0 || !a.retryOn.empty() || !a.retryPerTryTimeout.empty()) {
-      l7.push_back(at + ".retries");
+      l7.push_back({pr.source, at + ".retries"});
     }
     if (a.mirror) {
-      l7.push_back(at + ".mirror: " + a.mirror->host);
+      l7.push_back({pr.source, at + ".mirror: " + a.mirror->host});
     }
     if (!a.faultDelay.empty() || a.faultAbortStatus != 0) {
-      l7.push_back(at + ".fault");
+      l7.push_back({pr.source, at + ".fault"});
     }
     if (!a.redirect.empty()) {
-      l7.push_back(at + ".redirect");
+      l7.push_back({pr.source, at + ".redirect"});
     }
     if (a.directResponseStatus != 0) {
-      l7.push_back(at + ".directResponse");
+      l7.push_back({pr.source, at + ".directResponse"});
     }
     for (const RouteDestination& d : r.destinations) {
       headerWhy(*d.headers, d.field);
@@ -446,12 +447,13 @@ private:
         }
         for (const auto& src : l->valueFrom) {
           if (src.kind == TrafficLabel::Source::Kind::kContext) {
-            l7.push_back(pr.source + " " + d.field + ".destination.subset: " + d.subset +
-                         " from request header " + src.value + " (" + owner->meta.ref() + ")");
+            l7.push_back({pr.source, d.field + ".destination.subset: " + d.subset +
+                                         " from request header " + src.value + " (" +
+                                         owner->meta.ref() + ")"});
           } else if (src.kind == TrafficLabel::Source::Kind::kLocalLabel) {
-            kernel.push_back(pr.source + " " + d.field + ".destination.subset: " + d.subset +
-                             " from the client pod's label " + src.value + " (" +
-                             owner->meta.ref() + ")");
+            kernel.push_back({pr.source, d.field + ".destination.subset: " + d.subset +
+                                             " from the client pod's label " + src.value + " (" +
+                                             owner->meta.ref() + ")"});
           }
         }
       }
@@ -463,7 +465,7 @@ private:
       for (size_t i = 0; i < vs.hosts.size(); ++i) {
         const std::string& host = vs.hosts[i];
         SourcePos hp = i < vs.hostPos.size() ? vs.hostPos[i] : vs.meta.pos;
-        std::string field = i < vs.hostFields.size() ? vs.hostFields[i]
+        std::string field = i < vs.hostFields.size() ? vs.hostFields[i].str()
                                                      : "spec.hosts[" + std::to_string(i) + "]";
         Key k;
         if (lookup(host, vs.meta.ns, &k) == nullptr) {
@@ -851,8 +853,8 @@ private:
    * address of the service follows, so dec's routes and findings move rather than copy.
    */
   void describe(PlanService& ps, Decision* dec, bool lastUse, const DestinationRule* dr) {
-    std::vector<std::string> l7;
-    std::vector<std::string> kernel;
+    std::vector<PlanWhy> l7;
+    std::vector<PlanWhy> kernel;
     if (dec != nullptr) {
       if (lastUse) { // the service's last address and port: nothing reads dec after this
         ps.routes = std::move(dec->routes);
@@ -867,19 +869,20 @@ private:
     if (dr != nullptr) {
       ps.loadBalancer = dr->loadBalancer;
       auto lbWhy = [&](const LoadBalancer& lb) {
-        std::string at = dr->meta.ref() + " " + lb.field + ": consistentHash ";
+        const Str source = dr->meta.ref();
+        const std::string at = lb.field + ": consistentHash ";
         switch (lb.hash) {
         case LoadBalancer::Hash::kCookie:
-          l7.push_back(at + "httpCookie " + lb.hashKey);
+          l7.push_back({source, at + "httpCookie " + lb.hashKey});
           break;
         case LoadBalancer::Hash::kHeader:
-          l7.push_back(at + "httpHeaderName " + lb.hashKey);
+          l7.push_back({source, at + "httpHeaderName " + lb.hashKey});
           break;
         case LoadBalancer::Hash::kQueryParam:
-          l7.push_back(at + "httpQueryParameterName " + lb.hashKey);
+          l7.push_back({source, at + "httpQueryParameterName " + lb.hashKey});
           break;
         case LoadBalancer::Hash::kSourceIp:
-          kernel.push_back(at + "useSourceIp (client affinity in the kernel)");
+          kernel.push_back({source, at + "useSourceIp (client affinity in the kernel)"});
           break;
         case LoadBalancer::Hash::kNone:
           break;

@@ -113,7 +113,7 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
     }
     out += "the service's endpoints, split as the kernel does:";
     for (const auto& v : s->versions) {
-      out += " " + (v.subset.empty() ? std::string("*") : v.subset) + "=" +
+      out += " " + (v.subset.empty() ? std::string("*") : v.subset.str()) + "=" +
              std::to_string(v.weight);
     }
     ex.text = out + "\n";
@@ -140,7 +140,7 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
               (d.defined ? "no ready pods" : "noinstances: subset undefined") + ")";
     }
     std::string_view shown = d.cluster.empty() ? named : d.serving;
-    out += "-> " + (shown.empty() ? written.host : std::string(shown)) + " " +
+    out += "-> " + (shown.empty() ? written.host.str() : std::string(shown)) + " " +
            std::to_string(d.weight) + "%" + note + ":";
     std::vector<std::string> pods;
     for (const proxy::Endpoint& e : d.endpoints) {

@@ -308,7 +308,7 @@ Status compile(Spec spec, Table* impl) {
       if (sc.loadBalancer && sc.loadBalancer->hash != LoadBalancer::Hash::kNone) {
         c->hash = sc.loadBalancer->hash;
         c->hashKey = c->hash == LoadBalancer::Hash::kHeader ? asciiLower(sc.loadBalancer->hashKey)
-                                                            : sc.loadBalancer->hashKey;
+                                                            : sc.loadBalancer->hashKey.str();
         std::vector<std::string> names;
         for (const auto& e : c->endpoints) {
           names.push_back(addrPort(e.addr, e.port));
@@ -1170,7 +1170,8 @@ public:
     return path.empty() ? key : path + "." + key;
   }
 
-  bool string(const Json& obj, const std::string& path, const char* key, std::string& out,
+  template <class S> // std::string or Str
+  bool string(const Json& obj, const std::string& path, const char* key, S& out,
               bool required = false) {
     auto it = obj.find(key);
     if (it == obj.end()) {
@@ -1273,8 +1274,9 @@ public:
     return true;
   }
 
+  template <class S>
   bool stringList(const Json& obj, const std::string& path, const char* key,
-                  std::vector<std::string>& out) {
+                  std::vector<S>& out) {
     const Json* a = array(obj, path, key);
     if (a == nullptr) {
       return false;
