@@ -174,9 +174,10 @@ TEST(Compile, ImageHoldsServiceVersionsBackends) {
   EXPECT_EQ(IpAddr::fromBytes(key.addr).str(), "10.96.0.20");
   EXPECT_EQ(svc.n_versions, 2);
   ASSERT_EQ(img.versions.size(), 2u);
-  EXPECT_STREQ(img.versions[0].second.subset, "v1");
-  EXPECT_STREQ(img.versions[0].second.service, "default/reviews:9080");
-  EXPECT_EQ(img.versions[1].second.weight, 20);
+  const veer_version v1 = img.versionValue(img.versions[0].second); // as the map holds it
+  EXPECT_STREQ(v1.subset, "v1");
+  EXPECT_STREQ(v1.service, "default/reviews:9080");
+  EXPECT_EQ(img.versionValue(img.versions[1].second).weight, 20);
   ASSERT_EQ(img.backends.size(), 2u);
   EXPECT_EQ(img.backends[1].second.family, VEER_FAMILY_V4);
   EXPECT_EQ(IpAddr::fromBytes(img.backends[1].second.addr).str(), "10.244.1.22");
@@ -241,13 +242,16 @@ TEST(Compile, RingOnlyForTwoOrMoreBackends) {
   plan.services.push_back(s);
   CompileResult r = compile(plan);
   ASSERT_TRUE(r.errors.empty());
-  const auto& versions = r.image.versions;
+  std::vector<veer_version> versions; // the map values
+  for (const auto& [k, v] : r.image.versions) {
+    versions.push_back(r.image.versionValue(v));
+  }
   ASSERT_EQ(versions.size(), 3u);
-  EXPECT_EQ(versions[0].second.n_backends, 1);
-  EXPECT_EQ(versions[1].second.n_backends, 2);
-  EXPECT_EQ(versions[2].second.n_backends, 0);
+  EXPECT_EQ(versions[0].n_backends, 1);
+  EXPECT_EQ(versions[1].n_backends, 2);
+  EXPECT_EQ(versions[2].n_backends, 0);
   ASSERT_EQ(r.image.rings.size(), 1u);
-  EXPECT_EQ(r.image.rings[0].first.id, versions[1].first.id);
+  EXPECT_EQ(r.image.rings[0].first.id, r.image.versions[1].first.id);
   ASSERT_EQ(r.image.backends.size(), 3u);
   auto addrOf = [&](uint32_t id) {
     auto be = std::find_if(r.image.backends.begin(), r.image.backends.end(),
@@ -255,10 +259,10 @@ TEST(Compile, RingOnlyForTwoOrMoreBackends) {
     return be == r.image.backends.end() ? std::string("?") : IpAddr::fromBytes(be->second.addr).str();
   };
   // v1's only backend, named by the version.
-  EXPECT_EQ(addrOf(versions[0].second.backend_id[0]), "10.244.1.21");
+  EXPECT_EQ(addrOf(versions[0].backend_id[0]), "10.244.1.21");
   // v3's two: the ring indexes its list, and both own part of it.
-  EXPECT_EQ(addrOf(versions[1].second.backend_id[0]), "10.244.1.22");
-  EXPECT_EQ(addrOf(versions[1].second.backend_id[1]), "10.244.1.40");
+  EXPECT_EQ(addrOf(versions[1].backend_id[0]), "10.244.1.22");
+  EXPECT_EQ(addrOf(versions[1].backend_id[1]), "10.244.1.40");
   std::map<uint8_t, int> owners;
   for (uint8_t i : r.image.rings[0].second->backend_index) {
     owners[i]++;

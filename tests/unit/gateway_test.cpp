@@ -160,7 +160,7 @@ TEST(GatewayApi, VersionNamesReachTheMaps) {
   ASSERT_TRUE(c.errors.empty());
   std::vector<std::string> names;
   for (const auto& [k, v] : c.image.versions) {
-    if (std::strcmp(v.service, "shop/cart:9080") == 0) {
+    if (v.service == "shop/cart:9080") {
       names.push_back(std::string(v.subset) + "=" + std::to_string(v.weight));
     }
   }

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <map>
 #include <string>
@@ -12,7 +13,7 @@
 namespace veer {
 namespace {
 
-void copyName(char* dst, size_t len, const std::string& src) {
+void copyName(char* dst, size_t len, std::string_view src) {
   std::memset(dst, 0, len);
   std::memcpy(dst, src.data(), std::min(src.size(), len - 1));
 }
@@ -32,10 +33,31 @@ uint64_t hashEntries(uint64_t h, const std::vector<std::pair<K, V>>& entries) {
 
 } // namespace
 
+veer_version MapImage::versionValue(const ImageVersion& v) const {
+  veer_version out{};
+  out.svc_id = v.svcId;
+  out.n_backends = v.nBackends;
+  out.weight = v.weight;
+  std::copy_n(versionBackends.begin() + v.firstBackend, v.nBackends, out.backend_id);
+  copyName(out.service, sizeof(out.service), v.service);
+  copyName(out.subset, sizeof(out.subset), v.subset);
+  return out;
+}
+
 uint64_t MapImage::digest() const {
   uint64_t h = 0xcbf29ce484222325ULL;
   h = hashEntries(h, services);
-  h = hashEntries(h, versions);
+  for (const auto& [k, v] : versions) { // what versionValue() writes, without building it
+    h = fnv1a64(&k, sizeof(k), h);
+    for (uint32_t n : {v.svcId, uint32_t(v.nBackends), uint32_t(v.weight)}) {
+      h = fnv1a64(&n, sizeof(n), h);
+    }
+    h = fnv1a64(versionBackends.data() + v.firstBackend, v.nBackends * sizeof(uint32_t), h);
+    for (const Str* s : {&v.service, &v.subset}) {
+      h = fnv1a64(s->data(), s->size(), h);
+      h = fnv1a64("", 1, h); // field separator
+    }
+  }
   h = hashEntries(h, rings);
   h = hashEntries(h, backends);
   h = hashEntries(h, members);
@@ -91,7 +113,6 @@ CompileResult compile(const Plan& plan, MaglevCache* maglev) {
   std::vector<std::vector<std::string>> ringNames; // backends of img.rings[i]'s version
   CompileResult out;
   MapImage& img = out.image;
-  std::map<std::pair<IpAddr, uint16_t>, uint32_t> backendIds;
   uint32_t versionId = 0;
 
   // Lane ids: every lane value a pod carries or a service routes, in name order.
@@ -123,15 +144,38 @@ CompileResult compile(const Plan& plan, MaglevCache* maglev) {
     return out;
   }
   // Sized up front: growing the vectors by doubling would hold the old and the new copy.
-  size_t versions = 0, rings = 0;
+  size_t versions = 0, rings = 0, versionBackends = 0;
   for (const PlanService& ps : plan.services) {
     versions += ps.versions.size();
     for (const PlanVersion& pv : ps.versions) {
       rings += pv.backends.size() > 1;
+      versionBackends += pv.backends.size();
     }
   }
   img.services.reserve(plan.services.size());
   img.versions.reserve(versions);
+  img.versionBackends.reserve(versionBackends);
+  img.members.reserve(versionBackends);
+  img.backends.reserve(versionBackends); // at most; backends shared by versions count once
+  // Backend ids in first-use order: an open-addressing index into img.backends, with room
+  // for every backend of every version (a std::map node each held 2 MB at 10k services).
+  std::vector<uint32_t> backendSlots(std::bit_ceil(versionBackends * 2 + 2), 0); // id + 1
+  auto backendId = [&](const veer_backend& be) {
+    const size_t mask = backendSlots.size() - 1;
+    for (size_t i = fnv1a64(&be, sizeof(be)) & mask;; i = (i + 1) & mask) {
+      if (backendSlots[i] == 0) {
+        const auto id = static_cast<uint32_t>(img.backends.size());
+        veer_backend_key bkey{};
+        bkey.id = id;
+        img.backends.emplace_back(bkey, be);
+        backendSlots[i] = id + 1;
+        return id;
+      }
+      if (std::memcmp(&img.backends[backendSlots[i] - 1].second, &be, sizeof(be)) == 0) {
+        return backendSlots[i] - 1;
+      }
+    }
+  };
   img.rings.reserve(rings);
   for (uint32_t svcId = 0; svcId < plan.services.size(); ++svcId) {
     const PlanService& ps = plan.services[svcId];
@@ -146,6 +190,7 @@ CompileResult compile(const Plan& plan, MaglevCache* maglev) {
     key.proto = ps.proto;
     veer_service svc{};
     svc.svc_id = svcId;
+    const Str serviceName = ps.id();
     svc.n_versions = static_cast<uint8_t>(ps.versions.size());
 
     std::vector<uint8_t> weights;
@@ -164,39 +209,29 @@ CompileResult compile(const Plan& plan, MaglevCache* maglev) {
 
       veer_version_key vkey{};
       vkey.id = vid;
-      veer_version ver{};
-      ver.svc_id = svcId;
-      ver.n_backends = static_cast<uint16_t>(pv.backends.size());
+      ImageVersion ver;
+      ver.svcId = svcId;
+      ver.nBackends = static_cast<uint16_t>(pv.backends.size());
       ver.weight = pv.weight;
-      copyName(ver.service, sizeof(ver.service), ps.id());
-      copyName(ver.subset, sizeof(ver.subset), versionName(pv));
-      img.versions.emplace_back(vkey, ver);
+      ver.firstBackend = static_cast<uint32_t>(img.versionBackends.size());
+      ver.service = serviceName;
+      ver.subset = versionName(pv);
+      img.versions.emplace_back(vkey, std::move(ver));
 
-      if (pv.backends.empty()) {
-        continue;
-      }
-      veer_version& placed = img.versions.back().second;
       for (size_t b = 0; b < pv.backends.size(); ++b) {
         const PlanBackend& pb = pv.backends[b];
         veer_backend be{};
         copyAddr(be.addr, pb.addr);
         be.port = htons(pb.port);
         be.family = pb.addr.v4 ? VEER_FAMILY_V4 : VEER_FAMILY_V6;
-        auto [it, inserted] =
-            backendIds.emplace(std::make_pair(pb.addr, pb.port), uint32_t(backendIds.size()));
-        if (inserted) {
-          veer_backend_key bkey{};
-          bkey.id = it->second;
-          img.backends.emplace_back(bkey, be);
-        }
-        placed.backend_id[b] = it->second;
+        img.versionBackends.push_back(backendId(be));
         veer_member_key mkey{};
         mkey.version_id = vid;
         mkey.port = htons(pb.port);
         copyAddr(mkey.addr, pb.addr);
         img.members.emplace_back(mkey, be);
       }
-      if (pv.backends.size() == 1) {
+      if (pv.backends.size() < 2) {
         continue; // nothing to choose: no ring
       }
       std::vector<std::string> names; // the ring's input, in backend_id order
@@ -237,8 +272,8 @@ CompileResult compile(const Plan& plan, MaglevCache* maglev) {
     svc.n_versions = static_cast<uint8_t>(weights.size());
     img.services.emplace_back(key, svc);
   }
-  if (backendIds.size() > VEER_MAX_BACKENDS) {
-    out.errors.push_back("too many backends: " + std::to_string(backendIds.size()));
+  if (img.backends.size() > VEER_MAX_BACKENDS) {
+    out.errors.push_back("too many backends: " + std::to_string(img.backends.size()));
   }
   if (versionId > VEER_MAX_VERSION_IDS) {
     out.errors.push_back("too many versions: " + std::to_string(versionId));

@@ -43,17 +43,28 @@ template <class K> Status deleteGeneration(int fd, uint8_t gen, const char* name
   return {};
 }
 
-template <class K, class V>
+/** value(v) is what the map holds for an entry's v (mapValue, or a version built from the
+ * image's compact form). */
+template <class K, class V, class Value>
 Status writeGeneration(int fd, const std::vector<std::pair<K, V>>& entries, uint8_t gen,
-                       const char* name) {
+                       const char* name, Value value) {
   for (const auto& [key, v] : entries) {
-    K k = key; // only the key takes the generation: no copy of a 264-byte version
+    K k = key;
     k.gen = gen;
-    if (bpf_map_update_elem(fd, &k, &mapValue(v), BPF_ANY) != 0) {
+    const auto& bytes = value(v);
+    if (bpf_map_update_elem(fd, &k, &bytes, BPF_ANY) != 0) {
       return osError(errno, std::string("update ") + name);
     }
   }
   return {};
+}
+
+template <class K, class V>
+Status writeGeneration(int fd, const std::vector<std::pair<K, V>>& entries, uint8_t gen,
+                       const char* name) {
+  return writeGeneration(fd, entries, gen, name, [](const V& v) -> const auto& {
+    return mapValue(v);
+  });
 }
 
 } // namespace
@@ -158,7 +169,9 @@ Status PinnedMaps::apply(const MapImage& image) {
   if (Status s = writeGeneration(fd("veer_lane_of"), image.lanes, target, "veer_lane_of"); !s) {
     return s;
   }
-  if (Status s = writeGeneration(fd("veer_version"), image.versions, target, "veer_version"); !s) {
+  if (Status s = writeGeneration(fd("veer_version"), image.versions, target, "veer_version",
+                                 [&](const ImageVersion& v) { return image.versionValue(v); });
+      !s) {
     return s;
   }
   const int ncpus = libbpf_num_possible_cpus();
