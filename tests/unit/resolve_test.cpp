@@ -173,7 +173,7 @@ TEST(Resolve, ServicesWithoutVirtualServiceGetAllReadyEndpoints) {
   const PlanService* s = find(r.plan, "reviews", "10.96.0.20");
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->portName, "http");
-  EXPECT_EQ(s->versions[0].backends[0].pod, "default/reviews-v1");
+  EXPECT_EQ(s->versions[0].backends[0].pod(), "default/reviews-v1");
 }
 
 class HostForms : public ::testing::TestWithParam<std::pair<const char*, const char*>> {};
@@ -379,8 +379,8 @@ ports: [{name: metrics, port: 9100}]
   ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   EXPECT_EQ(formatDiagnostics(r.plan),
             "default/legacy 10.96.2.1:80/6: *=100[10.244.5.1:8081 10.244.5.3:8081]\n");
-  EXPECT_EQ(r.plan.services[0].versions[0].backends[0].pod, "default/legacy-a");
-  EXPECT_EQ(r.plan.services[0].versions[0].backends[1].pod, "");
+  EXPECT_EQ(r.plan.services[0].versions[0].backends[0].pod(), "default/legacy-a");
+  EXPECT_EQ(r.plan.services[0].versions[0].backends[1].pod(), "");
 
   std::string subsets = yaml + R"(---
 apiVersion: networking.istio.io/v1
@@ -640,7 +640,7 @@ TEST_P(SeedSteps, ResolvedWeights) {
       ASSERT_FALSE(v.backends.empty()) << v.subset;
       for (const auto& b : v.backends) {
         EXPECT_EQ(b.addr.v4, s->addr.v4);
-        EXPECT_EQ(b.pod, "default/reviews-" + v.subset);
+        EXPECT_EQ(b.pod(), "default/reviews-" + v.subset);
       }
     }
   }

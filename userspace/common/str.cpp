@@ -67,7 +67,7 @@ public:
           break;
         }
       }
-      if (sh.live * 8 < sh.slots.size() && sh.slots.size() > kMinSlots) {
+      if (sh.live * 8 < sh.slots.size() && sh.slots.size() > kMinSlots) { // 1/8 full: halve
         rehash(sh, sh.slots.size() / 2);
       }
     }
@@ -96,8 +96,8 @@ private:
   static size_t shardOf(size_t h) { return (h >> 56) % kShards; }
 
   void insert(Shard& sh, Rep* r, size_t freeSlot) {
-    if (sh.slots.empty() || (sh.live + sh.dead + 1) * 2 > sh.slots.size()) {
-      rehash(sh, std::max(kMinSlots, (sh.live + 1) * 4));
+    if (sh.slots.empty() || (sh.live + sh.dead + 1) * 4 > sh.slots.size() * 3) {
+      rehash(sh, std::max(kMinSlots, (sh.live + 1) * 2)); // at most 3/4 full
       freeSlot = SIZE_MAX;
     }
     const size_t mask = sh.slots.size() - 1;

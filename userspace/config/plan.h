@@ -17,7 +17,10 @@ namespace veer {
 struct PlanBackend {
   IpAddr addr;
   uint16_t port = 0; // host order
-  Str pod;   // "ns/name", for display
+  Str podNs;   // the endpoint's pod, when known (the Config's own strings, not a copy)
+  Str podName;
+  /** "ns/name" of the pod, "" when none is known. */
+  std::string pod() const { return podName.empty() ? std::string() : podNs + "/" + podName; }
   auto operator<=>(const PlanBackend&) const = default;
 };
 

@@ -17,7 +17,7 @@
 namespace veer {
 namespace {
 
-using Key = std::pair<std::string, std::string>; // (namespace, name)
+using Key = std::pair<Str, Str>; // (namespace, name)
 
 /**
  * Hashes and compares any pair or tuple of strings, string_views included, so an index
@@ -747,7 +747,8 @@ private:
       c.backend.port = port;
       c.pod = pod;
       if (pod != nullptr) {
-        c.backend.pod = pod->meta.ns + "/" + pod->meta.name;
+        c.backend.podNs = pod->meta.ns;
+        c.backend.podName = pod->meta.name;
       }
       auto [it, inserted] = out.emplace(std::make_pair(a, port), c);
       if (!inserted && it->second.pod == nullptr && pod != nullptr) {

@@ -598,7 +598,7 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
       for (SubsetEndpoints& se : subsets.of(*of, port)) {
         SpecCluster sc{ref, se.subset, port, {}, std::move(se.loadBalancer)};
         for (const PlanBackend& b : se.backends) {
-          sc.endpoints.push_back(Endpoint{b.addr, b.port, b.pod});
+          sc.endpoints.push_back(Endpoint{b.addr, b.port, b.pod()});
         }
         ss.clusters.push_back(std::move(sc));
       }
