@@ -82,7 +82,7 @@ Outcome run(const std::string& yaml) {
   LoadResult l = loadString(yaml, "route.yaml");
   EXPECT_TRUE(inv.diags.empty()) << formatDiagnostics(inv.diags);
   Config c = inv.config;
-  auto append = [](auto& to, const auto& from) { to.insert(to.end(), from.begin(), from.end()); };
+  auto append = [](auto& to, const auto& from) { to.append(from.begin(), from.end()); };
   append(c.virtualServices, l.config.virtualServices);
   append(c.ingressRoutes, l.config.ingressRoutes);
   append(c.destinationRules, l.config.destinationRules);
@@ -93,7 +93,7 @@ Outcome run(const std::string& yaml) {
     return o;
   }
   ResolveResult r = resolve(c);
-  append(o.diags, r.diags);
+  o.diags.insert(o.diags.end(), r.diags.begin(), r.diags.end());
   o.plan = r.plan;
   return o;
 }

@@ -49,13 +49,13 @@ LoadResult loadAll(const std::vector<std::pair<std::string, std::string>>& files
   for (const auto& [name, text] : files) {
     auto r = loadString(text, name);
     auto& c = all.config;
-    auto append = [](auto& to, auto& from) { to.insert(to.end(), from.begin(), from.end()); };
+    auto append = [](auto& to, auto& from) { to.append(from.begin(), from.end()); };
     append(c.services, r.config.services);
     append(c.pods, r.config.pods);
     append(c.endpointSlices, r.config.endpointSlices);
     append(c.destinationRules, r.config.destinationRules);
     append(c.virtualServices, r.config.virtualServices);
-    append(all.diags, r.diags);
+    all.diags.insert(all.diags.end(), r.diags.begin(), r.diags.end());
   }
   return all;
 }

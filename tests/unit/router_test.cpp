@@ -79,7 +79,7 @@ Loaded load(const std::string& seed, const std::string& step,
     LoadResult x = loadString(extraYaml[i], "extra" + std::to_string(i) + ".yaml");
     EXPECT_FALSE(hasErrors(x.diags)) << formatDiagnostics(x.diags);
     auto& c = l.config;
-    c.pods.insert(c.pods.end(), x.config.pods.begin(), x.config.pods.end());
+    c.pods.append(x.config.pods.begin(), x.config.pods.end());
   }
   ResolveResult r = resolve(l.config);
   EXPECT_FALSE(hasErrors(r.diags)) << formatDiagnostics(r.diags);

@@ -78,7 +78,7 @@ Diagnostics diagnose(const std::string& yaml) {
     return out;
   }
   Config c = inv.config;
-  auto append = [](auto& to, const auto& from) { to.insert(to.end(), from.begin(), from.end()); };
+  auto append = [](auto& to, const auto& from) { to.append(from.begin(), from.end()); };
   append(c.services, l.config.services);
   append(c.pods, l.config.pods);
   append(c.endpointSlices, l.config.endpointSlices);
@@ -88,7 +88,7 @@ Diagnostics diagnose(const std::string& yaml) {
   append(c.trafficLabels, l.config.trafficLabels);
   append(c.ingressRoutes, l.config.ingressRoutes);
   ResolveResult r = resolve(c);
-  append(out, r.diags);
+  out.insert(out.end(), r.diags.begin(), r.diags.end());
   return out;
 }
 

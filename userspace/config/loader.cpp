@@ -276,8 +276,9 @@ void Loader::merge(Loader&& batch) {
     forEachList([&](auto list) {
       auto& src = batch.result_.config.*list;
       auto& dst = result_.config.*list;
-      dst.insert(dst.end(), std::make_move_iterator(src.begin() + static_cast<ptrdiff_t>(begin[i])),
-                 std::make_move_iterator(src.begin() + static_cast<ptrdiff_t>(end[i])));
+      for (size_t j = begin[i]; j < end[i]; ++j) {
+        dst.push_back(std::move(src[j]));
+      }
       ++i;
     });
   };
@@ -305,8 +306,7 @@ void Loader::merge(Loader&& batch) {
 }
 
 LoadResult Loader::take() {
-  // Grown batch by batch, the lists kept up to half their capacity unused (9 MB at
-  // 10,000 services). One list at a time, so the copy costs at most the largest list.
+  // The last chunk of each list is partly used.
   forEachList([&](auto list) { (result_.config.*list).shrink_to_fit(); });
   return std::move(result_);
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/boxed.h"
+#include "common/chunked_list.h"
 #include "common/flat_map.h"
 #include "common/net.h"
 #include "common/result.h"
@@ -433,13 +434,13 @@ std::vector<int64_t> toPercent(const std::vector<int64_t>& weights);
 
 /** Everything read from a set of files. */
 struct Config {
-  std::vector<Service> services;
-  std::vector<Pod> pods;
-  std::vector<EndpointSlice> endpointSlices;
-  std::vector<DestinationRule> destinationRules;
-  std::vector<VirtualService> virtualServices;
-  std::vector<Gateway> gateways;
-  std::vector<TrafficLabel> trafficLabels;
+  ChunkedList<Service> services;
+  ChunkedList<Pod> pods;
+  ChunkedList<EndpointSlice> endpointSlices;
+  ChunkedList<DestinationRule> destinationRules;
+  ChunkedList<VirtualService> virtualServices;
+  ChunkedList<Gateway> gateways;
+  ChunkedList<TrafficLabel> trafficLabels;
   /**
    * Ingress routing objects mapped onto the VirtualService shape: Contour IngressRoute
    * (contour.heptio.com/v1beta1) and HTTPProxy (projectcontour.io/v1). meta.kind keeps the
@@ -451,7 +452,7 @@ struct Config {
    * precedence order, weights already percents, destination hosts "name.ns"); an HTTPRoute
    * attached to Services (GAMMA mesh) is in virtualServices. Resolved by ingress.cpp.
    */
-  std::vector<VirtualService> ingressRoutes;
+  ChunkedList<VirtualService> ingressRoutes;
 };
 
 } // namespace veer

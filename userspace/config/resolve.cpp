@@ -1014,6 +1014,11 @@ private:
   }
 
   void buildRange(size_t begin, size_t end, BuildOut& out) {
+    size_t ports = 0; // at most one PlanService each: sized once, not grown by doubling
+    for (size_t si = begin; si < end; ++si) {
+      ports += ordered_[si]->clusterIPs.size() * ordered_[si]->ports.size();
+    }
+    out.services.reserve(ports);
     for (size_t si = begin; si < end; ++si) {
       const Service* svc = ordered_[si];
       Key k{svc->meta.ns, svc->meta.name};
