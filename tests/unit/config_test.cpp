@@ -53,6 +53,8 @@ TEST(DiagnosticFormat, FullAndPartial) {
             "configs/x.yaml:14:9: warning: VirtualService default/reviews: weights sum to 90, "
             "expected 100");
   d.object.clear();
+  d.pos = {"configs/x.yaml", 3, 70000}; // a column past 65,535 (a long JSON line) is unknown
+  EXPECT_EQ(d.format(), "configs/x.yaml:3: warning: weights sum to 90, expected 100");
   d.pos.line = 0;
   EXPECT_EQ(d.format(), "configs/x.yaml: warning: weights sum to 90, expected 100");
   d.pos.file.clear();

@@ -29,10 +29,6 @@ namespace {
 
 using Key = std::pair<std::string, std::string>; // (namespace, name)
 
-std::string posStr(const SourcePos& p) {
-  return p.file.str() + ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
-}
-
 /** "; did you mean X?" for the closest candidate within 2 edits, else "". */
 std::string didYouMean(const std::string& word, const std::vector<std::string>& candidates) {
   const std::string best = closest(word, candidates);
@@ -127,7 +123,7 @@ private:
     if (!inserted) {
       diag_.error(hp, o.meta.ref(), field,
             "host " + host + " is also claimed by " + it->second.by->meta.ref() + " at " +
-                posStr(it->second.pos) + "; one host must have one routing object");
+                it->second.pos.str() + "; one host must have one routing object");
       return;
     }
     PlanVirtualHost vh;
@@ -189,7 +185,7 @@ private:
         } else if (!pp.empty() && cp.rfind(pp, 0) != 0) {
           diag_.error(m.uri ? m.uri->pos : r.pos, o.meta.ref(), r.field + ".match",
                 "path " + (cp.empty() ? std::string("(none)") : cp) +
-                    " is outside the delegating route's prefix " + pp + " (" + posStr(pm.pos) +
+                    " is outside the delegating route's prefix " + pp + " (" + pm.pos.str() +
                     "); Contour requires a delegated route to match inside it");
           ok = false;
           continue;

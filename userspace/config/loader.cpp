@@ -295,8 +295,7 @@ void Loader::merge(Loader&& batch) {
       Diagnostic d;
       d.pos = m.pos;
       d.object = std::move(m.key);
-      d.message = "duplicate object; first defined at " + first.file.str() + ":" +
-                  std::to_string(first.line) + ":" + std::to_string(first.column);
+      d.message = "duplicate object; first defined at " + first.str();
       to.push_back(std::move(d));
     }
     diag = m.endDiags;

@@ -132,7 +132,7 @@ public:
       yaml::Mark m = n.mark();
       if (!m.isNull()) {
         p.line = lineOffset_ + m.line + 1;
-        p.column = m.column + 1;
+        p.column = SourcePos::column16(m.column + 1);
       }
     }
     return p;

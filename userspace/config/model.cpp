@@ -10,20 +10,61 @@
 
 namespace veer {
 
+namespace {
+
+/** Interned file names: id -> name (set before the id is handed out; never changed). */
+struct FileNames {
+  static constexpr size_t kMax = 0xffff;
+  std::mutex mu;
+  std::map<std::string, uint16_t, std::less<>> ids; // guarded by mu
+  const std::string* names[kMax + 1] = {};
+};
+
+FileNames& fileNames() {
+  static auto* t = new FileNames; // never destroyed: names outlive every static
+  return *t;
+}
+
+const std::string kNoFile;
+const std::string kTooManyFiles = "(too many file names)";
+
+} // namespace
+
 FileName::FileName(std::string_view name) {
-  static std::mutex mu;
-  static std::set<std::string, std::less<>>* names = new std::set<std::string, std::less<>>;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = names->find(name);
-  if (it == names->end()) {
-    it = names->emplace(name).first;
+  if (name.empty()) {
+    return;
   }
-  s_ = &*it; // set nodes never move
+  FileNames& t = fileNames();
+  std::lock_guard<std::mutex> lock(t.mu);
+  auto it = t.ids.find(name);
+  if (it == t.ids.end()) {
+    if (t.ids.size() >= FileNames::kMax - 1) {
+      id_ = FileNames::kMax;
+      return;
+    }
+    const auto id = static_cast<uint16_t>(t.ids.size() + 1);
+    it = t.ids.emplace(std::string(name), id).first;
+    t.names[id] = &it->first; // map nodes never move
+  }
+  id_ = it->second;
 }
 
 const std::string& FileName::str() const {
-  static const std::string kEmpty;
-  return s_ != nullptr ? *s_ : kEmpty;
+  if (id_ == FileNames::kMax) {
+    return kTooManyFiles;
+  }
+  return id_ == 0 ? kNoFile : *fileNames().names[id_];
+}
+
+std::string SourcePos::str() const {
+  std::string out = file.str();
+  if (line > 0) {
+    out += ":" + std::to_string(line);
+    if (column > 0) {
+      out += ":" + std::to_string(column);
+    }
+  }
+  return out;
 }
 
 std::ostream& operator<<(std::ostream& os, const FileName& f) { return os << f.str(); }
@@ -31,11 +72,7 @@ std::ostream& operator<<(std::ostream& os, const FileName& f) { return os << f.s
 std::string Diagnostic::format() const {
   std::string out;
   if (!pos.file.empty()) {
-    out += pos.file.str();
-    if (pos.line > 0) {
-      out += ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
-    }
-    out += ": ";
+    out += pos.str() + ": ";
   }
   out += severity == Severity::kError ? "error: " : "warning: ";
   if (!object.empty()) {

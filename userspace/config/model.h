@@ -22,8 +22,10 @@
 namespace veer {
 
 /**
- * A file name, interned: every position in one file shares one string for the life of
- * the process (a config holds hundreds of thousands of positions and a handful of files).
+ * A file name, interned as a 16-bit number: every position in one file shares one string
+ * for the life of the process (a config holds hundreds of thousands of positions and a
+ * handful of files). Past 65,535 distinct names in one process, further names read as
+ * "(too many file names)".
  */
 class FileName {
 public:
@@ -34,24 +36,35 @@ public:
 
   const std::string& str() const;
   operator const std::string&() const { return str(); } // NOLINT: reads as the name
-  bool empty() const { return s_ == nullptr || s_->empty(); }
-  void clear() { s_ = nullptr; }
+  bool empty() const { return id_ == 0; }
+  void clear() { id_ = 0; }
 
-  friend bool operator==(const FileName& a, const FileName& b) { return a.str() == b.str(); }
+  friend bool operator==(const FileName& a, const FileName& b) { return a.id_ == b.id_; }
   friend bool operator==(const FileName& a, const std::string& b) { return a.str() == b; }
   friend bool operator==(const FileName& a, const char* b) { return a.str() == b; }
 
 private:
-  const std::string* s_ = nullptr;
+  uint16_t id_ = 0; // 0: no file
 };
 
 std::ostream& operator<<(std::ostream& os, const FileName& f);
 
-/** Where a YAML node came from. line and column are 1-based. */
+/**
+ * Where a YAML node came from: 8 bytes, as a config holds hundreds of thousands. line and
+ * column are 1-based, 0 when unknown; a column past 65,535 (a long JSON line) is unknown.
+ */
 struct SourcePos {
   FileName file;
-  int line = 0;
-  int column = 0;
+  uint16_t column = 0;
+  uint32_t line = 0;
+
+  SourcePos() = default;
+  SourcePos(FileName f, uint32_t l, int c) : file(f), column(column16(c)), line(l) {}
+  static constexpr uint16_t column16(int column) {
+    return column > 0 && column <= 0xffff ? static_cast<uint16_t>(column) : 0;
+  }
+  /** "file:line:column", without the parts that are unknown. */
+  std::string str() const;
   bool operator==(const SourcePos&) const = default;
 };
 

@@ -52,10 +52,6 @@ using LabelKey = std::tuple<std::string_view, std::string_view, std::string_view
 
 std::string keyStr(const Key& k) { return k.first + "/" + k.second; }
 
-std::string posStr(const SourcePos& p) {
-  return p.file.str() + ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
-}
-
 /**
  * name, name.ns, name.ns.svc, name.ns.svc.cluster.local -> (ns, name), as views of host
  * and ns (a lookup per destination: no allocation).
@@ -264,7 +260,7 @@ private:
       if (!inserted) {
         diag_.error(dr.hostPos, dr.meta.ref(), "spec.host",
               "Service " + keyStr(k) + " already has subsets from " + it->second->meta.ref() +
-                  " at " + posStr(it->second->hostPos));
+                  " at " + it->second->hostPos.str());
       }
     }
   }
@@ -497,7 +493,7 @@ private:
           }
           diag_.error(hp, vs.meta.ref(), field,
                 "Service " + keyStr(k) + " is already routed by " +
-                    claimed->second.first->meta.ref() + " at " + posStr(claimed->second.second));
+                    claimed->second.first->meta.ref() + " at " + claimed->second.second.str());
           continue;
         }
         claims_.emplace(k, std::make_pair(&vs, hp));
