@@ -752,7 +752,8 @@ TEST(LoadRegressions, LargeStreamLoadsInOrderWithPositions) {
         ++want;
       }
       ASSERT_EQ(s.meta.name, "svc-" + std::to_string(want));
-      ASSERT_EQ(s.clusterIPs.at(0).str(),
+      ASSERT_EQ(s.clusterIPs.size(), 1u);
+      ASSERT_EQ(s.clusterIPs[0].str(),
                 "10.96." + std::to_string(want / 250) + "." + std::to_string(want % 250));
       ++want;
     }

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/thin_vector.h"
+
 namespace veer {
 
 /**
@@ -21,8 +23,8 @@ public:
   using key_type = K;
   using mapped_type = V;
   using value_type = std::pair<K, V>;
-  using const_iterator = typename std::vector<value_type>::const_iterator;
-  using iterator = typename std::vector<value_type>::iterator;
+  using const_iterator = const value_type*;
+  using iterator = value_type*;
 
   FlatMap() = default;
   FlatMap(std::initializer_list<value_type> init) {
@@ -93,7 +95,7 @@ private:
                             [](const value_type& e, const Q& k) { return e.first < k; });
   }
 
-  std::vector<value_type> v_; // sorted by key, each key once
+  ThinVector<value_type> v_; // sorted by key, each key once
 };
 
 } // namespace veer

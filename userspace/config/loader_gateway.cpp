@@ -462,7 +462,7 @@ std::optional<HttpMatch> Loader::loadGatewayMatch(ObjectParser& p, const yaml::N
     }
     const std::string lf = f + "." + key;
     auto items = p.sequence(*list, lf);
-    std::vector<KeyMatch>& out = lower ? hm.headers : hm.queryParams;
+    ThinVector<KeyMatch>& out = lower ? hm.headers : hm.queryParams;
     for (size_t i = 0; i < items.size(); ++i) {
       const std::string kf = idx(lf, i);
       auto km = p.fields(items[i], kf, {"type", "name", "value"}, {}, true);

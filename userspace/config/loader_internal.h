@@ -422,7 +422,7 @@ private:
   std::optional<StringMatch> loadStringMatch(ObjectParser& p, const yaml::Node& n,
                                              const std::string& f, bool* present = nullptr);
 
-  std::vector<KeyMatch> loadKeyMatches(ObjectParser& p, const yaml::Node& n, const std::string& f,
+  ThinVector<KeyMatch> loadKeyMatches(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                        bool lowercase);
 
   std::optional<HttpMatch> loadMatch(ObjectParser& p, const yaml::Node& n, const std::string& f,
@@ -438,7 +438,7 @@ private:
                    RouteActions& a);
 
   void loadRoutes(ObjectParser& p, const yaml::Node* list, const std::string& field, bool http,
-                  std::vector<Route>& out);
+                  ThinVector<Route>& out);
 
   /** host, subset, port{number} of a Destination (also mirror and fallback targets). */
   bool loadTarget(ObjectParser& p, const yaml::Node& dest, const std::string& df,

@@ -292,9 +292,9 @@ std::optional<StringMatch> Loader::loadStringMatch(ObjectParser& p, const yaml::
   return out;
 }
 
-std::vector<KeyMatch> Loader::loadKeyMatches(ObjectParser& p, const yaml::Node& n, const std::string& f,
+ThinVector<KeyMatch> Loader::loadKeyMatches(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                              bool lowercase) {
-  std::vector<KeyMatch> out;
+  ThinVector<KeyMatch> out;
   auto m = p.fields(n, f, {}, {}, false);
   if (!m) {
     return out;
@@ -618,7 +618,7 @@ void Loader::loadActions(ObjectParser& p, const Fields& m, const std::string& f,
 }
 
 void Loader::loadRoutes(ObjectParser& p, const yaml::Node* list, const std::string& field, bool http,
-                        std::vector<Route>& out) {
+                        ThinVector<Route>& out) {
   if (list == nullptr) {
     return;
   }

@@ -43,7 +43,7 @@ void Loader::loadService(ObjectParser& p, ObjectMeta meta, const yaml::Node* spe
   if (svc.clusterIPs.size() == 2 && svc.clusterIPs[0].v4 == svc.clusterIPs[1].v4) {
     p.error(*ObjectParser::get(*s, "clusterIPs"), "spec.clusterIPs",
             "two clusterIPs of the same address family");
-    svc.clusterIPs.resize(1);
+    svc.clusterIPs.pop_back();
   }
   if (const yaml::Node* ports = ObjectParser::get(*s, "ports")) {
     auto items = p.sequence(*ports, "spec.ports");

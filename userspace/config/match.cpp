@@ -307,7 +307,7 @@ bool stringMatches(const StringMatch& m, const std::string& value, bool ignoreCa
   return c && c->matches(value);
 }
 
-LaneValue laneValue(const std::vector<TrafficLabel::Source>& sources, const RequestView& req,
+LaneValue laneValue(const ThinVector<TrafficLabel::Source>& sources, const RequestView& req,
                     std::string_view tagHeader, const std::vector<std::string>& lanes) {
   LaneValue out;
   if (!tagHeader.empty()) {

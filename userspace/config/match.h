@@ -141,7 +141,7 @@ struct LaneValue {
  *     - $(localLabel) L: the client pod's label L (ASM_TRAFFIC_TAG);
  *     - a literal.
  */
-LaneValue laneValue(const std::vector<TrafficLabel::Source>& sources, const RequestView& req,
+LaneValue laneValue(const ThinVector<TrafficLabel::Source>& sources, const RequestView& req,
                     std::string_view tagHeader, const std::vector<std::string>& lanes);
 
 } // namespace veer

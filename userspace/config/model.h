@@ -18,6 +18,7 @@
 #include "common/net.h"
 #include "common/result.h"
 #include "common/str.h"
+#include "common/thin_vector.h"
 
 namespace veer {
 
@@ -142,8 +143,8 @@ struct ServicePort {
 
 struct Service {
   ObjectMeta meta;
-  std::vector<IpAddr> clusterIPs; // empty for headless / none
-  std::vector<ServicePort> ports;
+  ThinVector<IpAddr> clusterIPs; // empty for headless / none
+  ThinVector<ServicePort> ports;
   Labels selector;
   bool clientIpAffinity = false;          // spec.sessionAffinity: ClientIP
   std::optional<uint32_t> affinityTimeout; // sessionAffinityConfig.clientIP.timeoutSeconds
@@ -151,14 +152,14 @@ struct Service {
 
 struct Pod {
   ObjectMeta meta;
-  std::vector<IpAddr> ips;
+  ThinVector<IpAddr> ips;
   bool ready = false;
   FlatMap<Str, uint16_t> namedPorts; // containerPort name -> port (TCP and UDP alike)
 };
 
 struct EndpointSlice {
   struct Endpoint {
-    std::vector<IpAddr> addresses;
+    ThinVector<IpAddr> addresses;
     bool ready = true; // conditions.ready, unset means ready
     Str podName; // targetRef.name when targetRef.kind == Pod
   };
@@ -169,8 +170,8 @@ struct EndpointSlice {
   };
   ObjectMeta meta;
   Str serviceName; // label kubernetes.io/service-name
-  std::vector<Endpoint> endpoints;
-  std::vector<Port> ports;
+  ThinVector<Endpoint> endpoints;
+  ThinVector<Port> ports;
 };
 
 /** DestinationRule trafficPolicy.loadBalancer. */
@@ -197,7 +198,7 @@ struct DestinationRule {
   ObjectMeta meta;
   Str host;
   SourcePos hostPos;
-  std::vector<Subset> subsets;
+  ThinVector<Subset> subsets;
   Boxed<LoadBalancer> loadBalancer;        // spec.trafficPolicy.loadBalancer
   std::optional<uint32_t> affinityTimeout;   // annotation veer.io/affinity-timeout, seconds
   std::optional<uint32_t> recycleGrace;      // annotation veer.io/recycle-grace, seconds
@@ -233,12 +234,12 @@ struct HttpMatch {
   Boxed<StringMatch> scheme;
   Boxed<StringMatch> method;
   Boxed<StringMatch> authority;
-  std::vector<KeyMatch> headers;
-  std::vector<KeyMatch> withoutHeaders; // none of these may match
-  std::vector<KeyMatch> queryParams;
+  ThinVector<KeyMatch> headers;
+  ThinVector<KeyMatch> withoutHeaders; // none of these may match
+  ThinVector<KeyMatch> queryParams;
   Labels sourceLabels;         // the client pod's labels
   Str sourceNamespace; // the client pod's namespace
-  std::vector<Str> gateways;
+  ThinVector<Str> gateways;
   uint16_t port = 0; // 0 = any
   bool ignoreUriCase = false;
   SourcePos pos;
@@ -252,9 +253,9 @@ struct HttpMatch {
 
 /** Header manipulation: Istio Headers.HeaderOperations (kept in file order). */
 struct HeaderOps {
-  std::vector<std::pair<Str, Str>> set;
-  std::vector<std::pair<Str, Str>> add;
-  std::vector<Str> remove;
+  ThinVector<std::pair<Str, Str>> set;
+  ThinVector<std::pair<Str, Str>> add;
+  ThinVector<Str> remove;
   bool empty() const { return set.empty() && add.empty() && remove.empty(); }
   bool operator==(const HeaderOps&) const = default;
 };
@@ -270,7 +271,7 @@ struct HeaderActions {
 
 /** ASM RouteDestination.fallback: where to go when the subset cannot serve. */
 struct Fallback {
-  std::vector<Str> cases; // "noinstances", "noavailabled"
+  ThinVector<Str> cases; // "noinstances", "noavailabled"
   Str host;
   Str subset;
   uint16_t port = 0;
@@ -365,8 +366,8 @@ struct Delegate {
 /** Istio HTTPRoute or TCPRoute. match[] entries are ORed; rules are tried in order. */
 struct Route {
   Str name;
-  std::vector<HttpMatch> matches; // empty = always
-  std::vector<RouteDestination> destinations;
+  ThinVector<HttpMatch> matches; // empty = always
+  ThinVector<RouteDestination> destinations;
   Sparse<HeaderActions> headers; // rule-level header operations
   Sparse<RouteActions> actions;
   Boxed<Delegate> delegate;
@@ -378,7 +379,7 @@ struct Route {
    * path length, method (0/1), header count, query parameter count. Orders the rules of
    * several HTTPRoutes attached to one parent. Empty for other formats.
    */
-  std::vector<size_t> precedence;
+  ThinVector<size_t> precedence;
 
   /** True when the rule applies to every request on port (no match, or a port-only match). */
   bool unconditionalFor(uint16_t port) const;
@@ -386,14 +387,14 @@ struct Route {
 
 struct VirtualService {
   ObjectMeta meta;
-  std::vector<Str> hosts; // empty for a delegate VirtualService
-  std::vector<SourcePos> hostPos; // position of each hosts[] entry (same length as hosts)
+  ThinVector<Str> hosts; // empty for a delegate VirtualService
+  ThinVector<SourcePos> hostPos; // position of each hosts[] entry (same length as hosts)
   /** Field of each hosts[] entry as its format spells it ("spec.parentRefs[0].name" for an
    * HTTPRoute); empty = "spec.hosts[i]". */
-  std::vector<Str> hostFields;
-  std::vector<Str> gateways;
-  std::vector<Route> http;
-  std::vector<Route> tcp;
+  ThinVector<Str> hostFields;
+  ThinVector<Str> gateways;
+  ThinVector<Route> http;
+  ThinVector<Route> tcp;
   Str tlsSecret; // Contour spec.virtualhost.tls.secretName ("" otherwise)
 };
 
@@ -403,12 +404,12 @@ struct Gateway {
     uint16_t port = 0;
     Str portName;
     Str protocol;
-    std::vector<Str> hosts;
+    ThinVector<Str> hosts;
     SourcePos pos;
   };
   ObjectMeta meta;
   Labels selector;
-  std::vector<Server> servers;
+  ThinVector<Server> servers;
 };
 
 /**
@@ -425,14 +426,14 @@ struct TrafficLabel {
   };
   struct Label {
     Str name; // "trafficLabel", used as subset: $trafficLabel
-    std::vector<Source> valueFrom;
+    ThinVector<Source> valueFrom;
     SourcePos pos;
     Str field;
   };
   ObjectMeta meta;
   Labels workloadSelector; // empty = every workload in the namespace (or mesh for istio-system)
-  std::vector<Label> labels;
-  std::vector<Str> attachTo;
+  ThinVector<Label> labels;
+  ThinVector<Str> attachTo;
   Str protocols;
 };
 

@@ -301,7 +301,7 @@ private:
 
   /** The ordered rule list of vs, delegates inlined. False on a delegation error. */
   bool expand(const VirtualService& vs, std::vector<PlanRoute>& out) {
-    const std::vector<Route>& rules = vs.http.empty() ? vs.tcp : vs.http;
+    const ThinVector<Route>& rules = vs.http.empty() ? vs.tcp : vs.http;
     bool ok = true;
     for (const Route& r : rules) {
       if (!r.delegate) {

@@ -50,7 +50,7 @@ struct SpecService {
   std::vector<PlanRoute> routes;
   std::vector<SpecCluster> clusters;
   /** Traffic labels the routes name ($name), with their sources in order. */
-  std::map<std::string, std::vector<TrafficLabel::Source>> labels;
+  std::map<std::string, ThinVector<TrafficLabel::Source>> labels;
 };
 
 struct SpecPod {
@@ -130,7 +130,7 @@ struct Service {
   size_t specIndex = 0; // Spec::services[specIndex] is what this was compiled from
   std::vector<std::unique_ptr<Rule>> rules;
   std::vector<std::unique_ptr<Cluster>> clusters;
-  std::vector<std::vector<TrafficLabel::Source>> labels;
+  std::vector<ThinVector<TrafficLabel::Source>> labels;
 };
 
 struct Pod {
@@ -575,8 +575,8 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
         }
         if (!d.subset.empty() && d.subset[0] == '$') {
           const TrafficLabel::Label* l = findTrafficLabel(config, d.subset.substr(1), ps.ns);
-          std::vector<TrafficLabel::Source> sources =
-              l ? l->valueFrom : std::vector<TrafficLabel::Source>{};
+          ThinVector<TrafficLabel::Source> sources =
+              l ? l->valueFrom : ThinVector<TrafficLabel::Source>{};
           for (const auto& src : sources) {
             if (src.kind == TrafficLabel::Source::Kind::kLocalLabel) {
               podKeys.insert(src.value);
@@ -946,7 +946,7 @@ namespace {
 
 Json stringMatchJson(const StringMatch& m) { return Json{{m.opName(), m.value}}; }
 
-Json keyMatchesJson(const std::vector<KeyMatch>& ks) {
+Json keyMatchesJson(const ThinVector<KeyMatch>& ks) {
   Json out = Json::array();
   for (const KeyMatch& k : ks) {
     Json j = {{"key", k.key}};
@@ -1274,9 +1274,8 @@ public:
     return true;
   }
 
-  template <class S>
-  bool stringList(const Json& obj, const std::string& path, const char* key,
-                  std::vector<S>& out) {
+  template <class List> // of std::string or Str
+  bool stringList(const Json& obj, const std::string& path, const char* key, List& out) {
     const Json* a = array(obj, path, key);
     if (a == nullptr) {
       return false;
@@ -1310,7 +1309,7 @@ public:
   }
 
   bool keyMatches(const Json& obj, const std::string& path, const char* key,
-                  std::vector<KeyMatch>& out) {
+                  ThinVector<KeyMatch>& out) {
     const Json* a = array(obj, path, key);
     if (a == nullptr) {
       return false;
@@ -1588,7 +1587,7 @@ public:
         if (!list.is_array()) {
           return fail(np, "expected an array");
         }
-        std::vector<TrafficLabel::Source> sources;
+        ThinVector<TrafficLabel::Source> sources;
         for (size_t i = 0; i < list.size(); ++i) {
           std::string sp = np + "[" + std::to_string(i) + "]";
           std::string kind;
