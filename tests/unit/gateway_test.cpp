@@ -138,7 +138,7 @@ TEST(GatewayApi, MeshCanaryIsKernelPathWithRelativeWeights) {
     ASSERT_EQ(s->versions.size(), 2u);
     ASSERT_EQ(s->versions[1].backends.size(), 1u);
     EXPECT_EQ(s->versions[1].backends[0].addr.str(), "10.244.5.21");
-    EXPECT_EQ(s->kernelRule, "HTTPRoute shop/cart spec.rules[0]");
+    EXPECT_EQ(s->kernelRule.text(), "HTTPRoute shop/cart spec.rules[0]");
   }
 }
 
@@ -466,7 +466,7 @@ TEST(GatewayApi, RoutesOnOneParentMerge) {
                                              "HTTPRoute shop/b-canary spec.rules[0]",
                                              "HTTPRoute shop/a-default spec.rules[0]"}));
   EXPECT_EQ(s->path, PlanPath::kL7);
-  EXPECT_EQ(s->kernelRule, "HTTPRoute shop/a-default spec.rules[0]");
+  EXPECT_EQ(s->kernelRule.text(), "HTTPRoute shop/a-default spec.rules[0]");
   EXPECT_EQ(split(*s), "shop/cart-v1=100");
 
   ASSERT_EQ(o.plan.virtualHosts.size(), 1u);

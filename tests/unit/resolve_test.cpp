@@ -633,7 +633,7 @@ TEST_P(SeedSteps, ResolvedWeights) {
       ASSERT_EQ(s->why.size(), 1u);
       EXPECT_EQ(s->why[0].text(), "VirtualService default/reviews spec.http[0].match[0].headers: "
                            "end-user exact");
-      EXPECT_EQ(s->kernelRule, "VirtualService default/reviews spec.http[1]");
+      EXPECT_EQ(s->kernelRule.text(), "VirtualService default/reviews spec.http[1]");
       EXPECT_EQ(s->routes.size(), 2u);
     }
     for (const auto& v : s->versions) {
@@ -740,7 +740,7 @@ spec:
   ResolveResult r = resolve(std::move(config));
   ASSERT_FALSE(hasErrors(r.diags)) << formatDiagnostics(r.diags);
   ASSERT_EQ(r.plan.services.size(), 1u);
-  const std::vector<PlanRoute>& routes = r.plan.services[0].routes;
+  const ThinVector<PlanRoute>& routes = r.plan.services[0].routes;
   ASSERT_EQ(routes.size(), 2u);
   EXPECT_NE(routes[0].rule.get(), child); // merged: the parent's header and the child's uri
   EXPECT_EQ(routes[0].rule->matches.size(), 1u);

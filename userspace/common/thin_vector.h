@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <iterator>
 #include <new>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -66,6 +67,13 @@ public:
   const T* end() const { return data() + size(); }
   T& operator[](size_t i) { return data()[i]; }
   const T& operator[](size_t i) const { return data()[i]; }
+  T& at(size_t i) {
+    if (i >= size()) {
+      throw std::out_of_range("ThinVector::at");
+    }
+    return data()[i];
+  }
+  const T& at(size_t i) const { return const_cast<ThinVector*>(this)->at(i); }
   T& front() { return data()[0]; }
   const T& front() const { return data()[0]; }
   T& back() { return data()[size() - 1]; }

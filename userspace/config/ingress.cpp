@@ -110,7 +110,7 @@ private:
       // Gateway API: several HTTPRoutes may serve one hostname; their rules merge, ordered
       // by precedence across all of them.
       auto at = vhostAt_.find(asciiLower(host));
-      std::vector<PlanRoute> more;
+      ThinVector<PlanRoute> more;
       std::vector<const VirtualService*> stack{&o};
       if (expand(o, nullptr, stack, more) && at != vhostAt_.end()) {
         PlanVirtualHost& vh = plan_.virtualHosts[at->second];
@@ -158,7 +158,7 @@ private:
    * the root). False on any error.
    */
   bool expand(const VirtualService& o, const Route* parent,
-              std::vector<const VirtualService*>& stack, std::vector<PlanRoute>& out) {
+              std::vector<const VirtualService*>& stack, ThinVector<PlanRoute>& out) {
     const bool proxy = o.meta.kind == "HTTPProxy";
     bool ok = true;
     for (const Route& r : o.http) {

@@ -199,7 +199,7 @@ bool Route::unconditionalFor(uint16_t port) const {
 
 const char* pathName(PlanPath p) { return p == PlanPath::kKernel ? "kernel" : "l7"; }
 
-void orderHttpRouteRules(std::vector<PlanRoute>& routes) {
+void orderHttpRouteRules(ThinVector<PlanRoute>& routes) {
   std::stable_sort(routes.begin(), routes.end(), [](const PlanRoute& a, const PlanRoute& b) {
     if (a.rule->precedence != b.rule->precedence) {
       return a.rule->precedence > b.rule->precedence;

@@ -28,7 +28,7 @@ struct PlanBackend {
 struct PlanVersion {
   Str subset; // "" = all endpoints of the service
   uint8_t weight = 0; // percent
-  std::vector<PlanBackend> backends; // ready endpoints, sorted
+  ThinVector<PlanBackend> backends; // ready endpoints, sorted
   /** ASM fallback: the subset whose backends serve because this one has none ("" = none). */
   Str fallback;
   /**
@@ -92,7 +92,7 @@ struct PlanRoute {
  * alphabetical; veer does not read creationTimestamp, the spec's first tie-breaker), then
  * in file order.
  */
-void orderHttpRouteRules(std::vector<PlanRoute>& routes);
+void orderHttpRouteRules(ThinVector<PlanRoute>& routes);
 
 /**
  * One finding behind a service's path, "<source> <detail>": "VirtualService default/reviews"
@@ -103,6 +103,7 @@ struct PlanWhy {
   Str source;
   Str detail;
   std::string text() const { return source + " " + detail; }
+  bool empty() const { return source.empty(); }
   bool operator==(const PlanWhy&) const = default;
 };
 
@@ -114,7 +115,7 @@ struct PlanService {
   IpAddr addr;
   uint16_t port = 0; // host order
   uint8_t proto = 6; // IPPROTO_TCP or IPPROTO_UDP
-  std::vector<PlanVersion> versions; // weights sum to 100, or a single version of 100
+  ThinVector<PlanVersion> versions; // weights sum to 100, or a single version of 100
 
   /**
    * kernel or l7. An l7 service keeps the kernel behaviour (versions above, from
@@ -122,10 +123,11 @@ struct PlanService {
    */
   PlanPath path = PlanPath::kKernel;
   /** Why the path was chosen, one finding each. Empty for a plain service. */
-  std::vector<PlanWhy> why;
-  /** "VirtualService default/reviews spec.http[1]": the rule compiled into versions, "" if none. */
-  std::string kernelRule;
-  std::vector<PlanRoute> routes; // the full ordered rule list, for the proxy and explain
+  ThinVector<PlanWhy> why;
+  /** The rule compiled into versions, as its source and field ("VirtualService
+   * default/reviews", "spec.http[1]"); empty if none. */
+  PlanWhy kernelRule;
+  ThinVector<PlanRoute> routes; // the full ordered rule list, for the proxy and explain
   Boxed<LoadBalancer> loadBalancer; // DestinationRule trafficPolicy (service level)
   /** Session affinity in the kernel: consistentHash useSourceIp, or sessionAffinity: ClientIP. */
   bool affinity = false;
@@ -134,7 +136,7 @@ struct PlanService {
   /** Socket recycling opted in (veer.io/recycle-grace): seconds to wait before destroying. */
   std::optional<uint32_t> recycleGrace;
   /** Lanes by client pod label (ASM TrafficLabel $(localLabel)), sorted by value. */
-  std::vector<PlanLane> lanes;
+  ThinVector<PlanLane> lanes;
 
   /** "ns/name:port" */
   std::string id() const;
@@ -153,7 +155,7 @@ struct PlanVirtualHost {
    * Contour's order (longest prefix first, then more header conditions), delegates and
    * includes inlined; destination host "name.ns", weights normalized to percent.
    */
-  std::vector<PlanRoute> routes;
+  ThinVector<PlanRoute> routes;
 };
 
 struct Plan {

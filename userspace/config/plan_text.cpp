@@ -229,7 +229,7 @@ std::string renderPlan(const Plan& plan) {
       }
       out += "\n";
     }
-    out += "  kernel: " + (s.kernelRule.empty() ? std::string("no rule, all endpoints") : s.kernelRule) +
+    out += "  kernel: " + (s.kernelRule.empty() ? std::string("no rule, all endpoints") : s.kernelRule.text()) +
            "\n";
     for (const auto& v : s.versions) {
       out += "    " + (versionName(v).empty() ? std::string("*") : versionName(v)) + " " +

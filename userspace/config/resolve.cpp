@@ -141,7 +141,7 @@ struct Candidate {
 /** The rules of one service, after validation, and what they need. */
 struct Decision {
   const VirtualService* vs = nullptr;
-  std::vector<PlanRoute> routes; // delegates inlined
+  ThinVector<PlanRoute> routes; // delegates inlined
   std::vector<PlanWhy> l7;     // findings that need request bytes
   std::vector<PlanWhy> kernel; // conditions decidable per client pod
 };
@@ -300,7 +300,7 @@ private:
   }
 
   /** The ordered rule list of vs, delegates inlined. False on a delegation error. */
-  bool expand(const VirtualService& vs, std::vector<PlanRoute>& out) {
+  bool expand(const VirtualService& vs, ThinVector<PlanRoute>& out) {
     const ThinVector<Route>& rules = vs.http.empty() ? vs.tcp : vs.http;
     bool ok = true;
     for (const Route& r : rules) {
@@ -1064,7 +1064,7 @@ private:
           std::vector<const RouteDestination*> applicable;
           const RouteDestination* lanes = nullptr; // the destination whose subset is a lane
           if (kr != nullptr) {
-            ps.kernelRule = kr->source + " " + kr->rule->field;
+            ps.kernelRule = {kr->source, kr->rule->field};
             for (const auto& d : kr->rule->destinations) {
               Key dk = k;
               lookup(d.host, svc->meta.ns, &dk);

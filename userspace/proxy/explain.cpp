@@ -166,7 +166,7 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
   }
   if (s->path == PlanPath::kL7) {
     out += "note: path=l7; until the L7 proxy runs, the kernel applies " +
-           (s->kernelRule.empty() ? std::string("all endpoints") : s->kernelRule) +
+           (s->kernelRule.empty() ? std::string("all endpoints") : s->kernelRule.text()) +
            " to every connection\n";
   }
   ex.text = out;

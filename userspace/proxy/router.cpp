@@ -47,7 +47,7 @@ struct SpecService {
   std::string name;
   IpAddr addr;
   uint16_t port = 0;
-  std::vector<PlanRoute> routes;
+  ThinVector<PlanRoute> routes;
   std::vector<SpecCluster> clusters;
   /** Traffic labels the routes name ($name), with their sources in order. */
   std::map<std::string, ThinVector<TrafficLabel::Source>> labels;
