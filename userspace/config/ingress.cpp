@@ -27,7 +27,7 @@
 namespace veer {
 namespace {
 
-using Key = std::pair<std::string, std::string>; // (namespace, name)
+using Key = std::pair<Str, Str>; // (namespace, name)
 
 /** "; did you mean X?" for the closest candidate within 2 edits, else "". */
 std::string didYouMean(const std::string& word, const std::vector<std::string>& candidates) {

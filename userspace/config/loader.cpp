@@ -294,7 +294,7 @@ void Loader::merge(Loader&& batch) {
       const SourcePos& first = it->second;
       Diagnostic d;
       d.pos = m.pos;
-      d.object = std::move(m.key);
+      d.object = m.key.ref();
       d.message = "duplicate object; first defined at " + first.str();
       to.push_back(std::move(d));
     }
@@ -386,11 +386,10 @@ void Loader::loadObject(ObjectParser& p, const yaml::Node& doc, const std::strin
   if (!loadMeta(p, *top, meta)) {
     return;
   }
-  std::string key = meta.ref();
-  p.setObject(key);
+  p.setObject(meta.ref());
   // Whether it duplicates an earlier object is decided when batches merge (merge()).
   const size_t mark = marks_.size();
-  marks_.push_back(ObjectMark{std::move(key), meta.pos, diagCount()});
+  marks_.push_back(ObjectMark{{meta.kind, meta.ns, meta.name}, meta.pos, diagCount()});
   const yaml::Node* spec = ObjectParser::get(*top, "spec");
   const yaml::Node* status = ObjectParser::get(*top, "status");
   switch (k) {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "config/loader.h"
@@ -365,8 +366,19 @@ public:
    * not have reported: everything after its metadata), and the batch's list sizes once it
    * was added.
    */
+  /** An object's identity: kind, namespace and name, the object's own interned strings. */
+  struct ObjectKey {
+    Str kind, ns, name;
+    bool operator==(const ObjectKey&) const = default;
+    std::string ref() const { return kind + " " + ns + "/" + name; } // "Kind ns/name"
+  };
+  struct ObjectKeyHash {
+    size_t operator()(const ObjectKey& k) const {
+      return (k.kind.hash() * 1000003 ^ k.ns.hash()) * 1000003 ^ k.name.hash();
+    }
+  };
   struct ObjectMark {
-    std::string key; // "Kind ns/name"
+    ObjectKey key;
     SourcePos pos;
     size_t bodyDiags = 0; // result_.diags.size() when the metadata was read
     size_t endDiags = 0;  // ... and when the object was done
@@ -492,7 +504,7 @@ private:
 
   LoadResult result_;
   std::vector<ObjectMark> marks_;          // a batch's objects, in stream order
-  std::map<std::string, SourcePos> seen_; // merged objects: "Kind ns/name" -> first position
+  std::unordered_map<ObjectKey, SourcePos, ObjectKeyHash> seen_; // merged: first position
 };
 
 } // namespace veer::loading

@@ -25,12 +25,15 @@ using Key = std::pair<Str, Str>; // (namespace, name)
  */
 struct StringsHash {
   using is_transparent = void;
+  // A Str's hash is std::hash of its text, computed once: the same for a view of it.
+  static size_t hashOf(const Str& s) { return s.hash(); }
+  static size_t hashOf(std::string_view s) { return std::hash<std::string_view>()(s); }
   template <class Tuple>
   size_t operator()(const Tuple& t) const {
     return std::apply(
         [](const auto&... s) {
           size_t h = 0;
-          ((h = h * 1000003 ^ std::hash<std::string_view>()(s)), ...);
+          ((h = h * 1000003 ^ hashOf(s)), ...);
           return h;
         },
         t);
@@ -47,8 +50,9 @@ struct StringsEqual {
 };
 template <class K, class V>
 using Index = std::unordered_map<K, V, StringsHash, StringsEqual>;
-using KeyView = std::pair<std::string_view, std::string_view>;
-using LabelKey = std::tuple<std::string_view, std::string_view, std::string_view>; // ns, label, value
+using KeyView = std::pair<std::string_view, std::string_view>; // a Key to look up
+using LabelKey = std::tuple<Str, Str, Str>; // ns, label, value
+using LabelKeyView = std::tuple<std::string_view, std::string_view, std::string_view>;
 
 std::string keyStr(const Key& k) { return k.first + "/" + k.second; }
 
@@ -177,16 +181,16 @@ private:
       return std::tie(a->meta.ns, a->meta.name) < std::tie(b->meta.ns, b->meta.name);
     });
     for (const auto& p : c_.pods) {
-      pods_.emplace(KeyView{p.meta.ns, p.meta.name}, &p);
+      pods_.emplace(Key{p.meta.ns, p.meta.name}, &p);
       for (const auto& [k, v] : p.meta.labels) {
         podsByLabel_[LabelKey{p.meta.ns, k, v}].push_back(&p);
       }
     }
     for (const auto& es : c_.endpointSlices) {
-      slices_[KeyView{es.meta.ns, es.serviceName}].push_back(&es);
+      slices_[Key{es.meta.ns, es.serviceName}].push_back(&es);
     }
     for (const auto& vs : c_.virtualServices) {
-      vsByRef_.emplace(vs.meta.ref(), &vs);
+      vsByRef_.emplace(Str(vs.meta.ref()), &vs); // the plan's PlanRoute::source, shared
       if (vs.meta.kind == "VirtualService") { // delegates are Istio VirtualServices
         vsByKey_.emplace(Key{vs.meta.ns, vs.meta.name}, &vs);
       }
@@ -196,9 +200,9 @@ private:
   /** Pods of namespace ns whose labels include selector (non-empty), in config order. */
   std::vector<const Pod*> selected(const std::string& ns, const Labels& selector) {
     // Start from the selector label with the fewest pods, then check the others.
-    const std::vector<const Pod*>* fewest = nullptr;
+    const ThinVector<const Pod*>* fewest = nullptr;
     for (const auto& [k, v] : selector) {
-      auto it = podsByLabel_.find(LabelKey{ns, k, v});
+      auto it = podsByLabel_.find(LabelKeyView{ns, k, v});
       if (it == podsByLabel_.end()) {
         return {};
       }
@@ -1214,10 +1218,10 @@ private:
   Index<Key, const Service*> services_;
   std::vector<const Service*> ordered_; // each (namespace, name) once, sorted by it
   // The largest are keyed by views of the Config's own strings (it outlives the Resolver).
-  Index<KeyView, const Pod*> pods_;
-  Index<LabelKey, std::vector<const Pod*>> podsByLabel_; // -> pods, config order
-  Index<KeyView, std::vector<const EndpointSlice*>> slices_; // (namespace, service) -> slices
-  std::unordered_map<std::string, const VirtualService*> vsByRef_; // "VirtualService ns/name"
+  Index<Key, const Pod*> pods_;
+  Index<LabelKey, ThinVector<const Pod*>> podsByLabel_; // -> pods, config order
+  Index<Key, ThinVector<const EndpointSlice*>> slices_; // (namespace, service) -> slices
+  std::unordered_map<Str, const VirtualService*> vsByRef_; // "VirtualService ns/name"
   Index<Key, const VirtualService*> vsByKey_;
   Index<Key, const DestinationRule*> drs_;
   Index<Key, std::pair<const VirtualService*, SourcePos>> claims_;
