@@ -1,9 +1,9 @@
 #include "compiler/maglev.h"
 
 #include <algorithm>
-#include <future>
 #include <numeric>
-#include <thread>
+
+#include "common/worker_pool.h"
 
 namespace veer {
 
@@ -81,16 +81,8 @@ MaglevCache::rings(const std::vector<std::vector<std::string>>& lists) {
       todo[i].second->ring = std::move(ring);
     }
   };
-  const size_t workers =
-      todo.size() < 64 ? 1 : std::max(1u, std::thread::hardware_concurrency());
-  std::vector<std::future<void>> done;
-  for (size_t w = 1; w < workers; ++w) {
-    done.push_back(std::async(std::launch::async, build, w, workers));
-  }
-  build(0, workers);
-  for (auto& d : done) {
-    d.get();
-  }
+  WorkerPool& pool = WorkerPool::shared();
+  pool.parallelFor(todo.size() < 64 ? 1 : pool.threads(), build);
   computed_ += todo.size();
   std::vector<std::shared_ptr<const veer_maglev_ring>> out;
   out.reserve(lists.size());

@@ -10,13 +10,11 @@
 #include <deque>
 #include <fstream>
 #include <functional>
-#include <condition_variable>
 #include <future>
-#include <mutex>
-#include <thread>
 #include <map>
 #include <set>
 
+#include "common/worker_pool.h"
 #include "config/loader_internal.h"
 
 namespace veer {
@@ -81,19 +79,7 @@ private:
 class ParallelLoad {
 public:
   ParallelLoad(Loader& into, FileName file)
-      : into_(into), file_(std::move(file)),
-        inFlight_(std::max(1u, std::thread::hardware_concurrency())) {}
-
-  ~ParallelLoad() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    ready_.notify_all();
-    for (std::thread& t : workers_) {
-      t.join();
-    }
-  }
+      : into_(into), file_(std::move(file)), pool_(WorkerPool::shared()) {}
 
   void add(Document&& doc) {
     batchBytes_ += doc.text.size();
@@ -101,20 +87,11 @@ public:
     if (batchBytes_ < kBatchBytes) {
       return;
     }
-    if (pending_.size() >= inFlight_) {
+    if (pending_.size() >= pool_.threads()) {
       mergeOne();
     }
-    std::packaged_task<Loader()> task(
-        [docs = std::move(batch_), file = file_]() mutable { return loadBatch(std::move(docs), file); });
-    pending_.push_back(task.get_future());
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back(std::move(task));
-    }
-    ready_.notify_one();
-    if (workers_.size() < inFlight_) {
-      workers_.emplace_back([this] { work(); }); // started on demand, kept for the stream
-    }
+    pending_.push_back(pool_.submit(
+        [docs = std::move(batch_), file = file_]() mutable { return loadBatch(std::move(docs), file); }));
     batch_.clear();
     batchBytes_ = 0;
   }
@@ -137,23 +114,6 @@ private:
     return batch;
   }
 
-  /** A worker: runs queued batches until the stream is done (a thread per batch cost 5 %). */
-  void work() {
-    for (;;) {
-      std::packaged_task<Loader()> task;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        ready_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-        if (queue_.empty()) {
-          return;
-        }
-        task = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      task();
-    }
-  }
-
   void mergeOne() {
     Loader done = pending_.front().get();
     pending_.pop_front();
@@ -162,15 +122,10 @@ private:
 
   Loader& into_;
   const FileName file_;
-  const size_t inFlight_;
+  WorkerPool& pool_;
   std::vector<Document> batch_;
   size_t batchBytes_ = 0;
   std::deque<std::future<Loader>> pending_; // in stream order
-  std::mutex mu_;
-  std::condition_variable ready_;
-  std::deque<std::packaged_task<Loader()>> queue_; // guarded by mu_
-  bool stop_ = false;                              // guarded by mu_
-  std::vector<std::thread> workers_;
 };
 
 /** Calls f(&Config::list) for each object list of a Config, in member order. */

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <memory>
-#include <thread>
 #include <map>
 #include <set>
 #include <string_view>
@@ -11,6 +10,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/worker_pool.h"
 #include "config/ingress.h"
 #include "config/loader.h"
 
@@ -980,20 +980,15 @@ private:
 
   void build() {
     const size_t n = ordered_.size();
-    const size_t parts =
-        n < kParallelBuild ? 1 : std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+    WorkerPool& pool = WorkerPool::shared();
+    const size_t parts = n < kParallelBuild ? 1 : pool.threads();
     std::vector<std::unique_ptr<BuildOut>> outs;
     for (size_t i = 0; i < parts; ++i) {
       outs.push_back(std::make_unique<BuildOut>());
     }
-    std::vector<std::thread> workers;
-    for (size_t i = 1; i < parts; ++i) {
-      workers.emplace_back([&, i] { buildRange(n * i / parts, n * (i + 1) / parts, *outs[i]); });
-    }
-    buildRange(0, n / parts, *outs[0]);
-    for (std::thread& t : workers) {
-      t.join();
-    }
+    pool.parallelFor(parts, [&](size_t i, size_t of) {
+      buildRange(n * i / of, n * (i + 1) / of, *outs[i]);
+    });
     size_t total = 0;
     for (const auto& out : outs) {
       total += out->services.size();

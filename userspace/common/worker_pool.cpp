@@ -1,0 +1,54 @@
+#include "common/worker_pool.h"
+
+#include <algorithm>
+
+namespace veer {
+
+WorkerPool& WorkerPool::shared() {
+  // Never destroyed: its threads wait on it until the process exits.
+  static auto* pool = new WorkerPool(std::max(1u, std::thread::hardware_concurrency()));
+  return *pool;
+}
+
+WorkerPool::WorkerPool(size_t threads) : max_(std::max<size_t>(1, threads)) {}
+
+WorkerPool::~WorkerPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  ready_.notify_all();
+  for (std::thread& t : workers_) {
+    t.join();
+  }
+}
+
+void WorkerPool::push(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(task));
+    if (queue_.size() > idle_ && workers_.size() < max_) {
+      workers_.emplace_back([this] { work(); });
+    }
+  }
+  ready_.notify_one();
+}
+
+void WorkerPool::work() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    ++idle_;
+    ready_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    --idle_;
+    if (queue_.empty()) {
+      return; // stopping
+    }
+    std::function<void()> task = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    task();
+    lock.lock();
+  }
+}
+
+} // namespace veer
