@@ -241,6 +241,83 @@ TEST(ProxyHttp, DownstreamResponseEditsAndClose) {
             "Set-Cookie: a=1\r\nset-cookie: canary=v2\r\nconnection: close\r\n\r\n");
 }
 
+// With nothing to change, the field lines go on as received (order, spelling, spaces);
+// the start line is the proxy's own.
+TEST(ProxyHttp, UnchangedHeadsKeepTheirFieldLines) {
+  MessageParser p;
+  const std::string req = "GET /a?b=1 HTTP/1.1\r\nUser-Agent: wrk\r\nHost:  shop:80\r\n"
+                          "X-B:b \r\n\r\n";
+  ParsedHead h = headOf(p, req, HTTP_REQUEST);
+  Decision d;
+  d.kind = Decision::Kind::kForward;
+  std::vector<OutField> scratch;
+  std::string out;
+  writeUpstreamRequest(h, d, scratch, out);
+  EXPECT_EQ(out, req);
+
+  MessageParser q;
+  const std::string resp = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                           "Content-Length: 3\r\nx-veer-version: v1\r\n\r\n";
+  ParsedHead r = headOf(q, resp, HTTP_RESPONSE);
+  out = "HTTP/1.1 100 Continue\r\n\r\n";
+  writeDownstreamResponse(r, {}, false, false, scratch, out);
+  EXPECT_EQ(out, "HTTP/1.1 100 Continue\r\n\r\n" + resp);
+}
+
+// Anything to change, and any line that does not end in CRLF, takes the head apart and
+// writes it again.
+TEST(ProxyHttp, HeadsAreRewrittenWhenAnythingChanges) {
+  std::vector<OutField> scratch;
+  std::string out;
+  Decision d;
+  d.kind = Decision::Kind::kForward;
+  {
+    MessageParser p; // a bare LF: the next hop might split this head differently
+    const std::string hText = "GET / HTTP/1.1\nHost: shop\nX-A: 1\n\n";
+    ParsedHead h = headOf(p, hText, HTTP_REQUEST);
+    writeUpstreamRequest(h, d, scratch, out);
+    EXPECT_EQ(out, "GET / HTTP/1.1\r\nhost: shop\r\nX-A: 1\r\n\r\n");
+  }
+  {
+    MessageParser p; // hop-by-hop
+    const std::string hText = "GET / HTTP/1.1\r\nTE: trailers\r\nHost: shop\r\n\r\n";
+    ParsedHead h = headOf(p, hText, HTTP_REQUEST);
+    writeUpstreamRequest(h, d, scratch, out);
+    EXPECT_EQ(out, "GET / HTTP/1.1\r\nhost: shop\r\n\r\n");
+  }
+  {
+    MessageParser p; // a blank line before the request line
+    const std::string hText = "\r\nGET / HTTP/1.1\r\nHost: shop\r\n\r\n";
+    ParsedHead h = headOf(p, hText, HTTP_REQUEST);
+    writeUpstreamRequest(h, d, scratch, out);
+    EXPECT_EQ(out, "GET / HTTP/1.1\r\nhost: shop\r\n\r\n");
+  }
+  {
+    MessageParser p; // a tag to set
+    const std::string hText = "GET / HTTP/1.1\r\nHost: shop\r\n\r\n";
+    ParsedHead h = headOf(p, hText, HTTP_REQUEST);
+    Decision t = d;
+    t.tagHeader = "x-asm-prefer-tag";
+    t.tagValue = "gray";
+    writeUpstreamRequest(h, t, scratch, out);
+    EXPECT_EQ(out, "GET / HTTP/1.1\r\nhost: shop\r\nx-asm-prefer-tag: gray\r\n\r\n");
+  }
+  {
+    MessageParser p; // a response to close after, and one from an HTTP/1.0 server
+    const std::string hText = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    ParsedHead h = headOf(p, hText, HTTP_RESPONSE);
+    out.clear();
+    writeDownstreamResponse(h, {}, true, false, scratch, out);
+    EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nconnection: close\r\n\r\n");
+    MessageParser q;
+    const std::string h10Text = "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+    ParsedHead h10 = headOf(q, h10Text, HTTP_RESPONSE);
+    out.clear();
+    writeDownstreamResponse(h10, {}, false, false, scratch, out);
+    EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  }
+}
+
 TEST(ProxyHttp, SwitchingProtocolsKeepsUpgrade) {
   MessageParser p;
   const std::string resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"

@@ -46,6 +46,9 @@ struct ParsedHead {
   int httpMinor = 1;       // HTTP/1.x
   std::string_view host;   // requests: the Host value
   std::span<const HeaderField> headers;
+  /** The head as received, from the first byte given as base (blank lines before the start
+   * line included) through the empty line that ends it. */
+  std::string_view raw;
   bool keepAlive = true;     // http_should_keep_alive
   bool chunked = false;
   bool contentLength = false; // a Content-Length header was given
