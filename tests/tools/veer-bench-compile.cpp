@@ -8,8 +8,10 @@
 // match, a URI prefix with a 50/50 split, a sourceLabels match, and an unconditional
 // 80/10/10 split). Then runs the real pipeline (buildFromPaths: load, resolve, compile)
 // R times (default 5), each in a fresh child process, and measures each child's wall
-// time and peak RSS (wait4's ru_maxrss). Reports medians and the goal (under 1 s and
-// under 64 MiB). Exits non-zero only on errors (a child that fails, diagnostics with
+// time and peak RSS (wait4's ru_maxrss). Before each run, a baseline in its own child:
+// libyaml's parser alone over the same files, the floor of any YAML reader. Reports
+// medians, the goal (under 1 s and under 64 MiB), and the pipeline's CPU as a multiple of
+// the baseline's, which stays put when a shared machine runs slower. Exits non-zero only on errors (a child that fails, diagnostics with
 // errors, a plan of the wrong size), never on a missed goal.
 //
 // Usage: veer-bench-compile [--services N] [--runs R] [--pods-per-version P] [--keep DIR]
@@ -28,6 +30,8 @@
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include <yaml.h>
 
 #include "compiler/pipeline.h"
 
@@ -112,8 +116,9 @@ struct Run {
   long maxRssKiB = 0;
 };
 
-/** One pipeline run in a fresh child. Exit status: 0 ok, 2 diagnostics with errors, 3 bad plan. */
-bool runOnce(const fs::path& dir, int services, Run& out) {
+/** Runs child() in a fresh child process; its exit status is child()'s (0: ok). */
+template <class F> bool runChild(F child, Run& out) {
+  std::fflush(stdout);
   const auto start = std::chrono::steady_clock::now();
   pid_t pid = fork();
   if (pid < 0) {
@@ -121,18 +126,7 @@ bool runOnce(const fs::path& dir, int services, Run& out) {
     return false;
   }
   if (pid == 0) {
-    veer::BuildResult r = veer::buildFromPaths({dir.string()});
-    if (veer::hasErrors(r.diags)) {
-      std::fprintf(stderr, "%s", veer::formatDiagnostics(r.diags).c_str());
-      _exit(2);
-    }
-    if (r.plan.services.size() != static_cast<size_t>(services) ||
-        r.image.services.size() != static_cast<size_t>(services)) {
-      std::fprintf(stderr, "plan has %zu services, image %zu; expected %d\n",
-                   r.plan.services.size(), r.image.services.size(), services);
-      _exit(3);
-    }
-    _exit(0);
+    _exit(child());
   }
   int status = 0;
   struct rusage ru {};
@@ -145,10 +139,57 @@ bool runOnce(const fs::path& dir, int services, Run& out) {
   out.cpuSeconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                    static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::fprintf(stderr, "veer-bench-compile: pipeline child failed (status %d)\n", status);
+    std::fprintf(stderr, "veer-bench-compile: child failed (status %d)\n", status);
     return false;
   }
   return true;
+}
+
+/** The pipeline. Exit status: 0 ok, 2 diagnostics with errors, 3 a plan of the wrong size. */
+int pipeline(const fs::path& dir, int services) {
+  veer::BuildResult r = veer::buildFromPaths({dir.string()});
+  if (veer::hasErrors(r.diags)) {
+    std::fprintf(stderr, "%s", veer::formatDiagnostics(r.diags).c_str());
+    return 2;
+  }
+  if (r.plan.services.size() != static_cast<size_t>(services) ||
+      r.image.services.size() != static_cast<size_t>(services)) {
+    std::fprintf(stderr, "plan has %zu services, image %zu; expected %d\n",
+                 r.plan.services.size(), r.image.services.size(), services);
+    return 3;
+  }
+  return 0;
+}
+
+/**
+ * The baseline: libyaml's parser alone over the same files, on one thread, every event
+ * read and dropped. No YAML reader pays less than this, so pipeline CPU / scan CPU is
+ * what veer adds, and the ratio holds on a day the machine runs slower.
+ */
+int scan(const fs::path& dir) {
+  for (const auto& f : fs::directory_iterator(dir)) {
+    FILE* in = std::fopen(f.path().c_str(), "rb");
+    if (in == nullptr) {
+      std::perror(f.path().c_str());
+      return 1;
+    }
+    yaml_parser_t parser;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, in);
+    bool end = false;
+    while (!end) {
+      yaml_event_t ev;
+      if (yaml_parser_parse(&parser, &ev) == 0) {
+        std::fprintf(stderr, "%s: %s\n", f.path().c_str(), parser.problem);
+        return 1;
+      }
+      end = ev.type == YAML_STREAM_END_EVENT;
+      yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    std::fclose(in);
+  }
+  return 0;
 }
 
 double cpuSeconds() {
@@ -267,19 +308,28 @@ int main(int argc, char** argv) {
               static_cast<double>(bytes) / (1 << 20), dir.c_str());
   bool ok = true;
   Run warm;
-  ok = runOnce(dir, services, warm); // page cache and allocator warm-up, not counted
+  // Page cache and allocator warm-up, not counted.
+  ok = runChild([&] { return pipeline(dir, services); }, warm);
   std::vector<double> secs;
   std::vector<double> cpu;
   std::vector<long> rss;
-  for (int r = 0; ok && r < runs; ++r) {
+  std::vector<double> scanCpu;
+  std::vector<double> ratio;
+  for (int r = 0; ok && r < runs; ++r) { // the baseline and the pipeline interleaved
+    Run base;
     Run one;
-    ok = runOnce(dir, services, one);
+    ok = runChild([&] { return scan(dir); }, base) &&
+         runChild([&] { return pipeline(dir, services); }, one);
     if (ok) {
-      std::printf("  run %d: %.3f s wall, %.3f s CPU, peak RSS %.1f MiB\n", r + 1, one.seconds,
-                  one.cpuSeconds, static_cast<double>(one.maxRssKiB) / 1024);
+      std::printf("  run %d: %.3f s wall, %.3f s CPU, peak RSS %.1f MiB; libyaml scan %.3f s "
+                  "CPU\n",
+                  r + 1, one.seconds, one.cpuSeconds, static_cast<double>(one.maxRssKiB) / 1024,
+                  base.cpuSeconds);
       secs.push_back(one.seconds);
       cpu.push_back(one.cpuSeconds);
       rss.push_back(one.maxRssKiB);
+      scanCpu.push_back(base.cpuSeconds);
+      ratio.push_back(one.cpuSeconds / base.cpuSeconds);
     }
   }
   ok = ok && phases(dir);
@@ -297,5 +347,8 @@ int main(int argc, char** argv) {
   std::printf("median of %d: %.3f s wall (goal < 1 s: %s; %.3f s CPU), peak RSS %.1f MiB (goal < "
               "64 MiB: %s)\n",
               runs, s, timeOk ? "met" : "MISSED", median(cpu), mib, memOk ? "met" : "MISSED");
+  std::printf("baseline, libyaml scan of the same YAML on one thread: %.3f s CPU; the pipeline "
+              "costs %.2fx its CPU (median of the runs' ratios)\n",
+              median(scanCpu), median(ratio));
   return 0;
 }

@@ -114,7 +114,13 @@ struct Req {
   }
 };
 
-Decision route(const RouteTable& t, Req req, const Origin& o) { return t.route(req.head(), o); }
+/** Routes req. A Decision views its request (a tag taken from a header), so the request
+ * is kept until the next call, as the proxy keeps a request while its Decision is used. */
+Decision route(const RouteTable& t, Req req, const Origin& o) {
+  static Req held;
+  held = std::move(req);
+  return t.route(held.head(), o);
+}
 
 std::string subsetOf(const Decision& d) {
   std::string_view c = d.cluster;

@@ -1,5 +1,8 @@
 #include "common/str.h"
 
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <ostream>
@@ -38,7 +41,7 @@ public:
         }
         continue;
       }
-      if (r->hash == h && r->s == s) {
+      if (r->hash == h && r->view() == s) {
         uint32_t n = r->refs.load(std::memory_order_relaxed);
         while (n != 0 &&
                !r->refs.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) {
@@ -49,7 +52,12 @@ public:
         // Dying: its last Str is on its way to release(); it keeps its slot until then.
       }
     }
-    auto* r = new Rep{{1}, h, std::string(s)};
+    // The text runs past the struct's one-char array; a short one still needs the whole
+    // struct, which the initialization below writes.
+    void* mem = ::operator new(std::max(sizeof(Rep), offsetof(Rep, text) + s.size() + 1));
+    auto* r = new (mem) Rep{{1}, static_cast<uint32_t>(s.size()), h, {}};
+    std::memcpy(r->text, s.data(), s.size());
+    r->text[s.size()] = '\0';
     insert(sh, r, free);
     return r;
   }
@@ -71,7 +79,8 @@ public:
         rehash(sh, sh.slots.size() / 2);
       }
     }
-    delete r;
+    r->~Rep();
+    ::operator delete(r);
   }
 
   size_t liveCount() {

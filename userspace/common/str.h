@@ -13,11 +13,13 @@
 namespace veer {
 
 namespace detail {
-/** A Str's text and its reference count (str.cpp's intern table owns the set of them). */
+/** A Str's text, NUL-terminated, after its reference count (str.cpp's table owns them). */
 struct StrRep {
   std::atomic<uint32_t> refs;
+  uint32_t size;
   size_t hash;
-  std::string s;
+  char text[1]; // size + 1 bytes, allocated with the rep
+  std::string_view view() const { return {text, size}; }
 };
 } // namespace detail
 
@@ -28,7 +30,8 @@ struct StrRep {
  * bytes plus a heap block past 15 characters in every copy. Making a Str looks the text up
  * in a process-wide table (a hash and a lock); copying one is an atomic increment;
  * comparing two for equality compares pointers. Any thread may make, copy and drop Strs.
- * Reads as a const std::string& and as a std::string_view.
+ * Reads as a std::string_view; converts to a std::string where one is wanted (a copy, so a
+ * hot path takes view() instead).
  */
 class Str {
 public:
@@ -57,22 +60,25 @@ public:
   }
   void swap(Str& o) noexcept { std::swap(r_, o.r_); }
 
-  const std::string& str() const { return r_ != nullptr ? r_->s : empty_(); }
-  operator const std::string&() const { return str(); } // NOLINT: reads as the text
-  operator std::string_view() const { return str(); }   // NOLINT
-  std::string_view view() const { return str(); }
-  const char* c_str() const { return str().c_str(); }
-  const char* data() const { return str().data(); }
-  size_t size() const { return r_ != nullptr ? r_->s.size() : 0; }
+  std::string_view view() const { return r_ != nullptr ? r_->view() : std::string_view(); }
+  operator std::string_view() const { return view(); } // NOLINT: reads as the text
+  /** A copy of the text. */
+  std::string str() const { return std::string(view()); }
+  operator std::string() const { return str(); } // NOLINT: where a std::string is wanted
+  const char* c_str() const { return r_ != nullptr ? r_->text : ""; }
+  const char* data() const { return c_str(); }
+  size_t size() const { return r_ != nullptr ? r_->size : 0; }
   size_t length() const { return size(); }
   bool empty() const { return r_ == nullptr; }
-  char operator[](size_t i) const { return str()[i]; }
-  std::string::const_iterator begin() const { return str().begin(); }
-  std::string::const_iterator end() const { return str().end(); }
+  char operator[](size_t i) const { return c_str()[i]; }
+  const char* begin() const { return c_str(); }
+  const char* end() const { return c_str() + size(); }
   size_t find(std::string_view s, size_t pos = 0) const { return view().find(s, pos); }
   size_t find(char c, size_t pos = 0) const { return view().find(c, pos); }
   size_t rfind(char c, size_t pos = std::string::npos) const { return view().rfind(c, pos); }
-  std::string substr(size_t pos, size_t n = std::string::npos) const { return str().substr(pos, n); }
+  std::string substr(size_t pos, size_t n = std::string::npos) const {
+    return std::string(view().substr(pos, n));
+  }
   bool starts_with(std::string_view s) const { return view().starts_with(s); }
   bool ends_with(std::string_view s) const { return view().ends_with(s); }
   int compare(std::string_view s) const { return view().compare(s); }
@@ -102,10 +108,6 @@ public:
 
 private:
   using Rep = detail::StrRep;
-  static const std::string& empty_() {
-    static const std::string kEmpty;
-    return kEmpty;
-  }
   static void release(Rep* r);
 
   Rep* r_ = nullptr; // null: ""
@@ -113,13 +115,13 @@ private:
 
 inline std::string operator+(const Str& a, const char* b) { return a.str() + b; }
 inline std::string operator+(const Str& a, const std::string& b) { return a.str() + b; }
-inline std::string operator+(const Str& a, std::string_view b) { return a.str() + std::string(b); }
-inline std::string operator+(const Str& a, const Str& b) { return a.str() + b.str(); }
+inline std::string operator+(const Str& a, std::string_view b) { return a.str().append(b); }
+inline std::string operator+(const Str& a, const Str& b) { return a.str().append(b.view()); }
 inline std::string operator+(const Str& a, char b) { return a.str() + b; }
-inline std::string operator+(const char* a, const Str& b) { return a + b.str(); }
-inline std::string operator+(const std::string& a, const Str& b) { return a + b.str(); }
-inline std::string operator+(std::string&& a, const Str& b) { return std::move(a) + b.str(); }
-inline std::string operator+(char a, const Str& b) { return a + b.str(); }
+inline std::string operator+(const char* a, const Str& b) { return std::string(a).append(b.view()); }
+inline std::string operator+(const std::string& a, const Str& b) { return std::string(a).append(b.view()); }
+inline std::string operator+(std::string&& a, const Str& b) { return std::move(a.append(b.view())); }
+inline std::string operator+(char a, const Str& b) { return std::string(1, a).append(b.view()); }
 
 std::ostream& operator<<(std::ostream& os, const Str& s);
 

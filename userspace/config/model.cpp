@@ -257,7 +257,7 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
 
 
 void DiagnosticSink::report(Diagnostic::Severity severity, const SourcePos& pos,
-                            const std::string& object, const std::string& field,
+                            std::string_view object, std::string_view field,
                             const std::string& message) {
   Diagnostic d;
   d.severity = severity;
@@ -270,13 +270,13 @@ void DiagnosticSink::report(Diagnostic::Severity severity, const SourcePos& pos,
   }
 }
 
-void DiagnosticSink::error(const SourcePos& pos, const std::string& object,
-                           const std::string& field, const std::string& message) {
+void DiagnosticSink::error(const SourcePos& pos, std::string_view object,
+                           std::string_view field, const std::string& message) {
   report(Diagnostic::Severity::kError, pos, object, field, message);
 }
 
-void DiagnosticSink::warning(const SourcePos& pos, const std::string& object,
-                             const std::string& field, const std::string& message) {
+void DiagnosticSink::warning(const SourcePos& pos, std::string_view object,
+                             std::string_view field, const std::string& message) {
   report(Diagnostic::Severity::kWarning, pos, object, field, message);
 }
 

@@ -90,16 +90,16 @@ class DiagnosticSink {
 public:
   explicit DiagnosticSink(Diagnostics& out) : out_(out) {}
 
-  void error(const SourcePos& pos, const std::string& object, const std::string& field,
+  void error(const SourcePos& pos, std::string_view object, std::string_view field,
              const std::string& message);
-  void warning(const SourcePos& pos, const std::string& object, const std::string& field,
+  void warning(const SourcePos& pos, std::string_view object, std::string_view field,
                const std::string& message);
   /** A finding another sink collected (a part of a parallel build), unless already here. */
   void add(const Diagnostic& d) { report(d.severity, d.pos, d.object, d.field, d.message); }
 
 private:
-  void report(Diagnostic::Severity severity, const SourcePos& pos, const std::string& object,
-              const std::string& field, const std::string& message);
+  void report(Diagnostic::Severity severity, const SourcePos& pos, std::string_view object,
+              std::string_view field, const std::string& message);
 
   Diagnostics& out_;
   std::set<std::string> seen_; // formatted findings already reported
