@@ -82,7 +82,7 @@ void Loader::loadTrafficLabel(ObjectParser& p, ObjectMeta meta, const yaml::Node
         if (!v) {
           continue;
         }
-        std::string text = *v;
+        std::string text(*v);
         // A "// comment" after the value is part of a YAML plain scalar; say so and drop it.
         if (size_t c = text.find("//"); c != std::string::npos && c > 0 &&
                                         (text[c - 1] == ' ' || text[c - 1] == '\t')) {

@@ -24,9 +24,9 @@ void Loader::loadContour(ObjectParser& p, ObjectMeta meta, const yaml::Node* spe
     p.report(Diagnostic::Severity::kError, vs.meta.pos, "spec", "missing spec");
     return;
   }
-  auto s = p.fields(*spec, "spec",
-                    proxy ? std::vector<std::string>{"virtualhost", "routes", "includes"}
-                          : std::vector<std::string>{"virtualhost", "routes"},
+  static const std::vector<std::string_view> kProxySpec = {"virtualhost", "routes", "includes"};
+  static const std::vector<std::string_view> kRouteSpec = {"virtualhost", "routes"};
+  auto s = p.fields(*spec, "spec", proxy ? kProxySpec : kRouteSpec,
                     {"tcpproxy", "ingressClassName"}, true);
   if (!s) {
     return;
@@ -86,12 +86,12 @@ void Loader::loadContour(ObjectParser& p, ObjectMeta meta, const yaml::Node* spe
 /** One Contour route (or HTTPProxy include when include) as a Route. */
 std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                               bool proxy, bool include) {
-  static const std::vector<std::string> kIrKnown = {"match", "services", "delegate"};
-  static const std::vector<std::string> kIrUnsupported = {
+  static const std::vector<std::string_view> kIrKnown = {"match", "services", "delegate"};
+  static const std::vector<std::string_view> kIrUnsupported = {
       "permitInsecure", "enableWebsockets", "prefixRewrite", "timeoutPolicy", "retryPolicy",
       "headersPolicy"};
-  static const std::vector<std::string> kHpKnown = {"conditions", "services"};
-  static const std::vector<std::string> kHpUnsupported = {
+  static const std::vector<std::string_view> kHpKnown = {"conditions", "services"};
+  static const std::vector<std::string_view> kHpUnsupported = {
       "enableWebsockets", "permitInsecure", "timeoutPolicy", "retryPolicy", "pathRewritePolicy",
       "requestHeadersPolicy", "responseHeadersPolicy", "cookieRewritePolicies",
       "loadBalancerPolicy", "healthCheckPolicy", "rateLimitPolicy", "requestRedirectPolicy",
@@ -182,7 +182,7 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const yaml::Node&
             }
             continue;
           }
-          std::string val = p.string(*v, opField).value_or("");
+          std::string val(p.string(*v, opField).value_or(""));
           negate = o.rfind("not", 0) == 0;
           if (o == "exact" || o == "notexact") {
             km.match.op = StringMatch::Op::kExact;

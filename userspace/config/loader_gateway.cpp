@@ -160,7 +160,7 @@ std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, cons
     p.error(n, f + ".name", "missing name");
     return std::nullopt;
   }
-  std::string svc = p.string(*name, f + ".name").value_or("");
+  std::string svc(p.string(*name, f + ".name").value_or(""));
   std::string svcNs = ns;
   if (const yaml::Node* x = ObjectParser::get(*m, "namespace")) {
     svcNs = p.string(*x, f + ".namespace").value_or(ns);
@@ -238,7 +238,7 @@ std::optional<Loader::GatewayFilter> Loader::gatewayFilter(ObjectParser& p, cons
     return std::nullopt;
   }
   if (std::find(kFilterTypes.begin(), kFilterTypes.end(), *type) == kFilterTypes.end()) {
-    const std::string hint = closest(*type, kFilterTypes);
+    const std::string hint = closest(std::string(*type), kFilterTypes);
     p.error(*t, f + ".type",
             "unknown filter type " + *type +
                 (hint.empty() ? "; expected one of RequestHeaderModifier, "
@@ -247,7 +247,7 @@ std::optional<Loader::GatewayFilter> Loader::gatewayFilter(ObjectParser& p, cons
                               : "; did you mean " + hint + "?"));
     return std::nullopt;
   }
-  return GatewayFilter{std::move(*m), std::move(*type)};
+  return GatewayFilter{std::move(*m), std::string(*type)};
 }
 
 void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std::string& f,
@@ -289,7 +289,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
           continue;
         }
         const yaml::Node* pt = ObjectParser::get(*pm, "type");
-        std::string ptype = pt == nullptr ? "" : p.string(*pt, bf + ".path.type").value_or("");
+        std::string ptype(pt == nullptr ? "" : p.string(*pt, bf + ".path.type").value_or(""));
         if (ptype == "ReplacePrefixMatch") {
           // Istio's rewrite.uri replaces the matched prefix: the same operation.
           if (const yaml::Node* v = ObjectParser::get(*pm, "replacePrefixMatch")) {
@@ -484,7 +484,7 @@ std::optional<HttpMatch> Loader::loadGatewayMatch(ObjectParser& p, const yaml::N
       }
       k.match.value = p.string(*value, kf + ".value").value_or("");
       k.match.pos = p.pos(*value);
-      std::string t = type == nullptr ? "Exact" : p.string(*type, kf + ".type").value_or("Exact");
+      std::string t(type == nullptr ? "Exact" : p.string(*type, kf + ".type").value_or("Exact"));
       if (t == "Exact") {
         k.match.op = StringMatch::Op::kExact;
       } else if (t == "RegularExpression") {
@@ -515,7 +515,7 @@ std::optional<HttpMatch> Loader::loadGatewayMatch(ObjectParser& p, const yaml::N
                                                       "CONNECT", "OPTIONS", "TRACE", "PATCH"};
     if (auto v = p.string(*method, f + ".method")) {
       if (std::find(kMethods.begin(), kMethods.end(), *v) == kMethods.end()) {
-        const std::string hint = closest(*v, kMethods);
+        const std::string hint = closest(std::string(*v), kMethods);
         p.error(*method, f + ".method",
                 "unknown HTTP method '" + *v + "'" +
                     (hint.empty() ? "" : "; did you mean " + hint + "?"));
@@ -567,7 +567,7 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const yaml::Node* s
         p.error(items[i], rf + ".name", "missing name");
         continue;
       }
-      const std::string n = p.string(*name, rf + ".name").value_or("");
+      const std::string n(p.string(*name, rf + ".name").value_or(""));
       std::string ns = vs.meta.ns;
       if (const yaml::Node* x = ObjectParser::get(*m, "namespace")) {
         ns = p.string(*x, rf + ".namespace").value_or(ns);
@@ -600,7 +600,7 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const yaml::Node* s
       if (!h) {
         continue;
       }
-      std::string rest = h->rfind("*.", 0) == 0 ? h->substr(2) : *h;
+      std::string rest(h->rfind("*.", 0) == 0 ? h->substr(2) : *h);
       if (rest.empty() || rest.find_first_of(" /:*") != std::string::npos) {
         p.error(items[i], idx("spec.hostnames", i),
                 "'" + *h + "' is not a host name (a DNS name, optionally starting with *.)");

@@ -8,7 +8,9 @@
 
 #include "config/yaml.h"
 
+#include <algorithm>
 #include <array>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -20,6 +22,12 @@
 
 namespace veer::loading {
 
+// Messages quote a scalar, a view into the Document. C++26 concatenates strings and
+// string_views (P2591); until then, these do, for the loader only.
+inline std::string operator+(std::string a, std::string_view b) { return a.append(b); }
+inline std::string operator+(const char* a, std::string_view b) { return std::string(a).append(b); }
+inline std::string operator+(std::string_view a, const char* b) { return std::string(a).append(b); }
+
 inline std::string describe(const yaml::Node& n) {
   switch (n.type()) {
   case yaml::NodeType::kMap:
@@ -29,7 +37,7 @@ inline std::string describe(const yaml::Node& n) {
   case yaml::NodeType::kNull:
     return "nothing";
   case yaml::NodeType::kScalar:
-    return "'" + n.scalar() + "'";
+    return "'" + std::string(n.scalar()) + "'";
   default:
     return "nothing";
   }
@@ -63,7 +71,7 @@ inline std::optional<uint32_t> parseSeconds(const std::string& s) {
   return static_cast<uint32_t>(total);
 }
 
-inline bool parseInt(const std::string& s, int64_t& out) {
+inline bool parseInt(std::string_view s, int64_t& out) {
   if (s.empty() || s.size() > 18) {
     return false;
   }
@@ -116,6 +124,33 @@ private:
   std::vector<value_type> entries_;
 };
 
+/**
+ * The field names an object may have, as a view: a braced list of literals at the call
+ * (an array on the stack, nothing allocated) or a static list of string_views.
+ */
+class Names {
+public:
+  // A parameter type: the braced list's array lives until the call's full expression
+  // ends, as long as the Names does.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winit-list-lifetime"
+  Names(std::initializer_list<std::string_view> l) : b_(l.begin()), e_(l.end()) {}
+#pragma GCC diagnostic pop
+  Names(const std::vector<std::string_view>& v) : b_(v.data()), e_(v.data() + v.size()) {}
+  const std::string_view* begin() const { return b_; }
+  const std::string_view* end() const { return e_; }
+  bool contains(std::string_view name) const { return std::find(b_, e_, name) != e_; }
+
+private:
+  const std::string_view* b_;
+  const std::string_view* e_;
+};
+
+/** The name in candidates closest to word (closest() of model.h), for a hint. */
+inline std::string closestName(std::string_view word, Names candidates) {
+  return closest(std::string(word), std::vector<std::string>(candidates.begin(), candidates.end()));
+}
+
 /** Parses one object (one YAML document) and reports against it. */
 class ObjectParser {
 public:
@@ -161,43 +196,47 @@ public:
    * ignored) get a warning with a "did you mean" hint when checkUnknown. Keys in
    * unsupported are known to Istio but not to veer: a warning that they are ignored.
    */
-  std::optional<Fields> fields(const yaml::Node& n, const std::string& path,
-                               const std::vector<std::string>& known,
-                               const std::vector<std::string>& unsupported, bool checkUnknown) {
+  std::optional<Fields> fields(const yaml::Node& n, const std::string& path, Names known,
+                               Names unsupported, bool checkUnknown) {
     if (!n.isMap()) {
       error(n, path, "expected a map, got " + describe(n));
       return std::nullopt;
     }
     Fields out;
     out.entries_.reserve(n.entries().size());
-    auto sub = [&](const std::string& name) { return path.empty() ? name : path + "." + name; };
+    auto sub = [&](std::string_view name) {
+      return path.empty() ? std::string(name) : path + "." + std::string(name);
+    };
     for (const auto& [k, value] : n.entries()) {
       if (!k.isScalar()) {
         error(k, path, "expected a string key, got " + describe(k));
         continue;
       }
-      const std::string& name = k.scalar();
+      const std::string_view name = k.scalar();
       if (const Entry* first = out.find(name)) {
-        error(k, sub(name), "duplicate key " + name + " (first at line " +
+        error(k, sub(name), "duplicate key " + std::string(name) + " (first at line " +
                                 std::to_string(pos(first->key).line) + ")");
         continue;
       }
       out.entries_.emplace_back(name, Entry{k, value});
-      if (!checkUnknown || std::find(known.begin(), known.end(), name) != known.end()) {
+      if (!checkUnknown || known.contains(name)) {
         continue;
       }
-      if (std::find(unsupported.begin(), unsupported.end(), name) != unsupported.end()) {
-        warning(k, sub(name), "field " + name + " is not supported by veer yet; ignored");
+      if (unsupported.contains(name)) {
+        warning(k, sub(name),
+                "field " + std::string(name) + " is not supported by veer yet; ignored");
         continue;
       }
-      std::vector<std::string> all = known;
+      std::vector<std::string_view> all(known.begin(), known.end());
       all.insert(all.end(), unsupported.begin(), unsupported.end());
-      std::string hint = closest(name, all);
-      warning(k, sub(name),
-              "unknown field " + name + (hint.empty() ? "" : "; did you mean " + hint + "?"));
+      std::string hint = closestName(name, all);
+      warning(k, sub(name), "unknown field " + std::string(name) +
+                                (hint.empty() ? "" : "; did you mean " + hint + "?"));
     }
-    std::stable_sort(out.entries_.begin(), out.entries_.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    // Keys are unique (duplicates were refused above), so an unstable sort is enough, and
+    // std::sort needs no buffer where std::stable_sort allocates one per map.
+    std::sort(out.entries_.begin(), out.entries_.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
     return out;
   }
 
@@ -209,7 +248,8 @@ public:
     return &e->value;
   }
 
-  std::optional<std::string> string(const yaml::Node& n, const std::string& field) {
+  /** A scalar's text: a view into the Document, valid while it lives. */
+  std::optional<std::string_view> string(const yaml::Node& n, const std::string& field) {
     if (!n.isScalar()) {
       error(n, field, "expected a string, got " + describe(n));
       return std::nullopt;
@@ -249,12 +289,12 @@ public:
       digits = digits || (*s)[i] != '.';
       ++i;
     }
-    std::string unit = s->substr(i);
+    std::string unit(s->substr(i));
     if (!digits || (unit != "s" && unit != "ms" && unit != "us" && unit != "m" && unit != "h")) {
       error(n, field, "expected a duration like 5s or 100ms, got '" + *s + "'");
       return std::nullopt;
     }
-    return *s;
+    return std::string(*s);
   }
 
   std::optional<uint16_t> port(const yaml::Node& n, const std::string& field) {

@@ -133,7 +133,7 @@ std::optional<LoadBalancer> Loader::loadTrafficPolicy(ObjectParser& p, const yam
       return std::nullopt;
     }
     if (std::find(kSimple.begin(), kSimple.end(), *v) == kSimple.end()) {
-      std::string hint = closest(*v, kSimple);
+      std::string hint = closest(std::string(*v), kSimple);
       p.error(*simple, lf + ".simple",
               "unknown load balancer '" + *v + "'" +
                   (hint.empty() ? "; expected ROUND_ROBIN, LEAST_REQUEST, RANDOM or PASSTHROUGH"
@@ -269,7 +269,7 @@ std::optional<StringMatch> Loader::loadStringMatch(ObjectParser& p, const yaml::
       continue;
     }
     ++n1;
-    std::string v = e->value.isNull() ? "" : p.string(e->value, f + "." + op).value_or("");
+    std::string v(e->value.isNull() ? "" : p.string(e->value, f + "." + op).value_or(""));
     StringMatch sm;
     sm.op = std::string(op) == "exact"    ? StringMatch::Op::kExact
             : std::string(op) == "prefix" ? StringMatch::Op::kPrefix
@@ -324,15 +324,15 @@ ThinVector<KeyMatch> Loader::loadKeyMatches(ObjectParser& p, const yaml::Node& n
 
 std::optional<HttpMatch> Loader::loadMatch(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                            bool http) {
-  static const std::vector<std::string> kHttp = {
+  static const std::vector<std::string_view> kHttp = {
       "name", "uri", "scheme", "method", "authority", "headers", "withoutHeaders",
       "queryParams", "sourceLabels", "sourceNamespace", "port", "gateways", "ignoreUriCase"};
-  static const std::vector<std::string> kTcp = {"port", "sourceLabels", "sourceNamespace",
+  static const std::vector<std::string_view> kTcp = {"port", "sourceLabels", "sourceNamespace",
                                                 "gateways"};
-  auto m = p.fields(n, f, http ? kHttp : kTcp,
-                    http ? std::vector<std::string>{"statPrefix"}
-                         : std::vector<std::string>{"destinationSubnets", "sourceSubnet"},
-                    true);
+  static const std::vector<std::string_view> kHttpUnsupported = {"statPrefix"};
+  static const std::vector<std::string_view> kTcpUnsupported = {"destinationSubnets",
+                                                                "sourceSubnet"};
+  auto m = p.fields(n, f, http ? kHttp : kTcp, http ? kHttpUnsupported : kTcpUnsupported, true);
   if (!m) {
     return std::nullopt;
   }
@@ -416,7 +416,7 @@ void Loader::loadHeaderOps(ObjectParser& p, const yaml::Node& n, const std::stri
         p.error(first, f + "." + op, "expected a header name");
         continue;
       }
-      std::string key = first.scalar();
+      std::string key(first.scalar());
       if (auto val = p.string(second, f + "." + op + "." + key)) {
         dst.emplace_back(key, *val);
       }
@@ -467,7 +467,8 @@ std::optional<double> Loader::percent(ObjectParser& p, const yaml::Node& n, cons
     return std::nullopt;
   }
   char* end = nullptr;
-  double d = std::strtod(v->scalar().c_str(), &end);
+  const std::string text(v->scalar());
+  double d = std::strtod(text.c_str(), &end);
   if (v->scalar().empty() || end == nullptr || *end != '\0' || !(d >= 0 && d <= 100)) {
     p.error(*v, f, "expected a percentage 0..100, got '" + v->scalar() + "'");
     return std::nullopt;
@@ -622,19 +623,19 @@ void Loader::loadRoutes(ObjectParser& p, const yaml::Node* list, const std::stri
   if (list == nullptr) {
     return;
   }
-  static const std::vector<std::string> kHttpKnown = {
+  static const std::vector<std::string_view> kHttpKnown = {
       "name", "match", "route", "headers", "rewrite", "timeout", "retries", "mirror",
       "mirrorPercentage", "mirror_percent", "mirrorPercent", "fault", "delegate", "redirect",
       "directResponse"};
-  static const std::vector<std::string> kHttpUnsupported = {"mirrors", "corsPolicy"};
-  static const std::vector<std::string> kTcpKnown = {"match", "route"};
+  static const std::vector<std::string_view> kHttpUnsupported = {"mirrors", "corsPolicy"};
+  static const std::vector<std::string_view> kTcpKnown = {"match", "route"};
   auto items = p.sequence(*list, field);
   out.reserve(out.size() + items.size()); // exact: a Route is a kilobyte
   for (size_t i = 0; i < items.size(); ++i) {
     std::string f = idx(field, i);
     size_t before = diagCount();
     auto m = p.fields(items[i], f, http ? kHttpKnown : kTcpKnown,
-                      http ? kHttpUnsupported : std::vector<std::string>{}, true);
+                      http ? Names(kHttpUnsupported) : Names{}, true);
     if (!m) {
       continue;
     }
@@ -774,28 +775,31 @@ bool Loader::loadTarget(ObjectParser& p, const yaml::Node& dest, const std::stri
 std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const yaml::Node& n,
                                                         const std::string& f, bool http,
                                                         bool siblingsWeighted) {
-  static const std::vector<std::string> kHttpKnown = {"destination", "weight", "headers",
+  static const std::vector<std::string_view> kHttpKnown = {"destination", "weight", "headers",
                                                       "fallback"};
-  static const std::vector<std::string> kTcpKnown = {"destination", "weight"};
+  static const std::vector<std::string_view> kTcpKnown = {"destination", "weight"};
   const auto& kKnown = http ? kHttpKnown : kTcpKnown;
   if (!n.isMap()) {
     p.error(n, f, "expected a map, got " + describe(n));
     return std::nullopt;
   }
   // "port: 5" beside destination, where weight was meant (Contour's docs do this).
-  std::map<std::string, Entry> raw;
+  const Entry* stray = nullptr;
+  bool hasWeight = false;
+  Entry port;
   for (const auto& [first, second] : n.entries()) {
-    if (first.isScalar()) {
-      raw[first.scalar()] = Entry{first, second};
+    if (first.isScalar() && first.scalar() == "port") {
+      port = Entry{first, second};
+      stray = &port;
     }
+    hasWeight = hasWeight || (first.isScalar() && first.scalar() == "weight");
   }
-  auto stray = raw.find("port");
-  bool strayPortHint = stray != raw.end() && raw.count("weight") == 0 && siblingsWeighted;
+  bool strayPortHint = stray != nullptr && !hasWeight && siblingsWeighted;
   if (strayPortHint) {
     int64_t v = 0;
-    std::string val = stray->second.value.isScalar() ? stray->second.value.scalar() : "";
+    std::string val(stray->value.isScalar() ? stray->value.scalar() : "");
     bool num = parseInt(val, v);
-    p.error(stray->second.key, f + ".port",
+    p.error(stray->key, f + ".port",
             "unknown field port" +
                 std::string(num ? "; did you mean weight: " + val + "?" : "; did you mean weight?") +
                 " (the other destinations have weights)");
@@ -809,7 +813,7 @@ std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const y
     for (const auto& [key, e] : *m) {
       const std::string k(key);
       if (k != "port" && std::find(kKnown.begin(), kKnown.end(), k) == kKnown.end()) {
-        std::string hint = closest(k, kKnown);
+        std::string hint = closestName(k, kKnown);
         p.warning(e.key, f + "." + k,
                   "unknown field " + k + (hint.empty() ? "" : "; did you mean " + hint + "?"));
       }
@@ -853,7 +857,7 @@ std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const y
       size_t start = 0;
       while (start <= cs->size()) {
         size_t bar = cs->find('|', start);
-        std::string one = cs->substr(start, bar == std::string::npos ? std::string::npos : bar - start);
+        std::string one(cs->substr(start, bar == std::string::npos ? std::string::npos : bar - start));
         if (one != "noinstances" && one != "noavailabled") {
           std::string hint = closest(one, {"noinstances", "noavailabled"});
           p.error(*c, ff + ".case",

@@ -5,15 +5,16 @@
 
 #include <yaml.h>
 
+#include <cstring>
 #include <map>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
 
 namespace veer::yaml {
 
 namespace {
-
-const std::string kEmpty;
-const std::vector<Node> kNoItems;
-const std::vector<std::pair<Node, Node>> kNoEntries;
 
 Mark markOf(const yaml_mark_t& m) { return Mark{static_cast<int>(m.line), static_cast<int>(m.column)}; }
 
@@ -40,45 +41,59 @@ struct EventGuard {
 
 } // namespace
 
-const std::string& Node::scalar() const {
-  return d_ != nullptr && d_->type == NodeType::kScalar ? d_->scalar : kEmpty;
-}
-Mark Node::mark() const { return d_ == nullptr ? Mark{} : d_->mark; }
-const std::vector<Node>& Node::items() const {
-  return d_ != nullptr && d_->type == NodeType::kSequence ? d_->items : kNoItems;
-}
-const std::vector<std::pair<Node, Node>>& Node::entries() const {
-  return d_ != nullptr && d_->type == NodeType::kMap ? d_->entries : kNoEntries;
-}
-
 struct Parser {
-  /** Adds a node to its parent (the open sequence or map on the stack), or makes it the root. */
-  static void attach(Document& doc, std::vector<NodeData*>& stack, std::vector<bool>& keyNext,
-                     Node n) {
-    if (stack.empty()) {
+  /** An open sequence or map: its node and where its children start on the scratch stacks. */
+  struct Open {
+    NodeData* node;
+    size_t first;      // index into items or entries
+    bool keyNext;      // a map's next node is a key
+    std::string anchor; // named once the collection is complete
+  };
+
+  template <class T> static T* copyOut(Document& doc, const T* from, size_t n) {
+    if (n == 0) {
+      return nullptr;
+    }
+    void* mem = doc.arena_.allocate(n * sizeof(T), alignof(T));
+    return std::uninitialized_copy(from, from + n, static_cast<T*>(mem)) - n;
+  }
+
+  /** Adds a node to its parent (the open sequence or map), or makes it the root. */
+  static void attach(Document& doc, std::vector<Open>& open, std::vector<Node>& items,
+                     std::vector<std::pair<Node, Node>>& entries, Node n) {
+    if (open.empty()) {
       doc.root_ = n;
       return;
     }
-    NodeData* parent = stack.back();
-    if (parent->type == NodeType::kSequence) {
-      parent->items.push_back(n);
-    } else if (keyNext.back()) {
-      parent->entries.emplace_back(n, Node());
-      keyNext.back() = false;
+    Open& parent = open.back();
+    if (parent.node->type == NodeType::kSequence) {
+      items.push_back(n);
+    } else if (parent.keyNext) {
+      entries.emplace_back(n, Node());
+      parent.keyNext = false;
     } else {
-      parent->entries.back().second = n;
-      keyNext.back() = true;
+      entries.back().second = n;
+      parent.keyNext = true;
     }
+  }
+
+  static NodeData* newNode(Document& doc, const yaml_mark_t& m) {
+    void* mem = doc.arena_.allocate(sizeof(NodeData), alignof(NodeData));
+    auto* d = new (mem) NodeData;
+    d->mark = markOf(m);
+    return d;
   }
 
   static bool run(std::string_view text, Document& doc, ParseError& error) {
     ParserGuard guard;
     yaml_parser_set_input_string(&guard.p, reinterpret_cast<const unsigned char*>(text.data()),
                                  text.size());
-    std::vector<NodeData*> stack;
-    std::vector<bool> keyNext;         // per open map: the next node is a key
-    std::vector<std::string> pending;  // per open collection: its anchor, named once closed
-    std::map<std::string, const NodeData*> anchors;
+    // Children of the open collections, innermost last: copied into the arena, at their
+    // final size, when their collection ends.
+    std::vector<Open> open;
+    std::vector<Node> items;
+    std::vector<std::pair<Node, Node>> entries;
+    std::map<std::string, const NodeData*, std::less<>> anchors;
     doc.root_ = Node();
     bool sawDocument = false;
     while (true) {
@@ -96,8 +111,8 @@ struct Parser {
       switch (e.type) {
       case YAML_STREAM_END_EVENT:
         if (!sawDocument) {
-          doc.nodes_.emplace_back(); // an empty text: a null root
-          doc.root_ = Node(&doc.nodes_.back());
+          // An empty text: a null root, with no mark.
+          doc.root_ = Node(new (doc.arena_.allocate(sizeof(NodeData), alignof(NodeData))) NodeData);
         }
         return true;
       case YAML_DOCUMENT_START_EVENT:
@@ -108,48 +123,55 @@ struct Parser {
         }
         sawDocument = true;
         break;
-      case YAML_SCALAR_EVENT:
-      case YAML_SEQUENCE_START_EVENT:
-      case YAML_MAPPING_START_EVENT: {
-        doc.nodes_.emplace_back();
-        NodeData& d = doc.nodes_.back();
-        d.mark = markOf(e.start_mark);
-        const yaml_char_t* anchor = nullptr;
-        if (e.type == YAML_SCALAR_EVENT) {
-          anchor = e.data.scalar.anchor;
-          d.type = isNullScalar(e) ? NodeType::kNull : NodeType::kScalar;
-          if (d.type == NodeType::kScalar) {
-            d.scalar.assign(reinterpret_cast<const char*>(e.data.scalar.value),
-                            e.data.scalar.length);
-          }
-        } else if (e.type == YAML_SEQUENCE_START_EVENT) {
-          anchor = e.data.sequence_start.anchor;
-          d.type = NodeType::kSequence;
-        } else {
-          anchor = e.data.mapping_start.anchor;
-          d.type = NodeType::kMap;
+      case YAML_SCALAR_EVENT: {
+        NodeData* d = newNode(doc, e.start_mark);
+        if (!isNullScalar(e)) {
+          d->type = NodeType::kScalar;
+          const size_t n = e.data.scalar.length;
+          auto* t = static_cast<char*>(doc.arena_.allocate(n + 1, 1));
+          std::memcpy(t, e.data.scalar.value, n);
+          t[n] = '\0';
+          d->text = t;
+          d->size = static_cast<uint32_t>(n);
         }
-        attach(doc, stack, keyNext, Node(&d));
-        if (e.type != YAML_SCALAR_EVENT) {
-          // A collection's anchor is usable once it is complete, so no alias can make a
-          // node its own descendant.
-          stack.push_back(&d);
-          keyNext.push_back(true);
-          pending.emplace_back(anchor != nullptr ? reinterpret_cast<const char*>(anchor) : "");
-        } else if (anchor != nullptr && *anchor != 0) {
-          anchors[reinterpret_cast<const char*>(anchor)] = &d;
+        attach(doc, open, items, entries, Node(d));
+        if (const yaml_char_t* anchor = e.data.scalar.anchor; anchor != nullptr && *anchor != 0) {
+          anchors[reinterpret_cast<const char*>(anchor)] = d;
         }
         break;
       }
-      case YAML_SEQUENCE_END_EVENT:
-      case YAML_MAPPING_END_EVENT:
-        if (!pending.back().empty()) {
-          anchors[pending.back()] = stack.back();
-        }
-        stack.pop_back();
-        keyNext.pop_back();
-        pending.pop_back();
+      case YAML_SEQUENCE_START_EVENT:
+      case YAML_MAPPING_START_EVENT: {
+        NodeData* d = newNode(doc, e.start_mark);
+        const bool seq = e.type == YAML_SEQUENCE_START_EVENT;
+        d->type = seq ? NodeType::kSequence : NodeType::kMap;
+        const yaml_char_t* anchor =
+            seq ? e.data.sequence_start.anchor : e.data.mapping_start.anchor;
+        attach(doc, open, items, entries, Node(d));
+        // A collection's anchor is usable once it is complete, so no alias can make a
+        // node its own descendant.
+        open.push_back(Open{d, seq ? items.size() : entries.size(), true,
+                            anchor != nullptr ? reinterpret_cast<const char*>(anchor) : ""});
         break;
+      }
+      case YAML_SEQUENCE_END_EVENT:
+      case YAML_MAPPING_END_EVENT: {
+        Open& o = open.back();
+        if (o.node->type == NodeType::kSequence) {
+          o.node->size = static_cast<uint32_t>(items.size() - o.first);
+          o.node->kids = copyOut(doc, items.data() + o.first, o.node->size);
+          items.resize(o.first);
+        } else {
+          o.node->size = static_cast<uint32_t>(entries.size() - o.first);
+          o.node->kids = copyOut(doc, entries.data() + o.first, o.node->size);
+          entries.resize(o.first);
+        }
+        if (!o.anchor.empty()) {
+          anchors[o.anchor] = o.node;
+        }
+        open.pop_back();
+        break;
+      }
       case YAML_ALIAS_EVENT: {
         auto it = anchors.find(reinterpret_cast<const char*>(e.data.alias.anchor));
         if (it == anchors.end()) {
@@ -159,7 +181,7 @@ struct Parser {
           error.mark = markOf(e.start_mark);
           return false;
         }
-        attach(doc, stack, keyNext, Node(it->second));
+        attach(doc, open, items, entries, Node(it->second));
         break;
       }
       default:

@@ -6,11 +6,12 @@
 // "YAML parsing").
 
 #include <cstddef>
-#include <deque>
+#include <cstdint>
+#include <memory_resource>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <vector>
 
 namespace veer::yaml {
 
@@ -40,30 +41,52 @@ public:
   bool isScalar() const { return type() == NodeType::kScalar; }
   bool isSequence() const { return type() == NodeType::kSequence; }
   bool isMap() const { return type() == NodeType::kMap; }
-  /** The text of a scalar ("" for any other node). */
-  const std::string& scalar() const;
+  /** The text of a scalar ("" for any other node), NUL-terminated. */
+  std::string_view scalar() const;
   Mark mark() const;
   /** A sequence's items (empty for any other node). */
-  const std::vector<Node>& items() const;
+  std::span<const Node> items() const;
   /** A map's entries in file order, duplicate keys included (empty for any other node). */
-  const std::vector<std::pair<Node, Node>>& entries() const;
+  std::span<const std::pair<Node, Node>> entries() const;
 
 private:
   const NodeData* d_ = nullptr;
 };
 
+/** Trivially destructible: a Document's arena holds the nodes, texts and child arrays. */
 struct NodeData {
   NodeType type = NodeType::kNull;
   Mark mark;
-  std::string scalar;
-  std::vector<Node> items;
-  std::vector<std::pair<Node, Node>> entries;
+  uint32_t size = 0;          // a scalar's length, a sequence's items, a map's entries
+  const char* text = "";      // a scalar's text
+  const void* kids = nullptr; // Node[size] (sequence) or std::pair<Node, Node>[size] (map)
 };
 
 // Asked for every node the loader reads: inline.
 inline NodeType Node::type() const { return d_ == nullptr ? NodeType::kUndefined : d_->type; }
+inline Mark Node::mark() const { return d_ == nullptr ? Mark{} : d_->mark; }
+inline std::string_view Node::scalar() const {
+  return d_ != nullptr && d_->type == NodeType::kScalar ? std::string_view(d_->text, d_->size)
+                                                        : std::string_view();
+}
+inline std::span<const Node> Node::items() const {
+  if (d_ == nullptr || d_->type != NodeType::kSequence) {
+    return {};
+  }
+  return {static_cast<const Node*>(d_->kids), d_->size};
+}
+inline std::span<const std::pair<Node, Node>> Node::entries() const {
+  if (d_ == nullptr || d_->type != NodeType::kMap) {
+    return {};
+  }
+  return {static_cast<const std::pair<Node, Node>*>(d_->kids), d_->size};
+}
 
-/** A parsed document: owns its nodes. Not copyable (nodes point into it). */
+/**
+ * A parsed document: owns its nodes, all in one arena (a few blocks for a Kubernetes
+ * object, where a vector and a string per node cost an allocation each). Not copyable
+ * (nodes point into it).
+ */
 class Document {
 public:
   Document() = default;
@@ -74,7 +97,7 @@ public:
 
 private:
   friend struct Parser;
-  std::deque<NodeData> nodes_; // stable addresses
+  std::pmr::monotonic_buffer_resource arena_{4096}; // first block; each next one larger
   Node root_;
 };
 
