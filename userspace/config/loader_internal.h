@@ -132,10 +132,14 @@ class Names {
 public:
   // A parameter type: the braced list's array lives until the call's full expression
   // ends, as long as the Names does.
+#if !defined(__clang__) // GCC's warning; clang has none of that name
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winit-list-lifetime"
+#endif
   Names(std::initializer_list<std::string_view> l) : b_(l.begin()), e_(l.end()) {}
+#if !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
   Names(const std::vector<std::string_view>& v) : b_(v.data()), e_(v.data() + v.size()) {}
   const std::string_view* begin() const { return b_; }
   const std::string_view* end() const { return e_; }
