@@ -10,9 +10,10 @@
 // R times (default 5), each in a fresh child process, and measures each child's wall
 // time and peak RSS (wait4's ru_maxrss). Before each run, a baseline in its own child:
 // libyaml's parser alone over the same files, the floor of any YAML reader. Reports
-// medians, the goal (under 1 s and under 64 MiB), and the pipeline's CPU as a multiple of
-// the baseline's, which stays put when a shared machine runs slower. Exits non-zero only on errors (a child that fails, diagnostics with
-// errors, a plan of the wrong size), never on a missed goal.
+// medians, the goal (under 1 s and under 64 MiB), and the pipeline's CPU as a multiple
+// of the baseline's, which stays put when a shared machine runs slower. Exits non-zero
+// only on errors (a child that fails, diagnostics with errors, a plan of the wrong
+// size), never on a missed goal.
 //
 // Usage: veer-bench-compile [--services N] [--runs R] [--pods-per-version P] [--keep DIR]
 
@@ -209,45 +210,35 @@ long maxRssKiB() {
  * Where the time and memory go: the pipeline's three phases (the steps of
  * buildFromPaths) in one fresh child, wall and CPU seconds and peak RSS after each.
  */
-bool phases(const fs::path& dir) {
+int phases(const fs::path& dir) {
+  using Clock = std::chrono::steady_clock;
+  const auto w0 = Clock::now();
+  const double t0 = cpuSeconds();
+  veer::LoadResult l = veer::loadPaths({dir.string()});
+  const auto w1 = Clock::now();
+  const double t1 = cpuSeconds();
+  const long m1 = maxRssKiB();
+  veer::ResolveResult r = veer::resolve(std::make_shared<const veer::Config>(std::move(l.config)));
+  const auto w2 = Clock::now();
+  const double t2 = cpuSeconds();
+  const long m2 = maxRssKiB();
+  veer::CompileResult c = veer::compile(r.plan);
+  const auto w3 = Clock::now();
+  const double t3 = cpuSeconds();
+  const long m3 = maxRssKiB();
+  auto wall = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  };
+  size_t ringBytes = c.image.rings.size() * sizeof(veer_maglev_ring);
+  std::printf("  phases (wall s / CPU s / peak RSS after): load %.3f / %.3f / %.1f MiB, resolve "
+              "%.3f / %.3f / %.1f MiB, compile %.3f / %.3f / %.1f MiB (of which %zu Maglev "
+              "rings: %.1f MiB)\n",
+              wall(w0, w1), t1 - t0, static_cast<double>(m1) / 1024, wall(w1, w2), t2 - t1,
+              static_cast<double>(m2) / 1024, wall(w2, w3), t3 - t2,
+              static_cast<double>(m3) / 1024, c.image.rings.size(),
+              static_cast<double>(ringBytes) / (1 << 20));
   std::fflush(stdout);
-  pid_t pid = fork();
-  if (pid < 0) {
-    std::perror("fork");
-    return false;
-  }
-  if (pid == 0) {
-    using Clock = std::chrono::steady_clock;
-    const auto w0 = Clock::now();
-    const double t0 = cpuSeconds();
-    veer::LoadResult l = veer::loadPaths({dir.string()});
-    const auto w1 = Clock::now();
-    const double t1 = cpuSeconds();
-    const long m1 = maxRssKiB();
-    veer::ResolveResult r = veer::resolve(std::make_shared<const veer::Config>(std::move(l.config)));
-    const auto w2 = Clock::now();
-    const double t2 = cpuSeconds();
-    const long m2 = maxRssKiB();
-    veer::CompileResult c = veer::compile(r.plan);
-    const auto w3 = Clock::now();
-    const double t3 = cpuSeconds();
-    const long m3 = maxRssKiB();
-    auto wall = [](Clock::time_point a, Clock::time_point b) {
-      return std::chrono::duration<double>(b - a).count();
-    };
-    size_t ringBytes = c.image.rings.size() * sizeof(veer_maglev_ring);
-    std::printf("  phases (wall s / CPU s / peak RSS after): load %.3f / %.3f / %.1f MiB, resolve "
-                "%.3f / %.3f / %.1f MiB, compile %.3f / %.3f / %.1f MiB (of which %zu Maglev "
-                "rings: %.1f MiB)\n",
-                wall(w0, w1), t1 - t0, static_cast<double>(m1) / 1024, wall(w1, w2), t2 - t1,
-                static_cast<double>(m2) / 1024, wall(w2, w3), t3 - t2,
-                static_cast<double>(m3) / 1024, c.image.rings.size(),
-                static_cast<double>(ringBytes) / (1 << 20));
-    std::fflush(stdout);
-    _exit(0);
-  }
-  int status = 0;
-  return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return 0;
 }
 
 template <typename T> T median(std::vector<T> v) {
@@ -332,7 +323,8 @@ int main(int argc, char** argv) {
       ratio.push_back(one.cpuSeconds / base.cpuSeconds);
     }
   }
-  ok = ok && phases(dir);
+  Run phaseRun;
+  ok = ok && runChild([&] { return phases(dir); }, phaseRun);
   if (keep.empty()) {
     std::error_code ec;
     fs::remove_all(dir, ec);

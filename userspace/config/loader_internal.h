@@ -150,11 +150,6 @@ private:
   const std::string_view* e_;
 };
 
-/** The name in candidates closest to word (closest() of model.h), for a hint. */
-inline std::string closestName(std::string_view word, Names candidates) {
-  return closest(std::string(word), std::vector<std::string>(candidates.begin(), candidates.end()));
-}
-
 /** Parses one object (one YAML document) and reports against it. */
 class ObjectParser {
 public:
@@ -231,9 +226,9 @@ public:
                 "field " + std::string(name) + " is not supported by veer yet; ignored");
         continue;
       }
-      std::vector<std::string_view> all(known.begin(), known.end());
+      std::vector<std::string> all(known.begin(), known.end());
       all.insert(all.end(), unsupported.begin(), unsupported.end());
-      std::string hint = closestName(name, all);
+      std::string hint = closest(std::string(name), all);
       warning(k, sub(name), "unknown field " + std::string(name) +
                                 (hint.empty() ? "" : "; did you mean " + hint + "?"));
     }

@@ -784,17 +784,15 @@ std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const y
     return std::nullopt;
   }
   // "port: 5" beside destination, where weight was meant (Contour's docs do this).
-  const Entry* stray = nullptr;
+  std::optional<Entry> stray; // the last port, as a map of the entries kept
   bool hasWeight = false;
-  Entry port;
   for (const auto& [first, second] : n.entries()) {
     if (first.isScalar() && first.scalar() == "port") {
-      port = Entry{first, second};
-      stray = &port;
+      stray = Entry{first, second};
     }
     hasWeight = hasWeight || (first.isScalar() && first.scalar() == "weight");
   }
-  bool strayPortHint = stray != nullptr && !hasWeight && siblingsWeighted;
+  bool strayPortHint = stray && !hasWeight && siblingsWeighted;
   if (strayPortHint) {
     int64_t v = 0;
     std::string val(stray->value.isScalar() ? stray->value.scalar() : "");
@@ -813,7 +811,7 @@ std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const y
     for (const auto& [key, e] : *m) {
       const std::string k(key);
       if (k != "port" && std::find(kKnown.begin(), kKnown.end(), k) == kKnown.end()) {
-        std::string hint = closestName(k, kKnown);
+        std::string hint = closest(k, std::vector<std::string>(kKnown.begin(), kKnown.end()));
         p.warning(e.key, f + "." + k,
                   "unknown field " + k + (hint.empty() ? "" : "; did you mean " + hint + "?"));
       }

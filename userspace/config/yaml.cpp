@@ -77,11 +77,8 @@ struct Parser {
     }
   }
 
-  static NodeData* newNode(Document& doc, const yaml_mark_t& m) {
-    void* mem = doc.arena_.allocate(sizeof(NodeData), alignof(NodeData));
-    auto* d = new (mem) NodeData;
-    d->mark = markOf(m);
-    return d;
+  static NodeData* newNode(Document& doc) {
+    return new (doc.arena_.allocate(sizeof(NodeData), alignof(NodeData))) NodeData;
   }
 
   static bool run(std::string_view text, Document& doc, ParseError& error) {
@@ -111,8 +108,7 @@ struct Parser {
       switch (e.type) {
       case YAML_STREAM_END_EVENT:
         if (!sawDocument) {
-          // An empty text: a null root, with no mark.
-          doc.root_ = Node(new (doc.arena_.allocate(sizeof(NodeData), alignof(NodeData))) NodeData);
+          doc.root_ = Node(newNode(doc)); // an empty text: a null root, with no mark
         }
         return true;
       case YAML_DOCUMENT_START_EVENT:
@@ -124,7 +120,8 @@ struct Parser {
         sawDocument = true;
         break;
       case YAML_SCALAR_EVENT: {
-        NodeData* d = newNode(doc, e.start_mark);
+        NodeData* d = newNode(doc);
+        d->mark = markOf(e.start_mark);
         if (!isNullScalar(e)) {
           d->type = NodeType::kScalar;
           const size_t n = e.data.scalar.length;
@@ -142,7 +139,8 @@ struct Parser {
       }
       case YAML_SEQUENCE_START_EVENT:
       case YAML_MAPPING_START_EVENT: {
-        NodeData* d = newNode(doc, e.start_mark);
+        NodeData* d = newNode(doc);
+        d->mark = markOf(e.start_mark);
         const bool seq = e.type == YAML_SEQUENCE_START_EVENT;
         d->type = seq ? NodeType::kSequence : NodeType::kMap;
         const yaml_char_t* anchor =
