@@ -17,7 +17,7 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 CXX ?= g++
 
-PKGS := libbpf yaml-0.1 spdlog fmt re2 libnl-3.0 libnl-route-3.0 liburing
+PKGS := libbpf yaml-0.1 spdlog fmt re2 libnl-3.0 libnl-route-3.0 liburing libmicrohttpd libcurl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # mimalloc replaces glibc's malloc in every binary: loading a large config is mostly small
 # allocations, and glibc spent a quarter of the load in malloc/free (docs/design.md).
