@@ -10,7 +10,7 @@ default_packages=(
 	libbpf-dev bpftool linux-libc-dev
 	libyaml-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
 	libre2-dev libnl-3-dev libnl-route-3-dev libhttp-parser-dev libmicrohttpd-dev libcurl4-openssl-dev
-	libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev liburing-dev
+	libgtest-dev libmimalloc-dev liburing-dev
 	# test world and benchmarks
 	iproute2 iptables curl wrk procps prometheus
 )
