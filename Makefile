@@ -6,8 +6,8 @@ BIN := $(BUILD)/bin
 MACHINE := $(shell uname -m)
 ARCH_INC := /usr/include/$(MACHINE)-linux-gnu
 # libbpf's __TARGET_ARCH_ names (bpf_tracing.h), from the one machine name.
-BPF_ARCH := $(subst x86_64,x86,$(subst aarch64,arm64,$(subst ppc64le,powerpc,\
-	$(subst loongarch64,loongarch,$(subst riscv64,riscv,$(MACHINE))))))
+BPF_ARCH := $(strip $(subst x86_64,x86,$(subst aarch64,arm64,$(subst ppc64le,powerpc,\
+	$(subst loongarch64,loongarch,$(subst riscv64,riscv,$(MACHINE)))))))
 
 ifeq ($(V),1)
 Q :=
