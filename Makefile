@@ -38,6 +38,9 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(BPF_ARCH) -Wall \
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRCS))
+# Test-only programs (tests/bpf): bpf/lib logic in a type BPF_PROG_TEST_RUN can run.
+TEST_BPF_SRCS := $(wildcard tests/bpf/*.bpf.c)
+SKELS += $(patsubst tests/bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(TEST_BPF_SRCS))
 
 LIB_SRCS := $(wildcard userspace/common/*.cpp userspace/config/*.cpp \
 	userspace/compiler/*.cpp userspace/datapath/*.cpp userspace/proxy/*.cpp)
@@ -65,6 +68,10 @@ deps:
 
 # --- BPF -------------------------------------------------------------------
 $(BUILD)/bpf/%.tmp.o: bpf/%.bpf.c $(wildcard bpf/lib/*.h include/veer/*.h) | $(BUILD)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bpf/%.tmp.o: tests/bpf/%.bpf.c $(wildcard bpf/lib/*.h include/veer/*.h) | $(BUILD)/bpf
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
