@@ -193,18 +193,33 @@ TEST_F(WorldTest, ServiceRangesAreBlackholedInEveryNamespaceWithNoHook) {
             EINVAL);
 }
 
-// A pod built for an iptables DNAT baseline routes the ranges to the node, whose
-// blackhole drops the packets: connect() gets a route (and so would the DNAT
-// rule) but the SYN goes no further than the node.
-TEST_F(WorldTest, ServiceRangesViaNodeStopAtTheNode) {
+// A pod built for an iptables DNAT baseline (veer-bench-connect's) routes the
+// ranges to the node, whose blackhole drops the packets: connect() finds a
+// route, so the pod's own DNAT rule can take the connection to a backend, and
+// without one the SYN goes no further than the node.
+TEST_F(WorldTest, ServiceRangesViaNodeLetThePodsDnatWorkAndStopAtTheNode) {
   PodSpec spec{"dnat", {}, {}};
   spec.serviceRangesViaNode = true;
   addPod(spec);
+  addPod({"backend", {"10.244.1.30"}, {}});
+  auto srv = world_->startTestServer("backend", "v1", {9080});
+  ASSERT_TRUE(srv.ok()) << srv.error().message;
+
   auto r = world_->httpGet("dnat", "10.96.0.20", 9080, std::chrono::milliseconds(300));
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_FALSE(r->ok);
   EXPECT_EQ(r->step, "connect");
   EXPECT_EQ(r->err, ETIMEDOUT) << strerror(r->err) << ": the node drops it silently";
+
+  auto rule = world_->run("dnat", {"iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-d",
+                                   "10.96.0.20", "-p", "tcp", "--dport", "9080", "-j", "DNAT",
+                                   "--to-destination", "10.244.1.30:9080"});
+  ASSERT_TRUE(rule.ok()) << rule.error().message;
+  ASSERT_EQ(rule->exitCode, 0) << rule->err;
+  r = world_->httpGet("dnat", "10.96.0.20", 9080);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r->ok) << r->step << ": " << strerror(r->err);
+  EXPECT_EQ(r->body, "v1\n");
 }
 
 TEST_F(WorldTest, SpawnedProcessIsInThePodCgroup) {
