@@ -6,11 +6,12 @@
  * test_run in any kernel, so tests/integration/lb_prog_test.cpp drives this
  * one tc program instead: one run is one connection.
  *
- * It walks lb_select()'s kernel path for a service that has neither L7 nor
- * lanes nor affinity: the live generation, the service, the service's round
- * robin over its weight slots (slot_version), the version, its Maglev ring at
- * lb_mix64(socket cookie), the backend. A tc program has no connecting
- * socket, so the cookie is an input.
+ * It walks lb_select()'s kernel path for a service without L7 or lanes: the
+ * live generation, the service, its weight slot (the service's round robin,
+ * or the client's affinity_slot() under session affinity) and slot_version(),
+ * the version, its Maglev ring at lb_mix64(socket cookie) (or the client's
+ * key), the backend. A tc program has no connecting socket or task, so the
+ * cookie and the client key are inputs.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -23,6 +24,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Inputs, set through the skeleton before each run. */
 struct veer_svc_key lbt_key = {}; /* addr, port, proto; gen comes from veer_state */
 __u64 lbt_cookie = 0;             /* the connecting socket's cookie */
+__u64 lbt_client = 0;             /* affinity_client() of the connecting task */
 
 /* Outputs of the last run. */
 __u32 lbt_version_id = 0; /* veer_version key id chosen */
@@ -49,7 +51,7 @@ int lb_pick(struct __sk_buff *skb)
 	struct veer_state *state;
 	struct veer_rr *rr;
 	__u32 zero = 0, slot, idx;
-	__u64 seq;
+	int affinity;
 
 	state = bpf_map_lookup_elem(&veer_state, &zero);
 	if (!state)
@@ -58,11 +60,16 @@ int lb_pick(struct __sk_buff *skb)
 	svc = bpf_map_lookup_elem(&veer_svc, &key);
 	if (!svc)
 		return LBT_NOT_A_SERVICE;
-	rr = bpf_map_lookup_elem(&veer_rr, &svc->svc_id);
-	if (!rr)
-		return LBT_NO_RR;
-	seq = __sync_fetch_and_add(&rr->next, 1);
-	idx = slot_version(svc, seq % VEER_WEIGHT_SLOTS);
+	affinity = svc->flags & VEER_SVC_F_AFFINITY;
+	if (affinity) {
+		slot = affinity_slot(lbt_client);
+	} else {
+		rr = bpf_map_lookup_elem(&veer_rr, &svc->svc_id);
+		if (!rr)
+			return LBT_NO_RR;
+		slot = __sync_fetch_and_add(&rr->next, 1) % VEER_WEIGHT_SLOTS;
+	}
+	idx = slot_version(svc, slot);
 	if (idx >= VEER_MAX_VERSIONS)
 		return LBT_NO_VERSION;
 	vkey.id = svc->version_id[idx];
@@ -77,7 +84,7 @@ int lb_pick(struct __sk_buff *skb)
 		ring = bpf_map_lookup_elem(&veer_maglev, &vkey);
 		if (!ring)
 			return LBT_NO_BACKEND;
-		slot = lb_mix64(lbt_cookie) % VEER_MAGLEV_SIZE;
+		slot = (affinity ? lbt_client >> 17 : lb_mix64(lbt_cookie)) % VEER_MAGLEV_SIZE;
 		lb_barrier_var(slot);
 		if (slot >= VEER_MAGLEV_SIZE)
 			return LBT_NO_BACKEND;

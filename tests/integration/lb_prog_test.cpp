@@ -23,6 +23,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -46,15 +47,18 @@ constexpr uint16_t kWebPort = 9080;
 
 /**
  * Service web: subset a (3 pods, so a Maglev ring) at 80, subset b (1 pod, no
- * ring) at 20.
+ * ring) at 20; with session affinity by client when asked.
  */
-std::string webConfig() {
+std::string webConfig(bool affinity) {
   std::string y = std::string("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n"
                               "  clusterIP: ") +
                   kWebAddr +
                   "\n  ports: [{name: http, port: 9080}]\n  selector: {app: web}\n"
                   "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
-                  "metadata: {name: web}\nspec:\n  host: web\n  subsets:\n"
+                  "metadata: {name: web}\nspec:\n  host: web\n" +
+                  (affinity ? "  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true}}}\n"
+                            : "") +
+                  "  subsets:\n"
                   "  - {name: a, labels: {version: a}}\n  - {name: b, labels: {version: b}}\n"
                   "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
                   "metadata: {name: web}\nspec:\n  hosts: [web]\n  http:\n  - route:\n"
@@ -96,10 +100,14 @@ protected:
     if (geteuid() != 0) {
       GTEST_SKIP() << "needs root (BPF)";
     }
+  }
+
+  /** Compiles webConfig(affinity) and writes it into a fresh copy of the program's maps. */
+  void load(bool affinity) {
     char tmpl[] = "/tmp/veer-lbprog-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    std::ofstream(dir_ / "web.yaml") << webConfig();
+    std::ofstream(dir_ / "web.yaml") << webConfig(affinity);
     built_ = buildFromPaths({dir_.string()});
     ASSERT_TRUE(built_.ok()) << (built_.diags.empty() ? "" : built_.diags[0].format());
     ASSERT_EQ(built_.plan.services.size(), 1u);
@@ -122,6 +130,64 @@ protected:
     maps_ = std::make_unique<PinnedMaps>(PinnedMaps::fromFds(std::move(fds)));
     Status applied = maps_->apply(built_.image);
     ASSERT_TRUE(applied) << applied.error().message;
+    ASSERT_NO_FATAL_FAILURE(expectWeb());
+  }
+
+  /** Per version index of web: its id, subset, backend ids (image order), Maglev table. */
+  struct Version {
+    uint32_t id = 0;
+    std::string subset;
+    std::vector<uint32_t> backendIds;
+    std::vector<uint32_t> table; // the userspace Maglev table; empty for one backend
+  };
+
+  /** Reads web's versions out of the compiler's plan and image. */
+  void expectWeb() {
+    const PlanService& ps = built_.plan.services[0];
+    const veer_service& svc = built_.image.services[0].second;
+    weights_.clear();
+    versions_.assign(ps.versions.size(), Version{});
+    for (size_t i = 0; i < versions_.size(); ++i) {
+      weights_.push_back(ps.versions[i].weight);
+      Version& v = versions_[i];
+      v.id = svc.version_id[i];
+      std::vector<std::string> names;
+      for (const PlanBackend& b : ps.versions[i].backends) {
+        names.push_back(b.addr.str() + ":" + std::to_string(b.port));
+      }
+      for (const auto& [vkey, iv] : built_.image.versions) {
+        if (vkey.id == v.id) {
+          v.subset = std::string(iv.subset);
+          v.backendIds.assign(built_.image.versionBackends.begin() + iv.firstBackend,
+                              built_.image.versionBackends.begin() + iv.firstBackend +
+                                  iv.nBackends);
+        }
+      }
+      ASSERT_EQ(v.backendIds.size(), names.size()) << "version " << i;
+      if (names.size() > 1) {
+        v.table = maglevTable(names, VEER_MAGLEV_SIZE);
+      }
+    }
+    ASSERT_EQ(weights_, (std::vector<uint8_t>{80, 20}));
+    ASSERT_EQ(versions_[0].subset, "a");
+    ASSERT_EQ(versions_[0].backendIds.size(), 3u);
+    ASSERT_EQ(versions_[1].subset, "b");
+    ASSERT_EQ(versions_[1].backendIds.size(), 1u);
+  }
+
+  /**
+   * The last pick took version want, and within it the backend the userspace
+   * Maglev table has at ringSlot.
+   */
+  void expectPicked(const Version& want, uint32_t ringSlot, const std::string& what) {
+    ASSERT_EQ(skel_->bss->lbt_version_id, want.id) << what << " should take " << want.subset;
+    if (want.table.empty()) {
+      ASSERT_EQ(skel_->bss->lbt_backend_id, want.backendIds[0]) << what;
+      return;
+    }
+    ASSERT_EQ(skel_->bss->lbt_ring_slot, ringSlot) << what;
+    ASSERT_EQ(skel_->bss->lbt_backend_id, want.backendIds[want.table[ringSlot]])
+        << what << " (ring slot " << ringSlot << ")";
   }
 
   void TearDown() override {
@@ -133,10 +199,11 @@ protected:
     }
   }
 
-  /** One connection to the service key with this socket cookie; lb_pick's return code. */
-  int pick(const veer_svc_key& key, uint64_t cookie) {
+  /** One connection to the service key with this socket cookie and client; lb_pick's return code. */
+  int pick(const veer_svc_key& key, uint64_t cookie, uint64_t client = 0) {
     skel_->bss->lbt_key = key;
     skel_->bss->lbt_cookie = cookie;
+    skel_->bss->lbt_client = client;
     skel_->bss->lbt_version_id = skel_->bss->lbt_backend_id = ~0u;
     unsigned char packet[64] = {}; // a tc program needs at least an Ethernet header
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet, .data_size_in = sizeof(packet));
@@ -147,6 +214,8 @@ protected:
 
   fs::path dir_;
   BuildResult built_;
+  std::vector<uint8_t> weights_;
+  std::vector<Version> versions_;
   std::unique_ptr<veer_lb_test_bpf, SkelDeleter> skel_;
   std::unique_ptr<PinnedMaps> maps_;
 };
@@ -157,65 +226,21 @@ protected:
 // within a version of several backends the one the userspace Maglev table
 // gives at fmix64(cookie) % VEER_MAGLEV_SIZE.
 TEST_F(LbProgTest, VersionsFollowTheWeightSlotsAndBackendsTheUserspaceMaglev) {
-  const PlanService& ps = built_.plan.services[0];
-  const auto& [key, svc] = built_.image.services[0];
-  std::vector<uint8_t> weights;
-  for (const PlanVersion& v : ps.versions) {
-    weights.push_back(v.weight);
-  }
-  ASSERT_EQ(weights, (std::vector<uint8_t>{80, 20}));
-  const std::vector<uint8_t> slots = weightSlots(weights);
-
-  // Per version index: its id, its backend ids (image order), its Maglev table.
-  struct Expected {
-    uint32_t id = 0;
-    std::string subset;
-    std::vector<uint32_t> backendIds;
-    std::vector<uint32_t> table; // empty for one backend
-  };
-  std::vector<Expected> versions(ps.versions.size());
-  for (size_t i = 0; i < versions.size(); ++i) {
-    Expected& e = versions[i];
-    e.id = svc.version_id[i];
-    std::vector<std::string> names;
-    for (const PlanBackend& b : ps.versions[i].backends) {
-      names.push_back(b.addr.str() + ":" + std::to_string(b.port));
-    }
-    for (const auto& [vkey, iv] : built_.image.versions) {
-      if (vkey.id == e.id) {
-        e.subset = std::string(iv.subset);
-        e.backendIds.assign(built_.image.versionBackends.begin() + iv.firstBackend,
-                            built_.image.versionBackends.begin() + iv.firstBackend + iv.nBackends);
-      }
-    }
-    ASSERT_EQ(e.backendIds.size(), names.size()) << "version " << i;
-    if (names.size() > 1) {
-      e.table = maglevTable(names, VEER_MAGLEV_SIZE);
-    }
-  }
-  ASSERT_EQ(versions[0].subset, "a");
-  ASSERT_EQ(versions[0].backendIds.size(), 3u);
-  ASSERT_EQ(versions[1].subset, "b");
-  ASSERT_EQ(versions[1].backendIds.size(), 1u);
-
+  ASSERT_NO_FATAL_FAILURE(load(false));
+  const veer_svc_key key = built_.image.services[0].first;
+  const std::vector<uint8_t> slots = weightSlots(weights_);
   std::map<std::string, int> perHundred;
-  std::map<uint32_t, int> backendsOfA;
+  std::set<uint32_t> backendsOfA;
   for (int i = 0; i < 1000; ++i) {
     const uint64_t cookie = 0x100000000ULL + static_cast<uint64_t>(i) * 7919;
-    ASSERT_EQ(pick(key, cookie), kPicked) << "connection " << i;
-    const Expected& want = versions.at(slots[i % VEER_WEIGHT_SLOTS]);
-    ASSERT_EQ(skel_->bss->lbt_version_id, want.id)
-        << "connection " << i << " should take version " << want.subset << " (slot "
-        << i % VEER_WEIGHT_SLOTS << ")";
+    const std::string what = "connection " + std::to_string(i);
+    ASSERT_EQ(pick(key, cookie), kPicked) << what;
+    const Version& want = versions_.at(slots[i % VEER_WEIGHT_SLOTS]);
+    ASSERT_NO_FATAL_FAILURE(
+        expectPicked(want, static_cast<uint32_t>(fmix64(cookie) % VEER_MAGLEV_SIZE), what));
     perHundred[want.subset]++;
-    if (want.table.empty()) {
-      ASSERT_EQ(skel_->bss->lbt_backend_id, want.backendIds[0]) << "connection " << i;
-    } else {
-      const uint32_t slot = static_cast<uint32_t>(fmix64(cookie) % VEER_MAGLEV_SIZE);
-      ASSERT_EQ(skel_->bss->lbt_ring_slot, slot) << "connection " << i;
-      ASSERT_EQ(skel_->bss->lbt_backend_id, want.backendIds[want.table[slot]])
-          << "connection " << i << " (cookie " << cookie << ", ring slot " << slot << ")";
-      backendsOfA[skel_->bss->lbt_backend_id]++;
+    if (!want.table.empty()) {
+      backendsOfA.insert(skel_->bss->lbt_backend_id);
     }
     if ((i + 1) % VEER_WEIGHT_SLOTS == 0) {
       EXPECT_EQ(perHundred, (std::map<std::string, int>{{"a", 80}, {"b", 20}}))
@@ -226,8 +251,34 @@ TEST_F(LbProgTest, VersionsFollowTheWeightSlotsAndBackendsTheUserspaceMaglev) {
   EXPECT_EQ(backendsOfA.size(), 3u) << "800 cookies reach every backend of a";
 }
 
+// Under session affinity a client's key, not a round robin, picks both: the
+// version in weight slot key % 100 of the compiler's cumulative table (subsets
+// in name order), and the backend at (key >> 17) in the userspace Maglev
+// table, whatever the socket cookie. (The pin table veer_affinity is empty in
+// fresh maps, so a first connection is the Maglev choice.)
+TEST_F(LbProgTest, AffinityClientKeyPicksTheCumulativeSlotAndItsMaglevBackend) {
+  ASSERT_NO_FATAL_FAILURE(load(true));
+  const auto& [key, svc] = built_.image.services[0];
+  ASSERT_TRUE(svc.flags & VEER_SVC_F_AFFINITY);
+  const std::vector<uint8_t> slots = cumulativeSlots(weights_, {0, 1}); // a < b
+  std::map<std::string, int> clients;
+  for (int i = 0; i < 1000; ++i) {
+    const uint64_t client = fmix64(static_cast<uint64_t>(i) + 1);
+    const std::string what = "client " + std::to_string(i);
+    for (uint64_t cookie : {uint64_t{1} + i, uint64_t{1000000} + i}) {
+      ASSERT_EQ(pick(key, cookie, client), kPicked) << what;
+      ASSERT_NO_FATAL_FAILURE(
+          expectPicked(versions_.at(slots[client % VEER_WEIGHT_SLOTS]),
+                       static_cast<uint32_t>((client >> 17) % VEER_MAGLEV_SIZE), what));
+    }
+    clients[versions_.at(slots[client % VEER_WEIGHT_SLOTS]).subset]++;
+  }
+  EXPECT_EQ(clients.size(), 2u) << "1000 clients land on both versions";
+}
+
 // An address that is not a service is left alone: no version, no backend.
 TEST_F(LbProgTest, AddressThatIsNotAServiceIsNotPicked) {
+  ASSERT_NO_FATAL_FAILURE(load(false));
   veer_svc_key other = built_.image.services[0].first;
   other.port = htons(kWebPort + 1);
   EXPECT_EQ(pick(other, 1), kNotAService);
