@@ -14,7 +14,7 @@
  * cookie and the client key are inputs.
  */
 #include <linux/bpf.h>
-#include <linux/pkt_cls.h>
+
 #include <bpf/bpf_helpers.h>
 
 #include "lib/lb.h"
@@ -23,8 +23,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Inputs, set through the skeleton before each run. */
 struct veer_svc_key lbt_key = {}; /* addr, port, proto; gen comes from veer_state */
-__u64 lbt_cookie = 0;             /* the connecting socket's cookie */
-__u64 lbt_client = 0;             /* affinity_client() of the connecting task */
+__u64 lbt_cookie = 0;		  /* the connecting socket's cookie */
+__u64 lbt_client = 0;		  /* affinity_client() of the connecting task */
 
 /* Outputs of the last run. */
 __u32 lbt_version_id = 0; /* veer_version key id chosen */
