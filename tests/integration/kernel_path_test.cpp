@@ -111,6 +111,7 @@ TEST_F(KernelPathTest, PodOutsideTheCgroupIsNotAffected) {
   auto r = world_->httpGet("outsider", kReviews4, kHttpPort, milliseconds(1000));
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_FALSE(r->ok) << "an unattached pod reached a backend through a service address";
+  EXPECT_EQ(r->err, EINVAL) << strerror(r->err) << ": the world's blackhole route, no hook";
   // Its direct traffic to a backend works, so the failure above is veer's absence.
   auto direct = world_->httpGet("outsider", "10.244.1.21", kHttpPort);
   ASSERT_TRUE(direct);
