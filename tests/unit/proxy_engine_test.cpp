@@ -606,7 +606,7 @@ uint64_t rssKb() {
   return 0;
 }
 
-class ProxyEngine : public testing::TestWithParam<IoBackend> {
+class ProxyEngine : public testing::TestWithParam<IoMode> {
 protected:
   void SetUp() override {
     v1_ = std::make_unique<MockUpstream>("v1", "127.0.0.2", 0);
@@ -1337,14 +1337,14 @@ int autoFallsBackToEpoll(int err) {
   }
   EngineOptions o;
   o.listen = {*ListenAddr::parse("127.0.0.1:0")};
-  o.io = IoBackend::kUring;
+  o.io = IoMode::kUring;
   Result<std::unique_ptr<Engine>> forced = Engine::create(o);
   if (forced || forced.error().message.find("io_uring") == std::string::npos) {
     return 11;
   }
-  o.io = IoBackend::kAuto;
+  o.io = IoMode::kAuto;
   Result<std::unique_ptr<Engine>> e = Engine::create(o);
-  if (!e || (*e)->io() != IoBackend::kEpoll || (*e)->ioFallbackReason().empty()) {
+  if (!e || (*e)->io() != IoMode::kEpoll || (*e)->ioFallbackReason().empty()) {
     return 12;
   }
   (*e)->start();
@@ -1437,9 +1437,9 @@ TEST_P(ProxyEngine, StopClosesTheListenerAndEveryConnection) {
 }
 
 // Every engine test runs on both I/O backends: one state machine, two ways to move bytes.
-INSTANTIATE_TEST_SUITE_P(Io, ProxyEngine, testing::Values(IoBackend::kUring, IoBackend::kEpoll),
-                         [](const testing::TestParamInfo<IoBackend>& i) {
-                           return std::string(i.param == IoBackend::kUring ? "Uring" : "Epoll");
+INSTANTIATE_TEST_SUITE_P(Io, ProxyEngine, testing::Values(IoMode::kUring, IoMode::kEpoll),
+                         [](const testing::TestParamInfo<IoMode>& i) {
+                           return std::string(i.param == IoMode::kUring ? "Uring" : "Epoll");
                          });
 
 } // namespace
