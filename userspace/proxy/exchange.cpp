@@ -1,5 +1,3 @@
-#include <sys/epoll.h>
-
 #include <cerrno>
 
 #include "proxy/retry.h"
@@ -710,6 +708,11 @@ void Worker::reply(Client* c, int status, std::string_view text, std::string_vie
   c->out.clear();
   c->outOff = 0;
   writeLocalResponse(status, text, location, c->closeAfter, c->out, asIs);
+  if (c->phase == Phase::kExchange && c->deadline == 0) {
+    // Answered while the request arrived: a client that does not take the answer is
+    // given up on the exchange's idle timer, as it would have been mid-request.
+    c->deadline = c->streamIdleDeadline;
+  }
   c->phase = Phase::kReply;
 }
 
