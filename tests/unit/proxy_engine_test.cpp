@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -37,6 +38,7 @@
 
 #include "config/loader.h"
 #include "proxy/engine.h"
+#include "proxy/retry.h"
 #include "proxy/time_source.h"
 
 namespace veer::proxy {
@@ -1610,6 +1612,88 @@ TEST_P(ProxyEngine, StopClosesTheListenerAndEveryConnection) {
   EXPECT_NE(::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)), 0);
   EXPECT_EQ(errno, ECONNREFUSED);
   ::close(fd);
+}
+
+// --- the rooms on their own ------------------------------------------------------
+
+// Retry decisions are plain functions of a Decision and a request's state: no sockets.
+TEST(ProxyRetry, DecisionsFollowEnvoysRouter) {
+  const uint16_t statuses[] = {429};
+  Decision d;
+  d.retryOn = retry_on::k5xx | retry_on::kConnectFailure | retry_on::kStatusCodes;
+  d.retryStatuses = statuses;
+  d.retries = 2;
+  EXPECT_EQ(retryConditions(d, 503), retry_on::k5xx | retry_on::kGatewayError);
+  EXPECT_EQ(retryConditions(d, 500), retry_on::k5xx);
+  EXPECT_EQ(retryConditions(d, 409), retry_on::kRetriable4xx);
+  EXPECT_EQ(retryConditions(d, 429), retry_on::kStatusCodes);
+  EXPECT_EQ(retryConditions(d, 200), 0U);
+
+  RetryState r;
+  r.replay = true;
+  EXPECT_TRUE(mayRetry(d, 0, r, false, retryConditions(d, 503)));
+  EXPECT_FALSE(mayRetry(d, 0, r, false, retryConditions(d, 409))) << "not in retryOn";
+  EXPECT_FALSE(mayRetry(d, 0, r, true, retryConditions(d, 503))) << "response started";
+  r.retried = 2;
+  EXPECT_FALSE(mayRetry(d, 0, r, false, retryConditions(d, 503))) << "budget spent";
+  d.retries = -1; // unset: the proxy's default budget
+  EXPECT_TRUE(mayRetry(d, 3, r, false, retryConditions(d, 503)));
+  r.retried = 0;
+  r.relayed = true;
+  EXPECT_FALSE(mayRetry(d, 3, r, false, kOnReset)) << "the client saw 100 Continue";
+  r.relayed = false;
+  r.replay = false; // the body streamed on: only a connect failure (nothing sent) retries
+  EXPECT_FALSE(mayRetry(d, 3, r, false, kOnReset));
+  EXPECT_TRUE(mayRetry(d, 3, r, false, kOnConnectFailure));
+
+  std::minstd_rand rng(1);
+  const uint64_t caps[] = {25, 75, 175, 250, 250, 250, 250, 250, 250, 250};
+  for (int k = 1; k <= 10; ++k) {
+    for (int i = 0; i < 1000; ++i) {
+      uint64_t b = backoffMs(k, rng);
+      ASSERT_GE(b, 1U) << "0 would mean no delay";
+      ASSERT_LE(b, caps[k - 1]) << "retry " << k;
+    }
+  }
+
+  d.perTryTimeoutMs = 0;
+  EXPECT_EQ(tryDeadline(d, 1000), 0U);
+  d.perTryTimeoutMs = kNoTimeout;
+  EXPECT_EQ(tryDeadline(d, 1000), 0U);
+  d.perTryTimeoutMs = 200;
+  EXPECT_EQ(tryDeadline(d, 1000), 1200U);
+}
+
+// advance() returns only once every attached loop ran the timers due at the new time.
+TEST(ProxySimulatedTime, AdvanceWaitsForEveryLoop) {
+  SimulatedTimeSource time;
+  EXPECT_TRUE(time.advance(5)) << "no loop attached: nothing to wait for";
+  uint64_t start = time.nowMs();
+  int wake = ::eventfd(0, EFD_CLOEXEC);
+  ASSERT_GE(wake, 0);
+  time.attach(wake);
+  std::atomic<uint64_t> seen{0};
+  std::thread loop([&] {
+    for (;;) {
+      uint64_t v;
+      if (::read(wake, &v, sizeof(v)) != sizeof(v)) {
+        return;
+      }
+      uint64_t now = time.nowMs();
+      seen.store(now);
+      time.caughtUp(wake, now);
+      if (now >= start + 300) {
+        return;
+      }
+    }
+  });
+  EXPECT_TRUE(time.advance(100));
+  EXPECT_EQ(seen.load(), start + 100) << "advance returned before the loop saw the time";
+  EXPECT_TRUE(time.advance(200));
+  EXPECT_EQ(seen.load(), start + 300);
+  loop.join();
+  time.detach(wake);
+  ::close(wake);
 }
 
 // Every engine test runs on both I/O backends: one state machine, two ways to move bytes.
