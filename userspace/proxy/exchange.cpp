@@ -1,13 +1,9 @@
+#include "proxy/exchange.h"
+
 #include <cerrno>
 
 #include "proxy/retry.h"
 #include "proxy/worker.h"
-
-// The exchange: one client's requests, one at a time (docs/design.md, "veer-proxy: the
-// engine"). Each step moves what it can and says whether anything moved; drive() loops
-// them. Heads are rewritten into small per-connection strings; bodies go from the buffer
-// they were read into. Sockets are reached only through the I/O backend, endpoints only
-// through the upstream pool, retry decisions only through proxy/retry.h.
 
 namespace veer::proxy {
 
@@ -18,7 +14,39 @@ namespace {
 constexpr uint32_t kLingerMs = 2000;
 } // namespace
 
-void Worker::drive(Client* c) {
+Exchange::Exchange(Worker& worker, const EngineOptions& opt, const uint64_t& now,
+                   const bool& draining, const std::unique_ptr<IoBackend>& io,
+                   UpstreamPool& pool, MirrorSet& mirrors, Counters& counters)
+    : worker_(worker), opt_(opt), now_(now), draining_(draining), io_(io), pool_(pool),
+      mirrors_(mirrors), counters_(counters) {
+  scratch_.reserve(opt_.limits.maxHeaders + 16);
+}
+
+void Exchange::closeClient(Client* c) { worker_.closeClient(c); }
+
+void Exchange::delayEnded(Client* c) {
+  c->delayUntil = 0;
+  startUpstream(c);
+}
+
+void Exchange::receiveTimedOut(Client* c) {
+  // A body trickled a byte per idle interval would otherwise hold the client and the
+  // upstream forever (issue 21, M10).
+  Counters::bump(counters_.requestTimeouts);
+  reply(c, 408, "request timeout", {}, true);
+}
+
+bool Exchange::streamIdleTimedOut(Client* c) {
+  Counters::bump(counters_.streamIdleTimeouts);
+  if (c->respHeadSent) {
+    closeClient(c); // mid-response: nothing else tells the client
+    return false;
+  }
+  reply(c, 408, "stream timeout", {}, true);
+  return true;
+}
+
+void Exchange::drive(Client* c) {
   // Each step moves what it can; loop while anything moved (a response may free the
   // connection for the next pipelined request, which may complete at once).
   for (;;) {
@@ -60,7 +88,7 @@ void Worker::drive(Client* c) {
 
 // --- I/O ---------------------------------------------------------------------
 
-ssize_t Worker::readSome(int fd, Buffer& b, bool& readable, bool& eof) {
+ssize_t Exchange::readSome(int fd, Buffer& b, bool& readable, bool& eof) {
   if (!readable || eof || b.len == b.cap) {
     return 0;
   }
@@ -85,7 +113,7 @@ ssize_t Worker::readSome(int fd, Buffer& b, bool& readable, bool& eof) {
   }
 }
 
-Step Worker::flushClient(Client* c, const char* body, size_t bodyLen, size_t* bodySent) {
+Step Exchange::flushClient(Client* c, const char* body, size_t bodyLen, size_t* bodySent) {
   *bodySent = 0;
   size_t headLen = c->out.size() - c->outOff;
   if (headLen + bodyLen == 0) {
@@ -125,7 +153,7 @@ Step Worker::flushClient(Client* c, const char* body, size_t bodyLen, size_t* bo
   return Step::kProgress;
 }
 
-bool Worker::flushUpstream(Client* c, Upstream* u, size_t bodyLen, size_t* bodySent) {
+bool Exchange::flushUpstream(Client* c, Upstream* u, size_t bodyLen, size_t* bodySent) {
   *bodySent = 0;
   size_t headLen = c->upHead.size() - c->upHeadOff;
   if (headLen + bodyLen == 0 || !u->writable || u->connecting) {
@@ -161,7 +189,7 @@ bool Worker::flushUpstream(Client* c, Upstream* u, size_t bodyLen, size_t* bodyS
 
 // --- request head ------------------------------------------------------------
 
-Step Worker::stepHead(Client* c) {
+Step Exchange::stepHead(Client* c) {
   for (;;) {
     size_t used = 0;
     ParseEvent e = c->req.execute(c->in.at(c->msgStart), c->parsePos - c->msgStart,
@@ -208,8 +236,8 @@ Step Worker::stepHead(Client* c) {
   }
 }
 
-void Worker::onRequestHead(Client* c) {
-  Counters::bump(counters.requests);
+void Exchange::onRequestHead(Client* c) {
+  Counters::bump(counters_.requests);
   const ParsedHead& h = c->req.head();
   c->headTimer = false;
   c->reqDone = false;
@@ -234,7 +262,7 @@ void Worker::onRequestHead(Client* c) {
     reply(c, 501, "CONNECT is not supported", {}, true);
     return;
   }
-  c->table = currentTable();
+  c->table = worker_.currentTable();
   if (!c->table) {
     reply(c, 503, "no route table loaded", {}, c->reqHasBody || c->closeAfter);
     return;
@@ -281,7 +309,7 @@ void Worker::onRequestHead(Client* c) {
     if (c->receiveDeadline != 0) {
       c->receiveDeadline += c->d.delayMs;
     }
-    wakeAt(c->delayUntil);
+    worker_.wakeAt(c->delayUntil);
     return;
   }
   startUpstream(c);
@@ -289,7 +317,7 @@ void Worker::onRequestHead(Client* c) {
 
 // --- upstream ----------------------------------------------------------------
 
-void Worker::startUpstream(Client* c) {
+void Exchange::startUpstream(Client* c) {
   const Decision& d = c->d;
   size_t n = d.endpoints.size();
   // Two passes over the endpoints from the walk's position: the healthy ones, then the
@@ -309,7 +337,7 @@ void Worker::startUpstream(Client* c) {
     }
     Upstream* u = c->forceFresh ? nullptr : pool_.takeIdle(key);
     if (u != nullptr) {
-      Counters::bump(counters.upstreamReuses);
+      Counters::bump(counters_.upstreamReuses);
     } else {
       u = pool_.connect(key, ep, now_);
       if (u == nullptr) {
@@ -318,10 +346,10 @@ void Worker::startUpstream(Client* c) {
           break;
         }
         ++c->retry.retried;
-        Counters::bump(counters.retries);
+        Counters::bump(counters_.retries);
         continue;
       }
-      Counters::bump(counters.upstreamConnects);
+      Counters::bump(counters_.upstreamConnects);
     }
     u->owner = c;
     u->msgStart = u->parsePos = u->sendPos = 0;
@@ -338,7 +366,7 @@ void Worker::startUpstream(Client* c) {
   noEndpoint(c);
 }
 
-void Worker::noEndpoint(Client* c) {
+void Exchange::noEndpoint(Client* c) {
   if (!c->d.fallbackEndpoints.empty()) {
     // ASM fallback case noavailabled: no endpoint of the chosen subset accepted the
     // connection (or the retries ran out on them), so the fallback subset's endpoints are
@@ -348,7 +376,7 @@ void Worker::noEndpoint(Client* c) {
     c->d.cluster = c->d.fallbackCluster;
     c->d.fallbackEndpoints = {};
     c->retry.tries = 0;
-    Counters::bump(counters.fallbacks);
+    Counters::bump(counters_.fallbacks);
     startUpstream(c);
     return;
   }
@@ -356,7 +384,7 @@ void Worker::noEndpoint(Client* c) {
         !c->reqDone && c->reqHasBody);
 }
 
-void Worker::connectFailed(Client* c) {
+void Exchange::connectFailed(Client* c) {
   pool_.eject(c->up->key, now_);
   dropUpstream(c);
   ++c->retry.tries;
@@ -365,19 +393,19 @@ void Worker::connectFailed(Client* c) {
     return;
   }
   ++c->retry.retried;
-  Counters::bump(counters.retries);
+  Counters::bump(counters_.retries);
   c->tryDeadline = 0;
   startUpstream(c);
 }
 
-bool Worker::mayRetry(const Client* c, uint32_t conditions) const {
+bool Exchange::mayRetry(const Client* c, uint32_t conditions) const {
   return proxy::mayRetry(c->d, opt_.retries, c->retry, c->respHeadSent, conditions);
 }
 
-void Worker::retry(Client* c, bool backoff) {
+void Exchange::retry(Client* c, bool backoff) {
   ++c->retry.retried;
   ++c->retry.tries; // another endpoint, while there is one not tried
-  Counters::bump(counters.retries);
+  Counters::bump(counters_.retries);
   c->sendPos = c->bodyStart; // the whole request again: head, then the kept body
   c->upHeadOff = 0;
   c->tryDeadline = 0;
@@ -386,14 +414,14 @@ void Worker::retry(Client* c, bool backoff) {
     return;
   }
   c->delayUntil = now_ + backoffMs(c->retry.retried, rng_);
-  wakeAt(c->delayUntil);
+  worker_.wakeAt(c->delayUntil);
 }
 
-void Worker::armTry(Client* c) {
+void Exchange::armTry(Client* c) {
   c->tryDeadline = c->reqDone && c->up != nullptr ? tryDeadline(c->d, now_) : 0;
 }
 
-void Worker::tryTimedOut(Client* c) {
+void Exchange::tryTimedOut(Client* c) {
   c->tryDeadline = 0;
   if (c->phase != Phase::kExchange || c->up == nullptr || c->respHeadSent || c->retry.relayed) {
     return; // Envoy: once the response started downstream, only the route timeout counts
@@ -410,7 +438,7 @@ void Worker::tryTimedOut(Client* c) {
   reply(c, 504, "upstream per try timeout", {}, !c->reqDone);
 }
 
-bool Worker::keepForReplay(Client* c) {
+bool Exchange::keepForReplay(Client* c) {
   // Keeps the request body in `in` for a retry: compacts, then grows up to the head plus
   // --retry-buffer-bytes. A body larger than that streams on as before, unreplayable.
   if (!c->retry.replay || c->in.len < c->in.cap) {
@@ -432,7 +460,7 @@ bool Worker::keepForReplay(Client* c) {
   return false;
 }
 
-void Worker::timedOut(Client* c) {
+void Exchange::timedOut(Client* c) {
   switch (c->phase) {
   case Phase::kHead:
     // Slowloris, or an idle keep-alive connection: 408 then close (RFC 9110 15.5.9).
@@ -456,7 +484,7 @@ void Worker::timedOut(Client* c) {
   }
 }
 
-void Worker::dropUpstream(Client* c) {
+void Exchange::dropUpstream(Client* c) {
   if (c->up != nullptr) {
     Upstream* u = c->up;
     c->up = nullptr;
@@ -466,7 +494,7 @@ void Worker::dropUpstream(Client* c) {
 
 // --- exchange ----------------------------------------------------------------
 
-Step Worker::upstreamGone(Client* c) {
+Step Exchange::upstreamGone(Client* c) {
   Upstream* u = c->up;
   // The connection ended before a response head. A pooled connection the server had
   // closed (the keep-alive race) is not the endpoint's fault: the request goes again on a
@@ -482,7 +510,7 @@ Step Worker::upstreamGone(Client* c) {
       c->sendPos = c->bodyStart;
     }
     c->upHeadOff = 0;
-    Counters::bump(counters.retries);
+    Counters::bump(counters_.retries);
     startUpstream(c);
     return Step::kProgress;
   }
@@ -499,7 +527,7 @@ Step Worker::upstreamGone(Client* c) {
   return Step::kClosed;
 }
 
-Step Worker::stepExchange(Client* c) {
+Step Exchange::stepExchange(Client* c) {
   Upstream* u = c->up;
   if (u == nullptr) {
     return Step::kIdle;
@@ -665,7 +693,7 @@ Step Worker::stepExchange(Client* c) {
   return Step::kProgress;
 }
 
-Step Worker::finishExchange(Client* c) {
+Step Exchange::finishExchange(Client* c) {
   Upstream* u = c->up;
   c->up = nullptr;
   c->tryDeadline = 0;
@@ -679,7 +707,7 @@ Step Worker::finishExchange(Client* c) {
   return nextRequest(c);
 }
 
-Step Worker::nextRequest(Client* c) {
+Step Exchange::nextRequest(Client* c) {
   c->table.reset();
   if (c->closeAfter || draining_) {
     closeClient(c);
@@ -699,9 +727,9 @@ Step Worker::nextRequest(Client* c) {
   return Step::kProgress;
 }
 
-void Worker::reply(Client* c, int status, std::string_view text, std::string_view location,
+void Exchange::reply(Client* c, int status, std::string_view text, std::string_view location,
                    bool close, bool asIs) {
-  Counters::bump(counters.localReplies);
+  Counters::bump(counters_.localReplies);
   dropUpstream(c);
   c->delayUntil = c->tryDeadline = 0; // no timer may start an upstream for this request now
   c->closeAfter = c->closeAfter || close || draining_;
@@ -716,7 +744,7 @@ void Worker::reply(Client* c, int status, std::string_view text, std::string_vie
   c->phase = Phase::kReply;
 }
 
-Step Worker::stepReply(Client* c) {
+Step Exchange::stepReply(Client* c) {
   size_t sent = 0;
   Step s = flushClient(c, nullptr, 0, &sent);
   if (s == Step::kClosed) {
@@ -744,7 +772,7 @@ Step Worker::stepReply(Client* c) {
   return nextRequest(c);
 }
 
-Step Worker::stepLinger(Client* c) {
+Step Exchange::stepLinger(Client* c) {
   for (;;) {
     c->in.len = 0;
     if (readSome(c->fd, c->in, c->readable, c->eof) == 0) {
@@ -758,7 +786,7 @@ Step Worker::stepLinger(Client* c) {
   return Step::kIdle;
 }
 
-Step Worker::stepTunnel(Client* c) {
+Step Exchange::stepTunnel(Client* c) {
   Upstream* u = c->up;
   bool moved = false;
   // client -> upstream

@@ -32,7 +32,8 @@ constexpr int kListenBacklog = 4096;
 
 Worker::Worker(Engine& engine, TimeSource& time)
     : engine_(engine), opt_(engine.options()), time_(time), pool_(opt_),
-      mirrors_(opt_, counters) {}
+      mirrors_(opt_, counters),
+      exchange_(*this, opt_, now_, draining_, io_, pool_, mirrors_, counters) {}
 
 Worker::~Worker() {
   for (auto& l : listeners_) {
@@ -57,7 +58,6 @@ Status Worker::init(IoMode io) {
   if (wake_.fd < 0) {
     return osError(errno, "eventfd");
   }
-  scratch_.reserve(opt_.limits.maxHeaders + 16);
   useIo(io == IoMode::kUring ? makeUringBackend(*this) : makeEpollBackend(*this));
   return io_->prepare(&wake_);
 }
@@ -246,34 +246,26 @@ void Worker::sweepClient(Client* c, uint64_t now) {
     wakeAt(c->delayUntil); // not due yet: the loop wakes for it, not a sweep later
   }
   if (c->delayUntil != 0 && now >= c->delayUntil) {
-    c->delayUntil = 0;
-    startUpstream(c);
+    exchange_.delayEnded(c);
   } else if (u != nullptr && u->connecting && now >= u->deadline) {
-    connectFailed(c);
+    exchange_.connectFailed(c);
   } else if (c->deadline != 0 && now >= c->deadline) {
-    timedOut(c);
-    return; // timedOut drove or closed it
+    exchange_.timedOut(c);
+    return; // driven or closed
   } else if (c->phase == Phase::kExchange && c->receiveDeadline != 0 && !c->respHeadSent &&
              now >= c->receiveDeadline) {
-    // Envoy's request_timeout: the whole request did not arrive in time (a body trickled
-    // a byte per idle interval would otherwise hold the client and the upstream forever).
-    Counters::bump(counters.requestTimeouts);
-    reply(c, 408, "request timeout", {}, true);
+    exchange_.receiveTimedOut(c);
   } else if (c->phase == Phase::kExchange && c->streamIdleDeadline != 0 &&
              now >= c->streamIdleDeadline) {
-    // Envoy's stream_idle_timeout: nothing moved either way for that long.
-    Counters::bump(counters.streamIdleTimeouts);
-    if (c->respHeadSent) {
-      closeClient(c); // mid-response: nothing else tells the client
+    if (!exchange_.streamIdleTimedOut(c)) {
       return;
     }
-    reply(c, 408, "stream timeout", {}, true);
   } else if (c->tryDeadline != 0 && now >= c->tryDeadline) {
-    tryTimedOut(c);
+    exchange_.tryTimedOut(c);
   } else {
     return;
   }
-  drive(c);
+  exchange_.drive(c);
 }
 
 std::shared_ptr<const RouteTable> Worker::currentTable() {
@@ -310,7 +302,7 @@ void Worker::acceptedClient(Listener* l, int fd, const sockaddr_storage& peer) {
   c->deadline = now_ + opt_.headerTimeoutMs;
   c->headTimer = true;
   c->headStartMs = now_;
-  drive(c);
+  exchange_.drive(c);
 }
 
 void Worker::onClientEvent(Client* c, uint32_t ev) {
@@ -320,7 +312,7 @@ void Worker::onClientEvent(Client* c, uint32_t ev) {
   if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
     c->writable = true;
   }
-  drive(c);
+  exchange_.drive(c);
 }
 
 void Worker::onUpstreamEvent(Upstream* u, uint32_t ev) {
@@ -340,14 +332,14 @@ void Worker::onUpstreamEvent(Upstream* u, uint32_t ev) {
     socklen_t len = sizeof(err);
     ::getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) {
-      connectFailed(c);
+      exchange_.connectFailed(c);
     } else {
       u->connecting = false;
       u->deadline = 0;
       pool_.healthy(u->key); // it answers again
     }
   }
-  drive(c);
+  exchange_.drive(c);
 }
 
 void Worker::onSendFailed(Handle* h) {
@@ -365,7 +357,7 @@ void Worker::onSendFailed(Handle* h) {
     u->writable = false;
     u->eof = true; // reset: the read side reports it as a failure
     u->readable = true;
-    drive(u->owner);
+    exchange_.drive(u->owner);
     break;
   }
   case Kind::kMirror:
@@ -407,7 +399,7 @@ Client* Worker::newClient() {
 }
 
 void Worker::closeClient(Client* c) {
-  dropUpstream(c);
+  exchange_.dropUpstream(c);
   io_->close(c);
   c->table.reset();
   unlink(clients_, c);
