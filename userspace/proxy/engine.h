@@ -60,7 +60,7 @@ struct EngineOptions {
    * it (before any response) 408. 0: none. Bounds a body trickled a byte at a time. */
   uint32_t requestReceiveTimeoutMs = 300000;
   /** Envoy's stream_idle_timeout: an exchange with no byte moved either way; 408 before
-   * the response started, else the connection closes. */
+   * the response started, else the connection closes. 0: none. */
   uint32_t streamIdleTimeoutMs = 300000;
   uint32_t upstreamIdleTimeoutMs = 30000; // pooled idle upstream connection
   uint32_t tunnelIdleTimeoutMs = 3600000; // upgraded (WebSocket) connections

@@ -24,6 +24,10 @@ Exchange::Exchange(Worker& worker, const EngineOptions& opt, const uint64_t& now
 
 void Exchange::closeClient(Client* c) { worker_.closeClient(c); }
 
+uint64_t Exchange::streamIdleFrom(uint64_t t) const {
+  return opt_.streamIdleTimeoutMs != 0 ? t + opt_.streamIdleTimeoutMs : 0;
+}
+
 void Exchange::delayEnded(Client* c) {
   c->delayUntil = 0;
   startUpstream(c);
@@ -300,12 +304,12 @@ void Exchange::onRequestHead(Client* c) {
   c->deadline = 0;
   c->receiveDeadline =
       opt_.requestReceiveTimeoutMs != 0 ? c->headStartMs + opt_.requestReceiveTimeoutMs : 0;
-  c->streamIdleDeadline = now_ + opt_.streamIdleTimeoutMs;
+  c->streamIdleDeadline = streamIdleFrom(now_);
   if (c->d.delayMs > 0) {
     // fault.delay: hold the request (its body waits in the buffer), then forward it.
     // The sweep starts it. The wait is ours, not the client's: its timers move with it.
     c->delayUntil = now_ + c->d.delayMs;
-    c->streamIdleDeadline += c->d.delayMs;
+    c->streamIdleDeadline = streamIdleFrom(c->delayUntil);
     if (c->receiveDeadline != 0) {
       c->receiveDeadline += c->d.delayMs;
     }
@@ -689,7 +693,7 @@ Step Exchange::stepExchange(Client* c) {
   if (!moved) {
     return Step::kIdle;
   }
-  c->streamIdleDeadline = now_ + opt_.streamIdleTimeoutMs;
+  c->streamIdleDeadline = streamIdleFrom(now_);
   return Step::kProgress;
 }
 

@@ -68,6 +68,8 @@ private:
   void reply(Client* c, int status, std::string_view text, std::string_view location,
              bool close, bool asIs = false);
   void closeClient(Client* c);
+  /** The stream idle deadline for a byte moved at t (0: the timer is off). */
+  uint64_t streamIdleFrom(uint64_t t) const;
   ssize_t readSome(int fd, Buffer& b, bool& readable, bool& eof);
   Step flushClient(Client* c, const char* body, size_t bodyLen, size_t* bodySent);
   bool flushUpstream(Client* c, Upstream* u, size_t bodyLen, size_t* bodySent);

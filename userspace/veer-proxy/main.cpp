@@ -234,9 +234,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--stream-idle-timeout-ms", o.streamIdleTimeoutMs,
                  "request/response exchange with no byte moved either way (408, or close once "
-                 "the response started; Envoy's stream_idle_timeout)")
-      ->capture_default_str()
-      ->check(CLI::Range(1U, UINT32_MAX));
+                 "the response started; Envoy's stream_idle_timeout; 0: none)")
+      ->capture_default_str();
   app.add_option("--connect-timeout-ms", o.connectTimeoutMs, "per upstream connect attempt")
       ->capture_default_str();
   app.add_option("--request-timeout-ms", o.requestTimeoutMs,
