@@ -2,9 +2,10 @@
 
 namespace veer {
 
-BuildResult buildFromPaths(const std::vector<std::string>& paths, const BuildOptions& options) {
+namespace {
+
+BuildResult buildFromLoaded(LoadResult loaded, const BuildOptions& options) {
   BuildResult out;
-  LoadResult loaded = loadPaths(paths);
   out.diags = std::move(loaded.diags);
   if (hasErrors(out.diags)) {
     return out;
@@ -25,6 +26,16 @@ BuildResult buildFromPaths(const std::vector<std::string>& paths, const BuildOpt
   }
   out.image = std::move(compiled.image);
   return out;
+}
+
+} // namespace
+
+BuildResult buildFromPaths(const std::vector<std::string>& paths, const BuildOptions& options) {
+  return buildFromLoaded(loadPaths(paths), options);
+}
+
+BuildResult buildFromTexts(const std::vector<ConfigText>& texts, const BuildOptions& options) {
+  return buildFromLoaded(loadTexts(texts), options);
 }
 
 } // namespace veer

@@ -29,4 +29,7 @@ struct BuildOptions {
 /** Loads, resolves and compiles the config at paths (files or directories). */
 BuildResult buildFromPaths(const std::vector<std::string>& paths, const BuildOptions& options = {});
 
+/** The same, from texts already read (the agent's config sources). */
+BuildResult buildFromTexts(const std::vector<ConfigText>& texts, const BuildOptions& options = {});
+
 } // namespace veer

@@ -478,15 +478,40 @@ void collect(const fs::path& path, bool top, std::set<fs::path>& stack,
 
 } // namespace
 
-LoadResult loadPaths(const std::vector<std::string>& paths) {
-  Loader loader;
+namespace {
+
+std::vector<std::string> collectAll(const std::vector<std::string>& paths, Loader& loader) {
   std::vector<std::string> files;
   for (const auto& p : paths) {
     std::set<fs::path> stack;
     collect(fs::path(p), true, stack, files, loader);
   }
-  for (const auto& f : files) {
+  return files;
+}
+
+} // namespace
+
+LoadResult loadPaths(const std::vector<std::string>& paths) {
+  Loader loader;
+  for (const auto& f : collectAll(paths, loader)) {
     loader.loadFile(f);
+  }
+  return loader.take();
+}
+
+std::vector<std::string> listConfigFiles(const std::vector<std::string>& paths, Diagnostics& diags) {
+  Loader loader;
+  std::vector<std::string> files = collectAll(paths, loader);
+  LoadResult walked = loader.take();
+  diags.insert(diags.end(), std::make_move_iterator(walked.diags.begin()),
+               std::make_move_iterator(walked.diags.end()));
+  return files;
+}
+
+LoadResult loadTexts(const std::vector<ConfigText>& texts) {
+  Loader loader;
+  for (const ConfigText& t : texts) {
+    loader.loadText(*t.text, t.file);
   }
   return loader.take();
 }

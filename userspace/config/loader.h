@@ -28,6 +28,21 @@ LoadResult loadPaths(const std::vector<std::string>& paths);
 /** Loads one YAML text as if it were the file fileName. */
 LoadResult loadString(std::string_view yaml, const std::string& fileName);
 
+/**
+ * The files loadPaths reads for paths, in the order it reads them; what cannot be
+ * walked (a broken symlink, an unreadable directory) is reported in diags.
+ */
+std::vector<std::string> listConfigFiles(const std::vector<std::string>& paths, Diagnostics& diags);
+
+/** One config file's text, read by its caller (the agent keeps the last whole version). */
+struct ConfigText {
+  std::string file; // names the text in diagnostics
+  std::shared_ptr<const std::string> text;
+};
+
+/** Loads texts as loadPaths loads the files they were read from, in this order. */
+LoadResult loadTexts(const std::vector<ConfigText>& texts);
+
 struct ResolveResult {
   Plan plan;
   Diagnostics diags;

@@ -1,0 +1,74 @@
+#pragma once
+
+// The config directory as a ConfigSource: inotify on every directory under it
+// (ConfigMap "..data" swaps included), and only whole, stable files delivered.
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "common/result.h"
+#include "datapath/maps.h"
+#include "reconcile/config_source.h"
+
+namespace veer {
+
+/**
+ * Watches a config directory and delivers its files' texts after each burst of
+ * changes. A file that is being written (a write seen and no close after it: an
+ * editor's in-place save in several writes, a writer keeping it open) is not
+ * read: its last whole version stays in the snapshot (a new file is left out)
+ * until the writer closes it. Files are read only when no change arrived while
+ * they were read, so what is delivered is each file as some writer left it.
+ */
+class DirectorySource final : public ConfigSource {
+public:
+  /** A burst ends after this long without an event (an editor, a ConfigMap swap). */
+  static constexpr std::chrono::milliseconds kQuiet{100};
+  /** A directory that never goes quiet is read at least this often. */
+  static constexpr std::chrono::milliseconds kMaxSettle{2000};
+
+  DirectorySource(std::string dir, const SteadyClock& clock, ConfigSink& sink);
+
+  /** Starts watching, then reads the directory and delivers it. */
+  Status init();
+
+  const std::string& name() const override { return dir_; }
+  int fd() const override { return fd_.get(); }
+  void onReadable() override;
+  std::optional<SteadyClock::TimePoint> due() const override;
+  void onTimer() override;
+  void refresh() override;
+
+private:
+  struct Kept {
+    std::shared_ptr<const std::string> text; // the last whole version read
+  };
+
+  /** Reads queued events; true if there were any. */
+  bool readEvents();
+  /** Watches every directory under dir_ not watched yet, each real directory once. */
+  void watchTree();
+  /**
+   * Reads the directory; delivers unless a file changed while it was read, or
+   * (unless forced) nothing differs from the last delivery.
+   */
+  void scan(bool force);
+
+  std::string dir_;
+  const SteadyClock& clock_;
+  ConfigSink& sink_;
+  Fd fd_;
+  std::map<int, std::string> dirs_;        // watch descriptor -> canonical directory path
+  std::set<std::string> writing_;          // canonical paths written and not closed since
+  std::set<std::string> touched_;          // canonical paths with events since the scan began
+  std::map<std::string, Kept> files_;      // canonical path -> last whole version
+  std::set<std::string> heldLogged_;       // mid-write files already reported
+  std::vector<ConfigText> delivered_;      // the last snapshot's texts
+  std::optional<SteadyClock::TimePoint> firstEvent_, lastEvent_; // of the pending burst
+};
+
+} // namespace veer

@@ -1,0 +1,228 @@
+#include "reconcile/reconciler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "datapath/lanes.h"
+
+namespace veer {
+namespace {
+
+bool sameLanes(const std::vector<std::pair<veer_lane_key, veer_lane>>& a,
+               const std::vector<std::pair<veer_lane_key, veer_lane>>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+    return x.first.cgroup_id == y.first.cgroup_id && x.second.id == y.second.id;
+  });
+}
+
+} // namespace
+
+BuildResult buildConfig(const std::vector<ConfigText>& texts, MaglevCache& rings) {
+  return buildFromTexts(texts, {.maglev = &rings});
+}
+
+Reconciler::Reconciler(ReconcilerOptions options, DatapathControl& dp, RoutePublisher* routes,
+                       const SteadyClock& clock, BuildFn build)
+    : options_(std::move(options)), dp_(dp), routes_(routes), clock_(clock),
+      build_(std::move(build)), nextResync_(clock.now() + options_.resyncEvery),
+      worker_([this](BuildInput in) { return runBuild(std::move(in)); }) {}
+
+Status Reconciler::start() { return worker_.start(); }
+
+void Reconciler::update(const std::string& source, ConfigSnapshot snapshot) {
+  sources_[source] = std::move(snapshot);
+  BuildInput in;
+  in.seq = ++submitted_;
+  for (const auto& [name, snap] : sources_) {
+    in.texts.insert(in.texts.end(), snap.texts.begin(), snap.texts.end());
+    in.diags.insert(in.diags.end(), snap.diags.begin(), snap.diags.end());
+  }
+  worker_.submit(std::move(in));
+}
+
+// On the build thread: only the input, build_ and rings_ are touched here.
+BuildOutput Reconciler::runBuild(BuildInput in) {
+  BuildOutput out;
+  out.seq = in.seq;
+  out.build = build_(in.texts, rings_);
+  out.build.diags.insert(out.build.diags.begin(), std::make_move_iterator(in.diags.begin()),
+                         std::make_move_iterator(in.diags.end()));
+  if (routes_ && out.build.ok()) {
+    out.routesJson = proxy::RouteTable::fromPlan(out.build.plan, *out.build.config,
+                                                 options_.routeOptions)
+                         ->toJson();
+  }
+  return out;
+}
+
+void Reconciler::onBuilt() {
+  std::optional<BuildOutput> out = worker_.take();
+  if (!out) {
+    return;
+  }
+  settled_ = out->seq;
+  if (out->seq != submitted_) {
+    // A newer change arrived while this one was built: its build is queued or running.
+    spdlog::debug("config build {} superseded by {}", out->seq, submitted_);
+    return;
+  }
+  applyBuilt(*out);
+}
+
+std::string Reconciler::sourceNames() const {
+  std::string names;
+  for (const auto& [name, snap] : sources_) {
+    names += (names.empty() ? "" : ", ") + name;
+  }
+  return names;
+}
+
+void Reconciler::applyBuilt(BuildOutput& out) {
+  BuildResult& built = out.build;
+  for (const Diagnostic& d : built.diags) {
+    if (d.severity == Diagnostic::Severity::kError) {
+      spdlog::error("{}", d.format());
+    } else {
+      spdlog::warn("{}", d.format());
+    }
+  }
+  if (!built.ok()) {
+    spdlog::error("config in {} rejected; the last good config keeps serving", sourceNames());
+    reject();
+    return;
+  }
+  if (routes_) {
+    // The proxy first: once the maps flip, L7 services may reach it with the new
+    // config's routes.
+    if (Status s = routes_->publish(out.routesJson); !s) {
+      spdlog::error("veer-proxy: {}; L7 services take the kernel path meanwhile",
+                    s.error().message);
+    }
+  }
+  std::optional<MapImage> lastGood = std::move(image_);
+  image_ = std::move(built.image);
+  if (!apply(true)) {
+    image_ = std::move(lastGood); // what resync keeps re-applying
+    return;
+  }
+  if (plan_) {
+    schedule(planRecycling(*plan_, built.plan));
+  }
+  plan_ = std::move(built.plan);
+}
+
+SteadyClock::TimePoint Reconciler::due() const {
+  SteadyClock::TimePoint next = nextResync_;
+  for (const auto& [at, targets] : pending_) {
+    next = std::min(next, at);
+  }
+  return next;
+}
+
+void Reconciler::onTimer() {
+  const auto now = clock_.now();
+  RecycleTargets due;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->first <= now) {
+      due.insert(due.end(), it->second.begin(), it->second.end());
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!due.empty()) {
+    recycle(due, "after the grace period");
+  }
+  if (now >= nextResync_) {
+    resync();
+    nextResync_ = now + options_.resyncEvery;
+  }
+}
+
+void Reconciler::resync() {
+  if (image_ && !image_->laneClients.empty()) {
+    apply(false);
+  }
+}
+
+void Reconciler::schedule(RecyclePlan plan) {
+  if (plan.empty()) {
+    return;
+  }
+  if (dp_.recycler() == nullptr) {
+    spdlog::warn("this change makes existing sockets stale, but socket recycling is "
+                 "off or unavailable; they stay where they are");
+    return;
+  }
+  if (!plan.now.empty()) {
+    recycle(plan.now, "now (UDP peers that left their service)");
+  }
+  if (!plan.byClient.empty() && !dp_.recyclerSeesClients()) {
+    for (const std::string& svc : plan.byClient) {
+      spdlog::warn("{} has session affinity: its weight change leaves existing connections "
+                   "where they are; closing those whose client's hash moved needs the "
+                   "bpf_sock_destroy iterators (Linux >= 6.5), and this node recycles with "
+                   "{}",
+                   svc, dp_.recycler());
+    }
+    for (auto& [grace, targets] : plan.later) {
+      std::erase_if(targets, [](const auto& t) { return t.first.kind == VEER_RECYCLE_AFFINITY; });
+    }
+    std::erase_if(plan.later, [](const auto& l) { return l.second.empty(); });
+  }
+  for (auto& [grace, targets] : plan.later) {
+    spdlog::info("recycling sockets of {} target(s) (backends, affinity services) in {}s",
+                 targets.size(), grace);
+    pending_.emplace_back(clock_.now() + std::chrono::seconds(grace), std::move(targets));
+  }
+}
+
+void Reconciler::recycle(const RecycleTargets& targets, const char* when) {
+  Result<RecycleCount> n = dp_.recycle(targets);
+  if (!n) {
+    spdlog::error("socket recycling failed: {}", n.error().message);
+    return;
+  }
+  spdlog::info("recycled {}: destroyed {} TCP and {} UDP socket(s) for {} target(s) across {} "
+               "network namespace(s)",
+               when, n->tcp, n->udp, targets.size(), n->netns);
+}
+
+bool Reconciler::apply(bool logUnchanged) {
+  std::vector<std::string> unmatched;
+  image_->lanes = laneCgroups(options_.cgroupRoot, image_->laneClients, &unmatched);
+  const uint64_t digest = image_->digest();
+  Result<veer_state> live = dp_.state();
+  if (live && live->applied && live->digest == digest && lanesApplied_ &&
+      sameLanes(*lanesApplied_, image_->lanes)) {
+    if (logUnchanged) {
+      spdlog::info("config unchanged (digest {:016x}), nothing to apply", digest);
+    }
+    return true;
+  }
+  if (Status s = dp_.apply(*image_); !s) {
+    spdlog::error("apply failed, the last good config keeps serving: {}", s.error().message);
+    reject();
+    return false;
+  }
+  lanesApplied_ = image_->lanes;
+  spdlog::info("applied config digest {:016x}: {} service ports, {} versions, {} backends, "
+               "{} lane pods in {} cgroups",
+               digest, image_->services.size(), image_->versions.size(),
+               image_->backends.size(), image_->laneClients.size(), image_->lanes.size());
+  for (const std::string& pod : unmatched) {
+    spdlog::info("lane pod {} has no cgroup under {} yet; its connections get the weights", pod,
+                 options_.cgroupRoot);
+  }
+  return true;
+}
+
+void Reconciler::reject() {
+  if (Status s = dp_.countRejected(); !s) {
+    spdlog::warn("{}", s.error().message);
+  }
+}
+
+} // namespace veer
