@@ -1,0 +1,529 @@
+// The agent's reconcile loop without root: a fake datapath (Katran's testing
+// mode), a fake clock, real builds of real config, and the directory source on
+// a temporary directory with real inotify.
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/files.h"
+#include "reconcile/directory_source.h"
+#include "reconcile/reconciler.h"
+
+namespace veer {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+fs::path repo() { return fs::absolute(fs::path(__FILE__)).parent_path().parent_path().parent_path(); }
+
+std::string repoText(const char* path) {
+  Result<std::string> text = readFile((repo() / path).string());
+  return text ? *text : "";
+}
+
+/** A VirtualService for reviews with these weights on subsets v1, v2, v3. */
+std::string reviewsSplit(int v1, int v2, int v3 = 0) {
+  std::ostringstream y;
+  y << "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n"
+       "  name: reviews\nspec:\n  hosts:\n  - reviews\n  http:\n  - route:\n";
+  const std::pair<const char*, int> split[] = {{"v1", v1}, {"v2", v2}, {"v3", v3}};
+  for (const auto& [subset, w] : split) {
+    y << "    - destination:\n        host: reviews\n        subset: " << subset
+      << "\n      weight: " << w << "\n";
+  }
+  return y.str();
+}
+
+/** A DestinationRule for reviews that opts in to socket recycling after graceSeconds. */
+std::string reviewsRule(int graceSeconds) {
+  std::ostringstream y;
+  y << "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata:\n"
+       "  name: reviews\n  annotations: {veer.io/recycle-grace: "
+    << graceSeconds
+    << "s}\nspec:\n  host: reviews\n  subsets:\n"
+       "  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n"
+       "  - {name: v3, labels: {version: v3}}\n";
+  return y.str();
+}
+
+class FakeClock final : public SteadyClock {
+public:
+  TimePoint now() const override { return now_; }
+  void advanceTo(TimePoint t) { now_ = std::max(now_, t); }
+  void advance(std::chrono::nanoseconds d) { now_ += d; }
+
+private:
+  TimePoint now_ = TimePoint{} + std::chrono::hours(1);
+};
+
+/** The maps as the kernel would keep them, and what was asked of them, in order. */
+class FakeDatapath final : public DatapathControl {
+public:
+  explicit FakeDatapath(std::vector<std::string>& events) : events_(events) {}
+
+  Result<veer_state> state() override { return state_; }
+  Status apply(const MapImage& image) override {
+    events_.push_back("apply");
+    if (failApply) {
+      return Error{ENOSPC, "map full"};
+    }
+    live = image;
+    state_.gen ^= 1;
+    state_.applied++;
+    state_.digest = image.digest();
+    appliedDigests.push_back(state_.digest);
+    return {};
+  }
+  Status countRejected() override {
+    state_.rejected++;
+    return {};
+  }
+  const char* recycler() const override { return "iterator"; }
+  bool recyclerSeesClients() const override { return true; }
+  Result<RecycleCount> recycle(const RecycleTargets& targets) override {
+    recycled.push_back(targets);
+    return RecycleCount{targets.size(), 0, 1};
+  }
+
+  bool failApply = false;
+  std::optional<MapImage> live;
+  std::vector<uint64_t> appliedDigests;
+  std::vector<RecycleTargets> recycled;
+  veer_state state_{};
+
+private:
+  std::vector<std::string>& events_;
+};
+
+class FakeRoutes final : public RoutePublisher {
+public:
+  explicit FakeRoutes(std::vector<std::string>& events) : events_(events) {}
+  Status publish(const std::string& json) override {
+    events_.push_back("publish");
+    tables.push_back(json);
+    return {};
+  }
+  std::vector<std::string> tables;
+
+private:
+  std::vector<std::string>& events_;
+};
+
+/**
+ * Holds each build until released (the n-th build runs once release() was called
+ * n times); bounded, so a build on the caller's thread fails the test, not hangs it.
+ */
+class BuildGate {
+public:
+  BuildResult build(const std::vector<ConfigText>& texts, MaglevCache& rings) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      const int me = ++entered_;
+      cv_.notify_all();
+      cv_.wait_for(lock, seconds(5), [&] { return released_ >= me; });
+    }
+    return buildConfig(texts, rings);
+  }
+  bool waitEntered(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, seconds(5), [&] { return entered_ >= n; });
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_++;
+    cv_.notify_all();
+  }
+
+private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int entered_ = 0;
+  int released_ = 0;
+};
+
+ConfigSnapshot snapshotOf(std::vector<std::pair<std::string, std::string>> files) {
+  ConfigSnapshot snap;
+  for (auto& [name, text] : files) {
+    snap.texts.push_back({name, std::make_shared<const std::string>(std::move(text))});
+  }
+  return snap;
+}
+
+/** The digest the compiler gives these texts (what the datapath should end up running). */
+uint64_t digestOf(const ConfigSnapshot& snap) {
+  BuildResult built = buildFromTexts(snap.texts);
+  EXPECT_TRUE(built.ok());
+  return built.image.digest();
+}
+
+class ReconcilerTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/veer-reconciler-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    inventory_ = repoText("configs/bookinfo/inventory.yaml");
+    rules_ = repoText("configs/000-asm-bookinfo/destination-rules.yaml");
+    ASSERT_FALSE(inventory_.empty());
+    ASSERT_FALSE(rules_.empty());
+  }
+  void TearDown() override {
+    source_.reset();
+    reconciler_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  void start(BuildFn build = buildConfig, bool withRoutes = false) {
+    ReconcilerOptions options;
+    options.cgroupRoot = dir_.string();
+    reconciler_ = std::make_unique<Reconciler>(options, dp_, withRoutes ? &routes_ : nullptr,
+                                               clock_, std::move(build));
+    Status s = reconciler_->start();
+    ASSERT_TRUE(s) << s.error().message;
+  }
+
+  /** The Bookinfo inventory and rules plus a reviews split, as the directory would hold them. */
+  ConfigSnapshot config(const std::string& routes) {
+    return snapshotOf({{"inventory.yaml", inventory_},
+                       {"destination-rules.yaml", rules_},
+                       {"routes.yaml", routes}});
+  }
+
+  void writeConfigDir(const std::string& routes) {
+    std::ofstream(dir_ / "inventory.yaml") << inventory_;
+    std::ofstream(dir_ / "destination-rules.yaml") << rules_;
+    std::ofstream(dir_ / "routes.yaml") << routes;
+  }
+
+  void watchDir() {
+    source_ = std::make_unique<DirectorySource>(dir_.string(), clock_, *reconciler_);
+    Status s = source_->init();
+    ASSERT_TRUE(s) << s.error().message;
+  }
+
+  /**
+   * Runs the agent's loop on the fake clock until the directory's burst has been
+   * read and every build asked for is settled (applied, rejected or superseded).
+   */
+  void settle() {
+    const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (source_) {
+        source_->onReadable();
+        if (std::optional<SteadyClock::TimePoint> due = source_->due()) {
+          clock_.advanceTo(*due);
+          source_->onTimer();
+          continue;
+        }
+      }
+      if (!reconciler_->building()) {
+        return;
+      }
+      pollfd p{reconciler_->fd(), POLLIN, 0};
+      if (poll(&p, 1, 100) > 0) {
+        reconciler_->onBuilt();
+      }
+    }
+    FAIL() << "the reconciler did not settle within 10 s";
+  }
+
+  fs::path dir_;
+  std::string inventory_, rules_;
+  FakeClock clock_;
+  std::vector<std::string> events_;
+  FakeDatapath dp_{events_};
+  FakeRoutes routes_{events_};
+  std::unique_ptr<Reconciler> reconciler_;
+  std::unique_ptr<DirectorySource> source_;
+};
+
+// A file changed in the watched directory is built and applied: the proxy's
+// route table first (here the change adds a header rule, so an L7 service),
+// then the maps.
+TEST_F(ReconcilerTest, ReloadsOnChange) {
+  ASSERT_NO_FATAL_FAILURE(start(buildConfig, /*withRoutes=*/true));
+  writeConfigDir(reviewsSplit(100, 0));
+  ASSERT_NO_FATAL_FAILURE(watchDir());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  ASSERT_EQ(dp_.appliedDigests.size(), 1u);
+  EXPECT_EQ(dp_.state_.digest, digestOf(config(reviewsSplit(100, 0))));
+
+  const std::string jason =
+      "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata: {name: reviews}\n"
+      "spec:\n  hosts: [reviews]\n  http:\n  - match:\n    - headers:\n"
+      "        end-user: {exact: jason}\n    route:\n    - destination: {host: reviews, subset: v3}\n"
+      "  - route:\n    - destination: {host: reviews, subset: v1}\n";
+  std::ofstream(dir_ / "routes.yaml", std::ios::trunc) << jason;
+  ASSERT_NO_FATAL_FAILURE(settle());
+  ASSERT_EQ(dp_.appliedDigests.size(), 2u);
+  EXPECT_EQ(dp_.state_.digest, digestOf(config(jason)));
+  EXPECT_EQ(dp_.state_.rejected, 0u);
+  EXPECT_EQ(events_, (std::vector<std::string>{"publish", "apply", "publish", "apply"}));
+  ASSERT_EQ(routes_.tables.size(), 2u);
+  EXPECT_EQ(routes_.tables[0].find("jason"), std::string::npos);
+  EXPECT_NE(routes_.tables[1].find("jason"), std::string::npos) << routes_.tables[1];
+}
+
+// An invalid config is rejected whole and counted; the datapath keeps the image
+// it had, and the next valid config is applied.
+TEST_F(ReconcilerTest, RejectsABadConfigAndKeepsTheLastGood) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  const ConfigSnapshot good = config(reviewsSplit(80, 20));
+  reconciler_->update("dir", good);
+  ASSERT_NO_FATAL_FAILURE(settle());
+  ASSERT_TRUE(dp_.live);
+  const uint64_t goodDigest = dp_.live->digest();
+  EXPECT_EQ(goodDigest, digestOf(good));
+
+  reconciler_->update("dir", config(reviewsSplit(80, 10))); // weights sum to 90
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.state_.rejected, 1u);
+  EXPECT_EQ(dp_.appliedDigests.size(), 1u);
+  EXPECT_EQ(dp_.live->digest(), goodDigest);
+  EXPECT_EQ(dp_.state_.digest, goodDigest);
+
+  // A failed apply is a rejection too, and the last good image is what a resync re-applies.
+  dp_.failApply = true;
+  reconciler_->update("dir", config(reviewsSplit(50, 50)));
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.state_.rejected, 2u);
+  EXPECT_EQ(dp_.live->digest(), goodDigest);
+
+  dp_.failApply = false;
+  reconciler_->update("dir", config(reviewsSplit(0, 100)));
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.state_.digest, digestOf(config(reviewsSplit(0, 100))));
+  EXPECT_EQ(dp_.state_.rejected, 2u);
+}
+
+// veer.io/recycle-grace: 10s and v1's weight going 100 -> 0: v1's sockets are
+// recycled once the grace has passed on the clock, not a millisecond before.
+TEST_F(ReconcilerTest, RecyclesAfterTheGraceAndNotBefore) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  auto cfg = [&](int v1, int v2) {
+    return snapshotOf({{"inventory.yaml", inventory_},
+                       {"reviews-rule.yaml", reviewsRule(10)},
+                       {"routes.yaml", reviewsSplit(v1, v2)}});
+  };
+  reconciler_->update("dir", cfg(100, 0));
+  ASSERT_NO_FATAL_FAILURE(settle());
+  reconciler_->update("dir", cfg(0, 100));
+  ASSERT_NO_FATAL_FAILURE(settle());
+  ASSERT_EQ(dp_.appliedDigests.size(), 2u);
+  const SteadyClock::TimePoint appliedAt = clock_.now();
+  EXPECT_EQ(reconciler_->due(), appliedAt + seconds(1)) << "the lane resync comes first";
+
+  // Resyncs come and go every second; the recycling waits for its grace.
+  while (clock_.now() + seconds(1) < appliedAt + seconds(10)) {
+    clock_.advance(seconds(1));
+    reconciler_->onTimer();
+  }
+  clock_.advanceTo(appliedAt + seconds(10) - milliseconds(1));
+  reconciler_->onTimer();
+  EXPECT_TRUE(dp_.recycled.empty()) << "recycled before the grace";
+  EXPECT_EQ(reconciler_->due(), appliedAt + seconds(10));
+
+  clock_.advance(milliseconds(1));
+  reconciler_->onTimer();
+  ASSERT_EQ(dp_.recycled.size(), 1u);
+  ASSERT_FALSE(dp_.recycled[0].empty());
+  for (const auto& [key, value] : dp_.recycled[0]) {
+    EXPECT_EQ(value.permille, 1000u) << "all of v1's sockets: its weight went to 0";
+  }
+  clock_.advance(seconds(60));
+  reconciler_->onTimer();
+  EXPECT_EQ(dp_.recycled.size(), 1u) << "recycled twice for one change";
+}
+
+// A change that arrives while an older one is being built supersedes it: the
+// older result is dropped when it finishes, and only the newer is applied.
+TEST_F(ReconcilerTest, SupersededBuildIsNeverApplied) {
+  BuildGate gate;
+  ASSERT_NO_FATAL_FAILURE(start([&](const auto& texts, MaglevCache& rings) {
+    return gate.build(texts, rings);
+  }));
+  const ConfigSnapshot older = config(reviewsSplit(100, 0));
+  const ConfigSnapshot newer = config(reviewsSplit(0, 100));
+  reconciler_->update("dir", older);
+  ASSERT_TRUE(gate.waitEntered(1)) << "the first build never started";
+  reconciler_->update("dir", newer);
+  gate.release(); // the older build finishes while the newer waits its turn
+  pollfd p{reconciler_->fd(), POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1) << "the older build never finished";
+  reconciler_->onBuilt();
+  EXPECT_TRUE(dp_.appliedDigests.empty()) << "applied a superseded build";
+  EXPECT_TRUE(reconciler_->building());
+  ASSERT_TRUE(gate.waitEntered(2)) << "the newer build never started";
+  gate.release();
+  ASSERT_NO_FATAL_FAILURE(settle());
+  ASSERT_EQ(dp_.appliedDigests.size(), 1u);
+  EXPECT_EQ(dp_.appliedDigests[0], digestOf(newer));
+  EXPECT_NE(digestOf(older), digestOf(newer));
+}
+
+// M6: an editor rewriting routes.yaml in place in two writes 300 ms apart,
+// without closing between them. After the first write the burst goes quiet and
+// the directory is read: the file is mid-write, so its last whole version stays
+// (nothing is applied, though the first half alone is a valid config). Once
+// the writer closes it, the whole new version is applied.
+TEST_F(ReconcilerTest, HalfWrittenFileKeepsItsLastGoodVersionUntilClosed) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  writeConfigDir(reviewsSplit(100, 0));
+  ASSERT_NO_FATAL_FAILURE(watchDir());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  ASSERT_EQ(dp_.appliedDigests.size(), 1u);
+  const uint64_t before = dp_.state_.digest;
+
+  // The new file: reviews 0/100, then a second document. Its first half (the
+  // VirtualService alone) is valid too, and is not what the writer meant.
+  const std::string firstHalf = reviewsSplit(0, 100);
+  const std::string secondHalf =
+      "---\napiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n"
+      "  name: ratings\nspec:\n  hosts: [ratings]\n  http:\n  - route:\n"
+      "    - destination: {host: ratings, subset: v1}\n";
+  const int fd = open((dir_ / "routes.yaml").c_str(), O_WRONLY | O_TRUNC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, firstHalf.data(), firstHalf.size()), static_cast<ssize_t>(firstHalf.size()));
+  ASSERT_NO_FATAL_FAILURE(settle()); // the quiet period passes: the directory is read
+  clock_.advance(milliseconds(300));
+  EXPECT_EQ(dp_.appliedDigests.size(), 1u) << "applied a file that was still being written";
+  EXPECT_EQ(dp_.state_.digest, before);
+  EXPECT_EQ(dp_.state_.rejected, 0u);
+
+  ASSERT_EQ(write(fd, secondHalf.data(), secondHalf.size()),
+            static_cast<ssize_t>(secondHalf.size()));
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.appliedDigests.size(), 1u) << "applied a file that was still being written";
+  ASSERT_EQ(close(fd), 0);
+  ASSERT_NO_FATAL_FAILURE(settle());
+  ASSERT_EQ(dp_.appliedDigests.size(), 2u);
+  EXPECT_EQ(dp_.state_.digest, digestOf(config(firstHalf + secondHalf)));
+  EXPECT_NE(dp_.state_.digest, digestOf(config(firstHalf)));
+  EXPECT_EQ(dp_.state_.rejected, 0u);
+}
+
+// A file created and still being written is not config yet; closed, it is.
+TEST_F(ReconcilerTest, NewFileMidWriteIsLeftOutUntilClosed) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  writeConfigDir(reviewsSplit(100, 0));
+  ASSERT_NO_FATAL_FAILURE(watchDir());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  const std::string ratings =
+      "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n"
+      "  name: ratings\nspec:\n  hosts: [ratings]\n  http:\n  - route:\n"
+      "    - destination: {host: ratings, subset: v1}\n";
+  const int fd = open((dir_ / "ratings.yaml").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, ratings.data(), 40), 40); // cut mid-object
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.appliedDigests.size(), 1u);
+  EXPECT_EQ(dp_.state_.rejected, 0u) << "a half-written file was read and rejected";
+  ASSERT_EQ(write(fd, ratings.data() + 40, ratings.size() - 40),
+            static_cast<ssize_t>(ratings.size() - 40));
+  ASSERT_EQ(close(fd), 0);
+  ASSERT_NO_FATAL_FAILURE(settle());
+  ASSERT_EQ(dp_.appliedDigests.size(), 2u);
+  ConfigSnapshot whole = config(reviewsSplit(100, 0));
+  whole.texts.insert(whole.texts.begin() + 1,
+                     {"ratings.yaml", std::make_shared<const std::string>(ratings)});
+  EXPECT_EQ(dp_.state_.digest, digestOf(whole));
+}
+
+// While a slow build runs (a huge or hostile config), the loop that supervises
+// veer-proxy keeps turning: handing over the change returns at once, and an
+// event on another descriptor (here a stand-in for the proxy's report pipe) is
+// handled within one poll round.
+TEST_F(ReconcilerTest, SlowBuildDoesNotDelayProxySupervision) {
+  BuildGate gate;
+  ASSERT_NO_FATAL_FAILURE(start([&](const auto& texts, MaglevCache& rings) {
+    return gate.build(texts, rings);
+  }));
+  int pipeFds[2];
+  ASSERT_EQ(pipe(pipeFds), 0);
+
+  const auto handedOver = std::chrono::steady_clock::now();
+  reconciler_->update("dir", config(reviewsSplit(100, 0)));
+  EXPECT_LT(std::chrono::steady_clock::now() - handedOver, milliseconds(500));
+  ASSERT_TRUE(gate.waitEntered(1));
+
+  ASSERT_EQ(write(pipeFds[1], "x", 1), 1); // the proxy reports (or dies)
+  const auto loopStart = std::chrono::steady_clock::now();
+  bool handled = false;
+  while (!handled && std::chrono::steady_clock::now() - loopStart < seconds(1)) {
+    pollfd fds[2] = {{pipeFds[0], POLLIN, 0}, {reconciler_->fd(), POLLIN, 0}};
+    ASSERT_GE(poll(fds, 2, msUntil(clock_, reconciler_->due())), 0);
+    if (fds[0].revents & POLLIN) {
+      char c;
+      handled = read(pipeFds[0], &c, 1) == 1;
+    }
+    if (fds[1].revents & POLLIN) {
+      reconciler_->onBuilt();
+    }
+    reconciler_->onTimer();
+  }
+  EXPECT_TRUE(handled);
+  EXPECT_LT(std::chrono::steady_clock::now() - loopStart, milliseconds(500));
+  EXPECT_TRUE(reconciler_->building());
+  EXPECT_TRUE(dp_.appliedDigests.empty());
+
+  gate.release();
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.appliedDigests.size(), 1u);
+  close(pipeFds[0]);
+  close(pipeFds[1]);
+}
+
+// Seed 003: productpage-v1 is a lane pod (ASM_TRAFFIC_TAG: prod) whose cgroup
+// appears after its Pod object. The config is applied without it; the next
+// resync on the clock finds the cgroup and re-applies the last good config with
+// it, and not before a resync is due.
+TEST_F(ReconcilerTest, LaneResyncFindsAPodsCgroupThatAppearsLater) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  reconciler_->update(
+      "dir", snapshotOf({{"inventory.yaml", repoText("configs/003-asm-full-link-gray/inventory.yaml")},
+                         {"destination-rules.yaml",
+                          repoText("configs/003-asm-full-link-gray/destination-rules.yaml")},
+                         {"step.yaml", repoText("configs/003-asm-full-link-gray/steps/"
+                                                "01-trafficlabel-reviews.yaml")}}));
+  ASSERT_NO_FATAL_FAILURE(settle());
+  ASSERT_EQ(dp_.appliedDigests.size(), 1u);
+  ASSERT_FALSE(dp_.live->laneClients.empty());
+  EXPECT_TRUE(dp_.live->lanes.empty());
+
+  const fs::path cgroup = dir_ / "productpage-v1"; // the test world names cgroups after pods
+  fs::create_directory(cgroup);
+  clock_.advance(milliseconds(999));
+  reconciler_->onTimer();
+  EXPECT_EQ(dp_.appliedDigests.size(), 1u) << "resynced before the second was up";
+  clock_.advance(milliseconds(1));
+  reconciler_->onTimer();
+  ASSERT_EQ(dp_.appliedDigests.size(), 2u);
+  EXPECT_EQ(dp_.appliedDigests[1], dp_.appliedDigests[0]) << "cgroups are node state, not config";
+  ASSERT_EQ(dp_.live->lanes.size(), 1u);
+  struct stat st {};
+  ASSERT_EQ(stat(cgroup.c_str(), &st), 0);
+  EXPECT_EQ(dp_.live->lanes[0].first.cgroup_id, st.st_ino) << "a cgroup's id is its inode";
+
+  clock_.advance(seconds(1));
+  reconciler_->onTimer();
+  EXPECT_EQ(dp_.appliedDigests.size(), 2u) << "re-applied though nothing moved";
+}
+
+} // namespace
+} // namespace veer
