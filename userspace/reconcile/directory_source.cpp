@@ -84,13 +84,21 @@ bool DirectorySource::readEvents() {
     for (char* p = buf; p < buf + n;) {
       const auto* ev = reinterpret_cast<const inotify_event*>(p);
       p += sizeof(inotify_event) + ev->len;
+      if (ev->mask & IN_Q_OVERFLOW) {
+        // Closes may have been lost: a file left marked would never be read again.
+        spdlog::warn("inotify queue overflowed on {}; files being written may be read before "
+                     "their writers close them",
+                     dir_);
+        writing_.clear();
+        continue;
+      }
       if (ev->mask & IN_IGNORED) {
         dirs_.erase(ev->wd); // the directory went (an old ConfigMap generation)
         continue;
       }
       auto dir = dirs_.find(ev->wd);
       if (dir == dirs_.end() || ev->len == 0) {
-        continue; // IN_Q_OVERFLOW, or the directory itself: the scan reads everything
+        continue; // the directory itself: the scan reads everything
       }
       const std::string path = dir->second + "/" + ev->name;
       touched_.insert(path);
