@@ -29,9 +29,11 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-fs::path repo() { return fs::absolute(fs::path(__FILE__)).parent_path().parent_path().parent_path(); }
+fs::path repo() {
+  return fs::absolute(fs::path(__FILE__)).parent_path().parent_path().parent_path();
+}
 
-std::string repoText(const char* path) {
+std::string repoText(const std::string& path) {
   Result<std::string> text = readFile((repo() / path).string());
   return text ? *text : "";
 }
@@ -267,7 +269,8 @@ TEST_F(ReconcilerTest, ReloadsOnChange) {
   const std::string jason =
       "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata: {name: reviews}\n"
       "spec:\n  hosts: [reviews]\n  http:\n  - match:\n    - headers:\n"
-      "        end-user: {exact: jason}\n    route:\n    - destination: {host: reviews, subset: v3}\n"
+      "        end-user: {exact: jason}\n    route:\n"
+      "    - destination: {host: reviews, subset: v3}\n"
       "  - route:\n    - destination: {host: reviews, subset: v1}\n";
   std::ofstream(dir_ / "routes.yaml", std::ios::trunc) << jason;
   ASSERT_NO_FATAL_FAILURE(settle());
@@ -495,12 +498,11 @@ TEST_F(ReconcilerTest, SlowBuildDoesNotDelayProxySupervision) {
 // it, and not before a resync is due.
 TEST_F(ReconcilerTest, LaneResyncFindsAPodsCgroupThatAppearsLater) {
   ASSERT_NO_FATAL_FAILURE(start());
+  const std::string seed = "configs/003-asm-full-link-gray/";
   reconciler_->update(
-      "dir", snapshotOf({{"inventory.yaml", repoText("configs/003-asm-full-link-gray/inventory.yaml")},
-                         {"destination-rules.yaml",
-                          repoText("configs/003-asm-full-link-gray/destination-rules.yaml")},
-                         {"step.yaml", repoText("configs/003-asm-full-link-gray/steps/"
-                                                "01-trafficlabel-reviews.yaml")}}));
+      "dir", snapshotOf({{"inventory.yaml", repoText(seed + "inventory.yaml")},
+                         {"destination-rules.yaml", repoText(seed + "destination-rules.yaml")},
+                         {"step.yaml", repoText(seed + "steps/01-trafficlabel-reviews.yaml")}}));
   ASSERT_NO_FATAL_FAILURE(settle());
   ASSERT_EQ(dp_.appliedDigests.size(), 1u);
   ASSERT_FALSE(dp_.live->laneClients.empty());

@@ -55,7 +55,8 @@ void DirectorySource::watchTree() {
     const fs::path d = std::move(todo.back());
     todo.pop_back();
     struct stat st {};
-    if (stat(d.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || !seen.emplace(st.st_dev, st.st_ino).second) {
+    if (stat(d.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
+        !seen.emplace(st.st_dev, st.st_ino).second) {
       continue;
     }
     const std::string canon = canonicalOr(d.string());
@@ -104,7 +105,8 @@ bool DirectorySource::readEvents() {
       touched_.insert(path);
       if (ev->mask & IN_MODIFY) {
         writing_.insert(path);
-      } else if (ev->mask & (IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)) {
+      } else if (ev->mask &
+                 (IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)) {
         // Closed by its writer, or a new inode at the name (a rename is whole).
         writing_.erase(path);
       }
@@ -195,9 +197,10 @@ void DirectorySource::scan(bool force) {
     return std::find(held.begin(), held.end(), f) == held.end();
   });
   files_ = std::move(next);
-  const bool same = std::equal(
-      snap.texts.begin(), snap.texts.end(), delivered_.begin(), delivered_.end(),
-      [](const ConfigText& a, const ConfigText& b) { return a.file == b.file && *a.text == *b.text; });
+  const bool same = std::equal(snap.texts.begin(), snap.texts.end(), delivered_.begin(),
+                               delivered_.end(), [](const ConfigText& a, const ConfigText& b) {
+                                 return a.file == b.file && *a.text == *b.text;
+                               });
   if (same && snap.diags.empty() && !force) {
     return; // a burst that ended where it began (touch, chmod, a temporary file)
   }

@@ -33,7 +33,8 @@ struct ReconcilerOptions {
 };
 
 /** A config build: texts in, load -> resolve -> compile, reusing the caller's Maglev rings. */
-using BuildFn = std::function<BuildResult(const std::vector<ConfigText>& texts, MaglevCache& rings)>;
+using BuildFn =
+    std::function<BuildResult(const std::vector<ConfigText>& texts, MaglevCache& rings)>;
 
 /** buildFromTexts. */
 BuildResult buildConfig(const std::vector<ConfigText>& texts, MaglevCache& rings);
