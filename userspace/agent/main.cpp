@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/node_control.h"
 #include "agent/proxy_supervisor.h"
@@ -187,29 +188,34 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
     spdlog::critical("{}", s.error().message);
     return 1;
   }
-  DirectorySource source(configDir, clock, reconciler);
-  if (Status s = source.init(); !s) {
+  DirectorySource directory(configDir, clock, reconciler);
+  if (Status s = directory.init(); !s) {
     spdlog::critical("{}", s.error().message);
     return 1;
   }
+  // Every source feeds the same reconciler (a cluster source joins the directory here).
+  const std::vector<ConfigSource*> sources = {&directory};
 
   // Nothing here waits on a config build (it runs on the reconciler's thread), so
   // a proxy death or report is handled within one poll round whatever the config.
-  enum { kSource, kSignal, kProxy, kBuilt, kFds };
-  pollfd fds[kFds] = {{source.fd(), POLLIN, 0},
-                      {sigfd.get(), POLLIN, 0},
-                      {-1, POLLIN, 0},
-                      {reconciler.fd(), POLLIN, 0}};
+  enum { kSignal, kProxy, kBuilt, kSources };
+  std::vector<pollfd> fds = {
+      {sigfd.get(), POLLIN, 0}, {-1, POLLIN, 0}, {reconciler.fd(), POLLIN, 0}};
+  for (ConfigSource* src : sources) {
+    fds.push_back({src->fd(), POLLIN, 0});
+  }
   while (true) {
     fds[kProxy].fd = proxy ? proxy->reportFd() : -1;
     int timeout = msUntil(clock, reconciler.due());
-    if (std::optional<SteadyClock::TimePoint> due = source.due()) {
-      timeout = std::min(timeout, msUntil(clock, *due));
+    for (ConfigSource* src : sources) {
+      if (std::optional<SteadyClock::TimePoint> due = src->due()) {
+        timeout = std::min(timeout, msUntil(clock, *due));
+      }
     }
     if (int due = proxy ? proxy->restartDueMs() : -1; due >= 0) {
       timeout = std::min(timeout, due);
     }
-    if (poll(fds, kFds, timeout) < 0) {
+    if (poll(fds.data(), fds.size(), timeout) < 0) {
       if (errno == EINTR) {
         continue;
       }
@@ -230,7 +236,9 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
             proxy->onChildExit();
           }
         } else if (si.ssi_signo == SIGHUP) {
-          source.refresh();
+          for (ConfigSource* src : sources) {
+            src->refresh();
+          }
         } else {
           spdlog::info("signal {}: exiting; the pinned datapath{} keeps serving", si.ssi_signo,
                        proxy ? " and veer-proxy" : "");
@@ -238,10 +246,12 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
         }
       }
     }
-    if (fds[kSource].revents & POLLIN) {
-      source.onReadable();
+    for (size_t i = 0; i < sources.size(); ++i) {
+      if (fds[kSources + i].revents & POLLIN) {
+        sources[i]->onReadable();
+      }
+      sources[i]->onTimer();
     }
-    source.onTimer();
     if (fds[kBuilt].revents & POLLIN) {
       reconciler.onBuilt();
     }
