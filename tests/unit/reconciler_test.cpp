@@ -63,14 +63,20 @@ std::string reviewsRule(int graceSeconds) {
   return y.str();
 }
 
-class FakeClock final : public SteadyClock {
+/** Simulated time (the engine's), moved to a point and never back. */
+class FakeClock {
 public:
-  TimePoint now() const override { return now_; }
-  void advanceTo(TimePoint t) { now_ = std::max(now_, t); }
-  void advance(std::chrono::nanoseconds d) { now_ += d; }
+  uint64_t now() { return time_.nowMs(); }
+  void advanceTo(uint64_t at) {
+    if (at > now()) {
+      advance(at - now());
+    }
+  }
+  void advance(uint64_t ms) { ASSERT_TRUE(time_.advance(ms)); }
+  proxy::TimeSource& source() { return time_; }
 
 private:
-  TimePoint now_ = TimePoint{} + std::chrono::hours(1);
+  proxy::SimulatedTimeSource time_;
 };
 
 /** The maps as the kernel would keep them, and what was asked of them, in order. */
@@ -195,7 +201,7 @@ protected:
     ReconcilerOptions options;
     options.cgroupRoot = dir_.string();
     reconciler_ = std::make_unique<Reconciler>(options, dp_, withRoutes ? &routes_ : nullptr,
-                                               clock_, std::move(build));
+                                               clock_.source(), std::move(build));
     Status s = reconciler_->start();
     ASSERT_TRUE(s) << s.error().message;
   }
@@ -214,7 +220,7 @@ protected:
   }
 
   void watchDir() {
-    source_ = std::make_unique<DirectorySource>(dir_.string(), clock_, *reconciler_);
+    source_ = std::make_unique<DirectorySource>(dir_.string(), clock_.source(), *reconciler_);
     Status s = source_->init();
     ASSERT_TRUE(s) << s.error().message;
   }
@@ -228,7 +234,7 @@ protected:
     while (std::chrono::steady_clock::now() < deadline) {
       if (source_) {
         source_->onReadable();
-        if (std::optional<SteadyClock::TimePoint> due = source_->due()) {
+        if (std::optional<uint64_t> due = source_->due()) {
           clock_.advanceTo(*due);
           source_->onTimer();
           continue;
@@ -329,27 +335,27 @@ TEST_F(ReconcilerTest, RecyclesAfterTheGraceAndNotBefore) {
   reconciler_->update("dir", cfg(0, 100));
   ASSERT_NO_FATAL_FAILURE(settle());
   ASSERT_EQ(dp_.appliedDigests.size(), 2u);
-  const SteadyClock::TimePoint appliedAt = clock_.now();
-  EXPECT_EQ(reconciler_->due(), appliedAt + seconds(1)) << "the lane resync comes first";
+  const uint64_t appliedAt = clock_.now();
+  EXPECT_EQ(reconciler_->due(), appliedAt + 1000) << "the lane resync comes first";
 
   // Resyncs come and go every second; the recycling waits for its grace.
-  while (clock_.now() + seconds(1) < appliedAt + seconds(10)) {
-    clock_.advance(seconds(1));
+  while (clock_.now() + 1000 < appliedAt + 10000) {
+    clock_.advance(1000);
     reconciler_->onTimer();
   }
-  clock_.advanceTo(appliedAt + seconds(10) - milliseconds(1));
+  clock_.advanceTo(appliedAt + 10000 - 1);
   reconciler_->onTimer();
   EXPECT_TRUE(dp_.recycled.empty()) << "recycled before the grace";
-  EXPECT_EQ(reconciler_->due(), appliedAt + seconds(10));
+  EXPECT_EQ(reconciler_->due(), appliedAt + 10000);
 
-  clock_.advance(milliseconds(1));
+  clock_.advance(1);
   reconciler_->onTimer();
   ASSERT_EQ(dp_.recycled.size(), 1u);
   ASSERT_FALSE(dp_.recycled[0].empty());
   for (const auto& [key, value] : dp_.recycled[0]) {
     EXPECT_EQ(value.permille, 1000u) << "all of v1's sockets: its weight went to 0";
   }
-  clock_.advance(seconds(60));
+  clock_.advance(60000);
   reconciler_->onTimer();
   EXPECT_EQ(dp_.recycled.size(), 1u) << "recycled twice for one change";
 }
@@ -404,7 +410,7 @@ TEST_F(ReconcilerTest, HalfWrittenFileKeepsItsLastGoodVersionUntilClosed) {
   ASSERT_GE(fd, 0);
   ASSERT_EQ(write(fd, firstHalf.data(), firstHalf.size()), static_cast<ssize_t>(firstHalf.size()));
   ASSERT_NO_FATAL_FAILURE(settle()); // the quiet period passes: the directory is read
-  clock_.advance(milliseconds(300));
+  clock_.advance(300);
   EXPECT_EQ(dp_.appliedDigests.size(), 1u) << "applied a file that was still being written";
   EXPECT_EQ(dp_.state_.digest, before);
   EXPECT_EQ(dp_.state_.rejected, 0u);
@@ -470,7 +476,7 @@ TEST_F(ReconcilerTest, SlowBuildDoesNotDelayProxySupervision) {
   bool handled = false;
   while (!handled && std::chrono::steady_clock::now() - loopStart < seconds(1)) {
     pollfd fds[2] = {{pipeFds[0], POLLIN, 0}, {reconciler_->fd(), POLLIN, 0}};
-    ASSERT_GE(poll(fds, 2, msUntil(clock_, reconciler_->due())), 0);
+    ASSERT_GE(poll(fds, 2, msUntil(clock_.source(), reconciler_->due())), 0);
     if (fds[0].revents & POLLIN) {
       char c;
       handled = read(pipeFds[0], &c, 1) == 1;
@@ -510,10 +516,10 @@ TEST_F(ReconcilerTest, LaneResyncFindsAPodsCgroupThatAppearsLater) {
 
   const fs::path cgroup = dir_ / "productpage-v1"; // the test world names cgroups after pods
   fs::create_directory(cgroup);
-  clock_.advance(milliseconds(999));
+  clock_.advance(999);
   reconciler_->onTimer();
   EXPECT_EQ(dp_.appliedDigests.size(), 1u) << "resynced before the second was up";
-  clock_.advance(milliseconds(1));
+  clock_.advance(1);
   reconciler_->onTimer();
   ASSERT_EQ(dp_.appliedDigests.size(), 2u);
   EXPECT_EQ(dp_.appliedDigests[1], dp_.appliedDigests[0]) << "cgroups are node state, not config";
@@ -522,7 +528,7 @@ TEST_F(ReconcilerTest, LaneResyncFindsAPodsCgroupThatAppearsLater) {
   ASSERT_EQ(stat(cgroup.c_str(), &st), 0);
   EXPECT_EQ(dp_.live->lanes[0].first.cgroup_id, st.st_ino) << "a cgroup's id is its inode";
 
-  clock_.advance(seconds(1));
+  clock_.advance(1000);
   reconciler_->onTimer();
   EXPECT_EQ(dp_.appliedDigests.size(), 2u) << "re-applied though nothing moved";
 }

@@ -174,7 +174,7 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
       return 1;
     }
   }
-  SystemSteadyClock clock;
+  proxy::TimeSource& clock = proxy::MonotonicTimeSource::instance();
   KernelDatapathControl control(**dp, recycler.get());
   std::optional<ProxyRoutePublisher> routes;
   if (proxy) {
@@ -208,7 +208,7 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
     fds[kProxy].fd = proxy ? proxy->reportFd() : -1;
     int timeout = msUntil(clock, reconciler.due());
     for (ConfigSource* src : sources) {
-      if (std::optional<SteadyClock::TimePoint> due = src->due()) {
+      if (std::optional<uint64_t> due = src->due()) {
         timeout = std::min(timeout, msUntil(clock, *due));
       }
     }

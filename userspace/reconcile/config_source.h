@@ -7,6 +7,7 @@
 // watches (one text per object, named for diagnostics) and delivers a snapshot
 // after each coalesced burst of events.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,8 +46,8 @@ public:
   virtual int fd() const = 0;
   /** Reads what made fd() readable. */
   virtual void onReadable() = 0;
-  /** When onTimer() is next needed; nullopt: not until fd() is readable. */
-  virtual std::optional<SteadyClock::TimePoint> due() const = 0;
+  /** When onTimer() is next needed (ms on the clock); nullopt: not until fd() is readable. */
+  virtual std::optional<uint64_t> due() const = 0;
   virtual void onTimer() = 0;
   /** Reads everything again and delivers it (SIGHUP). */
   virtual void refresh() = 0;

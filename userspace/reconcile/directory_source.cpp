@@ -30,7 +30,7 @@ std::string canonicalOr(const std::string& path) {
 
 } // namespace
 
-DirectorySource::DirectorySource(std::string dir, const SteadyClock& clock, ConfigSink& sink)
+DirectorySource::DirectorySource(std::string dir, proxy::TimeSource& clock, ConfigSink& sink)
     : dir_(std::move(dir)), clock_(clock), sink_(sink),
       fd_(inotify_init1(IN_CLOEXEC | IN_NONBLOCK)) {}
 
@@ -113,7 +113,7 @@ bool DirectorySource::readEvents() {
     }
   }
   if (any) {
-    const auto now = clock_.now();
+    const uint64_t now = clock_.nowMs();
     if (!firstEvent_) {
       firstEvent_ = now;
     }
@@ -124,16 +124,16 @@ bool DirectorySource::readEvents() {
 
 void DirectorySource::onReadable() { readEvents(); }
 
-std::optional<SteadyClock::TimePoint> DirectorySource::due() const {
+std::optional<uint64_t> DirectorySource::due() const {
   if (!lastEvent_) {
     return std::nullopt;
   }
-  return std::min(*lastEvent_ + kQuiet, *firstEvent_ + kMaxSettle);
+  return std::min(*lastEvent_ + kQuietMs, *firstEvent_ + kMaxSettleMs);
 }
 
 void DirectorySource::onTimer() {
   const auto when = due();
-  if (when && clock_.now() >= *when) {
+  if (when && clock_.nowMs() >= *when) {
     scan(false);
   }
 }

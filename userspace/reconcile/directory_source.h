@@ -3,7 +3,6 @@
 // The config directory as a ConfigSource: inotify on every directory under it
 // (ConfigMap "..data" swaps included), and only whole, stable files delivered.
 
-#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -26,12 +25,12 @@ namespace veer {
  */
 class DirectorySource final : public ConfigSource {
 public:
-  /** A burst ends after this long without an event (an editor, a ConfigMap swap). */
-  static constexpr std::chrono::milliseconds kQuiet{100};
+  /** A burst ends after this many ms without an event (an editor, a ConfigMap swap). */
+  static constexpr uint64_t kQuietMs = 100;
   /** A directory that never goes quiet is read at least this often. */
-  static constexpr std::chrono::milliseconds kMaxSettle{2000};
+  static constexpr uint64_t kMaxSettleMs = 2000;
 
-  DirectorySource(std::string dir, const SteadyClock& clock, ConfigSink& sink);
+  DirectorySource(std::string dir, proxy::TimeSource& clock, ConfigSink& sink);
 
   /** Starts watching, then reads the directory and delivers it. */
   Status init();
@@ -39,7 +38,7 @@ public:
   const std::string& name() const override { return dir_; }
   int fd() const override { return fd_.get(); }
   void onReadable() override;
-  std::optional<SteadyClock::TimePoint> due() const override;
+  std::optional<uint64_t> due() const override;
   void onTimer() override;
   void refresh() override;
 
@@ -59,7 +58,7 @@ private:
   void scan(bool force);
 
   std::string dir_;
-  const SteadyClock& clock_;
+  proxy::TimeSource& clock_;
   ConfigSink& sink_;
   Fd fd_;
   std::map<int, std::string> dirs_;        // watch descriptor -> canonical directory path
@@ -68,7 +67,7 @@ private:
   std::map<std::string, Kept> files_;      // canonical path -> last whole version
   std::set<std::string> heldLogged_;       // mid-write files already reported
   std::vector<ConfigText> delivered_;      // the last snapshot's texts
-  std::optional<SteadyClock::TimePoint> firstEvent_, lastEvent_; // of the pending burst
+  std::optional<uint64_t> firstEvent_, lastEvent_; // of the pending burst (ms on the clock)
 };
 
 } // namespace veer

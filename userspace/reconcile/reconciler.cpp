@@ -24,9 +24,9 @@ BuildResult buildConfig(const std::vector<ConfigText>& texts, MaglevCache& rings
 }
 
 Reconciler::Reconciler(ReconcilerOptions options, DatapathControl& dp, RoutePublisher* routes,
-                       const SteadyClock& clock, BuildFn build)
+                       proxy::TimeSource& clock, BuildFn build)
     : options_(std::move(options)), dp_(dp), routes_(routes), clock_(clock),
-      build_(std::move(build)), nextResync_(clock.now() + options_.resyncEvery),
+      build_(std::move(build)), nextResync_(clock.nowMs() + options_.resyncEveryMs),
       worker_([this](BuildInput in) { return runBuild(std::move(in)); }) {}
 
 Status Reconciler::start() { return worker_.start(); }
@@ -113,8 +113,8 @@ void Reconciler::applyBuilt(BuildOutput& out) {
   plan_ = std::move(built.plan);
 }
 
-SteadyClock::TimePoint Reconciler::due() const {
-  SteadyClock::TimePoint next = nextResync_;
+uint64_t Reconciler::due() const {
+  uint64_t next = nextResync_;
   for (const auto& [at, targets] : pending_) {
     next = std::min(next, at);
   }
@@ -122,7 +122,7 @@ SteadyClock::TimePoint Reconciler::due() const {
 }
 
 void Reconciler::onTimer() {
-  const auto now = clock_.now();
+  const uint64_t now = clock_.nowMs();
   RecycleTargets due;
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->first <= now) {
@@ -137,7 +137,7 @@ void Reconciler::onTimer() {
   }
   if (now >= nextResync_) {
     resync();
-    nextResync_ = now + options_.resyncEvery;
+    nextResync_ = now + options_.resyncEveryMs;
   }
 }
 
@@ -175,7 +175,7 @@ void Reconciler::schedule(RecyclePlan plan) {
   for (auto& [grace, targets] : plan.later) {
     spdlog::info("recycling sockets of {} target(s) (backends, affinity services) in {}s",
                  targets.size(), grace);
-    pending_.emplace_back(clock_.now() + std::chrono::seconds(grace), std::move(targets));
+    pending_.emplace_back(clock_.nowMs() + uint64_t{grace} * 1000, std::move(targets));
   }
 }
 

@@ -29,7 +29,7 @@ struct ReconcilerOptions {
   std::string cgroupRoot;
   proxy::RouteOptions routeOptions;
   /** How often lane pods' cgroups are looked for again (a pod's cgroup appears after its Pod). */
-  std::chrono::milliseconds resyncEvery{1000};
+  uint64_t resyncEveryMs = 1000;
 };
 
 /** A config build: texts in, load -> resolve -> compile, reusing the caller's Maglev rings. */
@@ -43,7 +43,7 @@ class Reconciler final : public ConfigSink {
 public:
   /** routes: null when no veer-proxy runs. build runs on the build thread. */
   Reconciler(ReconcilerOptions options, DatapathControl& dp, RoutePublisher* routes,
-             const SteadyClock& clock, BuildFn build = buildConfig);
+             proxy::TimeSource& clock, BuildFn build = buildConfig);
   Reconciler(const Reconciler&) = delete;
   Reconciler& operator=(const Reconciler&) = delete;
 
@@ -58,8 +58,8 @@ public:
   /** Applies the newest build, unless a newer one was asked for since. */
   void onBuilt();
 
-  /** When onTimer() is next needed: a recycling's grace ends, or a lane resync. */
-  SteadyClock::TimePoint due() const;
+  /** When onTimer() is next needed (ms on the clock): a recycling's grace ends, or a resync. */
+  uint64_t due() const;
   /** Runs the recycling whose grace has passed, and the lane resync when due. */
   void onTimer();
 
@@ -81,7 +81,7 @@ private:
   ReconcilerOptions options_;
   DatapathControl& dp_;
   RoutePublisher* routes_;
-  const SteadyClock& clock_;
+  proxy::TimeSource& clock_;
   BuildFn build_;
   MaglevCache rings_; // the build thread's only: an apply recomputes only changed versions'
   std::map<std::string, ConfigSnapshot> sources_; // by source name, each one's latest
@@ -89,9 +89,9 @@ private:
   uint64_t settled_ = 0;   // seq of the newest build applied, rejected or superseded
   std::optional<MapImage> image_; // the last good config
   std::optional<Plan> plan_;      // its plan, to see what the next one makes stale
-  std::vector<std::pair<SteadyClock::TimePoint, RecycleTargets>> pending_;
+  std::vector<std::pair<uint64_t, RecycleTargets>> pending_; // (due ms, targets)
   std::optional<std::vector<std::pair<veer_lane_key, veer_lane>>> lanesApplied_;
-  SteadyClock::TimePoint nextResync_;
+  uint64_t nextResync_;
   BuildWorker worker_; // last: its thread stops before what it uses goes
 };
 
