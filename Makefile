@@ -17,7 +17,7 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 CXX ?= g++
 
-PKGS := libbpf yaml-0.1 spdlog fmt re2 libnl-3.0 libnl-route-3.0 liburing
+PKGS := libbpf yaml-0.1 spdlog fmt re2 libnl-3.0 libnl-route-3.0 liburing libcurl libcrypto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # mimalloc replaces glibc's malloc in every binary: loading a large config is mostly small
 # allocations, and glibc spent a quarter of the load in malloc/free (docs/design.md).
@@ -36,7 +36,8 @@ BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRCS))
 
 LIB_SRCS := $(wildcard userspace/common/*.cpp userspace/config/*.cpp \
-	userspace/compiler/*.cpp userspace/datapath/*.cpp userspace/proxy/*.cpp)
+	userspace/compiler/*.cpp userspace/datapath/*.cpp userspace/proxy/*.cpp \
+	userspace/k8s/*.cpp)
 LIB_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libveer.a
 
