@@ -44,12 +44,13 @@ LIB := $(BUILD)/libveer.a
 PROGS := veer-agent veerctl veer-proxy
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
 INTEG_SRCS := $(wildcard tests/integration/*.cpp)
+K8S_TEST_SRCS := $(wildcard tests/k8s/*.cpp)
 WORLD_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(wildcard tests/world/*.cpp))
 TOOL_SRCS := $(wildcard tests/tools/*.cpp)
 BENCH_SRCS := $(wildcard tests/bench/*.cpp)
 
 ALL_BINS := $(addprefix $(BIN)/,$(PROGS)) $(BIN)/veer-unit-tests \
-	$(BIN)/veer-integration-tests $(patsubst tests/tools/%.cpp,$(BIN)/%,$(TOOL_SRCS))
+	$(BIN)/veer-integration-tests $(BIN)/veer-k8s-tests $(patsubst tests/tools/%.cpp,$(BIN)/%,$(TOOL_SRCS))
 
 .PHONY: all deps test unit-test integration-test bench demo clean
 .DELETE_ON_ERROR:
@@ -103,6 +104,11 @@ $(BIN)/veer-integration-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(INTEG_SRCS)) 
 	$(call msg,LINK,$@)
 	$(Q)$(CXX) $^ $(PKG_LIBS) -lgmock -lgtest -lgtest_main -pthread -o $@
 
+# Kubernetes client against tests/tools/veer-test-apiserver.py: real sockets, no root.
+$(BIN)/veer-k8s-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(K8S_TEST_SRCS)) $(LIB) | $(BIN)
+	$(call msg,LINK,$@)
+	$(Q)$(CXX) $^ $(PKG_LIBS) -lgmock -lgtest -lgtest_main -pthread -o $@
+
 # Test tools share the namespace test world with the integration tests.
 $(BIN)/%: $(BUILD)/obj/tests/tools/%.o $(WORLD_OBJS) $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
@@ -120,7 +126,8 @@ integration-test: all
 
 test: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
-	$(Q)bash scripts/run-tests.sh $(BIN)/veer-unit-tests $(BIN)/veer-integration-tests \
+	$(Q)bash scripts/run-tests.sh $(BIN)/veer-unit-tests $(BIN)/veer-k8s-tests \
+		$(BIN)/veer-integration-tests \
 		"$(MAKE) --no-print-directory fuzz-corpus" \
 		"$(MAKE) --no-print-directory fuzz FUZZ_TIME=30" \
 		"KERNEL=$(KERNEL) bash vm-tests/run.sh"

@@ -29,7 +29,7 @@ line on stdout is {"port": N}. Ops:
   {"op":"gone-as-status","value":true}  a watch from a compacted version gets HTTP 410
                                         instead of a 200 stream with an ERROR event
   {"op":"bookmark"}                     send a BOOKMARK on every open watch now
-  {"op":"stats"}                        request counts by kind of request
+  {"op":"stats"}                        request counts, open watches, the last requests
 Every reply carries "rv": the current resourceVersion.
 """
 
@@ -68,6 +68,10 @@ class State:
         self.epoch = 0              # bumps on cut/restart
         self.bookmark_epoch = 0
         self.stats = {}
+        self.requests = []          # the last API requests: (verb, path, query), for tests
+
+    def note(self, verb, path, query):
+        self.requests = (self.requests + [[verb, path, query]])[-200:]
 
     def count(self, what):
         self.stats[what] = self.stats.get(what, 0) + 1
@@ -248,6 +252,7 @@ class Handler(BaseHTTPRequestHandler):
         cont = q.get("continue", "")
         with st.lock:
             st.count("list")
+            st.note("list", self.path.split("?")[0], q)
             if rv not in ("", "0") and int(rv) > st.rv:
                 return self.send_json(504, status(504, "Timeout", "Too large resource version",
                                                   [{"reason": "ResourceVersionTooLarge",
@@ -297,6 +302,7 @@ class Handler(BaseHTTPRequestHandler):
         av = api_version(group, version)
         with st.lock:
             st.count("watch")
+            st.note("watch", self.path.split("?")[0], q)
             if rv not in ("", "0") and int(rv) > st.rv:
                 return self.send_json(504, status(504, "Timeout", "Too large resource version",
                                                   [{"reason": "ResourceVersionTooLarge",
@@ -518,6 +524,7 @@ def main():
                 elif op == "stats":
                     reply["stats"] = dict(st.stats)
                     reply["watches"] = len(st.watches)
+                    reply["requests"] = st.requests
                 elif op not in ("down", "up"):
                     raise ValueError(f"unknown op {op!r}")
                 reply["rv"] = str(st.rv)

@@ -112,11 +112,9 @@ Reflector::Step Reflector::failed(const HttpResponse& r, const char* what) {
   Step s;
   if (r.status == 410 || (r.status == 504 && tooLargeVersion(r.body))) {
     ++stats_.expired;
-    std::lock_guard<std::mutex> lock(mu_);
-    rvUnavailable_ = true;
     s.outcome = Outcome::kExpired;
     spdlog::info("k8s {}: {} at resourceVersion {}: {} ({}); listing again", type_.name(), what,
-                 rv_, r.status, statusMessage(r.body));
+                 resourceVersion(), r.status, statusMessage(r.body));
     return s;
   }
   ++stats_.errors;
@@ -173,7 +171,14 @@ Reflector::Step Reflector::listOnce(StopToken& stop, const std::string& rv) {
       return Step{Outcome::kError, {}};
     }
     if (r->status != 200) {
-      return failed(*r, "list");
+      Step f = failed(*r, "list");
+      if (f.outcome == Outcome::kExpired) {
+        // Only a LIST that cannot be served marks the version gone (client-go): after a
+        // watch's 410 a list "not older than" it still works, from the server's cache.
+        std::lock_guard<std::mutex> lock(mu_);
+        rvUnavailable_ = true;
+      }
+      return f;
     }
     json body = json::parse(r->body, nullptr, false);
     if (!body.is_object() || !body.contains("items") ||

@@ -104,7 +104,7 @@ private:
   Step listOnce(StopToken& stop, const std::string& rv);
   /** One watch request; kOk when it ended normally (timeout, closed) after some progress. */
   Step watch(StopToken& stop);
-  /** Classifies a non-200 response; marks the version unavailable when it is too old/new. */
+  /** Classifies a non-200 response (or an ERROR event's Status). */
   Step failed(const HttpResponse& r, const char* what);
   bool handleEvent(std::string_view line, Step& step);
   bool wait(StopToken& stop, const Step& step);
