@@ -268,7 +268,7 @@ TEST_F(ReflectorTest, PaginatesWithLimitAndContinueAndFiltersByNode) {
   ASSERT_TRUE(testing::waitUntil([&] { return !has("Pod", "on-0"); }));
   // Only what veer reads is kept: the image is not.
   EXPECT_EQ(stored("Pod", "on-1").find("registry/web"), std::string::npos);
-  EXPECT_NE(stored("Pod", "on-1").find("\"containerPort\":8080"), std::string::npos);
+  EXPECT_NE(stored("Pod", "on-1").find("\"containerPort\": 8080"), std::string::npos);
 }
 
 TEST_F(ReflectorTest, ThrottledListWaitsRetryAfter) {

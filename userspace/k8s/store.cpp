@@ -151,7 +151,9 @@ ApiObject slimObject(const json& obj, const std::string& group, const std::strin
   o.key.group = group;
   o.key.kind = kind;
   o.apiVersion = apiVersion;
-  o.json = out.dump();
+  // One value a line (indent 0): a diagnostic's line points at the field, and columns stay
+  // small (a position's column is 16 bits; a large EndpointSlice on one line passes that).
+  o.json = out.dump(0);
   return o;
 }
 

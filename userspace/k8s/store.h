@@ -25,7 +25,8 @@ struct ApiObject {
   ObjectKey key;
   std::string apiVersion;
   std::string resourceVersion;
-  /** The slim object as a JSON text with apiVersion and kind: what loadString() reads. */
+  /** The slim object as a JSON text with apiVersion and kind, one value a line: what
+   * loadString() reads. */
   std::string json;
   /** The name diagnostics carry instead of a file: "api:Kind/ns/name" ("api:Kind/name"). */
   std::string sourceName() const;
