@@ -18,7 +18,7 @@ default_packages=(
 )
 # kubectl: Debian's kubernetes-client unless a kubectl is already installed (another
 # package's /usr/bin/kubectl would conflict with it).
-if ! (($#)) && ! command -v kubectl >/dev/null; then
+if ! command -v kubectl >/dev/null; then
 	default_packages+=(kubernetes-client)
 fi
 if (($#)); then

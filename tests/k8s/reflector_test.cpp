@@ -442,6 +442,14 @@ TEST(ClusterSourceTest, MissingCrdIsSkippedThenWatchedWhenItAppearsAtTheNewestVe
   EXPECT_EQ(vs.apiVersion, "networking.istio.io/v1");
   EXPECT_EQ(vs.sourceName(), "api:VirtualService/default/vs");
   EXPECT_EQ(vs.json.find("observedGeneration"), std::string::npos);
+  for (const auto& s : source.status()) {
+    if (s.kind == "VirtualService") {
+      ASSERT_TRUE(s.type);
+      EXPECT_EQ(s.type->resource, "virtualservices");
+      EXPECT_TRUE(s.counts.synced);
+      EXPECT_GE(s.counts.lists + s.counts.events, 1u);
+    }
+  }
   // Uninstalled: its objects go.
   server.control({{"op", "uninstall"}, {"group", "networking.istio.io"}, {"version", "v1"},
                   {"resource", "virtualservices"}});

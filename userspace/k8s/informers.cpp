@@ -236,7 +236,7 @@ std::vector<KindStatus> ClusterSource::status() const {
     s.kind = options_.kinds[i].kind;
     if (running_[i]) {
       s.type = running_[i]->reflector->type();
-      s.stats = &running_[i]->reflector->stats();
+      s.counts = running_[i]->reflector->stats().snapshot();
     }
     out.push_back(std::move(s));
   }

@@ -39,7 +39,7 @@ Result<DiscoveryResult> discover(ApiClient& client, const std::vector<WatchedKin
 struct KindStatus {
   std::string kind;
   std::optional<ResourceType> type; // nullopt: not served (CRD not installed)
-  const ReflectorStats* stats = nullptr; // while watched; valid until the next status()
+  ReflectorCounts counts;            // zero when not watched
 };
 
 /**

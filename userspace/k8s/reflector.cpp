@@ -50,6 +50,11 @@ std::string ResourceType::name() const {
   return group.empty() ? resource : resource + "." + group + "/" + version;
 }
 
+ReflectorCounts ReflectorStats::snapshot() const {
+  return ReflectorCounts{lists,     listPages, watches,   events,     bookmarks, errors,
+                         expired,   throttled, backoffMs, lastSyncNs, synced};
+}
+
 Duration Backoff::next() {
   std::uniform_real_distribution<double> u(0.0, 1.0);
   auto d = step_;

@@ -63,8 +63,18 @@ struct ReflectorOptions {
   uint64_t seed = std::random_device{}();
 };
 
+/** A copy of ReflectorStats at one moment. */
+struct ReflectorCounts {
+  uint64_t lists = 0, listPages = 0, watches = 0, events = 0, bookmarks = 0, errors = 0,
+           expired = 0, throttled = 0;
+  int64_t backoffMs = 0, lastSyncNs = 0;
+  bool synced = false;
+};
+
 /** Counters for metrics and tests; read any time. */
 struct ReflectorStats {
+  ReflectorCounts snapshot() const;
+
   std::atomic<uint64_t> lists{0};       // successful LISTs (every page counts once per LIST)
   std::atomic<uint64_t> listPages{0};   // GETs for LIST pages
   std::atomic<uint64_t> watches{0};     // watch requests made
