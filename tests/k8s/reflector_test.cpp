@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -141,6 +142,10 @@ TEST_F(ReflectorTest, ListsFromCacheThenWatchesFromTheListsVersionWithBookmarks)
   std::string rv = server.control({{"op", "bookmark"}})["rv"];
   ASSERT_TRUE(testing::waitUntil([&] { return reflector_->resourceVersion() == rv; }));
   EXPECT_EQ(reflector_->stats().bookmarks, 1u);
+  // A cut after the bookmark resumes from the bookmark's version, without a relist.
+  server.control({{"op", "cut"}});
+  ASSERT_TRUE(testing::waitUntil([&] { return requests(server, "watch").size() == 2; }));
+  EXPECT_EQ(requests(server, "watch")[1]["resourceVersion"], rv);
   EXPECT_EQ(reflector_->stats().lists, 1u);
 }
 
@@ -286,6 +291,16 @@ TEST_F(ReflectorTest, ThrottledListWaitsRetryAfter) {
   ASSERT_GE(sleeps.size(), 1u);
   EXPECT_EQ(sleeps[0], 7s);
   EXPECT_EQ(reflector_->stats().throttled, 1u);
+  // A throttled watch waits too, then watches again from where it was: no relist.
+  ASSERT_TRUE(testing::waitUntil([&] { return server.stats()["watches"] == 1; }));
+  server.control({{"op", "throttle"}, {"count", 1}, {"retryAfter", 3}});
+  server.control({{"op", "cut"}});
+  server.apply(testing::service("default", "b", "10.96.0.2", 80));
+  ASSERT_TRUE(testing::waitUntil([&] { return has("Service", "b"); }));
+  EXPECT_EQ(reflector_->stats().throttled, 2u);
+  EXPECT_EQ(reflector_->stats().lists, 1u);
+  sleeps = clock.sleeps();
+  EXPECT_NE(std::find(sleeps.begin() + 1, sleeps.end(), Duration(3s)), sleeps.end());
 }
 
 TEST_F(ReflectorTest, ServerDownAtStartBacksOffExponentiallyWithJitterThenSyncs) {

@@ -63,9 +63,9 @@ size_t onBody(char* data, size_t size, size_t n, void* user) {
   return chunk.size();
 }
 
-void setBlob(CURL* easy, CURLoption opt, const std::string& pem) {
+CURLcode setBlob(CURL* easy, CURLoption opt, const std::string& pem) {
   curl_blob blob{const_cast<char*>(pem.data()), pem.size(), CURL_BLOB_COPY};
-  curl_easy_setopt(easy, opt, &blob);
+  return curl_easy_setopt(easy, opt, &blob);
 }
 
 } // namespace
@@ -124,22 +124,30 @@ Result<HttpResponse> ApiClient::perform(const std::string& pathAndQuery, StopTok
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headerList(headers,
                                                                          curl_slist_free_all);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+  // The TLS settings are what must not silently fail to apply (a libcurl without blob
+  // support would otherwise verify against the system's CAs, or not present the client cert).
+  CURLcode tls = CURLE_OK;
   if (config_.server.starts_with("https://")) {
     if (config_.insecureSkipTlsVerify) {
       curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
       curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     } else if (!config_.caPem.empty()) {
-      setBlob(e, CURLOPT_CAINFO_BLOB, config_.caPem);
+      tls = setBlob(e, CURLOPT_CAINFO_BLOB, config_.caPem);
     }
-    if (!config_.clientCertPem.empty()) {
-      setBlob(e, CURLOPT_SSLCERT_BLOB, config_.clientCertPem);
-      curl_easy_setopt(e, CURLOPT_SSLCERTTYPE, "PEM");
-      setBlob(e, CURLOPT_SSLKEY_BLOB, config_.clientKeyPem);
-      curl_easy_setopt(e, CURLOPT_SSLKEYTYPE, "PEM");
+    if (tls == CURLE_OK && !config_.clientCertPem.empty()) {
+      tls = setBlob(e, CURLOPT_SSLCERT_BLOB, config_.clientCertPem);
+      if (tls == CURLE_OK) {
+        tls = setBlob(e, CURLOPT_SSLKEY_BLOB, config_.clientKeyPem);
+      }
     }
   }
-
-  curl_multi_add_handle(multi.get(), e);
+  if (tls != CURLE_OK) {
+    return Error{EINVAL, "curl: cannot set the TLS certificates: " +
+                             std::string(curl_easy_strerror(tls))};
+  }
+  if (curl_multi_add_handle(multi.get(), e) != CURLM_OK) {
+    return Error{ENOMEM, "curl: cannot start a transfer"};
+  }
   // stop() wakes the poll below, so shutdown does not wait for the next byte of a quiet watch.
   CURLM* m = multi.get();
   int waker = stop.addWaker([m] { curl_multi_wakeup(m); });
