@@ -29,8 +29,21 @@ void run(const std::string& cmd) {
 
 } // namespace
 
+namespace {
+
+/** Removes the PKI's directory when the test binary exits. */
+struct OwnedPki {
+  TestPki pki;
+  ~OwnedPki() {
+    std::error_code ec;
+    fs::remove_all(pki.dir, ec);
+  }
+};
+
+} // namespace
+
 const TestPki& TestPki::get() {
-  static const TestPki pki = [] {
+  static const OwnedPki owned{[] {
     TestPki p;
     char tmpl[] = "/tmp/veer-k8s-pki-XXXXXX";
     p.dir = mkdtemp(tmpl);
@@ -56,10 +69,9 @@ const TestPki& TestPki::get() {
         " -subj /CN=veer-agent");
     run("openssl x509 -req -in " + d + "client.csr -CA " + p.caCert + " -CAkey " + p.caKey +
         " -CAcreateserial -days 2 -out " + p.clientCert);
-    std::atexit([] { std::error_code ec; fs::remove_all(get().dir, ec); });
     return p;
-  }();
-  return pki;
+  }()};
+  return owned.pki;
 }
 
 TestApiServer::TestApiServer(Options options) : options_(std::move(options)) {
