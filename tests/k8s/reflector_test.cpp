@@ -455,7 +455,7 @@ TEST(ClusterSourceTest, MissingCrdIsSkippedThenWatchedWhenItAppearsAtTheNewestVe
     return store.get(ObjectKey{"networking.istio.io", "VirtualService", "default", "vs"}, vs);
   }));
   EXPECT_EQ(vs.apiVersion, "networking.istio.io/v1");
-  EXPECT_EQ(vs.sourceName(), "api:VirtualService/default/vs");
+  EXPECT_EQ(vs.sourceName(), "api:VirtualService");
   EXPECT_EQ(vs.json.find("observedGeneration"), std::string::npos);
   for (const auto& s : source.status()) {
     if (s.kind == "VirtualService") {

@@ -253,7 +253,7 @@ TEST(K8sSlimTest, PodKeepsWhatTheLoaderReadsAndLoads) {
   EXPECT_EQ(o.key.ns, "shop");
   EXPECT_EQ(o.key.name, "web-1");
   EXPECT_EQ(o.resourceVersion, "42");
-  EXPECT_EQ(o.sourceName(), "api:Pod/shop/web-1");
+  EXPECT_EQ(o.sourceName(), "api:Pod");
   for (const char* gone : {"managedFields", "last-applied", "image", "env", "containerStatuses",
                            "Initialized", "lastTransitionTime", "resourceVersion"}) {
     EXPECT_EQ(o.json.find(gone), std::string::npos) << gone;
@@ -303,7 +303,7 @@ TEST(K8sSlimTest, ServiceSliceAndRoutingObjectsLoadWithApiPositions) {
   EXPECT_EQ(rs.config.services[0].ports.size(), 1u);
   ASSERT_EQ(re.config.endpointSlices.size(), 1u) << formatDiagnostics(re.diags);
   ASSERT_EQ(rv.config.virtualServices.size(), 1u) << formatDiagnostics(rv.diags);
-  EXPECT_EQ(rv.config.virtualServices[0].meta.pos.file, "api:VirtualService/shop/web");
+  EXPECT_EQ(rv.config.virtualServices[0].meta.pos.file, "api:VirtualService");
 
   // A broken object's diagnostics name it by its API source and a position in the slim text.
   json bad = json::parse(R"({"metadata": {"name": "bad", "namespace": "shop"},
@@ -313,7 +313,7 @@ TEST(K8sSlimTest, ServiceSliceAndRoutingObjectsLoadWithApiPositions) {
   LoadResult rb = loadString(b.json, b.sourceName());
   ASSERT_FALSE(rb.diags.empty());
   // One value a line: a line number points at the field, whatever the object's size.
-  EXPECT_NE(formatDiagnostics(rb.diags).find("api:VirtualService/shop/bad:19:11: "),
+  EXPECT_NE(formatDiagnostics(rb.diags).find("api:VirtualService:19:11: error: VirtualService shop/bad: "),
             std::string::npos)
       << formatDiagnostics(rb.diags) << b.json;
 }

@@ -119,7 +119,7 @@ json slimSlice(const json& obj) {
 } // namespace
 
 std::string ApiObject::sourceName() const {
-  return "api:" + key.kind + "/" + (key.ns.empty() ? "" : key.ns + "/") + key.name;
+  return "api:" + key.kind;
 }
 
 ApiObject slimObject(const json& obj, const std::string& group, const std::string& kind,

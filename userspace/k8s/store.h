@@ -28,7 +28,13 @@ struct ApiObject {
   /** The slim object as a JSON text with apiVersion and kind, one value a line: what
    * loadString() reads. */
   std::string json;
-  /** The name diagnostics carry instead of a file: "api:Kind/ns/name" ("api:Kind/name"). */
+  /**
+   * The name diagnostics carry instead of a file: "api:Kind". Not one per object: the
+   * loader interns file names for the process's life, at most 65,535 of them, and a
+   * cluster's objects (EndpointSlices come and go with generated names) pass that; every
+   * diagnostic names its object anyway ("api:VirtualService:19:11: error: VirtualService
+   * shop/bad: spec...").
+   */
   std::string sourceName() const;
 };
 
