@@ -9,6 +9,10 @@ namespace {
 
 using nlohmann::json;
 
+// etcd stores objects up to 1.5 MiB; an event line far past that is a broken stream, and
+// buffering it without end would take the agent's memory.
+constexpr size_t kMaxEventBytes = 16u << 20;
+
 /** A Status body's reason for a 504 "Too large resource version" (the server is behind the
  * version asked for, e.g. restored from a backup): relist from scratch, as client-go does. */
 bool tooLargeVersion(const std::string& body) {
@@ -299,6 +303,13 @@ Reflector::Step Reflector::watch(StopToken& stop) {
       }
     }
     buf.erase(0, from);
+    if (buf.size() > kMaxEventBytes) {
+      ++stats_.errors;
+      spdlog::warn("k8s {}: watch event longer than {} bytes; reconnecting", type_.name(),
+                   kMaxEventBytes);
+      step.outcome = Outcome::kError;
+      return false;
+    }
     return true;
   });
   if (!r) {
