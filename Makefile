@@ -21,7 +21,8 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 CXX ?= g++
 
-PKGS := libbpf yaml-0.1 spdlog fmt re2 libnl-3.0 libnl-route-3.0 liburing libmicrohttpd libcurl
+PKGS := libbpf yaml-0.1 spdlog fmt re2 libnl-3.0 libnl-route-3.0 liburing libmicrohttpd libcurl \
+	libcrypto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 # mimalloc replaces glibc's malloc in every binary: loading a large config is mostly small
 # allocations, and glibc spent a quarter of the load in malloc/free (docs/design.md).
@@ -43,19 +44,21 @@ TEST_BPF_SRCS := $(wildcard tests/bpf/*.bpf.c)
 SKELS += $(patsubst tests/bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(TEST_BPF_SRCS))
 
 LIB_SRCS := $(wildcard userspace/common/*.cpp userspace/config/*.cpp \
-	userspace/compiler/*.cpp userspace/datapath/*.cpp userspace/proxy/*.cpp)
+	userspace/compiler/*.cpp userspace/datapath/*.cpp userspace/proxy/*.cpp \
+	userspace/k8s/*.cpp)
 LIB_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libveer.a
 
 PROGS := veer-agent veerctl veer-proxy
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
 INTEG_SRCS := $(wildcard tests/integration/*.cpp)
+K8S_TEST_SRCS := $(wildcard tests/k8s/*.cpp)
 WORLD_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(wildcard tests/world/*.cpp))
 TOOL_SRCS := $(wildcard tests/tools/*.cpp)
 BENCH_SRCS := $(wildcard tests/bench/*.cpp)
 
 ALL_BINS := $(addprefix $(BIN)/,$(PROGS)) $(BIN)/veer-unit-tests \
-	$(BIN)/veer-integration-tests $(patsubst tests/tools/%.cpp,$(BIN)/%,$(TOOL_SRCS))
+	$(BIN)/veer-integration-tests $(BIN)/veer-k8s-tests $(patsubst tests/tools/%.cpp,$(BIN)/%,$(TOOL_SRCS))
 
 .PHONY: all deps test unit-test integration-test bench demo clean
 .DELETE_ON_ERROR:
@@ -122,6 +125,11 @@ $(BIN)/veer-integration-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(INTEG_SRCS)) 
 	$(call msg,LINK,$@)
 	$(Q)$(CXX) $^ $(PKG_LIBS) -lgtest -lgtest_main -pthread -o $@
 
+# Kubernetes client against tests/tools/veer-test-apiserver.py: real sockets, no root.
+$(BIN)/veer-k8s-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(K8S_TEST_SRCS)) $(LIB) | $(BIN)
+	$(call msg,LINK,$@)
+	$(Q)$(CXX) $^ $(PKG_LIBS) -lgtest -lgtest_main -pthread -o $@
+
 # Test tools share the namespace test world with the integration tests.
 $(BIN)/%: $(BUILD)/obj/tests/tools/%.o $(WORLD_OBJS) $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
@@ -147,7 +155,8 @@ integration-test: all
 # crash found by chance never fails an unrelated change.
 test: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
-	$(Q)bash scripts/run-tests.sh $(BIN)/veer-unit-tests $(BIN)/veer-integration-tests \
+	$(Q)bash scripts/run-tests.sh $(BIN)/veer-unit-tests $(BIN)/veer-k8s-tests \
+		$(BIN)/veer-integration-tests \
 		"$(MAKE) --no-print-directory fuzz-corpus" \
 		"KERNEL=$(KERNEL) bash vm-tests/run.sh"
 

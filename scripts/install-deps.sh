@@ -9,11 +9,16 @@ default_packages=(
 	make clang llvm gcc g++ pkg-config libelf-dev zlib1g-dev
 	libbpf-dev bpftool linux-libc-dev
 	libyaml-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-	libre2-dev libnl-3-dev libnl-route-3-dev libhttp-parser-dev libmicrohttpd-dev libcurl4-openssl-dev
-	libgtest-dev libmimalloc-dev liburing-dev
-	# test world and benchmarks
-	iproute2 iptables curl wrk procps prometheus
+	libre2-dev libnl-3-dev libnl-route-3-dev libhttp-parser-dev libmicrohttpd-dev
+	libcurl4-openssl-dev libssl-dev libgtest-dev libmimalloc-dev liburing-dev
+	# test world, benchmarks, the test API server
+	iproute2 iptables curl wrk procps prometheus python3 openssl
 )
+# kubectl: Debian's kubernetes-client unless a kubectl is already installed (another
+# package's /usr/bin/kubectl would conflict with it).
+if ! command -v kubectl >/dev/null; then
+	default_packages+=(kubernetes-client)
+fi
 if (($#)); then
 	packages=("$@")
 else
