@@ -1,6 +1,8 @@
 #include "common/worker_pool.h"
 
 #include <algorithm>
+#include <latch>
+#include <memory>
 
 namespace veer {
 
@@ -32,6 +34,27 @@ void WorkerPool::push(std::function<void()> task) {
     }
   }
   ready_.notify_one();
+}
+
+void WorkerPool::onEachThread(const std::function<void()>& f) {
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto n = static_cast<std::ptrdiff_t>(workers_.size());
+  if (n == 0) {
+    return;
+  }
+  // Each task holds its worker until all n are held, so no worker takes two.
+  auto started = std::make_shared<std::latch>(n);
+  auto done = std::make_shared<std::latch>(n);
+  for (std::ptrdiff_t i = 0; i < n; ++i) {
+    queue_.push_back([started, done, &f] {
+      started->arrive_and_wait();
+      f();
+      done->count_down();
+    });
+  }
+  lock.unlock();
+  ready_.notify_all();
+  done->wait();
 }
 
 void WorkerPool::work() {

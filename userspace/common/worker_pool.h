@@ -55,6 +55,12 @@ public:
     }
   }
 
+  /**
+   * Runs f once on each worker thread started so far (not the caller's), and returns
+   * when all have: for per-thread state such as an allocator's caches.
+   */
+  void onEachThread(const std::function<void()>& f);
+
 private:
   void push(std::function<void()> task);
   void work();

@@ -22,6 +22,7 @@
 #include <set>
 
 #include "common/files.h"
+#include "common/memory.h"
 #include "common/worker_pool.h"
 #include "config/loader_internal.h"
 
@@ -30,6 +31,9 @@ namespace {
 
 using loading::Loader;
 using Document = Loader::Document;
+
+// A load this large leaves enough freed memory behind to give back at once.
+constexpr size_t kReleaseAfterBytes = 4u << 20;
 
 // What one read() asks for.
 constexpr size_t kReadBytes = 64 * 1024;
@@ -294,7 +298,7 @@ void Loader::loadBatch(std::vector<Document> docs, const FileName& file) {
       diag.pos.line = d.firstLine + error.mark.line + 1;
       diag.pos.column = SourcePos::column16(error.mark.column + 1);
     }
-    diag.message = "YAML syntax error: " + error.message;
+    diag.message = "YAML syntax error: " + excerpt(error.message, loading::kMaxMessageBytes);
     if (!error.context.empty()) {
       // Lines of the file, like the diagnostic's own position.
       diag.message += " " + error.context + " that starts at line " +
@@ -552,7 +556,7 @@ public:
       return;
     }
     if (!fs::is_directory(st)) {
-      file(path, fs::path());
+      file(path, fs::path()); // as named: no boundary, and a pipe (<(kubectl ...)) reads too
       return;
     }
     fs::path root = fs::canonical(path, ec);
@@ -629,13 +633,15 @@ private:
 
   /**
    * Opens a file to read, checked on the open descriptor (what is read is what was
-   * checked, whatever is renamed meanwhile): a regular file, with a read permission bit,
-   * at most kMaxConfigFileBytes, and inside root when root is not empty.
+   * checked, whatever is renamed meanwhile): with a read permission bit, at most
+   * kMaxConfigFileBytes, and, under a directory (root not empty), a regular file inside
+   * root. A file named by the caller (root empty) may be a pipe.
    */
   void file(const fs::path& path, const fs::path& root) {
     const std::string name = path.string();
-    // O_NONBLOCK: opening a FIFO put there must not hang the loader.
-    Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+    // Only regular files are read from a directory: the walk saw one, but if a FIFO took
+    // its place meanwhile, O_NONBLOCK keeps the open from hanging the loader.
+    Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | (root.empty() ? 0 : O_NONBLOCK)));
     if (!fd) {
       loader_.fileError(name, std::string("cannot open file: ") + std::strerror(errno));
       return;
@@ -645,14 +651,14 @@ private:
       loader_.fileError(name, std::string("cannot stat file: ") + std::strerror(errno));
       return;
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!root.empty() && !S_ISREG(st.st_mode)) {
       loader_.fileError(name, "not a regular file");
       return;
     }
     if (!seen_.insert(FileId{st.st_dev, st.st_ino}).second) {
       return; // read already, through another link
     }
-    if ((st.st_mode & (S_IRUSR | S_IRGRP | S_IROTH)) == 0) {
+    if (S_ISREG(st.st_mode) && (st.st_mode & (S_IRUSR | S_IRGRP | S_IROTH)) == 0) {
       // root reads it all the same; a file that nobody may read is not config.
       char mode[8];
       std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
@@ -689,11 +695,18 @@ LoadResult loadPaths(const std::vector<std::string>& paths) {
   for (const auto& p : paths) {
     walk.top(fs::path(p));
   }
+  size_t bytes = 0;
   for (auto& [name, fd] : walk.files()) {
+    struct stat st {};
+    bytes += fstat(fd.get(), &st) == 0 ? static_cast<size_t>(st.st_size) : 0;
     loader.loadFile(name, fd.get());
     fd = Fd(); // closed once read
   }
-  return loader.take();
+  LoadResult result = loader.take();
+  if (bytes >= kReleaseAfterBytes) {
+    releaseFreeMemory(); // the texts and trees, freed on every worker
+  }
+  return result;
 }
 
 LoadResult loadString(std::string_view yaml, const std::string& fileName) {
