@@ -36,10 +36,22 @@ void WorkerPool::push(std::function<void()> task) {
   ready_.notify_one();
 }
 
+namespace {
+// The pool whose worker this thread is, if any.
+thread_local const WorkerPool* currentPool = nullptr;
+} // namespace
+
 void WorkerPool::onEachThread(const std::function<void()>& f) {
   std::unique_lock<std::mutex> lock(mu_);
-  const auto n = static_cast<std::ptrdiff_t>(workers_.size());
-  if (n == 0) {
+  // Called on one of the workers, that one does its part here: the others cannot wait
+  // for it to take a task.
+  const bool self = currentPool == this;
+  const auto n = static_cast<std::ptrdiff_t>(workers_.size()) - (self ? 1 : 0);
+  if (n <= 0) {
+    lock.unlock();
+    if (self) {
+      f();
+    }
     return;
   }
   // Each task holds its worker until all n are held, so no worker takes two.
@@ -54,10 +66,14 @@ void WorkerPool::onEachThread(const std::function<void()>& f) {
   }
   lock.unlock();
   ready_.notify_all();
+  if (self) {
+    f();
+  }
   done->wait();
 }
 
 void WorkerPool::work() {
+  currentPool = this;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     ++idle_;

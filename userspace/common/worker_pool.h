@@ -56,8 +56,9 @@ public:
   }
 
   /**
-   * Runs f once on each worker thread started so far (not the caller's), and returns
-   * when all have: for per-thread state such as an allocator's caches.
+   * Runs f once on each worker thread started so far, and returns when all have: for
+   * per-thread state such as an allocator's caches. Called on a worker, that worker runs
+   * its f itself.
    */
   void onEachThread(const std::function<void()>& f);
 
