@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <sstream>
 
 #include "common/hash.h"
@@ -161,6 +163,24 @@ TEST_F(ProxyTest, Seed000JasonReachesV3) {
   // One keep-alive connection per curl run: routing is per request, not per connection.
   EXPECT_EQ(connections(jason), 1);
   EXPECT_EQ(connections(anon), 1);
+}
+
+// Issue 21 M9: routes.json names services, pod addresses and header values to match. It
+// was 0644 in a 0755 run directory, and stayed after --uninstall.
+TEST_F(ProxyTest, RouteTableIsPrivateAndGoesWithUninstall) {
+  agent_->start();
+  applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
+  const fs::path run = tmp_ / "run";
+  struct stat st {};
+  ASSERT_EQ(stat(run.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  ASSERT_EQ(stat((run / "routes.json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  ASSERT_EQ(WEXITSTATUS(agent_->stop()), 0);
+  const std::string cmd = (binDir() / "veer-agent").string() + " --uninstall --bpffs " +
+                          bpffs_.string() + " --run-dir " + run.string() + " >/dev/null 2>&1";
+  ASSERT_EQ(system(cmd.c_str()), 0);
+  EXPECT_FALSE(fs::exists(run / "routes.json"));
 }
 
 /** The proxy fixture with socket acceleration on (bpf/lib/accel.h). */

@@ -366,6 +366,9 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   }
   spdlog::info("attached to cgroup {}, pins in {}, watching {}", cgroup, veerPinDir(bpffs),
                configDir);
+  for (const std::string& other : (*dp)->foreignPrograms()) {
+    spdlog::warn("a program not veer's runs beside it and may override its verdict: {}", other);
+  }
   if (accelerate) {
     spdlog::info("socket acceleration on: node-local TCP connections from now on skip the TCP "
                  "stack");

@@ -54,23 +54,6 @@ pid_t livePidFrom(const std::string& path) {
   return static_cast<pid_t>(pid);
 }
 
-/** Writes path atomically: a reader sees the old file or the new one, never a mix. */
-Status writeAtomically(const std::string& path, const std::string& data) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
-    out << data;
-    out.flush();
-    if (!out) {
-      return osError(errno, "write " + tmp);
-    }
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    return osError(errno, "rename " + tmp + " to " + path);
-  }
-  return {};
-}
-
 /** Waits for pid to exit (it is not our child: poll kill(0)). True if it did. */
 bool waitGone(pid_t pid, milliseconds limit) {
   const auto deadline = Clock::now() + limit;
@@ -95,11 +78,14 @@ ProxySupervisor::~ProxySupervisor() {
 
 Status ProxySupervisor::init() {
   std::error_code ec;
-  for (const std::string& dir : {opt_.runDir, opt_.cgroup}) {
-    fs::create_directories(dir, ec);
-    if (ec) {
-      return osError(ec.value(), "mkdir " + dir);
-    }
+  // routes.json names services, pod addresses and header values to match (secrets, some):
+  // root's eyes only.
+  if (Status s = ensurePrivateDir(opt_.runDir); !s) {
+    return s;
+  }
+  fs::create_directories(opt_.cgroup, ec);
+  if (ec) {
+    return osError(ec.value(), "mkdir " + opt_.cgroup);
   }
   if (Status s = dp_.attachProxy(opt_.cgroup); !s) {
     return s;
@@ -158,7 +144,7 @@ Status ProxySupervisor::publish(const std::string& json) {
   if (ready_ && pid_ > 0 && digest == published_) {
     return {}; // it already serves exactly this table
   }
-  if (Status s = writeAtomically(routesPath_, json); !s) {
+  if (Status s = writeFileAtomically(routesPath_, json, 0600); !s) {
     return s;
   }
   published_ = digest;
@@ -251,7 +237,7 @@ Status ProxySupervisor::start() {
   report_ = fds[0];
   pending_.clear();
   pid_ = pid;
-  if (Status s = writeAtomically(pidPath(opt_.runDir), std::to_string(pid) + "\n"); !s) {
+  if (Status s = writeFileAtomically(pidPath(opt_.runDir), std::to_string(pid) + "\n", 0644); !s) {
     spdlog::warn("{}", s.error().message);
   }
   spdlog::info("started veer-proxy pid {} in {}{}", pid, opt_.cgroup,
@@ -380,6 +366,8 @@ void ProxySupervisor::retireAdopted() {
 }
 
 Status ProxySupervisor::stopRunning(const std::string& runDir, milliseconds drain) {
+  // The route table outlives no install; the proxy has it loaded already.
+  unlink((runDir + "/routes.json").c_str());
   pid_t pid = livePidFrom(pidPath(runDir));
   if (pid < 0) {
     return {};

@@ -75,7 +75,8 @@ public:
   /** Restarts the proxy if it died and its backoff has passed. */
   void maybeRestart();
 
-  /** Stops the proxy (SIGTERM, bounded drain) and clears the redirect. For --uninstall. */
+  /** Stops the proxy (SIGTERM, bounded drain), clears the redirect and removes routes.json.
+   * For --uninstall. */
   static Status stopRunning(const std::string& runDir, std::chrono::milliseconds drain);
 
 private:

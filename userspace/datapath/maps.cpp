@@ -73,28 +73,6 @@ std::string veerPinDir(const std::string& bpffs) { return bpffs + "/veer"; }
 std::string mapPinDir(const std::string& bpffs) { return veerPinDir(bpffs) + "/maps"; }
 std::string linkPinDir(const std::string& bpffs) { return veerPinDir(bpffs) + "/links"; }
 
-Fd& Fd::operator=(Fd&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) {
-      close(fd_);
-    }
-    fd_ = o.release();
-  }
-  return *this;
-}
-
-Fd::~Fd() {
-  if (fd_ >= 0) {
-    close(fd_);
-  }
-}
-
-int Fd::release() {
-  int fd = fd_;
-  fd_ = -1;
-  return fd;
-}
-
 Result<PinnedMaps> PinnedMaps::open(const std::string& bpffs) {
   PinnedMaps maps;
   for (const char* name : kMapNames) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/files.h"
 #include "common/result.h"
 #include "compiler/compiler.h"
 #include "veer/maps.h"
@@ -25,24 +26,6 @@ inline constexpr std::array<const char*, 14> kMapNames = {
 std::string veerPinDir(const std::string& bpffs);
 std::string mapPinDir(const std::string& bpffs);
 std::string linkPinDir(const std::string& bpffs);
-
-/** An owned file descriptor. */
-class Fd {
-public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd();
-  int get() const { return fd_; }
-  int release();
-  explicit operator bool() const { return fd_ >= 0; }
-
-private:
-  int fd_ = -1;
-};
 
 /** Per-version numbers, summed over CPUs. */
 struct VersionStats {
