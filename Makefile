@@ -41,6 +41,12 @@ LIB_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libveer.a
 
 PROGS := veer-agent veerctl veer-proxy
+
+# One version for every binary (`--version`): `git describe` of the tree built, or
+# VEER_VERSION=... where there is no .git (an image build from a copied tree).
+ifeq ($(origin VEER_VERSION),undefined)
+VEER_VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+endif
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
 INTEG_SRCS := $(wildcard tests/integration/*.cpp)
 WORLD_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(wildcard tests/world/*.cpp))
@@ -73,6 +79,14 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
 # --- userspace -------------------------------------------------------------
+# The version is compiled into one object, rebuilt only when the string changes.
+$(BUILD)/version.txt: FORCE
+	@mkdir -p $(@D)
+	$(Q)echo '$(VEER_VERSION)' | cmp -s - $@ || echo '$(VEER_VERSION)' > $@
+$(BUILD)/obj/userspace/common/version.o: $(BUILD)/version.txt
+$(BUILD)/obj/userspace/common/version.o: CXXFLAGS += -DVEER_VERSION='"$(VEER_VERSION)"'
+.PHONY: FORCE
+
 $(BUILD)/obj/%.o: %.cpp $(SKELS)
 	@mkdir -p $(@D)
 	$(call msg,CXX,$@)
