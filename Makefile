@@ -134,6 +134,7 @@ integration-test: all
 test: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
 	$(Q)bash scripts/run-tests.sh $(BIN)/veer-unit-tests $(BIN)/veer-integration-tests \
+		"bash tests/deploy/run.sh $(BIN)" \
 		"$(MAKE) --no-print-directory fuzz-corpus" \
 		"$(MAKE) --no-print-directory fuzz FUZZ_TIME=30" \
 		"KERNEL=$(KERNEL) bash vm-tests/run.sh"

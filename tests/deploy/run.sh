@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# The deployment's tests: the manifests against the Kubernetes OpenAPI schemas, the
+# rendered deploy/veer.yaml against its source, the init container's mount mode, and
+# the image built and run with buildah. Prints GoogleTest's summary lines, which
+# scripts/run-tests.sh counts. Usage: tests/deploy/run.sh [BIN_DIR] (default build/bin).
+#
+# `kubectl apply --dry-run=client` is not among them: kubectl's client dry run still
+# reads the server's discovery and OpenAPI documents, so without an API server it
+# fails before looking at a field. The schemas come from kubernetes-models instead
+# (tests/deploy/check.mjs), whose validators are generated from the same OpenAPI
+# documents. They do not reject unknown fields (the documents do not close objects);
+# the API server's strict field validation does that at apply time.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+bin=$(realpath "${1:-build/bin}")
+
+work=$(mktemp -d /tmp/veer-deploy-test.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+passed=() failed=() skipped=()
+# One test: its name, then the command; its output is shown, its status decides.
+run() {
+	local name=$1
+	shift
+	echo "[ RUN      ] $name"
+	local out rc
+	out=$("$@" 2>&1)
+	rc=$?
+	[[ -n "$out" ]] && printf '%s\n' "$out"
+	if ((rc == 0)); then
+		echo "[       OK ] $name"
+		passed+=("$name")
+	elif ((rc == 77)); then
+		echo "[  SKIPPED ] $name"
+		skipped+=("$name")
+	else
+		echo "[  FAILED  ] $name"
+		failed+=("$name")
+	fi
+}
+
+check() {
+	node tests/deploy/check.mjs "$@"
+}
+
+# deploy/veer.yaml holds the objects that deploy/ renders to now.
+renderedFileIsCurrent() {
+	scripts/render-deploy.sh deploy "$work/veer.yaml" || return 1
+	if ! check same deploy/veer.yaml "$work/veer.yaml"; then
+		echo "deploy/veer.yaml is stale: run scripts/render-deploy.sh"
+		return 1
+	fi
+}
+
+# Every object of both variants and of the FlowSchema sample is valid for its kind.
+objectsMatchSchemas() {
+	scripts/render-deploy.sh deploy/privileged "$work/privileged.yaml" || return 1
+	check schema deploy/veer.yaml "$work/privileged.yaml" deploy/flowcontrol.yaml
+}
+
+# The check above can fail: bad fields put into the real DaemonSet are caught.
+validatorRejectsBadFields() {
+	check rejects deploy/veer.yaml
+}
+
+# The privileged overlay differs from the default in the privileged flags only.
+privilegedOverlayOnlyAddsPrivileged() {
+	scripts/render-deploy.sh deploy "$work/default.yaml" || return 1
+	scripts/render-deploy.sh deploy/privileged "$work/privileged.yaml" || return 1
+	# Line 1 is the header naming the source.
+	grep -v 'privileged: true$' "$work/privileged.yaml" | tail -n +2 >"$work/privileged-less.yaml"
+	tail -n +2 "$work/default.yaml" | diff -u - "$work/privileged-less.yaml" || return 1
+	local n
+	n=$(grep -c 'privileged: true$' "$work/privileged.yaml")
+	if ((n != 2)); then
+		echo "want both containers privileged in deploy/privileged, found $n"
+		return 1
+	fi
+	if grep -q 'privileged: true$' "$work/default.yaml"; then
+		echo "deploy/ runs a privileged container"
+		return 1
+	fi
+}
+
+# veer-agent --prepare-mounts mounts bpffs and cgroup2 in PID 1's mount namespace, not
+# in its own. In a new PID namespace whose PID 1 is a shell in a private mount
+# namespace, the agent runs in a second private one: the shell must see both mounts,
+# which it could not if the agent had mounted where it stood, and the machine neither.
+# The mounts go with the namespaces when the shell exits.
+prepareMountsMountsInPid1Namespace() {
+	local d=$work/mounts
+	mkdir -p "$d"
+	unshare --pid --fork --mount-proc --mount --propagation private bash -c '
+		set -e
+		d=$1 agent=$2
+		unshare --mount --propagation private "$agent" --prepare-mounts "$d/cgroup2" --bpffs "$d/bpf"
+		[[ $(stat -f -c %T "$d/bpf") == bpf_fs ]] || { echo "PID 1 sees no bpffs at $d/bpf"; exit 1; }
+		[[ $(stat -f -c %T "$d/cgroup2") == cgroup2fs ]] || { echo "PID 1 sees no cgroup2 at $d/cgroup2"; exit 1; }
+		# Where they are already mounted, nothing is mounted again.
+		unshare --mount --propagation private "$agent" --prepare-mounts "$d/cgroup2" --bpffs "$d/bpf"
+		n=$(grep -c " $d/" /proc/self/mounts)
+		((n == 2)) || { echo "want 2 mounts under $d after a second run, found $n"; exit 1; }
+	' _ "$d" "$bin/veer-agent" || return 1
+	if grep -q " $d/" /proc/self/mounts; then
+		echo "the mounts leaked into the test's own mount namespace"
+		return 1
+	fi
+}
+
+# The Containerfile's runtime stage, built with buildah from scratch (no base image can
+# be pulled here) over the root filesystem scripts/image-rootfs.sh lays out, as the
+# build stage does; then each binary's --version in a container of that image.
+imageFromScratchRunsVersion() {
+	if ! command -v buildah >/dev/null; then
+		echo "buildah is not installed (make deps installs it)"
+		return 77
+	fi
+	local ctx=$work/image
+	mkdir -p "$ctx"
+	scripts/image-rootfs.sh "$ctx/rootfs" "$bin/veer-agent" "$bin/veerctl" "$bin/veer-proxy" || return 1
+	# The last stage, with its one cross-stage COPY pointed at the local tree.
+	awk '/^FROM /{stage=""} {stage=stage $0 "\n"} END{printf "%s", stage}' Containerfile |
+		sed 's|^COPY --from=build /rootfs /$|COPY rootfs /|' >"$ctx/Containerfile"
+	if ! grep -q '^FROM scratch$' "$ctx/Containerfile" || ! grep -q '^COPY rootfs /$' "$ctx/Containerfile"; then
+		echo "the Containerfile's last stage is no longer 'FROM scratch' + 'COPY --from=build /rootfs /'"
+		cat "$ctx/Containerfile"
+		return 1
+	fi
+	# Storage of this run's own, vfs (no overlay mount needed), chroot isolation (no
+	# user namespace or OCI runtime setup): what works as root in this sandbox.
+	local b=(buildah --root "$work/storage" --runroot "$work/runroot" --storage-driver vfs)
+	local image=localhost/veer-test:$$ ctr
+	"${b[@]}" bud --quiet --isolation chroot --layers=false -f "$ctx/Containerfile" -t "$image" "$ctx" >/dev/null ||
+		return 1
+	ctr=$("${b[@]}" from --quiet "$image") || return 1
+	local status=0 prog want got
+	for prog in veer-agent veerctl veer-proxy; do
+		want=$("$bin/$prog" --version)
+		got=$("${b[@]}" run --isolation chroot "$ctr" -- "$prog" --version 2>&1)
+		if [[ "$got" != "$want" ]]; then
+			echo "in the image, $prog --version said '$got', want '$want'"
+			status=1
+		else
+			echo "in the image: $got"
+		fi
+	done
+	if [[ $("${b[@]}" inspect --format '{{.OCIv1.Config.Entrypoint}}' "$image") != '[veer-agent]' ]]; then
+		echo "the image's entrypoint is not veer-agent"
+		status=1
+	fi
+	"${b[@]}" rm "$ctr" >/dev/null
+	"${b[@]}" rmi "$image" >/dev/null
+	return $status
+}
+
+tests=(
+	DeployManifest.RenderedFileIsCurrent:renderedFileIsCurrent
+	DeployManifest.ObjectsMatchSchemas:objectsMatchSchemas
+	DeployManifest.ValidatorRejectsBadFields:validatorRejectsBadFields
+	DeployManifest.PrivilegedOverlayOnlyAddsPrivileged:privilegedOverlayOnlyAddsPrivileged
+	PrepareMounts.MountsInPid1Namespace:prepareMountsMountsInPid1Namespace
+	Image.FromScratchRunsVersion:imageFromScratchRunsVersion
+)
+echo "[==========] Running ${#tests[@]} tests from deploy"
+for t in "${tests[@]}"; do
+	run "${t%%:*}" "${t#*:}"
+done
+
+total=$((${#passed[@]} + ${#failed[@]} + ${#skipped[@]}))
+echo "[==========] $total tests ran."
+echo "[  PASSED  ] ${#passed[@]} tests."
+if ((${#skipped[@]})); then
+	echo "[  SKIPPED ] ${#skipped[@]} tests, listed below:"
+	printf '[  SKIPPED ] %s\n' "${skipped[@]}"
+fi
+if ((${#failed[@]})); then
+	echo "[  FAILED  ] ${#failed[@]} tests, listed below:"
+	printf '[  FAILED  ] %s\n' "${failed[@]}"
+	exit 1
+fi
