@@ -7,9 +7,8 @@
 # `kubectl apply --dry-run=client` is not among them: kubectl's client dry run still
 # reads the server's discovery and OpenAPI documents, so without an API server it
 # fails before looking at a field. The schemas come from kubernetes-models instead
-# (tests/deploy/check.mjs), whose validators are generated from the same OpenAPI
-# documents. They do not reject unknown fields (the documents do not close objects);
-# the API server's strict field validation does that at apply time.
+# (tests/deploy/check.mjs): its validators and TypeScript types, both generated from
+# the API's OpenAPI documents; the types also catch misspelt fields.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 bin=$(realpath "${1:-build/bin}")
