@@ -47,6 +47,7 @@ PROGS := veer-agent veerctl veer-proxy
 ifeq ($(origin VEER_VERSION),undefined)
 VEER_VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
 endif
+
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
 INTEG_SRCS := $(wildcard tests/integration/*.cpp)
 WORLD_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(wildcard tests/world/*.cpp))

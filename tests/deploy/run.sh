@@ -81,25 +81,15 @@ privilegedOverlayOnlyAddsPrivileged() {
 	fi
 }
 
-# veer-agent --prepare-mounts mounts bpffs and cgroup2 in PID 1's mount namespace, not
-# in its own. In a new PID namespace whose PID 1 is a shell in a private mount
-# namespace, the agent runs in a second private one: the shell must see both mounts,
-# which it could not if the agent had mounted where it stood, and the machine neither.
-# The mounts go with the namespaces when the shell exits.
+# veer-agent --prepare-mounts mounts bpffs and cgroup2 in PID 1's mount namespace, and
+# cgroup2 from PID 1's cgroup namespace, not from its own: PID 1 of a new PID namespace
+# (prepare-mounts-pid1.sh), in a private mount namespace, must see both mounts made from
+# other namespaces, and the machine neither. They go with the namespaces at the end.
 prepareMountsMountsInPid1Namespace() {
 	local d=$work/mounts
 	mkdir -p "$d"
-	unshare --pid --fork --mount-proc --mount --propagation private bash -c '
-		set -e
-		d=$1 agent=$2
-		unshare --mount --propagation private "$agent" --prepare-mounts "$d/cgroup2" --bpffs "$d/bpf"
-		[[ $(stat -f -c %T "$d/bpf") == bpf_fs ]] || { echo "PID 1 sees no bpffs at $d/bpf"; exit 1; }
-		[[ $(stat -f -c %T "$d/cgroup2") == cgroup2fs ]] || { echo "PID 1 sees no cgroup2 at $d/cgroup2"; exit 1; }
-		# Where they are already mounted, nothing is mounted again.
-		unshare --mount --propagation private "$agent" --prepare-mounts "$d/cgroup2" --bpffs "$d/bpf"
-		n=$(grep -c " $d/" /proc/self/mounts)
-		((n == 2)) || { echo "want 2 mounts under $d after a second run, found $n"; exit 1; }
-	' _ "$d" "$bin/veer-agent" || return 1
+	unshare --pid --fork --mount-proc --mount --propagation private \
+		tests/deploy/prepare-mounts-pid1.sh "$d" "$bin/veer-agent" || return 1
 	if grep -q " $d/" /proc/self/mounts; then
 		echo "the mounts leaked into the test's own mount namespace"
 		return 1

@@ -1,17 +1,17 @@
 #include "datapath/mounts.h"
 
-#include "datapath/maps.h"
-
+#include <fcntl.h>
 #include <linux/magic.h>
 #include <mntent.h>
-#include <sys/mount.h>
-#include <fcntl.h>
 #include <sched.h>
+#include <sys/mount.h>
 #include <sys/statfs.h>
 
 #include <cerrno>
 #include <filesystem>
 #include <memory>
+
+#include "datapath/maps.h"
 
 namespace veer {
 namespace {
