@@ -104,6 +104,18 @@ imageFromScratchRunsVersion() {
 		echo "buildah is not installed (make deps installs it)"
 		return 77
 	fi
+	# Storage of this run's own, vfs (no overlay mount needed), chroot isolation (no
+	# user namespace or OCI runtime setup): what works as root in this sandbox.
+	local b=(buildah --root "$work/storage" --runroot "$work/runroot" --storage-driver vfs)
+	# Whether buildah can build and run anything here at all, with the machine's own
+	# `true`: if not, that is the machine, not veer's image, and the test says why.
+	local probe=$work/probe out ctr
+	scripts/image-rootfs.sh "$probe" "$(type -P true)" || return 1
+	if ! out=$({ ctr=$("${b[@]}" from --quiet scratch) && "${b[@]}" copy --quiet "$ctr" "$probe" / &&
+		"${b[@]}" run --isolation chroot "$ctr" -- /usr/local/bin/true && "${b[@]}" rm "$ctr"; } 2>&1); then
+		echo "buildah cannot build and run a container from scratch here: $out"
+		return 77
+	fi
 	local ctx=$work/image
 	mkdir -p "$ctx"
 	scripts/image-rootfs.sh "$ctx/rootfs" "$bin/veer-agent" "$bin/veerctl" "$bin/veer-proxy" || return 1
@@ -115,10 +127,7 @@ imageFromScratchRunsVersion() {
 		cat "$ctx/Containerfile"
 		return 1
 	fi
-	# Storage of this run's own, vfs (no overlay mount needed), chroot isolation (no
-	# user namespace or OCI runtime setup): what works as root in this sandbox.
-	local b=(buildah --root "$work/storage" --runroot "$work/runroot" --storage-driver vfs)
-	local image=localhost/veer-test:$$ ctr
+	local image=localhost/veer-test:$$
 	"${b[@]}" bud --quiet --isolation chroot --layers=false -f "$ctx/Containerfile" -t "$image" "$ctx" >/dev/null ||
 		return 1
 	ctr=$("${b[@]}" from --quiet "$image") || return 1
