@@ -83,16 +83,16 @@ function modulePath(apiVersion) {
 async function validatorErrors(obj) {
   const { apiVersion, kind } = obj;
   if (typeof apiVersion !== "string" || typeof kind !== "string") {
-    return [{ path: [], message: "missing apiVersion or kind" }];
+    return [{ path: [], message: "missing apiVersion or kind", unknownKind: true }];
   }
   let mod;
   try {
     mod = await import(modulePath(apiVersion));
   } catch {
-    return [{ path: ["apiVersion"], message: `no schema for apiVersion ${apiVersion}` }];
+    return [{ path: ["apiVersion"], message: `no schema for apiVersion ${apiVersion}`, unknownKind: true }];
   }
   if (typeof mod[kind] !== "function") {
-    return [{ path: ["kind"], message: `no schema for kind ${kind} in ${apiVersion}` }];
+    return [{ path: ["kind"], message: `no schema for kind ${kind} in ${apiVersion}`, unknownKind: true }];
   }
   try {
     new mod[kind](obj).validate();
@@ -139,7 +139,7 @@ function emitLiteral(value, path, out) {
 
 /**
  * Type errors of each object against its kind's generated TypeScript interface, from
- * one compiler run over all of them: for object i, [{path, message}].
+ * one compiler run over all of them: for object i, [{path, message}] (none for a null).
  */
 function typeErrors(objects) {
   const out = { lines: [], paths: [] };
@@ -147,8 +147,8 @@ function typeErrors(objects) {
   const imports = new Map();
   const result = objects.map(() => []);
   objects.forEach((obj, i) => {
-    if (typeof obj.apiVersion !== "string" || typeof obj.kind !== "string") {
-      return; // validatorErrors says so
+    if (obj === null) {
+      return; // not to be checked
     }
     const local = `M${i}`;
     // Every kind's module exports its interface as I<Kind>, apiVersion and kind included.
@@ -193,8 +193,11 @@ function typeErrors(objects) {
 
 /** Both checks' errors for each object: [[{path, message}]]. */
 async function allErrors(objects) {
-  const typed = typeErrors(objects);
-  return Promise.all(objects.map(async (o, i) => [...(await validatorErrors(o)), ...typed[i]]));
+  const validated = await Promise.all(objects.map(validatorErrors));
+  // A kind without a schema has said so; the compiler would only fail to import it.
+  const known = objects.map((o, i) => (validated[i].some((e) => e.unknownKind) ? null : o));
+  const typed = typeErrors(known);
+  return validated.map((errs, i) => [...errs, ...typed[i]]);
 }
 
 async function checkSchema(files) {
