@@ -10,16 +10,21 @@ build_packages=(
 	make clang llvm gcc g++ pkg-config libelf-dev zlib1g-dev
 	libbpf-dev bpftool linux-libc-dev
 	libyaml-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-	libre2-dev libnl-3-dev libnl-route-3-dev libhttp-parser-dev
-	libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev liburing-dev
+	libre2-dev libnl-3-dev libnl-route-3-dev libhttp-parser-dev libmicrohttpd-dev
+	libcurl4-openssl-dev libssl-dev libgtest-dev libmimalloc-dev liburing-dev
 )
 default_packages=(
 	"${build_packages[@]}"
-	# test world and benchmarks
-	iproute2 iptables curl wrk procps
+	# test world, benchmarks, the test API server
+	iproute2 iptables curl wrk procps prometheus python3 openssl
 	# the image test (tests/deploy/run.sh): an image from scratch, run with chroot isolation
 	buildah
 )
+# kubectl: Debian's kubernetes-client unless a kubectl is already installed (another
+# package's /usr/bin/kubectl would conflict with it).
+if ! command -v kubectl >/dev/null; then
+	default_packages+=(kubernetes-client)
+fi
 all=false
 if [[ "${1:-}" == --build ]]; then
 	packages=("${build_packages[@]}")
