@@ -50,6 +50,13 @@ LIB_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libveer.a
 
 PROGS := veer-agent veerctl veer-proxy
+
+# One version for every binary (`--version`): `git describe` of the tree built, or
+# VEER_VERSION=... where there is no .git (an image build from a copied tree).
+ifeq ($(origin VEER_VERSION),undefined)
+VEER_VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+endif
+
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
 INTEG_SRCS := $(wildcard tests/integration/*.cpp)
 K8S_TEST_SRCS := $(wildcard tests/k8s/*.cpp)
@@ -87,6 +94,14 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
 # --- userspace -------------------------------------------------------------
+# The version is compiled into one object, rebuilt only when the string changes.
+$(BUILD)/version.txt: FORCE
+	@mkdir -p $(@D)
+	$(Q)echo '$(VEER_VERSION)' | cmp -s - $@ || echo '$(VEER_VERSION)' > $@
+$(BUILD)/obj/userspace/common/version.o: $(BUILD)/version.txt
+$(BUILD)/obj/userspace/common/version.o: CXXFLAGS += -DVEER_VERSION='"$(VEER_VERSION)"'
+.PHONY: FORCE
+
 # Every library this build needs, checked once with pkg-config's own message
 # (say `make deps`), before any compile can fail on a missing header instead.
 $(BUILD)/pkg-config.ok: Makefile | $(BUILD)/bpf
@@ -156,7 +171,7 @@ integration-test: all
 test: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
 	$(Q)bash scripts/run-tests.sh $(BIN)/veer-unit-tests $(BIN)/veer-k8s-tests \
-		$(BIN)/veer-integration-tests \
+		$(BIN)/veer-integration-tests "bash tests/deploy/run.sh $(BIN)" \
 		"$(MAKE) --no-print-directory fuzz-corpus" \
 		"KERNEL=$(KERNEL) bash vm-tests/run.sh"
 
