@@ -242,7 +242,8 @@ Status PinnedMaps::setProxyListener(uint32_t slot, int sockFd) {
 
 Status PinnedMaps::clearProxyListeners() {
   for (uint32_t slot = 0; slot < VEER_PROXY_LISTENERS; ++slot) {
-    if (bpf_map_delete_elem(fd("veer_proxy_listeners"), &slot) != 0 && errno != ENOENT) {
+    // A sockmap says EINVAL for a slot that is already empty (slots are in range here).
+    if (bpf_map_delete_elem(fd("veer_proxy_listeners"), &slot) != 0 && errno != EINVAL) {
       return osError(errno, "clear veer_proxy_listeners");
     }
   }

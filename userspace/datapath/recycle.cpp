@@ -173,6 +173,29 @@ bool netlinkPicks(const RecycleTargets& targets, const veer_sock_nat& nat, uint8
   return t != nullptr && recyclePicks(cookie, t->permille);
 }
 
+/**
+ * For a dumped UDP socket, whose translation the dump cannot carry (udp_diag puts
+ * no socket storage in its answers): whether a VEER_RECYCLE_PEER target names its
+ * peer, whatever service. So with netlink, UDP recycling is scoped by backend only.
+ */
+bool netlinkPicksUdpPeer(const RecycleTargets& targets, const inet_diag_sockid& id,
+                         uint8_t family, uint64_t cookie) {
+  __be32 peer[4] = {};
+  if (family == AF_INET) {
+    peer[2] = htonl(0xffff);
+    peer[3] = id.idiag_dst[0];
+  } else {
+    std::memcpy(peer, id.idiag_dst, sizeof(peer));
+  }
+  for (const auto& [k, v] : targets) {
+    if (k.kind == VEER_RECYCLE_PEER && k.proto == IPPROTO_UDP && k.backend_port == id.idiag_dport &&
+        std::memcmp(k.backend, peer, sizeof(peer)) == 0 && recyclePicks(cookie, v.permille)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 /** The veer_sock_nat of a dumped socket, from its INET_DIAG_SK_BPF_STORAGES attribute. */
 std::optional<veer_sock_nat> dumpedNat(const nlmsghdr* h) {
   const auto* msg = reinterpret_cast<const inet_diag_msg*>(NLMSG_DATA(h));
@@ -277,7 +300,8 @@ Result<uint64_t> diagDestroy(const RecycleTargets& targets, int natMap, uint8_t 
       const std::optional<veer_sock_nat> nat = dumpedNat(h);
       uint64_t cookie = 0;
       std::memcpy(&cookie, msg->id.idiag_cookie, sizeof(cookie));
-      if (nat && netlinkPicks(targets, *nat, proto, cookie)) {
+      if (nat ? netlinkPicks(targets, *nat, proto, cookie)
+              : proto == IPPROTO_UDP && netlinkPicksUdpPeer(targets, msg->id, family, cookie)) {
         doomed.push_back(msg->id);
       }
     }
