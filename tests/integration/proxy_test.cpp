@@ -404,9 +404,8 @@ TEST_F(ProxyTest, ProxyDeathFallsBackToTheKernelAndRecovers) {
   }
 
   // Kill the proxy: the agent stops the redirect, the kernel serves reviews.
-  Result<std::string> pidText = readFile((tmp_ / "run/veer-proxy.pid").string());
-  ASSERT_TRUE(pidText);
-  const pid_t pid = std::stoi(*pidText);
+  const pid_t pid = proxyPid();
+  ASSERT_GT(pid, 0);
   ASSERT_EQ(kill(pid, SIGKILL), 0);
   waitProxyReady(false);
   // The kernel applies the unconditional rule: v2. No header routing meanwhile.

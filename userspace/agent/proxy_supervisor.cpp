@@ -165,8 +165,8 @@ Status ProxySupervisor::publishListeners() {
     if (ec || link.rfind("socket:", 0) != 0) {
       continue;
     }
-    Fd sock(static_cast<int>(
-        syscall(SYS_pidfd_getfd, pidfd.get(), std::stoi(e.path().filename().string()), 0)));
+    const long target = strtol(e.path().filename().c_str(), nullptr, 10);
+    Fd sock(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), target, 0)));
     if (!sock) {
       continue; // closed meanwhile: a client connection, not a listener
     }
