@@ -45,8 +45,11 @@ typedef struct {
 } possible_net_t;
 
 struct sock_common {
+	unsigned char skc_state;
 	possible_net_t skc_net;
 } __attribute__((preserve_access_index));
+
+#define TCP_ESTABLISHED 1 /* include/net/tcp_states.h */
 
 struct kernfs_node {
 	__u64 id;
@@ -166,7 +169,10 @@ static __always_inline int recycle_picks(struct sock_common *skc, struct sock *s
 	__builtin_memcpy(key.addr, nat->service, sizeof(key.addr));
 	key.port = nat->service_port;
 	key.proto = proto;
-	if (nat->flags & VEER_NAT_F_FALLBACK) {
+	/* Established only: destroying a connection still being set up would
+	 * fail the client's connect() itself. */
+	if ((nat->flags & VEER_NAT_F_FALLBACK) &&
+	    (proto != IPPROTO_TCP || skc->skc_state == TCP_ESTABLISHED)) {
 		key.kind = VEER_RECYCLE_FALLBACK;
 		if (bpf_map_lookup_elem(&veer_recycle_targets_v2, &key))
 			return 1;

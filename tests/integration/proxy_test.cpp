@@ -440,6 +440,12 @@ TEST_F(ProxyTest, ProxyKilledWithNoAgentRunningRefusesNothingAndStatusSaysSo) {
     tally.drainUntil(client, steady_clock::now() + milliseconds(5));
   }
   ASSERT_TRUE(exited(pid));
+  // The listener closes with its last file reference: at the exit, or when the
+  // kernel tears down an io_uring ring that still held it, just after (a workqueue;
+  // slow under the VM suite's emulation).
+  while (liveProxy().ready && steady_clock::now() < deadline + std::chrono::seconds(2)) {
+    tally.drainUntil(client, steady_clock::now() + milliseconds(5));
+  }
   EXPECT_EQ(liveProxy().ready, 0) << "status must not call a dead proxy ready";
   EXPECT_NE(veerctlStatus().find("veer-proxy NOT READY"), std::string::npos) << veerctlStatus();
   const int okAtDeath = tally.ok;

@@ -125,6 +125,9 @@ struct DiagDumpRequest {
   uint32_t fd;
 };
 
+/** TCP_ESTABLISHED (include/net/tcp_states.h), as sock_diag reports idiag_state. */
+constexpr uint8_t kTcpEstablished = 1;
+
 /** A request of type with flags for the sockets of family and proto, in any state. */
 DiagRequest diagRequest(uint16_t type, uint16_t flags, uint8_t family, uint8_t proto) {
   DiagRequest r{};
@@ -152,7 +155,7 @@ const veer_recycle* findTarget(const RecycleTargets& targets, const veer_recycle
  * VEER_RECYCLE_AFFINITY (a dump shows no netns or cgroup; the agent drops those).
  */
 bool netlinkPicks(const RecycleTargets& targets, const veer_sock_nat& nat, uint8_t proto,
-                  uint64_t cookie) {
+                  uint8_t state, uint64_t cookie) {
   if (nat.flags & VEER_NAT_F_PROXY) {
     return false;
   }
@@ -160,7 +163,7 @@ bool netlinkPicks(const RecycleTargets& targets, const veer_sock_nat& nat, uint8
   std::memcpy(key.addr, nat.service, sizeof(key.addr));
   key.port = nat.service_port;
   key.proto = proto;
-  if (nat.flags & VEER_NAT_F_FALLBACK) {
+  if ((nat.flags & VEER_NAT_F_FALLBACK) && (proto != IPPROTO_TCP || state == kTcpEstablished)) {
     key.kind = VEER_RECYCLE_FALLBACK;
     if (findTarget(targets, key) != nullptr) {
       return true;
@@ -300,7 +303,7 @@ Result<uint64_t> diagDestroy(const RecycleTargets& targets, int natMap, uint8_t 
       const std::optional<veer_sock_nat> nat = dumpedNat(h);
       uint64_t cookie = 0;
       std::memcpy(&cookie, msg->id.idiag_cookie, sizeof(cookie));
-      if (nat ? netlinkPicks(targets, *nat, proto, cookie)
+      if (nat ? netlinkPicks(targets, *nat, proto, msg->idiag_state, cookie)
               : proto == IPPROTO_UDP && netlinkPicksUdpPeer(targets, msg->id, family, cookie)) {
         doomed.push_back(msg->id);
       }
