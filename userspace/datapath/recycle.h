@@ -73,8 +73,10 @@ inline bool recyclePicks(uint64_t cookie, uint32_t permille) {
  * Destroys sockets by one of two mechanisms:
  *  - kIterator: the veer_recycle iterators (iter/tcp, iter/udp calling the
  *    bpf_sock_destroy kfunc, Linux >= 6.5);
- *  - kNetlink: a sock_diag dump per protocol and family, then SOCK_DESTROY for
- *    each match (CONFIG_INET_DIAG_DESTROY; Debian's kernels have it).
+ *  - kNetlink: a sock_diag dump per protocol and family, each socket with its
+ *    veer_sock_nat (TCP; udp_diag gives no socket storage, so UDP matches by peer),
+ *    then SOCK_DESTROY for each match (CONFIG_INET_DIAG_DESTROY; Debian's kernels
+ *    have it).
  * Both pick the same sockets for a share (recyclePicks()).
  */
 class Recycler {
@@ -87,7 +89,7 @@ public:
 
   /**
    * The iterator when the kernel has bpf_sock_destroy, else netlink after a probe.
-   * The iterators read the datapath's maps pinned under bpffs (Datapath::load first).
+   * Both read the datapath's maps pinned under bpffs (Datapath::load first).
    */
   static Result<std::unique_ptr<Recycler>> load(const std::string& bpffs);
   /** A given mechanism; fails when the kernel does not offer it. */
