@@ -415,6 +415,7 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
     po.runDir = runDir;
     po.threads = pf.threads;
     po.socketAcceleration = accelerate;
+    po.recycler = recycler.get();
     proxy = std::make_unique<ProxySupervisor>(std::move(po), **dp);
     if (Status s = proxy->init(); !s) {
       spdlog::critical("veer-proxy: {}", s.error().message);

@@ -121,6 +121,11 @@ FeatureReport probeKernelFeatures() {
   check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
                                 BPF_FUNC_get_current_ancestor_cgroup_id, nullptr) == 1,
         "helper get_current_ancestor_cgroup_id in cgroup_sock_addr");
+  // veer-proxy's liveness, seen by the connect hook itself: its listener in a sockmap
+  // (Linux >= 5.7), looked up from BPF (>= 5.8) and released.
+  check(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKMAP, nullptr) == 1, "map type sockmap");
+  check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_sk_release, nullptr) == 1,
+        "helper sk_release in cgroup_sock_addr");
   check(access("/sys/kernel/btf/vmlinux", R_OK) == 0, "kernel BTF (/sys/kernel/btf/vmlinux)");
   // Optional: socket recycling by iterator needs the bpf_sock_destroy kfunc (Linux >= 6.5);
   // without it the agent tries netlink SOCK_DESTROY (Recycler::load says which works).
