@@ -15,7 +15,7 @@
 
 #include "common/result.h"
 #include "compiler/pipeline.h"
-#include "datapath/maps.h"
+#include "common/files.h"
 
 namespace veer {
 

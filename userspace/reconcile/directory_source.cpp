@@ -48,7 +48,8 @@ Status DirectorySource::init() {
 
 void DirectorySource::watchTree() {
   // Each real directory once: symlinked directories can make a DAG whose paths
-  // are exponentially many.
+  // are exponentially many. Only inside the directory, which is all the loader reads.
+  const std::string root = canonicalOr(dir_);
   std::set<std::pair<dev_t, ino_t>> seen;
   std::vector<fs::path> todo = {fs::path(dir_)};
   while (!todo.empty()) {
@@ -60,6 +61,9 @@ void DirectorySource::watchTree() {
       continue;
     }
     const std::string canon = canonicalOr(d.string());
+    if (canon != root && canon.rfind(root + "/", 0) != 0) {
+      continue; // a link out of the directory: the loader refuses it, nothing to watch
+    }
     const int wd = inotify_add_watch(fd_.get(), canon.c_str(), kWatchMask);
     if (wd < 0) {
       if (errno != ENOENT) {
@@ -150,27 +154,30 @@ void DirectorySource::scan(bool force) {
   ConfigSnapshot snap;
   std::map<std::string, Kept> next;
   std::set<std::string> read;
-  std::vector<std::string> held;
-  for (const std::string& file : listConfigFiles({dir_}, snap.diags)) {
-    const std::string canon = canonicalOr(file);
+  std::map<std::string, bool> held; // mid-write files -> whether a whole version is kept
+  for (const ConfigFile& file : openConfigFiles({dir_}, snap.diags)) {
+    // What the descriptor really is: the path events name, whatever links led to it.
+    std::error_code ec;
+    const fs::path real = fs::read_symlink("/proc/self/fd/" + std::to_string(file.fd.get()), ec);
+    const std::string canon = ec ? canonicalOr(file.name) : real.string();
     if (writing_.count(canon) != 0) {
-      held.push_back(file);
+      held[file.name] = files_.count(canon) != 0;
       if (auto kept = files_.find(canon); kept != files_.end()) {
-        snap.texts.push_back({file, kept->second.text});
+        snap.texts.push_back({file.name, kept->second.text});
         next.emplace(canon, kept->second);
       }
       continue;
     }
-    Result<std::string> text = readFile(file);
+    Result<std::string> text = readConfigFile(file);
     if (!text) {
       Diagnostic d;
-      d.pos.file = file;
+      d.pos.file = file.name;
       d.message = text.error().message;
       snap.diags.push_back(std::move(d));
       continue;
     }
     auto shared = std::make_shared<const std::string>(std::move(*text));
-    snap.texts.push_back({file, shared});
+    snap.texts.push_back({file.name, shared});
     next.emplace(canon, Kept{shared});
     read.insert(canon);
   }
@@ -184,17 +191,16 @@ void DirectorySource::scan(bool force) {
       return; // readEvents() left a burst pending: due() brings the next scan
     }
   }
-  for (const std::string& file : held) {
+  for (const auto& [file, kept] : held) {
     if (heldLogged_.insert(file).second) {
       spdlog::info("config file {} is being written (modified, not closed yet); {} until its "
                    "writer closes it",
                    file,
-                   files_.count(canonicalOr(file)) != 0 ? "its last whole version stays"
-                                                          : "it is left out");
+                   kept ? "its last whole version stays" : "it is left out");
     }
   }
   std::erase_if(heldLogged_, [&](const std::string& f) {
-    return std::find(held.begin(), held.end(), f) == held.end();
+    return held.count(f) == 0;
   });
   files_ = std::move(next);
   const bool same = std::equal(snap.texts.begin(), snap.texts.end(), delivered_.begin(),

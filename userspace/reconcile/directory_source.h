@@ -10,7 +10,7 @@
 #include <string>
 
 #include "common/result.h"
-#include "datapath/maps.h"
+#include "common/files.h"
 #include "reconcile/config_source.h"
 
 namespace veer {

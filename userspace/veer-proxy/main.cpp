@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/files.h"
+#include "common/version.h"
 #include "compiler/maglev.h"
 #include "proxy/engine.h"
 
@@ -190,6 +191,7 @@ int run(EngineOptions options, const std::string& routes, int readyFd, uint32_t 
 
 int main(int argc, char** argv) {
   CLI::App app{"veer-proxy: node-local HTTP/1 router for veer's L7 services"};
+  app.set_version_flag("--version", std::string("veer-proxy ") + veer::veerVersion());
   std::vector<std::string> listen;
   std::string routes;
   int readyFd = -1;
