@@ -43,7 +43,8 @@ TEST_BPF_SRCS := $(wildcard tests/bpf/*.bpf.c)
 SKELS += $(patsubst tests/bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(TEST_BPF_SRCS))
 
 LIB_SRCS := $(wildcard userspace/common/*.cpp userspace/config/*.cpp \
-	userspace/compiler/*.cpp userspace/datapath/*.cpp userspace/proxy/*.cpp)
+	userspace/compiler/*.cpp userspace/datapath/*.cpp userspace/proxy/*.cpp \
+	userspace/reconcile/*.cpp)
 LIB_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(LIB_SRCS))
 LIB := $(BUILD)/libveer.a
 
