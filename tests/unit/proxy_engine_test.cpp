@@ -1042,6 +1042,11 @@ TEST_P(ProxyEngine, MirrorSendsACopyToTheShadowHost) {
   EXPECT_EQ(copies[1].bodyBytes, 5U) << "the body goes with the copy";
   EXPECT_EQ(engine_->stats().mirrors, 2U);
   EXPECT_EQ(v2_->seen().size(), 2U);
+  // The copies' connections are upstream connections to v3, as v3 accepted them.
+  ProxyStats st = engine_->proxyStats();
+  const std::string port = std::to_string(port_);
+  EXPECT_EQ((st.connections[ServiceLabels{"default", "reviews", port, "v3"}]), 2U);
+  EXPECT_EQ(v3_->accepts(), 2);
 }
 
 TEST_P(ProxyEngine, MirrorPercentageIsExactAndASlowMirrorNeverHoldsThePrimary) {

@@ -32,7 +32,7 @@ constexpr int kListenBacklog = 4096;
 
 Worker::Worker(Engine& engine, TimeSource& time)
     : stats(engine.statsLabels()), engine_(engine), opt_(engine.options()), time_(time),
-      pool_(opt_), mirrors_(opt_, counters),
+      pool_(opt_), mirrors_(opt_, counters, stats),
       exchange_(*this, opt_, now_, nowUs_, draining_, io_, pool_, mirrors_, counters, stats) {}
 
 Worker::~Worker() {
