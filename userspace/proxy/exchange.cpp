@@ -200,10 +200,10 @@ Step Exchange::stepHead(Client* c) {
     ParseEvent e = c->req.execute(c->in.at(c->msgStart), c->parsePos - c->msgStart,
                                   c->in.len - c->msgStart, &used);
     c->parsePos += used;
+    if (e != ParseEvent::kNeedMore && !c->headTimer) {
+      c->headStartUs = nowUs_; // the whole head (or the bytes that broke it) came in one read
+    }
     if (e == ParseEvent::kHead) {
-      if (!c->headTimer) {
-        c->headStartUs = nowUs_; // the whole head came in one read
-      }
       onRequestHead(c);
       return Step::kProgress;
     }
@@ -309,8 +309,9 @@ void Exchange::onRequestHead(Client* c) {
   // end of the request (as Envoy's route timeout does).
   c->requestDeadlineMs = c->d.timeoutMs != 0 ? c->d.timeoutMs : opt_.requestTimeoutMs;
   c->deadline = 0;
-  c->receiveDeadline =
-      opt_.requestReceiveTimeoutMs != 0 ? c->headStartUs / 1000 + opt_.requestReceiveTimeoutMs : 0;
+  c->receiveDeadline = opt_.requestReceiveTimeoutMs != 0
+                          ? c->headStartUs / 1000 + opt_.requestReceiveTimeoutMs
+                          : 0;
   c->streamIdleDeadline = streamIdleFrom(now_);
   if (c->d.delayMs > 0) {
     // fault.delay: hold the request (its body waits in the buffer), then forward it.

@@ -55,8 +55,8 @@ uint32_t StatsLabels::destination(std::string_view cluster) {
     return 0;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  auto [it, added] =
-      destinationIds_.try_emplace(std::string(cluster), static_cast<uint32_t>(destinations_.size()));
+  auto [it, added] = destinationIds_.try_emplace(std::string(cluster),
+                                                 static_cast<uint32_t>(destinations_.size()));
   if (added) {
     if (destinations_.size() > kMaxId) {
       destinationIds_.erase(it);

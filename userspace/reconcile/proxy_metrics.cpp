@@ -116,13 +116,14 @@ void writeRequestFamilies(metrics::TextWriter& w, const proxy::ProxyStats* proxy
   const std::vector<double> bounds(proxy::kDurationBoundsMs.begin(),
                                    proxy::kDurationBoundsMs.end());
   for (const auto& [l, c] : proxy->durations) {
+    metrics::Histogram h(bounds, std::vector<uint64_t>(c.buckets.begin(), c.buckets.end()),
+                         static_cast<double>(c.sumUs) / 1000);
     w.histogram(kDuration,
                 {{"destination_service_namespace", l.ns},
                  {"destination_service_name", l.name},
                  {"destination_version", l.version},
                  {"response_code", std::to_string(l.code)}},
-                metrics::Histogram(bounds, std::vector<uint64_t>(c.buckets.begin(), c.buckets.end()),
-                                   static_cast<double>(c.sumUs) / 1000));
+                h);
   }
 }
 
