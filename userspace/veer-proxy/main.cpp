@@ -23,6 +23,7 @@
 
 #include "common/files.h"
 #include "common/status_server.h"
+#include "common/version.h"
 #include "compiler/maglev.h"
 #include "proxy/engine.h"
 
@@ -207,6 +208,7 @@ int run(EngineOptions options, const std::string& routes, const std::string& sta
 
 int main(int argc, char** argv) {
   CLI::App app{"veer-proxy: node-local HTTP/1 router for veer's L7 services"};
+  app.set_version_flag("--version", std::string("veer-proxy ") + veer::veerVersion());
   std::vector<std::string> listen;
   std::string routes;
   std::string statsSocket;
