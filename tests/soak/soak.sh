@@ -765,15 +765,33 @@ DROPPED=$(field events_dropped)
 say ""
 say "== failures by cause, path and the fault active in the preceding ${GRACE_MS} ms"
 excused=$(IFS=';'; echo "${EXCUSED[*]}")
-awk -v grace="$GRACE_MS" -v excused="$excused" -v faults="$FAULTS" '
+awk -v grace="$GRACE_MS" -v excused="$excused" -v faults="$FAULTS" -v out="$TMP/kept.txt" '
+  function sortkeys(arr, keys,    k, n, i, j, t) {
+    n = 0
+    for (k in arr) keys[++n] = k
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (keys[j] < keys[i]) { t = keys[i]; keys[i] = keys[j]; keys[j] = t }
+    return n
+  }
+  # The fault active at t or in the grace before it (the latest started), or 0.
+  function at(t,    i, best) {
+    best = 0
+    for (i = 1; i <= n; i++) if (start[i] <= t && t <= end_[i] + grace && (best == 0 || start[i] > start[best])) best = i
+    return best
+  }
   FILENAME == faults { n++; start[n] = $1; end_[n] = $2; name[n] = $3; next }
   {
     t = $1; path = ($2 ~ /^l7/) ? "l7" : "kernel"; cause = $4
-    fault = "none"; best = -1
-    for (i = 1; i <= n; i++)
-      if (start[i] <= t && t <= end_[i] + grace && start[i] > best) { best = start[i]; fault = name[i] }
-    key = cause " " path " " fault
-    count[key]++
+    f = at(t)
+    count[cause " " path " " (f ? name[f] : "none")]++
+    # Answers that keep their keep-alive connection: which fault was on when it opened.
+    if ($3 == "keepalive" && (cause == "wrong-version" || cause ~ /^http-/)) {
+      o = at($7)
+      key = cause " " path " " (o ? name[o] : "none")
+      kept[key]++
+      if (!((key, $6) in seen)) { seen[key, $6] = 1; conns[key]++ }
+      late = o ? (t - end_[o]) / 1000 : -1
+      if (!(key in last) || late > last[key]) last[key] = late
+    }
   }
   END {
     m = split(excused, lines, ";")
@@ -782,20 +800,32 @@ awk -v grace="$GRACE_MS" -v excused="$excused" -v faults="$FAULTS" '
       k = split(f[3], fs, "|")
       for (j = 1; j <= k; j++) ok[f[1] " " f[2] " " fs[j]] = 1
     }
-    printf "  %-22s %-7s %-22s %9s  %s\n", "cause", "path", "fault", "requests", "verdict"
+    printf "  %-18s %-7s %-22s %9s  %s\n", "cause", "path", "fault", "requests", "verdict"
     broken = 0
-    for (key in count) keys[++nk] = key
-    for (i = 1; i <= nk; i++) for (j = i + 1; j <= nk; j++) if (keys[j] < keys[i]) { t = keys[i]; keys[i] = keys[j]; keys[j] = t }
+    nk = sortkeys(count, keys)
     for (i = 1; i <= nk; i++) {
       split(keys[i], f, " ")
       v = (keys[i] in ok) ? "excused" : "BROKEN"
       if (v == "BROKEN") broken += count[keys[i]]
-      printf "  %-22s %-7s %-22s %9d  %s\n", f[1], f[2], f[3], count[keys[i]], v
+      printf "  %-18s %-7s %-22s %9d  %s\n", f[1], f[2], f[3], count[keys[i]], v
     }
     if (nk == 0) printf "  (no failed request)\n"
     printf "BROKEN %d\n", broken
+    nk = sortkeys(kept, kkeys)
+    for (i = 1; i <= nk; i++) {
+      split(kkeys[i], f, " ")
+      printf "  %-18s %-7s %-22s %9d %6d %9s\n", f[1], f[2], f[3], kept[kkeys[i]], conns[kkeys[i]],
+        last[kkeys[i]] < 0 ? "-" : sprintf("%.1f", last[kkeys[i]]) > out
+    }
   }' "$FAULTS" "$EVENTS" >"$TMP/attribution.txt"
 grep -v '^BROKEN ' "$TMP/attribution.txt"
+if [[ -s $TMP/kept.txt ]]; then
+  say ""
+  say "== of those, answers on keep-alive connections (which stay open), by the fault during"
+  say "   which their connection opened; last: seconds after that fault ended"
+  printf '  %-18s %-7s %-22s %9s %6s %9s\n' cause path "connection opened in" requests conns last
+  cat "$TMP/kept.txt"
+fi
 BROKEN=$(sed -n 's/^BROKEN //p' "$TMP/attribution.txt")
 if ((DROPPED > 0)); then
   say "  + $DROPPED failed requests past SOAK_MAX_EVENTS=$MAX_EVENTS lines: not attributed,"

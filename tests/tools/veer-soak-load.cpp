@@ -18,17 +18,21 @@
 //   timeout-connect, timeout-response   no connection / no whole response within T ms
 //   http-CODE        any status but 200
 //   bad-response     an unparseable response
+// A whole response keeps its keep-alive connection, whatever it said (as a real client
+// would): a connection the datapath sent the wrong way goes on being counted.
 // Like any HTTP client (RFC 9110 9.2.2), a GET that fails with reset or eof on a reused
 // keep-alive connection before any response byte is retried once on a new connection: the
 // server may close an idle connection at any time. Such retries are counted ("retried");
 // the retry's outcome is the request's. Each failure is also written to --events as one
-// line "EPOCH_MS TARGET MODE CAUSE DETAIL" (at most E lines; the rest are only counted), so
-// the soak can match failures to the faults it injected at that time.
+// line "EPOCH_MS TARGET MODE CAUSE DETAIL CONN CONN_OPENED_MS" (CONN: the connection's serial
+// number; at most E lines, the rest are only counted), so the soak can match failures to
+// the faults it injected at that time, and to the one during which their connection opened.
 //
 // Bounded: no request starts after S seconds or after C requests; requests in flight then
 // finish or time out, so every request sent has an outcome. SIGINT/SIGTERM end it the same
 // way. At the end it prints a table per target and mode, then one machine-readable line:
-//   VEER_SOAK_LOAD sent=.. ok=.. failed=.. retried=.. events=.. events_dropped=..
+//   VEER_SOAK_LOAD seconds=.. sent=.. ok=.. failed=.. retried=.. connections=..
+//                  idle_closed=.. events=.. events_dropped=..
 //                  failures=CAUSE:COUNT,... (sorted; "-" when none)
 // Exits 0 when it ran (whatever the outcomes; judging them is the soak's job), 2 on bad
 // usage or a setup error.
@@ -103,6 +107,8 @@ struct Worker {
   int fd = -1;
   bool reused = false;  // this connection already carried a whole exchange
   bool retry = false;   // this request is the one retry of a stale keep-alive failure
+  uint64_t connId = 0;  // serial number of the current connection (0: none yet)
+  int64_t connOpenMs = 0; // when it was opened, epoch ms
   Clock::time_point nextAt;   // kIdle: when the next request starts
   Clock::time_point deadline; // otherwise: when it times out
   std::string request;
@@ -299,6 +305,8 @@ private:
 
   void connect(Worker& w) {
     w.reused = false;
+    w.connId = ++connections_;
+    w.connOpenMs = epochMs();
     sockaddr_storage ss{};
     socklen_t len;
     if (w.target->addr.v4) {
@@ -490,16 +498,16 @@ private:
     if (version.empty()) {
       version = body.substr(0, body.find('\n'));
     }
+    // A whole response leaves the connection usable whatever it said: like a real client,
+    // keep it (a connection that ignores a header rule keeps being counted as it goes on).
     if (status != 200) {
-      fail(w, "http-" + std::to_string(status), "version=" + (version.empty() ? "-" : version));
-      return true;
+      record(w, "http-" + std::to_string(status), "version=" + (version.empty() ? "-" : version));
+    } else if (!w.target->versions.empty() && w.target->versions.count(version) == 0) {
+      record(w, "wrong-version", "got=" + (version.empty() ? "-" : version));
+    } else {
+      ++w.tally->ok;
+      ++w.tally->okByVersion[version];
     }
-    if (!w.target->versions.empty() && w.target->versions.count(version) == 0) {
-      fail(w, "wrong-version", "got=" + (version.empty() ? "-" : version));
-      return true;
-    }
-    ++w.tally->ok;
-    ++w.tally->okByVersion[version];
     finish(w, !w.keepAlive || close || eof);
     return true;
   }
@@ -517,19 +525,26 @@ private:
     fail(w, cause, detail);
   }
 
+  /** A failure that leaves no usable connection. */
   void fail(Worker& w, const std::string& cause, const std::string& detail) {
+    record(w, cause, detail);
+    finish(w, true);
+  }
+
+  void record(Worker& w, const std::string& cause, const std::string& detail) {
     ++w.tally->failures[cause];
     if (events_ != nullptr) {
       if (eventsWritten_ < opt_.maxEvents) {
-        std::fprintf(events_, "%lld %s %s %s %s\n", static_cast<long long>(epochMs()),
+        std::fprintf(events_, "%lld %s %s %s %s %llu %lld\n", static_cast<long long>(epochMs()),
                      w.target->name.c_str(), w.keepAlive ? "keepalive" : "close", cause.c_str(),
-                     detail.empty() ? "-" : detail.c_str());
+                     detail.empty() ? "-" : detail.c_str(),
+                     static_cast<unsigned long long>(w.connId),
+                     static_cast<long long>(w.connOpenMs));
         ++eventsWritten_;
       } else {
         ++eventsDropped_;
       }
     }
-    finish(w, true);
   }
 
   void finish(Worker& w, bool closeConnection) {
@@ -598,11 +613,12 @@ private:
       failures += (failures.empty() ? "" : ",") + c + ":" + std::to_string(n);
     }
     std::printf("VEER_SOAK_LOAD seconds=%.1f sent=%llu ok=%llu failed=%llu retried=%llu "
-                "idle_closed=%llu events=%llu events_dropped=%llu failures=%s\n",
+                "connections=%llu idle_closed=%llu events=%llu events_dropped=%llu failures=%s\n",
                 std::chrono::duration<double>(elapsed).count(),
                 static_cast<unsigned long long>(sent_), static_cast<unsigned long long>(ok),
                 static_cast<unsigned long long>(totalFailed()),
                 static_cast<unsigned long long>(retried),
+                static_cast<unsigned long long>(connections_),
                 static_cast<unsigned long long>(idleClosed_),
                 static_cast<unsigned long long>(eventsWritten_),
                 static_cast<unsigned long long>(eventsDropped_),
@@ -615,6 +631,7 @@ private:
   std::vector<std::unique_ptr<Worker>> workers_;
   Clock::time_point end_;
   uint64_t sent_ = 0;
+  uint64_t connections_ = 0;
   uint64_t idleClosed_ = 0;
   uint64_t eventsWritten_ = 0;
   uint64_t eventsDropped_ = 0;
