@@ -25,6 +25,7 @@
 #   agent-kill        kill -9 veer-agent, down 0.5-3 s, restarted; live in RECOVER_BOUND_S
 #   agent-proxy-kill  as agent-kill, and veer-proxy killed while no agent runs
 #   hostile-deep      a ConfigMap nested 20,000 flow sequences deep
+#   hostile-deep-proxy-kill  the same, and veer-proxy killed 300 ms later (mid-parse)
 #   hostile-big       a 5 MB ConfigMap (a one-line flow map)
 #   hostile-weights   a VirtualService whose weights sum to 90
 #   hostile-symloop   a directory whose symlink leads back to the config dir
@@ -74,10 +75,11 @@ HOSTILE_WAIT_S=90      # how long a slow rejection is waited for, to report how 
 # other failure breaks a promise: kernel-path services never fail; L7 services are never
 # refused, and while veer-proxy is down they take the kernel path (header rules are not
 # applied then, and requests in flight through the killed proxy are lost).
+PROXY_KILLS="proxy-kill|agent-proxy-kill|hostile-deep-proxy-kill"
 EXCUSED=(
-  "reset l7 proxy-kill|agent-proxy-kill"
-  "eof l7 proxy-kill|agent-proxy-kill"
-  "wrong-version l7 proxy-kill|agent-proxy-kill"
+  "reset l7 $PROXY_KILLS"
+  "eof l7 $PROXY_KILLS"
+  "wrong-version l7 $PROXY_KILLS"
 )
 
 SERVICE_KERNEL=10.96.0.20
@@ -314,6 +316,20 @@ wait_new_proxy() {
   done
 }
 
+# Polls until the maps say veer-proxy is ready, for at most $1 s. After a new pid is seen,
+# "ready" is the new proxy's: the agent clears it when the old one exits.
+wait_ready() {
+  local until
+  now_ms
+  until=$((NOW + $1 * 1000))
+  while :; do
+    live && [[ $LIVE_READY == true ]] && return 0
+    now_ms
+    ((NOW < until)) || return 1
+    sleep 0.02
+  done
+}
+
 # --- fault episodes ---------------------------------------------------------------------------
 episode_flip() {
   begin_fault flip
@@ -433,10 +449,18 @@ spec:
   esac
 }
 
-# episode_hostile KIND MUST_REJECT(0|1)
+# episode_hostile NAME KIND MUST_REJECT(0|1) KILL_PROXY(0|1)
+# KILL_PROXY: veer-proxy is also killed KILL_AFTER_MS after the file lands, while the agent
+# is (today) busy parsing it; it must still be back within RECOVER_BOUND_S.
+KILL_AFTER_MS=300
 episode_hostile() {
-  local kind=$1 must=$2 before_d before_r probe_dir probe verdict detail ms
-  begin_fault "hostile-$kind"
+  local kind=$2 must=$3 kill_proxy=$4 before_d before_r probe_dir probe verdict detail ms
+  local old="" killed_at=0 new
+  begin_fault "$1"
+  if ((kill_proxy)) && ! old=$(proxy_pid); then
+    end_fault FAIL 0 "no veer-proxy running before the kill"
+    return
+  fi
   if ! live; then
     end_fault FAIL 0 "cannot read the live state"
     return
@@ -460,6 +484,10 @@ episode_hostile() {
   while :; do
     elapsed
     ms=$ELAPSED
+    if ((kill_proxy && !killed_at && ms >= KILL_AFTER_MS)); then
+      kill -KILL "$old" 2>/dev/null || true
+      killed_at=$NOW
+    fi
     if live; then
       if ((LIVE_REJECTED > before_r)) && [[ $LIVE_DIGEST == "$before_d" ]]; then
         verdict=rejected
@@ -502,6 +530,24 @@ episode_hostile() {
     detail="$detail live digest $verdict, neither the last good nor the probe's"
     ;;
   esac
+  if ((kill_proxy)); then
+    if ((!killed_at)); then # judged before the kill was due: kill it now
+      kill -KILL "$old" 2>/dev/null || true
+      now_ms
+      killed_at=$NOW
+    fi
+    if new=$(wait_new_proxy "$old" "$HOSTILE_WAIT_S") && wait_ready "$HOSTILE_WAIT_S"; then
+      elapsed "$killed_at"
+      detail="$detail; veer-proxy $old killed $((killed_at - FAULT_START)) ms in, $new serving $ELAPSED ms after"
+      if ((ELAPSED > RECOVER_BOUND_S * 1000)); then
+        ok=0
+        detail="$detail (bound $RECOVER_BOUND_S s)"
+      fi
+    else
+      ok=0
+      detail="$detail; veer-proxy $old killed, none serving within $HOSTILE_WAIT_S s"
+    fi
+  fi
   # Let traffic run with it there a while (1-4 s), then take it away: the probe goes live.
   rand 3001
   sleep "$((1 + R / 1000)).$(printf '%03d' $((R % 1000)))"
@@ -624,17 +670,18 @@ run_episode() {
   proxy-kill) episode_proxy_kill ;;
   agent-kill) episode_agent_kill agent-kill 0 ;;
   agent-proxy-kill) episode_agent_kill agent-proxy-kill 1 ;;
-  hostile-deep) episode_hostile deep 1 ;;
-  hostile-big) episode_hostile big 1 ;;
-  hostile-weights) episode_hostile weights 1 ;;
-  hostile-symloop) episode_hostile symloop 0 ;;
+  hostile-deep) episode_hostile "$1" deep 1 0 ;;
+  hostile-deep-proxy-kill) episode_hostile "$1" deep 1 1 ;;
+  hostile-big) episode_hostile "$1" big 1 0 ;;
+  hostile-weights) episode_hostile "$1" weights 1 0 ;;
+  hostile-symloop) episode_hostile "$1" symloop 0 0 ;;
   hostile-halfwrite) episode_halfwrite ;;
   agent-restart-hostile) episode_agent_restart_hostile ;;
   esac
 }
 
-KINDS=(flip proxy-kill agent-kill agent-proxy-kill hostile-deep hostile-big hostile-weights
-  hostile-symloop hostile-halfwrite agent-restart-hostile)
+KINDS=(flip proxy-kill agent-kill agent-proxy-kill hostile-deep hostile-deep-proxy-kill
+  hostile-big hostile-weights hostile-symloop hostile-halfwrite agent-restart-hostile)
 DECK=()
 next_kind() { # sets KIND: the next of a shuffled deck of every kind, reshuffled when empty
   local i j t
@@ -781,8 +828,8 @@ awk -v grace="$GRACE_MS" -v excused="$excused" -v faults="$FAULTS" -v out="$TMP/
   FILENAME == faults { n++; start[n] = $1; end_[n] = $2; name[n] = $3; next }
   {
     t = $1; path = ($2 ~ /^l7/) ? "l7" : "kernel"; cause = $4
-    f = at(t)
-    count[cause " " path " " (f ? name[f] : "none")]++
+    a = at(t)
+    count[cause " " path " " (a ? name[a] : "none")]++
     # Answers that keep their keep-alive connection: which fault was on when it opened.
     if ($3 == "keepalive" && (cause == "wrong-version" || cause ~ /^http-/)) {
       o = at($7)
