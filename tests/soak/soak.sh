@@ -847,21 +847,21 @@ awk -v grace="$GRACE_MS" -v excused="$excused" -v faults="$FAULTS" -v out="$TMP/
       k = split(f[3], fs, "|")
       for (j = 1; j <= k; j++) ok[f[1] " " f[2] " " fs[j]] = 1
     }
-    printf "  %-18s %-7s %-22s %9s  %s\n", "cause", "path", "fault", "requests", "verdict"
+    printf "  %-18s %-7s %-24s %9s  %s\n", "cause", "path", "fault", "requests", "verdict"
     broken = 0
     nk = sortkeys(count, keys)
     for (i = 1; i <= nk; i++) {
       split(keys[i], f, " ")
       v = (keys[i] in ok) ? "excused" : "BROKEN"
       if (v == "BROKEN") broken += count[keys[i]]
-      printf "  %-18s %-7s %-22s %9d  %s\n", f[1], f[2], f[3], count[keys[i]], v
+      printf "  %-18s %-7s %-24s %9d  %s\n", f[1], f[2], f[3], count[keys[i]], v
     }
     if (nk == 0) printf "  (no failed request)\n"
     printf "BROKEN %d\n", broken
     nk = sortkeys(kept, kkeys)
     for (i = 1; i <= nk; i++) {
       split(kkeys[i], f, " ")
-      printf "  %-18s %-7s %-22s %9d %6d %9s\n", f[1], f[2], f[3], kept[kkeys[i]], conns[kkeys[i]],
+      printf "  %-18s %-7s %-24s %9d %6d %9s\n", f[1], f[2], f[3], kept[kkeys[i]], conns[kkeys[i]],
         last[kkeys[i]] < 0 ? "-" : sprintf("%.1f", last[kkeys[i]]) > out
     }
   }' "$FAULTS" "$EVENTS" >"$TMP/attribution.txt"
@@ -870,7 +870,7 @@ if [[ -s $TMP/kept.txt ]]; then
   say ""
   say "== of those, answers on keep-alive connections (which stay open), by the fault during"
   say "   which their connection opened; last: seconds after that fault ended"
-  printf '  %-18s %-7s %-22s %9s %6s %9s\n' cause path "connection opened in" requests conns last
+  printf '  %-18s %-7s %-24s %9s %6s %9s\n' cause path "connection opened in" requests conns last
   cat "$TMP/kept.txt"
 fi
 BROKEN=$(sed -n 's/^BROKEN //p' "$TMP/attribution.txt")
@@ -882,9 +882,9 @@ fi
 
 say ""
 say "== fault episodes (ms: to recover, to reject, or until judged)"
-printf '  %-22s %5s %5s %9s\n' episode runs FAIL "max ms"
+printf '  %-24s %5s %5s %9s\n' episode runs FAIL "max ms"
 awk '{ n[$1]++; if ($2 != "ok") bad[$1]++; if ($3 > max[$1]) max[$1] = $3 }
-  END { for (k in n) printf "  %-22s %5d %5d %9d\n", k, n[k], bad[k], max[k] }' "$CHECKS" | sort
+  END { for (k in n) printf "  %-24s %5d %5d %9d\n", k, n[k], bad[k], max[k] }' "$CHECKS" | sort
 if ((EPISODE_FAILS > 0)); then
   say "  failed episodes:"
   grep -v '^[^ ]* ok ' "$CHECKS" | sed 's/^/    /'
