@@ -67,7 +67,7 @@ BENCH_SRCS := $(wildcard tests/bench/*.cpp)
 ALL_BINS := $(addprefix $(BIN)/,$(PROGS)) $(BIN)/veer-unit-tests \
 	$(BIN)/veer-integration-tests $(BIN)/veer-k8s-tests $(patsubst tests/tools/%.cpp,$(BIN)/%,$(TOOL_SRCS))
 
-.PHONY: all deps test unit-test integration-test bench demo clean
+.PHONY: all deps test unit-test integration-test bench soak demo clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -178,6 +178,14 @@ test: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
 	$(Q)set -e; for b in tests/bench/*.sh; do bash $$b; done
+
+# The load-and-fault soak (tests/soak/soak.sh): SOAK_TIME seconds of traffic while weights
+# flip, veer-proxy and veer-agent are killed and hostile config files come and go. Not part
+# of `make test`: it runs for minutes.
+SOAK_TIME ?= 600
+soak: deps
+	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
+	$(Q)SOAK_TIME=$(SOAK_TIME) bash tests/soak/soak.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all

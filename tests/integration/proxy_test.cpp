@@ -14,6 +14,7 @@
 #include "kernel_path_fixture.h"
 #include "pod_child.h"
 #include "proxy/router.h"
+#include "reconcile/proxy_metrics.h"
 
 namespace veer::test {
 namespace {
@@ -280,6 +281,52 @@ TEST_F(ProxyTest, Seed000JasonReachesV3) {
   EXPECT_EQ(connections(anon), 1);
 }
 
+// The proxy's counts reach the agent's scrape: the real veer-proxy's stats socket in the
+// run dir (as the supervisor starts it), read the way /metrics reads it.
+TEST_F(ProxyTest, Seed000RequestsAndUpstreamConnectionsAreCountedPerVersion) {
+  agent_->start();
+  applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
+  curl("productpage-v1", reviewsUrl_, 20, {"-H", "end-user: jason"});
+  curl("productpage-v1", reviewsUrl_, 30);
+
+  const std::string socket = (tmp_ / "run" / "veer-proxy.stats.sock").string();
+  struct stat st {};
+  ASSERT_EQ(stat(socket.c_str(), &st), 0) << socket;
+  EXPECT_EQ(st.st_mode & 07777, 0600U);
+  // The last request is counted just after its last byte left: wait for it (bounded).
+  std::map<std::string, uint64_t> byVersion;
+  Result<proxy::ProxyStats> stats = Error{};
+  const auto deadline = steady_clock::now() + std::chrono::seconds(10);
+  while (steady_clock::now() < deadline) {
+    stats = fetchProxyStats(socket);
+    ASSERT_TRUE(stats) << stats.error().message;
+    byVersion.clear();
+    for (const auto& [l, n] : stats->requests) {
+      if (l.name == "reviews" && l.code == 200) {
+        byVersion[l.version] += n;
+      }
+    }
+    if (byVersion["v2"] + byVersion["v3"] >= 50) {
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_EQ(byVersion, (std::map<std::string, uint64_t>{{"v2", 30}, {"v3", 20}}))
+      << stats->toJson();
+  std::map<std::string, uint64_t> connections;
+  for (const auto& [l, n] : stats->connections) {
+    connections[l.name + " " + l.version] += n;
+  }
+  // One curl run, one keep-alive connection, one upstream connection per version.
+  EXPECT_EQ(connections, (std::map<std::string, uint64_t>{{"reviews v2", 1}, {"reviews v3", 1}}))
+      << stats->toJson();
+
+  metrics::TextWriter w;
+  writeConnectionFamilies(w, {}, &*stats);
+  writeRequestFamilies(w, &*stats);
+  EXPECT_NE(w.render().find("path=\"l7\"} 1\n"), std::string::npos) << w.render();
+}
+
 // Issue 21 M9: routes.json names services, pod addresses and header values to match. It
 // was 0644 in a 0755 run directory, and stayed after --uninstall.
 TEST_F(ProxyTest, RouteTableIsPrivateAndGoesWithUninstall) {
@@ -296,6 +343,7 @@ TEST_F(ProxyTest, RouteTableIsPrivateAndGoesWithUninstall) {
                           bpffs_.string() + " --run-dir " + run.string() + " >/dev/null 2>&1";
   ASSERT_EQ(system(cmd.c_str()), 0);
   EXPECT_FALSE(fs::exists(run / "routes.json"));
+  EXPECT_FALSE(fs::exists(run / "veer-proxy.stats.sock")) << "the proxy removes it as it exits";
 }
 
 /** The proxy fixture with socket acceleration on (bpf/lib/accel.h). */

@@ -1004,7 +1004,10 @@ TEST(LoadHostile, LargeLoadGivesMemoryBack) {
   // Measured here: before 34, loaded 85, dropped 85, released 34; with releaseFreeMemory a
   // no-op, 86 throughout (the warm-up load's memory was never given back either).
   ASSERT_GT(dropped, base + 16 * kMiB) << "the load should have grown the heap";
-  EXPECT_LT(released - std::min(released, base), (dropped - base) / 4);
+  // At least half of what the load grew comes back. Not "back to base": mimalloc
+  // keeps or frees a whole 20 MiB arena segment depending on which thread's heap
+  // last touched it, so base and released each land on either side of it.
+  EXPECT_GT(dropped - std::min(dropped, released), (dropped - base) / 2);
 }
 
 } // namespace

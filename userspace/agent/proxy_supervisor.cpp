@@ -293,7 +293,8 @@ Status ProxySupervisor::start() {
   }
   std::vector<std::string> args = {opt_.binary, "--routes", routesPath_, "--ready-fd", "3",
                                    "--mark", std::to_string(opt_.mark), "--threads",
-                                   std::to_string(opt_.threads)};
+                                   std::to_string(opt_.threads), "--stats-socket",
+                                   statsSocket()};
   if (opt_.socketAcceleration) {
     args.insert(args.end(), {"--no-defer-accept", "--io", "epoll"});
   }

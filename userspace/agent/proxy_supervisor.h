@@ -76,6 +76,10 @@ public:
    */
   Status publish(const std::string& json);
 
+  /** veer-proxy's stats socket (GET /stats): what reconcile/proxy_metrics.h's
+   * fetchProxyStats reads at scrape time. */
+  std::string statsSocket() const { return opt_.runDir + "/veer-proxy.stats.sock"; }
+
   /** The proxy's report pipe, for the agent's poll loop; -1 when no proxy runs. */
   int reportFd() const { return report_; }
   /** Reads reports that arrived outside publish(). */
