@@ -9,7 +9,7 @@ default_packages=(
 	make clang llvm gcc g++ pkg-config libelf-dev zlib1g-dev
 	libbpf-dev bpftool linux-libc-dev
 	libyaml-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-	libre2-dev libnl-3-dev libnl-route-3-dev libhttp-parser-dev
+	libre2-dev libnl-3-dev libnl-route-3-dev node-llhttp
 	libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev liburing-dev
 	# test world and benchmarks
 	iproute2 iptables curl wrk procps
