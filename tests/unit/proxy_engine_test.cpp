@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "config/loader.h"
+#include "config/resolve.h"
 #include "proxy/engine.h"
 
 namespace veer::proxy {

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "config/loader.h"
+#include "config/resolve.h"
 #include "proxy/explain.h"
 #include "proxy/router.h"
 

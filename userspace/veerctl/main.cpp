@@ -19,6 +19,7 @@
 #include "common/hash.h"
 #include "compiler/pipeline.h"
 #include "config/plan_text.h"
+#include "config/resolve.h"
 #include "datapath/datapath.h"
 #include "datapath/maps.h"
 #include "proxy/explain.h"

@@ -1,0 +1,52 @@
+#pragma once
+
+// A route table as plain data (the spec): what the agent derives from a Plan and writes,
+// and what veer-proxy reads back (route_table_json.h) and compiles for routing
+// (router_table.h). Per service address: the ordered rules as Istio wrote them, every
+// subset's endpoints, the traffic-label sources and the client pods the rules look at.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/net.h"
+#include "config/model.h"
+#include "config/plan.h"
+#include "proxy/router.h"
+
+namespace veer::proxy {
+
+struct RouteSpecCluster {
+  std::string service; // "ns/name" of another Service a route sends to; "" = the routed one
+  std::string subset;  // "" = every endpoint of the service
+  uint16_t port = 0;  // service port
+  std::vector<Endpoint> endpoints;
+  Boxed<LoadBalancer> loadBalancer;
+};
+
+struct RouteSpecService {
+  std::string ns;
+  std::string name;
+  IpAddr addr;
+  uint16_t port = 0;
+  ThinVector<PlanRoute> routes;
+  std::vector<RouteSpecCluster> clusters;
+  /** Traffic labels the routes name ($name), with their sources in order. */
+  std::map<std::string, ThinVector<TrafficLabel::Source>> labels;
+};
+
+struct RouteSpecPod {
+  IpAddr ip;
+  std::string ns;
+  std::string name;
+  Labels labels; // only the keys the routes read (sourceLabels, localLabel)
+};
+
+struct RouteSpec {
+  std::string tagHeader;
+  std::vector<RouteSpecService> services;
+  std::vector<RouteSpecPod> pods;
+};
+
+} // namespace veer::proxy
