@@ -172,7 +172,8 @@ FUZZ_C_OBJS_proxy := $(patsubst $(LLHTTP_DIR)/%.c,$(FUZZ_DIR)/llhttp/%.o,$(LLHTT
 FUZZ_SEEDS_loader := $(shell find configs fuzz/regressions -name '*.yaml')
 FUZZ_SEEDS_proxy := $(wildcard fuzz/proxy-seeds/*)
 FUZZ_LIB_SRCS_route_table := $(wildcard userspace/config/*.cpp userspace/common/*.cpp) \
-	userspace/proxy/router.cpp userspace/compiler/compiler.cpp userspace/compiler/maglev.cpp
+	$(wildcard userspace/proxy/router*.cpp) userspace/proxy/route_table_json.cpp \
+	userspace/compiler/compiler.cpp userspace/compiler/maglev.cpp
 # The route table the agent would write for every seed step (veer-routes: inventory, the
 # seed's own files, the step), generated rather than checked in so it follows the schema.
 FUZZ_SEEDS_route_table := $(patsubst configs/%.yaml,$(FUZZ_DIR)/route_table-seeds/%.json,\

@@ -210,7 +210,8 @@ TEST(ProxyHttp, HeaderLimitsAnswer431) {
     ok += "X-" + std::to_string(i) + ": v\r\n";
   }
   ok += "\r\n";
-  EXPECT_EQ(parseAll(ok, ok.size(), MessageType::kRequest, limits).events.front(), ParseEvent::kHead);
+  EXPECT_EQ(parseAll(ok, ok.size(), MessageType::kRequest, limits).events.front(),
+            ParseEvent::kHead);
 }
 
 /** Parses one head; its views point into text, which must outlive the result. */

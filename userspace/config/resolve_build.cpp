@@ -1,38 +1,15 @@
 // The resolver's build: a PlanService per Service address and port from the rules that
 // validated, their endpoints, subsets, lanes and fallbacks; in parallel for a large Config.
 
-
 #include <algorithm>
 
 #include "common/worker_pool.h"
 #include "config/resolve_internal.h"
 
 namespace veer::resolver {
-
 namespace {
 
 std::string family(bool v4) { return v4 ? "IPv4" : "IPv6"; }
-
-/**
- * A destination's field as the object's format spells it: Istio's suffix
- * (".destination.host", ".destination.port.number", ".weight") or, for a Gateway API
- * backendRef, ".name" / ".port" / ".weight".
- */
-std::string destField(const VirtualService& vs, const std::string& field, const std::string& istio) {
-  if (vs.meta.kind != "HTTPRoute") {
-    return field + istio;
-  }
-  if (istio == ".destination.host") {
-    return field + ".name";
-  }
-  if (istio == ".destination.port.number") {
-    return field + ".port";
-  }
-  if (istio == ".route") {
-    return field + ".backendRefs";
-  }
-  return field + istio;
-}
 
 } // namespace
 
@@ -43,8 +20,8 @@ void Resolver::addLaneClient(std::vector<PlanLaneClient>& all, PlanLaneClient cl
   }
 }
 
-std::optional<uint16_t> Resolver::podTarget(const ServicePort& sp, const Pod& pod, const Service& svc,
-                                  DiagnosticSink& diag) {
+std::optional<uint16_t> Resolver::podTarget(const ServicePort& sp, const Pod& pod,
+                                            const Service& svc, DiagnosticSink& diag) {
   if (sp.targetPortName.empty()) {
     return sp.targetPort;
   }
@@ -177,7 +154,8 @@ Labels Resolver::labelsOf(const Service& svc, const DestinationRule* dr, const s
  * path, why, routes and load balancer of a service port. lastUse: no other port or
  * address of the service follows, so dec's routes and findings move rather than copy.
  */
-void Resolver::describe(PlanService& ps, ServiceRules* dec, bool lastUse, const DestinationRule* dr) {
+void Resolver::describe(PlanService& ps, ServiceRules* dec, bool lastUse,
+                        const DestinationRule* dr) {
   std::vector<PlanWhy> l7;
   std::vector<PlanWhy> kernel;
   if (dec != nullptr) {

@@ -1,13 +1,11 @@
 // The resolver's validation: each Service's rules (delegates inlined) checked against
 // the indexes, and classified by the path that can serve them (kernel or L7).
 
-
 #include <algorithm>
 
 #include "config/resolve_internal.h"
 
 namespace veer::resolver {
-
 namespace {
 
 /**
@@ -15,7 +13,8 @@ namespace {
  * (".destination.host", ".destination.port.number", ".weight") or, for a Gateway API
  * backendRef, ".name" / ".port" / ".weight".
  */
-std::string destField(const VirtualService& vs, const std::string& field, const std::string& istio) {
+std::string destField(const VirtualService& vs, const std::string& field,
+                      const std::string& istio) {
   if (vs.meta.kind != "HTTPRoute") {
     return field + istio;
   }

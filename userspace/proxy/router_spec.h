@@ -17,6 +17,7 @@
 
 namespace veer::proxy {
 
+/** The endpoints of one subset of one Service port, and how to balance over them. */
 struct RouteSpecCluster {
   std::string service; // "ns/name" of another Service a route sends to; "" = the routed one
   std::string subset;  // "" = every endpoint of the service
@@ -25,6 +26,7 @@ struct RouteSpecCluster {
   Boxed<LoadBalancer> loadBalancer;
 };
 
+/** One L7 service address and port: its rules as written, and every cluster they reach. */
 struct RouteSpecService {
   std::string ns;
   std::string name;
@@ -36,6 +38,7 @@ struct RouteSpecService {
   std::map<std::string, ThinVector<TrafficLabel::Source>> labels;
 };
 
+/** A client pod the rules look at (sourceLabels, sourceNamespace, a lane's pod label). */
 struct RouteSpecPod {
   IpAddr ip;
   std::string ns;
@@ -43,6 +46,7 @@ struct RouteSpecPod {
   Labels labels; // only the keys the routes read (sourceLabels, localLabel)
 };
 
+/** A whole route table as data: what toJson writes and fromJson reads. */
 struct RouteSpec {
   std::string tagHeader;
   std::vector<RouteSpecService> services;

@@ -20,9 +20,11 @@
 
 namespace veer::proxy {
 
+/** A RouteSpec compiled: per (service address, port) its rules and clusters; the client
+ * pods by IP. Immutable once built but for the atomic counters (round robin, shares). */
 struct CompiledTable {
   struct Cluster {
-    std::string service; // as SpecCluster::service
+    std::string service; // as RouteSpecCluster::service
     std::string subset;
     uint16_t port = 0;
     std::string name; // "default/reviews:9080 v2"
