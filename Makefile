@@ -3,7 +3,11 @@
 
 BUILD ?= build
 BIN := $(BUILD)/bin
-ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
+MACHINE := $(shell uname -m)
+ARCH_INC := /usr/include/$(MACHINE)-linux-gnu
+# libbpf's __TARGET_ARCH_ names (bpf_tracing.h), from the one machine name.
+BPF_ARCH := $(strip $(subst x86_64,x86,$(subst aarch64,arm64,$(subst ppc64le,powerpc,\
+	$(subst loongarch64,loongarch,$(subst riscv64,riscv,$(MACHINE)))))))
 
 ifeq ($(V),1)
 Q :=
@@ -17,13 +21,13 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 CXX ?= g++
 
-PKGS := libbpf yaml-0.1 spdlog fmt re2 libnl-3.0 libnl-route-3.0 liburing
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGS := libbpf yaml-0.1 spdlog fmt re2 libnl-3.0 libnl-route-3.0 liburing libmicrohttpd libcurl
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 # mimalloc replaces glibc's malloc in every binary: loading a large config is mostly small
 # allocations, and glibc spent a quarter of the load in malloc/free (docs/design.md).
 # no-as-needed: nothing calls it by name; it is linked for the symbols it interposes.
 ALLOC_LIBS := -Wl,--push-state,--no-as-needed -lmimalloc -Wl,--pop-state
-PKG_LIBS = $(ALLOC_LIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lelf -lz
+PKG_LIBS = $(ALLOC_LIBS) $(shell pkg-config --libs $(PKGS)) -lelf -lz
 
 # llhttp, veer-proxy's HTTP/1 parser: Debian ships it only as C sources (node-llhttp),
 # compiled here from where the package installs them.
@@ -35,12 +39,15 @@ CFLAGS ?= -O2 -g
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -MMD -MP \
 	-Iuserspace -Iinclude -Itests -I$(BUILD)/bpf -isystem $(LLHTTP_INC) $(PKG_CFLAGS)
-BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall \
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(BPF_ARCH) -Wall \
 	-Iinclude -Ibpf -I$(ARCH_INC)
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(BPF_SRCS))
+# Test-only programs (tests/bpf): bpf/lib logic in a type BPF_PROG_TEST_RUN can run.
+TEST_BPF_SRCS := $(wildcard tests/bpf/*.bpf.c)
+SKELS += $(patsubst tests/bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(TEST_BPF_SRCS))
 
 LIB_SRCS := $(wildcard userspace/common/*.cpp userspace/config/*.cpp \
 	userspace/compiler/*.cpp userspace/datapath/*.cpp userspace/proxy/*.cpp)
@@ -72,6 +79,10 @@ $(BUILD)/bpf/%.tmp.o: bpf/%.bpf.c $(wildcard bpf/lib/*.h include/veer/*.h) | $(B
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+$(BUILD)/bpf/%.tmp.o: tests/bpf/%.bpf.c $(wildcard bpf/lib/*.h include/veer/*.h) | $(BUILD)/bpf
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
 $(BUILD)/bpf/%.bpf.o: $(BUILD)/bpf/%.tmp.o
 	$(call msg,GEN-OBJ,$@)
 	$(Q)$(BPFTOOL) gen object $@ $<
@@ -81,7 +92,16 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
 # --- userspace -------------------------------------------------------------
-$(BUILD)/obj/%.o: %.cpp $(SKELS)
+# Every library this build needs, checked once with pkg-config's own message
+# (say `make deps`), before any compile can fail on a missing header instead.
+$(BUILD)/pkg-config.ok: Makefile | $(BUILD)/bpf
+	$(Q)pkg-config --exists --print-errors $(PKGS) || \
+		{ echo "missing libraries above: run 'make deps'" >&2; exit 1; }
+	$(Q)touch $@
+
+# The skeletons are order-only: the first build makes them before any object,
+# and after that each object depends on the skeletons it includes (its .d file).
+$(BUILD)/obj/%.o: %.cpp | $(SKELS) $(BUILD)/pkg-config.ok $(BUILD)/layering.ok
 	@mkdir -p $(@D)
 	$(call msg,CXX,$@)
 	$(Q)$(CXX) $(CXXFLAGS) -c $< -o $@
@@ -109,16 +129,22 @@ $(BIN)/veer-proxy: $(BUILD)/obj/userspace/veer-proxy/main.o $(LIB) | $(BIN)
 
 $(BIN)/veer-unit-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(UNIT_SRCS)) $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
-	$(Q)$(CXX) $^ $(PKG_LIBS) -lgmock -lgtest -lgtest_main -pthread -o $@
+	$(Q)$(CXX) $^ $(PKG_LIBS) -lgtest -lgtest_main -pthread -o $@
 
 $(BIN)/veer-integration-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(INTEG_SRCS)) $(WORLD_OBJS) $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
-	$(Q)$(CXX) $^ $(PKG_LIBS) -lgmock -lgtest -lgtest_main -pthread -o $@
+	$(Q)$(CXX) $^ $(PKG_LIBS) -lgtest -lgtest_main -pthread -o $@
 
 # Test tools share the namespace test world with the integration tests.
 $(BIN)/%: $(BUILD)/obj/tests/tools/%.o $(WORLD_OBJS) $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
 	$(Q)$(CXX) $^ $(PKG_LIBS) -pthread -o $@
+
+# Layers include only downwards (scripts/check-layering.sh says which).
+$(BUILD)/layering.ok: scripts/check-layering.sh $(shell find userspace -name '*.h' -o -name '*.cpp') | $(BUILD)/bpf
+	$(call msg,LAYERS,userspace)
+	$(Q)bash scripts/check-layering.sh
+	$(Q)touch $@
 
 $(BUILD)/bpf $(BIN):
 	$(Q)mkdir -p $@
@@ -130,11 +156,12 @@ unit-test: $(BIN)/veer-unit-tests
 integration-test: all
 	$(Q)$(BIN)/veer-integration-tests
 
+# Fuzzing explores in `make fuzz`; the test run only replays the corpora, so a
+# crash found by chance never fails an unrelated change.
 test: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
 	$(Q)bash scripts/run-tests.sh $(BIN)/veer-unit-tests $(BIN)/veer-integration-tests \
 		"$(MAKE) --no-print-directory fuzz-corpus" \
-		"$(MAKE) --no-print-directory fuzz FUZZ_TIME=30" \
 		"KERNEL=$(KERNEL) bash vm-tests/run.sh"
 
 bench: deps

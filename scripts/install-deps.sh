@@ -9,10 +9,10 @@ default_packages=(
 	make clang llvm gcc g++ pkg-config libelf-dev zlib1g-dev
 	libbpf-dev bpftool linux-libc-dev
 	libyaml-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-	libre2-dev libnl-3-dev libnl-route-3-dev node-llhttp
-	libgtest-dev libgmock-dev libbenchmark-dev libmimalloc-dev liburing-dev
+	libre2-dev libnl-3-dev libnl-route-3-dev node-llhttp libmicrohttpd-dev libcurl4-openssl-dev
+	libgtest-dev libmimalloc-dev liburing-dev
 	# test world and benchmarks
-	iproute2 iptables curl wrk procps
+	iproute2 iptables curl wrk procps prometheus
 )
 if (($#)); then
 	packages=("$@")

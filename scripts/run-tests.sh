@@ -2,10 +2,10 @@
 # Runs every test suite given (each a command: a GoogleTest binary, or the VM
 # harness whose GoogleTest lines come prefixed with "[vm] "), keeps going after
 # a failure, and ends with one summary line "tests: N passed, N failed" that
-# CI reads. Exit 1 if any suite failed.
+# CI reads ("tests: N passed, N failed, N skipped"). Exit 1 if any suite failed.
 set -uo pipefail
 
-passed=0 failed=0 broken=()
+passed=0 failed=0 skipped=0 broken=()
 for cmd in "$@"; do
 	echo "=== $cmd"
 	out=$(mktemp)
@@ -13,8 +13,10 @@ for cmd in "$@"; do
 	rc=${PIPESTATUS[0]}
 	p=$(sed -n 's/^\(\[vm\] \)\?\[  PASSED  \] \([0-9]*\) tests\?\..*/\2/p' "$out" | tail -1)
 	f=$(sed -n 's/^\(\[vm\] \)\?\[  FAILED  \] \([0-9]*\) tests\?, listed below:.*/\2/p' "$out" | tail -1)
+	s=$(sed -n 's/^\(\[vm\] \)\?\[  SKIPPED \] \([0-9]*\) tests\?, listed below:.*/\2/p' "$out" | tail -1)
 	rm -f "$out"
 	passed=$((passed + ${p:-0}))
+	skipped=$((skipped + ${s:-0}))
 	failed=$((failed + ${f:-0}))
 	if ((rc != 0)); then
 		broken+=("$cmd")
@@ -23,5 +25,5 @@ for cmd in "$@"; do
 	fi
 done
 ((${#broken[@]})) && printf 'failing suite: %s\n' "${broken[@]}"
-echo "tests: $passed passed, $failed failed"
+echo "tests: $passed passed, $failed failed, $skipped skipped"
 ((${#broken[@]} == 0))

@@ -245,31 +245,52 @@ protected:
     return live ? live->accel : veer_accel_stats{};
   }
 
-  /** Versions of n fresh connections from the client pod; failures counted as "error". */
-  std::map<std::string, int> split(const std::string& addr, int n = 1000) {
+  /** The version that answered each of n fresh connections from the client pod, in order; "error" for a failure. */
+  std::vector<std::string> versions(const std::string& addr, int n) {
     if (HasFatalFailure()) {
       return {}; // the config did not apply: do not wait on 1000 timeouts
     }
     auto results = world_->httpGetMany("productpage-v1", addr, kHttpPort, n);
     EXPECT_TRUE(results) << results.error().message;
+    std::vector<std::string> out;
+    for (const HttpResult& r : results ? *results : std::vector<HttpResult>{}) {
+      out.push_back(r.ok ? r.body.substr(0, r.body.find('\n')) : "error");
+    }
+    return out;
+  }
+
+  /** Versions of n fresh connections from the client pod; failures counted as "error". */
+  std::map<std::string, int> split(const std::string& addr, int n = 1000) {
     std::map<std::string, int> counts;
-    for (const HttpResult& r : *results) {
-      counts[r.ok ? r.body.substr(0, r.body.find('\n')) : "error"]++;
+    for (const std::string& v : versions(addr, n)) {
+      counts[v]++;
     }
     return counts;
   }
 
-  /** Each version's share of 1000 connections is its weight to within 1 point. */
-  void expectExactSplit(const std::string& addr, std::map<std::string, int> weights) {
-    const int n = 1000;
-    std::map<std::string, int> got = split(addr, n);
-    EXPECT_EQ(got.count("error"), 0u) << got["error"] << " failed connections";
-    for (const auto& [version, weight] : weights) {
-      EXPECT_NEAR(got[version], weight * n / 100, n / 100)
-          << version << " at " << addr << " (weight " << weight << ")";
-    }
-    for (const auto& [version, count] : got) {
-      EXPECT_TRUE(weights.count(version) || count == 0) << "unexpected version " << version;
+  /**
+   * The round robin over the service's 100 weight slots is exact to the
+   * connection: in every run of 100 consecutive connections (of 1000, wherever
+   * the run starts) each version answers exactly its weight's count.
+   */
+  void expectExactSplit(const std::string& addr, const std::map<std::string, int>& weights) {
+    constexpr int kN = 1000, kWindow = VEER_WEIGHT_SLOTS;
+    const std::vector<std::string> got = versions(addr, kN);
+    ASSERT_EQ(got.size(), static_cast<size_t>(kN));
+    std::map<std::string, int> window;
+    for (int i = 0; i < kN; ++i) {
+      window[got[i]]++;
+      if (i >= kWindow) {
+        window[got[i - kWindow]]--;
+      }
+      if (i + 1 < kWindow) {
+        continue;
+      }
+      std::map<std::string, int> want = weights;
+      std::erase_if(want, [](const auto& kv) { return kv.second == 0; });
+      std::erase_if(window, [](const auto& kv) { return kv.second == 0; });
+      ASSERT_EQ(window, want) << "connections " << i + 1 - kWindow << ".." << i << " to " << addr
+                              << " (the first map is what answered)";
     }
   }
 

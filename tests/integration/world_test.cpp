@@ -1,12 +1,19 @@
-// Tests of the test world itself (root): pods talk over IPv4 and IPv6, spawned
-// processes live in the pod cgroup, teardown leaves nothing behind.
+// Tests of the test world itself (root): pods talk over IPv4 and IPv6, service
+// ranges are blackholed everywhere, spawned processes live in the pod cgroup,
+// teardown leaves nothing behind.
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -114,13 +121,105 @@ TEST_F(WorldTest, ManyConnectionsInOneBatch) {
   EXPECT_EQ(good, 1000);
 }
 
-TEST_F(WorldTest, UnreachableServiceAddressFailsFast) {
+/** errno of a non-blocking connect() to addr:port from inside a netns file (0: in progress or done). */
+int connectErrnoIn(const std::string& netnsPath, const std::string& addr, uint16_t port) {
+  int result = -1;
+  // setns on a thread of its own: the test's thread keeps its netns.
+  std::thread t([&] {
+    int ns = ::open(netnsPath.c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) {
+      result = -errno;
+      return;
+    }
+    ::close(ns);
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (::inet_pton(AF_INET, addr.c_str(), &in4->sin_addr) == 1) {
+      in4->sin_family = AF_INET;
+      in4->sin_port = htons(port);
+      len = sizeof(*in4);
+    } else if (::inet_pton(AF_INET6, addr.c_str(), &in6->sin6_addr) == 1) {
+      in6->sin6_family = AF_INET6;
+      in6->sin6_port = htons(port);
+      len = sizeof(*in6);
+    }
+    int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      result = -errno;
+      return;
+    }
+    result = ::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 ? 0 : errno;
+    result = result == EINPROGRESS ? 0 : result;
+    ::close(fd);
+  });
+  t.join();
+  return result;
+}
+
+// With no connect hook attached (nothing attaches to a fresh world's cgroup), a
+// service address must never be routed anywhere: in a pod and in the node, TCP
+// connect() and UDP sendto() fail at once with the blackhole route's EINVAL,
+// over IPv4 and IPv6 and at both ends of the ranges. A default route would
+// instead send a SYN and fail with EHOSTUNREACH/ENETUNREACH, or time out.
+TEST_F(WorldTest, ServiceRangesAreBlackholedInEveryNamespaceWithNoHook) {
   addPod({"client", {}, {}});
-  // No BPF here: a service address on no interface goes nowhere.
-  auto r = world_->httpGet("client", "10.96.0.20", 9080, std::chrono::milliseconds(300));
+  const std::chrono::milliseconds timeout(2000);
+  for (const std::string addr : {"10.96.0.20", "10.96.0.0", "10.111.255.254", "fd00:96::20",
+                                 "fd00:96::ffff:ffff:ffff:fffe"}) {
+    SCOPED_TRACE(addr);
+    const auto start = std::chrono::steady_clock::now();
+    auto r = world_->httpGet("client", addr, 9080, timeout);
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_FALSE(r->ok);
+    EXPECT_EQ(r->step, "connect");
+    EXPECT_EQ(r->err, EINVAL) << strerror(r->err);
+    EXPECT_LT(took, timeout / 2) << "a blackholed connect fails at once";
+
+    auto u = world_->udpQuery("client", addr, 5353, 1, timeout);
+    ASSERT_TRUE(u.ok()) << u.error().message;
+    EXPECT_FALSE(u->front().ok);
+    EXPECT_EQ(u->front().err, EINVAL) << strerror(u->front().err);
+
+    EXPECT_EQ(connectErrnoIn("/run/netns/" + world_->nodeNetns(), addr, 9080), EINVAL)
+        << "in the node's netns";
+  }
+  // Just outside the ranges the pod's default route applies (nothing answers there).
+  EXPECT_NE(connectErrnoIn("/run/netns/" + world_->netnsName("client"), "10.112.0.1", 9080),
+            EINVAL);
+  EXPECT_NE(connectErrnoIn("/run/netns/" + world_->netnsName("client"), "fd00:97::1", 9080),
+            EINVAL);
+}
+
+// A pod built for an iptables DNAT baseline (veer-bench-connect's) routes the
+// ranges to the node, whose blackhole drops the packets: connect() finds a
+// route, so the pod's own DNAT rule can take the connection to a backend, and
+// without one the SYN goes no further than the node.
+TEST_F(WorldTest, ServiceRangesViaNodeLetThePodsDnatWorkAndStopAtTheNode) {
+  PodSpec spec{"dnat", {}, {}};
+  spec.serviceRangesViaNode = true;
+  addPod(spec);
+  addPod({"backend", {"10.244.1.30"}, {}});
+  auto srv = world_->startTestServer("backend", "v1", {9080});
+  ASSERT_TRUE(srv.ok()) << srv.error().message;
+
+  auto r = world_->httpGet("dnat", "10.96.0.20", 9080, std::chrono::milliseconds(300));
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_FALSE(r->ok);
   EXPECT_EQ(r->step, "connect");
+  EXPECT_EQ(r->err, ETIMEDOUT) << strerror(r->err) << ": the node drops it silently";
+
+  auto rule = world_->run("dnat", {"iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-d",
+                                   "10.96.0.20", "-p", "tcp", "--dport", "9080", "-j", "DNAT",
+                                   "--to-destination", "10.244.1.30:9080"});
+  ASSERT_TRUE(rule.ok()) << rule.error().message;
+  ASSERT_EQ(rule->exitCode, 0) << rule->err;
+  r = world_->httpGet("dnat", "10.96.0.20", 9080);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r->ok) << r->step << ": " << strerror(r->err);
+  EXPECT_EQ(r->body, "v1\n");
 }
 
 TEST_F(WorldTest, SpawnedProcessIsInThePodCgroup) {

@@ -700,7 +700,7 @@ int runBench() {
       {"reviews-v2", {kV2Addr}, {}, false},
       {kVeerClient, {"10.244.1.10"}, {}, false},
       {kDirectClient, {"10.244.1.11"}, {}, true},
-      {kIptablesClient, {"10.244.1.12"}, {}, true},
+      {kIptablesClient, {"10.244.1.12"}, {}, true, /*serviceRangesViaNode=*/true},
   };
   for (const auto& pod : pods) {
     if (auto s = w.addPod(pod); !s.ok()) {

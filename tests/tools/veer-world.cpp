@@ -28,7 +28,9 @@
 // "dns" or "udp"; port 5353 is served over both. Besides the inventory pods, a pod
 // "client" (auto-addressed, in the world cgroup) is created unless --no-client or the
 // inventory has one; --client adds more, --outside-client adds pods whose cgroup is
-// outside the world's parent cgroup (not subject to the agent).
+// outside the world's parent cgroup (not subject to the agent). Like every World, the
+// node and each pod blackhole the service ranges (world.h kServiceRanges): with no agent
+// attached, traffic to a service address fails at once and never leaves the machine.
 
 #include <fcntl.h>
 #include <sched.h>

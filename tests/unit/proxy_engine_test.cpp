@@ -3,7 +3,9 @@
 // RouteTable compiled from Istio YAML (the agent's path: fromPlan -> toJson -> fromJson),
 // a proxy Engine on 127.0.0.1 whose port is the service port, and blocking test clients.
 // Nothing sleeps to wait: sockets listen before a constructor returns, and every wait is
-// a blocking read of the answer the test expects (with a receive timeout as a backstop).
+// a blocking read of the answer the test expects (with a receive timeout as a backstop),
+// or a bounded wait for an engine counter. Timeout tests run on simulated time: the
+// engine's timers fire when the test advances the clock, exactly, and never before.
 
 #include <arpa/inet.h>
 #include <llhttp.h>
@@ -11,6 +13,8 @@
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -20,10 +24,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -33,6 +39,8 @@
 #include "config/loader.h"
 #include "config/resolve.h"
 #include "proxy/engine.h"
+#include "proxy/retry.h"
+#include "proxy/time_source.h"
 
 namespace veer::proxy {
 namespace {
@@ -69,6 +77,35 @@ bool sendAll(int fd, std::string_view data) {
     data.remove_prefix(n);
   }
   return true;
+}
+
+/** Waits (20 s at most) for a condition another thread makes true. */
+bool waitFor(const std::function<bool()>& cond) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > until) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+/** Which of the fds is readable first (20 s at most); -1 when none. */
+int firstReadable(std::initializer_list<int> fds) {
+  std::vector<pollfd> p;
+  for (int fd : fds) {
+    p.push_back({fd, POLLIN, 0});
+  }
+  if (::poll(p.data(), p.size(), 20000) <= 0) {
+    return -1;
+  }
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (p[i].revents != 0) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
 }
 
 void setRecvTimeout(int fd, int seconds) {
@@ -410,6 +447,11 @@ public:
   }
   ~TestClient() { ::close(fd_); }
   int fd() const { return fd_; }
+  /** True when a response (or a part of one) is here to read. */
+  bool readable() {
+    pollfd p{fd_, POLLIN, 0};
+    return !pending_.empty() || ::poll(&p, 1, 0) > 0;
+  }
 
   void send(std::string_view data) { ASSERT_TRUE(sendAll(fd_, data)); }
 
@@ -609,7 +651,7 @@ uint64_t rssKb() {
   return 0;
 }
 
-class ProxyEngine : public testing::TestWithParam<IoBackend> {
+class ProxyEngine : public testing::TestWithParam<IoMode> {
 protected:
   void SetUp() override {
     v1_ = std::make_unique<MockUpstream>("v1", "127.0.0.2", 0);
@@ -644,12 +686,44 @@ protected:
     engine_->setTable(t);
   }
 
+  /** Options whose timers run on the fixture's simulated clock. */
+  EngineOptions simulated(EngineOptions o = {}) {
+    o.time = &time_;
+    return o;
+  }
+  /** Moves simulated time; every worker has run what fell due when it returns. */
+  void advance(uint64_t ms) { ASSERT_TRUE(time_.advance(ms)) << "a worker did not catch up"; }
+  /** Waits until the engine has taken n requests (their timers are armed then). */
+  void waitRequests(uint64_t n) {
+    ASSERT_TRUE(waitFor([&] { return engine_->stats().requests >= n; }))
+        << engine_->stats().requests << " requests of " << n;
+  }
+
+  /**
+   * Sends (the rest of) a request and reads its answer while its retries back off on
+   * simulated time: whenever the engine schedules another attempt, time moves past the
+   * longest back-off (250 ms).
+   */
+  Response sendRetrying(TestClient& c, const std::string& data) {
+    uint64_t retries = engine_->stats().retries;
+    c.send(data);
+    for (;;) {
+      bool moved = waitFor([&] { return c.readable() || engine_->stats().retries > retries; });
+      if (!moved || c.readable()) {
+        return c.read();
+      }
+      retries = engine_->stats().retries;
+      advance(250);
+    }
+  }
+
   int upstreamAccepts() const { return v1_->accepts() + v2_->accepts() + v3_->accepts(); }
   size_t upstreamRequests() const {
     return v1_->seen().size() + v2_->seen().size() + v3_->seen().size();
   }
 
   std::unique_ptr<MockUpstream> v1_, v2_, v3_;
+  SimulatedTimeSource time_; // outlives engine_
   std::unique_ptr<Engine> engine_;
   uint16_t port_ = 0;
 };
@@ -1014,12 +1088,11 @@ std::string v2With(const std::string& ruleLines) { return std::string(kAllV2) + 
 // (retriable-status-codes), each to an endpoint not tried yet while there is one.
 TEST_P(ProxyEngine, DefaultPolicyRetries503OnAnotherEndpointButNot500) {
   MockUpstream v1b("v1b", "127.0.0.5", v1_->port()); // v1 now has two live pods
-  start({}, kAllV1);
+  start(simulated(), kAllV1);
   v1_->script({503});
   v1b.script({503});
   TestClient c(port_);
-  c.send(get("/r"));
-  Response r = c.read();
+  Response r = sendRetrying(c, get("/r"));
   ASSERT_EQ(r.status, 200);
   // 503 from one pod, 503 from the other (previous hosts are avoided), then the first.
   EXPECT_EQ(v1_->seen().size() + v1b.seen().size(), 3U);
@@ -1029,8 +1102,7 @@ TEST_P(ProxyEngine, DefaultPolicyRetries503OnAnotherEndpointButNot500) {
 
   v1_->script({500});
   v1b.script({500});
-  c.send(get("/r500"));
-  Response r500 = c.read();
+  Response r500 = sendRetrying(c, get("/r500"));
   EXPECT_EQ(r500.status, 500) << "500 is not in Istio's default policy";
   EXPECT_EQ(v1_->seen().size() + v1b.seen().size(), 4U);
 }
@@ -1043,7 +1115,7 @@ struct RetryCase {
 };
 
 TEST_P(ProxyEngine, RetryOnConditionsAndAttempts) {
-  start({}, kAllV2);
+  start(simulated(), kAllV2);
   const RetryCase cases[] = {
       {"{attempts: 2, retryOn: 5xx}", {500}, 200, 2},
       {"{attempts: 2, retryOn: 5xx}", {500, 502, 599}, 599, 3},
@@ -1062,8 +1134,7 @@ TEST_P(ProxyEngine, RetryOnConditionsAndAttempts) {
     setRoutes("t1", v2With(std::string("    retries: ") + k.retries + "\n").c_str());
     v2_->script(k.script);
     TestClient c(port_);
-    c.send(get("/retry"));
-    Response r = c.read();
+    Response r = sendRetrying(c, get("/retry"));
     EXPECT_EQ(r.status, k.status) << k.retries;
     EXPECT_EQ(v2_->seen().size() - seen, k.attempts) << k.retries;
     seen = v2_->seen().size();
@@ -1072,14 +1143,13 @@ TEST_P(ProxyEngine, RetryOnConditionsAndAttempts) {
 }
 
 TEST_P(ProxyEngine, ResetBeforeResponseIsRetriedWithTheWholeBody) {
-  start({}, v2With("    retries: {attempts: 1, retryOn: reset}\n").c_str());
+  start(simulated(), v2With("    retries: {attempts: 1, retryOn: reset}\n").c_str());
   const std::string body(3000, 'b');
   const std::string post =
       "POST /post HTTP/1.1\r\nHost: reviews\r\nContent-Length: 3000\r\n\r\n" + body;
   v2_->script({kClose});
   TestClient c(port_);
-  c.send(post);
-  Response r = c.read();
+  Response r = sendRetrying(c, post);
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "v2 /post 3000\n") << "the retry carried the whole body";
   ASSERT_EQ(v2_->seen().size(), 2U);
@@ -1089,16 +1159,22 @@ TEST_P(ProxyEngine, ResetBeforeResponseIsRetriedWithTheWholeBody) {
   // a 502 (not the keep-alive race: the request was written and is not idempotent).
   setRoutes("t1", kAllV2);
   v2_->script({kClose});
-  c.send(post);
-  EXPECT_EQ(c.read().status, 502);
+  EXPECT_EQ(sendRetrying(c, post).status, 502);
   EXPECT_EQ(v2_->seen().size(), 3U);
 }
 
 TEST_P(ProxyEngine, PerTryTimeoutRetriesAndTheRouteTimeoutBoundsThemAll) {
-  start({}, v2With("    retries: {attempts: 2, perTryTimeout: 200ms, retryOn: 5xx}\n").c_str());
+  start(simulated(),
+        v2With("    retries: {attempts: 2, perTryTimeout: 200ms, retryOn: 5xx}\n").c_str());
   v2_->script({kStall});
   TestClient a(port_);
   a.send(get("/stall-once"));
+  ASSERT_EQ(v2_->waitSeen(1).size(), 1U); // the attempt is out: its 200 ms run from here
+  advance(199);
+  EXPECT_EQ(engine_->stats().retries, 0U);
+  advance(1);
+  EXPECT_EQ(engine_->stats().retries, 1U) << "the per-try timeout fired at 200 ms exactly";
+  advance(25); // the first back-off is below 25 ms
   EXPECT_EQ(a.read().status, 200);
   EXPECT_EQ(v2_->seen().size(), 2U);
 
@@ -1107,44 +1183,65 @@ TEST_P(ProxyEngine, PerTryTimeoutRetriesAndTheRouteTimeoutBoundsThemAll) {
   v2_->script({kStall});
   TestClient b(port_);
   b.send(get("/stall-default"));
+  ASSERT_EQ(v2_->waitSeen(3).size(), 3U);
+  advance(199);
+  EXPECT_EQ(engine_->stats().localReplies, 0U);
+  advance(1);
   Response rb = b.read();
   EXPECT_EQ(rb.status, 504);
   EXPECT_EQ(rb.body, "upstream per try timeout\n");
   EXPECT_EQ(v2_->seen().size(), 3U);
+  EXPECT_EQ(engine_->stats().retries, 1U);
 
-  // The route timeout covers every attempt: 700 ms cut 10 retries of 200 ms short.
+  // The route timeout covers every attempt and back-off: at 700 ms it cuts 10 retries of
+  // 200 ms short. Attempt k+1 starts 200 ms after attempt k plus a back-off of 1 to
+  // (2^k - 1) * 25 ms, so 3 or 4 attempts fit in 700 ms; time moves a millisecond at a
+  // time, as it would for real.
   setRoutes("t1", v2With("    timeout: 700ms\n"
                          "    retries: {attempts: 10, perTryTimeout: 200ms, retryOn: reset}\n")
                       .c_str());
   v2_->script(std::vector<int>(12, kStall));
   TestClient d(port_);
   d.send(get("/stall-always"));
+  ASSERT_EQ(v2_->waitSeen(4).size(), 4U);
+  uint64_t retriesBefore = engine_->stats().retries;
+  for (int ms = 0; ms < 699; ++ms) {
+    advance(1);
+  }
+  EXPECT_EQ(engine_->stats().localReplies, 1U) << "nothing answered d before 700 ms";
+  advance(1);
   Response rd = d.read();
   EXPECT_EQ(rd.status, 504);
   EXPECT_EQ(rd.body, "upstream request timeout\n");
-  size_t attempts = v2_->seen().size() - 3;
-  EXPECT_GE(attempts, 2U);
-  EXPECT_LE(attempts, 5U) << "a per-try timeout is at least 200 ms, the route's 700 ms";
+  uint64_t attempts = engine_->stats().retries - retriesBefore + 1;
+  EXPECT_GE(attempts, 3U);
+  EXPECT_LE(attempts, 4U);
+  // The first three attempts reached the upstream; a fourth may have been cut while it
+  // was still connecting.
+  size_t seen = v2_->waitSeen(6).size();
+  EXPECT_GE(seen, 6U);
+  EXPECT_LE(seen, 3 + attempts);
 }
 
 TEST_P(ProxyEngine, NoRetryWhenTheBodyOutgrewTheBufferOrAnInterimWasRelayed) {
-  EngineOptions o;
+  EngineOptions o = simulated();
   o.retryBufferBytes = 4096;
   start(o, v2With("    retries: {attempts: 2, retryOn: 5xx}\n").c_str());
   TestClient c(port_);
   // A body within the buffer: retried.
   v2_->script({503});
-  c.send("PUT /small HTTP/1.1\r\nHost: reviews\r\nContent-Length: 1000\r\n\r\n" +
-         std::string(1000, 's'));
-  Response small = c.read();
+  Response small = sendRetrying(
+      c, "PUT /small HTTP/1.1\r\nHost: reviews\r\nContent-Length: 1000\r\n\r\n" +
+             std::string(1000, 's'));
   EXPECT_EQ(small.status, 200);
   EXPECT_EQ(small.body, "v2 /small 1000\n");
   EXPECT_EQ(v2_->seen().size(), 2U);
   // A body over it streams through and cannot be sent again.
   v2_->script({503});
-  c.send("PUT /large HTTP/1.1\r\nHost: reviews\r\nContent-Length: 100000\r\n\r\n" +
-         std::string(100000, 'l'));
-  EXPECT_EQ(c.read().status, 503);
+  Response large = sendRetrying(
+      c, "PUT /large HTTP/1.1\r\nHost: reviews\r\nContent-Length: 100000\r\n\r\n" +
+             std::string(100000, 'l'));
+  EXPECT_EQ(large.status, 503);
   EXPECT_EQ(v2_->seen().size(), 3U);
   EXPECT_EQ(v2_->seen()[2].bodyBytes, 100000U);
   // The client saw 100 Continue: what follows is the answer, retriable or not.
@@ -1152,8 +1249,7 @@ TEST_P(ProxyEngine, NoRetryWhenTheBodyOutgrewTheBufferOrAnInterimWasRelayed) {
   c.send("PUT /continue HTTP/1.1\r\nHost: reviews\r\nContent-Length: 4\r\n"
          "Expect: 100-continue\r\n\r\n");
   ASSERT_EQ(c.read().status, 100);
-  c.send("data");
-  EXPECT_EQ(c.read().status, 503);
+  EXPECT_EQ(sendRetrying(c, "data").status, 503);
   EXPECT_EQ(v2_->seen().size(), 4U);
 }
 
@@ -1183,17 +1279,27 @@ private:
 
 TEST_P(ProxyEngine, AConnectSlowerThanThePerTryTimeoutIsAConnectFailure) {
   Blackhole hole("127.0.0.5", v1_->port()); // v1's second pod: SYNs go unanswered
-  start({}, std::string(kAllV1)
-                .append("    retries: {attempts: 1, perTryTimeout: 200ms, retryOn: "
-                        "connect-failure}\n")
-                .c_str());
-  TestClient c(port_);
-  for (int i = 0; i < 2; ++i) { // round robin: one of the two starts at the hole
-    c.send(get("/hole/" + std::to_string(i)));
-    Response r = c.read();
-    EXPECT_EQ(r.status, 200) << i;
-    EXPECT_EQ(r.header("x-veer-version"), "v1");
-  }
+  start(simulated(), std::string(kAllV1)
+                         .append("    retries: {attempts: 1, perTryTimeout: 200ms, retryOn: "
+                                 "connect-failure}\n")
+                         .c_str());
+  // Round robin: one of two requests starts at the hole, the other is answered at once.
+  TestClient a(port_), b(port_);
+  a.send(get("/hole/0"));
+  b.send(get("/hole/1"));
+  int answered = firstReadable({a.fd(), b.fd()});
+  ASSERT_GE(answered, 0);
+  TestClient& direct = answered == 0 ? a : b;
+  TestClient& held = answered == 0 ? b : a;
+  Response first = direct.read();
+  EXPECT_EQ(first.status, 200);
+  waitRequests(2);
+  advance(199);
+  EXPECT_EQ(engine_->stats().retries, 0U) << "still connecting within the attempt's time";
+  advance(1); // the connect outlived the per-try timeout: a connect failure, retried
+  Response second = held.read();
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(second.header("x-veer-version"), "v1");
   EXPECT_EQ(v1_->seen().size(), 2U);
   EXPECT_EQ(engine_->stats().retries, 1U);
 }
@@ -1222,11 +1328,15 @@ TEST_P(ProxyEngine, UpstreamProtocolErrorIs502) {
 }
 
 TEST_P(ProxyEngine, UpstreamTimeoutIs504) {
-  EngineOptions o;
+  EngineOptions o = simulated();
   o.requestTimeoutMs = 200;
   start(o);
   TestClient c(port_);
   c.send(get("/slow", "end-user: jason\r\n"));
+  v3_->waitSlow(1); // the request ended: the route timeout runs from here
+  advance(199);
+  EXPECT_EQ(engine_->stats().localReplies, 0U);
+  advance(1);
   EXPECT_EQ(c.read().status, 504);
   v3_->openGate();
 }
@@ -1275,22 +1385,90 @@ TEST_P(ProxyEngine, MalformedRequestsNeverReachAnUpstream) {
 }
 
 TEST_P(ProxyEngine, SlowlorisAndIdleConnectionsGet408) {
-  EngineOptions o;
+  EngineOptions o = simulated();
   o.headerTimeoutMs = 300;
-  o.idleTimeoutMs = 300;
+  o.idleTimeoutMs = 500;
   start(o);
   TestClient slow(port_);
   slow.send("GET / HTTP/1.1\r\nHost: r\r\nX-Slow: "); // and nothing more
+  ASSERT_TRUE(waitFor([&] { return engine_->stats().accepted == 1; }));
+  advance(299);
+  EXPECT_EQ(engine_->stats().localReplies, 0U);
+  advance(1);
   Response r = slow.read();
   EXPECT_EQ(r.status, 408);
+  EXPECT_EQ(r.body, "request header timeout\n");
   EXPECT_TRUE(slow.closedByPeer());
 
   TestClient idle(port_);
   idle.send(get("/once", "end-user: jason\r\n"));
-  ASSERT_EQ(idle.read().status, 200);
+  ASSERT_EQ(idle.read().status, 200); // the idle timer started as the answer went out
+  advance(499);
+  EXPECT_EQ(engine_->stats().localReplies, 1U);
+  advance(1);
   Response timeout = idle.read(); // nothing sent: the idle timeout answers
   EXPECT_EQ(timeout.status, 408);
+  EXPECT_EQ(timeout.body, "idle timeout\n");
   EXPECT_TRUE(idle.closedByPeer());
+}
+
+// Issue 21 M10: a body trickled a byte at a time never lets an idle timer fire, so only a
+// deadline for the whole request (Envoy's request_timeout) frees the client and upstream.
+TEST_P(ProxyEngine, ABodyTrickledPastTheRequestTimeoutIs408AndCounted) {
+  EngineOptions o = simulated();
+  o.requestReceiveTimeoutMs = 1000;
+  o.streamIdleTimeoutMs = 300;
+  start(o);
+  TestClient c(port_);
+  c.send("POST /trickle HTTP/1.1\r\nHost: reviews\r\nend-user: jason\r\n"
+         "Content-Length: 100\r\n\r\nx");
+  waitRequests(1);
+  for (int i = 0; i < 3; ++i) { // a byte every 250 ms: never idle for 300
+    advance(250);
+    c.send("x");
+  }
+  advance(249);
+  EXPECT_EQ(engine_->stats().localReplies, 0U);
+  EXPECT_EQ(engine_->stats().streamIdleTimeouts, 0U);
+  advance(1);
+  EXPECT_EQ(engine_->stats().requestTimeouts, 1U) << "1000 ms after the head's first byte";
+  Response r = c.read();
+  EXPECT_EQ(r.status, 408);
+  EXPECT_EQ(r.body, "request timeout\n");
+  EXPECT_EQ(r.header("connection"), "close");
+  EXPECT_TRUE(c.closedByPeer());
+  EXPECT_EQ(v3_->seen().size(), 0U) << "the upstream never got a whole request";
+
+  // A request that arrives in time is not cut by the deadline while it waits for its
+  // answer: the request timeout ends with the request.
+  TestClient ok(port_);
+  ok.send("POST /slow HTTP/1.1\r\nHost: reviews\r\nend-user: jason\r\n"
+          "Content-Length: 1\r\n\r\nx");
+  v3_->waitSlow(1);
+  advance(250);
+  v3_->openGate();
+  EXPECT_EQ(ok.read().status, 200);
+  EXPECT_EQ(engine_->stats().requestTimeouts, 1U);
+}
+
+TEST_P(ProxyEngine, AStalledRequestBodyHitsTheStreamIdleTimeout) {
+  EngineOptions o = simulated();
+  o.requestReceiveTimeoutMs = 0; // off: only the idle timer can end this
+  o.streamIdleTimeoutMs = 300;
+  start(o);
+  TestClient c(port_);
+  c.send("POST /stalled HTTP/1.1\r\nHost: reviews\r\nend-user: jason\r\n"
+         "Content-Length: 10\r\n\r\nxy");
+  waitRequests(1);
+  advance(299);
+  EXPECT_EQ(engine_->stats().localReplies, 0U);
+  advance(1);
+  EXPECT_EQ(engine_->stats().streamIdleTimeouts, 1U);
+  EXPECT_EQ(engine_->stats().requestTimeouts, 0U);
+  Response r = c.read();
+  EXPECT_EQ(r.status, 408);
+  EXPECT_EQ(r.body, "stream timeout\n");
+  EXPECT_TRUE(c.closedByPeer());
 }
 
 TEST(ProxyEngineBare, Ipv6ListenerWithoutTableAnswers503) {
@@ -1340,14 +1518,14 @@ int autoFallsBackToEpoll(int err) {
   }
   EngineOptions o;
   o.listen = {*ListenAddr::parse("127.0.0.1:0")};
-  o.io = IoBackend::kUring;
+  o.io = IoMode::kUring;
   Result<std::unique_ptr<Engine>> forced = Engine::create(o);
   if (forced || forced.error().message.find("io_uring") == std::string::npos) {
     return 11;
   }
-  o.io = IoBackend::kAuto;
+  o.io = IoMode::kAuto;
   Result<std::unique_ptr<Engine>> e = Engine::create(o);
-  if (!e || (*e)->io() != IoBackend::kEpoll || (*e)->ioFallbackReason().empty()) {
+  if (!e || (*e)->io() != IoMode::kEpoll || (*e)->ioFallbackReason().empty()) {
     return 12;
   }
   (*e)->start();
@@ -1439,10 +1617,92 @@ TEST_P(ProxyEngine, StopClosesTheListenerAndEveryConnection) {
   ::close(fd);
 }
 
+// --- the rooms on their own ------------------------------------------------------
+
+// Retry decisions are plain functions of a Decision and a request's state: no sockets.
+TEST(ProxyRetry, DecisionsFollowEnvoysRouter) {
+  const uint16_t statuses[] = {429};
+  Decision d;
+  d.retryOn = retry_on::k5xx | retry_on::kConnectFailure | retry_on::kStatusCodes;
+  d.retryStatuses = statuses;
+  d.retries = 2;
+  EXPECT_EQ(retryConditions(d, 503), retry_on::k5xx | retry_on::kGatewayError);
+  EXPECT_EQ(retryConditions(d, 500), retry_on::k5xx);
+  EXPECT_EQ(retryConditions(d, 409), retry_on::kRetriable4xx);
+  EXPECT_EQ(retryConditions(d, 429), retry_on::kStatusCodes);
+  EXPECT_EQ(retryConditions(d, 200), 0U);
+
+  RetryState r;
+  r.replay = true;
+  EXPECT_TRUE(mayRetry(d, 0, r, false, retryConditions(d, 503)));
+  EXPECT_FALSE(mayRetry(d, 0, r, false, retryConditions(d, 409))) << "not in retryOn";
+  EXPECT_FALSE(mayRetry(d, 0, r, true, retryConditions(d, 503))) << "response started";
+  r.retried = 2;
+  EXPECT_FALSE(mayRetry(d, 0, r, false, retryConditions(d, 503))) << "budget spent";
+  d.retries = -1; // unset: the proxy's default budget
+  EXPECT_TRUE(mayRetry(d, 3, r, false, retryConditions(d, 503)));
+  r.retried = 0;
+  r.relayed = true;
+  EXPECT_FALSE(mayRetry(d, 3, r, false, kOnReset)) << "the client saw 100 Continue";
+  r.relayed = false;
+  r.replay = false; // the body streamed on: only a connect failure (nothing sent) retries
+  EXPECT_FALSE(mayRetry(d, 3, r, false, kOnReset));
+  EXPECT_TRUE(mayRetry(d, 3, r, false, kOnConnectFailure));
+
+  std::minstd_rand rng(1);
+  const uint64_t caps[] = {25, 75, 175, 250, 250, 250, 250, 250, 250, 250};
+  for (int k = 1; k <= 10; ++k) {
+    for (int i = 0; i < 1000; ++i) {
+      uint64_t b = backoffMs(k, rng);
+      ASSERT_GE(b, 1U) << "0 would mean no delay";
+      ASSERT_LE(b, caps[k - 1]) << "retry " << k;
+    }
+  }
+
+  d.perTryTimeoutMs = 0;
+  EXPECT_EQ(tryDeadline(d, 1000), 0U);
+  d.perTryTimeoutMs = kNoTimeout;
+  EXPECT_EQ(tryDeadline(d, 1000), 0U);
+  d.perTryTimeoutMs = 200;
+  EXPECT_EQ(tryDeadline(d, 1000), 1200U);
+}
+
+// advance() returns only once every attached loop ran the timers due at the new time.
+TEST(ProxySimulatedTime, AdvanceWaitsForEveryLoop) {
+  SimulatedTimeSource time;
+  EXPECT_TRUE(time.advance(5)) << "no loop attached: nothing to wait for";
+  uint64_t start = time.nowMs();
+  int wake = ::eventfd(0, EFD_CLOEXEC);
+  ASSERT_GE(wake, 0);
+  time.attach(wake);
+  std::atomic<uint64_t> seen{0};
+  std::thread loop([&] {
+    for (;;) {
+      uint64_t v;
+      if (::read(wake, &v, sizeof(v)) != sizeof(v)) {
+        return;
+      }
+      uint64_t now = time.nowMs();
+      seen.store(now);
+      time.caughtUp(wake, now);
+      if (now >= start + 300) {
+        return;
+      }
+    }
+  });
+  EXPECT_TRUE(time.advance(100));
+  EXPECT_EQ(seen.load(), start + 100) << "advance returned before the loop saw the time";
+  EXPECT_TRUE(time.advance(200));
+  EXPECT_EQ(seen.load(), start + 300);
+  loop.join();
+  time.detach(wake);
+  ::close(wake);
+}
+
 // Every engine test runs on both I/O backends: one state machine, two ways to move bytes.
-INSTANTIATE_TEST_SUITE_P(Io, ProxyEngine, testing::Values(IoBackend::kUring, IoBackend::kEpoll),
-                         [](const testing::TestParamInfo<IoBackend>& i) {
-                           return std::string(i.param == IoBackend::kUring ? "Uring" : "Epoll");
+INSTANTIATE_TEST_SUITE_P(Io, ProxyEngine, testing::Values(IoMode::kUring, IoMode::kEpoll),
+                         [](const testing::TestParamInfo<IoMode>& i) {
+                           return std::string(i.param == IoMode::kUring ? "Uring" : "Epoll");
                          });
 
 } // namespace

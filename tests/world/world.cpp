@@ -1,6 +1,7 @@
 #include "world.h"
 
 #include "common/files.h"
+#include "netlink.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -34,7 +35,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr const char* kNetnsDir = "/run/netns";
 constexpr const char* kFallbackCgroup2 = "/run/veer/cgroup2";
 constexpr const char* kBridge = "br0";
 
@@ -52,13 +52,6 @@ std::string joinArgs(const std::vector<std::string>& argv) {
       s += ' ';
     }
     s += a;
-  }
-  return s;
-}
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) {
-    s.pop_back();
   }
   return s;
 }
@@ -295,8 +288,8 @@ bool drainFds(std::vector<std::pair<int, std::string*>> fds, Clock::time_point d
 
 /** Runs argv to completion capturing stdout and stderr. */
 Result<CommandResult> runCapture(const std::vector<std::string>& argv, ChildSetup setup,
-                                 milliseconds timeout, const std::string& input = {}) {
-  int outPipe[2], errPipe[2], inPipe[2] = {-1, -1};
+                                 milliseconds timeout) {
+  int outPipe[2], errPipe[2];
   if (::pipe2(outPipe, O_CLOEXEC) != 0) {
     return osError(errno, "pipe2");
   }
@@ -306,20 +299,8 @@ Result<CommandResult> runCapture(const std::vector<std::string>& argv, ChildSetu
     ::close(outPipe[1]);
     return osError(err, "pipe2");
   }
-  int devNull = -1;
-  if (!input.empty()) {
-    if (::pipe2(inPipe, O_CLOEXEC) != 0) {
-      int err = errno;
-      for (int fd : {outPipe[0], outPipe[1], errPipe[0], errPipe[1]}) {
-        ::close(fd);
-      }
-      return osError(err, "pipe2");
-    }
-    setup.stdinFd = inPipe[0];
-  } else {
-    devNull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    setup.stdinFd = devNull;
-  }
+  int devNull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  setup.stdinFd = devNull;
   setup.stdoutFd = outPipe[1];
   setup.stderrFd = errPipe[1];
   auto pid = forkExec(argv, setup);
@@ -328,22 +309,10 @@ Result<CommandResult> runCapture(const std::vector<std::string>& argv, ChildSetu
   if (devNull >= 0) {
     ::close(devNull);
   }
-  if (inPipe[0] >= 0) {
-    ::close(inPipe[0]);
-  }
   if (!pid.ok()) {
     ::close(outPipe[0]);
     ::close(errPipe[0]);
-    if (inPipe[1] >= 0) {
-      ::close(inPipe[1]);
-    }
     return pid.error();
-  }
-  if (inPipe[1] >= 0) {
-    // Small inputs only (ip -batch); fits the pipe buffer.
-    ssize_t n = ::write(inPipe[1], input.data(), input.size());
-    (void)n;
-    ::close(inPipe[1]);
   }
   auto deadline = Clock::now() + timeout;
   CommandResult result;
@@ -364,21 +333,6 @@ Result<CommandResult> runCapture(const std::vector<std::string>& argv, ChildSetu
   return result;
 }
 
-/** Runs `ip args...` in the caller's namespaces; any non-zero exit is an error with stderr. */
-Status ip(const std::vector<std::string>& args) {
-  std::vector<std::string> argv{"ip"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  auto r = runCapture(argv, ChildSetup{}, milliseconds(10000));
-  if (!r.ok()) {
-    return r.error();
-  }
-  if (r->exitCode != 0) {
-    return Error{0, "'" + joinArgs(argv) + "' exited " + std::to_string(r->exitCode) + ": " +
-                        trim(r->err)};
-  }
-  return {};
-}
-
 /**
  * Link-local addresses would stay tentative (DAD) for about a second after a link
  * comes up, and until then neighbor discovery through the node loses the first
@@ -386,25 +340,6 @@ Status ip(const std::vector<std::string>& args) {
  */
 const std::vector<std::string> kNoDad{"net.ipv6.conf.all.accept_dad=0",
                                       "net.ipv6.conf.default.accept_dad=0"};
-
-/** Runs `sysctl -q -w settings...` inside a netns. */
-Status sysctlIn(const std::string& netns, const std::vector<std::string>& settings) {
-  auto setup = prepareSetup(netns, "");
-  if (!setup.ok()) {
-    return setup.error();
-  }
-  std::vector<std::string> argv{"sysctl", "-q", "-w"};
-  argv.insert(argv.end(), settings.begin(), settings.end());
-  auto r = runCapture(argv, *setup, milliseconds(5000));
-  closeSetup(*setup);
-  if (!r.ok()) {
-    return r.error();
-  }
-  if (r->exitCode != 0) {
-    return Error{0, "'" + joinArgs(argv) + "' in " + netns + ": " + trim(r->err)};
-  }
-  return {};
-}
 
 std::vector<pid_t> readPids(const std::string& file) {
   std::vector<pid_t> pids;
@@ -475,24 +410,6 @@ Status removeCgroupTree(const std::string& path) {
     backoffMs = std::min(backoffMs * 2, 50);
   }
   return firstError;
-}
-
-/** Kills processes in a netns (`ip netns pids`) and deletes it. */
-Status removeNetns(const std::string& name) {
-  if (!exists(std::string(kNetnsDir) + "/" + name)) {
-    return {};
-  }
-  auto pids = runCapture({"ip", "netns", "pids", name}, ChildSetup{}, milliseconds(5000));
-  if (pids.ok() && pids->exitCode == 0) {
-    std::istringstream in(pids->out);
-    long pid;
-    while (in >> pid) {
-      if (pid != ::getpid()) {
-        ::kill(static_cast<pid_t>(pid), SIGKILL);
-      }
-    }
-  }
-  return ip({"netns", "del", name});
 }
 
 // --- addresses -----------------------------------------------------------------
@@ -1031,7 +948,7 @@ Status World::cleanupStale(const std::string& prefix) {
       return an != bn ? bn : a < b;
     });
     for (const auto& v : victims) {
-      note(removeNetns(v));
+      note(deleteNetns(v));
     }
   }
   return firstError;
@@ -1066,27 +983,40 @@ Status World::build() {
   cgroupsCreated_.push_back(cgroupRoot_);
 
   nodeNetns_ = prefix_ + "node";
-  if (auto s = ip({"netns", "add", nodeNetns_}); !s.ok()) {
+  if (auto s = createNetns(nodeNetns_); !s.ok()) {
     return s;
   }
   netnsCreated_.push_back(nodeNetns_);
-  if (auto s = sysctlIn(nodeNetns_, kNoDad); !s.ok()) {
+  // Forwarding lets pods in different /24s (or /64s) reach each other via the node.
+  std::vector<std::string> sysctls = kNoDad;
+  sysctls.insert(sysctls.end(), {"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"});
+  if (auto s = sysctlIn(nodeNetns_, sysctls); !s.ok()) {
     return s;
   }
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {"-n", nodeNetns_, "link", "set", "lo", "up"},
-           {"-n", nodeNetns_, "link", "add", kBridge, "type", "bridge", "forward_delay", "0"},
-           {"-n", nodeNetns_, "link", "set", kBridge, "up"},
-       }) {
-    if (auto s = ip(args); !s.ok()) {
-      return s;
-    }
+  auto rtnl = Rtnl::open(nodeNetns_);
+  if (!rtnl.ok()) {
+    return rtnl.error();
   }
-  // Forwarding lets pods in different /24s (or /64s) reach each other via the node.
-  return sysctlIn(nodeNetns_, {"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"});
+  node_ = std::make_unique<Rtnl>(std::move(*rtnl));
+  if (auto s = blackholeServiceRanges(*node_); !s.ok()) {
+    return s;
+  }
+  if (auto s = node_->up("lo"); !s.ok()) {
+    return s;
+  }
+  return node_->addBridge(kBridge);
 }
 
 World::~World() { teardown(); }
+
+Status World::blackholeServiceRanges(Rtnl& rtnl) {
+  for (const char* range : kServiceRanges) {
+    if (auto s = rtnl.addBlackhole(range); !s.ok()) {
+      return s;
+    }
+  }
+  return {};
+}
 
 void World::teardown() {
   // Cgroups first: kills every process the world started (spawned or forked helpers).
@@ -1097,8 +1027,9 @@ void World::teardown() {
     }
   }
   cgroupsCreated_.clear();
+  node_.reset(); // its socket would keep the node's netns alive
   for (auto it = netnsCreated_.rbegin(); it != netnsCreated_.rend(); ++it) {
-    auto s = removeNetns(*it);
+    auto s = deleteNetns(*it);
     if (!s.ok()) {
       std::fprintf(stderr, "veer world teardown: %s\n", s.error().message.c_str());
     }
@@ -1112,14 +1043,7 @@ Status World::ensureGateway(const std::string& cidr, const std::string& gateway)
       return {};
     }
   }
-  bool v6 = gateway.find(':') != std::string::npos;
-  std::string prefixLen = cidr.substr(cidr.find('/'));
-  std::vector<std::string> args{"-n", nodeNetns_, "addr", "add", gateway + prefixLen, "dev",
-                                kBridge};
-  if (v6) {
-    args.push_back("nodad");
-  }
-  if (auto s = ip(args); !s.ok()) {
+  if (auto s = node_->addAddress(kBridge, gateway + cidr.substr(cidr.find('/'))); !s.ok()) {
     return s;
   }
   gateways_.push_back(cidr);
@@ -1173,60 +1097,73 @@ Status World::addPod(const PodSpec& spec) {
   }
   cgroupsCreated_.push_back(pod.cgroup);
 
-  // Netns and veth: created directly inside the node and pod namespaces.
-  if (auto s = ip({"netns", "add", pod.netns}); !s.ok()) {
-    return ctx(s.error());
-  }
-  netnsCreated_.push_back(pod.netns);
-  if (auto s = sysctlIn(pod.netns, kNoDad); !s.ok()) {
-    return ctx(s.error());
-  }
-  std::string hostSide = "vp" + std::to_string(pod.index);
-  std::vector<std::vector<std::string>> cmds{
-      {"-n", nodeNetns_, "link", "add", hostSide, "type", "veth", "peer", "name", "eth0",
-       "netns", pod.netns},
-      {"-n", nodeNetns_, "link", "set", hostSide, "master", kBridge},
-      {"-n", nodeNetns_, "link", "set", hostSide, "up"},
-      {"-n", pod.netns, "link", "set", "lo", "up"},
-      {"-n", pod.netns, "link", "set", "eth0", "up"},
-  };
-  std::string defaultV4, defaultV6;
+  // Gateways and default routes first: a bad address fails before anything is made.
+  std::vector<std::pair<std::string, std::string>> gateways; // {cidr, gateway}
+  std::vector<std::string> local;                            // the pod's addresses with prefix
   for (const auto& a : pod.ipv4) {
     auto gw = gatewayV4(a);
     if (!gw) {
       return ctx(Error{EINVAL, "bad IPv4 address '" + a + "'"});
     }
-    if (auto s = ensureGateway(gw->first, gw->second); !s.ok()) {
-      return ctx(s.error());
-    }
-    cmds.push_back({"-n", pod.netns, "addr", "add", a + "/24", "dev", "eth0"});
-    if (defaultV4.empty()) {
-      defaultV4 = gw->second;
-    }
+    gateways.push_back(*gw);
+    local.push_back(a + "/24");
   }
   for (const auto& a : pod.ipv6) {
     auto gw = gatewayV6(a);
     if (!gw) {
       return ctx(Error{EINVAL, "bad IPv6 address '" + a + "'"});
     }
-    if (auto s = ensureGateway(gw->first, gw->second); !s.ok()) {
+    gateways.push_back(*gw);
+    local.push_back(a + "/64");
+  }
+
+  // Netns and veth: created directly inside the node and pod namespaces.
+  if (auto s = createNetns(pod.netns); !s.ok()) {
+    return ctx(s.error());
+  }
+  netnsCreated_.push_back(pod.netns);
+  if (auto s = sysctlIn(pod.netns, kNoDad); !s.ok()) {
+    return ctx(s.error());
+  }
+  auto rtnl = Rtnl::open(pod.netns);
+  if (!rtnl.ok()) {
+    return ctx(rtnl.error());
+  }
+  // Before any route exists that could carry a service address off the pod.
+  if (!spec.serviceRangesViaNode) {
+    if (auto s = blackholeServiceRanges(*rtnl); !s.ok()) {
       return ctx(s.error());
     }
-    cmds.push_back({"-n", pod.netns, "addr", "add", a + "/64", "dev", "eth0", "nodad"});
-    if (defaultV6.empty()) {
-      defaultV6 = gw->second;
+  }
+  if (auto s = node_->addVethToNetns("vp" + std::to_string(pod.index), kBridge, "eth0",
+                                     pod.netns);
+      !s.ok()) {
+    return ctx(s.error());
+  }
+  for (const char* link : {"lo", "eth0"}) {
+    if (auto s = rtnl->up(link); !s.ok()) {
+      return ctx(s.error());
     }
   }
-  if (!defaultV4.empty()) {
-    cmds.push_back({"-n", pod.netns, "route", "add", "default", "via", defaultV4, "dev", "eth0"});
-  }
-  if (!defaultV6.empty()) {
-    cmds.push_back(
-        {"-n", pod.netns, "-6", "route", "add", "default", "via", defaultV6, "dev", "eth0"});
-  }
-  for (const auto& args : cmds) {
-    if (auto s = ip(args); !s.ok()) {
+  for (const auto& [cidr, gateway] : gateways) {
+    if (auto s = ensureGateway(cidr, gateway); !s.ok()) {
       return ctx(s.error());
+    }
+  }
+  for (const auto& a : local) {
+    if (auto s = rtnl->addAddress("eth0", a); !s.ok()) {
+      return ctx(s.error());
+    }
+  }
+  // The first address of each family names the default route's gateway.
+  bool haveV4 = false, haveV6 = false;
+  for (const auto& [cidr, gateway] : gateways) {
+    bool& have = gateway.find(':') == std::string::npos ? haveV4 : haveV6;
+    if (!have) {
+      have = true;
+      if (auto s = rtnl->addDefaultRoute("eth0", gateway); !s.ok()) {
+        return ctx(s.error());
+      }
     }
   }
   pods_.emplace(spec.name, std::move(pod));

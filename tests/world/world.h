@@ -9,12 +9,18 @@
  *  - netns `P node` holding bridge `br0` with the gateway addresses (x.y.z.1/24,
  *    prefix::1/64 for every pod subnet) and forwarding enabled;
  *  - one netns `P<pod>` per pod with `eth0` (veth to br0), lo up, its addresses and
- *    default routes via the bridge, so a service address on no interface (e.g.
- *    10.96.0.20) is routed out of the pod and only reachable once BPF rewrites it;
+ *    default routes via the bridge;
+ *  - in the node and in every pod, blackhole routes for kServiceRanges, made before
+ *    anything else: a service address (e.g. 10.96.0.20) is reachable only once
+ *    veer's connect hook has rewritten it, and without the hook (between tests,
+ *    after an uninstall) connect() and sendto() fail at once with EINVAL instead of
+ *    sending anything anywhere;
  *  - cgroup `<cgroup2>/P world/` (cgroupRoot(): the agent under test attaches there)
  *    with one child per pod, or a sibling `<cgroup2>/P outside-<pod>` for pods built
  *    with PodSpec::outsideCgroup.
- * No link is ever created in the caller's netns. The destructor kills every process
+ * Namespaces are made with unshare() and bind-mounted under /run/netns (so
+ * `ip netns` lists them); links, addresses and routes go through libnl-route
+ * (netlink.h). No link or route is ever created in the caller's netns. The destructor kills every process
  * in the world's cgroups, removes the cgroups and deletes the namespaces; it copes
  * with a partially built world. World::cleanupStale() removes leftovers of a crash.
  *
@@ -23,6 +29,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -38,6 +45,14 @@ namespace veer::test {
 
 using std::chrono::milliseconds;
 
+class Rtnl;
+
+/**
+ * The service address ranges of the tests and configs/ (Services' clusterIPs,
+ * frontends): blackholed in every namespace of a world.
+ */
+inline constexpr std::array<const char*, 2> kServiceRanges = {"10.96.0.0/12", "fd00:96::/64"};
+
 /**
  * A pod to create. Both address lists empty: 10.244.1.N and fd00:244:1::N are assigned,
  * N the first host number from 10 up that no pod of the world uses.
@@ -47,6 +62,12 @@ struct PodSpec {
   std::vector<std::string> ipv4; ///< e.g. "10.244.1.5"; placed in a /24
   std::vector<std::string> ipv6; ///< e.g. "fd00:244:1::5"; placed in a /64, nodad
   bool outsideCgroup = false;    ///< cgroup is a sibling of cgroupRoot(), not a child
+  /**
+   * kServiceRanges follow the default route to the node (which blackholes them)
+   * instead of a blackhole in the pod: for a kube-proxy-style iptables DNAT in the
+   * pod, whose OUTPUT rule runs only after connect() has found a route.
+   */
+  bool serviceRangesViaNode = false;
 };
 
 /** Exit status and output of a finished command. exitCode is 128+signal if killed. */
@@ -206,6 +227,7 @@ private:
   Status build();
   void teardown();
   Status ensureGateway(const std::string& cidr, const std::string& gateway);
+  static Status blackholeServiceRanges(Rtnl& rtnl);
   /** Forks a child inside the pod running work; returns the bytes it produced. */
   Result<std::string> runInPod(const std::string& pod, bool joinCgroup,
                                const std::function<std::string()>& work,
@@ -219,6 +241,7 @@ private:
   std::vector<std::string> netnsCreated_;   // in creation order
   std::vector<std::string> cgroupsCreated_; // in creation order
   std::vector<std::string> gateways_;       // CIDRs on br0
+  std::unique_ptr<Rtnl> node_;              // rtnetlink in the node's netns
   int nextIndex_ = 1;
 };
 

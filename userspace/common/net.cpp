@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <cstdlib>
 #include <cstring>
 
 namespace veer {
@@ -51,6 +52,31 @@ std::string IpAddr::str() const {
     inet_ntop(AF_INET6, bytes.data(), buf, sizeof(buf));
   }
   return buf;
+}
+
+} // namespace veer
+
+namespace veer {
+
+std::optional<std::pair<IpAddr, uint16_t>> parseHostPort(const std::string& text,
+                                                         bool allowZeroPort) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 == text.size()) {
+    return std::nullopt;
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return std::nullopt; // an IPv6 address needs its brackets
+  }
+  std::optional<IpAddr> addr = IpAddr::parse(host);
+  char* end = nullptr;
+  unsigned long port = strtoul(text.c_str() + colon + 1, &end, 10);
+  if (!addr || *end || (port == 0 && !allowZeroPort) || port > 65535) {
+    return std::nullopt;
+  }
+  return std::make_pair(*addr, static_cast<uint16_t>(port));
 }
 
 } // namespace veer

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace veer {
 
@@ -23,5 +24,13 @@ struct IpAddr {
   uint32_t v4NetOrder() const;
   auto operator<=>(const IpAddr&) const = default;
 };
+
+} // namespace veer
+
+namespace veer {
+
+/** "10.0.0.1:15001" or "[fd00::1]:15001"; port 0 only when allowZeroPort (a test's "any port"). */
+std::optional<std::pair<IpAddr, uint16_t>> parseHostPort(const std::string& text,
+                                                         bool allowZeroPort = false);
 
 } // namespace veer

@@ -4,7 +4,12 @@
 // io_uring is unavailable; one SO_REUSEPORT listener set per thread) that accept
 // redirected connections, parse HTTP/1 requests, route each one with the current
 // RouteTable and forward it over pooled upstream connections. Threads share nothing but
-// the table pointer.
+// the table pointer (and the time source).
+//
+// The rooms: worker.{h,cpp} (a thread's loop, accepts, timers, drain), exchange.cpp (the
+// per-request state machine), io_backend.h with io_epoll.cpp and io_uring.cpp (how bytes
+// move), upstream_pool.* (endpoint connections, pooling, ejection), retry.* (retry
+// decisions), mirror.* (Istio mirror copies), time_source.* (the clock).
 
 #include <sys/socket.h>
 
@@ -30,25 +35,33 @@ struct ListenAddr {
   std::string str() const;
 };
 
-/** How a worker waits for and moves bytes (docs/design.md, "veer-proxy: io_uring"). */
-enum class IoBackend : uint8_t {
+class TimeSource;
+
+/** Which I/O backend a worker runs (docs/design.md, "veer-proxy: io_uring"). */
+enum class IoMode : uint8_t {
   kAuto,  // io_uring when the kernel allows it (Linux 6.1+, not disabled), else epoll
   kUring, // io_uring or an error
   kEpoll,
 };
-const char* ioName(IoBackend io);
+const char* ioName(IoMode io);
 
 struct EngineOptions {
   std::vector<ListenAddr> listen;
-  IoBackend io = IoBackend::kAuto;
+  IoMode io = IoMode::kAuto;
   int threads = 1;
   uint32_t mark = 0; // SO_MARK on upstream sockets (0: none)
   Limits limits;
   size_t bufferBytes = 16 * 1024;      // per socket direction; grows only to fit one head
   uint32_t headerTimeoutMs = 10000;    // first byte of a head to its end (slowloris)
-  uint32_t idleTimeoutMs = 60000;      // keep-alive between requests, and body stalls
+  uint32_t idleTimeoutMs = 60000;      // keep-alive between requests
   uint32_t connectTimeoutMs = 2000;    // per upstream connect attempt
   uint32_t requestTimeoutMs = 15000;   // request end to response end, unless the route says
+  /** Envoy's request_timeout: the whole request, head and body, from its first byte; past
+   * it (before any response) 408. 0: none. Bounds a body trickled a byte at a time. */
+  uint32_t requestReceiveTimeoutMs = 300000;
+  /** Envoy's stream_idle_timeout: an exchange with no byte moved either way; 408 before
+   * the response started, else the connection closes. 0: none. */
+  uint32_t streamIdleTimeoutMs = 300000;
   uint32_t upstreamIdleTimeoutMs = 30000; // pooled idle upstream connection
   uint32_t tunnelIdleTimeoutMs = 3600000; // upgraded (WebSocket) connections
   int retries = kDefaultRetryAttempts; // retries when the route sets none (Istio: 2)
@@ -63,6 +76,9 @@ struct EngineOptions {
   /** Istio mirror copies in flight per thread; more are dropped (and counted), so a slow
    * mirror costs at most this many requests' bytes, never the primary's time. */
   size_t maxMirrors = 256;
+  /** The clock of every timer; nullptr: real monotonic time. Tests pass a
+   * SimulatedTimeSource (proxy/time_source.h), which must outlive the engine. */
+  TimeSource* time = nullptr;
 };
 
 /** Counters summed over threads (approximate while running). */
@@ -72,6 +88,8 @@ struct EngineStats {
   uint64_t fallbacks = 0; // requests sent to an ASM noavailabled fallback subset
   uint64_t mirrors = 0;        // Istio mirror copies sent
   uint64_t mirrorsDropped = 0; // copies not sent: over maxMirrors, or a body not kept
+  uint64_t requestTimeouts = 0;    // requests not received within requestReceiveTimeoutMs
+  uint64_t streamIdleTimeouts = 0; // exchanges idle past streamIdleTimeoutMs
 };
 
 class Worker;
@@ -96,7 +114,7 @@ public:
   void stop(uint32_t drainMs);
   EngineStats stats() const;
   /** The backend the workers run (never kAuto). */
-  IoBackend io() const { return io_; }
+  IoMode io() const { return io_; }
   /** Why kAuto fell back to epoll ("" when it did not). */
   const std::string& ioFallbackReason() const { return ioFallback_; }
 
@@ -107,7 +125,7 @@ public:
 private:
   Engine() = default;
   EngineOptions options_;
-  IoBackend io_ = IoBackend::kEpoll;
+  IoMode io_ = IoMode::kEpoll;
   std::string ioFallback_;
   mutable std::mutex tableMu_;
   std::shared_ptr<const RouteTable> table_;

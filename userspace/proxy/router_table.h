@@ -82,7 +82,7 @@ struct CompiledTable {
   struct Service {
     std::string id; // "default/reviews:9080"
     uint16_t port = 0;
-    size_t specIndex = 0; // Spec::services[specIndex] is what this was compiled from
+    size_t specIndex = 0; // RouteSpec::services[specIndex] is what this was compiled from
     std::vector<std::unique_ptr<Rule>> rules;
     std::vector<std::unique_ptr<Cluster>> clusters;
     std::vector<ThinVector<TrafficLabel::Source>> labels;

@@ -159,9 +159,10 @@ int run(EngineOptions options, const std::string& routes, int readyFd, uint32_t 
       (*engine)->stop(drainMs);
       EngineStats st = (*engine)->stats();
       spdlog::info("exiting: {} connections, {} requests, {} upstream connects, {} reuses, "
-                   "{} retries, {} mirrored, {} mirrors dropped",
+                   "{} retries, {} mirrored, {} mirrors dropped, {} request timeouts, "
+                   "{} stream idle timeouts",
                    st.accepted, st.requests, st.upstreamConnects, st.upstreamReuses, st.retries,
-                   st.mirrors, st.mirrorsDropped);
+                   st.mirrors, st.mirrorsDropped, st.requestTimeouts, st.streamIdleTimeouts);
       return 0;
     }
     if (fds[1].revents & POLLIN) {
@@ -203,9 +204,9 @@ int main(int argc, char** argv) {
   app.add_option("--io", o.io,
                  "event loop: io_uring, epoll, or auto (io_uring where the kernel allows it)")
       ->transform(CLI::CheckedTransformer(
-          std::map<std::string, veer::proxy::IoBackend>{{"auto", veer::proxy::IoBackend::kAuto},
-                                                        {"uring", veer::proxy::IoBackend::kUring},
-                                                        {"epoll", veer::proxy::IoBackend::kEpoll}},
+          std::map<std::string, veer::proxy::IoMode>{{"auto", veer::proxy::IoMode::kAuto},
+                                                        {"uring", veer::proxy::IoMode::kUring},
+                                                        {"epoll", veer::proxy::IoMode::kEpoll}},
           CLI::ignore_case))
       ->default_str("auto");
   app.add_flag("!--no-defer-accept", o.deferAccept,
@@ -225,7 +226,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(4096, 1 << 24));
   app.add_option("--header-timeout-ms", o.headerTimeoutMs, "head read deadline (408)")
       ->capture_default_str();
-  app.add_option("--idle-timeout-ms", o.idleTimeoutMs, "keep-alive idle and body stall (408)")
+  app.add_option("--idle-timeout-ms", o.idleTimeoutMs, "keep-alive idle between requests (408)")
+      ->capture_default_str();
+  app.add_option("--request-receive-timeout-ms", o.requestReceiveTimeoutMs,
+                 "whole request, head and body, from its first byte (408; Envoy's "
+                 "request_timeout; 0: none)")
+      ->capture_default_str();
+  app.add_option("--stream-idle-timeout-ms", o.streamIdleTimeoutMs,
+                 "request/response exchange with no byte moved either way (408, or close once "
+                 "the response started; Envoy's stream_idle_timeout; 0: none)")
       ->capture_default_str();
   app.add_option("--connect-timeout-ms", o.connectTimeoutMs, "per upstream connect attempt")
       ->capture_default_str();
