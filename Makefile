@@ -192,13 +192,15 @@ FUZZ_CC ?= clang
 FUZZ_TIME ?= 60
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_TARGETS := $(patsubst fuzz/%_fuzz.cpp,%,$(wildcard fuzz/*_fuzz.cpp))
-FUZZ_LIB_SRCS_loader := $(wildcard userspace/config/*.cpp userspace/common/*.cpp)
+# The library sources a fuzz target may compile: no network server (libmicrohttpd).
+FUZZ_COMMON_SRCS := $(filter-out userspace/common/status_server.cpp,$(wildcard userspace/common/*.cpp))
+FUZZ_LIB_SRCS_loader := $(wildcard userspace/config/*.cpp) $(FUZZ_COMMON_SRCS)
 FUZZ_LIB_SRCS_proxy := userspace/proxy/http.cpp
 # C objects a target links besides its C++ sources: llhttp under the proxy's parser.
 FUZZ_C_OBJS_proxy := $(patsubst $(LLHTTP_DIR)/%.c,$(FUZZ_DIR)/llhttp/%.o,$(LLHTTP_SRCS))
 FUZZ_SEEDS_loader := $(shell find configs fuzz/regressions -name '*.yaml')
 FUZZ_SEEDS_proxy := $(wildcard fuzz/proxy-seeds/*)
-FUZZ_LIB_SRCS_route_table := $(wildcard userspace/config/*.cpp userspace/common/*.cpp) \
+FUZZ_LIB_SRCS_route_table := $(wildcard userspace/config/*.cpp) $(FUZZ_COMMON_SRCS) \
 	$(wildcard userspace/proxy/router*.cpp) userspace/proxy/route_table_json.cpp \
 	userspace/compiler/compiler.cpp userspace/compiler/maglev.cpp
 # The route table the agent would write for every seed step (veer-routes: inventory, the
