@@ -31,8 +31,8 @@ struct Limits {
 /** Which side of an HTTP/1 connection a MessageParser reads. */
 enum class MessageType : uint8_t { kRequest, kResponse };
 
-// The spellings the engine uses from when the parser was http-parser. The engine is
-// being split in parallel; once it says MessageType::kRequest these two go.
+// http-parser's spellings, which the engine (worker.cpp, exchange.cpp) still uses; once
+// it says MessageType::kRequest these two go.
 inline constexpr MessageType HTTP_REQUEST = MessageType::kRequest;
 inline constexpr MessageType HTTP_RESPONSE = MessageType::kResponse;
 
@@ -93,7 +93,7 @@ public:
   /** Bytes from base to the end of the current head (valid after kHead). */
   size_t headEnd() const { return headEnd_; }
   bool inHead() const { return !headDone_; }
-  /** HTTP status to answer a kError with (400, 431, 501), or 502 for a response. */
+  /** HTTP status to answer a kError with (400, 431, 501, 505), or 502 for a response. */
   int errorStatus() const { return errorStatus_; }
   const char* errorText() const { return errorText_; }
   /** A message started (non-CRLF bytes were seen) and is not complete. */
