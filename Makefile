@@ -21,7 +21,8 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 CXX ?= g++
 
-PKGS := libbpf yaml-0.1 spdlog fmt re2 libnl-3.0 libnl-route-3.0 liburing libmicrohttpd libcurl
+PKGS := libbpf yaml-0.1 spdlog fmt re2 libnl-3.0 libnl-route-3.0 liburing libmicrohttpd libcurl \
+	libcrypto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 # mimalloc replaces glibc's malloc in every binary: loading a large config is mostly small
 # allocations, and glibc spent a quarter of the load in malloc/free (docs/design.md).
@@ -50,22 +51,31 @@ TEST_BPF_SRCS := $(wildcard tests/bpf/*.bpf.c)
 SKELS += $(patsubst tests/bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(TEST_BPF_SRCS))
 
 LIB_SRCS := $(wildcard userspace/common/*.cpp userspace/config/*.cpp \
-	userspace/compiler/*.cpp userspace/datapath/*.cpp userspace/proxy/*.cpp)
+	userspace/compiler/*.cpp userspace/datapath/*.cpp userspace/proxy/*.cpp \
+	userspace/k8s/*.cpp userspace/reconcile/*.cpp)
 LIB_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(LIB_SRCS)) \
 	$(patsubst $(LLHTTP_DIR)/%.c,$(BUILD)/obj/llhttp/%.o,$(LLHTTP_SRCS))
 LIB := $(BUILD)/libveer.a
 
 PROGS := veer-agent veerctl veer-proxy
+
+# One version for every binary (`--version`): `git describe` of the tree built, or
+# VEER_VERSION=... where there is no .git (an image build from a copied tree).
+ifeq ($(origin VEER_VERSION),undefined)
+VEER_VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+endif
+
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
 INTEG_SRCS := $(wildcard tests/integration/*.cpp)
+K8S_TEST_SRCS := $(wildcard tests/k8s/*.cpp)
 WORLD_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(wildcard tests/world/*.cpp))
 TOOL_SRCS := $(wildcard tests/tools/*.cpp)
 BENCH_SRCS := $(wildcard tests/bench/*.cpp)
 
 ALL_BINS := $(addprefix $(BIN)/,$(PROGS)) $(BIN)/veer-unit-tests \
-	$(BIN)/veer-integration-tests $(patsubst tests/tools/%.cpp,$(BIN)/%,$(TOOL_SRCS))
+	$(BIN)/veer-integration-tests $(BIN)/veer-k8s-tests $(patsubst tests/tools/%.cpp,$(BIN)/%,$(TOOL_SRCS))
 
-.PHONY: all deps test unit-test integration-test bench demo clean
+.PHONY: all deps test unit-test integration-test bench soak demo clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -92,6 +102,14 @@ $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
 # --- userspace -------------------------------------------------------------
+# The version is compiled into one object, rebuilt only when the string changes.
+$(BUILD)/version.txt: FORCE
+	@mkdir -p $(@D)
+	$(Q)echo '$(VEER_VERSION)' | cmp -s - $@ || echo '$(VEER_VERSION)' > $@
+$(BUILD)/obj/userspace/common/version.o: $(BUILD)/version.txt
+$(BUILD)/obj/userspace/common/version.o: CXXFLAGS += -DVEER_VERSION='"$(VEER_VERSION)"'
+.PHONY: FORCE
+
 # Every library this build needs, checked once with pkg-config's own message
 # (say `make deps`), before any compile can fail on a missing header instead.
 $(BUILD)/pkg-config.ok: Makefile | $(BUILD)/bpf
@@ -135,6 +153,11 @@ $(BIN)/veer-integration-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(INTEG_SRCS)) 
 	$(call msg,LINK,$@)
 	$(Q)$(CXX) $^ $(PKG_LIBS) -lgtest -lgtest_main -pthread -o $@
 
+# Kubernetes client against tests/tools/veer-test-apiserver.py: real sockets, no root.
+$(BIN)/veer-k8s-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(K8S_TEST_SRCS)) $(LIB) | $(BIN)
+	$(call msg,LINK,$@)
+	$(Q)$(CXX) $^ $(PKG_LIBS) -lgtest -lgtest_main -pthread -o $@
+
 # Test tools share the namespace test world with the integration tests.
 $(BIN)/%: $(BUILD)/obj/tests/tools/%.o $(WORLD_OBJS) $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
@@ -160,13 +183,22 @@ integration-test: all
 # crash found by chance never fails an unrelated change.
 test: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
-	$(Q)bash scripts/run-tests.sh $(BIN)/veer-unit-tests $(BIN)/veer-integration-tests \
+	$(Q)bash scripts/run-tests.sh $(BIN)/veer-unit-tests $(BIN)/veer-k8s-tests \
+		$(BIN)/veer-integration-tests "bash tests/deploy/run.sh $(BIN)" \
 		"$(MAKE) --no-print-directory fuzz-corpus" \
 		"KERNEL=$(KERNEL) bash vm-tests/run.sh"
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
 	$(Q)set -e; for b in tests/bench/*.sh; do bash $$b; done
+
+# The load-and-fault soak (tests/soak/soak.sh): SOAK_TIME seconds of traffic while weights
+# flip, veer-proxy and veer-agent are killed and hostile config files come and go. Not part
+# of `make test`: it runs for minutes.
+SOAK_TIME ?= 600
+soak: deps
+	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
+	$(Q)SOAK_TIME=$(SOAK_TIME) bash tests/soak/soak.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all

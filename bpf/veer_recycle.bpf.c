@@ -1,25 +1,26 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Socket recycling: iter/tcp and iter/udp programs that destroy the sockets of
- * the iterated network namespace that veer_recycle_targets names
+ * the iterated network namespace that veer_recycle_targets_v2 names
  * (Istio #13908: keep-alive clients that never re-balance; Cilium #25169: UDP
  * sockets stuck on a removed backend). The agent runs them once per netns (an
- * iterator sees the netns it was created in). Two kinds of target:
- *  - a backend (VEER_RECYCLE_PEER): a stable share of the sockets whose peer it is;
- *  - an affinity service (VEER_RECYCLE_AFFINITY): the sockets translated from it
- *    whose client's hash picks another version now. The client is computed as
- *    the connect hook did (lib/affinity.h), from the socket's netns and cgroup,
- *    against the live generation of the datapath's maps (reused from their pins).
+ * iterator sees the netns it was created in). Every target names the service a
+ * socket was translated from (its veer_sock_nat), so a socket veer did not
+ * translate, or translated for another service, is never hit. Three kinds:
+ *  - a backend of a service (VEER_RECYCLE_PEER): a stable share of the
+ *    service's sockets sent to it;
+ *  - an affinity service (VEER_RECYCLE_AFFINITY): its sockets whose client's
+ *    hash picks another version now. The client is computed as the connect
+ *    hook did (lib/affinity.h), from the socket's netns and cgroup, against the
+ *    live generation of the datapath's maps (reused from their pins);
+ *  - an L7 service (VEER_RECYCLE_FALLBACK): its sockets that took the kernel
+ *    path while veer-proxy was not serving.
  *
  * bpf_sock_destroy is a kfunc of Linux >= 6.5; this object is separate from
  * veer_sock so that nothing else depends on it.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
-#include <linux/in6.h>
-/* From linux/socket.h (not a uapi header). */
-#define AF_INET 2
-#define AF_INET6 10
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
@@ -44,12 +45,11 @@ typedef struct {
 } possible_net_t;
 
 struct sock_common {
-	__be32 skc_daddr;
-	__be16 skc_dport;
-	unsigned short skc_family;
+	unsigned char skc_state;
 	possible_net_t skc_net;
-	struct in6_addr skc_v6_daddr;
 } __attribute__((preserve_access_index));
+
+#define TCP_ESTABLISHED 1 /* include/net/tcp_states.h */
 
 struct kernfs_node {
 	__u64 id;
@@ -91,7 +91,7 @@ struct {
 	__uint(max_entries, VEER_RECYCLE_TARGETS);
 	__type(key, struct veer_recycle_key);
 	__type(value, struct veer_recycle);
-} veer_recycle_targets SEC(".maps");
+} veer_recycle_targets_v2 SEC(".maps");
 
 /* Sockets destroyed since load, by protocol (read by the agent). */
 __u64 destroyed_tcp = 0;
@@ -153,7 +153,7 @@ static __always_inline int affinity_moved(struct sock *sk, const struct veer_soc
 }
 
 /* Whether a target picks this socket. sk is NULL for a TCP socket that is not
- * a full socket (request, time-wait): no storage, no affinity. */
+ * a full socket (request, time-wait): no storage, so not one veer translated. */
 static __always_inline int recycle_picks(struct sock_common *skc, struct sock *sk, __u8 proto)
 {
 	struct veer_recycle_key key = {};
@@ -161,27 +161,6 @@ static __always_inline int recycle_picks(struct sock_common *skc, struct sock *s
 	const struct veer_recycle *target;
 	__u64 cookie;
 
-	key.proto = proto;
-	key.port = skc->skc_dport;
-	if (skc->skc_family == AF_INET) {
-		key.addr[2] = bpf_htonl(0xffff);
-		key.addr[3] = skc->skc_daddr;
-	} else if (skc->skc_family == AF_INET6) {
-		key.addr[0] = skc->skc_v6_daddr.in6_u.u6_addr32[0];
-		key.addr[1] = skc->skc_v6_daddr.in6_u.u6_addr32[1];
-		key.addr[2] = skc->skc_v6_daddr.in6_u.u6_addr32[2];
-		key.addr[3] = skc->skc_v6_daddr.in6_u.u6_addr32[3];
-	} else {
-		return 0;
-	}
-	target = bpf_map_lookup_elem(&veer_recycle_targets, &key);
-	if (target) {
-		/* A fraction of the sockets: the same ones however often the agent
-		 * runs (and the same ones the netlink path picks: see recyclePicks()). */
-		cookie = bpf_get_socket_cookie(skc);
-		if ((cookie * 0x9e3779b97f4a7c15ULL >> 32) % 1000 < target->permille)
-			return 1;
-	}
 	if (!sk)
 		return 0;
 	nat = bpf_sk_storage_get(&veer_sock_nat, sk, 0, 0);
@@ -189,10 +168,28 @@ static __always_inline int recycle_picks(struct sock_common *skc, struct sock *s
 		return 0;
 	__builtin_memcpy(key.addr, nat->service, sizeof(key.addr));
 	key.port = nat->service_port;
+	key.proto = proto;
+	/* Established only: destroying a connection still being set up would
+	 * fail the client's connect() itself. */
+	if ((nat->flags & VEER_NAT_F_FALLBACK) &&
+	    (proto != IPPROTO_TCP || skc->skc_state == TCP_ESTABLISHED)) {
+		key.kind = VEER_RECYCLE_FALLBACK;
+		if (bpf_map_lookup_elem(&veer_recycle_targets_v2, &key))
+			return 1;
+	}
 	key.kind = VEER_RECYCLE_AFFINITY;
-	if (!bpf_map_lookup_elem(&veer_recycle_targets, &key))
+	if (bpf_map_lookup_elem(&veer_recycle_targets_v2, &key) && affinity_moved(sk, nat, proto))
+		return 1;
+	key.kind = VEER_RECYCLE_PEER;
+	__builtin_memcpy(key.backend, nat->backend, sizeof(key.backend));
+	key.backend_port = nat->backend_port;
+	target = bpf_map_lookup_elem(&veer_recycle_targets_v2, &key);
+	if (!target)
 		return 0;
-	return affinity_moved(sk, nat, proto);
+	/* A fraction of the sockets: the same ones however often the agent runs
+	 * (and the same ones the netlink path picks: see recyclePicks()). */
+	cookie = bpf_get_socket_cookie(skc);
+	return (cookie * 0x9e3779b97f4a7c15ULL >> 32) % 1000 < target->permille;
 }
 
 static __always_inline int recycle(struct sock_common *skc, struct sock *sk, __u8 proto)

@@ -181,6 +181,8 @@ int veer_sockops(struct bpf_sock_ops *skops)
 
 	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
 		proxy_record_client(skops);
+	if (op == BPF_SOCK_OPS_STATE_CB)
+		proxy_forget_client(skops);
 	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB || op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
 		accel_add(skops);
 	return 1;

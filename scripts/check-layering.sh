@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 declare -A layer=(
 	[common]=0
-	[config]=1 [k8s]=1
-	[compiler]=2
+	[config]=1
+	[compiler]=2 [k8s]=2
 	[datapath]=3 [proxy]=3
 	[reconcile]=4
 	[agent]=5 [veerctl]=5 [veer-proxy]=5

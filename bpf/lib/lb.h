@@ -41,7 +41,9 @@ static __always_inline void lb_count(const struct veer_version_key *vkey, int no
  *       version, fetched only for services (it makes the kernel assign one).
  * @key: service key with addr/port/proto set; gen is filled in here.
  * @cookie: out, the socket cookie when a backend is returned.
- * @nat_flags: out, VEER_NAT_F_PROXY when the backend is veer-proxy.
+ * @nat_flags: out, VEER_NAT_F_PROXY when the backend is veer-proxy,
+ *             VEER_NAT_F_FALLBACK when an L7 service took the kernel path
+ *             because the proxy was not serving.
  *
  * Returns the backend, or NULL with *refuse set when the service is known but
  * has no backend for the chosen version (the caller fails the connect), or
@@ -73,12 +75,15 @@ static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr
 	if (!svc)
 		return NULL;
 	if (svc->flags & VEER_SVC_F_L7) {
-		const struct veer_backend *px = proxy_backend(ctx, key);
+		int fallback;
+		const struct veer_backend *px = proxy_backend(ctx, key, &fallback);
 
 		if (px) {
 			*nat_flags = VEER_NAT_F_PROXY;
 			return px;
 		}
+		if (fallback)
+			*nat_flags = VEER_NAT_F_FALLBACK;
 	}
 
 	*refuse = 1;

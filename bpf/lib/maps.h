@@ -93,6 +93,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } veer_proxy SEC(".maps");
 
+/* veer-proxy's listening sockets (VEER_PROXY_LISTENER_*): the kernel removes
+ * an entry when its socket closes, so the connect hooks see a dead proxy with
+ * no agent alive (lib/proxy.h). Value: the socket's fd on update, its cookie
+ * on a lookup from userspace. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, VEER_PROXY_LISTENERS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} veer_proxy_listeners SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, VEER_ORIG_DST_ENTRIES);

@@ -3,10 +3,13 @@
  * Redirect to veer-proxy: connections to an L7 service go to the node's proxy
  * instead of a backend, and the proxy learns the service the client asked for.
  *
- * connect hook: the socket's veer_sock_nat gets VEER_NAT_F_PROXY (the client
- *               port is not chosen yet, so nothing else can be recorded here);
+ * connect hook: only while the proxy serves (veer_proxy.ready and its listener
+ *               still in veer_proxy_listeners), the socket's veer_sock_nat
+ *               gets VEER_NAT_F_PROXY (the client port is not chosen yet, so
+ *               nothing else can be recorded here); otherwise the kernel path
+ *               takes it, flagged VEER_NAT_F_FALLBACK;
  * sockops:      once established, (client address, client port) -> service in
- *               veer_orig_dst;
+ *               veer_orig_dst, deleted again when the client's socket closes;
  * getsockopt:   in the proxy's cgroup, SO_ORIGINAL_DST on an accepted socket
  *               answers from veer_orig_dst by the socket's peer.
  */
@@ -22,32 +25,62 @@
 #include "lib/maps.h"
 
 /*
+ * proxy_listening() - whether veer-proxy's listening socket of a family is
+ * open. The agent puts it in veer_proxy_listeners; the kernel takes it out as
+ * the socket closes (before its state leaves LISTEN), so this needs no agent
+ * alive to notice a dead proxy.
+ */
+static __always_inline int proxy_listening(__u32 slot)
+{
+	struct bpf_sock *sk = bpf_map_lookup_elem(&veer_proxy_listeners, &slot);
+	int up;
+
+	if (!sk)
+		return 0;
+	up = sk->state == BPF_TCP_LISTEN;
+	bpf_sk_release(sk);
+	return up;
+}
+
+/*
  * proxy_backend() - the proxy's listen address for a connection to an L7
- * service, or NULL when the kernel path should serve it: the proxy is not
- * ready, has no listener of the service's family, the connection is not TCP,
- * or it is the proxy's own (marked) socket.
+ * service, or NULL when the kernel path should serve it: the connection is not
+ * TCP, it is the proxy's own (marked) socket, or the proxy is not serving (not
+ * ready, no listener of the service's family, or that listener closed); in
+ * that last case *fallback is set.
  */
 static __always_inline const struct veer_backend *proxy_backend(struct bpf_sock_addr *ctx,
-								const struct veer_svc_key *key)
+								const struct veer_svc_key *key,
+								int *fallback)
 {
 	const struct veer_proxy *px;
 	const struct veer_backend *be;
 	struct bpf_sock *sk = ctx->sk;
-	__u32 zero = 0;
+	__u32 zero = 0, slot;
 
+	*fallback = 0;
 	if (key->proto != IPPROTO_TCP || !sk)
 		return NULL;
 	px = bpf_map_lookup_elem(&veer_proxy, &zero);
-	if (!px || !px->ready)
+	if (!px)
 		return NULL;
 	if (px->mark && sk->mark == px->mark)
 		return NULL;
+	*fallback = 1;
+	if (!px->ready)
+		return NULL;
 	/* IPv4 services are keyed IPv4-mapped. */
-	if (key->addr[0] == 0 && key->addr[1] == 0 && key->addr[2] == bpf_htonl(0xffff))
+	if (key->addr[0] == 0 && key->addr[1] == 0 && key->addr[2] == bpf_htonl(0xffff)) {
 		be = &px->listen4;
-	else
+		slot = VEER_PROXY_LISTENER_V4;
+	} else {
 		be = &px->listen6;
-	return be->family ? be : NULL;
+		slot = VEER_PROXY_LISTENER_V6;
+	}
+	if (!be->family || !proxy_listening(slot))
+		return NULL;
+	*fallback = 0;
+	return be;
 }
 
 /* The client address of veer_orig_key, IPv4-mapped for IPv4 (fields already
@@ -85,7 +118,26 @@ static __always_inline void proxy_record_client(struct bpf_sock_ops *skops)
 	key.port = bpf_htons((__u16)skops->local_port);
 	__builtin_memcpy(dst.addr, nat->service, sizeof(dst.addr));
 	dst.port = nat->service_port;
-	bpf_map_update_elem(&veer_orig_dst, &key, &dst, BPF_ANY);
+	if (bpf_map_update_elem(&veer_orig_dst, &key, &dst, BPF_ANY))
+		return;
+	/* Tell us when it closes (proxy_forget_client), so a later connection
+	 * from the same address and port is never taken for this one. */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* A redirected connection closed (only those get the state callback): forget
+ * its client end. The socket still has its address and port here. */
+static __always_inline void proxy_forget_client(struct bpf_sock_ops *skops)
+{
+	struct veer_orig_key key = {};
+
+	if (skops->args[1] != BPF_TCP_CLOSE)
+		return;
+	proxy_key_addr(&key, ctx_u32(skops->family), ctx_u32(skops->local_ip4),
+		       ctx_u32(skops->local_ip6[0]), ctx_u32(skops->local_ip6[1]),
+		       ctx_u32(skops->local_ip6[2]), ctx_u32(skops->local_ip6[3]));
+	key.port = bpf_htons((__u16)skops->local_port);
+	bpf_map_delete_elem(&veer_orig_dst, &key);
 }
 
 #define PROXY_SO_ORIGINAL_DST 80 /* SOL_IP SO_ORIGINAL_DST, SOL_IPV6 IP6T_SO_ORIGINAL_DST */

@@ -167,12 +167,20 @@ struct veer_sock_nat {
 
 /* veer_sock_nat.flags */
 /* The backend is veer-proxy: sockops records the client's address and port
- * in veer_orig_dst once the connection is established. */
+ * in veer_orig_dst once the connection is established, and deletes them when
+ * the connection closes. */
 #define VEER_NAT_F_PROXY 1
+/* The service is L7 but veer-proxy was not serving at connect() (not ready, or
+ * its listener gone): the kernel path took the connection. The agent destroys
+ * such sockets once the proxy serves again (VEER_RECYCLE_FALLBACK), so that a
+ * keep-alive client comes back to per-request routing. */
+#define VEER_NAT_F_FALLBACK 2
 
 /* Value of veer_proxy (array of one): where the node's veer-proxy listens.
  * Written by the agent; the connect hooks redirect VEER_SVC_F_L7 services to
- * it only while ready is 1. The agent changes the listen addresses only while
+ * it only while ready is 1 AND the proxy's listening socket of the family is
+ * in veer_proxy_listeners (the kernel drops it there when the socket closes,
+ * so a dead proxy stops the redirect with no agent alive). The agent changes the listen addresses only while
  * ready is 0, so a reader never mixes an old address with a new one. */
 struct veer_proxy {
 	struct veer_backend listen4; /* family 0 when the proxy has no IPv4 listener */
@@ -182,6 +190,13 @@ struct veer_proxy {
 	__u8 pad[3];
 	__u64 routes_digest; /* host order; FNV-1a of the route table file the proxy loaded */
 };
+
+/* Keys of veer_proxy_listeners (sockmap of two): one listening socket of
+ * veer-proxy per family, put there by the agent once the proxy has loaded the
+ * route table. The entry vanishes when the socket closes (the proxy exits). */
+#define VEER_PROXY_LISTENER_V4 0
+#define VEER_PROXY_LISTENER_V6 1
+#define VEER_PROXY_LISTENERS 2
 
 /* Key of veer_orig_dst: the client end of a connection redirected to the
  * proxy, as the proxy sees its peer. */
@@ -283,22 +298,33 @@ struct veer_lane {
 	__u32 pad;
 };
 
-/* veer_recycle_key.kind */
-/* addr/port is a backend: a share (permille) of the sockets whose peer it is. */
+/* veer_recycle_key.kind. Every kind names the service a socket was
+ * translated from (its veer_sock_nat): a socket veer did not translate, or
+ * translated for another service, is never destroyed. */
+/* backend/backend_port: a share (permille) of the service's sockets whose
+ * backend it is. */
 #define VEER_RECYCLE_PEER 0
-/* addr/port is a service with VEER_SVC_F_AFFINITY: the sockets translated
- * from it (veer_sock_nat) whose client's hash now picks a version their
- * backend is not in (veer_member). Iterators only: needs the socket's netns
- * and cgroup, which a sock_diag dump does not give. */
+/* A service with VEER_SVC_F_AFFINITY: its sockets whose client's hash now
+ * picks a version their backend is not in (veer_member). Iterators only:
+ * needs the socket's netns and cgroup, which a sock_diag dump does not give. */
 #define VEER_RECYCLE_AFFINITY 1
+/* An L7 service: its sockets that took the kernel path while veer-proxy was
+ * not serving (VEER_NAT_F_FALLBACK). */
+#define VEER_RECYCLE_FALLBACK 2
 
-/* Key of veer_recycle_targets (veer_recycle.bpf.c): which sockets the
- * recycling iterators destroy. */
+/* Key of veer_recycle_targets_v2 (veer_recycle.bpf.c; built from a socket's
+ * veer_sock_nat by the iterators, compared by the netlink path): which sockets
+ * the recycling destroys. v2: v1 named a backend alone, which also hit the
+ * connections of another service reusing that IP:port. */
 struct veer_recycle_key {
-	__be32 addr[4]; /* network order, IPv4-mapped for IPv4 */
-	__be16 port; /* network order */
+	__be32 addr[4]; /* network order, service address, IPv4-mapped for IPv4 */
+	__be32 backend[4]; /* network order, VEER_RECYCLE_PEER: backend address,
+			      IPv4-mapped for IPv4; zero for other kinds */
+	__be16 port; /* network order, service port */
+	__be16 backend_port; /* network order, VEER_RECYCLE_PEER; 0 for other kinds */
 	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 kind; /* VEER_RECYCLE_* */
+	__u8 pad[2];
 };
 
 struct veer_recycle {
@@ -344,7 +370,8 @@ static_assert(offsetof(struct veer_affinity_key, port) == 24);
 static_assert(sizeof(struct veer_affinity) == 32);
 static_assert(sizeof(struct veer_lane_key) == 16);
 static_assert(sizeof(struct veer_lane) == 8);
-static_assert(sizeof(struct veer_recycle_key) == 20);
+static_assert(sizeof(struct veer_recycle_key) == 40);
+static_assert(offsetof(struct veer_recycle_key, port) == 32);
 static_assert(sizeof(struct veer_recycle) == 4);
 static_assert(sizeof(struct veer_sock_pair) == 40);
 static_assert(sizeof(struct veer_accel) == 4);

@@ -4,16 +4,109 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+
 #include <sstream>
 
 #include "common/hash.h"
 #include "kernel_path_fixture.h"
+#include "pod_child.h"
 #include "proxy/router.h"
+#include "reconcile/proxy_metrics.h"
 
 namespace veer::test {
 namespace {
 
 constexpr const char* kProxyPort = "15001";
+
+/**
+ * One whole request on a fresh connection from srcPort (0: any) to addr:port, with
+ * Connection: close. Returns "<status> <first body line>", or "connect <errno>" /
+ * "request <errno>". A fixed source port may still be held by the previous
+ * connection's last packets: EADDRNOTAVAIL is retried for up to 2 s.
+ */
+std::string requestOnce(const char* addr, uint16_t port, uint16_t srcPort = 0) {
+  const std::string req = "GET / HTTP/1.1\r\nHost: reviews\r\nConnection: close\r\n\r\n";
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(port);
+  inet_pton(AF_INET, addr, &dst.sin_addr);
+  int s = -1;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    timeval tv{2, 0};
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    src.sin_port = htons(srcPort);
+    if ((srcPort == 0 || bind(s, reinterpret_cast<sockaddr*>(&src), sizeof(src)) == 0) &&
+        connect(s, reinterpret_cast<sockaddr*>(&dst), sizeof(dst)) == 0) {
+      break;
+    }
+    const int err = errno;
+    close(s);
+    s = -1;
+    if (err != EADDRNOTAVAIL && err != EADDRINUSE) {
+      return "connect " + std::to_string(err);
+    }
+    usleep(10000);
+  }
+  if (s < 0) {
+    return "connect " + std::to_string(EADDRNOTAVAIL);
+  }
+  std::string resp;
+  char b[4096];
+  ssize_t r = send(s, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size()) ? 1 : -1;
+  while (r > 0 && (r = recv(s, b, sizeof(b), 0)) > 0) {
+    resp.append(b, r);
+  }
+  const int err = errno;
+  close(s);
+  const size_t head = resp.find("\r\n\r\n");
+  if (r < 0 || resp.size() < 12 || head == std::string::npos) {
+    return "request " + std::to_string(err);
+  }
+  const std::string body = resp.substr(head + 4);
+  return resp.substr(9, 3) + " " + body.substr(0, body.find('\n'));
+}
+
+/** In a pod: fresh connections to addr:port one after another, one line per request. */
+void requestLoop(const std::function<void(const std::string&)>& emit, const char* addr,
+                 uint16_t port) {
+  while (true) {
+    emit(requestOnce(addr, port));
+  }
+}
+
+/** Lines of a requestLoop, counted by kind. */
+struct Tally {
+  int ok = 0;      // a complete answer
+  int refused = 0; // connect() failed
+  int failed = 0;  // connected, then no complete answer (the proxy died mid-request)
+  std::vector<std::string> refusals;
+
+  /** Reads the child's lines until the deadline (so its pipe never fills meanwhile). */
+  void drainUntil(PodChild& child, steady_clock::time_point until) {
+    while (steady_clock::now() < until) {
+      const std::string l = child.line(milliseconds(1));
+      if (l.empty()) {
+        continue;
+      }
+      if (l.rfind("connect ", 0) == 0) {
+        refused++;
+        refusals.push_back(l);
+      } else if (l.rfind("request ", 0) == 0) {
+        failed++;
+      } else {
+        ok++;
+      }
+    }
+  }
+};
 
 /** One transfer of a curl run. */
 struct Reply {
@@ -144,6 +237,31 @@ protected:
     return n;
   }
 
+  /** The proxy's pid, from its pid file; -1 when there is none. */
+  pid_t proxyPid() {
+    Result<std::string> text = readFile((tmp_ / "run/veer-proxy.pid").string());
+    return text && !text->empty() ? std::stoi(*text) : -1;
+  }
+
+  /** Whether pid has exited (gone, or a zombie nobody reaped yet). */
+  static bool exited(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) {
+      return true;
+    }
+    const size_t paren = line.rfind(')');
+    return paren != std::string::npos && paren + 2 < line.size() && line[paren + 2] == 'Z';
+  }
+
+  /** `veerctl status` on this test's bpffs. */
+  std::string veerctlStatus() {
+    auto res = world_->run("outsider", {(binDir() / "veerctl").string(), "--bpffs",
+                                        bpffs_.string(), "status"});
+    EXPECT_TRUE(res) << res.error().message;
+    return res ? res->out + res->err : "";
+  }
+
   const std::string reviewsUrl_ = "http://" + std::string(kReviews4) + ":9080/";
 };
 
@@ -161,6 +279,71 @@ TEST_F(ProxyTest, Seed000JasonReachesV3) {
   // One keep-alive connection per curl run: routing is per request, not per connection.
   EXPECT_EQ(connections(jason), 1);
   EXPECT_EQ(connections(anon), 1);
+}
+
+// The proxy's counts reach the agent's scrape: the real veer-proxy's stats socket in the
+// run dir (as the supervisor starts it), read the way /metrics reads it.
+TEST_F(ProxyTest, Seed000RequestsAndUpstreamConnectionsAreCountedPerVersion) {
+  agent_->start();
+  applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
+  curl("productpage-v1", reviewsUrl_, 20, {"-H", "end-user: jason"});
+  curl("productpage-v1", reviewsUrl_, 30);
+
+  const std::string socket = (tmp_ / "run" / "veer-proxy.stats.sock").string();
+  struct stat st {};
+  ASSERT_EQ(stat(socket.c_str(), &st), 0) << socket;
+  EXPECT_EQ(st.st_mode & 07777, 0600U);
+  // The last request is counted just after its last byte left: wait for it (bounded).
+  std::map<std::string, uint64_t> byVersion;
+  Result<proxy::ProxyStats> stats = Error{};
+  const auto deadline = steady_clock::now() + std::chrono::seconds(10);
+  while (steady_clock::now() < deadline) {
+    stats = fetchProxyStats(socket);
+    ASSERT_TRUE(stats) << stats.error().message;
+    byVersion.clear();
+    for (const auto& [l, n] : stats->requests) {
+      if (l.name == "reviews" && l.code == 200) {
+        byVersion[l.version] += n;
+      }
+    }
+    if (byVersion["v2"] + byVersion["v3"] >= 50) {
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_EQ(byVersion, (std::map<std::string, uint64_t>{{"v2", 30}, {"v3", 20}}))
+      << stats->toJson();
+  std::map<std::string, uint64_t> connections;
+  for (const auto& [l, n] : stats->connections) {
+    connections[l.name + " " + l.version] += n;
+  }
+  // One curl run, one keep-alive connection, one upstream connection per version.
+  EXPECT_EQ(connections, (std::map<std::string, uint64_t>{{"reviews v2", 1}, {"reviews v3", 1}}))
+      << stats->toJson();
+
+  metrics::TextWriter w;
+  writeConnectionFamilies(w, {}, &*stats);
+  writeRequestFamilies(w, &*stats);
+  EXPECT_NE(w.render().find("path=\"l7\"} 1\n"), std::string::npos) << w.render();
+}
+
+// Issue 21 M9: routes.json names services, pod addresses and header values to match. It
+// was 0644 in a 0755 run directory, and stayed after --uninstall.
+TEST_F(ProxyTest, RouteTableIsPrivateAndGoesWithUninstall) {
+  agent_->start();
+  applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
+  const fs::path run = tmp_ / "run";
+  struct stat st {};
+  ASSERT_EQ(stat(run.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  ASSERT_EQ(stat((run / "routes.json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  ASSERT_EQ(WEXITSTATUS(agent_->stop()), 0);
+  const std::string cmd = (binDir() / "veer-agent").string() + " --uninstall --bpffs " +
+                          bpffs_.string() + " --run-dir " + run.string() + " >/dev/null 2>&1";
+  ASSERT_EQ(system(cmd.c_str()), 0);
+  EXPECT_FALSE(fs::exists(run / "routes.json"));
+  EXPECT_FALSE(fs::exists(run / "veer-proxy.stats.sock")) << "the proxy removes it as it exits";
 }
 
 /** The proxy fixture with socket acceleration on (bpf/lib/accel.h). */
@@ -288,9 +471,8 @@ TEST_F(ProxyTest, ProxyDeathFallsBackToTheKernelAndRecovers) {
   }
 
   // Kill the proxy: the agent stops the redirect, the kernel serves reviews.
-  Result<std::string> pidText = readFile((tmp_ / "run/veer-proxy.pid").string());
-  ASSERT_TRUE(pidText);
-  const pid_t pid = std::stoi(*pidText);
+  const pid_t pid = proxyPid();
+  ASSERT_GT(pid, 0);
   ASSERT_EQ(kill(pid, SIGKILL), 0);
   waitProxyReady(false);
   // The kernel applies the unconditional rule: v2. No header routing meanwhile.
@@ -300,6 +482,136 @@ TEST_F(ProxyTest, ProxyDeathFallsBackToTheKernelAndRecovers) {
   waitProxyServing();
   EXPECT_EQ(countVersions(curl("productpage-v1", reviewsUrl_, 10, {"-H", "end-user: jason"})),
             (std::map<std::string, int>{{"v3", 10}}));
+}
+
+// Issue 21, serious 1: with no agent alive to clear veer_proxy.ready, a proxy killed
+// under load must not refuse one connection: the connect hook sees its listener gone
+// and sends reviews down the kernel path; status reads the same liveness.
+TEST_F(ProxyTest, ProxyKilledWithNoAgentRunningRefusesNothingAndStatusSaysSo) {
+  agent_->start();
+  applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
+  const pid_t pid = proxyPid();
+  ASSERT_GT(pid, 0);
+  agent_->stop(); // SIGTERM: the proxy, like the pinned datapath, keeps serving
+  ASSERT_EQ(liveProxy().ready, 1) << "the proxy serves with no agent";
+  EXPECT_NE(veerctlStatus().find("veer-proxy ready"), std::string::npos) << veerctlStatus();
+
+  Tally tally;
+  PodChild client(*world_, "productpage-v1",
+                  [](const auto& emit) { requestLoop(emit, kReviews4, kHttpPort); });
+  tally.drainUntil(client, steady_clock::now() + milliseconds(300));
+  ASSERT_GT(tally.ok, 0) << "no request went through the proxy before the kill";
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  const auto deadline = steady_clock::now() + std::chrono::seconds(5);
+  while (!exited(pid) && steady_clock::now() < deadline) {
+    tally.drainUntil(client, steady_clock::now() + milliseconds(5));
+  }
+  ASSERT_TRUE(exited(pid));
+  // The listener closes with its last file reference: at the exit, or when the
+  // kernel tears down an io_uring ring that still held it, just after (a workqueue;
+  // slow under the VM suite's emulation).
+  while (liveProxy().ready && steady_clock::now() < deadline + std::chrono::seconds(2)) {
+    tally.drainUntil(client, steady_clock::now() + milliseconds(5));
+  }
+  EXPECT_EQ(liveProxy().ready, 0) << "status must not call a dead proxy ready";
+  EXPECT_NE(veerctlStatus().find("veer-proxy NOT READY"), std::string::npos) << veerctlStatus();
+  const int okAtDeath = tally.ok;
+  tally.drainUntil(client, steady_clock::now() + std::chrono::seconds(1));
+  EXPECT_EQ(tally.refused, 0) << "first: " << (tally.refusals.empty() ? "" : tally.refusals[0]);
+  EXPECT_GT(tally.ok - okAtDeath, 50) << "the kernel path served reviews after the death";
+  EXPECT_LE(tally.failed, 5) << "only requests in flight at the kill may fail";
+  // And the kernel path is the unconditional rule: v2, header or not.
+  EXPECT_EQ(countVersions(curl("productpage-v1", reviewsUrl_, 5, {"-H", "end-user: jason"})),
+            (std::map<std::string, int>{{"v2", 5}}));
+}
+
+// Issue 21, M1: with the agent alive, a proxy kill used to refuse connections for the
+// 0-17 ms until the agent reaped it and cleared ready. 16 kills under a stream of
+// fresh connections: none refused.
+TEST_F(ProxyTest, ProxyKillLoopWithTheAgentAliveRefusesNothing) {
+  agent_->start();
+  applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
+  Tally tally;
+  PodChild client(*world_, "productpage-v1",
+                  [](const auto& emit) { requestLoop(emit, kReviews4, kHttpPort); });
+  for (int kill_ = 0; kill_ < 16; ++kill_) {
+    const pid_t pid = proxyPid();
+    ASSERT_GT(pid, 0);
+    tally.drainUntil(client, steady_clock::now() + milliseconds(50));
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    // Until the agent's restart serves again (backoff 250 ms, then its load).
+    const auto deadline = steady_clock::now() + std::chrono::seconds(10);
+    while (!(proxyPid() != pid && liveProxy().ready) && steady_clock::now() < deadline) {
+      tally.drainUntil(client, steady_clock::now() + milliseconds(5));
+    }
+    ASSERT_TRUE(proxyPid() != pid && liveProxy().ready) << "kill " << kill_ << ": no restart\n"
+                                                         << agent_->log();
+  }
+  tally.drainUntil(client, steady_clock::now() + milliseconds(100));
+  EXPECT_EQ(tally.refused, 0) << "first: " << (tally.refusals.empty() ? "" : tally.refusals[0]);
+  EXPECT_GT(tally.ok, 100);
+  // Requests in flight at a kill die with the proxy; a handful per kill at most.
+  EXPECT_LE(tally.failed, 16 * 5);
+}
+
+// Issue 21, serious 2: a keep-alive client that reconnected while the proxy was down
+// took the kernel path and stayed there for its life. Once the restarted proxy
+// serves, the agent destroys those connections (flagged at connect): the client is
+// back on the header rule within one recycling pass after the proxy is ready, which
+// this test bounds at 3 s after the kill (restart backoff 250 ms + load + the pass).
+TEST_F(ProxyTest, KeepAliveClientFollowsTheHeaderRuleAgainAfterAProxyRestart) {
+  agent_->start();
+  applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
+  PodChild client(*world_, "productpage-v1", [](const auto& emit) {
+    keepAliveClient(emit, kReviews4, 20000, "end-user: jason\r\n");
+  });
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(client.line(), "v3 1") << "jason on one keep-alive connection, via the proxy";
+  }
+  const pid_t pid = proxyPid();
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  const auto killed = steady_clock::now();
+  int kernelPath = 0;
+  std::string l;
+  std::vector<std::string> fails;
+  while (steady_clock::now() < killed + std::chrono::seconds(10) &&
+         !(l = client.line()).empty()) {
+    if (l.rfind("fail", 0) == 0) {
+      fails.push_back(l);
+    } else if (l.rfind("v2", 0) == 0) {
+      kernelPath++; // the unconditional rule: no header routing while the proxy is down
+    } else if (l.rfind("v3", 0) == 0 && kernelPath > 0) {
+      break;
+    }
+  }
+  const auto back = steady_clock::now();
+  ASSERT_GT(kernelPath, 0) << "the client never reconnected while the proxy was down";
+  ASSERT_EQ(l.rfind("v3", 0), 0u) << "stuck on the kernel path; agent log:\n" << agent_->log();
+  EXPECT_LT(back - killed, std::chrono::seconds(3));
+  EXPECT_TRUE(fails.empty()) << fails[0];
+  const std::string conn = l.substr(l.find(' '));
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(client.line(), "v3" + conn) << "the new connection stays on the proxy";
+  }
+  EXPECT_NE(agent_->log().find("took the kernel path meanwhile"), std::string::npos);
+}
+
+// Issue 21, M3: a redirected connection's (client address, port) -> service entry
+// outlived it, so a later direct connection to the proxy from the same source port
+// was routed as that service. The entry dies with the connection.
+TEST_F(ProxyTest, OriginalDestinationIsForgottenWhenItsConnectionCloses) {
+  agent_->start();
+  applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
+  PodChild client(*world_, "productpage-v1", [](const auto& emit) {
+    constexpr uint16_t kSrcPort = 41234;
+    emit(requestOnce(kReviews4, kHttpPort, kSrcPort)); // redirected to the proxy
+    emit(requestOnce("10.244.1.1", std::stoi(kProxyPort), kSrcPort)); // straight to it
+  });
+  EXPECT_EQ(client.line(), "200 v2") << "reviews through the proxy";
+  const std::string direct = client.line();
+  ASSERT_FALSE(direct.empty());
+  EXPECT_NE(direct.rfind("200 v", 0), 0u)
+      << "a direct connection was routed as the earlier connection's service: " << direct;
 }
 
 /**

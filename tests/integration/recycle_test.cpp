@@ -28,140 +28,13 @@
 
 #include "kernel_path_fixture.h"
 #include "node_clients.h"
+#include "pod_child.h"
 
 namespace veer::test {
 namespace {
 
 constexpr const char* kKa = "10.96.7.10";
 constexpr const char* kKu = "10.96.7.20";
-
-/** A child process in a pod (or a cgroup and netns) that writes one line per event to a pipe. */
-class PodChild {
-public:
-  template <class F>
-  PodChild(World& world, const std::string& pod, F body)
-      : PodChild(world.podCgroup(pod), "/run/netns/" + world.netnsName(pod), body) {}
-
-  template <class F> PodChild(const std::string& cgroup, const std::string& netns, F body) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-      return;
-    }
-    pid_ = fork();
-    if (pid_ == 0) {
-      close(fds[0]);
-      std::ofstream(cgroup + "/cgroup.procs") << getpid() << std::flush;
-      int ns = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
-      if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) {
-        _exit(1);
-      }
-      auto emit = [fd = fds[1]](const std::string& line) {
-        std::string l = line + "\n";
-        (void)!write(fd, l.data(), l.size());
-      };
-      body(emit);
-      _exit(0);
-    }
-    close(fds[1]);
-    fd_ = fds[0];
-  }
-
-  ~PodChild() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (fd_ >= 0) {
-      close(fd_);
-    }
-  }
-
-  /** The next line, or "" after timeout. */
-  std::string line(milliseconds timeout = milliseconds(10000)) {
-    const auto deadline = steady_clock::now() + timeout;
-    while (true) {
-      if (size_t nl = buf_.find('\n'); nl != std::string::npos) {
-        std::string l = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        return l;
-      }
-      const auto left =
-          std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now()).count();
-      pollfd p{fd_, POLLIN, 0};
-      if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) {
-        return "";
-      }
-      char b[512];
-      ssize_t r = read(fd_, b, sizeof(b));
-      if (r <= 0) {
-        return "";
-      }
-      buf_.append(b, r);
-    }
-  }
-
-private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  std::string buf_;
-};
-
-
-/**
- * A keep-alive HTTP client: one request every interval on its connection; when
- * the connection is closed under it before an answer starts, it reconnects and
- * sends the request again (what HTTP clients do on a reused connection).
- * Lines: "<version> <connection number>", or "fail <step> <errno>".
- */
-void keepAliveClient(const std::function<void(const std::string&)>& emit,
-                     useconds_t interval = 20000, const char* service = kKa) {
-  int conn = -1, conns = 0;
-  const std::string req = std::string("GET / HTTP/1.1\r\nHost: ka\r\n\r\n");
-  while (true) {
-    bool fresh = false;
-    if (conn < 0) {
-      conn = connectTo(service, kHttpPort, SOCK_STREAM);
-      if (conn < 0) {
-        emit("fail connect " + std::to_string(errno));
-        usleep(100000);
-        continue;
-      }
-      conns++;
-      fresh = true;
-    }
-    std::string resp;
-    bool sent = send(conn, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size());
-    size_t want = std::string::npos;
-    while (sent) {
-      const size_t head = resp.find("\r\n\r\n");
-      if (head != std::string::npos && want == std::string::npos) {
-        const size_t cl = resp.find("Content-Length: ");
-        want = head + 4 + std::stoul(resp.substr(cl + 16));
-      }
-      if (resp.size() >= want) {
-        break;
-      }
-      char b[1024];
-      ssize_t r = recv(conn, b, sizeof(b), 0);
-      if (r <= 0) {
-        break;
-      }
-      resp.append(b, r);
-    }
-    if (want == std::string::npos || resp.size() < want) {
-      const int err = errno;
-      close(conn);
-      conn = -1;
-      if (fresh || !resp.empty()) {
-        emit("fail request " + std::to_string(err)); // a fresh connection failed, or mid-answer
-      }
-      continue; // an idle reused connection was closed: retry on a new one
-    }
-    const std::string body = resp.substr(resp.find("\r\n\r\n") + 4);
-    emit(body.substr(0, body.find('\n')) + " " + std::to_string(conns));
-    usleep(interval);
-  }
-}
 
 /** Runs with each mechanism: --socket-recycling=iterator and =netlink. */
 class RecycleTest : public KernelPathTest, public ::testing::WithParamInterface<const char*> {
@@ -254,7 +127,7 @@ TEST_P(RecycleTest, KeepAliveClientFollowsTheWeightsAfterTheGracePeriod) {
   if (recyclingUnavailable()) {
     GTEST_SKIP() << reason_;
   }
-  PodChild client(*world_, "ka-client", [](const auto& emit) { keepAliveClient(emit); });
+  PodChild client(*world_, "ka-client", [](const auto& emit) { keepAliveClient(emit, kKa); });
   for (int i = 0; i < 5; ++i) {
     ASSERT_EQ(client.line(), "v1 1") << "a keep-alive client on one connection to v1";
   }
@@ -302,6 +175,63 @@ TEST_P(RecycleTest, UdpSocketsToARemovedEndpointAreDestroyedAtOnce) {
 
   ASSERT_NO_FATAL_FAILURE(applyConfig(100, 0, {other})); // the socket's endpoint leaves
   EXPECT_EQ(client.line(), std::string("recv -1 ") + strerror(ECONNABORTED));
+}
+
+// Issue 21, M2: recycling is scoped to the service a socket was translated for. Pod
+// ka-v1 backs both ka and kb on the same IP:port; it leaves ka (relabelled) and stays
+// in kb. ka's keep-alive client moves to ka's remaining pod after the grace; kb's
+// client, on the very same backend IP:port, keeps its connection.
+TEST_P(RecycleTest, RemovedBackendRecyclesOnlyTheServiceItLeft) {
+  constexpr const char* kKb = "10.96.7.40";
+  auto config = [this](bool leftKa) {
+    std::ostringstream y;
+    for (const char* name : {"ka", "kb"}) {
+      y << "apiVersion: v1\nkind: Service\nmetadata: {name: " << name << "}\nspec:\n  clusterIP: "
+        << (std::string(name) == "ka" ? kKa : kKb) << "\n  ports: [{name: http, port: 9080}]\n"
+        << "  selector: {" << (std::string(name) == "ka" ? "app: ka" : "shared: x") << "}\n---\n"
+        << "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: " << name
+        << "\n  annotations: {veer.io/recycle-grace: 1s}\nspec:\n  host: " << name << "\n---\n";
+    }
+    const std::tuple<const char*, const char*, const char*> pods[] = {
+        {"ka-v1", "10.244.1.160", leftKa ? "app: gone, shared: x" : "app: ka, shared: x"},
+        {"ka-v2", "10.244.1.161", leftKa ? "app: ka" : "app: waiting"}};
+    for (const auto& [name, ip, labels] : pods) {
+      y << "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " << name << "\n  labels: {" << labels
+        << "}\nstatus:\n  podIP: " << ip << "\n  conditions: [{type: Ready, status: \"True\"}]\n"
+        << "---\n";
+    }
+    writeAtomically(configDir_ / "recycle.yaml", y.str());
+    waitApplied();
+  };
+  agent_->start();
+  ASSERT_NO_FATAL_FAILURE(config(false));
+  if (recyclingUnavailable()) {
+    GTEST_SKIP() << reason_;
+  }
+  PodChild left(*world_, "ka-client", [](const auto& emit) { keepAliveClient(emit, kKa); });
+  PodChild stays(*world_, "ka-client", [kKb](const auto& emit) { keepAliveClient(emit, kKb); });
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(left.line(), "v1 1");
+    ASSERT_EQ(stays.line(), "v1 1");
+  }
+
+  ASSERT_NO_FATAL_FAILURE(config(true));
+  const auto deadline = steady_clock::now() + std::chrono::seconds(10);
+  std::string l;
+  while (steady_clock::now() < deadline && (l = left.line()) == "v1 1") {
+    stays.line(milliseconds(1)); // keep its pipe drained
+  }
+  ASSERT_EQ(l, "v2 2") << "ka's client never left the removed backend; agent log:\n"
+                       << agent_->log();
+  // kb's client: same backend IP:port, still in kb, so never recycled.
+  const auto watch = steady_clock::now() + std::chrono::seconds(2);
+  int lines = 0;
+  while (steady_clock::now() < watch) {
+    const std::string s = stays.line(milliseconds(500));
+    ASSERT_EQ(s, "v1 1") << "kb's connection was destroyed for ka's change";
+    lines++;
+  }
+  EXPECT_GT(lines, 10);
 }
 
 /** A keep-alive client (a pod, or a cgroup in the node's netns) and what its lines said so far. */
@@ -388,7 +318,7 @@ TEST_P(RecycleTest, AffinityWeightChangeRecyclesExactlyTheClientsWhoseHashMoved)
   ASSERT_TRUE(node.create());
   const std::string nodeNetns = "/run/netns/" + world_->nodeNetns();
   std::vector<StickyClient> clients(kPods + kNodeClients);
-  auto keepAlive = [](const auto& emit) { keepAliveClient(emit, 50000); };
+  auto keepAlive = [](const auto& emit) { keepAliveClient(emit, kKa, 50000); };
   for (int i = 0; i < kPods; ++i) {
     StickyClient& c = clients[i];
     c.pod = "kc-" + std::to_string(i);
@@ -514,7 +444,7 @@ TEST_P(RecycleTest, AffinityLaneClientFollowsItsLaneWhenTheGraySubsetBecomesRead
     GTEST_SKIP() << reason_;
   }
   auto keepAlive = [kKl](const std::function<void(const std::string&)>& emit) {
-    keepAliveClient(emit, 20000, kKl);
+    keepAliveClient(emit, kKl, 20000);
   };
   StickyClient gray{"kl-gray", std::make_unique<PodChild>(*world_, "kl-gray", keepAlive), {}};
   StickyClient none{"ka-client", std::make_unique<PodChild>(*world_, "ka-client", keepAlive), {}};

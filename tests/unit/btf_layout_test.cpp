@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@ struct Layout {
   const char* type;
   size_t size;
   std::vector<Member> members;
+  const char* object = "veer_sock"; // the BPF object (build/bpf/<object>.bpf.o) using it
 };
 
 #define VEER_MEMBER(T, m) Member{#m, offsetof(T, m)}
@@ -89,33 +91,54 @@ const std::vector<Layout>& layouts() {
       {"veer_lane_key", sizeof(veer_lane_key),
        {VEER_MEMBER(veer_lane_key, cgroup_id), VEER_MEMBER(veer_lane_key, gen)}},
       {"veer_lane", sizeof(veer_lane), {VEER_MEMBER(veer_lane, id)}},
+      {"veer_recycle_key", sizeof(veer_recycle_key),
+       {VEER_MEMBER(veer_recycle_key, addr), VEER_MEMBER(veer_recycle_key, backend),
+        VEER_MEMBER(veer_recycle_key, port), VEER_MEMBER(veer_recycle_key, backend_port),
+        VEER_MEMBER(veer_recycle_key, proto), VEER_MEMBER(veer_recycle_key, kind)},
+       "veer_recycle"},
+      {"veer_recycle", sizeof(veer_recycle), {VEER_MEMBER(veer_recycle, permille)},
+       "veer_recycle"},
   };
   return kLayouts;
 }
 
-fs::path bpfObject() {
-  return fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "bpf/veer_sock.bpf.o";
+fs::path bpfObject(const std::string& object) {
+  return fs::read_symlink("/proc/self/exe").parent_path().parent_path() /
+         ("bpf/" + object + ".bpf.o");
 }
 
 class BtfLayoutTest : public ::testing::TestWithParam<Layout> {
 protected:
-  static void SetUpTestSuite() { btf_ = btf__parse(bpfObject().c_str(), nullptr); }
-  static void TearDownTestSuite() { btf__free(btf_); }
-  static inline btf* btf_ = nullptr;
+  static void TearDownTestSuite() {
+    for (auto& [object, b] : btfs_) {
+      btf__free(b);
+    }
+    btfs_.clear();
+  }
+  /** The BTF of a built BPF object, parsed once. */
+  static btf* btfOf(const std::string& object) {
+    auto it = btfs_.find(object);
+    if (it == btfs_.end()) {
+      it = btfs_.emplace(object, btf__parse(bpfObject(object).c_str(), nullptr)).first;
+    }
+    return it->second;
+  }
+  static inline std::map<std::string, btf*> btfs_;
 };
 
 TEST_P(BtfLayoutTest, MatchesTheBpfObject) {
-  ASSERT_NE(btf_, nullptr) << "no BTF in " << bpfObject();
   const Layout& l = GetParam();
-  const int id = btf__find_by_name_kind(btf_, l.type, BTF_KIND_STRUCT);
+  btf* types = btfOf(l.object);
+  ASSERT_NE(types, nullptr) << "no BTF in " << bpfObject(l.object);
+  const int id = btf__find_by_name_kind(types, l.type, BTF_KIND_STRUCT);
   ASSERT_GT(id, 0) << "struct " << l.type << " not in the BPF object's BTF";
-  const btf_type* t = btf__type_by_id(btf_, id);
+  const btf_type* t = btf__type_by_id(types, id);
   EXPECT_EQ(t->size, l.size) << l.type;
   const btf_member* m = btf_members(t);
   for (const Member& want : l.members) {
     bool found = false;
     for (int i = 0; i < btf_vlen(t); ++i) {
-      if (std::string(btf__name_by_offset(btf_, m[i].name_off)) == want.name) {
+      if (std::string(btf__name_by_offset(types, m[i].name_off)) == want.name) {
         found = true;
         EXPECT_EQ(btf_member_bit_offset(t, i), want.offset * 8) << l.type << "." << want.name;
       }

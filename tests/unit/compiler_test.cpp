@@ -335,10 +335,14 @@ Plan onePlan(PlanService s) {
   return p;
 }
 
+/** The share of reviews' (10.96.0.20:9080) sockets to the backend addr:9080 a target names. */
 uint32_t permilleFor(const RecycleTargets& t, const std::string& addr) {
   const IpAddr a = *IpAddr::parse(addr);
+  const IpAddr svc = *IpAddr::parse("10.96.0.20");
   for (const auto& [k, v] : t) {
-    if (std::memcmp(k.addr, a.bytes.data(), 16) == 0 && k.port == htons(9080)) {
+    if (k.kind == VEER_RECYCLE_PEER && std::memcmp(k.backend, a.bytes.data(), 16) == 0 &&
+        k.backend_port == htons(9080) && std::memcmp(k.addr, svc.bytes.data(), 16) == 0 &&
+        k.port == htons(9080)) {
       return v.permille;
     }
   }

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -215,6 +216,28 @@ TEST(WorkerPool, RunsEveryTaskAndEveryPart) {
   for (auto& s : seen) {
     EXPECT_EQ(s.load(), 1);
   }
+}
+
+// releaseFreeMemory() collects each worker's allocator heap: every worker once, none twice,
+// also when asked from a worker (which then cannot take a task).
+TEST(WorkerPool, OnEachThreadRunsOncePerWorker) {
+  WorkerPool pool(3);
+  pool.parallelFor(3, [](size_t, size_t) {}); // starts the workers
+  std::mutex mu;
+  std::multiset<std::thread::id> ran;
+  auto record = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    ran.insert(std::this_thread::get_id());
+  };
+  pool.onEachThread(record);
+  const size_t workers = ran.size();
+  EXPECT_GE(workers, 1u);
+  EXPECT_EQ(std::set<std::thread::id>(ran.begin(), ran.end()).size(), workers);
+  EXPECT_EQ(ran.count(std::this_thread::get_id()), 0u);
+  ran.clear();
+  pool.submit([&] { pool.onEachThread(record); }).get();
+  EXPECT_EQ(ran.size(), workers);
+  EXPECT_EQ(std::set<std::thread::id>(ran.begin(), ran.end()).size(), workers);
 }
 
 TEST(WorkerPool, ATaskExceptionReachesItsFuture) {

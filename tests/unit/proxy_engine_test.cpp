@@ -40,6 +40,7 @@
 #include "config/resolve.h"
 #include "proxy/engine.h"
 #include "proxy/retry.h"
+#include "proxy/stats.h"
 #include "proxy/time_source.h"
 
 namespace veer::proxy {
@@ -1044,6 +1045,11 @@ TEST_P(ProxyEngine, MirrorSendsACopyToTheShadowHost) {
   EXPECT_EQ(copies[1].bodyBytes, 5U) << "the body goes with the copy";
   EXPECT_EQ(engine_->stats().mirrors, 2U);
   EXPECT_EQ(v2_->seen().size(), 2U);
+  // The copies' connections are upstream connections to v3, as v3 accepted them.
+  ProxyStats st = engine_->proxyStats();
+  const std::string port = std::to_string(port_);
+  EXPECT_EQ((st.connections[ServiceLabels{"default", "reviews", port, "v3"}]), 2U);
+  EXPECT_EQ(v3_->accepts(), 2);
 }
 
 TEST_P(ProxyEngine, MirrorPercentageIsExactAndASlowMirrorNeverHoldsThePrimary) {
@@ -1697,6 +1703,144 @@ TEST(ProxySimulatedTime, AdvanceWaitsForEveryLoop) {
   loop.join();
   time.detach(wake);
   ::close(wake);
+}
+
+// --- metrics (proxy/stats.h) ---------------------------------------------------
+
+/** The count of requests with these labels, 0 when none. */
+uint64_t requestsOf(const ProxyStats& st, const std::string& version, int code,
+                    const std::string& route, const std::string& name = "reviews",
+                    const std::string& ns = "default") {
+  auto it = st.requests.find(RequestLabels{ns, name, version, code, route});
+  return it == st.requests.end() ? 0 : it->second;
+}
+
+const char* kDefaultRule = "VirtualService default/reviews spec.http[1]";
+const char* kJasonRule = "VirtualService default/reviews spec.http[0]";
+
+TEST_P(ProxyEngine, MetricsCountRequestsByVersionCodeAndRouteAndConnectionsPerVersion) {
+  start(simulated(), kAllV2);
+  TestClient c(port_);
+  for (int i = 0; i < 5; ++i) {
+    c.send(get("/m/" + std::to_string(i)));
+    ASSERT_EQ(c.read().status, 200) << i;
+  }
+  v3_->script({500}); // the default policy does not retry a 500
+  c.send(get("/err", "end-user: jason\r\n"));
+  ASSERT_EQ(c.read().status, 500);
+  c.send(get("/ok", "end-user: jason\r\n"));
+  ASSERT_EQ(c.read().status, 200);
+  TestClient other(port_); // a second client: the pooled connections serve it
+  other.send(get("/m/other"));
+  ASSERT_EQ(other.read().status, 200);
+
+  // A request is counted just after its last byte went out: wait for the last one.
+  ProxyStats st;
+  ASSERT_TRUE(waitFor([&] {
+    st = engine_->proxyStats();
+    return requestsOf(st, "v2", 200, kDefaultRule) == 6;
+  })) << st.toJson();
+  EXPECT_EQ(requestsOf(st, "v3", 500, kJasonRule), 1U);
+  EXPECT_EQ(requestsOf(st, "v3", 200, kJasonRule), 1U);
+  EXPECT_EQ(st.requests.size(), 3U) << st.toJson();
+
+  // Simulated time never moved: every request took 0 ms, in the first bucket.
+  const DurationCounts& v2 = st.durations[DurationLabels{"default", "reviews", "v2", 200}];
+  EXPECT_EQ(v2.count(), 6U);
+  EXPECT_EQ(v2.buckets[0], 6U);
+  EXPECT_EQ(v2.sumUs, 0U);
+  EXPECT_EQ((st.durations[DurationLabels{"default", "reviews", "v3", 500}].count()), 1U);
+
+  // Upstream connections per version, as the upstreams accepted them.
+  const std::string port = std::to_string(port_);
+  EXPECT_EQ((st.connections[ServiceLabels{"default", "reviews", port, "v2"}]),
+            static_cast<uint64_t>(v2_->accepts()));
+  EXPECT_EQ((st.connections[ServiceLabels{"default", "reviews", port, "v3"}]),
+            static_cast<uint64_t>(v3_->accepts()));
+  EXPECT_GE(v2_->accepts(), 1);
+  EXPECT_EQ(v1_->accepts(), 0);
+  EXPECT_EQ((st.connections.count(ServiceLabels{"default", "reviews", port, "v1"})), 0U);
+}
+
+TEST_P(ProxyEngine, MetricsDurationLandsInIstiosBucket) {
+  start(simulated());
+  TestClient c(port_);
+  c.send(get("/slow", "end-user: jason\r\n"));
+  v3_->waitSlow(1); // the request is at the upstream; the answer waits for the gate
+  advance(30);
+  v3_->openGate();
+  ASSERT_EQ(c.read().status, 200);
+  DurationCounts d;
+  ASSERT_TRUE(waitFor([&] {
+    d = engine_->proxyStats().durations[DurationLabels{"default", "reviews", "v3", 200}];
+    return d.count() == 1;
+  }));
+  EXPECT_EQ(d.sumUs, 30000U) << "from the request's first byte to the response's last";
+  for (size_t i = 0; i < kDurationBuckets; ++i) {
+    // 30 ms: past le=25 (index 4), inside le=50 (index 5).
+    EXPECT_EQ(d.buckets[i], i == 5 ? 1U : 0U) << "bucket le=" << kDurationBoundsMs[i];
+  }
+}
+
+TEST_P(ProxyEngine, MetricsCountLocalAnswers) {
+  EngineOptions o = simulated();
+  o.headerTimeoutMs = 300;
+  o.idleTimeoutMs = 500;
+  start(o, kAllV1);
+  std::string yaml = reviewsConfig(port_, v1_->port(), "t1", kAllV1);
+  const std::string http = "  http:\n";
+  yaml.insert(yaml.find(http) + http.size(),
+              "  - match:\n    - uri: {exact: /tea}\n"
+              "    directResponse: {status: 418, body: {string: \"short and stout\"}}\n");
+  setYaml(yaml);
+  v1_.reset(); // both v1 pods refuse: 503 for a request routed to v1
+  TestClient c(port_);
+  c.send(get("/tea"));
+  EXPECT_EQ(c.read().status, 418);
+  c.send(get("/down"));
+  EXPECT_EQ(c.read().status, 503);
+  TestClient bad(port_);
+  bad.send("GET / HTTP/1.1\r\nHost: a\r\nbad header\r\n\r\n");
+  EXPECT_EQ(bad.read().status, 400);
+  TestClient slow(port_);
+  slow.send("GET / HTTP/1.1\r\nHost: r\r\nX-Slow: "); // a head that never ends
+  TestClient idle(port_);
+  idle.send(get("/tea"));
+  EXPECT_EQ(idle.read().status, 418);
+  advance(500); // the slow head times out (408, a request); the idle client too (not one)
+  EXPECT_EQ(slow.read().status, 408);
+  EXPECT_EQ(idle.read().status, 408);
+
+  ProxyStats st;
+  ASSERT_TRUE(waitFor([&] {
+    st = engine_->proxyStats();
+    return requestsOf(st, "unknown", 408, "unknown", "unknown", "unknown") == 1;
+  })) << st.toJson();
+  // A direct response belongs to the service and its rule, no version.
+  EXPECT_EQ(requestsOf(st, "unknown", 418, "VirtualService default/reviews spec.http[0]"), 2U);
+  EXPECT_EQ(requestsOf(st, "v1", 503, "VirtualService default/reviews spec.http[2]"), 1U);
+  EXPECT_EQ(requestsOf(st, "unknown", 400, "unknown", "unknown", "unknown"), 1U);
+  uint64_t total = 0;
+  for (const auto& [labels, n] : st.requests) {
+    total += n;
+  }
+  EXPECT_EQ(total, 5U) << "the idle connection's 408 is not a request: " << st.toJson();
+}
+
+TEST_P(ProxyEngine, MetricsCountAClientThatLeftBeforeAnAnswerAsCode0) {
+  start(simulated());
+  {
+    TestClient c(port_);
+    c.send("POST /upload HTTP/1.1\r\nHost: reviews\r\nend-user: jason\r\n"
+           "content-length: 100\r\n\r\nonly part");
+    waitRequests(1);
+  } // gone inside its request body
+  ProxyStats st;
+  ASSERT_TRUE(waitFor([&] {
+    st = engine_->proxyStats();
+    return requestsOf(st, "v3", 0, kJasonRule) == 1;
+  })) << st.toJson();
+  EXPECT_EQ(st.requests.size(), 1U) << st.toJson();
 }
 
 // Every engine test runs on both I/O backends: one state machine, two ways to move bytes.

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 
+#include <chrono>
 #include <string>
 
 #include "config/yaml.h"
@@ -121,16 +122,15 @@ TEST(Yaml, EmptyTextIsANullRoot) {
   EXPECT_TRUE(root.mark().isNull());
 }
 
-// 5,000 levels parsed on a thread with a 128 KiB stack: a builder that recursed per
-// level would need far more (libyaml itself keeps its stacks on the heap). Deeper
-// texts are slow in libyaml itself (quadratic in flow depth), not in the builder.
+// kMaxDepth levels parsed on a thread with a 128 KiB stack: a builder that recursed per
+// level would need far more (libyaml itself keeps its stacks on the heap).
 TEST(Yaml, DeepNestingCostsHeapNotStack) {
   struct Job {
     int depth = 0;
     bool parsed = false;
     std::string last;
   } job;
-  constexpr int kDepth = 5000;
+  constexpr int kDepth = static_cast<int>(kMaxDepth);
   auto run = [](void* arg) -> void* {
     auto* j = static_cast<Job*>(arg);
     std::string text(kDepth, '[');
@@ -157,6 +157,73 @@ TEST(Yaml, DeepNestingCostsHeapNotStack) {
   EXPECT_TRUE(job.parsed);
   EXPECT_EQ(job.depth, kDepth);
   EXPECT_EQ(job.last, "x");
+}
+
+/** Parses text, expecting a rejection; returns the error and how long it took. */
+std::pair<ParseError, double> rejectTimed(const std::string& text) {
+  const auto start = std::chrono::steady_clock::now();
+  Document doc;
+  ParseError err;
+  EXPECT_FALSE(parse(text, doc, err));
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  return {err, took.count()};
+}
+
+// Issue 21: 200 KB of "[" took 27.7 s to reject (libyaml's scanner walks every open flow
+// level per token). One level past kMaxDepth is refused where it opens, at once.
+TEST(Yaml, NestingPastTheLimitIsRefusedAtOnce) {
+  for (const std::string open : {"[", "{a: ", "- "}) {
+    SCOPED_TRACE(open);
+    std::string text;
+    while (text.size() < 200 * 1024) {
+      text += open;
+    }
+    auto [err, seconds] = rejectTimed(text);
+    EXPECT_LT(seconds, 1.0);
+    EXPECT_NE(err.message.find("nesting deeper than 64 levels"), std::string::npos) << err.message;
+    EXPECT_EQ(err.mark.line, 0);
+    EXPECT_EQ(err.mark.column, static_cast<int>(kMaxDepth * open.size()));
+  }
+}
+
+// Block nesting: indentation, one level per line.
+TEST(Yaml, BlockNestingPastTheLimitIsRefusedAtItsLine) {
+  std::string text;
+  for (size_t i = 0; i <= kMaxDepth; ++i) {
+    text += std::string(i, ' ') + "k:\n";
+  }
+  text += std::string(kMaxDepth + 1, ' ') + "v\n";
+  auto [err, seconds] = rejectTimed(text);
+  EXPECT_NE(err.message.find("nesting deeper than"), std::string::npos) << err.message;
+  EXPECT_EQ(err.mark.line, static_cast<int>(kMaxDepth));
+  Document doc;
+  text.clear();
+  for (size_t i = 0; i + 1 < kMaxDepth; ++i) {
+    text += std::string(i, ' ') + "k:\n";
+  }
+  EXPECT_TRUE(parseOk(doc, text).isMap());
+}
+
+// "Billion laughs": nine levels of ten aliases each stand for 10^9 nodes in a few hundred
+// bytes. Each alias counts as what it stands for, so the text is refused near its start.
+TEST(Yaml, AliasExpansionPastTheLimitIsRefused) {
+  std::string text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 10; ++i) {
+    const std::string prev = "*a" + std::to_string(i - 1);
+    text += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int j = 0; j < 10; ++j) {
+      text += (j > 0 ? ", " : "") + prev;
+    }
+    text += "]\n";
+  }
+  auto [err, seconds] = rejectTimed(text);
+  EXPECT_LT(seconds, 1.0);
+  EXPECT_NE(err.message.find("aliases expand to more than 100000 nodes"), std::string::npos)
+      << err.message;
+  EXPECT_EQ(err.mark.line, 4); // a4 alone stands for 111,111 nodes
+  // A few aliases of a real config's size are fine.
+  Document doc;
+  EXPECT_TRUE(parseOk(doc, "a: &r {host: reviews, subset: v1}\nb: [*r, *r, *r]\n").isMap());
 }
 
 } // namespace

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "agent/proxy_supervisor.h"
+#include "common/version.h"
 #include "compiler/pipeline.h"
 #include "datapath/datapath.h"
 #include "datapath/lanes.h"
@@ -366,6 +367,9 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   }
   spdlog::info("attached to cgroup {}, pins in {}, watching {}", cgroup, veerPinDir(bpffs),
                configDir);
+  for (const std::string& other : (*dp)->foreignPrograms()) {
+    spdlog::warn("a program not veer's runs beside it and may override its verdict: {}", other);
+  }
   if (accelerate) {
     spdlog::info("socket acceleration on: node-local TCP connections from now on skip the TCP "
                  "stack");
@@ -411,6 +415,7 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
     po.runDir = runDir;
     po.threads = pf.threads;
     po.socketAcceleration = accelerate;
+    po.recycler = recycler.get();
     proxy = std::make_unique<ProxySupervisor>(std::move(po), **dp);
     if (Status s = proxy->init(); !s) {
       spdlog::critical("veer-proxy: {}", s.error().message);
@@ -487,8 +492,10 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
 
 int main(int argc, char** argv) {
   CLI::App app{"veer-agent: node-level eBPF traffic splitter"};
+  app.set_version_flag("--version", std::string("veer-agent ") + veer::veerVersion());
   std::string configDir, cgroup, bpffs = "/sys/fs/bpf", runDir = "/run/veer";
   bool uninstall = false;
+  std::string prepareMounts;
   veer::ProxyFlags pf;
   std::string recycling = "auto";
   bool accelerate = false;
@@ -508,6 +515,10 @@ int main(int argc, char** argv) {
   app.add_option("--run-dir", runDir, "the proxy's route table and pid file")->capture_default_str();
   app.add_flag("--uninstall", uninstall,
                "detach and remove everything veer pinned, stop veer-proxy, then exit");
+  app.add_option("--prepare-mounts", prepareMounts,
+                 "in PID 1's mount and cgroup namespaces (the host's, given hostPID), mount "
+                 "bpffs at --bpffs and cgroup2 at PATH where missing, then exit (the "
+                 "DaemonSet's init container)");
   app.add_option("--proxy-listen", pf.listen,
                  "run veer-proxy for L7 services, listening on ADDR:PORT ([ADDR6]:PORT); "
                  "once per family")
@@ -529,6 +540,14 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  if (!prepareMounts.empty()) {
+    if (veer::Status s = veer::prepareHostMounts(bpffs, prepareMounts); !s) {
+      spdlog::critical("{}", s.error().message);
+      return 1;
+    }
+    spdlog::info("bpffs at {} and cgroup2 at {} in PID 1's mount namespace", bpffs, prepareMounts);
+    return 0;
+  }
   if (uninstall) {
     // Hooks first, so no new connection is sent to the proxy while it drains.
     if (veer::Status s = veer::Datapath::uninstall(bpffs); !s) {

@@ -5,12 +5,15 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -54,23 +57,6 @@ pid_t livePidFrom(const std::string& path) {
   return static_cast<pid_t>(pid);
 }
 
-/** Writes path atomically: a reader sees the old file or the new one, never a mix. */
-Status writeAtomically(const std::string& path, const std::string& data) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc | std::ios::binary);
-    out << data;
-    out.flush();
-    if (!out) {
-      return osError(errno, "write " + tmp);
-    }
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    return osError(errno, "rename " + tmp + " to " + path);
-  }
-  return {};
-}
-
 /** Waits for pid to exit (it is not our child: poll kill(0)). True if it did. */
 bool waitGone(pid_t pid, milliseconds limit) {
   const auto deadline = Clock::now() + limit;
@@ -95,11 +81,14 @@ ProxySupervisor::~ProxySupervisor() {
 
 Status ProxySupervisor::init() {
   std::error_code ec;
-  for (const std::string& dir : {opt_.runDir, opt_.cgroup}) {
-    fs::create_directories(dir, ec);
-    if (ec) {
-      return osError(ec.value(), "mkdir " + dir);
-    }
+  // routes.json names services, pod addresses and header values to match (secrets, some):
+  // root's eyes only.
+  if (Status s = ensurePrivateDir(opt_.runDir); !s) {
+    return s;
+  }
+  fs::create_directories(opt_.cgroup, ec);
+  if (ec) {
+    return osError(ec.value(), "mkdir " + opt_.cgroup);
   }
   if (Status s = dp_.attachProxy(opt_.cgroup); !s) {
     return s;
@@ -134,9 +123,103 @@ Status ProxySupervisor::init() {
         return s;
       }
     }
+    // Not ours to vouch for: a listener left by an earlier agent's proxy may listen
+    // elsewhere. Ours goes in once it has loaded the table.
+    if (Status s = dp_.maps().clearProxyListeners(); !s) {
+      return s;
+    }
     return dp_.maps().setProxy(px);
   }
   return {};
+}
+
+Status ProxySupervisor::publishListeners() {
+  if (listenersOf_ == pid_) {
+    return {};
+  }
+  // pidfd_getfd (Linux >= 5.6) instead of the proxy writing the map itself: the
+  // proxy needs no bpffs access and the agent stays the one writer of the maps.
+  Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid_, 0)));
+  if (!pidfd) {
+    return osError(errno, "pidfd_open veer-proxy pid " + std::to_string(pid_));
+  }
+  bool found[VEER_PROXY_LISTENERS] = {};
+  const std::string dir = "/proc/" + std::to_string(pid_) + "/fd";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string link = fs::read_symlink(e.path(), ec).string();
+    if (ec || link.rfind("socket:", 0) != 0) {
+      continue;
+    }
+    const long target = strtol(e.path().filename().c_str(), nullptr, 10);
+    Fd sock(static_cast<int>(syscall(SYS_pidfd_getfd, pidfd.get(), target, 0)));
+    if (!sock) {
+      continue; // closed meanwhile: a client connection, not a listener
+    }
+    int listening = 0, proto = 0;
+    socklen_t len = sizeof(int);
+    sockaddr_storage local{};
+    socklen_t llen = sizeof(local);
+    if (getsockopt(sock.get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
+        !listening || getsockopt(sock.get(), SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0 ||
+        proto != IPPROTO_TCP ||
+        getsockname(sock.get(), reinterpret_cast<sockaddr*>(&local), &llen) != 0) {
+      continue;
+    }
+    IpAddr addr;
+    uint16_t port = 0;
+    if (local.ss_family == AF_INET) {
+      const auto* sin = reinterpret_cast<const sockaddr_in*>(&local);
+      addr = IpAddr::fromV4(sin->sin_addr.s_addr);
+      port = ntohs(sin->sin_port);
+    } else {
+      const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(&local);
+      addr = IpAddr::fromBytes(&sin6->sin6_addr);
+      port = ntohs(sin6->sin6_port);
+    }
+    const uint32_t slot = addr.v4 ? VEER_PROXY_LISTENER_V4 : VEER_PROXY_LISTENER_V6;
+    if (found[slot] ||
+        std::find(opt_.listen.begin(), opt_.listen.end(), std::make_pair(addr, port)) ==
+            opt_.listen.end()) {
+      continue;
+    }
+    // Any one of its listeners (one per thread, SO_REUSEPORT) will do: they close together.
+    if (Status s = dp_.maps().setProxyListener(slot, sock.get()); !s) {
+      return s;
+    }
+    found[slot] = true;
+  }
+  for (const auto& [addr, port] : opt_.listen) {
+    if (!found[addr.v4 ? VEER_PROXY_LISTENER_V4 : VEER_PROXY_LISTENER_V6]) {
+      return Error{ENOENT, "veer-proxy pid " + std::to_string(pid_) + " has no listener on " +
+                               listenArg(addr, port)};
+    }
+  }
+  listenersOf_ = pid_;
+  return {};
+}
+
+void ProxySupervisor::recycleFallbacks() {
+  if (opt_.recycler == nullptr) {
+    return;
+  }
+  Result<LiveState> live = dp_.maps().live();
+  if (!live) {
+    spdlog::error("recycle kernel-path connections of L7 services: {}", live.error().message);
+    return;
+  }
+  const RecycleTargets targets = proxyFallbackTargets(*live);
+  if (targets.empty()) {
+    return;
+  }
+  Result<RecycleCount> n = opt_.recycler->run(targets);
+  if (!n) {
+    spdlog::error("recycle kernel-path connections of L7 services: {}", n.error().message);
+    return;
+  }
+  spdlog::info("veer-proxy serves again: destroyed {} connection(s) of {} L7 service(s) that "
+               "took the kernel path meanwhile, across {} network namespace(s)",
+               n->tcp, targets.size(), n->netns);
 }
 
 Status ProxySupervisor::setReady(bool ready, uint64_t digest) {
@@ -158,7 +241,7 @@ Status ProxySupervisor::publish(const std::string& json) {
   if (ready_ && pid_ > 0 && digest == published_) {
     return {}; // it already serves exactly this table
   }
-  if (Status s = writeAtomically(routesPath_, json); !s) {
+  if (Status s = writeFileAtomically(routesPath_, json, 0600); !s) {
     return s;
   }
   published_ = digest;
@@ -172,15 +255,22 @@ Status ProxySupervisor::publish(const std::string& json) {
     return osError(errno, "signal veer-proxy");
   }
   Status loaded = waitLoaded(published_);
+  if (loaded) {
+    loaded = publishListeners();
+  }
   if (!loaded) {
     (void)setReady(false, 0);
     return loaded;
   }
+  const bool wasReady = ready_;
   if (Status s = setReady(true, published_); !s) {
     return s;
   }
   backoff_ = milliseconds(250);
   retireAdopted();
+  if (!wasReady) {
+    recycleFallbacks();
+  }
   return {};
 }
 
@@ -203,7 +293,8 @@ Status ProxySupervisor::start() {
   }
   std::vector<std::string> args = {opt_.binary, "--routes", routesPath_, "--ready-fd", "3",
                                    "--mark", std::to_string(opt_.mark), "--threads",
-                                   std::to_string(opt_.threads)};
+                                   std::to_string(opt_.threads), "--stats-socket",
+                                   statsSocket()};
   if (opt_.socketAcceleration) {
     args.insert(args.end(), {"--no-defer-accept", "--io", "epoll"});
   }
@@ -251,7 +342,7 @@ Status ProxySupervisor::start() {
   report_ = fds[0];
   pending_.clear();
   pid_ = pid;
-  if (Status s = writeAtomically(pidPath(opt_.runDir), std::to_string(pid) + "\n"); !s) {
+  if (Status s = writeFileAtomically(pidPath(opt_.runDir), std::to_string(pid) + "\n", 0644); !s) {
     spdlog::warn("{}", s.error().message);
   }
   spdlog::info("started veer-proxy pid {} in {}{}", pid, opt_.cgroup,
@@ -380,6 +471,8 @@ void ProxySupervisor::retireAdopted() {
 }
 
 Status ProxySupervisor::stopRunning(const std::string& runDir, milliseconds drain) {
+  // The route table outlives no install; the proxy has it loaded already.
+  unlink((runDir + "/routes.json").c_str());
   pid_t pid = livePidFrom(pidPath(runDir));
   if (pid < 0) {
     return {};

@@ -8,9 +8,15 @@
 // and the proxy is sent SIGHUP; after every load attempt the proxy writes one
 // line on `--ready-fd`: "loaded <fnv1a-64 hex of the file>" or "error <text>".
 // The hooks redirect only while the proxy has reported loading exactly the
-// table the agent last published, so a dead, stale or broken proxy never
-// receives connections: the kernel path serves L7 services meanwhile (their
-// unconditional weights).
+// table the agent last published (veer_proxy.ready) and its listening socket
+// is still open: once the proxy has loaded, the agent takes a copy of one
+// listener per family (pidfd_getfd), puts it in veer_proxy_listeners and
+// closes its copy, so the kernel drops the entry the moment the proxy's own
+// socket closes, whether or not an agent is alive to notice. A dead, stale or
+// broken proxy never receives connections: the kernel path serves L7 services
+// meanwhile (their unconditional weights), and those connections are
+// destroyed once the proxy serves again (ProxyOptions::recycler), so that
+// keep-alive clients come back to per-request routing.
 //
 // The proxy outlives the agent (it is part of the datapath, like the pinned
 // links): a restarted agent starts a new proxy beside the old one (both
@@ -27,6 +33,7 @@
 #include "common/net.h"
 #include "common/result.h"
 #include "datapath/datapath.h"
+#include "datapath/recycle.h"
 
 namespace veer {
 
@@ -45,6 +52,11 @@ struct ProxyOptions {
    */
   bool socketAcceleration = false;
   std::chrono::milliseconds loadTimeout{5000};
+  /**
+   * Destroys the connections L7 services sent down the kernel path while the proxy
+   * was not serving, each time it serves again; null: they stay where they are.
+   */
+  Recycler* recycler = nullptr;
 };
 
 class ProxySupervisor {
@@ -64,6 +76,10 @@ public:
    */
   Status publish(const std::string& json);
 
+  /** veer-proxy's stats socket (GET /stats): what reconcile/proxy_metrics.h's
+   * fetchProxyStats reads at scrape time. */
+  std::string statsSocket() const { return opt_.runDir + "/veer-proxy.stats.sock"; }
+
   /** The proxy's report pipe, for the agent's poll loop; -1 when no proxy runs. */
   int reportFd() const { return report_; }
   /** Reads reports that arrived outside publish(). */
@@ -75,19 +91,25 @@ public:
   /** Restarts the proxy if it died and its backoff has passed. */
   void maybeRestart();
 
-  /** Stops the proxy (SIGTERM, bounded drain) and clears the redirect. For --uninstall. */
+  /** Stops the proxy (SIGTERM, bounded drain), clears the redirect and removes routes.json.
+   * For --uninstall. */
   static Status stopRunning(const std::string& runDir, std::chrono::milliseconds drain);
 
 private:
   Status start();
   Status waitLoaded(uint64_t digest);
   Status setReady(bool ready, uint64_t digest);
+  /** Puts one listening socket per configured family of our proxy in veer_proxy_listeners. */
+  Status publishListeners();
+  /** Destroys the connections that took the kernel path while the proxy was not serving. */
+  void recycleFallbacks();
   void retireAdopted();
 
   ProxyOptions opt_;
   Datapath& dp_;
   pid_t pid_ = -1;      // the proxy this agent runs
   pid_t adopted_ = -1;  // one a previous agent left running, retired once ours is ready
+  pid_t listenersOf_ = -1; // the proxy whose listeners are in veer_proxy_listeners
   int report_ = -1;     // read end of the proxy's --ready-fd pipe
   std::string pending_; // partial report line
   uint64_t published_ = 0; // digest of the table last written

@@ -73,6 +73,15 @@ Histogram::Histogram(std::vector<double> bounds)
   assert(std::is_sorted(bounds_.begin(), bounds_.end()));
 }
 
+Histogram::Histogram(std::vector<double> bounds, std::vector<uint64_t> counts, double sum)
+    : bounds_(std::move(bounds)), counts_(std::move(counts)), sum_(sum) {
+  assert(std::is_sorted(bounds_.begin(), bounds_.end()));
+  assert(counts_.size() == bounds_.size() + 1);
+  for (uint64_t n : counts_) {
+    count_ += n;
+  }
+}
+
 void Histogram::observe(double v) {
   size_t i = std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin();
   ++counts_[i];

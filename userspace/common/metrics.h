@@ -21,6 +21,9 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 class Histogram {
 public:
   explicit Histogram(std::vector<double> bounds);
+  /** One counted elsewhere (another process): counts per bucket, not cumulative, the last
+   * for +Inf (bounds.size() + 1 of them), and the sum of the observations. */
+  Histogram(std::vector<double> bounds, std::vector<uint64_t> counts, double sum);
   void observe(double v);
   /** Adds another histogram of the same bounds (e.g. per-thread parts). */
   void merge(const Histogram& other);

@@ -4,6 +4,9 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -70,7 +73,7 @@ Result<std::unique_ptr<StatusServer>> StatusServer::start(const std::string& lis
                              ": expected ADDR:PORT or [ADDR6]:PORT"};
   }
   sockaddr_storage ss{};
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+  unsigned flags = 0;
   if (hp->first.v4) {
     auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
     sin->sin_family = AF_INET;
@@ -83,31 +86,93 @@ Result<std::unique_ptr<StatusServer>> StatusServer::start(const std::string& lis
     memcpy(&sin6->sin6_addr, hp->first.bytes.data(), 16);
     flags |= MHD_USE_IPv6;
   }
-  std::unique_ptr<StatusServer> s(new StatusServer());
-  s->routes_ = std::move(routes);
-  s->daemon_ = MHD_start_daemon(
-      flags, hp->second, nullptr, nullptr,
-      &StatusServerAccess::answer, s.get(),
-      MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&ss), MHD_OPTION_CONNECTION_LIMIT,
-      kMaxConnections, MHD_OPTION_CONNECTION_TIMEOUT, kConnectionTimeoutS, MHD_OPTION_END);
-  if (s->daemon_ == nullptr) {
-    return Error{EADDRINUSE, "metrics: cannot listen on " + listen +
-                                 " (address in use, or not on this node)"};
+  auto s = startDaemon(listen, flags, hp->second, &ss, -1, std::move(routes));
+  if (!s) {
+    return s.error();
   }
-  const MHD_DaemonInfo* info = MHD_get_daemon_info(s->daemon_, MHD_DAEMON_INFO_LISTEN_FD);
+  const MHD_DaemonInfo* info = MHD_get_daemon_info((*s)->daemon_, MHD_DAEMON_INFO_LISTEN_FD);
   sockaddr_storage bound{};
   socklen_t len = sizeof(bound);
   if (info == nullptr || getsockname(info->listen_fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
     return osError(errno, "metrics: getsockname");
   }
-  s->port_ = ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
-                                              : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  (*s)->port_ = ntohs(bound.ss_family == AF_INET
+                          ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
+                          : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  return s;
+}
+
+Result<std::unique_ptr<StatusServer>> StatusServer::startUnix(
+    const std::string& path, std::map<std::string, Handler> routes) {
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  // Bound under a name of its own first, so the rename below is the only moment the
+  // public name changes hands.
+  const std::string tmp = path + ".new." + std::to_string(getpid());
+  if (tmp.size() >= sizeof(sun.sun_path)) {
+    return Error{ENAMETOOLONG, "stats socket " + path + ": longer than a unix socket path may be"};
+  }
+  memcpy(sun.sun_path, tmp.c_str(), tmp.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return osError(errno, "stats socket " + path + ": socket");
+  }
+  unlink(tmp.c_str()); // left by a process of this pid that died here
+  // Mode 0600 before listen(): until then a connect is refused, so nobody outside the
+  // owner ever reaches it.
+  struct stat st {};
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0 ||
+      chmod(tmp.c_str(), 0600) != 0 || ::listen(fd, 16) != 0 || stat(tmp.c_str(), &st) != 0 ||
+      rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::close(fd);
+    unlink(tmp.c_str());
+    return osError(err, "stats socket " + path);
+  }
+  // MHD takes the socket and closes it when stopped. Whether a failed start closed it is
+  // not documented: it is left then, rather than close a number another thread reused.
+  auto s = startDaemon(path, 0, 0, nullptr, fd, std::move(routes));
+  if (!s) {
+    unlink(path.c_str());
+    return s.error();
+  }
+  (*s)->unixPath_ = path;
+  (*s)->unixDev_ = st.st_dev;
+  (*s)->unixIno_ = st.st_ino;
+  return s;
+}
+
+Result<std::unique_ptr<StatusServer>> StatusServer::startDaemon(
+    const std::string& where, unsigned flags, uint16_t port, const void* addr, int listenFd,
+    std::map<std::string, Handler> routes) {
+  std::unique_ptr<StatusServer> s(new StatusServer());
+  s->routes_ = std::move(routes);
+  MHD_OptionItem options[] = {
+      listenFd >= 0 ? MHD_OptionItem{MHD_OPTION_LISTEN_SOCKET, listenFd, nullptr}
+                    : MHD_OptionItem{MHD_OPTION_SOCK_ADDR, 0, const_cast<void*>(addr)},
+      {MHD_OPTION_CONNECTION_LIMIT, kMaxConnections, nullptr},
+      {MHD_OPTION_CONNECTION_TIMEOUT, kConnectionTimeoutS, nullptr},
+      {MHD_OPTION_END, 0, nullptr},
+  };
+  s->daemon_ = MHD_start_daemon(flags | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+                                port, nullptr, nullptr, &StatusServerAccess::answer, s.get(),
+                                MHD_OPTION_ARRAY, options, MHD_OPTION_END);
+  if (s->daemon_ == nullptr) {
+    return Error{EADDRINUSE, "metrics: cannot listen on " + where +
+                                 (listenFd >= 0 ? "" : " (address in use, or not on this node)")};
+  }
   return s;
 }
 
 StatusServer::~StatusServer() {
   if (daemon_ != nullptr) {
     MHD_stop_daemon(daemon_);
+  }
+  // A newer process may have renamed its own socket over the name: that one stays.
+  struct stat st {};
+  if (!unixPath_.empty() && stat(unixPath_.c_str(), &st) == 0 && st.st_dev == unixDev_ &&
+      st.st_ino == unixIno_) {
+    unlink(unixPath_.c_str());
   }
 }
 

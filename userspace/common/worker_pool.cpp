@@ -1,6 +1,8 @@
 #include "common/worker_pool.h"
 
 #include <algorithm>
+#include <latch>
+#include <memory>
 
 namespace veer {
 
@@ -34,7 +36,44 @@ void WorkerPool::push(std::function<void()> task) {
   ready_.notify_one();
 }
 
+namespace {
+// The pool whose worker this thread is, if any.
+thread_local const WorkerPool* currentPool = nullptr;
+} // namespace
+
+void WorkerPool::onEachThread(const std::function<void()>& f) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // Called on one of the workers, that one does its part here: the others cannot wait
+  // for it to take a task.
+  const bool self = currentPool == this;
+  const auto n = static_cast<std::ptrdiff_t>(workers_.size()) - (self ? 1 : 0);
+  if (n <= 0) {
+    lock.unlock();
+    if (self) {
+      f();
+    }
+    return;
+  }
+  // Each task holds its worker until all n are held, so no worker takes two.
+  auto started = std::make_shared<std::latch>(n);
+  auto done = std::make_shared<std::latch>(n);
+  for (std::ptrdiff_t i = 0; i < n; ++i) {
+    queue_.push_back([started, done, &f] {
+      started->arrive_and_wait();
+      f();
+      done->count_down();
+    });
+  }
+  lock.unlock();
+  ready_.notify_all();
+  if (self) {
+    f();
+  }
+  done->wait();
+}
+
 void WorkerPool::work() {
+  currentPool = this;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     ++idle_;

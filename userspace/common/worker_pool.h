@@ -55,6 +55,13 @@ public:
     }
   }
 
+  /**
+   * Runs f once on each worker thread started so far, and returns when all have: for
+   * per-thread state such as an allocator's caches. Called on a worker, that worker runs
+   * its f itself.
+   */
+  void onEachThread(const std::function<void()>& f);
+
 private:
   void push(std::function<void()> task);
   void work();

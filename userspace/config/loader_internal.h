@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/strings.h"
 #include "config/loader.h"
 
 namespace veer::loading {
@@ -28,6 +29,11 @@ inline std::string operator+(std::string a, std::string_view b) { return a.appen
 inline std::string operator+(const char* a, std::string_view b) { return std::string(a).append(b); }
 inline std::string operator+(std::string_view a, const char* b) { return std::string(a).append(b); }
 
+// How much of a value from a file a message quotes, and how long a message may be: a file
+// that is not config (a secret a link led to) must not end up in the log.
+inline constexpr size_t kMaxQuoteBytes = 40;
+inline constexpr size_t kMaxMessageBytes = 400;
+
 inline std::string describe(const yaml::Node& n) {
   switch (n.type()) {
   case yaml::NodeType::kMap:
@@ -37,7 +43,7 @@ inline std::string describe(const yaml::Node& n) {
   case yaml::NodeType::kNull:
     return "nothing";
   case yaml::NodeType::kScalar:
-    return "'" + std::string(n.scalar()) + "'";
+    return "'" + excerpt(n.scalar(), kMaxQuoteBytes) + "'";
   default:
     return "nothing";
   }
@@ -179,8 +185,8 @@ public:
     d.severity = sev;
     d.pos = at;
     d.object = object_;
-    d.field = field;
-    d.message = std::move(message);
+    d.field = excerpt(field, kMaxMessageBytes);
+    d.message = excerpt(message, kMaxMessageBytes);
     diags_.push_back(std::move(d));
   }
   void error(const yaml::Node& at, const std::string& field, std::string message) {
@@ -387,7 +393,8 @@ bool checkRegex(ObjectParser& p, const yaml::Node& n, const std::string& field,
 /** Reads Kubernetes objects into a Config; one instance per loadPaths/loadString call. */
 class Loader {
 public:
-  void loadFile(const std::string& path);
+  /** Loads the stream of fd, an open regular file, as the file path. */
+  void loadFile(const std::string& path, int fd);
 
   void loadText(std::string_view text, const std::string& file);
 
@@ -428,6 +435,7 @@ public:
   struct Document {
     std::string text;
     int firstLine = 0; // 0-based line of the file where text starts
+    size_t bytes = 0;  // its length in the stream; over kMaxDocumentBytes, text is dropped
   };
   /** Parses and loads one batch of a stream's documents (on a worker thread). */
   void loadBatch(std::vector<Document> docs, const FileName& file);

@@ -48,6 +48,13 @@ struct Parser {
     size_t first;      // index into items or entries
     bool keyNext;      // a map's next node is a key
     std::string anchor; // named once the collection is complete
+    size_t expandedBefore; // run()'s count before it opened: its subtree is the difference
+  };
+
+  /** A named node and how many nodes it stands for, aliases within it expanded. */
+  struct Anchor {
+    const NodeData* node;
+    size_t expanded;
   };
 
   template <class T> static T* copyOut(Document& doc, const T* from, size_t n) {
@@ -90,7 +97,16 @@ struct Parser {
     std::vector<Open> open;
     std::vector<Node> items;
     std::vector<std::pair<Node, Node>> entries;
-    std::map<std::string, const NodeData*, std::less<>> anchors;
+    std::map<std::string, Anchor, std::less<>> anchors;
+    // Nodes read so far, each alias counted as the nodes it stands for: what the loader
+    // would copy. Beyond the document's own nodes, at most kMaxAliasNodes.
+    size_t expanded = 0;
+    size_t own = 0;
+    auto fail = [&](std::string message, const yaml_mark_t& at) {
+      error.message = std::move(message);
+      error.mark = markOf(at);
+      return false;
+    };
     doc.root_ = Node();
     bool sawDocument = false;
     while (true) {
@@ -120,6 +136,8 @@ struct Parser {
         sawDocument = true;
         break;
       case YAML_SCALAR_EVENT: {
+        ++own;
+        ++expanded;
         NodeData* d = newNode(doc);
         d->mark = markOf(e.start_mark);
         if (!isNullScalar(e)) {
@@ -133,12 +151,19 @@ struct Parser {
         }
         attach(doc, open, items, entries, Node(d));
         if (const yaml_char_t* anchor = e.data.scalar.anchor; anchor != nullptr && *anchor != 0) {
-          anchors[reinterpret_cast<const char*>(anchor)] = d;
+          anchors[reinterpret_cast<const char*>(anchor)] = Anchor{d, 1};
         }
         break;
       }
       case YAML_SEQUENCE_START_EVENT:
       case YAML_MAPPING_START_EVENT: {
+        if (open.size() >= kMaxDepth) {
+          return fail("nesting deeper than " + std::to_string(kMaxDepth) +
+                          " levels (the limit of sequences and maps within each other)",
+                      e.start_mark);
+        }
+        ++own;
+        ++expanded;
         NodeData* d = newNode(doc);
         d->mark = markOf(e.start_mark);
         const bool seq = e.type == YAML_SEQUENCE_START_EVENT;
@@ -149,7 +174,8 @@ struct Parser {
         // A collection's anchor is usable once it is complete, so no alias can make a
         // node its own descendant.
         open.push_back(Open{d, seq ? items.size() : entries.size(), true,
-                            anchor != nullptr ? reinterpret_cast<const char*>(anchor) : ""});
+                            anchor != nullptr ? reinterpret_cast<const char*>(anchor) : "",
+                            expanded - 1});
         break;
       }
       case YAML_SEQUENCE_END_EVENT:
@@ -165,7 +191,7 @@ struct Parser {
           entries.resize(o.first);
         }
         if (!o.anchor.empty()) {
-          anchors[o.anchor] = o.node;
+          anchors[o.anchor] = Anchor{o.node, expanded - o.expandedBefore};
         }
         open.pop_back();
         break;
@@ -173,13 +199,18 @@ struct Parser {
       case YAML_ALIAS_EVENT: {
         auto it = anchors.find(reinterpret_cast<const char*>(e.data.alias.anchor));
         if (it == anchors.end()) {
-          error.message = std::string("unknown anchor *") +
+          return fail(std::string("unknown anchor *") +
                           reinterpret_cast<const char*>(e.data.alias.anchor) +
-                          " (an alias must come after the node it names has ended)";
-          error.mark = markOf(e.start_mark);
-          return false;
+                          " (an alias must come after the node it names has ended)",
+                      e.start_mark);
         }
-        attach(doc, open, items, entries, Node(it->second));
+        expanded += it->second.expanded;
+        if (expanded - own > kMaxAliasNodes) {
+          return fail("aliases expand to more than " + std::to_string(kMaxAliasNodes) +
+                          " nodes beyond the document's own (the limit)",
+                      e.start_mark);
+        }
+        attach(doc, open, items, entries, Node(it->second.node));
         break;
       }
       default:

@@ -17,6 +17,21 @@ namespace veer::yaml {
 
 enum class NodeType { kUndefined, kNull, kScalar, kSequence, kMap };
 
+/**
+ * How deep sequences and maps may nest. A Kubernetes object nests about 15 levels (an
+ * HTTPRoute's header match inside a List); past this the text is hostile, and libyaml's
+ * scanner does work proportional to the open flow collections for every token it reads
+ * (200 KB of "[" took 27.7 s), so parse() stops as soon as the limit is crossed.
+ */
+inline constexpr size_t kMaxDepth = 64;
+
+/**
+ * How many nodes aliases may add to a document beyond its own: an alias is a reference,
+ * but the loader copies what it reads, so "billion laughs" (anchors of aliases of
+ * anchors) would grow exponentially in memory there.
+ */
+inline constexpr size_t kMaxAliasNodes = 100000;
+
 /** 0-based line and column of a node's first character. */
 struct Mark {
   int line = -1;
@@ -115,7 +130,8 @@ struct ParseError {
 
 /**
  * Parses text holding at most one document (the loader splits streams itself). False with
- * error set when libyaml rejects it. An empty text is a null root. Plain scalars "", "~",
+ * error set when libyaml rejects it, or when nesting passes kMaxDepth or aliases expand
+ * past kMaxAliasNodes (at the node that crossed the limit). An empty text is a null root. Plain scalars "", "~",
  * "null", "Null" and "NULL" are null; tags are ignored (a scalar keeps its text); aliases
  * refer to their anchor's node.
  */

@@ -9,22 +9,8 @@
 namespace veer {
 
 ConnectionLabels connectionLabels(const veer_version& v) {
-  const std::string svc(v.service, strnlen(v.service, sizeof(v.service)));
-  ConnectionLabels l;
-  const size_t slash = svc.find('/');
-  const size_t colon = svc.rfind(':');
-  if (slash != std::string::npos && colon != std::string::npos && colon > slash) {
-    l.ns = svc.substr(0, slash);
-    l.name = svc.substr(slash + 1, colon - slash - 1);
-    l.port = svc.substr(colon + 1);
-  } else {
-    l.name = svc;
-  }
-  l.version = std::string(v.subset, strnlen(v.subset, sizeof(v.subset)));
-  if (l.version.empty()) {
-    l.version = "unknown";
-  }
-  return l;
+  return serviceLabels(std::string_view(v.service, strnlen(v.service, sizeof(v.service))),
+                       std::string_view(v.subset, strnlen(v.subset, sizeof(v.subset))));
 }
 
 Status ConnectionCounters::addGeneration(uint8_t gen,

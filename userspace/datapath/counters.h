@@ -7,7 +7,6 @@
 // (final since the previous flip) into totals keyed by what the numbers mean:
 // namespace, service, port and version.
 
-#include <compare>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -15,17 +14,13 @@
 #include <string>
 
 #include "common/result.h"
+#include "common/service_labels.h"
 #include "datapath/maps.h"
 
 namespace veer {
 
-struct ConnectionLabels {
-  std::string ns;
-  std::string name;
-  std::string port;
-  std::string version; // the subset; "unknown" for a service without subsets (as Istio says)
-  auto operator<=>(const ConnectionLabels&) const = default;
-};
+/** The labels veer-proxy's upstream connections carry too (common/service_labels.h). */
+using ConnectionLabels = ServiceLabels;
 
 struct ConnectionTotals {
   uint64_t opened = 0;  // connections (TCP) or datagrams (UDP) the kernel sent to the version

@@ -8,9 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <iterator>
 
+#include "common/files.h"
 #include "datapath/mounts.h"
 #include "veer_sock.skel.h"
 
@@ -32,6 +35,29 @@ Result<uint64_t> linkCgroupId(int linkFd) {
     return osError(errno, "read link info");
   }
   return static_cast<uint64_t>(info.cgroup.cgroup_id);
+}
+
+/** A BPF object's info by fd; false when the kernel will not say. */
+template <class Info> bool infoOf(int fd, Info& info) {
+  uint32_t len = sizeof(info);
+  return bpf_obj_get_info_by_fd(fd, &info, &len) == 0;
+}
+
+/** The program attached through a pinned link (0 if none or unreadable). */
+uint32_t linkProgId(bpf_link* link) {
+  bpf_link_info info{};
+  return infoOf(bpf_link__fd(link), info) ? info.prog_id : 0;
+}
+
+/** Name and id of a loaded program, "id N" when it cannot be read. */
+std::string progName(uint32_t id, std::string& nameOut) {
+  Fd fd(bpf_prog_get_fd_by_id(id));
+  bpf_prog_info info{};
+  nameOut.clear();
+  if (fd && infoOf(fd.get(), info)) {
+    nameOut = info.name;
+  }
+  return (nameOut.empty() ? "(unnamed)" : nameOut) + " (prog id " + std::to_string(id) + ")";
 }
 
 } // namespace
@@ -95,6 +121,11 @@ FeatureReport probeKernelFeatures() {
   check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
                                 BPF_FUNC_get_current_ancestor_cgroup_id, nullptr) == 1,
         "helper get_current_ancestor_cgroup_id in cgroup_sock_addr");
+  // veer-proxy's liveness, seen by the connect hook itself: its listener in a sockmap
+  // (Linux >= 5.7), looked up from BPF (>= 5.8) and released.
+  check(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SOCKMAP, nullptr) == 1, "map type sockmap");
+  check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_sk_release, nullptr) == 1,
+        "helper sk_release in cgroup_sock_addr");
   check(access("/sys/kernel/btf/vmlinux", R_OK) == 0, "kernel BTF (/sys/kernel/btf/vmlinux)");
   // Optional: socket recycling by iterator needs the bpf_sock_destroy kfunc (Linux >= 6.5);
   // without it the agent tries netlink SOCK_DESTROY (Recycler::load says which works).
@@ -121,11 +152,11 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const std::string& bpffs, bool 
   if (Status s = ensureBpffs(bpffs); !s) {
     return s.error();
   }
-  std::error_code ec;
-  for (const std::string& dir : {mapPinDir(bpffs), linkPinDir(bpffs)}) {
-    fs::create_directories(dir, ec);
-    if (ec) {
-      return osError(ec.value(), "mkdir " + dir);
+  // Whoever can rename or replace a pin can make a restarted agent miss its links and
+  // attach a second program set beside the first: the tree is root's, 0700, or refused.
+  for (const std::string& dir : {veerPinDir(bpffs), mapPinDir(bpffs), linkPinDir(bpffs)}) {
+    if (Status s = ensurePrivateDir(dir); !s) {
+      return Error{s.error().code, "pin directory: " + s.error().message};
     }
   }
   std::unique_ptr<Datapath> dp(new Datapath());
@@ -188,12 +219,18 @@ Status Datapath::attachWhere(const std::string& cgroupPath, bool proxyCgroup) {
   }
   const uint64_t cgroupId = st.st_ino; // cgroup v2 id == inode of its directory
 
+  // SO_ORIGINAL_DST is answered in the proxy's cgroup only; everything else runs where the
+  // clients are, but for veer_sk_msg, which load() put on its map.
+  auto here = [proxyCgroup](bpf_program* prog) {
+    return bpf_program__expected_attach_type(prog) != BPF_SK_MSG_VERDICT &&
+           (bpf_program__expected_attach_type(prog) == BPF_CGROUP_GETSOCKOPT) == proxyCgroup;
+  };
+  if (Status s = checkHooks(cg.get(), cgroupPath, here); !s) {
+    return s;
+  }
   bpf_program* prog;
   bpf_object__for_each_program(prog, skel_->obj) {
-    // SO_ORIGINAL_DST is answered in the proxy's cgroup only; everything else
-    // runs where the clients are, but for veer_sk_msg, which load() put on its map.
-    if (bpf_program__expected_attach_type(prog) == BPF_SK_MSG_VERDICT ||
-        (bpf_program__expected_attach_type(prog) == BPF_CGROUP_GETSOCKOPT) != proxyCgroup) {
+    if (!here(prog)) {
       continue;
     }
     const std::string pin = linkPinDir(bpffs_) + "/" + bpf_program__name(prog);
@@ -223,6 +260,51 @@ Status Datapath::attachWhere(const std::string& cgroupPath, bool proxyCgroup) {
     links_.push_back(link);
     if (int err = bpf_link__pin(link, pin.c_str()); err) {
       return osError(libbpfErr(err), "pin link " + pin);
+    }
+  }
+  return {};
+}
+
+Status Datapath::checkHooks(int cgroupFd, const std::string& cgroupPath,
+                            const std::function<bool(bpf_program*)>& ours) {
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    if (!ours(prog)) {
+      continue;
+    }
+    // The program veer serves this hook with now: the one in its pinned link, if any.
+    const std::string pin = linkPinDir(bpffs_) + "/" + bpf_program__name(prog);
+    uint32_t current = 0;
+    if (access(pin.c_str(), F_OK) == 0) {
+      if (bpf_link* old = bpf_link__open(pin.c_str())) {
+        current = linkProgId(old);
+        bpf_link__destroy(old);
+      }
+    }
+    const bpf_attach_type type = bpf_program__expected_attach_type(prog);
+    uint32_t ids[64];
+    uint32_t count = std::size(ids);
+    uint32_t flags = 0;
+    if (bpf_prog_query(cgroupFd, type, 0, &flags, ids, &count) != 0) {
+      return osError(errno, "query programs on " + cgroupPath);
+    }
+    for (uint32_t i = 0; i < std::min<uint32_t>(count, std::size(ids)); ++i) {
+      if (ids[i] == current) {
+        continue;
+      }
+      std::string name;
+      const std::string what = progName(ids[i], name);
+      const std::string hook = std::string(libbpf_bpf_attach_type_str(type)) + " of " + cgroupPath;
+      // The kernel keeps the first 15 bytes of a name (veer_getpeernam).
+      if (name == std::string(bpf_program__name(prog)).substr(0, BPF_OBJ_NAME_LEN - 1)) {
+        return Error{EEXIST,
+                     "another veer program set serves " + hook + ": " + what +
+                         " is attached but not through the links pinned in " + linkPinDir(bpffs_) +
+                         " (were pins moved, or does another agent run with other pins?); "
+                         "refusing to attach a second set: detach it (bpftool cgroup tree) or "
+                         "run veer-agent --uninstall with that agent's --bpffs"};
+      }
+      foreign_.push_back(what + " on " + hook);
     }
   }
   return {};

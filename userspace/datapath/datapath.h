@@ -3,6 +3,7 @@
 // The loaded socket datapath: the veer_sock skeleton, its pinned maps and its
 // pinned cgroup links.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 
 struct veer_sock_bpf;
 struct bpf_link;
+struct bpf_program;
 
 namespace veer {
 
@@ -42,7 +44,7 @@ Result<uint64_t> ownNetnsCookie();
 /**
  * Owns the loaded veer_sock skeleton (non-copyable, RAII). Maps are pinned
  * under <bpffs>/veer/maps and reused when already pinned, links under
- * <bpffs>/veer/links: a restarted agent replaces the programs in the pinned
+ * <bpffs>/veer/links (the tree root's and 0700, else load() refuses it): a restarted agent replaces the programs in the pinned
  * links atomically, so traffic never stops because the agent did.
  * Destroying a Datapath leaves the pins (and so the datapath) in place.
  */
@@ -71,17 +73,29 @@ public:
 
   PinnedMaps& maps() { return maps_; }
 
+  /**
+   * Programs not veer's found on the hooks attach() and attachProxy() used ("name (prog id
+   * N) on cgroup_inet4_connect of /sys/fs/cgroup"), for the agent to log: they run beside
+   * veer's and may override its verdict. One of veer's own programs there that is not in
+   * veer's pinned links (a second program set) makes attach fail instead.
+   */
+  const std::vector<std::string>& foreignPrograms() const { return foreign_; }
+
   /** Detaches the pinned links and removes every pin under <bpffs>/veer. */
   static Status uninstall(const std::string& bpffs);
 
 private:
   Datapath() = default;
   Status attachWhere(const std::string& cgroupPath, bool proxyCgroup);
+  /** Checks the hooks of the programs ours() selects on a cgroup (foreignPrograms()). */
+  Status checkHooks(int cgroupFd, const std::string& cgroupPath,
+                    const std::function<bool(bpf_program*)>& ours);
 
   std::string bpffs_;
   veer_sock_bpf* skel_ = nullptr;
   std::vector<bpf_link*> links_;
   PinnedMaps maps_;
+  std::vector<std::string> foreign_;
 };
 
 } // namespace veer

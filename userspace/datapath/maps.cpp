@@ -73,28 +73,6 @@ std::string veerPinDir(const std::string& bpffs) { return bpffs + "/veer"; }
 std::string mapPinDir(const std::string& bpffs) { return veerPinDir(bpffs) + "/maps"; }
 std::string linkPinDir(const std::string& bpffs) { return veerPinDir(bpffs) + "/links"; }
 
-Fd& Fd::operator=(Fd&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) {
-      close(fd_);
-    }
-    fd_ = o.release();
-  }
-  return *this;
-}
-
-Fd::~Fd() {
-  if (fd_ >= 0) {
-    close(fd_);
-  }
-}
-
-int Fd::release() {
-  int fd = fd_;
-  fd_ = -1;
-  return fd;
-}
-
 Result<PinnedMaps> PinnedMaps::open(const std::string& bpffs) {
   PinnedMaps maps;
   for (const char* name : kMapNames) {
@@ -219,7 +197,35 @@ Result<veer_proxy> PinnedMaps::proxy() const {
   if (bpf_map_lookup_elem(fd("veer_proxy"), &zero, &px) != 0) {
     return osError(errno, "read veer_proxy");
   }
+  // What proxy_backend() in bpf/lib/proxy.h decides, per family.
+  if ((px.listen4.family && !proxyListening(VEER_PROXY_LISTENER_V4)) ||
+      (px.listen6.family && !proxyListening(VEER_PROXY_LISTENER_V6))) {
+    px.ready = 0;
+  }
   return px;
+}
+
+bool PinnedMaps::proxyListening(uint32_t slot) const {
+  uint64_t cookie = 0; // a sockmap answers userspace with the socket's cookie
+  return bpf_map_lookup_elem(fd("veer_proxy_listeners"), &slot, &cookie) == 0;
+}
+
+Status PinnedMaps::setProxyListener(uint32_t slot, int sockFd) {
+  const uint64_t value = static_cast<uint64_t>(sockFd);
+  if (bpf_map_update_elem(fd("veer_proxy_listeners"), &slot, &value, BPF_ANY) != 0) {
+    return osError(errno, "put veer-proxy's listener in veer_proxy_listeners");
+  }
+  return {};
+}
+
+Status PinnedMaps::clearProxyListeners() {
+  for (uint32_t slot = 0; slot < VEER_PROXY_LISTENERS; ++slot) {
+    // A sockmap says EINVAL for a slot that is already empty (slots are in range here).
+    if (bpf_map_delete_elem(fd("veer_proxy_listeners"), &slot) != 0 && errno != EINVAL) {
+      return osError(errno, "clear veer_proxy_listeners");
+    }
+  }
+  return {};
 }
 
 Status PinnedMaps::setProxy(const veer_proxy& proxy) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/files.h"
 #include "common/result.h"
 #include "compiler/compiler.h"
 #include "veer/maps.h"
@@ -16,33 +17,16 @@
 namespace veer {
 
 /** Names of the pinned maps, as in bpf/lib/maps.h. */
-inline constexpr std::array<const char*, 14> kMapNames = {
-    "veer_state",  "veer_svc",      "veer_version", "veer_maglev", "veer_backend",
-    "veer_revnat", "veer_rr",       "veer_stats",   "veer_member", "veer_affinity",
-    "veer_lane_of", "veer_proxy",   "veer_orig_dst", "veer_accel_stats"};
+inline constexpr std::array<const char*, 15> kMapNames = {
+    "veer_state",   "veer_svc",      "veer_version",     "veer_maglev",
+    "veer_backend", "veer_revnat",   "veer_rr",          "veer_stats",
+    "veer_member",  "veer_affinity", "veer_lane_of",     "veer_proxy",
+    "veer_orig_dst", "veer_accel_stats", "veer_proxy_listeners"};
 
 /** Directory of veer's pins under a bpffs mount. */
 std::string veerPinDir(const std::string& bpffs);
 std::string mapPinDir(const std::string& bpffs);
 std::string linkPinDir(const std::string& bpffs);
-
-/** An owned file descriptor. */
-class Fd {
-public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd();
-  int get() const { return fd_; }
-  int release();
-  explicit operator bool() const { return fd_ >= 0; }
-
-private:
-  int fd_ = -1;
-};
 
 /** Per-version numbers, summed over CPUs. */
 struct VersionStats {
@@ -92,9 +76,21 @@ public:
   /** Counts a rejected config in veer_state (tests and status watch it). */
   Status countRejected();
 
+  /**
+   * veer_proxy, with ready as the connect hooks see it: 1 only while the agent's
+   * flag is set AND the proxy's listener of every configured family is still
+   * open (veer_proxy_listeners). So status and wait tell the truth about a proxy
+   * that died with no agent alive to clear the flag.
+   */
   Result<veer_proxy> proxy() const;
   /** Replaces veer_proxy in one update (see its comment for the ordering rule). */
   Status setProxy(const veer_proxy& proxy);
+  /** Whether veer_proxy_listeners holds an open socket at slot (VEER_PROXY_LISTENER_*). */
+  bool proxyListening(uint32_t slot) const;
+  /** Puts the listening socket fd at slot (the map keeps the socket, not the fd). */
+  Status setProxyListener(uint32_t slot, int fd);
+  /** Empties veer_proxy_listeners: no redirect until a listener is put back. */
+  Status clearProxyListeners();
 
   Result<LiveState> live() const;
 

@@ -20,6 +20,7 @@
 #include <set>
 #include <tuple>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -66,14 +67,21 @@ Status drain(bpf_link* link) {
   return r < 0 ? osError(errno, "read iterator") : Status{};
 }
 
-/** A target: a backend's address (VEER_RECYCLE_PEER) or an affinity service's. */
-veer_recycle_key targetKey(const IpAddr& addr, uint16_t port, uint8_t proto,
-                           uint8_t kind = VEER_RECYCLE_PEER) {
+/** A target of a kind other than VEER_RECYCLE_PEER: the service's sockets. */
+veer_recycle_key serviceKey(const PlanService& svc, uint8_t kind) {
   veer_recycle_key k{};
-  std::memcpy(k.addr, addr.bytes.data(), sizeof(k.addr));
-  k.port = htons(port);
-  k.proto = proto;
+  std::memcpy(k.addr, svc.addr.bytes.data(), sizeof(k.addr));
+  k.port = htons(svc.port);
+  k.proto = svc.proto;
   k.kind = kind;
+  return k;
+}
+
+/** A VEER_RECYCLE_PEER target: the service's sockets sent to backend b. */
+veer_recycle_key peerKey(const PlanService& svc, const PlanBackend& b) {
+  veer_recycle_key k = serviceKey(svc, VEER_RECYCLE_PEER);
+  std::memcpy(k.backend, b.addr.bytes.data(), sizeof(k.backend));
+  k.backend_port = htons(b.port);
   return k;
 }
 
@@ -105,6 +113,21 @@ struct DiagRequest {
   inet_diag_req_v2 req;
 };
 
+/**
+ * A dump request that also asks for each socket's veer_sock_nat
+ * (INET_DIAG_REQ_SK_BPF_STORAGES, Linux >= 5.2): the translation tells which
+ * service a socket was sent to a backend for, which its peer alone does not.
+ */
+struct DiagDumpRequest {
+  DiagRequest base;
+  nlattr storages; // INET_DIAG_REQ_SK_BPF_STORAGES, nested
+  nlattr mapFd;    // SK_DIAG_BPF_STORAGE_REQ_MAP_FD
+  uint32_t fd;
+};
+
+/** TCP_ESTABLISHED (include/net/tcp_states.h), as sock_diag reports idiag_state. */
+constexpr uint8_t kTcpEstablished = 1;
+
 /** A request of type with flags for the sockets of family and proto, in any state. */
 DiagRequest diagRequest(uint16_t type, uint16_t flags, uint8_t family, uint8_t proto) {
   DiagRequest r{};
@@ -117,23 +140,96 @@ DiagRequest diagRequest(uint16_t type, uint16_t flags, uint8_t family, uint8_t p
   return r;
 }
 
-/** The target a socket's peer matches, or null. */
-const veer_recycle* matchTarget(const RecycleTargets& targets, const inet_diag_sockid& id,
-                                uint8_t family, uint8_t proto) {
-  __be32 addr[4] = {};
-  if (family == AF_INET) {
-    addr[2] = htonl(0xffff);
-    addr[3] = id.idiag_dst[0];
-  } else {
-    std::memcpy(addr, id.idiag_dst, sizeof(addr));
-  }
+const veer_recycle* findTarget(const RecycleTargets& targets, const veer_recycle_key& key) {
   for (const auto& [k, v] : targets) {
-    if (k.kind == VEER_RECYCLE_PEER && k.proto == proto && k.port == id.idiag_dport &&
-        std::memcmp(k.addr, addr, sizeof(addr)) == 0) {
+    if (std::memcmp(&k, &key, sizeof(key)) == 0) {
       return &v;
     }
   }
   return nullptr;
+}
+
+/**
+ * Whether the targets pick a socket with this translation and cookie: what
+ * recycle_picks() in bpf/veer_recycle.bpf.c decides, but for
+ * VEER_RECYCLE_AFFINITY (a dump shows no netns or cgroup; the agent drops those).
+ */
+bool netlinkPicks(const RecycleTargets& targets, const veer_sock_nat& nat, uint8_t proto,
+                  uint8_t state, uint64_t cookie) {
+  if (nat.flags & VEER_NAT_F_PROXY) {
+    return false;
+  }
+  veer_recycle_key key{};
+  std::memcpy(key.addr, nat.service, sizeof(key.addr));
+  key.port = nat.service_port;
+  key.proto = proto;
+  if ((nat.flags & VEER_NAT_F_FALLBACK) && (proto != IPPROTO_TCP || state == kTcpEstablished)) {
+    key.kind = VEER_RECYCLE_FALLBACK;
+    if (findTarget(targets, key) != nullptr) {
+      return true;
+    }
+  }
+  key.kind = VEER_RECYCLE_PEER;
+  std::memcpy(key.backend, nat.backend, sizeof(key.backend));
+  key.backend_port = nat.backend_port;
+  const veer_recycle* t = findTarget(targets, key);
+  return t != nullptr && recyclePicks(cookie, t->permille);
+}
+
+/**
+ * For a dumped UDP socket, whose translation the dump cannot carry (udp_diag puts
+ * no socket storage in its answers): whether a VEER_RECYCLE_PEER target names its
+ * peer, whatever service. So with netlink, UDP recycling is scoped by backend only.
+ */
+bool netlinkPicksUdpPeer(const RecycleTargets& targets, const inet_diag_sockid& id,
+                         uint8_t family, uint64_t cookie) {
+  __be32 peer[4] = {};
+  if (family == AF_INET) {
+    peer[2] = htonl(0xffff);
+    peer[3] = id.idiag_dst[0];
+  } else {
+    std::memcpy(peer, id.idiag_dst, sizeof(peer));
+  }
+  for (const auto& [k, v] : targets) {
+    if (k.kind == VEER_RECYCLE_PEER && k.proto == IPPROTO_UDP && k.backend_port == id.idiag_dport &&
+        std::memcmp(k.backend, peer, sizeof(peer)) == 0 && recyclePicks(cookie, v.permille)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** The veer_sock_nat of a dumped socket, from its INET_DIAG_SK_BPF_STORAGES attribute. */
+std::optional<veer_sock_nat> dumpedNat(const nlmsghdr* h) {
+  const auto* msg = reinterpret_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+  const char* at = reinterpret_cast<const char*>(msg) + NLA_ALIGN(sizeof(*msg));
+  const char* end = reinterpret_cast<const char*>(h) + h->nlmsg_len;
+  // Walks nested attributes: the storages, then the one storage, then its value.
+  const int path[] = {INET_DIAG_SK_BPF_STORAGES, SK_DIAG_BPF_STORAGE,
+                      SK_DIAG_BPF_STORAGE_MAP_VALUE};
+  size_t depth = 0;
+  while (at + sizeof(nlattr) <= end) {
+    const auto* a = reinterpret_cast<const nlattr*>(at);
+    if (a->nla_len < sizeof(nlattr) || at + a->nla_len > end) {
+      return std::nullopt;
+    }
+    if ((a->nla_type & NLA_TYPE_MASK) != path[depth]) {
+      at += NLA_ALIGN(a->nla_len);
+      continue;
+    }
+    if (depth + 1 == std::size(path)) {
+      if (a->nla_len - NLA_HDRLEN != sizeof(veer_sock_nat)) {
+        return std::nullopt;
+      }
+      veer_sock_nat nat{};
+      std::memcpy(&nat, at + NLA_HDRLEN, sizeof(nat));
+      return nat;
+    }
+    end = at + a->nla_len;
+    at += NLA_HDRLEN;
+    depth++;
+  }
+  return std::nullopt;
 }
 
 /**
@@ -159,16 +255,25 @@ int sockDestroy(int nl, uint8_t family, uint8_t proto, const inet_diag_sockid& i
 }
 
 /**
- * Dumps the sockets of one family and protocol in the calling thread's netns and
- * destroys those the targets pick. Returns how many were destroyed.
+ * Dumps the sockets of one family and protocol in the calling thread's netns, each
+ * with its veer_sock_nat (natMap), and destroys those the targets pick. Returns how
+ * many were destroyed.
  */
-Result<uint64_t> diagDestroy(const RecycleTargets& targets, uint8_t family, uint8_t proto) {
+Result<uint64_t> diagDestroy(const RecycleTargets& targets, int natMap, uint8_t family,
+                             uint8_t proto) {
   Fd nl(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
   if (!nl) {
     return osError(errno, "socket NETLINK_SOCK_DIAG");
   }
-  const DiagRequest dump =
-      diagRequest(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, family, proto);
+  DiagDumpRequest dump{};
+  dump.base = diagRequest(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, family, proto);
+  dump.base.nlh.nlmsg_len = sizeof(dump);
+  dump.storages.nla_len = sizeof(dump) - offsetof(DiagDumpRequest, storages);
+  dump.storages.nla_type = NLA_F_NESTED | INET_DIAG_REQ_SK_BPF_STORAGES;
+  dump.mapFd.nla_len = NLA_HDRLEN + sizeof(dump.fd);
+  dump.mapFd.nla_type = SK_DIAG_BPF_STORAGE_REQ_MAP_FD;
+  dump.fd = static_cast<uint32_t>(natMap);
+  static_assert(sizeof(DiagDumpRequest) == sizeof(DiagRequest) + 2 * NLA_HDRLEN + 4);
   if (send(nl.get(), &dump, sizeof(dump), 0) < 0) {
     return osError(errno, "sock_diag dump");
   }
@@ -195,10 +300,11 @@ Result<uint64_t> diagDestroy(const RecycleTargets& targets, uint8_t family, uint
         return osError(err, "sock_diag dump (tcp_diag/udp_diag modules?)");
       }
       const auto* msg = reinterpret_cast<const inet_diag_msg*>(NLMSG_DATA(h));
-      const veer_recycle* t = matchTarget(targets, msg->id, family, proto);
+      const std::optional<veer_sock_nat> nat = dumpedNat(h);
       uint64_t cookie = 0;
       std::memcpy(&cookie, msg->id.idiag_cookie, sizeof(cookie));
-      if (t != nullptr && recyclePicks(cookie, t->permille)) {
+      if (nat ? netlinkPicks(targets, *nat, proto, msg->idiag_state, cookie)
+              : proto == IPPROTO_UDP && netlinkPicksUdpPeer(targets, msg->id, family, cookie)) {
         doomed.push_back(msg->id);
       }
     }
@@ -240,9 +346,9 @@ RecyclePlan planRecycling(const Plan& before, const Plan& after) {
           continue;
         }
         if (old.proto == IPPROTO_UDP) {
-          addTarget(out.now, targetKey(b.addr, b.port, old.proto), 1000);
+          addTarget(out.now, peerKey(old, b), 1000);
         } else if (grace) {
-          addTarget(later[*grace], targetKey(b.addr, b.port, old.proto), 1000);
+          addTarget(later[*grace], peerKey(old, b), 1000);
         }
       }
     }
@@ -254,8 +360,7 @@ RecyclePlan planRecycling(const Plan& before, const Plan& after) {
       // changed its subset, or a pod joined or left a lane.
       if (weightsBySubset(old) != weightsBySubset(*now) || old.lanes != now->lanes ||
           (!now->lanes.empty() && before.laneClients != after.laneClients)) {
-        addTarget(later[*grace],
-                  targetKey(now->addr, now->port, now->proto, VEER_RECYCLE_AFFINITY), 1000);
+        addTarget(later[*grace], serviceKey(*now, VEER_RECYCLE_AFFINITY), 1000);
         out.byClient.push_back(now->id());
       }
       continue;
@@ -273,13 +378,28 @@ RecyclePlan planRecycling(const Plan& before, const Plan& after) {
       const uint32_t permille = (v.weight - w) * 1000u / v.weight;
       for (const PlanBackend& b : v.backends) {
         if (kept.count(b)) {
-          addTarget(later[*grace], targetKey(b.addr, b.port, old.proto), permille);
+          addTarget(later[*grace], peerKey(old, b), permille);
         }
       }
     }
   }
   for (auto& [g, targets] : later) {
     out.later.emplace_back(g, std::move(targets));
+  }
+  return out;
+}
+
+RecycleTargets proxyFallbackTargets(const LiveState& live) {
+  RecycleTargets out;
+  for (const LiveService& ls : live.services) {
+    if ((ls.svc.flags & VEER_SVC_F_L7) && ls.key.proto == IPPROTO_TCP) {
+      veer_recycle_key k{};
+      std::memcpy(k.addr, ls.key.addr, sizeof(k.addr));
+      k.port = ls.key.port;
+      k.proto = ls.key.proto;
+      k.kind = VEER_RECYCLE_FALLBACK;
+      out.emplace_back(k, veer_recycle{1000});
+    }
   }
   return out;
 }
@@ -291,7 +411,7 @@ Recycler::~Recycler() {
 }
 
 Result<std::unique_ptr<Recycler>> Recycler::load(const std::string& bpffs) {
-  return kernelHasSockDestroyKfunc() ? loadIterator(bpffs) : loadNetlink();
+  return kernelHasSockDestroyKfunc() ? loadIterator(bpffs) : loadNetlink(bpffs);
 }
 
 const char* Recycler::modeName() const {
@@ -300,7 +420,7 @@ const char* Recycler::modeName() const {
 
 Result<std::unique_ptr<Recycler>> Recycler::load(Mode mode, const std::string& bpffs) {
   if (mode == Mode::kNetlink) {
-    return loadNetlink();
+    return loadNetlink(bpffs);
   }
   if (!kernelHasSockDestroyKfunc()) {
     return Error{EOPNOTSUPP, "no bpf_sock_destroy kfunc in this kernel (Linux >= 6.5)"};
@@ -308,12 +428,19 @@ Result<std::unique_ptr<Recycler>> Recycler::load(Mode mode, const std::string& b
   return loadIterator(bpffs);
 }
 
-Result<std::unique_ptr<Recycler>> Recycler::loadNetlink() {
-  // Probe: the dumps must work, and destroying a socket that does not exist says whether
-  // the kernel can destroy at all.
+Result<std::unique_ptr<Recycler>> Recycler::loadNetlink(const std::string& bpffs) {
+  std::unique_ptr<Recycler> r(new Recycler());
+  r->mode_ = Mode::kNetlink;
+  const std::string natPin = mapPinDir(bpffs) + "/veer_sock_nat";
+  r->natMap_ = Fd(bpf_obj_get(natPin.c_str()));
+  if (!r->natMap_) {
+    return osError(errno, "open pinned map " + natPin + " (Datapath::load first)");
+  }
+  // Probe: the dumps (with socket storage) must work, and destroying a socket that
+  // does not exist says whether the kernel can destroy at all.
   RecycleTargets none;
   for (uint8_t proto : {uint8_t(IPPROTO_TCP), uint8_t(IPPROTO_UDP)}) {
-    Result<uint64_t> n = diagDestroy(none, AF_INET, proto);
+    Result<uint64_t> n = diagDestroy(none, r->natMap_.get(), AF_INET, proto);
     if (!n) {
       return n.error();
     }
@@ -326,8 +453,6 @@ Result<std::unique_ptr<Recycler>> Recycler::loadNetlink() {
     // EOPNOTSUPP: no CONFIG_INET_DIAG_DESTROY
     return osError(err, "netlink SOCK_DESTROY (needs CONFIG_INET_DIAG_DESTROY)");
   }
-  std::unique_ptr<Recycler> r(new Recycler());
-  r->mode_ = Mode::kNetlink;
   return r;
 }
 
@@ -362,7 +487,7 @@ Result<std::unique_ptr<Recycler>> Recycler::loadIterator(const std::string& bpff
 Status Recycler::runNetlink(const RecycleTargets& targets, RecycleCount& count) {
   for (uint8_t proto : {uint8_t(IPPROTO_TCP), uint8_t(IPPROTO_UDP)}) {
     for (uint8_t family : {uint8_t(AF_INET), uint8_t(AF_INET6)}) {
-      Result<uint64_t> n = diagDestroy(targets, family, proto);
+      Result<uint64_t> n = diagDestroy(targets, natMap_.get(), family, proto);
       if (!n) {
         return n.error();
       }
@@ -376,7 +501,7 @@ Result<RecycleCount> Recycler::run(const RecycleTargets& targets) {
   RecycleCount count;
   uint64_t tcp0 = 0, udp0 = 0;
   if (mode_ == Mode::kIterator) {
-    const int map = bpf_map__fd(skel_->maps.veer_recycle_targets);
+    const int map = bpf_map__fd(skel_->maps.veer_recycle_targets_v2);
     veer_recycle_key key{}, next{};
     std::vector<veer_recycle_key> old;
     const veer_recycle_key* prev = nullptr;

@@ -1,8 +1,10 @@
 #pragma once
 
-// Socket recycling: destroys the sockets, in every network namespace of the
-// node, whose peer is a given backend (all of them, or a stable share), or
-// whose affine client would now be sent to another version.
+// Socket recycling: destroys the sockets veer translated for a service, in
+// every network namespace of the node, that a change made stale: those sent to
+// a given backend (all of them, or a stable share), those whose affine client
+// would now be sent to another version, and those an L7 service sent down the
+// kernel path while veer-proxy was not serving.
 
 #include <memory>
 #include <string>
@@ -11,6 +13,7 @@
 
 #include "common/result.h"
 #include "config/plan.h"
+#include "datapath/maps.h"
 #include "veer/maps.h"
 
 struct veer_recycle_bpf;
@@ -36,7 +39,9 @@ struct RecyclePlan {
 };
 
 /**
- * Compares two plans service by service (address, port, protocol):
+ * Compares two plans service by service (address, port, protocol); every target
+ * is scoped to the service (a backend IP:port reused by another service keeps
+ * that service's connections):
  *  - a backend that left a service: its UDP sockets at once, always (nothing else
  *    ever moves a connected UDP socket; Cilium #25169); its TCP sockets after the
  *    grace when the service opted in (veer.io/recycle-grace), else never (a
@@ -52,6 +57,13 @@ struct RecyclePlan {
  */
 RecyclePlan planRecycling(const Plan& before, const Plan& after);
 
+/**
+ * The VEER_RECYCLE_FALLBACK targets once veer-proxy serves again: the live
+ * config's L7 TCP services, whose sockets flagged VEER_NAT_F_FALLBACK at
+ * connect() took the kernel path while it did not.
+ */
+RecycleTargets proxyFallbackTargets(const LiveState& live);
+
 /** Whether a socket with this cookie is in a share of permille (as the BPF iterator decides). */
 inline bool recyclePicks(uint64_t cookie, uint32_t permille) {
   return ((cookie * 0x9e3779b97f4a7c15ULL) >> 32) % 1000 < permille;
@@ -61,8 +73,10 @@ inline bool recyclePicks(uint64_t cookie, uint32_t permille) {
  * Destroys sockets by one of two mechanisms:
  *  - kIterator: the veer_recycle iterators (iter/tcp, iter/udp calling the
  *    bpf_sock_destroy kfunc, Linux >= 6.5);
- *  - kNetlink: a sock_diag dump per protocol and family, then SOCK_DESTROY for
- *    each match (CONFIG_INET_DIAG_DESTROY; Debian's kernels have it).
+ *  - kNetlink: a sock_diag dump per protocol and family, each socket with its
+ *    veer_sock_nat (TCP; udp_diag gives no socket storage, so UDP matches by peer),
+ *    then SOCK_DESTROY for each match (CONFIG_INET_DIAG_DESTROY; Debian's kernels
+ *    have it).
  * Both pick the same sockets for a share (recyclePicks()).
  */
 class Recycler {
@@ -75,7 +89,7 @@ public:
 
   /**
    * The iterator when the kernel has bpf_sock_destroy, else netlink after a probe.
-   * The iterators read the datapath's maps pinned under bpffs (Datapath::load first).
+   * Both read the datapath's maps pinned under bpffs (Datapath::load first).
    */
   static Result<std::unique_ptr<Recycler>> load(const std::string& bpffs);
   /** A given mechanism; fails when the kernel does not offer it. */
@@ -97,7 +111,8 @@ public:
   Result<RecycleCount> run(const RecycleTargets& targets);
 
 private:
-  static Result<std::unique_ptr<Recycler>> loadNetlink();
+  /** Netlink, once probed; dumps read the sockets' veer_sock_nat pinned under bpffs. */
+  static Result<std::unique_ptr<Recycler>> loadNetlink(const std::string& bpffs);
   /** The iterators, once the kernel is known to have the kfunc. */
   static Result<std::unique_ptr<Recycler>> loadIterator(const std::string& bpffs);
 
@@ -108,6 +123,7 @@ private:
   veer_recycle_bpf* skel_ = nullptr;
   bpf_link* tcp_ = nullptr;
   bpf_link* udp_ = nullptr;
+  Fd natMap_; // netlink: veer_sock_nat, whose values the dumps carry
 };
 
 } // namespace veer

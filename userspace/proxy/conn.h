@@ -190,6 +190,14 @@ struct RetryState {
   bool relayed = false; // an interim response (100 Continue) went to the client
 };
 
+/** What veer-proxy's metrics (proxy/stats.h) count of the request in progress, once. */
+struct RequestMetrics {
+  bool open = false;        // a request began and is not counted yet
+  uint32_t destination = 0; // StatsLabels ids; 0: unknown
+  uint32_t route = 0;
+  int code = 0; // the final status whose head went to the client; 0: none yet
+};
+
 struct Client : Handle {
   Client() : Handle(Kind::kClient) {}
   Origin origin;
@@ -202,7 +210,8 @@ struct Client : Handle {
    * request ended, the tunnel's idle, the linger. */
   uint64_t deadline = 0;
   bool headTimer = false;   // deadline is the header (slowloris) one
-  uint64_t headStartMs = 0; // when the current head began (the request timeout counts from it)
+  uint64_t headStartUs = 0; // when the current head began (the request timeout and the
+                            // request's duration count from it)
   // The exchange in progress.
   std::shared_ptr<const RouteTable> table; // held until the response ends (reload safety)
   Decision d;
@@ -214,6 +223,7 @@ struct Client : Handle {
   bool keepAlive10 = false, http10 = false, isHead = false, idempotent = false, reqHasBody = false;
   bool upgradeReq = false, forceFresh = false, tunnelUpEof = false, tunnelClientEof = false;
   RetryState retry;
+  RequestMetrics metrics;
   size_t bodyStart = 0; // offset in `in` of the body (the end of the head)
   uint64_t requestDeadlineMs = 0; // the route timeout's length, armed at the request's end
   /** Envoy's request_timeout: the whole request (head and body) must arrive by then; 0

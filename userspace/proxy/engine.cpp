@@ -173,4 +173,12 @@ EngineStats Engine::stats() const {
   return s;
 }
 
+ProxyStats Engine::proxyStats() const {
+  ProxyStats out;
+  for (const auto& w : workers_) {
+    w->stats.addTo(out);
+  }
+  return out;
+}
+
 } // namespace veer::proxy

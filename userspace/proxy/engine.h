@@ -24,6 +24,7 @@
 #include "common/result.h"
 #include "proxy/http.h"
 #include "proxy/router.h"
+#include "proxy/stats.h"
 
 namespace veer::proxy {
 
@@ -113,6 +114,9 @@ public:
    */
   void stop(uint32_t drainMs);
   EngineStats stats() const;
+  /** Requests, durations and upstream connections by labels, merged over threads (any
+   * thread may ask, while the engine runs). */
+  ProxyStats proxyStats() const;
   /** The backend the workers run (never kAuto). */
   IoMode io() const { return io_; }
   /** Why kAuto fell back to epoll ("" when it did not). */
@@ -121,6 +125,7 @@ public:
   // Used by workers.
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   const EngineOptions& options() const { return options_; }
+  StatsLabels& statsLabels() { return statsLabels_; }
 
 private:
   Engine() = default;
@@ -130,6 +135,7 @@ private:
   mutable std::mutex tableMu_;
   std::shared_ptr<const RouteTable> table_;
   std::atomic<uint64_t> generation_{0};
+  StatsLabels statsLabels_; // before workers_, whose stats name it
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
 };

@@ -15,10 +15,11 @@ constexpr uint32_t kLingerMs = 2000;
 } // namespace
 
 Exchange::Exchange(Worker& worker, const EngineOptions& opt, const uint64_t& now,
-                   const bool& draining, const std::unique_ptr<IoBackend>& io,
-                   UpstreamPool& pool, MirrorSet& mirrors, Counters& counters)
+                   const uint64_t& nowUs, const bool& draining,
+                   const std::unique_ptr<IoBackend>& io, UpstreamPool& pool, MirrorSet& mirrors,
+                   Counters& counters, WorkerStats& stats)
     : worker_(worker), opt_(opt), now_(now), draining_(draining), io_(io), pool_(pool),
-      mirrors_(mirrors), counters_(counters) {
+      mirrors_(mirrors), counters_(counters), stats_(stats), nowUs_(nowUs) {
   scratch_.reserve(opt_.limits.maxHeaders + 16);
 }
 
@@ -199,30 +200,33 @@ Step Exchange::stepHead(Client* c) {
     ParseEvent e = c->req.execute(c->in.at(c->msgStart), c->parsePos - c->msgStart,
                                   c->in.len - c->msgStart, &used);
     c->parsePos += used;
+    if (e != ParseEvent::kNeedMore && !c->headTimer) {
+      c->headStartUs = nowUs_; // the whole head (or the bytes that broke it) came in one read
+    }
     if (e == ParseEvent::kHead) {
-      if (!c->headTimer) {
-        c->headStartMs = now_; // the whole head came in one read
-      }
       onRequestHead(c);
       return Step::kProgress;
     }
     if (e == ParseEvent::kError) {
+      beginRequest(c); // a request, if a bad one: counted, to no destination
       reply(c, c->req.errorStatus(), c->req.errorText(), {}, true);
       return Step::kProgress;
     }
     if (e != ParseEvent::kNeedMore) {
+      beginRequest(c);
       reply(c, 400, "malformed request", {}, true); // cannot happen before a head
       return Step::kProgress;
     }
     if (c->req.midMessage() && !c->headTimer) {
       c->headTimer = true;
-      c->headStartMs = now_;
+      c->headStartUs = nowUs_;
       c->deadline = now_ + opt_.headerTimeoutMs;
     }
     // Need more bytes. Make room: drop what is before the message, then grow up to one
     // maximal head (only a head being read needs to be contiguous).
     reclaim(c->in, c->msgStart, c->parsePos, c->sendPos, true);
     if (c->in.len == c->in.cap && !c->in.grow(opt_.limits.maxHeaderBytes + 1024)) {
+      beginRequest(c);
       reply(c, 431, "request head too large", {}, true);
       return Step::kProgress;
     }
@@ -242,6 +246,7 @@ Step Exchange::stepHead(Client* c) {
 
 void Exchange::onRequestHead(Client* c) {
   Counters::bump(counters_.requests);
+  beginRequest(c);
   const ParsedHead& h = c->req.head();
   c->headTimer = false;
   c->reqDone = false;
@@ -273,6 +278,8 @@ void Exchange::onRequestHead(Client* c) {
   }
   RequestHead rh{h.method, h.target, h.host, h.headers};
   c->d = c->table->route(rh, c->origin);
+  c->metrics.destination = stats_.destinationId(c->table, c->d.cluster);
+  c->metrics.route = stats_.routeId(c->table, c->d.rule);
   c->respEdits = c->d.responseEdits;
   if (!c->d.setCookie.empty()) {
     // consistentHash httpCookie with a ttl and no cookie yet: hand one out, as Envoy does,
@@ -302,8 +309,9 @@ void Exchange::onRequestHead(Client* c) {
   // end of the request (as Envoy's route timeout does).
   c->requestDeadlineMs = c->d.timeoutMs != 0 ? c->d.timeoutMs : opt_.requestTimeoutMs;
   c->deadline = 0;
-  c->receiveDeadline =
-      opt_.requestReceiveTimeoutMs != 0 ? c->headStartMs + opt_.requestReceiveTimeoutMs : 0;
+  c->receiveDeadline = opt_.requestReceiveTimeoutMs != 0
+                          ? c->headStartUs / 1000 + opt_.requestReceiveTimeoutMs
+                          : 0;
   c->streamIdleDeadline = streamIdleFrom(now_);
   if (c->d.delayMs > 0) {
     // fault.delay: hold the request (its body waits in the buffer), then forward it.
@@ -354,6 +362,7 @@ void Exchange::startUpstream(Client* c) {
         continue;
       }
       Counters::bump(counters_.upstreamConnects);
+      stats_.connectionOpened(c->metrics.destination);
     }
     u->owner = c;
     u->msgStart = u->parsePos = u->sendPos = 0;
@@ -378,6 +387,7 @@ void Exchange::noEndpoint(Client* c) {
     c->d.endpoints = c->d.fallbackEndpoints;
     c->d.first = c->d.fallbackFirst;
     c->d.cluster = c->d.fallbackCluster;
+    c->metrics.destination = stats_.destinationId(c->table, c->d.cluster);
     c->d.fallbackEndpoints = {};
     c->retry.tries = 0;
     Counters::bump(counters_.fallbacks);
@@ -468,6 +478,10 @@ void Exchange::timedOut(Client* c) {
   switch (c->phase) {
   case Phase::kHead:
     // Slowloris, or an idle keep-alive connection: 408 then close (RFC 9110 15.5.9).
+    // Only the first is a request (bytes of one came); an idle connection is not.
+    if (c->headTimer && c->req.midMessage()) {
+      beginRequest(c);
+    }
     reply(c, 408, c->headTimer ? "request header timeout" : "idle timeout", {}, true);
     drive(c);
     return;
@@ -638,6 +652,7 @@ Step Exchange::stepExchange(Client* c) {
           }
           writeDownstreamResponse(h, c->respEdits, false, false, scratch_, c->out);
           c->respHeadSent = true;
+          c->metrics.code = h.status;
         } else if (h.status < 200) {
           // Interim (100 Continue, 103): relayed as they come; HTTP/1.0 clients
           // cannot take them (RFC 9110 15.2).
@@ -659,6 +674,7 @@ Step Exchange::stepExchange(Client* c) {
           writeDownstreamResponse(h, c->respEdits, c->closeAfter, c->keepAlive10,
                                   scratch_, c->out);
           c->respHeadSent = true;
+          c->metrics.code = h.status;
         }
         continue;
       }
@@ -670,6 +686,7 @@ Step Exchange::stepExchange(Client* c) {
       }
       c->respDone = true;
       if (e == ParseEvent::kUpgrade || h.status == 101) {
+        endRequest(c, c->metrics.code); // the request is the upgrade; the tunnel is not one
         c->phase = Phase::kTunnel;
         c->deadline = now_ + opt_.tunnelIdleTimeoutMs;
         c->sendPos = c->parsePos;
@@ -698,6 +715,7 @@ Step Exchange::stepExchange(Client* c) {
 }
 
 Step Exchange::finishExchange(Client* c) {
+  endRequest(c, c->metrics.code);
   Upstream* u = c->up;
   c->up = nullptr;
   c->tryDeadline = 0;
@@ -734,6 +752,7 @@ Step Exchange::nextRequest(Client* c) {
 void Exchange::reply(Client* c, int status, std::string_view text, std::string_view location,
                    bool close, bool asIs) {
   Counters::bump(counters_.localReplies);
+  endRequest(c, status);
   dropUpstream(c);
   c->delayUntil = c->tryDeadline = 0; // no timer may start an upstream for this request now
   c->closeAfter = c->closeAfter || close || draining_;
@@ -746,6 +765,15 @@ void Exchange::reply(Client* c, int status, std::string_view text, std::string_v
     c->deadline = c->streamIdleDeadline;
   }
   c->phase = Phase::kReply;
+}
+
+void Exchange::endRequest(Client* c, int code) {
+  if (!c->metrics.open) {
+    return;
+  }
+  c->metrics.open = false;
+  uint64_t took = nowUs_ > c->headStartUs ? nowUs_ - c->headStartUs : 0;
+  stats_.request(c->metrics.destination, c->metrics.route, code, took);
 }
 
 Step Exchange::stepReply(Client* c) {

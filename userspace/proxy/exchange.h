@@ -17,6 +17,7 @@
 #include "proxy/engine.h"
 #include "proxy/io_backend.h"
 #include "proxy/mirror.h"
+#include "proxy/stats.h"
 #include "proxy/upstream_pool.h"
 
 namespace veer::proxy {
@@ -30,9 +31,9 @@ class Exchange {
 public:
   /** Everything the state machine reads or moves, owned by the worker (io is a reference
    * to its pointer: a worker may change backends before its loop starts). */
-  Exchange(Worker& worker, const EngineOptions& opt, const uint64_t& now, const bool& draining,
-           const std::unique_ptr<IoBackend>& io, UpstreamPool& pool, MirrorSet& mirrors,
-           Counters& counters);
+  Exchange(Worker& worker, const EngineOptions& opt, const uint64_t& now, const uint64_t& nowUs,
+           const bool& draining, const std::unique_ptr<IoBackend>& io, UpstreamPool& pool,
+           MirrorSet& mirrors, Counters& counters, WorkerStats& stats);
 
   /** Moves c as far as it goes: after an event on it or on its upstream, or a timer. */
   void drive(Client* c);
@@ -48,6 +49,9 @@ public:
   void timedOut(Client* c);
   /** c is closing: its upstream connection goes too. */
   void dropUpstream(Client* c);
+  /** c is closing: a request it had not finished is counted, with the status its client
+   * got the head of (0: none, as Istio counts a client that left before an answer). */
+  void countUnfinished(Client* c) { endRequest(c, c->metrics.code); }
 
 private:
   Step stepHead(Client* c);
@@ -56,6 +60,9 @@ private:
   Step stepTunnel(Client* c);
   Step stepLinger(Client* c);
   void onRequestHead(Client* c);
+  /** A request began at c->headStartUs: counted once, when endRequest says how it ended. */
+  void beginRequest(Client* c) { c->metrics = RequestMetrics{.open = true}; }
+  void endRequest(Client* c, int code);
   void startUpstream(Client* c);
   void noEndpoint(Client* c);
   bool mayRetry(const Client* c, uint32_t conditions) const;
@@ -82,6 +89,8 @@ private:
   UpstreamPool& pool_;
   MirrorSet& mirrors_;
   Counters& counters_;
+  WorkerStats& stats_;
+  const uint64_t& nowUs_;
   std::vector<OutField> scratch_;              // head rewriting
   std::minstd_rand rng_{std::random_device{}()}; // back-off jitter
 };

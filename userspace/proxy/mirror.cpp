@@ -32,6 +32,7 @@ void MirrorSet::start(const Client& c, uint64_t now) {
   linkFront(list_, m);
   ++live_;
   Counters::bump(counters_.mirrors);
+  stats_.connectionOpened(stats_.destinationId(c.table, c.d.mirrorCluster));
   int one = 1;
   bool ok = ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 &&
             (opt_.mark == 0 ||

@@ -10,6 +10,7 @@
 
 #include "proxy/conn.h"
 #include "proxy/engine.h"
+#include "proxy/stats.h"
 
 namespace veer::proxy {
 
@@ -17,7 +18,8 @@ class IoBackend;
 
 class MirrorSet {
 public:
-  MirrorSet(const EngineOptions& opt, Counters& counters) : opt_(opt), counters_(counters) {}
+  MirrorSet(const EngineOptions& opt, Counters& counters, WorkerStats& stats)
+      : opt_(opt), counters_(counters), stats_(stats) {}
   void setIo(IoBackend* io) { io_ = io; }
 
   /** Sends a copy of c's request, just ended (its head in c.shadowHead, its body kept in
@@ -34,6 +36,7 @@ public:
 private:
   const EngineOptions& opt_;
   Counters& counters_;
+  WorkerStats& stats_; // a copy's connection counts as one opened to the mirror's version
   IoBackend* io_ = nullptr;
   ObjectStore<Mirror> store_;
   Mirror* list_ = nullptr; // every copy in flight

@@ -13,6 +13,12 @@ uint64_t monotonicMs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+uint64_t monotonicUs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
 MonotonicTimeSource& MonotonicTimeSource::instance() {
   static MonotonicTimeSource source;
   return source;

@@ -31,9 +31,9 @@ constexpr int kListenBacklog = 4096;
 } // namespace
 
 Worker::Worker(Engine& engine, TimeSource& time)
-    : engine_(engine), opt_(engine.options()), time_(time), pool_(opt_),
-      mirrors_(opt_, counters),
-      exchange_(*this, opt_, now_, draining_, io_, pool_, mirrors_, counters) {}
+    : stats(engine.statsLabels()), engine_(engine), opt_(engine.options()), time_(time),
+      pool_(opt_), mirrors_(opt_, counters, stats),
+      exchange_(*this, opt_, now_, nowUs_, draining_, io_, pool_, mirrors_, counters, stats) {}
 
 Worker::~Worker() {
   for (auto& l : listeners_) {
@@ -121,7 +121,7 @@ void Worker::requestStop(uint32_t drainMs) {
 
 void Worker::run() {
   time_.attach(wake_.fd);
-  now_ = time_.nowMs();
+  readClock();
   nextSweep_ = now_ + time_.granularityMs();
   if (Status st = io_->start(); !st) {
     // Not expected after Engine::create's probe, but a ring can still be refused
@@ -141,7 +141,7 @@ void Worker::run() {
     if (!io_->wait(waitMs())) {
       break;
     }
-    now_ = time_.nowMs();
+    readClock();
     io_->deliver();
     if (afterBatch()) {
       break;
@@ -150,6 +150,11 @@ void Worker::run() {
   }
   io_->finish();
   time_.detach(wake_.fd);
+}
+
+void Worker::readClock() {
+  nowUs_ = time_.nowUs();
+  now_ = nowUs_ / 1000;
 }
 
 bool Worker::hasTimers() const {
@@ -301,7 +306,7 @@ void Worker::acceptedClient(Listener* l, int fd, const sockaddr_storage& peer) {
   c->readable = true; // deferred accept: the request is (usually) already here
   c->deadline = now_ + opt_.headerTimeoutMs;
   c->headTimer = true;
-  c->headStartMs = now_;
+  c->headStartUs = nowUs_;
   exchange_.drive(c);
 }
 
@@ -399,6 +404,7 @@ Client* Worker::newClient() {
 }
 
 void Worker::closeClient(Client* c) {
+  exchange_.countUnfinished(c);
   exchange_.dropUpstream(c);
   io_->close(c);
   c->table.reset();

@@ -15,6 +15,7 @@
 #include "proxy/exchange.h"
 #include "proxy/io_backend.h"
 #include "proxy/mirror.h"
+#include "proxy/stats.h"
 #include "proxy/time_source.h"
 #include "proxy/upstream_pool.h"
 
@@ -42,6 +43,7 @@ public:
   const std::vector<std::unique_ptr<Listener>>& listeners() const { return listeners_; }
 
   Counters counters;
+  WorkerStats stats; // veer-proxy's metrics (proxy/stats.h)
 
   // For the exchange.
   std::shared_ptr<const RouteTable> currentTable();
@@ -52,6 +54,7 @@ public:
 private:
   // loop (worker.cpp)
   void useIo(std::unique_ptr<IoBackend> io);
+  void readClock();
   bool hasTimers() const;
   int waitMs() const;
   bool afterBatch();
@@ -73,7 +76,8 @@ private:
   size_t liveClients_ = 0;
   UpstreamPool pool_;
   MirrorSet mirrors_;
-  uint64_t now_ = 0;
+  uint64_t now_ = 0;   // milliseconds, read once per batch of events
+  uint64_t nowUs_ = 0; // the same instant in microseconds
   uint64_t tableGen_ = ~0ULL;
   std::shared_ptr<const RouteTable> table_;
   std::atomic<bool> stop_{false};

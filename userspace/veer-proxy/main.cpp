@@ -2,7 +2,8 @@
 // (or that reach a --listen address directly) are parsed as HTTP/1, routed per request
 // with the route table the agent compiles (--routes, JSON), and forwarded to the chosen
 // endpoint. The table is reloaded on SIGHUP and whenever the file is replaced; SIGTERM
-// drains and exits.
+// drains and exits. With --stats-socket, GET /stats there answers the request and
+// connection counts (proxy/stats.h) as JSON, for the agent's /metrics.
 
 #include <poll.h>
 #include <signal.h>
@@ -21,6 +22,8 @@
 #include <vector>
 
 #include "common/files.h"
+#include "common/status_server.h"
+#include "common/version.h"
 #include "compiler/maglev.h"
 #include "proxy/engine.h"
 
@@ -96,7 +99,8 @@ private:
   uint64_t digest_ = 0;
 };
 
-int run(EngineOptions options, const std::string& routes, int readyFd, uint32_t drainMs) {
+int run(EngineOptions options, const std::string& routes, const std::string& statsSocket,
+        int readyFd, uint32_t drainMs) {
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
@@ -131,6 +135,20 @@ int run(EngineOptions options, const std::string& routes, int readyFd, uint32_t 
   for (const ListenAddr& a : (*engine)->boundAddrs()) {
     spdlog::info("listening on {} ({} threads, {})", a.str(), options.threads,
                  veer::proxy::ioName((*engine)->io()));
+  }
+  std::unique_ptr<StatusServer> stats;
+  if (!statsSocket.empty()) {
+    Engine* e = engine->get();
+    auto server = StatusServer::startUnix(statsSocket, {{"/stats", [e] {
+      return StatusServer::Response{.contentType = "application/json",
+                                    .body = e->proxyStats().toJson()};
+    }}});
+    if (server) {
+      stats = std::move(*server);
+    } else {
+      // Metrics are not worth traffic: the proxy serves without them, and says so.
+      spdlog::error("--stats-socket: {}; serving without stats", server.error().message);
+    }
   }
   RouteLoader loader(routes, readyFd, **engine);
   loader.load(); // before start: the first request already sees the table
@@ -190,14 +208,19 @@ int run(EngineOptions options, const std::string& routes, int readyFd, uint32_t 
 
 int main(int argc, char** argv) {
   CLI::App app{"veer-proxy: node-local HTTP/1 router for veer's L7 services"};
+  app.set_version_flag("--version", std::string("veer-proxy ") + veer::veerVersion());
   std::vector<std::string> listen;
   std::string routes;
+  std::string statsSocket;
   int readyFd = -1;
   uint32_t drainMs = 10000;
   veer::proxy::EngineOptions o;
   app.add_option("--listen", listen, "ADDR:PORT to accept on (repeatable; IPv4 or [IPv6])")
       ->required();
   app.add_option("--routes", routes, "route table JSON written by veer-agent")->required();
+  app.add_option("--stats-socket", statsSocket,
+                 "unix socket (mode 0600) answering GET /stats with the request and connection "
+                 "counts as JSON, for veer-agent's /metrics");
   app.add_option("--ready-fd", readyFd,
                  "write 'loaded <fnv1a-64 hex>' or 'error <message>' after each load");
   app.add_option("--mark", o.mark, "SO_MARK on upstream sockets (the hooks skip them)");
@@ -270,5 +293,5 @@ int main(int argc, char** argv) {
     }
     o.listen.push_back(*a);
   }
-  return veer::proxy::run(o, routes, readyFd, drainMs);
+  return veer::proxy::run(o, routes, statsSocket, readyFd, drainMs);
 }

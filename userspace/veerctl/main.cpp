@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "common/hash.h"
+#include "common/version.h"
 #include "compiler/pipeline.h"
 #include "config/plan_text.h"
 #include "config/resolve.h"
@@ -400,6 +401,7 @@ int cmdExplain(const std::vector<std::string>& paths, ExplainRequest req,
 
 int main(int argc, char** argv) {
   CLI::App app{"veerctl: inspect and drive veer"};
+  app.set_version_flag("--version", std::string("veerctl ") + veer::veerVersion());
   app.require_subcommand(1);
   std::string bpffs = "/sys/fs/bpf";
   app.add_option("--bpffs", bpffs, "bpffs mount holding <bpffs>/veer")->capture_default_str();
