@@ -427,6 +427,49 @@ TEST_F(ReconcilerTest, HalfWrittenFileKeepsItsLastGoodVersionUntilClosed) {
   EXPECT_EQ(dp_.state_.rejected, 0u);
 }
 
+// M6 as `cat part1 > f; sleep 0.3; cat part2 >> f` does it: the writer closes
+// between the writes, so the first half looks closed. A file written in place
+// waits until it has been unchanged for kInPlaceSettleMs; only the whole is applied.
+TEST_F(ReconcilerTest, InPlaceRewriteClosedBetweenWritesIsAppliedOnlyWhole) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  writeConfigDir(reviewsSplit(100, 0));
+  ASSERT_NO_FATAL_FAILURE(watchDir());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  ASSERT_EQ(dp_.appliedDigests.size(), 1u);
+  const uint64_t before = dp_.state_.digest;
+  const std::string firstHalf = reviewsSplit(0, 100);
+  const std::string secondHalf =
+      "---\napiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n"
+      "  name: ratings\nspec:\n  hosts: [ratings]\n  http:\n  - route:\n"
+      "    - destination: {host: ratings, subset: v1}\n";
+  auto writeAndClose = [&](const std::string& text, int flags) {
+    const int fd = open((dir_ / "routes.yaml").c_str(), O_WRONLY | flags);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+    ASSERT_EQ(close(fd), 0);
+  };
+  ASSERT_NO_FATAL_FAILURE(writeAndClose(firstHalf, O_TRUNC));
+  // The quiet period passes and the directory is read, 300 ms go by: the half stays out.
+  for (int ms = 0; ms < 300; ms += 50) {
+    source_->onReadable();
+    clock_.advance(50);
+    source_->onTimer();
+  }
+  for (int i = 0; i < 100 && reconciler_->building(); ++i) { // a delivery, if one was made
+    pollfd p{reconciler_->fd(), POLLIN, 0};
+    if (poll(&p, 1, 100) > 0) {
+      reconciler_->onBuilt();
+    }
+  }
+  EXPECT_EQ(dp_.appliedDigests.size(), 1u) << "applied the first half of an in-place rewrite";
+  EXPECT_EQ(dp_.state_.digest, before);
+  ASSERT_NO_FATAL_FAILURE(writeAndClose(secondHalf, O_APPEND));
+  ASSERT_NO_FATAL_FAILURE(settle());
+  ASSERT_EQ(dp_.appliedDigests.size(), 2u);
+  EXPECT_EQ(dp_.state_.digest, digestOf(config(firstHalf + secondHalf)));
+  EXPECT_EQ(dp_.state_.rejected, 0u);
+}
+
 // A file created and still being written is not config yet; closed, it is.
 TEST_F(ReconcilerTest, NewFileMidWriteIsLeftOutUntilClosed) {
   ASSERT_NO_FATAL_FAILURE(start());

@@ -107,6 +107,11 @@ bool DirectorySource::readEvents() {
       }
       const std::string path = dir->second + "/" + ev->name;
       touched_.insert(path);
+      if (ev->mask & (IN_MODIFY | IN_CLOSE_WRITE)) {
+        inPlace_[path] = clock_.nowMs();
+      } else if (ev->mask & (IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO)) {
+        inPlace_.erase(path); // a rename is whole; a deleted name has nothing to wait for
+      }
       if (ev->mask & IN_MODIFY) {
         writing_.insert(path);
       } else if (ev->mask &
@@ -129,10 +134,14 @@ bool DirectorySource::readEvents() {
 void DirectorySource::onReadable() { readEvents(); }
 
 std::optional<uint64_t> DirectorySource::due() const {
-  if (!lastEvent_) {
-    return std::nullopt;
+  std::optional<uint64_t> when;
+  if (lastEvent_) {
+    when = std::min(*lastEvent_ + kQuietMs, *firstEvent_ + kMaxSettleMs);
   }
-  return std::min(*lastEvent_ + kQuietMs, *firstEvent_ + kMaxSettleMs);
+  for (const auto& [path, at] : inPlace_) {
+    when = std::min(when.value_or(UINT64_MAX), at + kInPlaceSettleMs);
+  }
+  return when;
 }
 
 void DirectorySource::onTimer() {
@@ -151,6 +160,10 @@ void DirectorySource::scan(bool force) {
   touched_.clear();
   watchTree(); // directories made since (a new ConfigMap generation)
 
+  // In-place writes that have settled: read from now on like any file.
+  const uint64_t now = clock_.nowMs();
+  std::erase_if(inPlace_, [&](const auto& w) { return now >= w.second + kInPlaceSettleMs; });
+
   ConfigSnapshot snap;
   std::map<std::string, Kept> next;
   std::set<std::string> read;
@@ -160,7 +173,7 @@ void DirectorySource::scan(bool force) {
     std::error_code ec;
     const fs::path real = fs::read_symlink("/proc/self/fd/" + std::to_string(file.fd.get()), ec);
     const std::string canon = ec ? canonicalOr(file.name) : real.string();
-    if (writing_.count(canon) != 0) {
+    if (writing_.count(canon) != 0 || inPlace_.count(canon) != 0) {
       held[file.name] = files_.count(canon) != 0;
       if (auto kept = files_.find(canon); kept != files_.end()) {
         snap.texts.push_back({file.name, kept->second.text});
@@ -193,10 +206,10 @@ void DirectorySource::scan(bool force) {
   }
   for (const auto& [file, kept] : held) {
     if (heldLogged_.insert(file).second) {
-      spdlog::info("config file {} is being written (modified, not closed yet); {} until its "
-                   "writer closes it",
-                   file,
-                   kept ? "its last whole version stays" : "it is left out");
+      spdlog::info("config file {} is being written in place; {} until it has been unchanged "
+                   "for {} ms after its writer closed it",
+                   file, kept ? "its last whole version stays" : "it is left out",
+                   kInPlaceSettleMs);
     }
   }
   std::erase_if(heldLogged_, [&](const std::string& f) {

@@ -20,8 +20,13 @@ namespace veer {
  * changes. A file that is being written (a write seen and no close after it: an
  * editor's in-place save in several writes, a writer keeping it open) is not
  * read: its last whole version stays in the snapshot (a new file is left out)
- * until the writer closes it. Files are read only when no change arrived while
- * they were read, so what is delivered is each file as some writer left it.
+ * until the writer closes it. A file written in place (not renamed into place)
+ * must then stay unchanged for kInPlaceSettleMs before it is read: a writer
+ * that closes between two writes (`cat a > f; cat b >> f`) looks closed after
+ * the first. Files renamed into place (ConfigMap swaps, `mv`, editors that
+ * save by rename) are whole and wait only for the quiet period. Files are read
+ * only when no change arrived while they were read, so what is delivered is
+ * each file as some writer left it.
  */
 class DirectorySource final : public ConfigSource {
 public:
@@ -29,6 +34,8 @@ public:
   static constexpr uint64_t kQuietMs = 100;
   /** A directory that never goes quiet is read at least this often. */
   static constexpr uint64_t kMaxSettleMs = 2000;
+  /** A file written in place is read once unchanged this long (gaps between writes up to it). */
+  static constexpr uint64_t kInPlaceSettleMs = 1000;
 
   DirectorySource(std::string dir, proxy::TimeSource& clock, ConfigSink& sink);
 
@@ -63,6 +70,7 @@ private:
   Fd fd_;
   std::map<int, std::string> dirs_;        // watch descriptor -> canonical directory path
   std::set<std::string> writing_;          // canonical paths written and not closed since
+  std::map<std::string, uint64_t> inPlace_; // canonical path -> last in-place write (ms)
   std::set<std::string> touched_;          // canonical paths with events since the scan began
   std::map<std::string, Kept> files_;      // canonical path -> last whole version
   std::set<std::string> heldLogged_;       // mid-write files already reported
