@@ -220,8 +220,9 @@ TEST_F(MetricsTest, PrometheusSeesTheKernelSplitAndCountersSurviveAnApply) {
   EXPECT_EQ(seen["v2"], 100);
   EXPECT_EQ(seen["v3"], 0);
 
-  // A weight change renumbers versions and zeroes the generation it writes: the totals
-  // must carry on from where they were.
+  // A weight change writes the other generation (zeroing its counters) and flips: the
+  // totals must carry on from where they were, across two applies so that each generation
+  // has been overwritten once.
   const std::map<std::string, uint64_t> before =
       openedPerVersion(httpGet(endpoint("/metrics")).body);
   ASSERT_EQ(before, (std::map<std::string, uint64_t>{{"v1", 400}, {"v2", 100}}));
@@ -236,7 +237,14 @@ TEST_F(MetricsTest, PrometheusSeesTheKernelSplitAndCountersSurviveAnApply) {
   EXPECT_EQ(openedPerVersion(page.body),
             (std::map<std::string, uint64_t>{{"v1", 500}, {"v2", 200}}))
       << page.body;
-  EXPECT_NE(page.body.find("veer_config_applies_total 2\n"), std::string::npos) << page.body;
+  // The next apply overwrites the generation that counted the first 500: still there.
+  applyRoutes(reviewsSplit(20, 80));
+  page = httpGet(endpoint("/metrics"));
+  ASSERT_EQ(page.status, 200);
+  EXPECT_EQ(openedPerVersion(page.body),
+            (std::map<std::string, uint64_t>{{"v1", 500}, {"v2", 200}}))
+      << page.body;
+  EXPECT_NE(page.body.find("veer_config_applies_total 3\n"), std::string::npos) << page.body;
   EXPECT_NE(page.body.find("veer_map_capacity{map=\"veer_svc\"}"), std::string::npos);
 
   std::optional<std::string> lint = promtool::check(page.body);
