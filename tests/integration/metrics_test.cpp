@@ -247,6 +247,35 @@ TEST_F(MetricsTest, PrometheusSeesTheKernelSplitAndCountersSurviveAnApply) {
   EXPECT_NE(page.body.find("veer_config_applies_total 3\n"), std::string::npos) << page.body;
   EXPECT_NE(page.body.find("veer_map_capacity{map=\"veer_svc\"}"), std::string::npos);
 
+  // veerctl shows both: the pinned generation's counters (nothing since the last apply)
+  // and the agent's totals for its life.
+  const std::string cmd = (binDir() / "veerctl").string() + " --bpffs " + bpffs_.string() +
+                          " status --json --agent 127.0.0.1:" + std::to_string(port_);
+  std::string out;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) {
+      out.append(buf, n);
+    }
+    EXPECT_EQ(pclose(p), 0) << out;
+  }
+  const nlohmann::json status = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(status.is_discarded()) << out;
+  EXPECT_FALSE(status["agent"].contains("error")) << out;
+  std::map<std::string, uint64_t> totals, sinceApply;
+  for (const auto& svc : status["services"]) {
+    if (svc.value("address", "") != std::string(kReviews4) + ":9080") {
+      continue;
+    }
+    for (const auto& v : svc["versions"]) {
+      totals[v["subset"]] = v["connects_total"];
+      sinceApply[v["subset"]] += v["connects"].get<uint64_t>();
+    }
+  }
+  EXPECT_EQ(totals["v1"], 500U) << out;
+  EXPECT_EQ(totals["v2"], 200U) << out;
+  EXPECT_EQ(sinceApply["v1"] + sinceApply["v2"] + sinceApply["v3"], 0U) << out;
+
   std::optional<std::string> lint = promtool::check(page.body);
   ASSERT_TRUE(lint) << "promtool (Debian package prometheus) is needed";
   EXPECT_EQ(*lint, "") << page.body;

@@ -146,6 +146,32 @@ TEST(AgentMetricsText, PassesPromtoolWithOnlyTheIstioUnitLint) {
   EXPECT_EQ(*promtool::check(withProxy), promtool::kIstioUnitLint) << withProxy;
 }
 
+TEST(AgentMetricsText, KernelTotalsReadBackFromThePage) {
+  std::map<ConnectionLabels, ConnectionTotals> kernel;
+  kernel[ConnectionLabels{"default", "reviews", "9080", "v1"}] = {.opened = 80, .refused = 3};
+  kernel[ConnectionLabels{"team \"a\"", "odd\\name", "53", "unknown"}] = {.opened = 9,
+                                                                         .refused = 0};
+  proxy::ProxyStats ps; // l7 samples are not the kernel's: left out
+  ps.connections[ServiceLabels{"default", "reviews", "9080", "v1"}] = 1000;
+  metrics::TextWriter w;
+  writeConnectionFamilies(w, kernel, &ps);
+  writeRequestFamilies(w, &ps);
+  writeConfigFamilies(w, veer_state{});
+  Result<std::map<ConnectionLabels, ConnectionTotals>> got = parseKernelTotals(w.render());
+  ASSERT_TRUE(got) << got.error().message;
+  ASSERT_EQ(got->size(), 2U) << w.render();
+  const ConnectionTotals& reviews = got->at(ConnectionLabels{"default", "reviews", "9080", "v1"});
+  EXPECT_EQ(reviews.opened, 80U);
+  EXPECT_EQ(reviews.refused, 3U);
+  EXPECT_EQ(got->at(ConnectionLabels{"team \"a\"", "odd\\name", "53", "unknown"}).opened, 9U);
+
+  Result<std::map<ConnectionLabels, ConnectionTotals>> bad =
+      parseKernelTotals("# TYPE x counter\nx 1\nveer_tcp_connections_opened_total{path=\"kernel} 1\n");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message,
+            "/metrics line 3: not a sample: veer_tcp_connections_opened_total{path=\"kernel} 1");
+}
+
 TEST(AgentReadiness, FollowsTheFirstApplyThenStaysReady) {
   veer_state fresh{};
   EXPECT_EQ(notReadyReason(false, std::nullopt, fresh, std::nullopt),

@@ -1,6 +1,7 @@
 #include "reconcile/agent_metrics.h"
 
 #include <bpf/bpf.h>
+#include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -143,6 +144,121 @@ void writeRejectedObjectsFamily(metrics::TextWriter& w, uint64_t rejected) {
            "Objects the last config build left out as invalid (the rest applied).",
            metrics::Type::kGauge);
   w.sample("veer_config_rejected_objects", {}, static_cast<double>(rejected));
+}
+
+namespace {
+
+/** One sample line: name{k="v",...} value. False when it is not one. */
+bool parseSample(std::string_view line, std::string& name,
+                 std::map<std::string, std::string>& labels, double& value) {
+  labels.clear();
+  size_t i = line.find_first_of("{ ");
+  if (i == std::string_view::npos || i == 0) {
+    return false;
+  }
+  name = line.substr(0, i);
+  if (line[i] == '{') {
+    ++i;
+    while (i < line.size() && line[i] != '}') {
+      const size_t eq = line.find("=\"", i);
+      if (eq == std::string_view::npos) {
+        return false;
+      }
+      std::string key(line.substr(i, eq - i)), val;
+      for (i = eq + 2; i < line.size() && line[i] != '"'; ++i) {
+        if (line[i] == '\\' && i + 1 < line.size()) {
+          ++i;
+          val += line[i] == 'n' ? '\n' : line[i];
+        } else {
+          val += line[i];
+        }
+      }
+      if (i >= line.size()) {
+        return false;
+      }
+      labels[key] = std::move(val);
+      ++i; // the closing quote
+      if (i < line.size() && line[i] == ',') {
+        ++i;
+      }
+    }
+    if (i >= line.size()) {
+      return false;
+    }
+    ++i; // '}'
+  }
+  if (i >= line.size() || line[i] != ' ') {
+    return false;
+  }
+  const std::string number(line.substr(i + 1));
+  char* end = nullptr;
+  value = strtod(number.c_str(), &end);
+  return end != number.c_str() && *end == '\0';
+}
+
+size_t collectBody(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+} // namespace
+
+Result<std::map<ConnectionLabels, ConnectionTotals>> parseKernelTotals(const std::string& page) {
+  std::map<ConnectionLabels, ConnectionTotals> out;
+  std::string name;
+  std::map<std::string, std::string> labels;
+  double value = 0;
+  size_t lineNo = 0;
+  for (size_t at = 0; at < page.size();) {
+    size_t end = page.find('\n', at);
+    end = end == std::string::npos ? page.size() : end;
+    const std::string_view line(page.data() + at, end - at);
+    at = end + 1;
+    ++lineNo;
+    if (line.empty() || line[0] == '#') {
+      continue;
+    }
+    if (!parseSample(line, name, labels, value)) {
+      return Error{EINVAL, "/metrics line " + std::to_string(lineNo) + ": not a sample: " +
+                               std::string(line.substr(0, 80))};
+    }
+    const bool opened = name == "veer_tcp_connections_opened_total";
+    if ((!opened && name != "veer_connections_refused_total") || labels["path"] != "kernel") {
+      continue;
+    }
+    ConnectionTotals& t = out[ConnectionLabels{labels["destination_service_namespace"],
+                                               labels["destination_service_name"],
+                                               labels["destination_port"],
+                                               labels["destination_version"]}];
+    (opened ? t.opened : t.refused) = static_cast<uint64_t>(value);
+  }
+  return out;
+}
+
+Result<std::string> fetchAgentMetrics(const std::string& hostPort,
+                                      std::chrono::milliseconds timeout) {
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(curl_easy_init(), curl_easy_cleanup);
+  if (!c) {
+    return Error{ENOMEM, "curl_easy_init failed"};
+  }
+  const std::string url = "http://" + hostPort + "/metrics";
+  std::string body;
+  char err[CURL_ERROR_SIZE] = "";
+  curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, collectBody);
+  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, err);
+  if (CURLcode rc = curl_easy_perform(c.get()); rc != CURLE_OK) {
+    return Error{EIO, url + ": " + (err[0] != '\0' ? std::string(err) : curl_easy_strerror(rc))};
+  }
+  long status = 0;
+  curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
+  if (status != 200) {
+    return Error{EIO, url + ": HTTP " + std::to_string(status) + ": " + body};
+  }
+  return body;
 }
 
 std::string notReadyReason(bool appliedBefore, std::optional<uint64_t> wanted,

@@ -6,6 +6,7 @@
 // tests render them without root; AgentStatus joins them over the live sources.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -66,6 +67,18 @@ void writeRejectedObjectsFamily(metrics::TextWriter& w, uint64_t rejected);
  */
 std::string notReadyReason(bool appliedBefore, std::optional<uint64_t> wanted,
                            const veer_state& live, std::optional<bool> proxyReady);
+
+/**
+ * The kernel path's totals (path="kernel" samples of veer_tcp_connections_opened_total and
+ * veer_connections_refused_total) read back from a /metrics page: what `veerctl status`
+ * shows beside the pinned per-generation counters. An error names the line that does not
+ * parse.
+ */
+Result<std::map<ConnectionLabels, ConnectionTotals>> parseKernelTotals(const std::string& page);
+
+/** GET http://<hostPort>/metrics (the agent's --metrics-listen); an error says why not. */
+Result<std::string> fetchAgentMetrics(const std::string& hostPort,
+                                      std::chrono::milliseconds timeout);
 
 /** The agent loop's liveness: the loop beats every round; stale past staleMs = dead. */
 class Heartbeat {
