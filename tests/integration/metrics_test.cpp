@@ -4,10 +4,7 @@
 // not go down across an apply, and promtool on the live page.
 
 #include "kernel_path_fixture.h"
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include "metrics_client.h"
 
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
@@ -16,56 +13,6 @@
 
 namespace veer::test {
 namespace {
-
-/** A port free on 127.0.0.1 now (the kernel's pick), for a server started right after. */
-uint16_t freePort() {
-  Fd s(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (!s || bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    return 0;
-  }
-  return ntohs(a.sin_port);
-}
-
-struct HttpAnswer {
-  long status = 0; // 0: no answer
-  std::string body;
-};
-
-size_t collect(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-HttpAnswer httpGet(const std::string& url) {
-  HttpAnswer a;
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(curl_easy_init(), curl_easy_cleanup);
-  curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c.get(), CURLOPT_TIMEOUT_MS, 5000L);
-  curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &a.body);
-  if (curl_easy_perform(c.get()) == CURLE_OK) {
-    curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &a.status);
-  }
-  return a;
-}
-
-/** Asks until done(answer) or 30 s pass; returns the last answer. */
-template <typename Done>
-HttpAnswer getUntil(const std::string& url, Done done) {
-  const auto deadline = steady_clock::now() + std::chrono::seconds(30);
-  HttpAnswer a = httpGet(url);
-  while (!done(a) && steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(50));
-    a = httpGet(url);
-  }
-  return a;
-}
 
 /** veer_tcp_connections_opened_total of reviews:9080 on the kernel path, per version (not 0). */
 std::map<std::string, uint64_t> openedPerVersion(const std::string& metricsText) {

@@ -45,12 +45,13 @@ Result<std::vector<MapUsage>> readMapUsage(const PinnedMaps& maps) {
     if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
       return osError(errno, std::string("map info of ") + name);
     }
-    // Keys are at most a few dozen bytes; the walk restarts nowhere, so an apply deleting
-    // entries under it ends it early (ENOENT on prev) and the count is a lower bound.
+    // A hash map whose key the walk stands on is deleted (an apply under way) restarts the
+    // walk from its first key: the count is then approximate, and capped at max_entries
+    // so that the walk ends.
     std::vector<uint8_t> prev(info.key_size), next(info.key_size);
     uint64_t entries = 0;
     const void* at = nullptr;
-    while (bpf_map_get_next_key(fd, at, next.data()) == 0) {
+    while (entries < info.max_entries && bpf_map_get_next_key(fd, at, next.data()) == 0) {
       ++entries;
       prev.swap(next);
       at = prev.data();
