@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
@@ -115,6 +116,10 @@ public:
                                        bpffs_.c_str()};
       for (const std::string& a : extra_) {
         argv.push_back(a.c_str());
+      }
+      // The default port is the node's: tests running at once would fight over it.
+      if (std::find(extra_.begin(), extra_.end(), "--metrics-listen") == extra_.end()) {
+        argv.insert(argv.end(), {"--metrics-listen", "off"});
       }
       argv.push_back(nullptr);
       execv(agent.c_str(), const_cast<char* const*>(argv.data()));

@@ -12,6 +12,8 @@
 
 #include "common/hash.h"
 #include "kernel_path_fixture.h"
+#include "metrics_client.h"
+#include "../unit/promtool.h"
 #include "pod_child.h"
 #include "proxy/router.h"
 #include "reconcile/proxy_metrics.h"
@@ -325,6 +327,46 @@ TEST_F(ProxyTest, Seed000RequestsAndUpstreamConnectionsAreCountedPerVersion) {
   writeConnectionFamilies(w, {}, &*stats);
   writeRequestFamilies(w, &*stats);
   EXPECT_NE(w.render().find("path=\"l7\"} 1\n"), std::string::npos) << w.render();
+}
+
+// The agent's own endpoint with veer-proxy: ready once the proxy serves the config, and
+// /metrics joins the proxy's requests and upstream connections (path="l7") with the
+// kernel's families, through the proxy's stats socket, in a page promtool accepts.
+TEST_F(ProxyTest, AgentMetricsServeTheProxysNumbers) {
+  const uint16_t port = freePort();
+  ASSERT_NE(port, 0);
+  startAgentWithProxy({"10.244.1.1:" + std::string(kProxyPort),
+                       "[fd00:244:1::1]:" + std::string(kProxyPort)},
+                      {"--metrics-listen", "127.0.0.1:" + std::to_string(port)});
+  agent_->start();
+  applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
+  const std::string base = "http://127.0.0.1:" + std::to_string(port);
+  HttpAnswer ready = httpGet(base + "/readyz");
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  curl("productpage-v1", reviewsUrl_, 20, {"-H", "end-user: jason"});
+
+  // The last request is counted just after its last byte left: wait for it (bounded).
+  const std::string requests = "veer_requests_total{destination_service_namespace=\"default\","
+                               "destination_service_name=\"reviews\",destination_version="
+                               "\"v3\",response_code=\"200\",route=";
+  HttpAnswer page = getUntil(base + "/metrics", [&](const HttpAnswer& a) {
+    const size_t at = a.body.find(requests);
+    return at != std::string::npos && a.body.compare(a.body.find('\n', at) - 3, 3, " 20") == 0;
+  });
+  ASSERT_EQ(page.status, 200) << page.body;
+  const size_t at = page.body.find(requests);
+  ASSERT_NE(at, std::string::npos) << page.body;
+  EXPECT_EQ(page.body.compare(page.body.find('\n', at) - 3, 3, " 20"), 0) << page.body;
+  EXPECT_NE(page.body.find("veer_tcp_connections_opened_total{destination_service_namespace="
+                           "\"default\",destination_service_name=\"reviews\","
+                           "destination_port=\"9080\",destination_version=\"v3\",path="
+                           "\"l7\"} 1\n"),
+            std::string::npos)
+      << page.body;
+  EXPECT_NE(page.body.find("veer_request_duration_milliseconds_bucket{"), std::string::npos);
+  std::optional<std::string> lint = promtool::check(page.body);
+  ASSERT_TRUE(lint) << "promtool (Debian package prometheus) is needed";
+  EXPECT_EQ(*lint, promtool::kIstioUnitLint) << page.body;
 }
 
 // Issue 21 M9: routes.json names services, pod addresses and header values to match. It

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -26,6 +27,7 @@
 #include "datapath/mounts.h"
 #include "datapath/recycle.h"
 #include "proxy/router.h"
+#include "reconcile/agent_metrics.h"
 #include "reconcile/clock.h"
 #include "reconcile/directory_source.h"
 #include "reconcile/reconciler.h"
@@ -54,6 +56,30 @@ std::optional<std::pair<IpAddr, uint16_t>> parseHostPort(const std::string& text
   return std::make_pair(*addr, static_cast<uint16_t>(port));
 }
 
+// The loop beats at least this often; /healthz fails after kHeartbeatStaleMs without a
+// beat (a few rounds: one round may recycle sockets in every network namespace).
+constexpr int kHeartbeatMs = 2000;
+constexpr uint64_t kHeartbeatStaleMs = 5 * kHeartbeatMs;
+
+/**
+ * /healthz, /readyz and /metrics on listen ("off": none). Returns null and logs when
+ * off; an error when the address cannot be served.
+ */
+Result<std::unique_ptr<StatusServer>> startStatusServer(const std::string& listen,
+                                                        const AgentStatus& status) {
+  if (listen == "off") {
+    spdlog::info("metrics and health endpoint off (--metrics-listen=off)");
+    return std::unique_ptr<StatusServer>();
+  }
+  Result<std::unique_ptr<StatusServer>> server = StatusServer::start(listen, status.routes());
+  if (!server) {
+    return Error{server.error().code, "--metrics-listen " + listen + ": " +
+                                          server.error().message};
+  }
+  spdlog::info("serving /healthz, /readyz and /metrics on {}", listen);
+  return server;
+}
+
 /** Command-line settings of the proxy, before the cgroup is known. */
 struct ProxyFlags {
   std::vector<std::string> listen;
@@ -67,7 +93,7 @@ struct ProxyFlags {
 
 int run(const std::string& configDir, std::string cgroup, const std::string& bpffs,
         const std::string& recycling, bool accelerate, const std::string& runDir,
-        const ProxyFlags& pf) {
+        const ProxyFlags& pf, const std::string& metricsListen) {
   FeatureReport features = probeKernelFeatures();
   for (const std::string& f : features.found) {
     spdlog::info("kernel feature: {}", f);
@@ -201,6 +227,23 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   // Every source feeds the same reconciler (a cluster source joins the directory here).
   const std::vector<ConfigSource*> sources = {&directory};
 
+  Heartbeat heartbeat(clock, kHeartbeatStaleMs);
+  AgentStatusSources statusSources;
+  statusSources.maps = &(*dp)->maps();
+  statusSources.counters = &control.counters();
+  statusSources.heartbeat = &heartbeat;
+  statusSources.wantedDigest = [&control] { return control.wantedDigest(); };
+  statusSources.proxyStatsSocket = proxy ? proxy->statsSocket() : "";
+  statusSources.socketAcceleration = accelerate;
+  // The cluster source plugs in here: statusSources.informers (ClusterSource::status) and
+  // statusSources.rejectedObjects (its rejected-object count).
+  const AgentStatus status(std::move(statusSources));
+  Result<std::unique_ptr<StatusServer>> statusServer = startStatusServer(metricsListen, status);
+  if (!statusServer) {
+    spdlog::critical("{}", statusServer.error().message);
+    return 2;
+  }
+
   // Nothing here waits on a config build (it runs on the reconciler's thread), so
   // a proxy death or report is handled within one poll round whatever the config.
   enum { kSignal, kProxy, kBuilt, kSources };
@@ -210,8 +253,10 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
     fds.push_back({src->fd(), POLLIN, 0});
   }
   while (true) {
+    heartbeat.beat();
     fds[kProxy].fd = proxy ? proxy->reportFd() : -1;
     int timeout = msUntil(clock, reconciler.due());
+    timeout = std::min(timeout, kHeartbeatMs);
     for (ConfigSource* src : sources) {
       if (std::optional<uint64_t> due = src->due()) {
         timeout = std::min(timeout, msUntil(clock, *due));
@@ -276,6 +321,7 @@ int main(int argc, char** argv) {
   veer::ProxyFlags pf;
   std::string recycling = "auto";
   bool accelerate = false;
+  std::string metricsListen = "0.0.0.0:9967";
   app.add_option("--config-dir", configDir, "directory of Kubernetes YAML to apply and watch")
       ->check(CLI::ExistingDirectory);
   app.add_option("--cgroup", cgroup, "cgroup v2 directory to attach to (default: the cgroup2 root)")
@@ -314,7 +360,16 @@ int main(int argc, char** argv) {
   app.add_option("--tag-header", pf.tagHeader,
                  "request header carrying the full-link gray tag to the next hop")
       ->capture_default_str();
+  app.add_option("--metrics-listen", metricsListen,
+                 "serve /healthz, /readyz and /metrics (Prometheus) on ADDR:PORT "
+                 "([ADDR6]:PORT), or off")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  // Once, before any thread: the status server's scrapes fetch veer-proxy's stats with curl.
+  if (CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT); rc != CURLE_OK) {
+    spdlog::critical("curl_global_init: {}", curl_easy_strerror(rc));
+    return 1;
+  }
 
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   if (!prepareMounts.empty()) {
@@ -343,5 +398,5 @@ int main(int argc, char** argv) {
     spdlog::critical("--config-dir is required");
     return 2;
   }
-  return veer::run(configDir, cgroup, bpffs, recycling, accelerate, runDir, pf);
+  return veer::run(configDir, cgroup, bpffs, recycling, accelerate, runDir, pf, metricsListen);
 }

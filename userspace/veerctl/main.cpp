@@ -25,6 +25,7 @@
 #include "datapath/maps.h"
 #include "proxy/explain.h"
 #include "proxy/router.h"
+#include "reconcile/agent_metrics.h"
 
 namespace veer {
 namespace {
@@ -81,7 +82,25 @@ const char* pathOf(const veer_service& svc, const veer_proxy& px) {
   return px.ready ? "l7" : "l7 (proxy down: kernel)";
 }
 
-json statusJson(const LiveState& live) {
+/**
+ * The agent's totals for its life (its /metrics, kernel path), beside the pinned counters
+ * that restart at each apply: veerctl cannot fold generations itself, the agent does it
+ * before each apply. An error when the agent does not answer ("off": not asked).
+ */
+using AgentTotals = Result<std::map<ConnectionLabels, ConnectionTotals>>;
+
+AgentTotals agentTotals(const std::string& agent) {
+  if (agent == "off") {
+    return Error{0, "not asked (--agent off)"};
+  }
+  Result<std::string> page = fetchAgentMetrics(agent, std::chrono::seconds(2));
+  if (!page) {
+    return page.error();
+  }
+  return parseKernelTotals(*page);
+}
+
+json statusJson(const LiveState& live, const std::string& agent, const AgentTotals& totals) {
   json out = {{"generation", live.state.gen},
               {"applied", live.state.applied},
               {"rejected", live.state.rejected},
@@ -92,7 +111,11 @@ json statusJson(const LiveState& live) {
                 {"redirected", live.accel.redirected},
                 {"redirected_bytes", live.accel.redirected_bytes},
                 {"tcp", live.accel.tcp}}},
+              {"agent", {{"metrics", agent}}},
               {"services", json::array()}};
+  if (!totals) {
+    out["agent"]["error"] = totals.error().message;
+  }
   for (const LiveService& s : live.services) {
     json svc = {{"address", endpoint(s.key.addr, s.key.port)},
                 {"protocol", protoName(s.key.proto)},
@@ -104,18 +127,25 @@ json statusJson(const LiveState& live) {
       for (const veer_backend& b : v.backends) {
         backends.push_back(endpoint(b.addr, b.port));
       }
-      svc["versions"].push_back({{"subset", v.ver.subset},
-                                 {"weight", v.ver.weight},
-                                 {"backends", backends},
-                                 {"connects", v.stats.connects},
-                                 {"refused", v.stats.noBackend}});
+      json version = {{"subset", v.ver.subset},
+                      {"weight", v.ver.weight},
+                      {"backends", backends},
+                      {"connects", v.stats.connects},
+                      {"refused", v.stats.noBackend}};
+      if (totals) {
+        auto it = totals->find(connectionLabels(v.ver));
+        const ConnectionTotals t = it != totals->end() ? it->second : ConnectionTotals{};
+        version["connects_total"] = t.opened;
+        version["refused_total"] = t.refused;
+      }
+      svc["versions"].push_back(version);
     }
     out["services"].push_back(svc);
   }
   return out;
 }
 
-int cmdStatus(const std::string& bpffs, bool asJson) {
+int cmdStatus(const std::string& bpffs, bool asJson, const std::string& agent) {
   Result<PinnedMaps> maps = PinnedMaps::open(bpffs);
   if (!maps) {
     std::cerr << "veerctl: " << maps.error().message << "\n";
@@ -126,8 +156,9 @@ int cmdStatus(const std::string& bpffs, bool asJson) {
     std::cerr << "veerctl: " << live.error().message << "\n";
     return 1;
   }
+  const AgentTotals totals = agentTotals(agent);
   if (asJson) {
-    std::cout << statusJson(*live).dump(2) << "\n";
+    std::cout << statusJson(*live, agent, totals).dump(2) << "\n";
     return 0;
   }
   std::printf("generation %u, %llu applies, %u rejected, digest %016llx\n", live->state.gen,
@@ -147,12 +178,20 @@ int cmdStatus(const std::string& bpffs, bool asJson) {
                 static_cast<unsigned long long>(live->accel.redirected_bytes),
                 static_cast<unsigned long long>(live->accel.tcp));
   }
-  std::printf("%-32s %-24s %-5s %-6s %-12s %6s %8s %10s %8s\n", "SERVICE", "ADDRESS", "PROTO",
-              "PATH", "VERSION", "WEIGHT", "BACKENDS", "CONNECTS*", "REFUSED*");
+  std::printf("%-32s %-24s %-5s %-6s %-12s %6s %8s %10s %8s %12s %10s\n", "SERVICE", "ADDRESS",
+              "PROTO", "PATH", "VERSION", "WEIGHT", "BACKENDS", "CONNECTS*", "REFUSED*",
+              "CONNECTS**", "REFUSED**");
   for (const LiveService& s : live->services) {
     bool first = true;
     for (const LiveService::Version& v : s.versions) {
-      std::printf("%-32s %-24s %-5s %-6s %-12s %6u %8u %10llu %8llu\n",
+      std::string total = "-", refusedTotal = "-";
+      if (totals) {
+        auto it = totals->find(connectionLabels(v.ver));
+        const ConnectionTotals t = it != totals->end() ? it->second : ConnectionTotals{};
+        total = std::to_string(t.opened);
+        refusedTotal = std::to_string(t.refused);
+      }
+      std::printf("%-32s %-24s %-5s %-6s %-12s %6u %8u %10llu %8llu %12s %10s\n",
                   first ? v.ver.service : "",
                   first ? endpoint(s.key.addr, s.key.port).c_str() : "",
                   first ? protoName(s.key.proto) : "",
@@ -160,13 +199,20 @@ int cmdStatus(const std::string& bpffs, bool asJson) {
                   v.ver.subset[0] ? v.ver.subset : "-",
                   v.ver.weight, v.ver.n_backends,
                   static_cast<unsigned long long>(v.stats.connects),
-                  static_cast<unsigned long long>(v.stats.noBackend));
+                  static_cast<unsigned long long>(v.stats.noBackend), total.c_str(),
+                  refusedTotal.c_str());
       first = false;
     }
   }
   std::printf("* since this config was applied (the counters belong to its generation); an l7\n"
               "  service's requests are counted by veer-proxy, not here; l7! = proxy down, the\n"
               "  kernel applies the unconditional split meanwhile\n");
+  if (totals) {
+    std::printf("** since the agent started, across applies (its /metrics on %s)\n",
+                agent.c_str());
+  } else {
+    std::printf("** not shown: the agent's /metrics: %s\n", totals.error().message.c_str());
+  }
   return 0;
 }
 
@@ -413,6 +459,11 @@ int main(int argc, char** argv) {
   bool asJson = false;
   auto* status = app.add_subcommand("status", "services, versions, weights and per-version counters");
   status->add_flag("--json", asJson, "print JSON");
+  std::string agent = "127.0.0.1:9967";
+  status->add_option("--agent", agent,
+                     "veer-agent's --metrics-listen ADDR:PORT, for totals since it started "
+                     "(off: pinned counters only)")
+      ->capture_default_str();
 
   auto* dump = app.add_subcommand("dump", "every veer map as JSON");
 
@@ -459,7 +510,7 @@ int main(int argc, char** argv) {
     return veer::cmdValidate(paths);
   }
   if (*status) {
-    return veer::cmdStatus(bpffs, asJson);
+    return veer::cmdStatus(bpffs, asJson, agent);
   }
   if (*dump) {
     return veer::cmdDump(bpffs);
