@@ -111,7 +111,7 @@ cp "$CONFIGS/000-asm-bookinfo/steps/01-all-v1.yaml" "$CONF/routes.yaml"
 
 # veer-proxy listens on the node's bridge address (the pods' gateway), in the node netns.
 PROXY=10.244.1.1:15001
-"$BIN/veer-agent" --config-dir "$CONF" --cgroup "$CGROUP" --bpffs "$BPFFS" \
+"$BIN/veer-agent" --config-dir "$CONF" --cgroup "$CGROUP" --bpffs "$BPFFS" --metrics-listen off \
   --run-dir "$TMP/run" --proxy-listen "$PROXY" \
   --proxy-netns "$("$BIN/veer-world" node-netns --name "$WORLD")" >"$AGENT_LOG" 2>&1 &
 AGENT_PID=$!

@@ -462,7 +462,7 @@ run_case() { # phase mode case
 start_agent() {
   mkdir -p "$tmp/bpffs" "$tmp/config"
   mountpoint -q "$tmp/bpffs" || mount -t bpf bpf "$tmp/bpffs"
-  build/bin/veer-agent --config-dir "$tmp/config" --bpffs "$tmp/bpffs" --socket-acceleration \
+  build/bin/veer-agent --config-dir "$tmp/config" --bpffs "$tmp/bpffs" --metrics-listen off --socket-acceleration \
     --cgroup "$(build/bin/veer-world cgroup --name "$world")" >"$tmp/agent.log" 2>&1 &
   pids+=("$!")
   if ! build/bin/veerctl --bpffs "$tmp/bpffs" wait --timeout 20 "$tmp/config" >/dev/null; then

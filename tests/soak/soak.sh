@@ -208,6 +208,7 @@ proxy_pid() {
 
 start_agent() {
   "$BIN/veer-agent" --config-dir "$CONF" --cgroup "$CGROUP" --bpffs "$BPFFS" --run-dir "$RUN" \
+    --metrics-listen off \
     --proxy-listen "$PROXY" --proxy-netns "$NODE_NETNS" >>"$AGENT_LOG" 2>&1 &
   AGENT_PID=$!
 }

@@ -353,7 +353,7 @@ public:
                                               const std::string& workDir) {
     std::unique_ptr<Agent> agent(new Agent(settings.binDir, bpffs, workDir));
     auto pid = spawnHost({settings.binDir + "/veer-agent", "--config-dir", configDir, "--cgroup",
-                          cgroup, "--bpffs", bpffs},
+                          cgroup, "--bpffs", bpffs, "--metrics-listen", "off"},
                          agent->logPath());
     if (!pid.ok()) {
       return pid.error();
