@@ -13,15 +13,14 @@
 #include "config/loader.h"
 #include "config/resolve.h"
 #include "config/plan_text.h"
+#include "unit/repo.h"
 
 namespace veer {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path repo() {
-  return fs::absolute(fs::path(__FILE__)).parent_path().parent_path().parent_path();
-}
+using test::repo;
 
 struct Step {
   std::string seed; // "002-sticky-canary"

@@ -21,6 +21,7 @@
 #include "common/files.h"
 #include "reconcile/directory_source.h"
 #include "reconcile/reconciler.h"
+#include "unit/repo.h"
 
 namespace veer {
 namespace {
@@ -29,9 +30,7 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-fs::path repo() {
-  return fs::absolute(fs::path(__FILE__)).parent_path().parent_path().parent_path();
-}
+using test::repo;
 
 std::string repoText(const std::string& path) {
   Result<std::string> text = readFile((repo() / path).string());

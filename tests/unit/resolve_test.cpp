@@ -8,6 +8,7 @@
 
 #include "config/loader.h"
 #include "config/resolve.h"
+#include "unit/repo.h"
 
 namespace veer {
 namespace {
@@ -37,12 +38,9 @@ std::string formatDiagnostics(const Plan& p) {
   return out;
 }
 
-fs::path repo() {
-  fs::path here = fs::path(__FILE__).parent_path(); // tests/unit
-  return here.parent_path().parent_path();
-}
+using test::repo;
 
-std::string repoFile(const std::string& rel) { return (repo() / rel).string(); }
+using test::repoFile;
 
 /** Loads all texts as separate "files" into one Config, like loadPaths would. */
 LoadResult loadAll(const std::vector<std::pair<std::string, std::string>>& files) {
@@ -659,9 +657,7 @@ TEST_P(SeedSteps, ResolvedWeights) {
   EXPECT_EQ(weights(*find(r.plan, "reviews-udp", "10.96.0.21", 5353)), "=100");
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Seeds, SeedSteps,
-    ::testing::Values(
+const SeedStep kSeedSteps[] = {
         SeedStep{"000-asm-bookinfo", "destination-rules.yaml", "01-all-v1.yaml", "v1=100", false},
         SeedStep{"000-asm-bookinfo", "destination-rules.yaml", "02-reviews-v2.yaml", "v2=100", false},
         SeedStep{"000-asm-bookinfo", "destination-rules.yaml", "03-reviews-v2-v3-50.yaml",
@@ -675,22 +671,28 @@ INSTANTIATE_TEST_SUITE_P(
         SeedStep{"001-istio-canary", "destination-rule.yaml", "06-20.yaml", "v1=80 v2=20", false},
         SeedStep{"001-istio-canary", "destination-rule.yaml", "07-50.yaml", "v1=50 v2=50", false},
         SeedStep{"001-istio-canary", "destination-rule.yaml", "08-100.yaml", "v2=100", false},
-        SeedStep{"001-istio-canary", "destination-rule.yaml", "09-rollback.yaml", "v1=100", false}),
+        SeedStep{"001-istio-canary", "destination-rule.yaml", "09-rollback.yaml", "v1=100", false}};
+
+INSTANTIATE_TEST_SUITE_P(
+    Seeds, SeedSteps, ::testing::ValuesIn(kSeedSteps),
     [](const auto& info) {
       std::string n = std::string(info.param.dir).substr(0, 3) + "_" + info.param.step;
       std::replace_if(n.begin(), n.end(), [](char ch) { return !std::isalnum(ch); }, '_');
       return n;
     });
 
+// Every step file of the two seeds has a row above, and every row names a step file.
 TEST(SeedSteps, EveryStepFileIsCovered) {
-  size_t n = 0;
-  for (const char* d : {"configs/000-asm-bookinfo/steps", "configs/001-istio-canary/steps"}) {
-    for (const auto& e : fs::directory_iterator(repo() / d)) {
-      (void)e;
-      ++n;
+  std::set<std::string> onDisk, covered;
+  for (const char* d : {"000-asm-bookinfo", "001-istio-canary"}) {
+    for (const auto& e : fs::directory_iterator(repo() / "configs" / d / "steps")) {
+      onDisk.insert(std::string(d) + "/" + e.path().filename().string());
     }
   }
-  EXPECT_EQ(n, 13u);
+  for (const SeedStep& s : kSeedSteps) {
+    covered.insert(std::string(s.dir) + "/" + s.step);
+  }
+  EXPECT_EQ(onDisk, covered);
 }
 
 } // namespace

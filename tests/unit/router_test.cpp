@@ -18,6 +18,7 @@
 #include "config/resolve.h"
 #include "proxy/explain.h"
 #include "proxy/router.h"
+#include "unit/repo.h"
 
 // Counts heap allocations on this thread while enabled: route() must make none.
 namespace {
@@ -47,9 +48,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path repo() {
-  return fs::absolute(fs::path(__FILE__)).parent_path().parent_path().parent_path();
-}
+using test::repo;
 
 /** A seed step as golden_test loads it: inventory, the seed's top-level files, the step. */
 struct Loaded {
@@ -589,18 +588,56 @@ TEST(Router, GeneratedCookieCarriesTtlAndPathAndNoTtlMeansRoundRobin) {
   EXPECT_EQ(pods.size(), 3u) << "no cookie and no ttl: round robin over the subset";
 }
 
-TEST(Router, ConsistentHashByHeaderAndSourceIp) {
-  Loaded l = loadShop("  http:\n  - match:\n    - headers:\n        x-canary: {exact: \"1\"}\n"
-                      "    route:\n    - destination: {host: shop, subset: v2}\n"
-                      "  - route:\n    - destination: {host: shop, subset: v1}\n",
-                      "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n"
-                      "        useSourceIp: true\n");
-  auto t = RouteTable::fromPlan(l.plan, l.config, {});
-  std::set<std::string> fromFrontend;
-  for (int i = 0; i < 20; ++i) {
-    fromFrontend.insert(podOf(route(*t, Req{}, kShop)));
+// Each client (source IP, or header value) stays on one pod of the version, and
+// different clients spread over its three pods: a constant hash fails the second
+// half, a per-request one the first. The header match still routes to v2.
+void expectStickyAndSpread(const std::vector<std::pair<Req, Origin>>& clients,
+                           const RouteTable& t) {
+  std::set<std::string> pods;
+  for (const auto& [req, origin] : clients) {
+    const std::string first = podOf(route(t, req, origin));
+    ASSERT_EQ(first.rfind("default/shop-v1-", 0), 0u) << first;
+    for (int i = 0; i < 10; ++i) {
+      EXPECT_EQ(podOf(route(t, req, origin)), first) << "a client moved between pods";
+    }
+    pods.insert(first);
   }
-  EXPECT_EQ(fromFrontend.size(), 1u);
+  EXPECT_GE(pods.size(), 2u) << "every client hashed to one pod";
+}
+
+const std::string kCanaryByHeader =
+    "  http:\n  - match:\n    - headers:\n        x-canary: {exact: \"1\"}\n"
+    "    route:\n    - destination: {host: shop, subset: v2}\n"
+    "  - route:\n    - destination: {host: shop, subset: v1}\n";
+
+TEST(Router, ConsistentHashBySourceIpKeepsEachClientAndSpreadsClients) {
+  Loaded l = loadShop(kCanaryByHeader, "  trafficPolicy:\n    loadBalancer:\n"
+                                       "      consistentHash:\n        useSourceIp: true\n");
+  auto t = RouteTable::fromPlan(l.plan, l.config, {});
+  std::vector<std::pair<Req, Origin>> clients;
+  for (int i = 1; i <= 32; ++i) {
+    Origin o = kShop;
+    o.client = *IpAddr::parse("10.244.9." + std::to_string(i));
+    clients.emplace_back(Req{.host = "shop"}, o);
+  }
+  expectStickyAndSpread(clients, *t);
+  EXPECT_EQ(podOf(route(*t, Req{.host = "shop", .headers = {{"x-canary", "1"}}}, kShop)),
+            "default/shop-v2-a");
+}
+
+TEST(Router, ConsistentHashByHeaderKeepsEachValueAndSpreadsValues) {
+  Loaded l = loadShop(kCanaryByHeader, "  trafficPolicy:\n    loadBalancer:\n"
+                                       "      consistentHash:\n        httpHeaderName: x-user\n");
+  auto t = RouteTable::fromPlan(l.plan, l.config, {});
+  std::vector<std::pair<Req, Origin>> clients;
+  for (int i = 1; i <= 32; ++i) { // one client address, 32 users
+    clients.emplace_back(Req{.host = "shop", .headers = {{"x-user", "u" + std::to_string(i)}}},
+                         kShop);
+  }
+  expectStickyAndSpread(clients, *t);
+  EXPECT_EQ(podOf(route(*t, Req{.host = "shop", .headers = {{"x-canary", "1"}, {"x-user", "u1"}}},
+                        kShop)),
+            "default/shop-v2-a");
 }
 
 // ---- seeds 002 and 003 --------------------------------------------------------------
