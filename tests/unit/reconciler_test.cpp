@@ -675,6 +675,18 @@ TEST_F(ReconcilerTest, ClusterObjectWithoutAGoodVersionIsLeftOut) {
   EXPECT_EQ(dp_.state_.digest, digestOf(expected.snapshot()));
   EXPECT_EQ(rejectedNames(*reconciler_),
             std::vector<std::string>{"VirtualService shop/cart-bad (left out)"});
+
+  // A newcomer that loads before the incumbent it conflicts with: the error names the
+  // unchanged incumbent, whose namespace's change (the newcomer) is what gets left out.
+  cluster.set("VirtualService shop/a-cart", teamSplit("shop", "cart", 70, 30, "a-cart"));
+  cluster.set("VirtualService books/reviews", teamSplit("books", "reviews", 40, 60));
+  expected.set("VirtualService books/reviews", teamSplit("books", "reviews", 40, 60));
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.state_.digest, digestOf(expected.snapshot()));
+  EXPECT_EQ(rejectedNames(*reconciler_),
+            (std::vector<std::string>{"VirtualService shop/a-cart (left out)",
+                                      "VirtualService shop/cart-bad (left out)"}));
 }
 
 // A DestinationRule edit that removes the subset an unchanged VirtualService routes to:

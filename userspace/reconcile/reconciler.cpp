@@ -170,7 +170,8 @@ BuildOutput Reconciler::runBuild(BuildInput in) {
       for (const std::string& other : changed) {
         Diagnostics why = errors;
         for (Diagnostic& d : why) {
-          d.message = "reverted with " + other + ": " + d.message;
+          d.message += " (" + object + " fails unchanged: " + other +
+                       ", a change in its namespace, is rejected)";
         }
         revert(other, why, true);
       }
