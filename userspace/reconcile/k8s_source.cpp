@@ -37,6 +37,9 @@ void K8sSource::onUpsert(const k8s::ApiObject&) { wake(); }
 void K8sSource::onDelete(const k8s::ApiObject&) { wake(); }
 
 void K8sSource::wake() {
+  events_.fetch_add(1, std::memory_order_acq_rel);
+  // One write per burst: an initial list of 100,000 objects is not 100,000 syscalls under
+  // the store's lock. Later events of the burst are seen through the counter.
   if (!dirty_.exchange(true, std::memory_order_acq_rel)) {
     const uint64_t one = 1;
     // Cannot fail but for an overflowing counter, which still leaves it readable.
@@ -54,6 +57,7 @@ void K8sSource::onReadable() {
     firstEvent_ = now;
   }
   lastEvent_ = now;
+  seenEvents_ = events();
 }
 
 std::optional<uint64_t> K8sSource::due() const {
@@ -80,9 +84,18 @@ void K8sSource::onTimer() {
     deliver();
     return;
   }
-  if (std::optional<uint64_t> at = due(); at && now >= *at) {
-    deliver();
+  std::optional<uint64_t> at = due();
+  if (!at || now < *at) {
+    return;
   }
+  // Changes since the loop last looked (they send no wake-up): the burst goes on, and the
+  // quiet period starts again, up to kMaxDelayMs after the burst began.
+  if (const uint64_t n = events(); n != seenEvents_ && now < *firstEvent_ + kMaxDelayMs) {
+    seenEvents_ = n;
+    lastEvent_ = now;
+    return;
+  }
+  deliver();
 }
 
 void K8sSource::refresh() {
@@ -95,6 +108,7 @@ void K8sSource::deliver() {
   // Cleared before the snapshot is taken: a change racing it marks the store dirty again
   // and is delivered by the next burst, never lost.
   dirty_.store(false, std::memory_order_release);
+  seenEvents_ = events();
   firstEvent_.reset();
   lastEvent_.reset();
   std::vector<k8s::ApiObject> objects = store_.snapshot();

@@ -2,8 +2,9 @@
 
 // The Kubernetes API as a ConfigSource: a ClusterSource keeps an ObjectStore in step with
 // the cluster on its reflector threads; this adapts it to the agent's loop. Store callbacks
-// (run under the store's lock, on a reflector thread) only mark the store dirty and wake the
-// loop through an eventfd; the loop coalesces a burst and delivers the store's snapshot.
+// (run under the store's lock, on a reflector thread) only count the change and, for the
+// first one since the last delivery, wake the loop through an eventfd; the loop coalesces
+// the burst and delivers the store's snapshot.
 
 #include <atomic>
 #include <cstdint>
@@ -47,6 +48,8 @@ public:
   void onTimer() override;
   void refresh() override;
 
+  /** Store changes seen since the start (tests, metrics). */
+  uint64_t events() const { return events_.load(std::memory_order_acquire); }
   /** Every discovered kind was listed once (and so the first snapshot was delivered). */
   bool synced() const { return delivered_; }
   const k8s::ClusterSource& cluster() const { return *cluster_; }
@@ -61,7 +64,9 @@ private:
   proxy::TimeSource& clock_;
   ConfigSink& sink_;
   Fd event_;
-  std::atomic<bool> dirty_{false};
+  std::atomic<bool> dirty_{false};    // changed since the last delivery (one wake-up)
+  std::atomic<uint64_t> events_{0};  // every change, counted
+  uint64_t seenEvents_ = 0;          // events_ when the loop last looked
   k8s::ApiClient client_;
   k8s::ObjectStore store_;
   std::unique_ptr<k8s::ClusterSource> cluster_; // last: its threads stop before the rest goes
