@@ -28,11 +28,18 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 # allocations, and glibc spent a quarter of the load in malloc/free (docs/design.md).
 # no-as-needed: nothing calls it by name; it is linked for the symbols it interposes.
 ALLOC_LIBS := -Wl,--push-state,--no-as-needed -lmimalloc -Wl,--pop-state
-PKG_LIBS = $(ALLOC_LIBS) $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lelf -lz
+PKG_LIBS = $(ALLOC_LIBS) $(shell pkg-config --libs $(PKGS)) -lelf -lz
 
+# llhttp, veer-proxy's HTTP/1 parser: Debian ships it only as C sources (node-llhttp),
+# compiled here from where the package installs them.
+LLHTTP_DIR := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+LLHTTP_SRCS := $(addprefix $(LLHTTP_DIR)/,api.c http.c llhttp.c)
+
+CFLAGS ?= -O2 -g
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++20 -Wall -Wextra -Wno-missing-field-initializers -MMD -MP \
-	-Iuserspace -Iinclude -Itests -I$(BUILD)/bpf $(PKG_CFLAGS)
+	-Iuserspace -Iinclude -Itests -I$(BUILD)/bpf -isystem $(LLHTTP_INC) $(PKG_CFLAGS)
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(BPF_ARCH) -Wall \
 	-Iinclude -Ibpf -I$(ARCH_INC)
 
@@ -46,7 +53,8 @@ SKELS += $(patsubst tests/bpf/%.bpf.c,$(BUILD)/bpf/%.skel.h,$(TEST_BPF_SRCS))
 LIB_SRCS := $(wildcard userspace/common/*.cpp userspace/config/*.cpp \
 	userspace/compiler/*.cpp userspace/datapath/*.cpp userspace/proxy/*.cpp \
 	userspace/k8s/*.cpp userspace/reconcile/*.cpp)
-LIB_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(LIB_SRCS))
+LIB_OBJS := $(patsubst %.cpp,$(BUILD)/obj/%.o,$(LIB_SRCS)) \
+	$(patsubst $(LLHTTP_DIR)/%.c,$(BUILD)/obj/llhttp/%.o,$(LLHTTP_SRCS))
 LIB := $(BUILD)/libveer.a
 
 PROGS := veer-agent veerctl veer-proxy
@@ -115,6 +123,11 @@ $(BUILD)/obj/%.o: %.cpp | $(SKELS) $(BUILD)/pkg-config.ok $(BUILD)/layering.ok
 	@mkdir -p $(@D)
 	$(call msg,CXX,$@)
 	$(Q)$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -I$(LLHTTP_INC) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
@@ -208,31 +221,43 @@ clean:
 # ASan and UBSan against the library sources it may use, with a corpus seeded from
 # FUZZ_SEEDS_NAME. `make fuzz-corpus` only replays the corpora.
 FUZZ_CXX ?= clang++
+FUZZ_CC ?= clang
 FUZZ_TIME ?= 60
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_TARGETS := $(patsubst fuzz/%_fuzz.cpp,%,$(wildcard fuzz/*_fuzz.cpp))
-FUZZ_LIB_SRCS_loader := $(wildcard userspace/config/*.cpp userspace/common/*.cpp)
+# The library sources a fuzz target may compile: no network server (libmicrohttpd).
+FUZZ_COMMON_SRCS := $(filter-out userspace/common/status_server.cpp,$(wildcard userspace/common/*.cpp))
+FUZZ_LIB_SRCS_loader := $(wildcard userspace/config/*.cpp) $(FUZZ_COMMON_SRCS)
 FUZZ_LIB_SRCS_proxy := userspace/proxy/http.cpp
+# C objects a target links besides its C++ sources: llhttp under the proxy's parser.
+FUZZ_C_OBJS_proxy := $(patsubst $(LLHTTP_DIR)/%.c,$(FUZZ_DIR)/llhttp/%.o,$(LLHTTP_SRCS))
 FUZZ_SEEDS_loader := $(shell find configs fuzz/regressions -name '*.yaml')
 FUZZ_SEEDS_proxy := $(wildcard fuzz/proxy-seeds/*)
-FUZZ_LIB_SRCS_route_table := $(wildcard userspace/config/*.cpp userspace/common/*.cpp) \
-	userspace/proxy/router.cpp userspace/compiler/compiler.cpp userspace/compiler/maglev.cpp
+FUZZ_LIB_SRCS_route_table := $(wildcard userspace/config/*.cpp) $(FUZZ_COMMON_SRCS) \
+	$(wildcard userspace/proxy/router*.cpp) userspace/proxy/route_table_json.cpp \
+	userspace/compiler/compiler.cpp userspace/compiler/maglev.cpp
 # The route table the agent would write for every seed step (veer-routes: inventory, the
 # seed's own files, the step), generated rather than checked in so it follows the schema.
 FUZZ_SEEDS_route_table := $(patsubst configs/%.yaml,$(FUZZ_DIR)/route_table-seeds/%.json,\
 	$(wildcard configs/*/steps/*.yaml))
 FUZZ_PKGS := yaml-0.1 re2
-FUZZ_FLAGS := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-Iuserspace -Iinclude $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_FLAGS := -std=c++20 -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) \
+	-Iuserspace -Iinclude -isystem $(LLHTTP_INC) $(shell pkg-config --cflags $(FUZZ_PKGS) 2>/dev/null)
 
 .PHONY: fuzz fuzz-corpus
 .SECONDEXPANSION:
-$(FUZZ_DIR)/%_fuzz: fuzz/%_fuzz.cpp $$(FUZZ_LIB_SRCS_$$*) \
+$(FUZZ_DIR)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(@D)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(FUZZ_CC) -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN) -I$(LLHTTP_INC) -c $< -o $@
+
+$(FUZZ_DIR)/%_fuzz: fuzz/%_fuzz.cpp $$(FUZZ_LIB_SRCS_$$*) $$(FUZZ_C_OBJS_$$*) \
 		$(wildcard userspace/*/*.h)
 	@mkdir -p $(@D)
 	$(call msg,FUZZ-LD,$@)
-	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $< $(FUZZ_LIB_SRCS_$*) \
-		$(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -lhttp_parser -o $@
+	$(Q)$(FUZZ_CXX) $(FUZZ_FLAGS) $< $(FUZZ_LIB_SRCS_$*) $(FUZZ_C_OBJS_$*) \
+		$(shell pkg-config --libs $(FUZZ_PKGS) 2>/dev/null) -o $@
 
 $(FUZZ_DIR)/%/corpus/.seeded: $$(FUZZ_SEEDS_$$*)
 	@mkdir -p $(@D)

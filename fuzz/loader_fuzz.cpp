@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "config/loader.h"
+#include "config/resolve.h"
 #include "config/plan_text.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -40,7 +40,7 @@ Decision fuzzDecision() {
 }
 
 /** Feeds data in steps of at most `step` bytes, like reads of a socket would. */
-void parseStream(http_parser_type type, std::string_view data, size_t step) {
+void parseStream(MessageType type, std::string_view data, size_t step) {
   Limits limits;
   limits.maxHeaderBytes = 4096;
   limits.maxHeaders = 32;
@@ -68,7 +68,7 @@ void parseStream(http_parser_type type, std::string_view data, size_t step) {
       if (p.headEnd() > parsePos - msgStart) {
         __builtin_trap(); // the head must end inside what was consumed
       }
-      if (type == HTTP_REQUEST) {
+      if (type == MessageType::kRequest) {
         writeUpstreamRequest(p.head(), d, scratch, out);
       } else {
         out.clear();
@@ -93,8 +93,8 @@ void parseStream(http_parser_type type, std::string_view data, size_t step) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t step = 1 + size % 61; // how the stream is cut into reads varies with the input
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  parseStream(HTTP_REQUEST, text, step);
-  parseStream(HTTP_RESPONSE, text, step);
-  parseStream(HTTP_REQUEST, text, text.size() + 1);
+  parseStream(MessageType::kRequest, text, step);
+  parseStream(MessageType::kResponse, text, step);
+  parseStream(MessageType::kRequest, text, text.size() + 1);
   return 0;
 }

@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_packages=(
-	make clang llvm gcc g++ pkg-config libelf-dev zlib1g-dev
+	make clang llvm clang-format gcc g++ pkg-config libelf-dev zlib1g-dev
 	libbpf-dev bpftool linux-libc-dev
 	libyaml-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-	libre2-dev libnl-3-dev libnl-route-3-dev libhttp-parser-dev libmicrohttpd-dev
+	libre2-dev libnl-3-dev libnl-route-3-dev node-llhttp libmicrohttpd-dev
 	libcurl4-openssl-dev libssl-dev libgtest-dev libmimalloc-dev liburing-dev
 )
 default_packages=(

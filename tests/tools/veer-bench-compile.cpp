@@ -35,6 +35,7 @@
 #include <yaml.h>
 
 #include "compiler/pipeline.h"
+#include "config/resolve.h"
 
 namespace fs = std::filesystem;
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/loader.h"
+#include "config/resolve.h"
 #include "proxy/router.h"
 
 int main(int argc, char** argv) {

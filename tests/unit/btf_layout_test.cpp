@@ -8,10 +8,14 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <regex>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "unit/repo.h"
 #include "veer/maps.h"
 
 namespace veer {
@@ -98,6 +102,13 @@ const std::vector<Layout>& layouts() {
        "veer_recycle"},
       {"veer_recycle", sizeof(veer_recycle), {VEER_MEMBER(veer_recycle, permille)},
        "veer_recycle"},
+      {"veer_sock_pair", sizeof(veer_sock_pair),
+       {VEER_MEMBER(veer_sock_pair, local), VEER_MEMBER(veer_sock_pair, remote),
+        VEER_MEMBER(veer_sock_pair, local_port), VEER_MEMBER(veer_sock_pair, remote_port)}},
+      {"veer_accel", sizeof(veer_accel), {VEER_MEMBER(veer_accel, state)}},
+      {"veer_accel_stats", sizeof(veer_accel_stats),
+       {VEER_MEMBER(veer_accel_stats, sockets), VEER_MEMBER(veer_accel_stats, redirected),
+        VEER_MEMBER(veer_accel_stats, redirected_bytes), VEER_MEMBER(veer_accel_stats, tcp)}},
   };
   return kLayouts;
 }
@@ -145,6 +156,26 @@ TEST_P(BtfLayoutTest, MatchesTheBpfObject) {
     }
     EXPECT_TRUE(found) << l.type << "." << want.name << " missing from BTF";
   }
+}
+
+// A struct added to the shared header without a layout above would go unchecked.
+TEST(BtfLayout, EveryStructOfTheSharedHeaderIsChecked) {
+  const fs::path header = test::repo() / "include/veer/maps.h";
+  std::ifstream in(header);
+  ASSERT_TRUE(in) << header;
+  std::set<std::string> declared, checked;
+  const std::regex decl(R"(^struct (veer_[a-z0-9_]+) \{)");
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (std::regex_search(line, m, decl)) {
+      declared.insert(m[1]);
+    }
+  }
+  for (const Layout& l : layouts()) {
+    checked.insert(l.type);
+  }
+  EXPECT_GE(declared.size(), 20u) << "the header's structs were not found in " << header;
+  EXPECT_EQ(declared, checked);
 }
 
 INSTANTIATE_TEST_SUITE_P(SharedStructs, BtfLayoutTest, ::testing::ValuesIn(layouts()),

@@ -10,6 +10,7 @@
 #include "compiler/compiler.h"
 #include "compiler/maglev.h"
 #include "config/loader.h"
+#include "config/resolve.h"
 #include "datapath/recycle.h"
 
 namespace veer {

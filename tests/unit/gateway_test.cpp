@@ -8,6 +8,7 @@
 
 #include "compiler/compiler.h"
 #include "config/loader.h"
+#include "config/resolve.h"
 #include "config/plan_text.h"
 #include "proxy/explain.h"
 

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "config/loader.h"
+#include "config/resolve.h"
 #include "config/plan_text.h"
 
 namespace veer {

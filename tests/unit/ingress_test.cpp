@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "config/loader.h"
+#include "config/resolve.h"
 #include "config/plan_text.h"
 
 namespace veer {

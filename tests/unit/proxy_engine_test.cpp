@@ -8,7 +8,7 @@
 // engine's timers fire when the test advances the clock, exactly, and never before.
 
 #include <arpa/inet.h>
-#include <http_parser.h>
+#include <llhttp.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "config/loader.h"
+#include "config/resolve.h"
 #include "proxy/engine.h"
 #include "proxy/retry.h"
 #include "proxy/stats.h"
@@ -238,14 +239,14 @@ private:
     }
   }
 
-  static http_parser_settings settings() {
-    http_parser_settings s;
-    http_parser_settings_init(&s);
-    s.on_url = [](http_parser* p, const char* at, size_t n) {
+  static llhttp_settings_t settings() {
+    llhttp_settings_t s;
+    llhttp_settings_init(&s);
+    s.on_url = [](llhttp_t* p, const char* at, size_t n) {
       static_cast<ConnState*>(p->data)->cur.path.append(at, n);
       return 0;
     };
-    s.on_header_field = [](http_parser* p, const char* at, size_t n) {
+    s.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
       auto* st = static_cast<ConnState*>(p->data);
       if (st->lastWasValue || st->cur.headers.empty()) {
         st->cur.headers.emplace_back();
@@ -254,25 +255,25 @@ private:
       st->cur.headers.back().first.append(at, n);
       return 0;
     };
-    s.on_header_value = [](http_parser* p, const char* at, size_t n) {
+    s.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
       auto* st = static_cast<ConnState*>(p->data);
       st->lastWasValue = true;
       st->cur.headers.back().second.append(at, n);
       return 0;
     };
-    s.on_headers_complete = [](http_parser* p) {
+    s.on_headers_complete = [](llhttp_t* p) {
       auto* st = static_cast<ConnState*>(p->data);
-      st->cur.method = http_method_str(static_cast<http_method>(p->method));
+      st->cur.method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
       if (lower(find(st->cur.headers, "expect")) == "100-continue") {
         sendAll(st->fd, "HTTP/1.1 100 Continue\r\n\r\n");
       }
       return 0;
     };
-    s.on_body = [](http_parser* p, const char*, size_t n) {
+    s.on_body = [](llhttp_t* p, const char*, size_t n) {
       static_cast<ConnState*>(p->data)->cur.bodyBytes += n;
       return 0;
     };
-    s.on_message_complete = [](http_parser* p) {
+    s.on_message_complete = [](llhttp_t* p) {
       auto* st = static_cast<ConnState*>(p->data);
       st->done.push_back(std::move(st->cur));
       st->cur = Seen{};
@@ -288,9 +289,9 @@ private:
   }
 
   void serve(int fd) {
-    static const http_parser_settings kSettings = settings();
-    http_parser parser;
-    http_parser_init(&parser, HTTP_REQUEST);
+    static const llhttp_settings_t kSettings = settings();
+    llhttp_t parser;
+    llhttp_init(&parser, ::HTTP_REQUEST, &kSettings);
     ConnState st{this, fd, {}, {}, false, {}};
     parser.data = &st;
     char buf[65536];
@@ -299,7 +300,8 @@ private:
       if (n <= 0) {
         break;
       }
-      size_t used = http_parser_execute(&parser, &kSettings, buf, n);
+      llhttp_errno_t err = llhttp_execute(&parser, buf, n);
+      size_t used = err == HPE_OK ? n : llhttp_get_error_pos(&parser) - buf;
       bool closeNow = false;
       for (Seen& s : st.done) {
         {
@@ -313,7 +315,7 @@ private:
         }
       }
       st.done.clear();
-      if (closeNow || parser.upgrade || HTTP_PARSER_ERRNO(&parser) != HPE_OK) {
+      if (closeNow || parser.upgrade || err != HPE_OK) {
         break;
       }
     }
@@ -442,7 +444,7 @@ public:
       ADD_FAILURE() << "connect to proxy: " << std::strerror(errno);
     }
     setRecvTimeout(fd_, 20);
-    http_parser_init(&parser_, HTTP_RESPONSE);
+    llhttp_init(&parser_, ::HTTP_RESPONSE, &settings());
   }
   ~TestClient() { ::close(fd_); }
   int fd() const { return fd_; }
@@ -459,17 +461,17 @@ public:
     Response r;
     State st{&r, headRequest, keepBody};
     parser_.data = &st;
-    static const http_parser_settings kSettings = settings();
     for (;;) {
       if (!pending_.empty()) {
-        size_t used = http_parser_execute(&parser_, &kSettings, pending_.data(), pending_.size());
-        pending_.erase(0, used);
-        if (HTTP_PARSER_ERRNO(&parser_) == HPE_PAUSED) {
-          http_parser_pause(&parser_, 0);
+        llhttp_errno_t err = llhttp_execute(&parser_, pending_.data(), pending_.size());
+        pending_.erase(0, err == HPE_OK ? pending_.size()
+                                        : llhttp_get_error_pos(&parser_) - pending_.data());
+        if (err == HPE_PAUSED) {
+          llhttp_resume(&parser_);
           return r;
         }
-        if (HTTP_PARSER_ERRNO(&parser_) != HPE_OK) {
-          ADD_FAILURE() << "bad response: " << http_errno_name(HTTP_PARSER_ERRNO(&parser_));
+        if (err != HPE_OK) {
+          ADD_FAILURE() << "bad response: " << llhttp_errno_name(err);
           return r;
         }
         if (parser_.upgrade) {
@@ -479,9 +481,8 @@ public:
       char buf[65536];
       ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
       if (n <= 0) {
-        http_parser_execute(&parser_, &kSettings, nullptr, 0); // EOF ends a close-delimited body
-        if (HTTP_PARSER_ERRNO(&parser_) == HPE_PAUSED) {
-          http_parser_pause(&parser_, 0);
+        if (llhttp_finish(&parser_) == HPE_PAUSED) { // EOF ends a close-delimited body
+          llhttp_resume(&parser_);
         }
         return r;
       }
@@ -520,47 +521,49 @@ private:
     bool keepBody;
     bool lastWasValue = false;
   };
-  static http_parser_settings settings() {
-    http_parser_settings s;
-    http_parser_settings_init(&s);
-    s.on_header_field = [](http_parser* p, const char* at, size_t n) {
-      auto* st = static_cast<State*>(p->data);
-      if (st->lastWasValue || st->r->headers.empty()) {
-        st->r->headers.emplace_back();
-      }
-      st->lastWasValue = false;
-      st->r->headers.back().first.append(at, n);
-      return 0;
-    };
-    s.on_header_value = [](http_parser* p, const char* at, size_t n) {
-      auto* st = static_cast<State*>(p->data);
-      st->lastWasValue = true;
-      st->r->headers.back().second.append(at, n);
-      return 0;
-    };
-    s.on_headers_complete = [](http_parser* p) {
-      auto* st = static_cast<State*>(p->data);
-      st->r->status = p->status_code;
-      return st->headRequest ? 1 : 0;
-    };
-    s.on_body = [](http_parser* p, const char* at, size_t n) {
-      auto* st = static_cast<State*>(p->data);
-      st->r->bodyBytes += n;
-      if (st->keepBody) {
-        st->r->body.append(at, n);
-      }
-      return 0;
-    };
-    s.on_message_complete = [](http_parser* p) {
-      static_cast<State*>(p->data)->r->complete = true;
-      http_parser_pause(p, 1);
-      return 0;
-    };
-    return s;
+  static const llhttp_settings_t& settings() {
+    static const llhttp_settings_t kSettings = [] {
+      llhttp_settings_t s;
+      llhttp_settings_init(&s);
+      s.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
+        auto* st = static_cast<State*>(p->data);
+        if (st->lastWasValue || st->r->headers.empty()) {
+          st->r->headers.emplace_back();
+        }
+        st->lastWasValue = false;
+        st->r->headers.back().first.append(at, n);
+        return 0;
+      };
+      s.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
+        auto* st = static_cast<State*>(p->data);
+        st->lastWasValue = true;
+        st->r->headers.back().second.append(at, n);
+        return 0;
+      };
+      s.on_headers_complete = [](llhttp_t* p) {
+        auto* st = static_cast<State*>(p->data);
+        st->r->status = p->status_code;
+        return st->headRequest ? 1 : 0;
+      };
+      s.on_body = [](llhttp_t* p, const char* at, size_t n) {
+        auto* st = static_cast<State*>(p->data);
+        st->r->bodyBytes += n;
+        if (st->keepBody) {
+          st->r->body.append(at, n);
+        }
+        return 0;
+      };
+      s.on_message_complete = [](llhttp_t* p) {
+        static_cast<State*>(p->data)->r->complete = true;
+        return int{HPE_PAUSED};
+      };
+      return s;
+    }();
+    return kSettings;
   }
 
   int fd_ = -1;
-  http_parser parser_;
+  llhttp_t parser_;
   std::string pending_;
 };
 

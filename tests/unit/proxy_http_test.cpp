@@ -20,7 +20,7 @@ struct Parsed {
 };
 
 /** Drives a parser the way the engine does, feeding `step` bytes at a time. */
-Parsed parseAll(std::string_view data, size_t step, http_parser_type type = HTTP_REQUEST,
+Parsed parseAll(std::string_view data, size_t step, MessageType type = MessageType::kRequest,
                 Limits limits = {}) {
   MessageParser p;
   p.reset(type, limits);
@@ -41,7 +41,7 @@ Parsed parseAll(std::string_view data, size_t step, http_parser_type type = HTTP
     }
     out.events.push_back(e);
     if (e == ParseEvent::kHead) {
-      out.targets.emplace_back(type == HTTP_REQUEST ? p.head().target : p.head().reason);
+      out.targets.emplace_back(type == MessageType::kRequest ? p.head().target : p.head().reason);
       bodyStart = parsePos;
     } else if (e == ParseEvent::kComplete) {
       out.bodies.emplace_back(data.substr(bodyStart, parsePos - bodyStart));
@@ -71,12 +71,12 @@ TEST(ProxyHttp, PipelinedRequestsSplitAtEveryByte) {
 
 TEST(ProxyHttp, ResponsesInterimAndEofBody) {
   std::string in = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
-  Parsed p = parseAll(in, 3, HTTP_RESPONSE);
+  Parsed p = parseAll(in, 3, MessageType::kResponse);
   EXPECT_EQ(p.targets, (std::vector<std::string>{"Continue", "OK"}));
   EXPECT_EQ(p.bodies, (std::vector<std::string>{"", "hi"}));
 
   MessageParser eof;
-  eof.reset(HTTP_RESPONSE, {});
+  eof.reset(MessageType::kResponse, {});
   std::string r = "HTTP/1.1 200 OK\r\n\r\nuntil close";
   size_t used = 0;
   EXPECT_EQ(eof.execute(r.data(), 0, r.size(), &used), ParseEvent::kHead);
@@ -128,6 +128,7 @@ const Bad kBad[] = {
     {"bad-version", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505},
     {"space-in-target", "GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400},
     {"bare-cr", "GET / HTTP/1.1\rHost: x\r\n\r\n", 400},
+    {"bare-lf-after-field", "GET / HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n", 400},
 };
 
 void PrintTo(const Bad& b, std::ostream* os) { *os << b.name; }
@@ -158,6 +159,37 @@ INSTANTIATE_TEST_SUITE_P(Vectors, ProxyHttpBad, testing::ValuesIn(kBad),
                            return n;
                          });
 
+// The framing checks llhttp makes for veer (two lengths, two framings) hold for upstream
+// responses too: a response read two ways is a 502, never a forwarded head.
+TEST(ProxyHttp, ResponsesFramedTwoWaysAreRefused) {
+  for (std::string_view r :
+       {"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi!"}) {
+    for (size_t step : {size_t{1}, r.size()}) {
+      Parsed p = parseAll(r, step, MessageType::kResponse);
+      ASSERT_EQ(p.events.size(), 1U) << r << " step " << step;
+      EXPECT_EQ(p.events[0], ParseEvent::kError) << r;
+      EXPECT_EQ(p.errorStatus, 502) << r;
+    }
+  }
+}
+
+// A response to HEAD has no body whatever its Content-Length says; the next response
+// starts right after the head.
+TEST(ProxyHttp, ResponseToHeadHasNoBody) {
+  MessageParser p;
+  p.reset(MessageType::kResponse, {});
+  p.setNoBody(true);
+  const std::string r = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+  size_t used = 0;
+  EXPECT_EQ(p.execute(r.data(), 0, r.size(), &used), ParseEvent::kHead);
+  EXPECT_EQ(used, r.size());
+  EXPECT_EQ(p.head().length, 5U);
+  EXPECT_EQ(p.execute(r.data(), used, r.size(), &used), ParseEvent::kComplete);
+}
+
 TEST(ProxyHttp, HeaderLimitsAnswer431) {
   Limits limits;
   limits.maxHeaders = 10;
@@ -167,10 +199,10 @@ TEST(ProxyHttp, HeaderLimitsAnswer431) {
     many += "X-" + std::to_string(i) + ": v\r\n";
   }
   many += "\r\n";
-  EXPECT_EQ(parseAll(many, many.size(), HTTP_REQUEST, limits).errorStatus, 431);
+  EXPECT_EQ(parseAll(many, many.size(), MessageType::kRequest, limits).errorStatus, 431);
   std::string big = "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4096, 'a') + "\r\n\r\n";
   for (size_t step : {size_t{100}, big.size()}) {
-    EXPECT_EQ(parseAll(big, step, HTTP_REQUEST, limits).errorStatus, 431) << step;
+    EXPECT_EQ(parseAll(big, step, MessageType::kRequest, limits).errorStatus, 431) << step;
   }
   // Exactly at the limits is fine.
   std::string ok = "GET / HTTP/1.1\r\nHost: x\r\n";
@@ -178,11 +210,12 @@ TEST(ProxyHttp, HeaderLimitsAnswer431) {
     ok += "X-" + std::to_string(i) + ": v\r\n";
   }
   ok += "\r\n";
-  EXPECT_EQ(parseAll(ok, ok.size(), HTTP_REQUEST, limits).events.front(), ParseEvent::kHead);
+  EXPECT_EQ(parseAll(ok, ok.size(), MessageType::kRequest, limits).events.front(),
+            ParseEvent::kHead);
 }
 
 /** Parses one head; its views point into text, which must outlive the result. */
-ParsedHead headOf(MessageParser& p, const std::string& text, http_parser_type type) {
+ParsedHead headOf(MessageParser& p, const std::string& text, MessageType type) {
   p.reset(type, {});
   size_t used = 0;
   EXPECT_EQ(p.execute(text.data(), 0, text.size(), &used), ParseEvent::kHead);
@@ -195,7 +228,7 @@ TEST(ProxyHttp, UpstreamRequestHopByHopEditsRewriteTag) {
       "X-Hop: secret\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Connection: x\r\n"
       "User-Agent: curl\r\nX-Keep: 1\r\nx-keep: 2\r\nend-user: jason\r\n\r\n";
   MessageParser p;
-  ParsedHead h = headOf(p, req, HTTP_REQUEST);
+  ParsedHead h = headOf(p, req, MessageType::kRequest);
   const HeaderEdit edits[] = {{HeaderEdit::Op::kSet, "x-keep", "set"},
                               {HeaderEdit::Op::kAdd, "x-added", "a"},
                               {HeaderEdit::Op::kRemove, "user-agent", ""}};
@@ -218,7 +251,7 @@ TEST(ProxyHttp, UpstreamRequestHopByHopEditsRewriteTag) {
 TEST(ProxyHttp, Http10ClientGetsHttp10UpstreamWithKeepAlive) {
   MessageParser p;
   const std::string req = "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
-  ParsedHead h = headOf(p, req, HTTP_REQUEST);
+  ParsedHead h = headOf(p, req, MessageType::kRequest);
   Decision d;
   std::vector<OutField> scratch;
   std::string out;
@@ -230,7 +263,7 @@ TEST(ProxyHttp, DownstreamResponseEditsAndClose) {
   MessageParser p;
   const std::string resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n"
                            "Keep-Alive: timeout=5\r\nServer: envoy\r\nSet-Cookie: a=1\r\n\r\n";
-  ParsedHead h = headOf(p, resp, HTTP_RESPONSE);
+  ParsedHead h = headOf(p, resp, MessageType::kResponse);
   const HeaderEdit edits[] = {{HeaderEdit::Op::kAdd, "set-cookie", "canary=v2"},
                               {HeaderEdit::Op::kRemove, "server", ""}};
   std::vector<OutField> scratch;
@@ -247,7 +280,7 @@ TEST(ProxyHttp, UnchangedHeadsKeepTheirFieldLines) {
   MessageParser p;
   const std::string req = "GET /a?b=1 HTTP/1.1\r\nUser-Agent: wrk\r\nHost:  shop:80\r\n"
                           "X-B:b \r\n\r\n";
-  ParsedHead h = headOf(p, req, HTTP_REQUEST);
+  ParsedHead h = headOf(p, req, MessageType::kRequest);
   Decision d;
   d.kind = Decision::Kind::kForward;
   std::vector<OutField> scratch;
@@ -258,7 +291,7 @@ TEST(ProxyHttp, UnchangedHeadsKeepTheirFieldLines) {
   MessageParser q;
   const std::string resp = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                            "Content-Length: 3\r\nx-veer-version: v1\r\n\r\n";
-  ParsedHead r = headOf(q, resp, HTTP_RESPONSE);
+  ParsedHead r = headOf(q, resp, MessageType::kResponse);
   out = "HTTP/1.1 100 Continue\r\n\r\n";
   writeDownstreamResponse(r, {}, false, false, scratch, out);
   EXPECT_EQ(out, "HTTP/1.1 100 Continue\r\n\r\n" + resp);
@@ -272,30 +305,31 @@ TEST(ProxyHttp, HeadsAreRewrittenWhenAnythingChanges) {
   Decision d;
   d.kind = Decision::Kind::kForward;
   {
-    MessageParser p; // a bare LF: the next hop might split this head differently
-    const std::string hText = "GET / HTTP/1.1\nHost: shop\nX-A: 1\n\n";
-    ParsedHead h = headOf(p, hText, HTTP_REQUEST);
+    MessageParser p; // a bare LF (llhttp takes one after the start line): the next hop
+                     // might split this head differently
+    const std::string hText = "GET / HTTP/1.1\nHost: shop\r\nX-A: 1\r\n\r\n";
+    ParsedHead h = headOf(p, hText, MessageType::kRequest);
     writeUpstreamRequest(h, d, scratch, out);
     EXPECT_EQ(out, "GET / HTTP/1.1\r\nhost: shop\r\nX-A: 1\r\n\r\n");
   }
   {
     MessageParser p; // hop-by-hop
     const std::string hText = "GET / HTTP/1.1\r\nTE: trailers\r\nHost: shop\r\n\r\n";
-    ParsedHead h = headOf(p, hText, HTTP_REQUEST);
+    ParsedHead h = headOf(p, hText, MessageType::kRequest);
     writeUpstreamRequest(h, d, scratch, out);
     EXPECT_EQ(out, "GET / HTTP/1.1\r\nhost: shop\r\n\r\n");
   }
   {
     MessageParser p; // a blank line before the request line
     const std::string hText = "\r\nGET / HTTP/1.1\r\nHost: shop\r\n\r\n";
-    ParsedHead h = headOf(p, hText, HTTP_REQUEST);
+    ParsedHead h = headOf(p, hText, MessageType::kRequest);
     writeUpstreamRequest(h, d, scratch, out);
     EXPECT_EQ(out, "GET / HTTP/1.1\r\nhost: shop\r\n\r\n");
   }
   {
     MessageParser p; // a tag to set
     const std::string hText = "GET / HTTP/1.1\r\nHost: shop\r\n\r\n";
-    ParsedHead h = headOf(p, hText, HTTP_REQUEST);
+    ParsedHead h = headOf(p, hText, MessageType::kRequest);
     Decision t = d;
     t.tagHeader = "x-asm-prefer-tag";
     t.tagValue = "gray";
@@ -305,13 +339,13 @@ TEST(ProxyHttp, HeadsAreRewrittenWhenAnythingChanges) {
   {
     MessageParser p; // a response to close after, and one from an HTTP/1.0 server
     const std::string hText = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-    ParsedHead h = headOf(p, hText, HTTP_RESPONSE);
+    ParsedHead h = headOf(p, hText, MessageType::kResponse);
     out.clear();
     writeDownstreamResponse(h, {}, true, false, scratch, out);
     EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nconnection: close\r\n\r\n");
     MessageParser q;
     const std::string h10Text = "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
-    ParsedHead h10 = headOf(q, h10Text, HTTP_RESPONSE);
+    ParsedHead h10 = headOf(q, h10Text, MessageType::kResponse);
     out.clear();
     writeDownstreamResponse(h10, {}, false, false, scratch, out);
     EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
@@ -322,7 +356,7 @@ TEST(ProxyHttp, SwitchingProtocolsKeepsUpgrade) {
   MessageParser p;
   const std::string resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                            "Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n";
-  ParsedHead h = headOf(p, resp, HTTP_RESPONSE);
+  ParsedHead h = headOf(p, resp, MessageType::kResponse);
   std::vector<OutField> scratch;
   std::string out;
   writeDownstreamResponse(h, {}, false, false, scratch, out);

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "config/loader.h"
+#include "config/resolve.h"
 
 namespace veer {
 namespace {

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "config/loader.h"
+#include "config/resolve.h"
 #include "proxy/explain.h"
 #include "proxy/router.h"
 
@@ -839,7 +840,8 @@ TEST_P(RouterJsonErrors, NamesThePath) {
 INSTANTIATE_TEST_SUITE_P(
     Schema, RouterJsonErrors,
     ::testing::Values(
-        BadJson{"wrong version", [](auto& j) { j["version"] = 2; }, "version: 2 is not supported"},
+        BadJson{"wrong version", [](auto& j) { j["version"] = 2; },
+                "version: 2 is not supported: this veer-proxy reads route table schema 1"},
         BadJson{"missing version", [](auto& j) { j.erase("version"); }, "version: missing"},
         BadJson{"not an object", [](auto& j) { j = nlohmann::json::array(); },
                 "$: expected an object"},
@@ -885,7 +887,29 @@ INSTANTIATE_TEST_SUITE_P(
                 [](auto& j) { j["services"][0]["routes"][0]["route"][0]["subset"] = "$lane"; },
                 "services[0].routes[0].route[0].subset: traffic label $lane has no sources"},
         BadJson{"duplicate service", [](auto& j) { j["services"].push_back(j["services"][0]); },
-                "services[1]: service address 10.96.5.10:8080 listed twice"}));
+                "services[1]: service address 10.96.5.10:8080 listed twice"},
+        // One row per read() overload of the reader's one getter, each at its full path.
+        BadJson{"flag of the wrong type",
+                [](auto& j) { j["services"][0]["routes"][0]["match"][0]["ignoreUriCase"] = "yes"; },
+                "services[0].routes[0].match[0].ignoreUriCase: expected true or false"},
+        BadJson{"percentage over 100",
+                [](auto& j) {
+                  j["services"][0]["routes"][0]["abort"] = {{"status", 503}, {"percent", 101}};
+                },
+                "services[0].routes[0].abort.percent: expected a percentage 0..100"},
+        BadJson{"abort without status",
+                [](auto& j) { j["services"][0]["routes"][0]["abort"] = {{"percent", 50}}; },
+                "services[0].routes[0].abort.status: missing"},
+        BadJson{"label value not a string", [](auto& j) { j["pods"][0]["labels"]["app"] = 1; },
+                "pods[0].labels.app: expected a string"},
+        BadJson{"list element not a string",
+                [](auto& j) { j["services"][0]["routes"][0]["match"][0]["gateways"] = {1}; },
+                "services[0].routes[0].match[0].gateways[0]: expected a string"},
+        BadJson{"routes not a list", [](auto& j) { j["services"][0]["routes"] = "all"; },
+                "services[0].routes: expected an array"},
+        BadJson{"weight out of range",
+                [](auto& j) { j["services"][0]["routes"][2]["route"][0]["weight"] = 101; },
+                "services[0].routes[2].route[0].weight: 101 out of range 0..100"}));
 
 TEST(RouterJson, RejectsGarbageWithoutCrashing) {
   EXPECT_FALSE(RouteTable::fromJson(""));

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/loader.h"
+#include "config/resolve.h"
 
 namespace veer {
 namespace {

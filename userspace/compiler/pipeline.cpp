@@ -1,5 +1,7 @@
 #include "compiler/pipeline.h"
 
+#include "config/resolve.h"
+
 namespace veer {
 
 namespace {

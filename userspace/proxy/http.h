@@ -1,19 +1,19 @@
 #pragma once
 
 // veer-proxy's HTTP/1 layer without sockets: an incremental, pausing wrapper around
-// nodejs http-parser (strict mode) that stops at the end of each head and each message,
-// the checks http-parser lacks (request smuggling, obs-fold, header limits), and the
-// writers of the heads the proxy sends (upstream request, downstream response, local
-// replies). The engine and the fuzzer drive exactly this code.
+// llhttp (Node's parser, strict mode) that stops at the end of each head and each message,
+// the checks llhttp lacks (obs-fold, control bytes, Host, HTTP/1.0 chunking, header
+// limits), and the writers of the heads the proxy sends (upstream request, downstream
+// response, local replies). The engine and the fuzzer drive exactly this code. No llhttp
+// type appears here: the library is http.cpp's business.
 //
 // Bodies are never copied or re-framed: after a head, every byte the parser consumes up
 // to the end of the message is body on the wire (Content-Length or chunked framing as
 // received, validated by the parser) and is forwarded as is.
 
-#include <http_parser.h>
-
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -27,6 +27,14 @@ struct Limits {
   uint32_t maxHeaderBytes = 60 * 1024; // one head, start line included (Envoy's default)
   uint32_t maxHeaders = 100;           // fields per head (Envoy's default)
 };
+
+/** Which side of an HTTP/1 connection a MessageParser reads. */
+enum class MessageType : uint8_t { kRequest, kResponse };
+
+// http-parser's spellings, which the engine (worker.cpp, exchange.cpp) still uses; once
+// it says MessageType::kRequest these two go.
+inline constexpr MessageType HTTP_REQUEST = MessageType::kRequest;
+inline constexpr MessageType HTTP_RESPONSE = MessageType::kResponse;
 
 /** Where MessageParser::execute stopped. */
 enum class ParseEvent : uint8_t {
@@ -49,7 +57,7 @@ struct ParsedHead {
   /** The head as received, from the first byte given as base (blank lines before the start
    * line included) through the empty line that ends it. */
   std::string_view raw;
-  bool keepAlive = true;     // http_should_keep_alive
+  bool keepAlive = true;     // the connection may carry another message (RFC 9112 9.3)
   bool chunked = false;
   bool contentLength = false; // a Content-Length header was given
   uint64_t length = 0;        // its value
@@ -69,7 +77,10 @@ struct ParsedHead {
 class MessageParser {
 public:
   MessageParser();
-  void reset(http_parser_type type, const Limits& limits);
+  ~MessageParser();
+  MessageParser(MessageParser&&) noexcept;
+  MessageParser& operator=(MessageParser&&) noexcept;
+  void reset(MessageType type, const Limits& limits);
 
   /** Parses base[from, to). *consumed = bytes used from `from`. */
   ParseEvent execute(const char* base, size_t from, size_t to, size_t* consumed);
@@ -82,7 +93,7 @@ public:
   /** Bytes from base to the end of the current head (valid after kHead). */
   size_t headEnd() const { return headEnd_; }
   bool inHead() const { return !headDone_; }
-  /** HTTP status to answer a kError with (400, 431, 501), or 502 for a response. */
+  /** HTTP status to answer a kError with (400, 431, 501, 505), or 502 for a response. */
   int errorStatus() const { return errorStatus_; }
   const char* errorText() const { return errorText_; }
   /** A message started (non-CRLF bytes were seen) and is not complete. */
@@ -92,23 +103,21 @@ private:
   struct FieldOff {
     uint32_t name = 0, nameLen = 0, value = 0, valueLen = 0;
   };
-  static int onMessageBegin(http_parser* p);
-  static int onUrl(http_parser* p, const char* at, size_t len);
-  static int onStatus(http_parser* p, const char* at, size_t len);
-  static int onHeaderField(http_parser* p, const char* at, size_t len);
-  static int onHeaderValue(http_parser* p, const char* at, size_t len);
-  static int onHeadersComplete(http_parser* p);
-  static int onMessageComplete(http_parser* p);
+  struct Library;   // llhttp's parser state (http.cpp)
+  struct Callbacks; // llhttp's callbacks, which fill the fields below
   int fail(int status, const char* text);
   int finishHead();
+  /** Runs the library over base[from, from + len); the bytes it consumed. */
+  size_t run(const char* base, size_t from, size_t len);
 
-  static const http_parser_settings kSettings;
-  http_parser parser_;
+  std::unique_ptr<Library> lib_;
+  MessageType type_ = MessageType::kRequest;
   Limits limits_;
   const char* base_ = nullptr;
   enum class Pending : uint8_t { kNone, kHead, kComplete } pending_ = Pending::kNone;
   bool headDone_ = false, started_ = false, lastWasValue_ = false, noBody_ = false;
   bool completeAfterHead_ = false;
+  bool failed_ = false; // fail() said why: the library's own error code does not
   uint32_t urlOff_ = 0, urlLen_ = 0, statusOff_ = 0, statusLen_ = 0;
   size_t headEnd_ = 0;
   int errorStatus_ = 400;

@@ -3,7 +3,9 @@
 // The L7 routing decision for one request: veer-proxy's only view of the routing
 // model. The agent compiles its Plan into a RouteTable (fromPlan), writes it as JSON
 // next to the proxy (toJson, atomically renamed), and the proxy loads it (fromJson).
-// The proxy never reads YAML.
+// The proxy never reads YAML. Three rooms behind this header: router_compile.cpp
+// (plan -> table), router.cpp (route() and trace()), route_table_json.cpp (the JSON
+// schema, versioned: route_table_json.h).
 //
 // A RouteTable is immutable once built, except for its per-route counters (atomics).
 // The proxy holds a shared_ptr to the table a request was routed with until that
@@ -26,6 +28,8 @@
 #include "config/plan.h"
 
 namespace veer::proxy {
+
+struct RouteSpec; // the table as data (router_spec.h)
 
 /** One request or response header as the engine parsed it ({name, value}, names in any
  * case): the matcher's type (config/match.h), so the router matches the engine's headers
@@ -188,6 +192,8 @@ public:
 
 private:
   RouteTable();
+  /** The table a spec compiles to (router_compile.cpp), as fromPlan and fromJson build. */
+  static Result<std::shared_ptr<RouteTable>> fromSpec(RouteSpec spec);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

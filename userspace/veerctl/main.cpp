@@ -20,6 +20,7 @@
 #include "common/version.h"
 #include "compiler/pipeline.h"
 #include "config/plan_text.h"
+#include "config/resolve.h"
 #include "datapath/datapath.h"
 #include "datapath/maps.h"
 #include "proxy/explain.h"
