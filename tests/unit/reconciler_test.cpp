@@ -19,6 +19,9 @@
 #include <string>
 #include <vector>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
 #include "common/files.h"
 #include "reconcile/directory_source.h"
 #include "reconcile/reconciler.h"
@@ -766,6 +769,51 @@ TEST_F(ReconcilerTest, RejectedObjectsAreWrittenForVeerctl) {
   reconciler_->update("k8s", cluster.snapshot());
   ASSERT_NO_FATAL_FAILURE(settle());
   EXPECT_EQ(repoText(options.rejectedFile).find("shop/cart"), std::string::npos);
+}
+
+/** Captures what spdlog's default logger writes while it lives. */
+class CapturedLog {
+public:
+  CapturedLog() : previous_(spdlog::default_logger()) {
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+        "captured", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)));
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  size_t count(const std::string& needle) const {
+    const std::string text = out_.str();
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+      ++n;
+    }
+    return n;
+  }
+
+private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+// A rejected object is logged once per version, not on every rebuild while it stays
+// rejected: other teams' changes keep rebuilding the config.
+TEST_F(ReconcilerTest, RejectedObjectIsLoggedOncePerVersion) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  Cluster cluster;
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  CapturedLog log;
+  cluster.set("VirtualService shop/cart", teamSplit("shop", "cart", 80, 10));
+  for (int w : {10, 20, 30}) {
+    cluster.set("VirtualService books/reviews", teamSplit("books", "reviews", w, 100 - w));
+    reconciler_->update("k8s", cluster.snapshot());
+    ASSERT_NO_FATAL_FAILURE(settle());
+  }
+  EXPECT_EQ(log.count("VirtualService shop/cart rejected"), 1u);
+  EXPECT_EQ(log.count("weights sum to 90"), 1u);
+  cluster.set("VirtualService shop/cart", teamSplit("shop", "cart", 80, 30)); // a new version
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(log.count("VirtualService shop/cart rejected"), 2u);
+  EXPECT_EQ(log.count("weights sum to 110"), 1u);
 }
 
 } // namespace
