@@ -244,8 +244,9 @@ int run(const std::string& configDir, const ClusterFlags& cf, std::string cgroup
   ReconcilerOptions options;
   options.cgroupRoot = cgroup;
   options.routeOptions.tagHeader = pf.tagHeader;
-  std::error_code ec;
-  fs::create_directories(runDir, ec);
+  if (std::error_code ec; !fs::create_directories(runDir, ec) && ec) {
+    spdlog::warn("--run-dir {}: {}; rejected objects are only logged", runDir, ec.message());
+  }
   options.rejectedFile = runDir + "/rejected.json"; // what `veerctl status` shows
   Reconciler reconciler(std::move(options), control, routes ? &*routes : nullptr, clock);
   if (Status s = reconciler.start(); !s) {

@@ -86,7 +86,7 @@ BuildOutput Reconciler::runBuild(BuildInput in) {
   std::vector<ConfigText> whole; // accepted or rejected with the config
   ObjectTexts objects;           // rejected one by one
   for (size_t i = 0; i < in.texts.size(); ++i) {
-    if (in.objects[i].empty()) {
+    if (i >= in.objects.size() || in.objects[i].empty()) {
       whole.push_back(std::move(in.texts[i]));
     } else {
       objects[in.objects[i]].push_back(std::move(in.texts[i]));
