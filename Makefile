@@ -149,7 +149,8 @@ $(BIN)/veer-unit-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(UNIT_SRCS)) $(LIB) |
 	$(call msg,LINK,$@)
 	$(Q)$(CXX) $^ $(PKG_LIBS) -lgtest -lgtest_main -pthread -o $@
 
-$(BIN)/veer-integration-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(INTEG_SRCS)) $(WORLD_OBJS) $(LIB) | $(BIN)
+$(BIN)/veer-integration-tests: $(patsubst %.cpp,$(BUILD)/obj/%.o,$(INTEG_SRCS)) $(WORLD_OBJS) \
+		$(BUILD)/obj/tests/k8s/test_apiserver.o $(LIB) | $(BIN)
 	$(call msg,LINK,$@)
 	$(Q)$(CXX) $^ $(PKG_LIBS) -lgtest -lgtest_main -pthread -o $@
 

@@ -16,7 +16,7 @@ build_packages=(
 default_packages=(
 	"${build_packages[@]}"
 	# test world, benchmarks, the test API server
-	iproute2 iptables curl wrk procps prometheus python3 openssl
+	iproute2 iptables curl wrk procps prometheus python3 python3-yaml openssl
 	# the image test (tests/deploy/run.sh): an image from scratch, run with chroot isolation
 	buildah
 )

@@ -13,10 +13,14 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "common/files.h"
 #include "reconcile/directory_source.h"
@@ -573,6 +577,285 @@ TEST_F(ReconcilerTest, LaneResyncFindsAPodsCgroupThatAppearsLater) {
   clock_.advance(1000);
   reconciler_->onTimer();
   EXPECT_EQ(dp_.appliedDigests.size(), 2u) << "re-applied though nothing moved";
+}
+
+// Blast radius: the cluster source's snapshots name their objects, and the reconciler
+// rejects objects, not the config. Two teams, each a service in its own namespace.
+
+/** One object as the k8s source delivers it. */
+struct ClusterObject {
+  std::string object; // "Kind ns/name"
+  std::string text;
+};
+
+/** A team's service ns/name at ip with pods v1 and v2 (10.244.<net>.1 and .2). */
+std::vector<ClusterObject> team(const std::string& ns, const std::string& name,
+                                const std::string& ip, int net) {
+  std::vector<ClusterObject> objs;
+  std::ostringstream svc;
+  svc << "apiVersion: v1\nkind: Service\nmetadata: {name: " << name << ", namespace: " << ns
+      << "}\nspec:\n  clusterIP: " << ip << "\n  ports:\n  - {name: http, port: 9080, "
+      << "protocol: TCP, targetPort: 9080}\n  selector: {app: " << name << "}\n";
+  objs.push_back({"Service " + ns + "/" + name, svc.str()});
+  for (int v = 1; v <= 2; ++v) {
+    std::ostringstream pod;
+    pod << "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " << name << "-v" << v
+        << "\n  namespace: " << ns << "\n  labels: {app: " << name << ", version: v" << v
+        << "}\nspec:\n  containers:\n  - name: app\n    ports:\n    - {containerPort: 9080}\n"
+        << "status:\n  phase: Running\n  podIP: 10.244." << net << "." << v
+        << "\n  conditions:\n  - {type: Ready, status: \"True\"}\n";
+    objs.push_back({"Pod " + ns + "/" + name + "-v" + std::to_string(v), pod.str()});
+  }
+  return objs;
+}
+
+std::string teamRule(const std::string& ns, const std::string& name, bool withV2 = true) {
+  std::ostringstream y;
+  y << "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata: {name: "
+    << name << ", namespace: " << ns << "}\nspec:\n  host: " << name
+    << "\n  subsets:\n  - {name: v1, labels: {version: v1}}\n";
+  if (withV2) {
+    y << "  - {name: v2, labels: {version: v2}}\n";
+  }
+  return y.str();
+}
+
+std::string teamSplit(const std::string& ns, const std::string& name, int v1, int v2,
+                      const std::string& vsName = "") {
+  std::ostringstream y;
+  y << "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata: {name: "
+    << (vsName.empty() ? name : vsName) << ", namespace: " << ns << "}\nspec:\n  hosts: ["
+    << name << "]\n  http:\n  - route:\n"
+    << "    - {destination: {host: " << name << ", subset: v1}, weight: " << v1 << "}\n"
+    << "    - {destination: {host: " << name << ", subset: v2}, weight: " << v2 << "}\n";
+  return y.str();
+}
+
+/** The two teams with these splits, as the k8s source would deliver them. */
+class Cluster {
+public:
+  Cluster() {
+    for (const auto& t : {team("shop", "cart", "10.96.1.1", 1), team("books", "reviews",
+                                                                       "10.96.2.1", 2)}) {
+      for (const ClusterObject& o : t) {
+        set(o.object, o.text);
+      }
+    }
+    set("DestinationRule shop/cart", teamRule("shop", "cart"));
+    set("DestinationRule books/reviews", teamRule("books", "reviews"));
+    set("VirtualService shop/cart", teamSplit("shop", "cart", 100, 0));
+    set("VirtualService books/reviews", teamSplit("books", "reviews", 100, 0));
+  }
+  void set(const std::string& object, const std::string& text) { objects_[object] = text; }
+  void erase(const std::string& object) { objects_.erase(object); }
+
+  /** In the store's (and the reconciler's) order: by object. */
+  ConfigSnapshot snapshot() const {
+    ConfigSnapshot snap;
+    for (const auto& [object, text] : objects_) {
+      const std::string kind = object.substr(0, object.find(' '));
+      snap.texts.push_back({"api:" + kind, std::make_shared<const std::string>(text)});
+      snap.objects.push_back(object);
+    }
+    return snap;
+  }
+
+private:
+  std::map<std::string, std::string> objects_;
+};
+
+std::vector<std::string> rejectedNames(const Reconciler& r) {
+  std::vector<std::string> names;
+  for (const RejectedObject& o : r.rejected()) {
+    names.push_back(o.object + (o.keptLastGood ? " (last good)" : " (left out)"));
+  }
+  return names;
+}
+
+// One team's broken weight edit is rejected alone: the other team's edit in the same
+// snapshot applies, the broken object serves its last good version, and the whole-config
+// rejection counter does not move.
+TEST_F(ReconcilerTest, ClusterObjectErrorRejectsOnlyThatObject) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  Cluster cluster;
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  ASSERT_EQ(dp_.state_.digest, digestOf(cluster.snapshot()));
+
+  Cluster expected = cluster;
+  cluster.set("VirtualService shop/cart", teamSplit("shop", "cart", 80, 10)); // sums to 90
+  cluster.set("VirtualService books/reviews", teamSplit("books", "reviews", 0, 100));
+  expected.set("VirtualService books/reviews", teamSplit("books", "reviews", 0, 100));
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.state_.digest, digestOf(expected.snapshot()));
+  EXPECT_EQ(dp_.state_.rejected, 0u) << "no whole config was rejected";
+  EXPECT_EQ(rejectedNames(*reconciler_),
+            std::vector<std::string>{"VirtualService shop/cart (last good)"});
+  ASSERT_FALSE(reconciler_->rejected()[0].errors.empty());
+  EXPECT_NE(reconciler_->rejected()[0].errors[0].format().find("weight"), std::string::npos)
+      << reconciler_->rejected()[0].errors[0].format();
+
+  // Fixed: accepted again, nothing rejected.
+  cluster.set("VirtualService shop/cart", teamSplit("shop", "cart", 50, 50));
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.state_.digest, digestOf(cluster.snapshot()));
+  EXPECT_EQ(reconciler_->rejectedObjects(), 0u);
+}
+
+// An object that never built is left out; the rest of the config applies.
+TEST_F(ReconcilerTest, ClusterObjectWithoutAGoodVersionIsLeftOut) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  Cluster cluster;
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+
+  Cluster expected = cluster;
+  cluster.set("VirtualService shop/cart-bad", teamSplit("shop", "cart", 70, 20, "cart-bad"));
+  cluster.set("VirtualService books/reviews", teamSplit("books", "reviews", 20, 80));
+  expected.set("VirtualService books/reviews", teamSplit("books", "reviews", 20, 80));
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.state_.digest, digestOf(expected.snapshot()));
+  EXPECT_EQ(rejectedNames(*reconciler_),
+            std::vector<std::string>{"VirtualService shop/cart-bad (left out)"});
+
+  // A newcomer that loads before the incumbent it conflicts with: the error names the
+  // unchanged incumbent, whose namespace's change (the newcomer) is what gets left out.
+  cluster.set("VirtualService shop/a-cart", teamSplit("shop", "cart", 70, 30, "a-cart"));
+  cluster.set("VirtualService books/reviews", teamSplit("books", "reviews", 40, 60));
+  expected.set("VirtualService books/reviews", teamSplit("books", "reviews", 40, 60));
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.state_.digest, digestOf(expected.snapshot()));
+  EXPECT_EQ(rejectedNames(*reconciler_),
+            (std::vector<std::string>{"VirtualService shop/a-cart (left out)",
+                                      "VirtualService shop/cart-bad (left out)"}));
+}
+
+// A DestinationRule edit that removes the subset an unchanged VirtualService routes to:
+// the VirtualService's error is caused by a dependency, so its namespace's changes go back
+// to their last good versions; the other namespace's edit applies.
+TEST_F(ReconcilerTest, ClusterDependencyErrorRevertsItsNamespace) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  Cluster cluster;
+  cluster.set("VirtualService shop/cart", teamSplit("shop", "cart", 50, 50));
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+
+  Cluster expected = cluster;
+  cluster.set("DestinationRule shop/cart", teamRule("shop", "cart", /*withV2=*/false));
+  cluster.set("VirtualService books/reviews", teamSplit("books", "reviews", 10, 90));
+  expected.set("VirtualService books/reviews", teamSplit("books", "reviews", 10, 90));
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.state_.digest, digestOf(expected.snapshot()));
+  EXPECT_EQ(rejectedNames(*reconciler_),
+            std::vector<std::string>{"DestinationRule shop/cart (last good)"});
+  EXPECT_EQ(dp_.state_.rejected, 0u);
+}
+
+// The directory mode is unchanged: an error in a directory's file rejects the whole config,
+// the cluster's good edits included.
+TEST_F(ReconcilerTest, DirectoryErrorStillRejectsTheWholeConfig) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  Cluster cluster;
+  reconciler_->update("k8s", cluster.snapshot());
+  reconciler_->update("dir", snapshotOf({{"extra.yaml", teamSplit("shop", "cart", 1, 1, "x")}}));
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.state_.rejected, 1u);
+  const uint64_t before = dp_.state_.digest;
+  cluster.set("VirtualService books/reviews", teamSplit("books", "reviews", 0, 100));
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.state_.rejected, 2u);
+  EXPECT_EQ(dp_.state_.digest, before);
+}
+
+// An expected source holds every build until it delivered: the directory's objects never
+// apply alone while the cluster is still being listed.
+TEST_F(ReconcilerTest, NothingIsBuiltBeforeAnExpectedSourceDelivers) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  reconciler_->expect("k8s");
+  reconciler_->update("dir", config(reviewsSplit(100, 0)));
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_TRUE(dp_.appliedDigests.empty());
+  Cluster cluster;
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(dp_.appliedDigests.size(), 1u);
+}
+
+// The rejected objects are written for veerctl (0600), and emptied once accepted.
+TEST_F(ReconcilerTest, RejectedObjectsAreWrittenForVeerctl) {
+  ReconcilerOptions options;
+  options.cgroupRoot = dir_.string();
+  options.rejectedFile = (dir_ / "rejected.json").string();
+  reconciler_ = std::make_unique<Reconciler>(options, dp_, nullptr, clock_.source());
+  ASSERT_TRUE(reconciler_->start());
+  Cluster cluster;
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  cluster.set("VirtualService shop/cart", teamSplit("shop", "cart", 80, 10));
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  struct stat st{};
+  ASSERT_EQ(stat(options.rejectedFile.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const std::string text = repoText(options.rejectedFile);
+  EXPECT_NE(text.find("\"VirtualService shop/cart\""), std::string::npos) << text;
+  EXPECT_NE(text.find("last good version"), std::string::npos) << text;
+
+  cluster.set("VirtualService shop/cart", teamSplit("shop", "cart", 80, 20));
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(repoText(options.rejectedFile).find("shop/cart"), std::string::npos);
+}
+
+/** Captures what spdlog's default logger writes while it lives. */
+class CapturedLog {
+public:
+  CapturedLog() : previous_(spdlog::default_logger()) {
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+        "captured", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)));
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  size_t count(const std::string& needle) const {
+    const std::string text = out_.str();
+    size_t n = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+      ++n;
+    }
+    return n;
+  }
+
+private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+// A rejected object is logged once per version, not on every rebuild while it stays
+// rejected: other teams' changes keep rebuilding the config.
+TEST_F(ReconcilerTest, RejectedObjectIsLoggedOncePerVersion) {
+  ASSERT_NO_FATAL_FAILURE(start());
+  Cluster cluster;
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  CapturedLog log;
+  cluster.set("VirtualService shop/cart", teamSplit("shop", "cart", 80, 10));
+  for (int w : {10, 20, 30}) {
+    cluster.set("VirtualService books/reviews", teamSplit("books", "reviews", w, 100 - w));
+    reconciler_->update("k8s", cluster.snapshot());
+    ASSERT_NO_FATAL_FAILURE(settle());
+  }
+  EXPECT_EQ(log.count("VirtualService shop/cart rejected"), 1u);
+  EXPECT_EQ(log.count("weights sum to 90"), 1u);
+  cluster.set("VirtualService shop/cart", teamSplit("shop", "cart", 80, 30)); // a new version
+  reconciler_->update("k8s", cluster.snapshot());
+  ASSERT_NO_FATAL_FAILURE(settle());
+  EXPECT_EQ(log.count("VirtualService shop/cart rejected"), 2u);
+  EXPECT_EQ(log.count("weights sum to 110"), 1u);
 }
 
 } // namespace

@@ -30,6 +30,7 @@
 #include "reconcile/agent_metrics.h"
 #include "reconcile/clock.h"
 #include "reconcile/directory_source.h"
+#include "reconcile/k8s_source.h"
 #include "reconcile/reconciler.h"
 
 namespace veer {
@@ -91,9 +92,65 @@ struct ProxyFlags {
   std::string tagHeader = proxy::RouteOptions{}.tagHeader;
 };
 
-int run(const std::string& configDir, std::string cgroup, const std::string& bpffs,
+/** Where config comes from: the Kubernetes API, a directory, or both. */
+struct ClusterFlags {
+  std::string kubeconfig;
+  std::string nodeName;
+};
+
+/**
+ * The cluster's config, when the agent reads one: from --kubeconfig, or in-cluster when
+ * neither --kubeconfig nor --config-dir is given. nullopt: directory only.
+ */
+Result<std::optional<k8s::ClusterConfig>> clusterConfig(const ClusterFlags& cf,
+                                                        const std::string& configDir) {
+  if (!cf.kubeconfig.empty()) {
+    Result<k8s::ClusterConfig> c = k8s::loadKubeconfig(cf.kubeconfig);
+    if (!c) {
+      return c.error();
+    }
+    return std::optional<k8s::ClusterConfig>(std::move(*c));
+  }
+  if (!configDir.empty()) {
+    return std::optional<k8s::ClusterConfig>();
+  }
+  Result<k8s::ClusterConfig> c = k8s::inClusterConfig();
+  if (!c) {
+    return c.error();
+  }
+  return std::optional<k8s::ClusterConfig>(std::move(*c));
+}
+
+/** The Kubernetes source, expected by the reconciler: nothing applies before it synced. */
+Result<std::unique_ptr<K8sSource>> startClusterSource(k8s::ClusterConfig config,
+                                                      const ClusterFlags& cf,
+                                                      proxy::TimeSource& clock,
+                                                      Reconciler& reconciler) {
+  if (cf.nodeName.empty()) {
+    spdlog::warn("no --node-name and no $K8S_NODE_NAME: no Pods are watched, so no lanes or "
+                 "pod-label subsets of this node");
+  }
+  k8s::ClusterSource::Options options;
+  options.nodeName = cf.nodeName;
+  reconciler.expect(kK8sSourceName);
+  auto source = std::make_unique<K8sSource>(std::move(config), std::move(options), clock,
+                                            reconciler);
+  if (Status s = source->init(); !s) {
+    return s.error();
+  }
+  return source;
+}
+
+int run(const std::string& configDir, const ClusterFlags& cf, std::string cgroup,
+        const std::string& bpffs,
         const std::string& recycling, bool accelerate, const std::string& runDir,
         const ProxyFlags& pf, const std::string& metricsListen) {
+  // The cluster's config first: a bad kubeconfig fails before anything is attached.
+  Result<std::optional<k8s::ClusterConfig>> clusterCfg = clusterConfig(cf, configDir);
+  if (!clusterCfg) {
+    spdlog::critical("{}", clusterCfg.error().message);
+    return 2;
+  }
   FeatureReport features = probeKernelFeatures();
   for (const std::string& f : features.found) {
     spdlog::info("kernel feature: {}", f);
@@ -148,8 +205,7 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
     spdlog::critical("{}", s.error().message);
     return 1;
   }
-  spdlog::info("attached to cgroup {}, pins in {}, watching {}", cgroup, veerPinDir(bpffs),
-               configDir);
+  spdlog::info("attached to cgroup {}, pins in {}", cgroup, veerPinDir(bpffs));
   for (const std::string& other : (*dp)->foreignPrograms()) {
     spdlog::warn("a program not veer's runs beside it and may override its verdict: {}", other);
   }
@@ -214,18 +270,39 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   ReconcilerOptions options;
   options.cgroupRoot = cgroup;
   options.routeOptions.tagHeader = pf.tagHeader;
+  if (std::error_code ec; !fs::create_directories(runDir, ec) && ec) {
+    spdlog::warn("--run-dir {}: {}; rejected objects are only logged", runDir, ec.message());
+  }
+  options.rejectedFile = runDir + "/rejected.json"; // what `veerctl status` shows
   Reconciler reconciler(std::move(options), control, routes ? &*routes : nullptr, clock);
   if (Status s = reconciler.start(); !s) {
     spdlog::critical("{}", s.error().message);
     return 1;
   }
-  DirectorySource directory(configDir, clock, reconciler);
-  if (Status s = directory.init(); !s) {
-    spdlog::critical("{}", s.error().message);
-    return 1;
+  // Every source feeds the same reconciler; the cluster's first, so that a directory's
+  // objects never apply alone while the cluster is still being listed.
+  std::vector<ConfigSource*> sources;
+  std::unique_ptr<K8sSource> cluster;
+  if (*clusterCfg) {
+    Result<std::unique_ptr<K8sSource>> c =
+        startClusterSource(std::move(**clusterCfg), cf, clock, reconciler);
+    if (!c) {
+      spdlog::critical("{}", c.error().message);
+      return 1;
+    }
+    cluster = std::move(*c);
+    sources.push_back(cluster.get());
   }
-  // Every source feeds the same reconciler (a cluster source joins the directory here).
-  const std::vector<ConfigSource*> sources = {&directory};
+  std::optional<DirectorySource> directory;
+  if (!configDir.empty()) {
+    spdlog::info("watching {}", configDir);
+    directory.emplace(configDir, clock, reconciler);
+    if (Status s = directory->init(); !s) {
+      spdlog::critical("{}", s.error().message);
+      return 1;
+    }
+    sources.push_back(&*directory);
+  }
 
   Heartbeat heartbeat(clock, kHeartbeatStaleMs);
   AgentStatusSources statusSources;
@@ -235,8 +312,11 @@ int run(const std::string& configDir, std::string cgroup, const std::string& bpf
   statusSources.wantedDigest = [&control] { return control.wantedDigest(); };
   statusSources.proxyStatsSocket = proxy ? proxy->statsSocket() : "";
   statusSources.socketAcceleration = accelerate;
-  // The cluster source plugs in here: statusSources.informers (ClusterSource::status) and
-  // statusSources.rejectedObjects (its rejected-object count).
+  if (cluster) {
+    const K8sSource* k = cluster.get();
+    statusSources.informers = [k] { return k->cluster().status(); };
+    statusSources.rejectedObjects = [&reconciler] { return reconciler.rejectedObjects(); };
+  }
   const AgentStatus status(std::move(statusSources));
   Result<std::unique_ptr<StatusServer>> statusServer = startStatusServer(metricsListen, status);
   if (!statusServer) {
@@ -322,8 +402,20 @@ int main(int argc, char** argv) {
   std::string recycling = "auto";
   bool accelerate = false;
   std::string metricsListen = "0.0.0.0:9967";
-  app.add_option("--config-dir", configDir, "directory of Kubernetes YAML to apply and watch")
+  veer::ClusterFlags cf;
+  if (const char* node = getenv("K8S_NODE_NAME")) {
+    cf.nodeName = node;
+  }
+  app.add_option("--config-dir", configDir,
+                 "directory of Kubernetes YAML to apply and watch (beside the cluster's objects "
+                 "when --kubeconfig is given too)")
       ->check(CLI::ExistingDirectory);
+  app.add_option("--kubeconfig", cf.kubeconfig,
+                 "read config from the Kubernetes API this kubeconfig names (default: "
+                 "in-cluster config, unless only --config-dir is given)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--node-name", cf.nodeName,
+                 "this node's name: its Pods are watched (default: $K8S_NODE_NAME)");
   app.add_option("--cgroup", cgroup, "cgroup v2 directory to attach to (default: the cgroup2 root)")
       ->check(CLI::ExistingDirectory);
   app.add_option("--bpffs", bpffs, "bpffs mount; pins go under <bpffs>/veer")->capture_default_str();
@@ -394,9 +486,6 @@ int main(int argc, char** argv) {
     spdlog::info("removed {}", veer::veerPinDir(bpffs));
     return 0;
   }
-  if (configDir.empty()) {
-    spdlog::critical("--config-dir is required");
-    return 2;
-  }
-  return veer::run(configDir, cgroup, bpffs, recycling, accelerate, runDir, pf, metricsListen);
+  return veer::run(configDir, cf, cgroup, bpffs, recycling, accelerate, runDir, pf,
+                   metricsListen);
 }

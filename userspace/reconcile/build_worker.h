@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -24,12 +25,23 @@ struct BuildInput {
   uint64_t seq = 0;
   std::vector<ConfigText> texts;
   Diagnostics diags; // the sources' own findings (files they could not read)
+  /** Per text: the object it holds when its source rejects per object, else "". */
+  std::vector<std::string> objects;
+};
+
+/** An object left out of a build (or kept at its last good version) for its errors. */
+struct RejectedObject {
+  std::string object;                     // "VirtualService shop/reviews"
+  std::shared_ptr<const std::string> text; // the version rejected
+  bool keptLastGood = false;              // false: left out (it never had a good version)
+  Diagnostics errors;                     // why: the errors naming it
 };
 
 struct BuildOutput {
   uint64_t seq = 0;
   BuildResult build;
   std::string routesJson; // veer-proxy's route table, when one is published and the build is ok
+  std::vector<RejectedObject> rejected; // when ok: the objects it was built without
 };
 
 /**

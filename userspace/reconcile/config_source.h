@@ -21,6 +21,12 @@ namespace veer {
 struct ConfigSnapshot {
   std::vector<ConfigText> texts;
   Diagnostics diags; // what the source could not read, by file
+  /**
+   * Empty: the snapshot is accepted or rejected whole (a directory). Otherwise one entry
+   * per text, the object it holds as diagnostics name it ("VirtualService shop/reviews"):
+   * the reconciler then rejects only the objects an error names (see Reconciler).
+   */
+  std::vector<std::string> objects;
 };
 
 /** Receives snapshots (the Reconciler). */

@@ -6,10 +6,12 @@
 // good one serving. Driven by the caller's event loop (fd(), due()), on an
 // injected clock, against an injected datapath: unit tests run it without root.
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +32,8 @@ struct ReconcilerOptions {
   proxy::RouteOptions routeOptions;
   /** How often lane pods' cgroups are looked for again (a pod's cgroup appears after its Pod). */
   uint64_t resyncEveryMs = 1000;
+  /** Where the rejected objects are written as JSON (mode 0600) for veerctl; "" = nowhere. */
+  std::string rejectedFile;
 };
 
 /** A config build: texts in, load -> resolve -> compile, reusing the caller's Maglev rings. */
@@ -50,8 +54,32 @@ public:
   /** Starts the build thread. */
   Status start();
 
-  /** A source's new content: builds the union of every source's latest (never blocks). */
+  /**
+   * Nothing is built until source delivered its first snapshot: a cluster that is still
+   * being listed never becomes the datapath, not even beside a directory's objects.
+   */
+  void expect(const std::string& source);
+
+  /**
+   * A source's new content: builds the union of every source's latest (never blocks).
+   *
+   * Blast radius: texts of a source that names their objects (ConfigSnapshot::objects) are
+   * rejected per object. When a build has errors and every error names such an object, the
+   * build is retried with each named object at its last good version (or without it when
+   * it never had one); an object that fails unchanged fails because of what it depends on,
+   * so its namespace's changes are reverted to their last good versions, and if it still
+   * fails it is left out. At most kMaxIsolationRounds builds; any error that names no such
+   * object (a directory's file) rejects the whole config, as the directory mode always does.
+   */
   void update(const std::string& source, ConfigSnapshot snapshot) override;
+
+  static constexpr int kMaxIsolationRounds = 8;
+
+  /** The objects the config in force was built without (or with at their last good). */
+  const std::vector<RejectedObject>& rejected() const { return rejected_; }
+  /** How many objects are rejected now (the metric). */
+  /** Thread-safe: the status server reads it while the loop applies. */
+  size_t rejectedObjects() const { return rejectedCount_.load(std::memory_order_relaxed); }
 
   /** Readable (POLLIN) when a build finished: call onBuilt(). */
   int fd() const { return worker_.fd(); }
@@ -67,7 +95,13 @@ public:
   bool building() const { return submitted_ != settled_; }
 
 private:
+  /** Object name -> its texts (two when Istio's and Gateway API's Gateway share a name). */
+  using ObjectTexts = std::map<std::string, std::vector<ConfigText>>;
+
   BuildOutput runBuild(BuildInput input);
+  /** Takes the rejected objects of an applied build: logs each version once, writes the file. */
+  void takeRejected(std::vector<RejectedObject> rejected);
+  void writeRejectedFile() const;
   void applyBuilt(BuildOutput& out);
   /** Re-finds the lane pods' cgroups and re-applies the last good config when they moved. */
   void resync();
@@ -85,6 +119,11 @@ private:
   BuildFn build_;
   MaglevCache rings_; // the build thread's only: an apply recomputes only changed versions'
   std::map<std::string, ConfigSnapshot> sources_; // by source name, each one's latest
+  std::set<std::string> awaiting_;                // expected sources not delivered yet
+  ObjectTexts lastGood_; // the build thread's only: per-object texts of the last good build
+  std::vector<RejectedObject> rejected_; // of the config in force
+  std::atomic<size_t> rejectedCount_{0}; // rejected_.size(), for other threads
+  std::map<std::string, std::shared_ptr<const std::string>> rejectedLogged_; // object -> version
   uint64_t submitted_ = 0; // seq of the newest build asked for
   uint64_t settled_ = 0;   // seq of the newest build applied, rejected or superseded
   std::optional<MapImage> image_; // the last good config
