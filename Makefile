@@ -184,7 +184,8 @@ integration-test: all
 # crash found by chance never fails an unrelated change.
 test: deps
 	$(Q)$(MAKE) --no-print-directory -j$(shell nproc) all
-	$(Q)bash scripts/run-tests.sh $(BIN)/veer-unit-tests $(BIN)/veer-k8s-tests \
+	$(Q)bash scripts/run-tests.sh "bash scripts/check-format.sh" \
+		$(BIN)/veer-unit-tests $(BIN)/veer-k8s-tests \
 		$(BIN)/veer-integration-tests "bash tests/deploy/run.sh $(BIN)" \
 		"$(MAKE) --no-print-directory fuzz-corpus" \
 		"KERNEL=$(KERNEL) bash vm-tests/run.sh"

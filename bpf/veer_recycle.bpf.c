@@ -138,7 +138,8 @@ static __always_inline int affinity_moved(struct sock *sk, const struct veer_soc
 	cgrp = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
 	cgroup_id = BPF_CORE_READ(cgrp, kn, id);
 	if (svc->flags & VEER_SVC_F_LANES)
-		idx = lane_version(svc, lane_of_cgroup(skey.gen, cgroup_id, sock_cgroup_ancestor, cgrp));
+		idx = lane_version(svc,
+				   lane_of_cgroup(skey.gen, cgroup_id, sock_cgroup_ancestor, cgrp));
 	if (idx == VEER_NO_VERSION) {
 		netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, net_cookie);
 		idx = slot_version(svc, affinity_slot(affinity_client(netns, cgroup_id)));

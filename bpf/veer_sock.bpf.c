@@ -38,7 +38,7 @@ static __always_inline void sock6_key(struct bpf_sock_addr *ctx, struct veer_svc
 
 /* Which translation record a forwarded socket gets. */
 enum sock_kind {
-	SOCK_CONNECT, /* connect(): one peer for the socket's life */
+	SOCK_CONNECT,  /* connect(): one peer for the socket's life */
 	SOCK_DATAGRAM, /* sendmsg() on an unconnected UDP socket */
 };
 
@@ -96,7 +96,7 @@ static __always_inline int sock6_forward(struct bpf_sock_addr *ctx, enum sock_ki
 
 static __always_inline void sock4_unforward(struct bpf_sock_addr *ctx)
 {
-	__be32 addr[4] = { 0, 0, bpf_htonl(0xffff), ctx->user_ip4 };
+	__be32 addr[4] = {0, 0, bpf_htonl(0xffff), ctx->user_ip4};
 	__be16 port = (__be16)ctx->user_port;
 
 	if (!lb_reverse(ctx, addr, &port))
@@ -107,8 +107,7 @@ static __always_inline void sock4_unforward(struct bpf_sock_addr *ctx)
 
 static __always_inline void sock6_unforward(struct bpf_sock_addr *ctx)
 {
-	__be32 addr[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2],
-			   ctx->user_ip6[3] };
+	__be32 addr[4] = {ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]};
 	__be16 port = (__be16)ctx->user_port;
 
 	if (!lb_reverse(ctx, addr, &port))

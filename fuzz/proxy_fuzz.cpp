@@ -72,8 +72,8 @@ void parseStream(MessageType type, std::string_view data, size_t step) {
         writeUpstreamRequest(p.head(), d, scratch, out);
       } else {
         out.clear();
-        writeDownstreamResponse(p.head(), d.responseEdits, p.head().status % 2 == 0, true,
-                                scratch, out);
+        writeDownstreamResponse(p.head(), d.responseEdits, p.head().status % 2 == 0, true, scratch,
+                                out);
       }
       break;
     case ParseEvent::kComplete:

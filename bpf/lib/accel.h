@@ -52,12 +52,11 @@ static __always_inline int accel_shared_addr(const __be32 a[4])
 		return (v4 >> 24) == 127 || (v4 >> 16) == 0xa9fe; /* 127/8, 169.254/16 */
 	}
 	if (a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == bpf_htonl(1))
-		return 1; /* ::1 */
+		return 1;			/* ::1 */
 	return (w0 & 0xffc00000) == 0xfe800000; /* fe80::/10 */
 }
 
-static __always_inline void accel_stats_add(__u64 sockets, __u64 redirected, __u64 bytes,
-					    __u64 tcp)
+static __always_inline void accel_stats_add(__u64 sockets, __u64 redirected, __u64 bytes, __u64 tcp)
 {
 	__u32 zero = 0;
 	struct veer_accel_stats *st = bpf_map_lookup_elem(&veer_accel_stats, &zero);
@@ -103,10 +102,10 @@ static __always_inline void accel_add(struct bpf_sock_ops *skops)
 		return;
 	/* Every address field, whatever the family: loads the compiler cannot merge
 	 * across the branches below (the verifier refuses a moved ctx pointer). */
-	__be32 l6[4] = { ctx_u32(skops->local_ip6[0]), ctx_u32(skops->local_ip6[1]),
-			 ctx_u32(skops->local_ip6[2]), ctx_u32(skops->local_ip6[3]) };
-	__be32 r6[4] = { ctx_u32(skops->remote_ip6[0]), ctx_u32(skops->remote_ip6[1]),
-			 ctx_u32(skops->remote_ip6[2]), ctx_u32(skops->remote_ip6[3]) };
+	__be32 l6[4] = {ctx_u32(skops->local_ip6[0]), ctx_u32(skops->local_ip6[1]),
+			ctx_u32(skops->local_ip6[2]), ctx_u32(skops->local_ip6[3])};
+	__be32 r6[4] = {ctx_u32(skops->remote_ip6[0]), ctx_u32(skops->remote_ip6[1]),
+			ctx_u32(skops->remote_ip6[2]), ctx_u32(skops->remote_ip6[3])};
 
 	if (accel_pair(&key, family, ctx_u32(skops->local_ip4), ctx_u32(skops->remote_ip4), l6, r6))
 		return;
@@ -143,10 +142,10 @@ static __always_inline int accel_msg(struct sk_msg_md *msg)
 	acc = bpf_sk_storage_get(&veer_accel, sk, 0, 0);
 	if (!acc || acc->state == VEER_ACCEL_TCP)
 		goto tcp;
-	__be32 l6[4] = { ctx_u32(msg->local_ip6[0]), ctx_u32(msg->local_ip6[1]),
-			 ctx_u32(msg->local_ip6[2]), ctx_u32(msg->local_ip6[3]) };
-	__be32 r6[4] = { ctx_u32(msg->remote_ip6[0]), ctx_u32(msg->remote_ip6[1]),
-			 ctx_u32(msg->remote_ip6[2]), ctx_u32(msg->remote_ip6[3]) };
+	__be32 l6[4] = {ctx_u32(msg->local_ip6[0]), ctx_u32(msg->local_ip6[1]),
+			ctx_u32(msg->local_ip6[2]), ctx_u32(msg->local_ip6[3])};
+	__be32 r6[4] = {ctx_u32(msg->remote_ip6[0]), ctx_u32(msg->remote_ip6[1]),
+			ctx_u32(msg->remote_ip6[2]), ctx_u32(msg->remote_ip6[3])};
 
 	/* The peer's key: its local end is this socket's remote one. */
 	if (accel_pair(&peer, family, ctx_u32(msg->remote_ip4), ctx_u32(msg->local_ip4), r6, l6))

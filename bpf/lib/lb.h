@@ -20,7 +20,8 @@ static __always_inline __u64 lb_client_key(struct bpf_sock_addr *ctx)
 {
 	__u64 netns = bpf_get_netns_cookie(ctx);
 
-	return affinity_client(netns, affinity_in_node_netns(netns) ? bpf_get_current_cgroup_id() : 0);
+	return affinity_client(netns,
+			       affinity_in_node_netns(netns) ? bpf_get_current_cgroup_id() : 0);
 }
 
 static __always_inline void lb_count(const struct veer_version_key *vkey, int no_backend)
@@ -50,8 +51,8 @@ static __always_inline void lb_count(const struct veer_version_key *vkey, int no
  * NULL with *refuse clear when the address is not a service.
  */
 static __always_inline const struct veer_backend *lb_select(struct bpf_sock_addr *ctx,
-							   struct veer_svc_key *key, __u64 *cookie,
-							   __u32 *nat_flags, int *refuse)
+							    struct veer_svc_key *key, __u64 *cookie,
+							    __u32 *nat_flags, int *refuse)
 {
 	struct veer_version_key vkey = {};
 	const struct veer_service *svc;
@@ -201,7 +202,8 @@ static __always_inline int lb_reverse(struct bpf_sock_addr *ctx, __be32 addr[4],
 	if (ctx->sk)
 		nat = bpf_sk_storage_get(&veer_sock_nat, ctx->sk, 0, 0);
 	if (nat && nat->backend_port == *port && nat->backend[0] == addr[0] &&
-	    nat->backend[1] == addr[1] && nat->backend[2] == addr[2] && nat->backend[3] == addr[3]) {
+	    nat->backend[1] == addr[1] && nat->backend[2] == addr[2] &&
+	    nat->backend[3] == addr[3]) {
 		__builtin_memcpy(addr, nat->service, sizeof(nat->service));
 		*port = nat->service_port;
 		return 1;

@@ -49,9 +49,8 @@ static __always_inline int proxy_listening(__u32 slot)
  * ready, no listener of the service's family, or that listener closed); in
  * that last case *fallback is set.
  */
-static __always_inline const struct veer_backend *proxy_backend(struct bpf_sock_addr *ctx,
-								const struct veer_svc_key *key,
-								int *fallback)
+static __always_inline const struct veer_backend *
+proxy_backend(struct bpf_sock_addr *ctx, const struct veer_svc_key *key, int *fallback)
 {
 	const struct veer_proxy *px;
 	const struct veer_backend *be;
@@ -174,9 +173,8 @@ static __always_inline void proxy_original_dst(struct bpf_sockopt *ctx)
 	if (ctx->optname != PROXY_SO_ORIGINAL_DST ||
 	    (ctx->level != PROXY_SOL_IP && ctx->level != PROXY_SOL_IPV6) || !sk)
 		return;
-	proxy_key_addr(&key, ctx_u32(sk->family), ctx_u32(sk->dst_ip4),
-		       ctx_u32(sk->dst_ip6[0]), ctx_u32(sk->dst_ip6[1]),
-		       ctx_u32(sk->dst_ip6[2]), ctx_u32(sk->dst_ip6[3]));
+	proxy_key_addr(&key, ctx_u32(sk->family), ctx_u32(sk->dst_ip4), ctx_u32(sk->dst_ip6[0]),
+		       ctx_u32(sk->dst_ip6[1]), ctx_u32(sk->dst_ip6[2]), ctx_u32(sk->dst_ip6[3]));
 	key.port = sk->dst_port;
 	dst = bpf_map_lookup_elem(&veer_orig_dst, &key);
 	if (!dst)

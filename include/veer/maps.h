@@ -76,24 +76,24 @@
  * to a mapped address finds the IPv4 service. */
 struct veer_svc_key {
 	__be32 addr[4]; /* network order, IPv4-mapped for IPv4 */
-	__be16 port; /* network order */
-	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 gen; /* generation, 0 or 1 */
+	__be16 port;	/* network order */
+	__u8 proto;	/* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 gen;	/* generation, 0 or 1 */
 };
 
 /* Value of veer_svc: one service port and its version split. */
 struct veer_service {
-	__u32 svc_id; /* host order; index into veer_rr, stable per service port */
+	__u32 svc_id;	 /* host order; index into veer_rr, stable per service port */
 	__u8 n_versions; /* host order; entries used in version_id[] */
-	__u8 flags; /* VEER_SVC_F_* */
+	__u8 flags;	 /* VEER_SVC_F_* */
 	__u16 pad;
-	__u32 affinity_timeout; /* host order; seconds an idle client stays pinned to
-				   its backend in veer_affinity; 0 = no pinning (Maglev alone) */
+	__u32 affinity_timeout;		     /* host order; seconds an idle client stays pinned to
+						its backend in veer_affinity; 0 = no pinning (Maglev alone) */
 	__u32 version_id[VEER_MAX_VERSIONS]; /* host order; keys of veer_version */
-	__u8 slot[VEER_WEIGHT_SLOTS]; /* version index per slot, VEER_NO_VERSION if
-					 all weights are 0 */
-	__u8 lane_version[VEER_MAX_LANES]; /* version index per lane id, VEER_NO_VERSION
-					      = the weights decide (VEER_SVC_F_LANES) */
+	__u8 slot[VEER_WEIGHT_SLOTS];	     /* version index per slot, VEER_NO_VERSION if
+						all weights are 0 */
+	__u8 lane_version[VEER_MAX_LANES];   /* version index per lane id, VEER_NO_VERSION
+						= the weights decide (VEER_SVC_F_LANES) */
 };
 
 /* Key of veer_version, veer_maglev and veer_stats. */
@@ -105,15 +105,15 @@ struct veer_version_key {
 
 /* Value of veer_version: one version (subset) of one service port. */
 struct veer_version {
-	__u32 svc_id; /* host order */
+	__u32 svc_id;	  /* host order */
 	__u16 n_backends; /* host order; 0 = no ready endpoint, connect fails */
-	__u8 weight; /* percent, 0..100 */
+	__u8 weight;	  /* percent, 0..100 */
 	__u8 pad;
 	__u32 backend_id[VEER_MAX_BACKENDS_PER_VERSION]; /* host order; keys of
 			     veer_backend, n_backends used; veer_maglev holds indexes into
 			     it. A version of one backend has no ring */
-	char service[VEER_NAME_LEN]; /* "namespace/name:port", NUL-terminated */
-	char subset[VEER_SUBSET_LEN]; /* subset name, "" for the whole service */
+	char service[VEER_NAME_LEN];			 /* "namespace/name:port", NUL-terminated */
+	char subset[VEER_SUBSET_LEN];			 /* subset name, "" for the whole service */
 };
 
 /* Value of veer_maglev, for a version of two or more backends: its lookup
@@ -134,23 +134,23 @@ struct veer_backend_key {
 /* Value of veer_backend: where a connection is sent. */
 struct veer_backend {
 	__be32 addr[4]; /* network order, IPv4-mapped for IPv4 */
-	__be16 port; /* network order */
-	__u8 family; /* VEER_FAMILY_V4 or VEER_FAMILY_V6 */
+	__be16 port;	/* network order */
+	__u8 family;	/* VEER_FAMILY_V4 or VEER_FAMILY_V6 */
 	__u8 pad;
 };
 
 /* Key of veer_revnat: an unconnected UDP socket and a backend it sent a
  * datagram to. Lets recvmsg show the service address as the reply's source. */
 struct veer_revnat_key {
-	__u64 cookie; /* host order; socket cookie */
+	__u64 cookie;	/* host order; socket cookie */
 	__be32 addr[4]; /* network order, backend address, IPv4-mapped for IPv4 */
-	__be16 port; /* network order, backend port */
+	__be16 port;	/* network order, backend port */
 	__u8 pad[6];
 };
 
 struct veer_revnat {
 	__be32 addr[4]; /* network order, service address, IPv4-mapped */
-	__be16 port; /* network order, service port */
+	__be16 port;	/* network order, service port */
 	__u8 pad[6];
 };
 
@@ -158,11 +158,11 @@ struct veer_revnat {
  * connected socket (TCP, connected UDP). Lives and dies with the socket, so
  * the connect path writes no shared map. */
 struct veer_sock_nat {
-	__be32 backend[4]; /* network order, backend address, IPv4-mapped for IPv4 */
-	__be32 service[4]; /* network order, service address, IPv4-mapped for IPv4 */
+	__be32 backend[4];   /* network order, backend address, IPv4-mapped for IPv4 */
+	__be32 service[4];   /* network order, service address, IPv4-mapped for IPv4 */
 	__be16 backend_port; /* network order */
 	__be16 service_port; /* network order */
-	__u32 flags; /* VEER_NAT_F_* */
+	__u32 flags;	     /* VEER_NAT_F_* */
 };
 
 /* veer_sock_nat.flags */
@@ -180,8 +180,8 @@ struct veer_sock_nat {
  * Written by the agent; the connect hooks redirect VEER_SVC_F_L7 services to
  * it only while ready is 1 AND the proxy's listening socket of the family is
  * in veer_proxy_listeners (the kernel drops it there when the socket closes,
- * so a dead proxy stops the redirect with no agent alive). The agent changes the listen addresses only while
- * ready is 0, so a reader never mixes an old address with a new one. */
+ * so a dead proxy stops the redirect with no agent alive). The agent changes the listen addresses
+ * only while ready is 0, so a reader never mixes an old address with a new one. */
 struct veer_proxy {
 	struct veer_backend listen4; /* family 0 when the proxy has no IPv4 listener */
 	struct veer_backend listen6; /* family 0 when the proxy has no IPv6 listener */
@@ -202,7 +202,7 @@ struct veer_proxy {
  * proxy, as the proxy sees its peer. */
 struct veer_orig_key {
 	__be32 addr[4]; /* network order, client address, IPv4-mapped for IPv4 */
-	__be16 port; /* network order, client port */
+	__be16 port;	/* network order, client port */
 	__u8 pad[2];
 };
 
@@ -210,7 +210,7 @@ struct veer_orig_key {
  * the proxy reads with getsockopt(SO_ORIGINAL_DST). */
 struct veer_orig_dst {
 	__be32 addr[4]; /* network order, IPv4-mapped for IPv4 */
-	__be16 port; /* network order */
+	__be16 port;	/* network order */
 	__u8 pad[2];
 };
 
@@ -224,9 +224,9 @@ struct veer_rr {
 /* Key of veer_sockets: one end of a node-local TCP connection, as that end
  * sees it. The peer's key is the same with local and remote swapped. */
 struct veer_sock_pair {
-	__be32 local[4]; /* network order, IPv4-mapped for IPv4 */
-	__be32 remote[4]; /* network order, IPv4-mapped for IPv4 */
-	__u32 local_port; /* host order */
+	__be32 local[4];   /* network order, IPv4-mapped for IPv4 */
+	__be32 remote[4];  /* network order, IPv4-mapped for IPv4 */
+	__u32 local_port;  /* host order */
 	__u32 remote_port; /* host order */
 };
 
@@ -235,7 +235,7 @@ struct veer_sock_pair {
  * through the TCP stack can be overtaken by a later one delivered directly. */
 #define VEER_ACCEL_UNDECIDED 0
 #define VEER_ACCEL_REDIRECT 1 /* into the peer socket's receive queue */
-#define VEER_ACCEL_TCP 2 /* through the TCP stack: the peer was not there yet */
+#define VEER_ACCEL_TCP 2      /* through the TCP stack: the peer was not there yet */
 
 struct veer_accel {
 	__u32 state; /* VEER_ACCEL_* */
@@ -243,8 +243,8 @@ struct veer_accel {
 
 /* Value of veer_accel_stats (per-CPU array of one). */
 struct veer_accel_stats {
-	__u64 sockets; /* host order; connection ends added to veer_sockets */
-	__u64 redirected; /* host order; messages delivered straight to the peer socket */
+	__u64 sockets;		/* host order; connection ends added to veer_sockets */
+	__u64 redirected;	/* host order; messages delivered straight to the peer socket */
 	__u64 redirected_bytes; /* host order */
 	__u64 tcp; /* host order; messages of added sockets sent through the TCP stack */
 };
@@ -260,27 +260,27 @@ struct veer_stats {
  * renumber backend ids; this map answers whether it is still a live choice. */
 struct veer_member_key {
 	__u32 version_id; /* host order; key of veer_version */
-	__u8 gen; /* generation, 0 or 1 */
+	__u8 gen;	  /* generation, 0 or 1 */
 	__u8 pad;
-	__be16 port; /* network order, backend port */
+	__be16 port;	/* network order, backend port */
 	__be32 addr[4]; /* network order, backend address, IPv4-mapped for IPv4 */
 };
 
 /* Key of veer_affinity (LRU): one client of one service address. */
 struct veer_affinity_key {
-	__u64 client; /* host order; hash of the client's pod netns cookie (or its
-			 cgroup id in the node's netns), as lb_client_key() computes */
+	__u64 client;	/* host order; hash of the client's pod netns cookie (or its
+			   cgroup id in the node's netns), as lb_client_key() computes */
 	__be32 addr[4]; /* network order, service address, IPv4-mapped for IPv4 */
-	__be16 port; /* network order, service port */
-	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__be16 port;	/* network order, service port */
+	__u8 proto;	/* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 pad[5];
 };
 
 /* Value of veer_affinity: the backend a client is pinned to and when it last
  * connected (idle timeout veer_service.affinity_timeout). */
 struct veer_affinity {
-	__u64 last_used_ns; /* host order; bpf_ktime_get_coarse_ns (CLOCK_MONOTONIC_COARSE) */
-	__be32 backend[4]; /* network order, IPv4-mapped for IPv4 */
+	__u64 last_used_ns;  /* host order; bpf_ktime_get_coarse_ns (CLOCK_MONOTONIC_COARSE) */
+	__be32 backend[4];   /* network order, IPv4-mapped for IPv4 */
 	__be16 backend_port; /* network order */
 	__u8 pad[6];
 };
@@ -288,7 +288,7 @@ struct veer_affinity {
 /* Key of veer_lane_of: a client pod's cgroup. */
 struct veer_lane_key {
 	__u64 cgroup_id; /* host order; cgroup v2 id (inode of the directory) */
-	__u8 gen; /* generation, 0 or 1 */
+	__u8 gen;	 /* generation, 0 or 1 */
 	__u8 pad[7];
 };
 
@@ -317,13 +317,13 @@ struct veer_lane {
  * the recycling destroys. v2: v1 named a backend alone, which also hit the
  * connections of another service reusing that IP:port. */
 struct veer_recycle_key {
-	__be32 addr[4]; /* network order, service address, IPv4-mapped for IPv4 */
-	__be32 backend[4]; /* network order, VEER_RECYCLE_PEER: backend address,
-			      IPv4-mapped for IPv4; zero for other kinds */
-	__be16 port; /* network order, service port */
+	__be32 addr[4];	     /* network order, service address, IPv4-mapped for IPv4 */
+	__be32 backend[4];   /* network order, VEER_RECYCLE_PEER: backend address,
+				IPv4-mapped for IPv4; zero for other kinds */
+	__be16 port;	     /* network order, service port */
 	__be16 backend_port; /* network order, VEER_RECYCLE_PEER; 0 for other kinds */
-	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 kind; /* VEER_RECYCLE_* */
+	__u8 proto;	     /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 kind;	     /* VEER_RECYCLE_* */
 	__u8 pad[2];
 };
 
@@ -334,10 +334,10 @@ struct veer_recycle {
 
 /* Value of veer_state (array of one): which generation is live. */
 struct veer_state {
-	__u32 gen; /* host order; live generation, 0 or 1 */
+	__u32 gen;	/* host order; live generation, 0 or 1 */
 	__u32 rejected; /* host order; configs rejected (invalid or failed to apply) */
-	__u64 applied; /* host order; successful applies since the maps were created */
-	__u64 digest; /* host order; FNV-1a of the live map image */
+	__u64 applied;	/* host order; successful applies since the maps were created */
+	__u64 digest;	/* host order; FNV-1a of the live map image */
 };
 
 #ifdef __cplusplus

@@ -62,9 +62,11 @@ spec:
   http:
   - route:
     - destination: {host: reviews, subset: v1}
-      weight: )" + std::to_string(v1) + R"(
+      weight: )" +
+         std::to_string(v1) + R"(
     - destination: {host: reviews, subset: v2}
-      weight: )" + std::to_string(v2) + "\n";
+      weight: )" +
+         std::to_string(v2) + "\n";
 }
 
 TEST_F(KernelPathTest, AffinityKeepsClientsOnTheCanaryAsItGrows) {
@@ -87,9 +89,8 @@ TEST_F(KernelPathTest, AffinityKeepsClientsOnTheCanaryAsItGrows) {
       auto first = world_->httpGet(c, kReviews4, kHttpPort);
       auto again = world_->httpGet(c, kReviews4, kHttpPort);
       ASSERT_TRUE(first && again);
-      ASSERT_TRUE(first->ok && again->ok)
-          << c << ": " << first->step << " " << strerror(first->err) << " / " << again->step << " "
-          << strerror(again->err);
+      ASSERT_TRUE(first->ok && again->ok) << c << ": " << first->step << " " << strerror(first->err)
+                                          << " / " << again->step << " " << strerror(again->err);
       EXPECT_EQ(first->body, again->body) << c << " is not sticky";
       const std::string version = first->body.substr(0, 2);
       if (last[c] == "v2") {
@@ -146,9 +147,8 @@ std::string stickySeed001Rules() {
   const std::string host = "  host: reviews\n";
   const size_t at = rules.find(host);
   EXPECT_NE(at, std::string::npos);
-  rules.insert(at + host.size(),
-               "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n"
-               "        useSourceIp: true\n");
+  rules.insert(at + host.size(), "  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n"
+                                 "        useSourceIp: true\n");
   return rules;
 }
 
@@ -160,9 +160,9 @@ TEST_F(KernelPathTest, AffinityHolds200ClientCgroupsThroughTheSeed001Steps) {
   agent_->start();
 
   std::vector<std::string> last(clients.size());
-  const std::pair<const char*, int> steps[] = {
-      {"01-all-v1.yaml", 0}, {"04-5.yaml", 5},    {"05-10.yaml", 10},
-      {"06-20.yaml", 20},    {"07-50.yaml", 50}, {"08-100.yaml", 100}};
+  const std::pair<const char*, int> steps[] = {{"01-all-v1.yaml", 0}, {"04-5.yaml", 5},
+                                               {"05-10.yaml", 10},    {"06-20.yaml", 20},
+                                               {"07-50.yaml", 50},    {"08-100.yaml", 100}};
   for (const auto& [step, canary] : steps) {
     SCOPED_TRACE(step);
     ASSERT_NO_FATAL_FAILURE(applyStep("001-istio-canary", step));
@@ -170,7 +170,8 @@ TEST_F(KernelPathTest, AffinityHolds200ClientCgroupsThroughTheSeed001Steps) {
     const std::vector<std::string> again = clients.getAll(kReviews4, kHttpPort);
     int onCanary = 0;
     for (size_t i = 0; i < clients.size(); ++i) {
-      ASSERT_EQ(first[i].rfind("error", 0), std::string::npos) << clients.cgroup(i) << ": " << first[i];
+      ASSERT_EQ(first[i].rfind("error", 0), std::string::npos)
+          << clients.cgroup(i) << ": " << first[i];
       EXPECT_EQ(first[i], again[i]) << clients.cgroup(i) << " is not sticky";
       if (last[i] == "v2") {
         EXPECT_EQ(first[i], "v2") << clients.cgroup(i) << " moved back from the canary";
@@ -242,16 +243,17 @@ protected:
   std::vector<std::string> round() {
     std::vector<std::string> got = clients_->getAll(kPool, kHttpPort);
     for (size_t i = 0; i < got.size(); ++i) {
-      EXPECT_EQ(got[i].rfind("error", 0), std::string::npos) << clients_->cgroup(i) << ": " << got[i];
+      EXPECT_EQ(got[i].rfind("error", 0), std::string::npos)
+          << clients_->cgroup(i) << ": " << got[i];
     }
     return got;
   }
 
   struct Moves {
-    int moved = 0;       // clients whose backend changed
-    int from = 0;        // clients that were on `backend` before
-    int to = 0;          // clients on `backend` after
-    int elsewhere = 0;   // moved, but neither from nor to `backend`
+    int moved = 0;     // clients whose backend changed
+    int from = 0;      // clients that were on `backend` before
+    int to = 0;        // clients on `backend` after
+    int elsewhere = 0; // moved, but neither from nor to `backend`
   };
   /**
    * Most clients that may move between staying backends: Maglev moves at most a
@@ -262,8 +264,8 @@ protected:
     return kClients * p + 3 * std::sqrt(kClients * p * (1 - p));
   }
 
-  static Moves compare(const std::vector<std::string>& before, const std::vector<std::string>& after,
-                       const std::string& backend) {
+  static Moves compare(const std::vector<std::string>& before,
+                       const std::vector<std::string>& after, const std::string& backend) {
     Moves m;
     for (size_t i = 0; i < before.size(); ++i) {
       m.from += before[i] == backend;
@@ -335,11 +337,12 @@ TEST_F(PoolAffinityTest, MaglevChurnMovesOnlyWhatItMust) {
   EXPECT_LE(add.elsewhere, disruptionBound(0.01));
   EXPECT_NEAR(add.moved, n / 10, 3 * std::sqrt(n * 0.1 * 0.9)) << "share moved onto b10";
 
-  std::cout << "[ churn ] N=10, " << kClients << " clients: removing b3 moved " << rm.moved / n * 100
-            << "% = b3's own clients " << rm.from / n * 100
+  std::cout << "[ churn ] N=10, " << kClients << " clients: removing b3 moved "
+            << rm.moved / n * 100 << "% = b3's own clients " << rm.from / n * 100
             << "% (binomial around 1/N = 10%) + " << rm.elsewhere / n * 100
             << "% of the others (bound 1%); adding b10 (9 -> 10) moved " << add.moved / n * 100
-            << "% (about 1/10), " << add.elsewhere / n * 100 << "% of them not onto b10"<< std::endl;
+            << "% (about 1/10), " << add.elsewhere / n * 100 << "% of them not onto b10"
+            << std::endl;
 }
 
 TEST_F(PoolAffinityTest, PinsHoldAcrossRebuildsUntilIdleForTheTimeout) {

@@ -49,8 +49,8 @@ std::vector<json> yamlObjects(const fs::path& file) {
 }
 
 /** The reviews VirtualService with these weights on v1 and v2, in namespace ns for host. */
-json weightedVs(int v1, int v2, const std::string& ns = "default", const std::string& host = "reviews",
-           const std::string& name = "reviews") {
+json weightedVs(int v1, int v2, const std::string& ns = "default",
+                const std::string& host = "reviews", const std::string& name = "reviews") {
   auto dest = [&](const char* subset, int w) {
     return json{{"destination", {{"host", host}, {"subset", subset}}}, {"weight", w}};
   };
@@ -82,21 +82,24 @@ protected:
     server_ = std::make_unique<TestApiServer>(TestApiServer::Options{.down = down});
     ASSERT_GT(server_->port(), 0);
     for (const char* r : {"virtualservices", "destinationrules"}) {
-      const std::string kind = std::string(r) == "virtualservices" ? "VirtualService"
-                                                                   : "DestinationRule";
-      server_->control({{"op", "install"}, {"group", "networking.istio.io"},
-                        {"version", "v1alpha3"}, {"resource", r}, {"kind", kind},
+      const std::string kind =
+          std::string(r) == "virtualservices" ? "VirtualService" : "DestinationRule";
+      server_->control({{"op", "install"},
+                        {"group", "networking.istio.io"},
+                        {"version", "v1alpha3"},
+                        {"resource", r},
+                        {"kind", kind},
                         {"namespaced", true}});
     }
-    agent_->setExtraArgs({"--kubeconfig", server_->writeKubeconfig(tmp_.string()),
-                          "--node-name", kNode});
+    agent_->setExtraArgs(
+        {"--kubeconfig", server_->writeKubeconfig(tmp_.string()), "--node-name", kNode});
   }
 
   /** Bookinfo's inventory, seed 001's DestinationRules and its step 1 (all v1). */
   void applySeed() {
-    for (const char* f : {"configs/bookinfo/inventory.yaml",
-                          "configs/001-istio-canary/destination-rule.yaml",
-                          "configs/001-istio-canary/steps/01-all-v1.yaml"}) {
+    for (const char* f :
+         {"configs/bookinfo/inventory.yaml", "configs/001-istio-canary/destination-rule.yaml",
+          "configs/001-istio-canary/steps/01-all-v1.yaml"}) {
       for (const json& obj : yamlObjects(sourceDir() / f)) {
         server_->apply(obj);
       }
@@ -115,8 +118,8 @@ protected:
   /** Waits until the agent applied more than `than` times (a change reached the maps). */
   void waitApplies(uint64_t than, std::chrono::milliseconds bound = std::chrono::seconds(10)) {
     if (!k8s::testing::waitUntil([&] { return applies() > than; }, bound)) {
-      FAIL() << "no apply after " << than << " within " << bound.count()
-             << " ms; agent log:\n" << agent_->log();
+      FAIL() << "no apply after " << than << " within " << bound.count() << " ms; agent log:\n"
+             << agent_->log();
     }
   }
 
@@ -170,8 +173,8 @@ TEST_F(ClusterModeTest, WatchCutAnd410Converge) {
   // Reflectors back off (0.8 s doubling) while the server is away: a wider bound.
   ASSERT_NO_FATAL_FAILURE(waitApplies(before, std::chrono::seconds(40)));
   expectExactSplit(kReviews4, {{"v1", 60}, {"v2", 40}});
-  EXPECT_NE(agent_->log().find("listing again"), std::string::npos)
-      << "no 410 relist:\n" << agent_->log();
+  EXPECT_NE(agent_->log().find("listing again"), std::string::npos) << "no 410 relist:\n"
+                                                                    << agent_->log();
 }
 
 // The API server is down when the agent starts: nothing is applied while the cluster
@@ -180,9 +183,9 @@ TEST_F(ClusterModeTest, WatchCutAnd410Converge) {
 TEST_F(ClusterModeTest, ApiServerDownAtStartAppliesOnceSynced) {
   ASSERT_NO_FATAL_FAILURE(startServer(/*down=*/true));
   ASSERT_NO_FATAL_FAILURE(agent_->start());
-  ASSERT_TRUE(k8s::testing::waitUntil(
-      [&] { return agent_->log().find("discovery failed") != std::string::npos; }))
-      << agent_->log();
+  ASSERT_TRUE(k8s::testing::waitUntil([&] {
+    return agent_->log().find("discovery failed") != std::string::npos;
+  })) << agent_->log();
   EXPECT_EQ(applies(), 0u) << "applied before the cluster was listed";
   server_->control({{"op", "up"}});
   ASSERT_NO_FATAL_FAILURE(applySeed());
@@ -203,8 +206,10 @@ TEST_F(ClusterModeTest, OneTeamsInvalidVirtualServiceDoesNotStopAnothersChange) 
               {"metadata", {{"name", "cart"}, {"namespace", "shop"}}},
               {"spec",
                {{"clusterIP", kCart},
-                {"ports", json::array({{{"name", "http"}, {"port", kHttpPort},
-                                        {"protocol", "TCP"}, {"targetPort", kHttpPort}}})},
+                {"ports", json::array({{{"name", "http"},
+                                        {"port", kHttpPort},
+                                        {"protocol", "TCP"},
+                                        {"targetPort", kHttpPort}}})},
                 {"selector", {{"app", "cart"}}}}}};
   server_->apply(svc);
   for (const json& obj : yamlObjects(sourceDir() / "configs/bookinfo/inventory.yaml")) {

@@ -31,7 +31,6 @@
 #include "datapath/maps.h"
 #include "world/world.h"
 
-
 namespace veer::test {
 
 namespace fs = std::filesystem;
@@ -44,7 +43,9 @@ inline constexpr const char* kReviewsUdp = "10.96.0.21";
 inline constexpr uint16_t kHttpPort = 9080;
 inline constexpr uint16_t kUdpPort = 5353;
 
-inline fs::path binDir() { return fs::read_symlink("/proc/self/exe").parent_path(); }
+inline fs::path binDir() {
+  return fs::read_symlink("/proc/self/exe").parent_path();
+}
 
 inline fs::path sourceDir() {
   if (const char* env = getenv("VEER_SOURCE_DIR")) {
@@ -111,8 +112,8 @@ public:
         }
       }
       const std::string agent = (binDir() / "veer-agent").string();
-      std::vector<const char*> argv = {agent.c_str(),   "--config-dir", configDir_.c_str(),
-                                       "--cgroup",      cgroup_.c_str(), "--bpffs",
+      std::vector<const char*> argv = {agent.c_str(), "--config-dir",  configDir_.c_str(),
+                                       "--cgroup",    cgroup_.c_str(), "--bpffs",
                                        bpffs_.c_str()};
       for (const std::string& a : extra_) {
         argv.push_back(a.c_str());
@@ -250,7 +251,8 @@ protected:
     return live ? live->accel : veer_accel_stats{};
   }
 
-  /** The version that answered each of n fresh connections from the client pod, in order; "error" for a failure. */
+  /** The version that answered each of n fresh connections from the client pod, in order; "error"
+   * for a failure. */
   std::vector<std::string> versions(const std::string& addr, int n) {
     if (HasFatalFailure()) {
       return {}; // the config did not apply: do not wait on 1000 timeouts

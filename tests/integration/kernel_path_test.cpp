@@ -30,10 +30,10 @@ TEST_F(KernelPathTest, Seed000StepsSplitExactly) {
 TEST_F(KernelPathTest, Seed001CanaryStepsSplitExactly) {
   agent_->start();
   const std::pair<const char*, std::map<std::string, int>> steps[] = {
-      {"01-all-v1.yaml", {{"v1", 100}}},       {"02-test-user-v2.yaml", {{"v1", 100}}},
+      {"01-all-v1.yaml", {{"v1", 100}}},           {"02-test-user-v2.yaml", {{"v1", 100}}},
       {"03-80-20.yaml", {{"v1", 80}, {"v2", 20}}}, {"04-5.yaml", {{"v1", 95}, {"v2", 5}}},
-      {"05-10.yaml", {{"v1", 90}, {"v2", 10}}}, {"06-20.yaml", {{"v1", 80}, {"v2", 20}}},
-      {"07-50.yaml", {{"v1", 50}, {"v2", 50}}}, {"08-100.yaml", {{"v2", 100}}},
+      {"05-10.yaml", {{"v1", 90}, {"v2", 10}}},    {"06-20.yaml", {{"v1", 80}, {"v2", 20}}},
+      {"07-50.yaml", {{"v1", 50}, {"v2", 50}}},    {"08-100.yaml", {{"v2", 100}}},
       {"09-rollback.yaml", {{"v1", 100}}}};
   for (const auto& [step, weights] : steps) {
     SCOPED_TRACE(step);
@@ -271,7 +271,7 @@ TEST_F(KernelPathTest, NoFailedConnectionWhileWeightsFlipAndAgentRestarts) {
       agent_->stop(); // the pinned datapath keeps serving
       writeAtomically(configDir_ / "routes.yaml", reviewsSplit(100, 0)); // nobody watches yet
       ASSERT_NO_FATAL_FAILURE(oneMoreRequest()); // served by the pinned datapath alone
-      agent_->start(); // adopts the pinned maps and links, then applies
+      agent_->start();                           // adopts the pinned maps and links, then applies
       waitApplied();
     }
     ASSERT_NO_FATAL_FAILURE(oneMoreRequest());

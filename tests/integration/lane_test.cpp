@@ -47,7 +47,8 @@ std::string laneConfig(const std::set<std::string>& ready) {
       << "\n  ports: [{name: http, port: 9080}]\n  selector: {app: " << svc << "}\n---\n"
       << "apiVersion: networking.istio.io/v1alpha3\nkind: DestinationRule\nmetadata: {name: " << svc
       << ", namespace: lanes}\nspec:\n  host: " << svc
-      << "\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n"
+      << "\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: "
+         "v2}}\n"
          "  - {name: gray, labels: {version: v2}}\n  - {name: prod, labels: {version: v1}}\n---\n"
       << "apiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata: {name: " << svc
       << ", namespace: lanes}\nspec:\n  hosts: [" << svc
@@ -84,7 +85,8 @@ protected:
       Status s = world_->addPod(PodSpec{p.name, {p.ip}, {}});
       ASSERT_TRUE(s) << s.error().message;
       if (std::string(p.app) != "productpage") {
-        auto srv = world_->startTestServer(p.name, std::string(p.app) + "-" + p.version, {kHttpPort});
+        auto srv =
+            world_->startTestServer(p.name, std::string(p.app) + "-" + p.version, {kHttpPort});
         ASSERT_TRUE(srv) << srv.error().message;
         servers_.push_back(std::move(*srv));
       }
@@ -152,8 +154,8 @@ TEST_F(LaneTest, ContainerCgroupsInheritTheirPodsLane) {
   agent_->start();
   ASSERT_NO_FATAL_FAILURE(applyLanes({"pp-gray", "pp-prod", "rv-v1", "rv-v2", "rt-v1"}));
   const std::string netns = "/run/netns/" + world_->netnsName("pp-gray");
-  NodeClients containers(netns, {world_->podCgroup("pp-gray") + "/app",
-                                 world_->podCgroup("pp-gray") + "/app/worker"});
+  NodeClients containers(
+      netns, {world_->podCgroup("pp-gray") + "/app", world_->podCgroup("pp-gray") + "/app/worker"});
   ASSERT_TRUE(containers.create());
   for (size_t i = 0; i < containers.size(); ++i) {
     for (int n = 0; n < 5; ++n) {

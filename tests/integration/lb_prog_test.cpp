@@ -50,20 +50,20 @@ constexpr uint16_t kWebPort = 9080;
  * ring) at 20; with session affinity by client when asked.
  */
 std::string webConfig(bool affinity) {
-  std::string y = std::string("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n"
-                              "  clusterIP: ") +
-                  kWebAddr +
-                  "\n  ports: [{name: http, port: 9080}]\n  selector: {app: web}\n"
-                  "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
-                  "metadata: {name: web}\nspec:\n  host: web\n" +
-                  (affinity ? "  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true}}}\n"
-                            : "") +
-                  "  subsets:\n"
-                  "  - {name: a, labels: {version: a}}\n  - {name: b, labels: {version: b}}\n"
-                  "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
-                  "metadata: {name: web}\nspec:\n  hosts: [web]\n  http:\n  - route:\n"
-                  "    - destination: {host: web, subset: a}\n      weight: 80\n"
-                  "    - destination: {host: web, subset: b}\n      weight: 20\n";
+  std::string y =
+      std::string("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n"
+                  "  clusterIP: ") +
+      kWebAddr +
+      "\n  ports: [{name: http, port: 9080}]\n  selector: {app: web}\n"
+      "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+      "metadata: {name: web}\nspec:\n  host: web\n" +
+      (affinity ? "  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true}}}\n" : "") +
+      "  subsets:\n"
+      "  - {name: a, labels: {version: a}}\n  - {name: b, labels: {version: b}}\n"
+      "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+      "metadata: {name: web}\nspec:\n  hosts: [web]\n  http:\n  - route:\n"
+      "    - destination: {host: web, subset: a}\n      weight: 80\n"
+      "    - destination: {host: web, subset: b}\n      weight: 20\n";
   const std::pair<const char*, const char*> pods[] = {{"web-a-1", "10.244.9.11"},
                                                       {"web-a-2", "10.244.9.12"},
                                                       {"web-a-3", "10.244.9.13"},
@@ -199,7 +199,8 @@ protected:
     }
   }
 
-  /** One connection to the service key with this socket cookie and client; lb_pick's return code. */
+  /** One connection to the service key with this socket cookie and client; lb_pick's return code.
+   */
   int pick(const veer_svc_key& key, uint64_t cookie, uint64_t client = 0) {
     skel_->bss->lbt_key = key;
     skel_->bss->lbt_cookie = cookie;
@@ -267,9 +268,9 @@ TEST_F(LbProgTest, AffinityClientKeyPicksTheCumulativeSlotAndItsMaglevBackend) {
     const std::string what = "client " + std::to_string(i);
     for (uint64_t cookie : {uint64_t{1} + i, uint64_t{1000000} + i}) {
       ASSERT_EQ(pick(key, cookie, client), kPicked) << what;
-      ASSERT_NO_FATAL_FAILURE(
-          expectPicked(versions_.at(slots[client % VEER_WEIGHT_SLOTS]),
-                       static_cast<uint32_t>((client >> 17) % VEER_MAGLEV_SIZE), what));
+      ASSERT_NO_FATAL_FAILURE(expectPicked(versions_.at(slots[client % VEER_WEIGHT_SLOTS]),
+                                           static_cast<uint32_t>((client >> 17) % VEER_MAGLEV_SIZE),
+                                           what));
     }
     clients[versions_.at(slots[client % VEER_WEIGHT_SLOTS]).subset]++;
   }

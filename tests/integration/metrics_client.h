@@ -57,8 +57,7 @@ inline HttpAnswer httpGet(const std::string& url) {
 }
 
 /** Asks until done(answer) or 30 s pass; returns the last answer. */
-template <typename Done>
-HttpAnswer getUntil(const std::string& url, Done done) {
+template <typename Done> HttpAnswer getUntil(const std::string& url, Done done) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   HttpAnswer a = httpGet(url);
   while (!done(a) && std::chrono::steady_clock::now() < deadline) {

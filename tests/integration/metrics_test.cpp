@@ -119,9 +119,8 @@ TEST_F(MetricsTest, ReadyOnlyOnceTheInitialConfigIsApplied) {
   // The initial config is rejected: alive, serving nothing of it, not ready.
   writeAtomically(configDir_ / "routes.yaml", reviewsSplit(80, 10));
   agent_->start();
-  HttpAnswer health = getUntil(endpoint("/healthz"), [](const HttpAnswer& a) {
-    return a.status != 0;
-  });
+  HttpAnswer health =
+      getUntil(endpoint("/healthz"), [](const HttpAnswer& a) { return a.status != 0; });
   ASSERT_EQ(health.status, 200) << health.body << agent_->log();
   waitRejected(1);
   HttpAnswer ready = httpGet(endpoint("/readyz"));

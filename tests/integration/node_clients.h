@@ -134,7 +134,9 @@ public:
 
 private:
   std::string child(const std::string& cgroup, const std::string& addr, uint16_t port) const {
-    auto fail = [](const char* step) { return std::string("error: ") + step + " " + strerror(errno); };
+    auto fail = [](const char* step) {
+      return std::string("error: ") + step + " " + strerror(errno);
+    };
     {
       std::ofstream procs(cgroup + "/cgroup.procs");
       procs << getpid() << std::flush;

@@ -95,7 +95,6 @@ private:
   std::string buf_;
 };
 
-
 /**
  * A keep-alive HTTP client: one request every interval on its connection; when
  * the connection is closed under it before an answer starts, it reconnects and

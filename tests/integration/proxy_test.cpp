@@ -129,8 +129,8 @@ protected:
     if (HasFatalFailure()) {
       return;
     }
-    startAgentWithProxy({"10.244.1.1:" + std::string(kProxyPort),
-                         "[fd00:244:1::1]:" + std::string(kProxyPort)});
+    startAgentWithProxy(
+        {"10.244.1.1:" + std::string(kProxyPort), "[fd00:244:1::1]:" + std::string(kProxyPort)});
   }
 
   void startAgentWithProxy(const std::vector<std::string>& listen,
@@ -198,8 +198,8 @@ protected:
    */
   std::vector<Reply> curl(const std::string& pod, const std::string& url, int n,
                           const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {"curl", "-sS", "--max-time", "20", "-w",
-                                     "\n##%{http_code} %{num_connects}\n"};
+    std::vector<std::string> argv = {"curl", "-sS", "--max-time",
+                                     "20",   "-w",  "\n##%{http_code} %{num_connects}\n"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(n > 1 ? url + "?i=[1-" + std::to_string(n) + "]" : url);
     auto res = world_->run(pod, argv, milliseconds(60000));
@@ -258,8 +258,8 @@ protected:
 
   /** `veerctl status` on this test's bpffs. */
   std::string veerctlStatus() {
-    auto res = world_->run("outsider", {(binDir() / "veerctl").string(), "--bpffs",
-                                        bpffs_.string(), "status"});
+    auto res = world_->run("outsider",
+                           {(binDir() / "veerctl").string(), "--bpffs", bpffs_.string(), "status"});
     EXPECT_TRUE(res) << res.error().message;
     return res ? res->out + res->err : "";
   }
@@ -335,9 +335,9 @@ TEST_F(ProxyTest, Seed000RequestsAndUpstreamConnectionsAreCountedPerVersion) {
 TEST_F(ProxyTest, AgentMetricsServeTheProxysNumbers) {
   const uint16_t port = freePort();
   ASSERT_NE(port, 0);
-  startAgentWithProxy({"10.244.1.1:" + std::string(kProxyPort),
-                       "[fd00:244:1::1]:" + std::string(kProxyPort)},
-                      {"--metrics-listen", "127.0.0.1:" + std::to_string(port)});
+  startAgentWithProxy(
+      {"10.244.1.1:" + std::string(kProxyPort), "[fd00:244:1::1]:" + std::string(kProxyPort)},
+      {"--metrics-listen", "127.0.0.1:" + std::to_string(port)});
   agent_->start();
   applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
   const std::string base = "http://127.0.0.1:" + std::to_string(port);
@@ -472,9 +472,8 @@ TEST_F(ProxyTest, Seed002CookieKeepsAClientOnTheCanary) {
   EXPECT_EQ(connections(plain), 1);
 
   // The canary's Set-Cookie is on v2 responses only.
-  auto head = world_->run("productpage-v1",
-                          {"curl", "-sS", "-D", "-", "-o", "/dev/null", "-H",
-                           "Cookie: reviews-cookie=REVIRES-V2", reviewsUrl_});
+  auto head = world_->run("productpage-v1", {"curl", "-sS", "-D", "-", "-o", "/dev/null", "-H",
+                                             "Cookie: reviews-cookie=REVIRES-V2", reviewsUrl_});
   ASSERT_TRUE(head);
   EXPECT_NE(head->out.find("x-veer-version: v2"), std::string::npos) << head->out;
 
@@ -587,7 +586,7 @@ TEST_F(ProxyTest, ProxyKillLoopWithTheAgentAliveRefusesNothing) {
       tally.drainUntil(client, steady_clock::now() + milliseconds(5));
     }
     ASSERT_TRUE(proxyPid() != pid && liveProxy().ready) << "kill " << kill_ << ": no restart\n"
-                                                         << agent_->log();
+                                                        << agent_->log();
   }
   tally.drainUntil(client, steady_clock::now() + milliseconds(100));
   EXPECT_EQ(tally.refused, 0) << "first: " << (tally.refusals.empty() ? "" : tally.refusals[0]);
@@ -616,8 +615,7 @@ TEST_F(ProxyTest, KeepAliveClientFollowsTheHeaderRuleAgainAfterAProxyRestart) {
   int kernelPath = 0;
   std::string l;
   std::vector<std::string> fails;
-  while (steady_clock::now() < killed + std::chrono::seconds(10) &&
-         !(l = client.line()).empty()) {
+  while (steady_clock::now() < killed + std::chrono::seconds(10) && !(l = client.line()).empty()) {
     if (l.rfind("fail", 0) == 0) {
       fails.push_back(l);
     } else if (l.rfind("v2", 0) == 0) {
@@ -646,7 +644,7 @@ TEST_F(ProxyTest, OriginalDestinationIsForgottenWhenItsConnectionCloses) {
   applyL7Step("000-asm-bookinfo", "04-jason-v3.yaml");
   PodChild client(*world_, "productpage-v1", [](const auto& emit) {
     constexpr uint16_t kSrcPort = 41234;
-    emit(requestOnce(kReviews4, kHttpPort, kSrcPort)); // redirected to the proxy
+    emit(requestOnce(kReviews4, kHttpPort, kSrcPort));                // redirected to the proxy
     emit(requestOnce("10.244.1.1", std::stoi(kProxyPort), kSrcPort)); // straight to it
   });
   EXPECT_EQ(client.line(), "200 v2") << "reviews through the proxy";

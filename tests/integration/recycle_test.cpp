@@ -55,8 +55,8 @@ protected:
       ASSERT_TRUE(s) << s.error().message;
       if (std::string(pod) != "ka-client") {
         const std::string name(pod);
-        auto srv = world_->startTestServer(pod, name.substr(name.find('-') + 1), {kHttpPort},
-                                           {kUdpPort});
+        auto srv =
+            world_->startTestServer(pod, name.substr(name.find('-') + 1), {kHttpPort}, {kUdpPort});
         ASSERT_TRUE(srv) << srv.error().message;
         servers_.push_back(std::move(*srv));
       }
@@ -110,9 +110,9 @@ protected:
     // (the VM suite's 6.1); elsewhere they are a bug (say, a verifier reject).
     if (std::string(GetParam()) == "iterator") {
       const std::vector<std::string> missing = probeKernelFeatures().optionalMissing;
-      EXPECT_TRUE(std::any_of(missing.begin(), missing.end(),
-                              [](const std::string& f) { return f.find("bpf_sock_destroy") !=
-                                                                std::string::npos; }))
+      EXPECT_TRUE(std::any_of(
+          missing.begin(), missing.end(),
+          [](const std::string& f) { return f.find("bpf_sock_destroy") != std::string::npos; }))
           << "the kernel has bpf_sock_destroy, yet: " << reason_;
     }
     return true;
@@ -186,8 +186,9 @@ TEST_P(RecycleTest, RemovedBackendRecyclesOnlyTheServiceItLeft) {
   auto config = [this](bool leftKa) {
     std::ostringstream y;
     for (const char* name : {"ka", "kb"}) {
-      y << "apiVersion: v1\nkind: Service\nmetadata: {name: " << name << "}\nspec:\n  clusterIP: "
-        << (std::string(name) == "ka" ? kKa : kKb) << "\n  ports: [{name: http, port: 9080}]\n"
+      y << "apiVersion: v1\nkind: Service\nmetadata: {name: " << name
+        << "}\nspec:\n  clusterIP: " << (std::string(name) == "ka" ? kKa : kKb)
+        << "\n  ports: [{name: http, port: 9080}]\n"
         << "  selector: {" << (std::string(name) == "ka" ? "app: ka" : "shared: x") << "}\n---\n"
         << "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: " << name
         << "\n  annotations: {veer.io/recycle-grace: 1s}\nspec:\n  host: " << name << "\n---\n";
@@ -239,8 +240,8 @@ struct StickyClient {
   std::string pod; // or cgroup
   std::unique_ptr<PodChild> child;
   std::function<std::string()> probe; // version of a fresh connection from the same client
-  std::string version; // of its current connection
-  int conn = 0;        // its connection number
+  std::string version;                // of its current connection
+  int conn = 0;                       // its connection number
   std::vector<std::string> fails;
 
   /** Applies one line; false when there was none within the timeout. */
@@ -485,7 +486,8 @@ TEST_P(RecycleTest, AffinityLaneClientFollowsItsLaneWhenTheGraySubsetBecomesRead
   }
   EXPECT_EQ(destroyed, 1) << agent_->log();
   gray.reachConn(2);
-  EXPECT_EQ(gray.version + " " + std::to_string(gray.conn), "v2 2") << "the gray client moved to gray";
+  EXPECT_EQ(gray.version + " " + std::to_string(gray.conn), "v2 2")
+      << "the gray client moved to gray";
   none.drain();
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(none.next(milliseconds(10000)));

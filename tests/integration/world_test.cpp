@@ -121,7 +121,8 @@ TEST_F(WorldTest, ManyConnectionsInOneBatch) {
   EXPECT_EQ(good, 1000);
 }
 
-/** errno of a non-blocking connect() to addr:port from inside a netns file (0: in progress or done). */
+/** errno of a non-blocking connect() to addr:port from inside a netns file (0: in progress or
+ * done). */
 int connectErrnoIn(const std::string& netnsPath, const std::string& addr, uint16_t port) {
   int result = -1;
   // setns on a thread of its own: the test's thread keeps its netns.
@@ -293,8 +294,8 @@ TEST(WorldTeardown, RemovesEverything) {
     podNs = world.netnsName("a");
     nodeNs = world.nodeNetns();
     // A process the test lost track of: a background child of a shell that exited.
-    auto p = world.spawn("a", {"sh", "-c", "sleep 60 >/dev/null & echo $!"},
-                         {.captureStdout = true});
+    auto p =
+        world.spawn("a", {"sh", "-c", "sleep 60 >/dev/null & echo $!"}, {.captureStdout = true});
     ASSERT_TRUE(p.ok()) << p.error().message;
     auto out = p->readStdout();
     ASSERT_TRUE(out.ok()) << out.error().message;

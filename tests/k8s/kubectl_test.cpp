@@ -146,14 +146,17 @@ TEST_F(KubectlTest, PagesDiscoversAndFiltersByField) {
   EXPECT_EQ(k.output(), "pod/a\npod/b\npod/c\npod/d\npod/e\n");
   EXPECT_EQ(server.stats()["stats"]["list"], 3); // 2 + 2 + 1
 
-  Kubectl f({"--kubeconfig", kc, "get", "pods", "-o", "name", "--field-selector",
-             "spec.nodeName=n2"});
+  Kubectl f(
+      {"--kubeconfig", kc, "get", "pods", "-o", "name", "--field-selector", "spec.nodeName=n2"});
   ASSERT_EQ(f.wait(), 0) << f.output();
   EXPECT_EQ(f.output(), "pod/c\n");
 
   // A CRD through discovery, by its plural name.
-  server.control({{"op", "install"}, {"group", "networking.istio.io"}, {"version", "v1"},
-                  {"resource", "virtualservices"}, {"kind", "VirtualService"}});
+  server.control({{"op", "install"},
+                  {"group", "networking.istio.io"},
+                  {"version", "v1"},
+                  {"resource", "virtualservices"},
+                  {"kind", "VirtualService"}});
   server.apply({{"apiVersion", "networking.istio.io/v1"},
                 {"kind", "VirtualService"},
                 {"metadata", {{"name", "vs"}}},

@@ -105,7 +105,8 @@ TEST_F(ReflectorTest, ListsFromCacheThenWatchesFromTheListsVersionWithBookmarks)
   server.apply(testing::service("default", "b", "10.96.0.2", 80));
   connect(server);
   run(kServices);
-  ASSERT_TRUE(testing::waitUntil([&] { return reflector_->stats().synced && has("Service", "b"); }));
+  ASSERT_TRUE(
+      testing::waitUntil([&] { return reflector_->stats().synced && has("Service", "b"); }));
   // Items of a list carry no kind: the slim object has it from the list's kind.
   json a = json::parse(stored("Service", "a"));
   EXPECT_EQ(a["kind"], "Service");
@@ -415,7 +416,10 @@ TEST_F(ReflectorTest, ClientCertificateAuthenticates) {
 
 json crd(const std::string& group, const std::string& version, const std::string& resource,
          const std::string& kind) {
-  return {{"op", "install"}, {"group", group}, {"version", version}, {"resource", resource},
+  return {{"op", "install"},
+          {"group", group},
+          {"version", version},
+          {"resource", resource},
           {"kind", kind}};
 }
 
@@ -466,9 +470,13 @@ TEST(ClusterSourceTest, MissingCrdIsSkippedThenWatchedWhenItAppearsAtTheNewestVe
     }
   }
   // Uninstalled: its objects go.
-  server.control({{"op", "uninstall"}, {"group", "networking.istio.io"}, {"version", "v1"},
+  server.control({{"op", "uninstall"},
+                  {"group", "networking.istio.io"},
+                  {"version", "v1"},
                   {"resource", "virtualservices"}});
-  server.control({{"op", "uninstall"}, {"group", "networking.istio.io"}, {"version", "v1alpha3"},
+  server.control({{"op", "uninstall"},
+                  {"group", "networking.istio.io"},
+                  {"version", "v1alpha3"},
                   {"resource", "virtualservices"}});
   EXPECT_TRUE(testing::waitUntil([&] { return store.size() == 2u; }));
   source.stop();

@@ -244,19 +244,20 @@ json service(const std::string& ns, const std::string& name, const std::string& 
 }
 
 json pod(const std::string& name, const std::string& node, const std::string& ip) {
-  return {{"apiVersion", "v1"},
-          {"kind", "Pod"},
-          {"metadata", {{"name", name}, {"namespace", "default"}, {"labels", {{"app", "web"}}}}},
-          {"spec",
-           {{"nodeName", node},
-            {"containers",
-             json::array({{{"name", "c"},
-                           {"image", "registry/web:1"},
-                           {"ports", json::array({{{"name", "http"}, {"containerPort", 8080}}})}}})}}},
-          {"status",
-           {{"podIP", ip},
-            {"conditions", json::array({{{"type", "Ready"}, {"status", "True"}},
-                                        {{"type", "PodScheduled"}, {"status", "True"}}})}}}};
+  return {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", {{"name", name}, {"namespace", "default"}, {"labels", {{"app", "web"}}}}},
+      {"spec",
+       {{"nodeName", node},
+        {"containers",
+         json::array({{{"name", "c"},
+                       {"image", "registry/web:1"},
+                       {"ports", json::array({{{"name", "http"}, {"containerPort", 8080}}})}}})}}},
+      {"status",
+       {{"podIP", ip},
+        {"conditions", json::array({{{"type", "Ready"}, {"status", "True"}},
+                                    {{"type", "PodScheduled"}, {"status", "True"}}})}}}};
 }
 
 } // namespace veer::k8s::testing

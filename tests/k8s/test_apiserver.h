@@ -28,10 +28,10 @@ struct TestPki {
 class TestApiServer {
 public:
   struct Options {
-    std::string token;        // "" = no authentication
-    bool tls = false;         // https with TestPki's server certificate
+    std::string token; // "" = no authentication
+    bool tls = false;  // https with TestPki's server certificate
     bool requireClientCert = false;
-    bool down = false;        // start not listening
+    bool down = false; // start not listening
   };
 
   explicit TestApiServer(Options options);

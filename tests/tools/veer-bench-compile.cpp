@@ -3,17 +3,16 @@
 //
 // Generates, once, into a temporary directory, a cluster of N Services (default 10,000,
 // spread over 10 namespaces) with 3 versions each: per Service P ready Pods per version
-// (default 1; labels app, version; P >= 2 gives every version a Maglev ring), one EndpointSlice naming them, a DestinationRule with subsets
-// v1..v3 and a VirtualService with 4 http rules mixing matches and weights (a header
-// match, a URI prefix with a 50/50 split, a sourceLabels match, and an unconditional
-// 80/10/10 split). Then runs the real pipeline (buildFromPaths: load, resolve, compile)
-// R times (default 5), each in a fresh child process, and measures each child's wall
-// time and peak RSS (wait4's ru_maxrss). Before each run, a baseline in its own child:
-// libyaml's parser alone over the same files, the floor of any YAML reader. Reports
-// medians, the goal (under 1 s and under 64 MiB), and the pipeline's CPU as a multiple
-// of the baseline's, which stays put when a shared machine runs slower. Exits non-zero
-// only on errors (a child that fails, diagnostics with errors, a plan of the wrong
-// size), never on a missed goal.
+// (default 1; labels app, version; P >= 2 gives every version a Maglev ring), one EndpointSlice
+// naming them, a DestinationRule with subsets v1..v3 and a VirtualService with 4 http rules mixing
+// matches and weights (a header match, a URI prefix with a 50/50 split, a sourceLabels match, and
+// an unconditional 80/10/10 split). Then runs the real pipeline (buildFromPaths: load, resolve,
+// compile) R times (default 5), each in a fresh child process, and measures each child's wall time
+// and peak RSS (wait4's ru_maxrss). Before each run, a baseline in its own child: libyaml's parser
+// alone over the same files, the floor of any YAML reader. Reports medians, the goal (under 1 s and
+// under 64 MiB), and the pipeline's CPU as a multiple of the baseline's, which stays put when a
+// shared machine runs slower. Exits non-zero only on errors (a child that fails, diagnostics with
+// errors, a plan of the wrong size), never on a missed goal.
 //
 // Usage: veer-bench-compile [--services N] [--runs R] [--pods-per-version P] [--keep DIR]
 
@@ -44,8 +43,12 @@ namespace {
 constexpr int kNamespaces = 10;
 const char* kVersions[] = {"v1", "v2", "v3"};
 
-std::string ns(int i) { return "ns" + std::to_string(i % kNamespaces); }
-std::string svcName(int i) { return "svc-" + std::to_string(i); }
+std::string ns(int i) {
+  return "ns" + std::to_string(i % kNamespaces);
+}
+std::string svcName(int i) {
+  return "svc-" + std::to_string(i);
+}
 
 /** 10.(96 + i / 65536).(i / 256 % 256).(i % 256): a distinct clusterIP per Service. */
 std::string clusterIp(int i) {
@@ -84,20 +87,25 @@ void generate(const fs::path& dir, int services, int podsPerVersion) {
            << "\n  labels:\n    app: " << n << "\n    version: " << kVersions[v]
            << "\nspec:\n  containers:\n  - name: app\n    image: registry.example.com/" << n << ":"
            << kVersions[v] << "\n    ports:\n    - name: http\n      containerPort: 8080\n"
-           << "      protocol: TCP\nstatus:\n  phase: Running\n  podIP: " << podIp(i, v, k, podsPerVersion)
+           << "      protocol: TCP\nstatus:\n  phase: Running\n  podIP: "
+           << podIp(i, v, k, podsPerVersion)
            << "\n  podIPs:\n  - ip: " << podIp(i, v, k, podsPerVersion)
            << "\n  conditions:\n  - type: Ready\n    status: \"True\"\n";
-      slices << "- addresses:\n  - " << podIp(i, v, k, podsPerVersion) << "\n  conditions:\n    ready: true\n"
-             << "  targetRef:\n    kind: Pod\n    name: " << pod << "\n    namespace: " << s << "\n";
+      slices << "- addresses:\n  - " << podIp(i, v, k, podsPerVersion)
+             << "\n  conditions:\n    ready: true\n"
+             << "  targetRef:\n    kind: Pod\n    name: " << pod << "\n    namespace: " << s
+             << "\n";
     }
-    drs << "---\napiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata:\n  name: "
+    drs << "---\napiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata:\n  "
+           "name: "
         << n << "\n  namespace: " << s << "\nspec:\n  host: " << n << "\n  subsets:\n";
     for (const char* v : kVersions) {
       drs << "  - name: " << v << "\n    labels:\n      version: " << v << "\n";
     }
     vss << "---\napiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n  name: "
         << n << "\n  namespace: " << s << "\nspec:\n  hosts:\n  - " << n << "\n  http:\n"
-        << "  - name: testers\n    match:\n    - headers:\n        end-user:\n          exact: jason\n"
+        << "  - name: testers\n    match:\n    - headers:\n        end-user:\n          exact: "
+           "jason\n"
         << "    route:\n    - destination:\n        host: " << n << "\n        subset: v3\n"
         << "  - name: api\n    match:\n    - uri:\n        prefix: /api/\n      method:\n"
         << "        exact: POST\n    route:\n    - destination:\n        host: " << n
@@ -156,8 +164,8 @@ int pipeline(const fs::path& dir, int services) {
   }
   if (r.plan.services.size() != static_cast<size_t>(services) ||
       r.image.services.size() != static_cast<size_t>(services)) {
-    std::fprintf(stderr, "plan has %zu services, image %zu; expected %d\n",
-                 r.plan.services.size(), r.image.services.size(), services);
+    std::fprintf(stderr, "plan has %zu services, image %zu; expected %d\n", r.plan.services.size(),
+                 r.image.services.size(), services);
     return 3;
   }
   return 0;
@@ -235,9 +243,8 @@ int phases(const fs::path& dir) {
               "%.3f / %.3f / %.1f MiB, compile %.3f / %.3f / %.1f MiB (of which %zu Maglev "
               "rings: %.1f MiB)\n",
               wall(w0, w1), t1 - t0, static_cast<double>(m1) / 1024, wall(w1, w2), t2 - t1,
-              static_cast<double>(m2) / 1024, wall(w2, w3), t3 - t2,
-              static_cast<double>(m3) / 1024, c.image.rings.size(),
-              static_cast<double>(ringBytes) / (1 << 20));
+              static_cast<double>(m2) / 1024, wall(w2, w3), t3 - t2, static_cast<double>(m3) / 1024,
+              c.image.rings.size(), static_cast<double>(ringBytes) / (1 << 20));
   std::fflush(stdout);
   return 0;
 }
@@ -248,7 +255,9 @@ template <typename T> T median(std::vector<T> v) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: veer-bench-compile [--services N] [--runs R] [--pods-per-version P] [--keep DIR]\n");
+  std::fprintf(
+      stderr,
+      "usage: veer-bench-compile [--services N] [--runs R] [--pods-per-version P] [--keep DIR]\n");
   return 1;
 }
 

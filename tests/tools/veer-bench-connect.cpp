@@ -94,16 +94,26 @@ std::string oneBackendYaml(const std::string& name, const std::string& addr, boo
          ", namespace: default}\nspec:\n  clusterIP: " + addr +
          "\n  ports: [{name: http, port: 9080, protocol: TCP, targetPort: http}]\n"
          "  selector: {app: reviews}\n---\napiVersion: networking.istio.io/v1\n"
-         "kind: DestinationRule\nmetadata: {name: " + name + ", namespace: default}\nspec:\n"
-         "  host: " + name + "\n" +
+         "kind: DestinationRule\nmetadata: {name: " +
+         name +
+         ", namespace: default}\nspec:\n"
+         "  host: " +
+         name + "\n" +
          (affinity ? "  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true}}}\n"
                    : "") +
          "  subsets:\n  - {name: v1, labels: {version: v1}}\n"
          "  - {name: v2, labels: {version: v2}}\n---\napiVersion: networking.istio.io/v1\n"
-         "kind: VirtualService\nmetadata: {name: " + name + ", namespace: default}\nspec:\n"
-         "  hosts: [" + name + "]\n  http:\n  - route:\n"
-         "    - {destination: {host: " + name + ", subset: v1}, weight: 100}\n"
-         "    - {destination: {host: " + name + ", subset: v2}, weight: 0}\n";
+         "kind: VirtualService\nmetadata: {name: " +
+         name +
+         ", namespace: default}\nspec:\n"
+         "  hosts: [" +
+         name +
+         "]\n  http:\n  - route:\n"
+         "    - {destination: {host: " +
+         name +
+         ", subset: v1}, weight: 100}\n"
+         "    - {destination: {host: " +
+         name + ", subset: v2}, weight: 0}\n";
 }
 
 constexpr const char* kVeerClient = "productpage-v1"; // inventory client, inside the cgroup
@@ -123,7 +133,9 @@ end
 
 volatile sig_atomic_t gStop = 0;
 
-void onStopSignal(int) { gStop = 1; }
+void onStopSignal(int) {
+  gStop = 1;
+}
 
 struct Settings {
   int rounds = 5;
@@ -157,8 +169,8 @@ Result<int> envInt(const char* name, int fallback, int min) {
   errno = 0;
   long n = std::strtol(v, &end, 10);
   if (errno != 0 || *end != '\0' || n < min || n > 100000) {
-    return Error{EINVAL, std::string(name) + "='" + v + "': expected an integer >= " +
-                             std::to_string(min)};
+    return Error{EINVAL,
+                 std::string(name) + "='" + v + "': expected an integer >= " + std::to_string(min)};
   }
   return static_cast<int>(n);
 }
@@ -330,8 +342,8 @@ public:
   }
   ~BpffsMount() {
     if (::umount2(dir_.c_str(), 0) != 0) {
-      std::fprintf(stderr, "veer-bench-connect: cleanup: umount %s: %s; detaching\n",
-                   dir_.c_str(), std::strerror(errno));
+      std::fprintf(stderr, "veer-bench-connect: cleanup: umount %s: %s; detaching\n", dir_.c_str(),
+                   std::strerror(errno));
       (void)::umount2(dir_.c_str(), MNT_DETACH);
     }
   }
@@ -367,9 +379,9 @@ public:
     }
     if (waited->exitCode != 0) {
       auto log = readFile(agent->logPath());
-      return Error{0, "veerctl wait " + configDir + " exited " +
-                          std::to_string(waited->exitCode) + ": " + waited->out +
-                          "agent log:\n" + (log.ok() ? *log : log.error().message)};
+      return Error{0, "veerctl wait " + configDir + " exited " + std::to_string(waited->exitCode) +
+                          ": " + waited->out + "agent log:\n" +
+                          (log.ok() ? *log : log.error().message)};
     }
     return agent;
   }
@@ -415,8 +427,8 @@ public:
       return r.error();
     }
     if (r->exitCode != 0) {
-      return Error{0, "veerctl status --json exited " + std::to_string(r->exitCode) + ": " +
-                          r->out};
+      return Error{0,
+                   "veerctl status --json exited " + std::to_string(r->exitCode) + ": " + r->out};
     }
     try {
       return nlohmann::json::parse(r->out);
@@ -603,8 +615,8 @@ Status smokeTest(World& world, const std::string& pod, const std::string& addr,
   std::map<std::string, int> seen;
   for (const auto& h : *r) {
     if (!h.ok || h.status != 200) {
-      return Error{h.err, what + ": GET http://" + addr + ":" + std::to_string(kPort) +
-                              "/ from " + pod + " failed at " + h.step + " (status " +
+      return Error{h.err, what + ": GET http://" + addr + ":" + std::to_string(kPort) + "/ from " +
+                              pod + " failed at " + h.step + " (status " +
                               std::to_string(h.status) + ")"};
     }
     seen[h.body]++;
@@ -623,9 +635,28 @@ Status installIptablesSplit(World& world, const std::string& pod) {
   const std::string v2 = std::string(kV2Addr) + ":" + dport;
   // kube-proxy style: the first rule takes 80% of new connections, the rest fall through.
   const std::vector<std::vector<std::string>> rules = {
-      {"iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-d", kServiceAddr, "-p", "tcp", "--dport",
-       dport, "-m", "statistic", "--mode", "random", "--probability", "0.8", "-j", "DNAT",
-       "--to-destination", v1},
+      {"iptables",
+       "-w",
+       "-t",
+       "nat",
+       "-A",
+       "OUTPUT",
+       "-d",
+       kServiceAddr,
+       "-p",
+       "tcp",
+       "--dport",
+       dport,
+       "-m",
+       "statistic",
+       "--mode",
+       "random",
+       "--probability",
+       "0.8",
+       "-j",
+       "DNAT",
+       "--to-destination",
+       v1},
       {"iptables", "-w", "-t", "nat", "-A", "OUTPUT", "-d", kServiceAddr, "-p", "tcp", "--dport",
        dport, "-j", "DNAT", "--to-destination", v2},
   };
@@ -715,8 +746,7 @@ int runBench() {
     auto r = w.run(pod, {"sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1",
                          "net.ipv4.ip_local_port_range=1024 65535"});
     if (!r.ok() || r->exitCode != 0) {
-      return fail(std::string("sysctl in ") + pod + ": " +
-                  (r.ok() ? r->err : r.error().message));
+      return fail(std::string("sysctl in ") + pod + ": " + (r.ok() ? r->err : r.error().message));
     }
   }
   std::vector<Process> servers;
@@ -866,8 +896,8 @@ int runBench() {
   }
   const Sample& base = med['a'];
   std::printf("\nMedians over %d rounds (ratios to case a)\n", cfg.rounds);
-  std::printf("%-24s %10s %10s %10s %9s %9s\n", "case", "req/s", "p50 (us)", "p99 (us)",
-              "rps/a", "p99/a");
+  std::printf("%-24s %10s %10s %10s %9s %9s\n", "case", "req/s", "p50 (us)", "p99 (us)", "rps/a",
+              "p99/a");
   for (const auto& c : cases) {
     const Sample& m = med[c.id];
     std::printf("%c %-22s %10.0f %10.0f %10.0f %9s %9s\n", c.id, c.label.c_str(), m.rps, m.p50Us,
@@ -921,8 +951,8 @@ int runBench() {
   double share = v1 + v2 > 0 ? static_cast<double>(v1) / static_cast<double>(v1 + v2) : 0;
   std::printf("\nveer split during case b: v1 %llu, v2 %llu connects (v1 %.1f%%), wrk requests "
               "%llu\n",
-              static_cast<unsigned long long>(v1), static_cast<unsigned long long>(v2),
-              share * 100, static_cast<unsigned long long>(requestsB));
+              static_cast<unsigned long long>(v1), static_cast<unsigned long long>(v2), share * 100,
+              static_cast<unsigned long long>(requestsB));
   if (v1 + v2 < requestsB) {
     return fail("veer counted fewer connects (" + std::to_string(v1 + v2) +
                 ") than case b made requests (" + std::to_string(requestsB) +

@@ -68,7 +68,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr size_t kMaxResponse = 64 * 1024; // testsrv answers ~150 bytes; anything this big is broken
+constexpr size_t kMaxResponse =
+    64 * 1024; // testsrv answers ~150 bytes; anything this big is broken
 constexpr int kMaxEvents = 256;
 
 struct Target {
@@ -105,10 +106,10 @@ struct Worker {
   Tally* tally = nullptr;
   State state = State::kIdle;
   int fd = -1;
-  bool reused = false;  // this connection already carried a whole exchange
-  bool retry = false;   // this request is the one retry of a stale keep-alive failure
-  uint64_t connId = 0;  // serial number of the current connection (0: none yet)
-  int64_t connOpenMs = 0; // when it was opened, epoch ms
+  bool reused = false;        // this connection already carried a whole exchange
+  bool retry = false;         // this request is the one retry of a stale keep-alive failure
+  uint64_t connId = 0;        // serial number of the current connection (0: none yet)
+  int64_t connOpenMs = 0;     // when it was opened, epoch ms
   Clock::time_point nextAt;   // kIdle: when the next request starts
   Clock::time_point deadline; // otherwise: when it times out
   std::string request;
@@ -226,11 +227,13 @@ public:
         w->target = &t;
         w->keepAlive = i < opt_.keepAlive;
         w->tally = &tallies_[{t.name, w->keepAlive}];
-        w->nextAt = start + milliseconds(opt_.pauseMs * static_cast<int>(workers_.size()) /
-                                         std::max<size_t>(1, opt_.targets.size() *
-                                                                 (opt_.keepAlive + opt_.close)));
-        w->request = "GET / HTTP/1.1\r\nHost: " + t.hostPort + "\r\nUser-Agent: veer-soak-load\r\n" +
-                     t.header + (w->keepAlive ? "" : "Connection: close\r\n") + "\r\n";
+        w->nextAt =
+            start +
+            milliseconds(opt_.pauseMs * static_cast<int>(workers_.size()) /
+                         std::max<size_t>(1, opt_.targets.size() * (opt_.keepAlive + opt_.close)));
+        w->request = "GET / HTTP/1.1\r\nHost: " + t.hostPort +
+                     "\r\nUser-Agent: veer-soak-load\r\n" + t.header +
+                     (w->keepAlive ? "" : "Connection: close\r\n") + "\r\n";
         workers_.push_back(std::move(w));
       }
     }
@@ -248,8 +251,7 @@ public:
             ++busy;
           }
         }
-        if (w->state == State::kIdle && starting && now >= w->nextAt &&
-            sent_ < opt_.maxRequests) {
+        if (w->state == State::kIdle && starting && now >= w->nextAt && sent_ < opt_.maxRequests) {
           ++sent_;
           ++w->tally->sent;
           startRequest(*w);
@@ -346,9 +348,10 @@ private:
   }
 
   void failConnect(Worker& w, int err) {
-    fail(w, err == ECONNREFUSED ? "refused"
-            : err == EPERM      ? "eperm"
-                                : "connect-" + errnoName(err),
+    fail(w,
+         err == ECONNREFUSED ? "refused"
+         : err == EPERM      ? "eperm"
+                             : "connect-" + errnoName(err),
          "");
   }
 
@@ -406,7 +409,8 @@ private:
         watch(w, EPOLLOUT);
         return;
       }
-      brokenConnection(w, errno == EPIPE || errno == ECONNRESET ? "reset" : "send-" + errnoName(errno),
+      brokenConnection(w,
+                       errno == EPIPE || errno == ECONNRESET ? "reset" : "send-" + errnoName(errno),
                        errnoName(errno));
       return;
     }
@@ -439,7 +443,10 @@ private:
         return;
       }
       const int err = n == 0 ? 0 : errno;
-      brokenConnection(w, n == 0 ? "eof" : err == ECONNRESET ? "reset" : "recv-" + errnoName(err),
+      brokenConnection(w,
+                       n == 0              ? "eof"
+                       : err == ECONNRESET ? "reset"
+                                           : "recv-" + errnoName(err),
                        n == 0 ? "after " + std::to_string(w.in.size()) + " bytes" : errnoName(err));
       return;
     }
@@ -582,8 +589,8 @@ private:
   }
 
   void report(Clock::duration elapsed) {
-    std::printf("%-12s %-9s %9s %9s %7s %7s  %-26s %s\n", "target", "mode", "sent", "ok",
-                "failed", "retried", "ok by version", "failures by cause");
+    std::printf("%-12s %-9s %9s %9s %7s %7s  %-26s %s\n", "target", "mode", "sent", "ok", "failed",
+                "retried", "ok by version", "failures by cause");
     uint64_t ok = 0, retried = 0;
     std::map<std::string, uint64_t> causes;
     for (const Target& t : opt_.targets) {
@@ -599,30 +606,27 @@ private:
         }
         ok += tl.ok;
         retried += tl.retried;
-        std::printf("%-12s %-9s %9llu %9llu %7llu %7llu  %-26s %s\n", t.name.c_str(),
-                    ka ? "keepalive" : "close", static_cast<unsigned long long>(tl.sent),
-                    static_cast<unsigned long long>(tl.ok),
-                    static_cast<unsigned long long>(tl.failed()),
-                    static_cast<unsigned long long>(tl.retried),
-                    versions.empty() ? "-" : versions.c_str(),
-                    failures.empty() ? "-" : failures.c_str());
+        std::printf(
+            "%-12s %-9s %9llu %9llu %7llu %7llu  %-26s %s\n", t.name.c_str(),
+            ka ? "keepalive" : "close", static_cast<unsigned long long>(tl.sent),
+            static_cast<unsigned long long>(tl.ok), static_cast<unsigned long long>(tl.failed()),
+            static_cast<unsigned long long>(tl.retried), versions.empty() ? "-" : versions.c_str(),
+            failures.empty() ? "-" : failures.c_str());
       }
     }
     std::string failures;
     for (const auto& [c, n] : causes) {
       failures += (failures.empty() ? "" : ",") + c + ":" + std::to_string(n);
     }
-    std::printf("VEER_SOAK_LOAD seconds=%.1f sent=%llu ok=%llu failed=%llu retried=%llu "
-                "connections=%llu idle_closed=%llu events=%llu events_dropped=%llu failures=%s\n",
-                std::chrono::duration<double>(elapsed).count(),
-                static_cast<unsigned long long>(sent_), static_cast<unsigned long long>(ok),
-                static_cast<unsigned long long>(totalFailed()),
-                static_cast<unsigned long long>(retried),
-                static_cast<unsigned long long>(connections_),
-                static_cast<unsigned long long>(idleClosed_),
-                static_cast<unsigned long long>(eventsWritten_),
-                static_cast<unsigned long long>(eventsDropped_),
-                failures.empty() ? "-" : failures.c_str());
+    std::printf(
+        "VEER_SOAK_LOAD seconds=%.1f sent=%llu ok=%llu failed=%llu retried=%llu "
+        "connections=%llu idle_closed=%llu events=%llu events_dropped=%llu failures=%s\n",
+        std::chrono::duration<double>(elapsed).count(), static_cast<unsigned long long>(sent_),
+        static_cast<unsigned long long>(ok), static_cast<unsigned long long>(totalFailed()),
+        static_cast<unsigned long long>(retried), static_cast<unsigned long long>(connections_),
+        static_cast<unsigned long long>(idleClosed_),
+        static_cast<unsigned long long>(eventsWritten_),
+        static_cast<unsigned long long>(eventsDropped_), failures.empty() ? "-" : failures.c_str());
     std::fflush(stdout);
   }
 
@@ -642,13 +646,12 @@ private:
 };
 
 int usage() {
-  std::fprintf(stderr,
-               "usage: veer-soak-load --target NAME,ADDR:PORT,VERSIONS[,HEADER=VALUE]... "
-               "--duration S\n"
-               "                      [--keepalive N] [--close M] [--max-requests C]\n"
-               "                      [--timeout-ms T] [--pause-ms P] [--events FILE]\n"
-               "                      [--max-events E] [--progress S]\n"
-               "  VERSIONS: the versions allowed to answer, \"v1+v2\", or \"*\" for any\n");
+  std::fprintf(stderr, "usage: veer-soak-load --target NAME,ADDR:PORT,VERSIONS[,HEADER=VALUE]... "
+                       "--duration S\n"
+                       "                      [--keepalive N] [--close M] [--max-requests C]\n"
+                       "                      [--timeout-ms T] [--pause-ms P] [--events FILE]\n"
+                       "                      [--max-events E] [--progress S]\n"
+                       "  VERSIONS: the versions allowed to answer, \"v1+v2\", or \"*\" for any\n");
   return 2;
 }
 
@@ -720,4 +723,6 @@ int runMain(int argc, char** argv) {
 } // namespace
 } // namespace veer::test::soak
 
-int main(int argc, char** argv) { return veer::test::soak::runMain(argc, argv); }
+int main(int argc, char** argv) {
+  return veer::test::soak::runMain(argc, argv);
+}

@@ -9,11 +9,11 @@
 // appended to the body (what a proxy changed is visible). With --call HOST:PORT (a
 // middle tier of a call chain), each request first makes one GET to HOST:PORT,
 // copying the request headers named by --propagate NAME, and the body is
-// "<version>\n" followed by that response's body (502 if the call fails). UDP: each datagram is answered with "<version>\n" from the
-// address it was sent to (IP_PKTINFO / IPV6_RECVPKTINFO).
-// One IPv4 and one IPv6-only socket per port; UDP sockets are bound before any TCP
-// socket listens, so "TCP accepts" means "all ports are ready". Single-threaded epoll,
-// level-triggered; connection objects are pooled. Exits 0 on SIGTERM/SIGINT.
+// "<version>\n" followed by that response's body (502 if the call fails). UDP: each datagram is
+// answered with "<version>\n" from the address it was sent to (IP_PKTINFO / IPV6_RECVPKTINFO). One
+// IPv4 and one IPv6-only socket per port; UDP sockets are bound before any TCP socket listens, so
+// "TCP accepts" means "all ports are ready". Single-threaded epoll, level-triggered; connection
+// objects are pooled. Exits 0 on SIGTERM/SIGINT.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -61,8 +61,8 @@ struct Server {
   std::string respKeepAlive;
   std::string respClose;
   int epfd = -1;
-  std::vector<FdKind> kinds;              // by fd
-  std::vector<Conn*> conns;               // by fd
+  std::vector<FdKind> kinds;               // by fd
+  std::vector<Conn*> conns;                // by fd
   std::vector<std::unique_ptr<Conn>> pool; // all Conn objects ever made
   std::vector<Conn*> freeList;
 };
@@ -259,8 +259,8 @@ std::string dynamicResponse(const Server& s, std::string_view head, bool close) 
   }
   return std::string(ok ? "HTTP/1.1 200 OK" : "HTTP/1.1 502 Bad Gateway") +
          "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\nx-veer-version: " + s.version + (close ? "\r\nConnection: close" : "") +
-         "\r\n\r\n" + body;
+         "\r\nx-veer-version: " + s.version + (close ? "\r\nConnection: close" : "") + "\r\n\r\n" +
+         body;
 }
 
 /** Parses complete requests in c->in, appends responses. Returns false on a bad request. */
@@ -269,14 +269,13 @@ bool handleInput(Server& s, Conn* c) {
   while (!c->closeAfterWrite) {
     const char* start = c->in + pos;
     const char* end = c->in + c->inLen;
-    const char* headEnd = static_cast<const char*>(
-        ::memmem(start, end - start, "\r\n\r\n", 4));
+    const char* headEnd = static_cast<const char*>(::memmem(start, end - start, "\r\n\r\n", 4));
     if (headEnd == nullptr) {
       break;
     }
     const char* lineEnd = static_cast<const char*>(::memchr(start, '\r', headEnd - start + 1));
-    bool http10 = lineEnd != nullptr && lineEnd - start >= 8 &&
-                  std::memcmp(lineEnd - 8, "HTTP/1.0", 8) == 0;
+    bool http10 =
+        lineEnd != nullptr && lineEnd - start >= 8 && std::memcmp(lineEnd - 8, "HTTP/1.0", 8) == 0;
     bool close = http10;
     size_t bodyLen = 0;
     for (const char* h = lineEnd + 2; h < headEnd;) {
@@ -323,8 +322,7 @@ bool handleInput(Server& s, Conn* c) {
 /** Writes pending output. Returns false when the connection should be closed. */
 bool flush(Server& s, Conn* c) {
   while (c->outOff < c->out.size()) {
-    ssize_t n = ::send(c->fd, c->out.data() + c->outOff, c->out.size() - c->outOff,
-                       MSG_NOSIGNAL);
+    ssize_t n = ::send(c->fd, c->out.data() + c->outOff, c->out.size() - c->outOff, MSG_NOSIGNAL);
     if (n > 0) {
       c->outOff += n;
       continue;
@@ -648,4 +646,6 @@ int serve(int argc, char** argv) {
 } // namespace
 } // namespace veer::test
 
-int main(int argc, char** argv) { return veer::test::serve(argc, argv); }
+int main(int argc, char** argv) {
+  return veer::test::serve(argc, argv);
+}

@@ -90,8 +90,12 @@ bool validWorldName(const std::string& name) {
   return true;
 }
 
-std::string prefixFor(const std::string& name) { return "vwc-" + name + "."; }
-std::string stateDir(const std::string& name) { return std::string(kStateRoot) + "/" + name; }
+std::string prefixFor(const std::string& name) {
+  return "vwc-" + name + ".";
+}
+std::string stateDir(const std::string& name) {
+  return std::string(kStateRoot) + "/" + name;
+}
 
 struct PodState {
   std::string name, netns, cgroup, ipv4, ipv6;
@@ -191,7 +195,9 @@ bool labelsMatch(const Labels& selector, const Labels& labels) {
   return true;
 }
 
-bool startsWith(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
+bool startsWith(const std::string& s, const char* p) {
+  return s.rfind(p, 0) == 0;
+}
 
 /** The TCP and UDP ports veer-testsrv serves for a pod (see the comment at the top). */
 void podPorts(const Config& config, const Pod& pod, std::set<uint16_t>* tcp,
@@ -269,7 +275,8 @@ int runWorld(const UpOptions& opt, int readyFd) {
   std::vector<Process> servers;
   for (const auto& pod : config.pods) {
     PodSpec spec;
-    spec.name = nameCount[pod.meta.name] > 1 ? pod.meta.ns + "." + pod.meta.name : pod.meta.name.str();
+    spec.name =
+        nameCount[pod.meta.name] > 1 ? pod.meta.ns + "." + pod.meta.name : pod.meta.name.str();
     for (const auto& ip : pod.ips) {
       (ip.v4 ? spec.ipv4 : spec.ipv6).push_back(ip.str());
     }
@@ -522,7 +529,6 @@ int cmdShow(int argc, char** argv, bool nodeNetns) {
   }
   return 0;
 }
-
 
 int cmdPods(int argc, char** argv) {
   int used = 0;

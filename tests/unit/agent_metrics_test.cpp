@@ -74,8 +74,7 @@ TEST(AgentMetricsText, EveryFamilyWithItsLabels) {
   EXPECT_TRUE(has(text, "# TYPE veer_config_applies_total counter\nveer_config_applies_total 7\n"))
       << text;
   EXPECT_TRUE(has(text, "veer_config_rejections_total 2\n")) << text;
-  EXPECT_TRUE(has(text, "# TYPE veer_config_generation gauge\nveer_config_generation 1\n"))
-      << text;
+  EXPECT_TRUE(has(text, "# TYPE veer_config_generation gauge\nveer_config_generation 1\n")) << text;
   EXPECT_TRUE(has(text, "veer_config_digest_info{digest=\"00ab0000cd0000ef\"} 1\n")) << text;
   EXPECT_TRUE(has(text, "veer_map_entries{map=\"veer_svc\"} 3\n")) << text;
   EXPECT_TRUE(has(text, "veer_map_capacity{map=\"veer_svc\"} 1024\n")) << text;
@@ -118,10 +117,9 @@ TEST(AgentMetricsText, LastSyncIsUnixTime) {
   const size_t at = text.find(prefix);
   ASSERT_NE(at, std::string::npos) << text;
   const double got = std::stod(text.substr(at + prefix.size()));
-  const double want = std::chrono::duration<double>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count() -
-                      10;
+  const double want =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() -
+      10;
   EXPECT_NEAR(got, want, 2.0) << text;
 }
 
@@ -150,7 +148,7 @@ TEST(AgentMetricsText, KernelTotalsReadBackFromThePage) {
   std::map<ConnectionLabels, ConnectionTotals> kernel;
   kernel[ConnectionLabels{"default", "reviews", "9080", "v1"}] = {.opened = 80, .refused = 3};
   kernel[ConnectionLabels{"team \"a\"", "odd\\name", "53", "unknown"}] = {.opened = 9,
-                                                                         .refused = 0};
+                                                                          .refused = 0};
   proxy::ProxyStats ps; // l7 samples are not the kernel's: left out
   ps.connections[ServiceLabels{"default", "reviews", "9080", "v1"}] = 1000;
   metrics::TextWriter w;
@@ -165,8 +163,8 @@ TEST(AgentMetricsText, KernelTotalsReadBackFromThePage) {
   EXPECT_EQ(reviews.refused, 3U);
   EXPECT_EQ(got->at(ConnectionLabels{"team \"a\"", "odd\\name", "53", "unknown"}).opened, 9U);
 
-  Result<std::map<ConnectionLabels, ConnectionTotals>> bad =
-      parseKernelTotals("# TYPE x counter\nx 1\nveer_tcp_connections_opened_total{path=\"kernel} 1\n");
+  Result<std::map<ConnectionLabels, ConnectionTotals>> bad = parseKernelTotals(
+      "# TYPE x counter\nx 1\nveer_tcp_connections_opened_total{path=\"kernel} 1\n");
   ASSERT_FALSE(bad);
   EXPECT_EQ(bad.error().message,
             "/metrics line 3: not a sample: veer_tcp_connections_opened_total{path=\"kernel} 1");

@@ -66,17 +66,19 @@ TEST_P(WeightSlotsTest, ShortWindowsAreSmooth) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Seeds, WeightSlotsTest,
-    ::testing::Values(SlotCase{"all v1", {100}}, SlotCase{"blue/green", {0, 100}},
-                      SlotCase{"50/50", {50, 50}}, SlotCase{"80/20", {80, 20}},
-                      SlotCase{"95/5", {95, 5}}, SlotCase{"90/10", {90, 10}},
-                      SlotCase{"three ways", {33, 33, 34}}, SlotCase{"1/99", {1, 99}},
-                      SlotCase{"zero in the middle", {40, 0, 60}}));
+INSTANTIATE_TEST_SUITE_P(Seeds, WeightSlotsTest,
+                         ::testing::Values(SlotCase{"all v1", {100}},
+                                           SlotCase{"blue/green", {0, 100}},
+                                           SlotCase{"50/50", {50, 50}}, SlotCase{"80/20", {80, 20}},
+                                           SlotCase{"95/5", {95, 5}}, SlotCase{"90/10", {90, 10}},
+                                           SlotCase{"three ways", {33, 33, 34}},
+                                           SlotCase{"1/99", {1, 99}},
+                                           SlotCase{"zero in the middle", {40, 0, 60}}));
 
 TEST(WeightSlots, AllZeroMeansNoVersion) {
   const std::vector<uint8_t> slots = weightSlots({0, 0});
-  EXPECT_TRUE(std::all_of(slots.begin(), slots.end(), [](uint8_t s) { return s == VEER_NO_VERSION; }));
+  EXPECT_TRUE(
+      std::all_of(slots.begin(), slots.end(), [](uint8_t s) { return s == VEER_NO_VERSION; }));
 }
 
 TEST(Maglev, EveryBackendGetsAFairShare) {
@@ -196,7 +198,9 @@ TEST(Compile, SameInputSameBytes) {
   EXPECT_EQ(a.image.digest(), b.image.digest());
   ASSERT_EQ(a.image.rings.size(), 1u);
   ASSERT_EQ(b.image.rings.size(), 1u);
-  EXPECT_EQ(std::memcmp(a.image.rings[0].second.get(), b.image.rings[0].second.get(), sizeof(veer_maglev_ring)), 0);
+  EXPECT_EQ(std::memcmp(a.image.rings[0].second.get(), b.image.rings[0].second.get(),
+                        sizeof(veer_maglev_ring)),
+            0);
 }
 
 // The agent keeps one MaglevCache across applies: a ring is computed again only when its
@@ -219,7 +223,7 @@ TEST(Compile, MaglevCacheRecomputesOnlyChangedRings) {
   EXPECT_EQ(same.image.digest(), a.image.digest());
   CompileResult b = compile(twoEach("10.244.1.42"), &cache); // one v2 pod replaced
   EXPECT_EQ(cache.computed(), 3u);
-  EXPECT_EQ(cache.size(), 2u); // v2's old ring is gone
+  EXPECT_EQ(cache.size(), 2u);                                 // v2's old ring is gone
   EXPECT_EQ(b.image.rings[0].second, a.image.rings[0].second); // v1's ring, shared
   EXPECT_NE(b.image.digest(), a.image.digest());
   // And the same bytes as a compile without a cache.
@@ -257,7 +261,8 @@ TEST(Compile, RingOnlyForTwoOrMoreBackends) {
   auto addrOf = [&](uint32_t id) {
     auto be = std::find_if(r.image.backends.begin(), r.image.backends.end(),
                            [&](const auto& b) { return b.first.id == id; });
-    return be == r.image.backends.end() ? std::string("?") : IpAddr::fromBytes(be->second.addr).str();
+    return be == r.image.backends.end() ? std::string("?")
+                                        : IpAddr::fromBytes(be->second.addr).str();
   };
   // v1's only backend, named by the version.
   EXPECT_EQ(addrOf(versions[0].backend_id[0]), "10.244.1.21");
@@ -297,8 +302,7 @@ TEST(CumulativeSlots, CanaryGrowthNeverMovesAClientBack) {
   const int steps[] = {0, 5, 10, 20, 50, 100};
   std::vector<uint8_t> prev;
   for (int canary : steps) {
-    std::vector<uint8_t> slots =
-        cumulativeSlots({uint8_t(100 - canary), uint8_t(canary)}, {0, 1});
+    std::vector<uint8_t> slots = cumulativeSlots({uint8_t(100 - canary), uint8_t(canary)}, {0, 1});
     EXPECT_EQ(std::count(slots.begin(), slots.end(), 1), canary);
     EXPECT_EQ(std::count(slots.begin(), slots.end(), 0), 100 - canary);
     for (size_t s = 0; s < prev.size(); ++s) {
@@ -457,8 +461,7 @@ TEST(Affinity, ServiceClientIpMeansKernelAffinityWithItsTimeout) {
 }
 
 TEST(Affinity, DestinationRuleAnnotationOverridesTheServiceTimeout) {
-  for (const auto& [text, secs] :
-       {std::pair{"90m", 5400u}, {"1h30m15s", 5415u}, {"0s", 0u}}) {
+  for (const auto& [text, secs] : {std::pair{"90m", 5400u}, {"1h30m15s", 5415u}, {"0s", 0u}}) {
     Built b = buildYaml(std::string(kStickyService) +
                         "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
                         "metadata:\n  name: web\n  annotations: {veer.io/affinity-timeout: \"" +
@@ -470,7 +473,8 @@ TEST(Affinity, DestinationRuleAnnotationOverridesTheServiceTimeout) {
 
 TEST(Affinity, DefaultTimeoutIsThreeHours) {
   std::string yaml = kStickyService;
-  yaml.replace(yaml.find("  sessionAffinityConfig"), yaml.find("---") - yaml.find("  sessionAffinityConfig"), "");
+  yaml.replace(yaml.find("  sessionAffinityConfig"),
+               yaml.find("---") - yaml.find("  sessionAffinityConfig"), "");
   Built b = buildYaml(yaml);
   ASSERT_FALSE(hasErrors(b.diags)) << formatDiagnostics(b.diags);
   EXPECT_EQ(b.image.services[0].second.affinity_timeout, 10800u);

@@ -37,7 +37,9 @@ size_t countSeverity(const Diagnostics& diags, Diagnostic::Severity s) {
                        [&](const Diagnostic& d) { return d.severity == s; });
 }
 
-IpAddr ip(const char* s) { return *IpAddr::parse(s); }
+IpAddr ip(const char* s) {
+  return *IpAddr::parse(s);
+}
 
 // ---------------------------------------------------------------------------
 // Diagnostic::format
@@ -313,7 +315,8 @@ spec:
 
 INSTANTIATE_TEST_SUITE_P(Api, IstioVersions,
                          ::testing::Values("networking.istio.io/v1alpha3",
-                                           "networking.istio.io/v1beta1", "networking.istio.io/v1"));
+                                           "networking.istio.io/v1beta1",
+                                           "networking.istio.io/v1"));
 
 TEST(LoadVirtualService, MatchRulesAreKeptInOrder) {
   auto r = loadString(R"(apiVersion: networking.istio.io/v1alpha3
@@ -380,8 +383,9 @@ spec:
   EXPECT_EQ(to->field, "spec.http[0].corsPolicy");
   const Diagnostic* w = only(r.diags, "unknown field wieght");
   ASSERT_NE(w, nullptr);
-  EXPECT_EQ(w->format(), "u.yaml:12:7: warning: VirtualService default/reviews: "
-                         "spec.http[0].route[0].wieght: unknown field wieght; did you mean weight?");
+  EXPECT_EQ(w->format(),
+            "u.yaml:12:7: warning: VirtualService default/reviews: "
+            "spec.http[0].route[0].wieght: unknown field wieght; did you mean weight?");
   const Diagnostic* s = only(r.diags, "unknown field subsett");
   ASSERT_NE(s, nullptr);
   EXPECT_EQ(s->field, "spec.http[0].route[0].destination.subsett");
@@ -473,16 +477,17 @@ const std::string kVs = "VirtualService default/reviews: ";
 
 std::vector<ErrorCase> errorCases() {
   return {
-      {"WeightNotInteger",
-       kVsHead + R"(      weight: 50
+      {"WeightNotInteger", kVsHead + R"(      weight: 50
     - destination:
         host: reviews
         subset: v2
       weight: "abc"
 )",
-       "e.yaml:17:15: error: " + kVs + "spec.http[0].route[1].weight: expected an integer, got 'abc'"},
+       "e.yaml:17:15: error: " + kVs +
+           "spec.http[0].route[1].weight: expected an integer, got 'abc'"},
       {"WeightSequence", kVsHead + "      weight: [1]\n",
-       "e.yaml:13:15: error: " + kVs + "spec.http[0].route[0].weight: expected an integer, got a sequence"},
+       "e.yaml:13:15: error: " + kVs +
+           "spec.http[0].route[0].weight: expected an integer, got a sequence"},
       {"ServicePortSequence", R"(apiVersion: v1
 kind: Service
 metadata: {name: reviews}
@@ -490,27 +495,39 @@ spec:
   ports:
   - port: [1]
 )",
-       "e.yaml:6:11: error: Service default/reviews: spec.ports[0].port: expected an integer, got a "
+       "e.yaml:6:11: error: Service default/reviews: spec.ports[0].port: expected an integer, got "
+       "a "
        "sequence"},
-      {"ServicePortRange", "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  ports:\n  - port: 70000\n",
-       "e.yaml:6:11: error: Service default/r: spec.ports[0].port: port 70000 out of range 1..65535"},
-      {"ServiceProtocol", "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  ports:\n  - {port: 1, protocol: ICMP}\n",
-       "e.yaml:6:25: error: Service default/r: spec.ports[0].protocol: expected protocol TCP or UDP, got 'ICMP'"},
-      {"ClusterIPNotAnAddress", "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  clusterIP: 10.0.0.300\n",
-       "e.yaml:5:14: error: Service default/r: spec.clusterIP: expected an IP address, got '10.0.0.300'"},
-      {"PodIpNotAnAddress", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus:\n  podIPs:\n  - ip: nope\n",
+      {"ServicePortRange",
+       "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  ports:\n  - port: 70000\n",
+       "e.yaml:6:11: error: Service default/r: spec.ports[0].port: port 70000 out of range "
+       "1..65535"},
+      {"ServiceProtocol",
+       "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  ports:\n  - {port: 1, "
+       "protocol: ICMP}\n",
+       "e.yaml:6:25: error: Service default/r: spec.ports[0].protocol: expected protocol TCP or "
+       "UDP, got 'ICMP'"},
+      {"ClusterIPNotAnAddress",
+       "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  clusterIP: 10.0.0.300\n",
+       "e.yaml:5:14: error: Service default/r: spec.clusterIP: expected an IP address, got "
+       "'10.0.0.300'"},
+      {"PodIpNotAnAddress",
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus:\n  podIPs:\n  - ip: nope\n",
        "e.yaml:6:9: error: Pod default/p: status.podIPs[0].ip: expected an IP address, got 'nope'"},
       {"ContainerPortNotInteger",
-       "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - ports:\n    - {name: http, containerPort: http}\n",
-       "e.yaml:7:35: error: Pod default/p: spec.containers[0].ports[0].containerPort: expected an integer, got 'http'"},
+       "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - ports:\n    - "
+       "{name: http, containerPort: http}\n",
+       "e.yaml:7:35: error: Pod default/p: spec.containers[0].ports[0].containerPort: expected an "
+       "integer, got 'http'"},
       {"HostsNotAList",
-       "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: reviews\n",
+       "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  "
+       "hosts: reviews\n",
        "e.yaml:5:10: error: VirtualService default/r: spec.hosts: expected a list, got 'reviews'"},
       {"SubsetsNotAList",
-       "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: r\n  subsets: {name: v1}\n",
+       "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  "
+       "host: r\n  subsets: {name: v1}\n",
        "e.yaml:6:12: error: DestinationRule default/r: spec.subsets: expected a list, got a map"},
-      {"DestinationPortScalarWithWeightHint",
-       kVsHead + R"(      weight: 95
+      {"DestinationPortScalarWithWeightHint", kVsHead + R"(      weight: 95
     - destination:
         host: reviews
         subset: v2
@@ -519,8 +536,7 @@ spec:
        "e.yaml:17:15: error: " + kVs +
            "spec.http[0].route[1].destination.port: expected a map with number, got '5'; write "
            "port: {number: 5}, or did you mean weight: 5?"},
-      {"StrayPortBesideDestination",
-       kVsHead + R"(      weight: 95
+      {"StrayPortBesideDestination", kVsHead + R"(      weight: 95
     - destination:
         host: reviews
         subset: v2
@@ -533,15 +549,20 @@ spec:
        "e.yaml:3:11: error: Service (no name): metadata: missing metadata.name"},
       {"NotAnObject", "apiVersion: v1\nkind: Service\n---\n- a\n- b\n",
        "e.yaml:4:1: error: expected a map, got a sequence"},
-      {"DuplicateKey", "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  clusterIP: 10.0.0.1\n  clusterIP: 10.0.0.2\n",
-       "e.yaml:6:3: error: Service default/r: spec.clusterIP: duplicate key clusterIP (first at line 5)"},
+      {"DuplicateKey",
+       "apiVersion: v1\nkind: Service\nmetadata: {name: r}\nspec:\n  clusterIP: 10.0.0.1\n  "
+       "clusterIP: 10.0.0.2\n",
+       "e.yaml:6:3: error: Service default/r: spec.clusterIP: duplicate key clusterIP (first at "
+       "line 5)"},
       {"SyntaxError", "apiVersion: v1\nkind: Service\nmetadata:\n  name: [unclosed\n",
        "e.yaml:5:1: error: YAML syntax error: did not find expected ',' or ']' while parsing "
        "a flow sequence that starts at line 4, column 9"},
   };
 }
 
-void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const ErrorCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class LoadErrors : public ::testing::TestWithParam<ErrorCase> {};
 
@@ -642,8 +663,8 @@ TEST(LoadPaths, ExplicitFileAnyExtensionAndMissingPath) {
   auto r = loadPaths({(t.path() / "svc.txt").string(), (t.path() / "nope.yaml").string()});
   ASSERT_EQ(r.config.services.size(), 1u);
   ASSERT_EQ(r.diags.size(), 1u);
-  EXPECT_EQ(r.diags[0].format(), (t.path() / "nope.yaml").string() +
-                                     ": error: no such file or directory");
+  EXPECT_EQ(r.diags[0].format(),
+            (t.path() / "nope.yaml").string() + ": error: no such file or directory");
 }
 
 TEST(LoadPaths, ConfigMapMountLoadsEachObjectOnce) {
@@ -698,9 +719,10 @@ TEST(LoadRegressions, StrayCommaStreamDoesNotHang) {
 // Positions count from the top of the file, across document markers, and
 // content after "---" on the marker line keeps its column.
 TEST(LoadRegressions, PositionsAcrossDocumentMarkers) {
-  const LoadResult r = loadString("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n"
-                                  "---\n# two\n--- {apiVersion: v1, kind: Service, metadata: {name: a}}\n",
-                                  "multi.yaml");
+  const LoadResult r =
+      loadString("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n"
+                 "---\n# two\n--- {apiVersion: v1, kind: Service, metadata: {name: a}}\n",
+                 "multi.yaml");
   ASSERT_EQ(r.diags.size(), 1u) << (r.diags.empty() ? "" : r.diags[0].format());
   EXPECT_EQ(r.diags[0].pos.line, 6) << r.diags[0].format();
   EXPECT_EQ(r.diags[0].pos.column, 5) << r.diags[0].format();
@@ -747,7 +769,8 @@ TEST(LoadRegressions, LargeStreamLoadsInOrderWithPositions) {
   }
   TempDir t;
   t.write("big.yaml", text);
-  for (const LoadResult& r : {loadString(text, "big.yaml"), loadPaths({(t.path() / "big.yaml").string()})}) {
+  for (const LoadResult& r :
+       {loadString(text, "big.yaml"), loadPaths({(t.path() / "big.yaml").string()})}) {
     ASSERT_EQ(r.config.services.size(), size_t(kObjects - 3)) << formatDiagnostics(r.diags);
     int want = 0;
     for (const Service& s : r.config.services) {
@@ -765,9 +788,9 @@ TEST(LoadRegressions, LargeStreamLoadsInOrderWithPositions) {
     EXPECT_EQ(r.diags[0].pos.line, brokenLine) << r.diags[0].format();
     EXPECT_NE(r.diags[0].message.find(brokenContext), std::string::npos) << r.diags[0].format();
     for (size_t d = 0; d < duplicateLines.size(); ++d) {
-      EXPECT_EQ(r.diags[1 + d].message,
-                "duplicate object; first defined at " + r.diags[1 + d].pos.file.str() + ":" +
-                    std::to_string(originalLine) + ":1")
+      EXPECT_EQ(r.diags[1 + d].message, "duplicate object; first defined at " +
+                                            r.diags[1 + d].pos.file.str() + ":" +
+                                            std::to_string(originalLine) + ":1")
           << r.diags[1 + d].format();
       EXPECT_EQ(r.diags[1 + d].pos.line, duplicateLines[d]) << r.diags[1 + d].format();
       EXPECT_EQ(r.diags[1 + d].object, "Service default/svc-10");
@@ -789,7 +812,8 @@ TEST(LoadYaml, AliasesResolveAndCannotReferToTheirOwnAncestor) {
   LoadResult cyc = loadString("apiVersion: v1\nkind: List\nitems: &items\n- apiVersion: v1\n"
                               "  kind: List\n  items: *items\n",
                               "c.yaml");
-  EXPECT_EQ(formatDiagnostics(cyc.diags), "c.yaml:6:10: error: YAML syntax error: unknown anchor *items (an alias "
+  EXPECT_EQ(formatDiagnostics(cyc.diags),
+            "c.yaml:6:10: error: YAML syntax error: unknown anchor *items (an alias "
             "must come after the node it names has ended)\n");
 }
 
@@ -830,8 +854,10 @@ TEST(LoadHostile, DeepNestingRefusedAtOnceWithPosition) {
     EXPECT_EQ(d.severity, Diagnostic::Severity::kError);
     EXPECT_NE(d.message.find("nesting deeper than 64 levels"), std::string::npos) << d.format();
   }
-  EXPECT_EQ(r.diags[0].pos.str(), (t.path() / "deep.yaml").string() + ":5:70"); // the map is level 1: "kind: " and 63 "["
-  EXPECT_EQ(r.diags[1].pos.str(), (t.path() / "map.yaml").string() + ":2:" + std::to_string(column65));
+  EXPECT_EQ(r.diags[0].pos.str(),
+            (t.path() / "deep.yaml").string() + ":5:70"); // the map is level 1: "kind: " and 63 "["
+  EXPECT_EQ(r.diags[1].pos.str(),
+            (t.path() / "map.yaml").string() + ":2:" + std::to_string(column65));
 }
 
 // A document over kMaxDocumentBytes is not parsed (a 50 MB one-line flow map peaked at
@@ -908,11 +934,12 @@ TEST(LoadHostile, SymlinkOutOfTheDirectoryRefused) {
   EXPECT_EQ(r.config.services[0].meta.name, "a");
   const std::string root = fs::canonical(t.path() / "conf").string();
   const std::string out = fs::canonical(outside.path()).string();
-  EXPECT_EQ(formatDiagnostics(r.diags),
-            (t.path() / "conf/dir").string() + ": error: symlink leads out of the config directory " +
-                root + " (to " + out + "); not followed\n" + (t.path() / "conf/secret.yaml").string() +
-                ": error: symlink leads out of the config directory " + root + " (to " + out +
-                "/secret.yaml); not followed\n");
+  EXPECT_EQ(formatDiagnostics(r.diags), (t.path() / "conf/dir").string() +
+                                            ": error: symlink leads out of the config directory " +
+                                            root + " (to " + out + "); not followed\n" +
+                                            (t.path() / "conf/secret.yaml").string() +
+                                            ": error: symlink leads out of the config directory " +
+                                            root + " (to " + out + "/secret.yaml); not followed\n");
 }
 
 // root reads any file; a file whose mode lets nobody read it is not config.
@@ -923,8 +950,9 @@ TEST(LoadHostile, ModeZeroFileIsAnErrorNotRead) {
   fs::permissions(t.path() / "locked.yaml", fs::perms::none);
   LoadResult r = loadPaths({t.path().string()});
   ASSERT_EQ(r.config.services.size(), 1u);
-  EXPECT_EQ(formatDiagnostics(r.diags), (t.path() / "locked.yaml").string() +
-                                            ": error: file mode 0000 lets nobody read it; not read\n");
+  EXPECT_EQ(formatDiagnostics(r.diags),
+            (t.path() / "locked.yaml").string() +
+                ": error: file mode 0000 lets nobody read it; not read\n");
 }
 
 // A file that is not config (what a link once led to: /etc/shadow) reaches the log only as
@@ -940,7 +968,8 @@ TEST(LoadHostile, UnknownContentQuotedShortAndEscaped) {
   ASSERT_EQ(r.diags.size(), 1u) << formatDiagnostics(r.diags);
   std::string msg = r.diags[0].format();
   EXPECT_EQ(msg, "key.yaml:1:1: error: expected a map, got '-----BEGIN PRIVATE KEY----- "
-                 "MIIEvQIBADAN... (" + std::to_string(key.size() - 1) + " bytes)'");
+                 "MIIEvQIBADAN... (" +
+                     std::to_string(key.size() - 1) + " bytes)'");
   // Control characters (a terminal escape, a newline) arrive escaped.
   r = loadString("\"\\e[2Jx\\ny\"\n", "esc.yaml");
   ASSERT_EQ(r.diags.size(), 1u) << formatDiagnostics(r.diags);

@@ -169,23 +169,24 @@ TEST(GatewayApi, VersionNamesReachTheMaps) {
 }
 
 TEST(GatewayApi, HeaderMatchAndHeaderModifiersAreL7) {
-  Outcome o = run(meshRoute("  - backendRefs:\n"
-                            "    - {name: cart-v1, port: 9080}\n"
-                            "  - matches:\n"
-                            "    - headers:\n"
-                            "      - {name: X-Canary, value: always}\n"
-                            "    filters:\n"
-                            "    - type: ResponseHeaderModifier\n"
-                            "      responseHeaderModifier:\n"
-                            "        set: [{name: x-served-by, value: cart-v2}]\n"
-                            "        add: [{name: x-hop, value: \"1\"}]\n"
-                            "        remove: [x-debug]\n"
-                            "    backendRefs:\n"
-                            "    - name: cart-v2\n"
-                            "      port: 9080\n"
-                            "      filters:\n"
-                            "      - type: RequestHeaderModifier\n"
-                            "        requestHeaderModifier: {set: [{name: x-version, value: v2}]}\n"));
+  Outcome o =
+      run(meshRoute("  - backendRefs:\n"
+                    "    - {name: cart-v1, port: 9080}\n"
+                    "  - matches:\n"
+                    "    - headers:\n"
+                    "      - {name: X-Canary, value: always}\n"
+                    "    filters:\n"
+                    "    - type: ResponseHeaderModifier\n"
+                    "      responseHeaderModifier:\n"
+                    "        set: [{name: x-served-by, value: cart-v2}]\n"
+                    "        add: [{name: x-hop, value: \"1\"}]\n"
+                    "        remove: [x-debug]\n"
+                    "    backendRefs:\n"
+                    "    - name: cart-v2\n"
+                    "      port: 9080\n"
+                    "      filters:\n"
+                    "      - type: RequestHeaderModifier\n"
+                    "        requestHeaderModifier: {set: [{name: x-version, value: v2}]}\n"));
   ASSERT_FALSE(hasErrors(o.diags)) << formatDiagnostics(o.diags);
   const PlanService* s = service(o.plan, "cart");
   ASSERT_NE(s, nullptr);
@@ -200,8 +201,7 @@ TEST(GatewayApi, HeaderMatchAndHeaderModifiersAreL7) {
   EXPECT_EQ(r.matches[0].headers[0].key, "x-canary"); // header names are case-insensitive
   EXPECT_EQ(r.headers->response.set,
             (std::vector<std::pair<Str, Str>>{{"x-served-by", "cart-v2"}}));
-  EXPECT_EQ(r.headers->response.add,
-            (std::vector<std::pair<Str, Str>>{{"x-hop", "1"}}));
+  EXPECT_EQ(r.headers->response.add, (std::vector<std::pair<Str, Str>>{{"x-hop", "1"}}));
   EXPECT_EQ(r.headers->response.remove, (std::vector<Str>{"x-debug"}));
   ASSERT_EQ(r.destinations.size(), 1u);
   EXPECT_EQ(r.destinations[0].headers->request.set,
@@ -223,20 +223,20 @@ TEST(GatewayApi, HeaderMatchAndHeaderModifiersAreL7) {
 // /a outranks a method match without a path.
 TEST(GatewayApi, MatchesAreOrderedByPrecedence) {
   Outcome o = run(meshRoute(
-      "  - backendRefs: [{name: cart-v1, port: 9080}]\n"                                  // 0
-      "  - matches: [{path: {type: PathPrefix, value: /a}}]\n"                            // 1
+      "  - backendRefs: [{name: cart-v1, port: 9080}]\n"       // 0
+      "  - matches: [{path: {type: PathPrefix, value: /a}}]\n" // 1
       "    backendRefs: [{name: cart-v1, port: 9080}]\n"
-      "  - matches: [{path: {type: PathPrefix, value: /a/b}}]\n"                          // 2
+      "  - matches: [{path: {type: PathPrefix, value: /a/b}}]\n" // 2
       "    backendRefs: [{name: cart-v1, port: 9080}]\n"
-      "  - matches: [{path: {type: Exact, value: /a}}]\n"                                 // 3
+      "  - matches: [{path: {type: Exact, value: /a}}]\n" // 3
       "    backendRefs: [{name: cart-v1, port: 9080}]\n"
-      "  - matches: [{path: {type: RegularExpression, value: /r.*}}]\n"                   // 4
+      "  - matches: [{path: {type: RegularExpression, value: /r.*}}]\n" // 4
       "    backendRefs: [{name: cart-v1, port: 9080}]\n"
-      "  - matches: [{method: POST}]\n"                                                   // 5
+      "  - matches: [{method: POST}]\n" // 5
       "    backendRefs: [{name: cart-v1, port: 9080}]\n"
-      "  - matches: [{headers: [{name: a, value: x}, {name: b, value: y}]}]\n"            // 6
+      "  - matches: [{headers: [{name: a, value: x}, {name: b, value: y}]}]\n" // 6
       "    backendRefs: [{name: cart-v1, port: 9080}]\n"
-      "  - matches: [{headers: [{name: a, value: x}]}, {queryParams: [{name: q, value: "  // 7
+      "  - matches: [{headers: [{name: a, value: x}]}, {queryParams: [{name: q, value: " // 7
       "z}]}]\n"
       "    backendRefs: [{name: cart-v1, port: 9080}]\n"));
   ASSERT_FALSE(hasErrors(o.diags)) << formatDiagnostics(o.diags);
@@ -246,11 +246,11 @@ TEST(GatewayApi, MatchesAreOrderedByPrecedence) {
   for (const auto& pr : s->routes) {
     order.push_back(pr.rule->matches.empty() ? pr.rule->field : pr.rule->matches[0].field);
   }
-  EXPECT_EQ(order, (std::vector<std::string>{
-                       "spec.rules[3].matches[0]", "spec.rules[4].matches[0]",
-                       "spec.rules[2].matches[0]", "spec.rules[1].matches[0]",
-                       "spec.rules[5].matches[0]", "spec.rules[6].matches[0]",
-                       "spec.rules[7].matches[0]", "spec.rules[7].matches[1]", "spec.rules[0]"}));
+  EXPECT_EQ(order, (std::vector<std::string>{"spec.rules[3].matches[0]", "spec.rules[4].matches[0]",
+                                             "spec.rules[2].matches[0]", "spec.rules[1].matches[0]",
+                                             "spec.rules[5].matches[0]", "spec.rules[6].matches[0]",
+                                             "spec.rules[7].matches[0]", "spec.rules[7].matches[1]",
+                                             "spec.rules[0]"}));
 }
 
 TEST(GatewayApi, PathPrefixMatchesWholePathElements) {
@@ -286,9 +286,10 @@ TEST(GatewayApi, AllWeightsZeroIs500AndNoBackendsIs503) {
                             "  - backendRefs: [{name: cart-v1, port: 9080}]\n"));
   ASSERT_FALSE(hasErrors(o.diags)) << formatDiagnostics(o.diags);
   std::string all = formatDiagnostics(o.diags);
-  EXPECT_NE(all.find("route.yaml:8:5: warning: HTTPRoute shop/cart: spec.rules[0].backendRefs: every "
-                     "backendRef has weight 0: Gateway API answers 500"),
-            std::string::npos)
+  EXPECT_NE(
+      all.find("route.yaml:8:5: warning: HTTPRoute shop/cart: spec.rules[0].backendRefs: every "
+               "backendRef has weight 0: Gateway API answers 500"),
+      std::string::npos)
       << all;
   EXPECT_NE(all.find("route.yaml:11:5: warning: HTTPRoute shop/cart: spec.rules[1].backendRefs: no "
                      "backendRefs and no RequestRedirect: Gateway API answers 503"),
@@ -354,9 +355,10 @@ TEST(GatewayApi, GatewayParentIsAnIngressVirtualHost) {
   EXPECT_EQ(o.plan.virtualHosts[0].host, "*.shop.example.com");
   EXPECT_EQ(o.plan.virtualHosts[1].host, "shop.example.com");
   EXPECT_EQ(o.plan.virtualHosts[1].source, "HTTPRoute shop/shop");
-  EXPECT_EQ(renderRule(o.plan.virtualHosts[1].routes[0]),
-            "spec.rules[0] [HTTPRoute shop/shop]: (uri regex '/cart(/.*)?') -> cart-v1.shop:9080=25 "
-            "cart-v2.shop:9080=75");
+  EXPECT_EQ(
+      renderRule(o.plan.virtualHosts[1].routes[0]),
+      "spec.rules[0] [HTTPRoute shop/shop]: (uri regex '/cart(/.*)?') -> cart-v1.shop:9080=25 "
+      "cart-v2.shop:9080=75");
   // The Service parent in the same object: the mesh route of cart (L7: a path match).
   const PlanService* s = service(o.plan, "cart");
   ASSERT_NE(s, nullptr);
@@ -376,10 +378,10 @@ TEST(GatewayApi, SameHostInContourAndHttpRouteIsAConflictNamingBoth) {
                   "  hostnames: [SHOP.example.com]\n"
                   "  rules: [{backendRefs: [{name: cart-v2, port: 9080}]}]\n");
   EXPECT_TRUE(hasErrors(o.diags));
-  EXPECT_NE(formatDiagnostics(o.diags)
-                .find("route.yaml:13:15: error: HTTPRoute shop/shop: spec.hostnames[0]: host "
-                      "SHOP.example.com is also claimed by HTTPProxy shop/shop at "
-                      "route.yaml:5:23; one host must have one routing object"),
+  EXPECT_NE(formatDiagnostics(o.diags).find(
+                "route.yaml:13:15: error: HTTPRoute shop/shop: spec.hostnames[0]: host "
+                "SHOP.example.com is also claimed by HTTPProxy shop/shop at "
+                "route.yaml:5:23; one host must have one routing object"),
             std::string::npos)
       << formatDiagnostics(o.diags);
 }
@@ -390,9 +392,9 @@ TEST(GatewayApi, SameServiceInIstioAndHttpRouteIsAConflictNamingBoth) {
                   "metadata: {name: cart, namespace: shop}\n"
                   "spec:\n  hosts: [cart]\n  http:\n  - route:\n    - destination: {host: cart}\n");
   EXPECT_TRUE(hasErrors(o.diags));
-  EXPECT_NE(formatDiagnostics(o.diags)
-                .find("route.yaml:14:11: error: VirtualService shop/cart: spec.hosts[0]: Service "
-                      "shop/cart is already routed by HTTPRoute shop/cart at route.yaml:6:38"),
+  EXPECT_NE(formatDiagnostics(o.diags).find(
+                "route.yaml:14:11: error: VirtualService shop/cart: spec.hosts[0]: Service "
+                "shop/cart is already routed by HTTPRoute shop/cart at route.yaml:6:38"),
             std::string::npos)
       << formatDiagnostics(o.diags);
 }
@@ -485,7 +487,9 @@ struct ErrorCase {
   std::string expected; // one formatted diagnostic
 };
 
-void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const ErrorCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 std::vector<ErrorCase> errorCases() {
   const std::string head = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\n"
@@ -500,16 +504,14 @@ std::vector<ErrorCase> errorCases() {
        "route.yaml:8:13: error: " + obj +
            "spec.rules[0].filters[0].type: unknown filter type RequestHeaderModifer; did you mean "
            "RequestHeaderModifier?"},
-      {"FilterBodyMissing",
-       head + parent + "  rules:\n  - filters:\n    - type: URLRewrite\n",
+      {"FilterBodyMissing", head + parent + "  rules:\n  - filters:\n    - type: URLRewrite\n",
        "route.yaml:8:7: error: " + obj +
            "spec.rules[0].filters[0].urlRewrite: missing urlRewrite (required by type URLRewrite)"},
       {"BadWeight",
        head + parent + "  rules:\n  - backendRefs: [{name: cart-v1, port: 9080, weight: -5}]\n",
        "route.yaml:7:55: error: " + obj +
            "spec.rules[0].backendRefs[0].weight: weight -5 out of range 0..1000000"},
-      {"BackendPortMissing",
-       head + parent + "  rules:\n  - backendRefs: [{name: cart-v1}]\n",
+      {"BackendPortMissing", head + parent + "  rules:\n  - backendRefs: [{name: cart-v1}]\n",
        "route.yaml:7:19: error: " + obj +
            "spec.rules[0].backendRefs[0].port: missing port (Gateway API requires it when the "
            "backend is a Service)"},
@@ -550,7 +552,8 @@ std::vector<ErrorCase> errorCases() {
            "syntax)"},
       {"MethodTypo",
        head + parent +
-           "  rules:\n  - matches: [{method: GTE}]\n    backendRefs: [{name: cart-v1, port: 9080}]\n",
+           "  rules:\n  - matches: [{method: GTE}]\n    backendRefs: [{name: cart-v1, port: "
+           "9080}]\n",
        "route.yaml:7:24: error: " + obj +
            "spec.rules[0].matches[0].method: unknown HTTP method 'GTE'; did you mean GET?"},
       {"FieldTypoIsAWarningWithAHint",
@@ -565,7 +568,8 @@ std::vector<ErrorCase> errorCases() {
       {"BackendPortNotOnService",
        head + parent + "  rules:\n  - backendRefs: [{name: cart-v1, port: 8080}]\n",
        "route.yaml:7:41: error: " + obj +
-           "spec.rules[0].backendRefs[0].port: Service shop/cart-v1 has no port 8080 (ports: 9080)"},
+           "spec.rules[0].backendRefs[0].port: Service shop/cart-v1 has no port 8080 (ports: "
+           "9080)"},
       {"UnknownParentService",
        head + "  parentRefs: [{group: \"\", kind: Service, name: kart}]\n"
               "  rules: [{backendRefs: [{name: cart-v1, port: 9080}]}]\n",

@@ -27,7 +27,9 @@ struct Step {
   std::string step; // "01-cookie-90-10"
 };
 
-void PrintTo(const Step& s, std::ostream* os) { *os << s.seed << "/" << s.step; }
+void PrintTo(const Step& s, std::ostream* os) {
+  *os << s.seed << "/" << s.step;
+}
 
 // Seeds are configs/NNN-... directories with steps/; each step is one golden.
 std::vector<Step> steps() {
@@ -57,7 +59,7 @@ std::vector<std::string> inputs(const Step& s) {
   std::string dir = "configs/" + s.seed;
   std::vector<std::string> out;
   out.push_back(fs::exists(repo() / dir / "inventory.yaml") ? dir + "/inventory.yaml"
-                                                             : "configs/bookinfo/inventory.yaml");
+                                                            : "configs/bookinfo/inventory.yaml");
   std::vector<std::string> top;
   for (const auto& f : fs::directory_iterator(repo() / dir)) {
     if (f.is_regular_file() && f.path().extension() == ".yaml" &&
@@ -121,7 +123,8 @@ TEST_P(Golden, PlanMatchesCheckedInText) {
 
 INSTANTIATE_TEST_SUITE_P(Seeds, Golden, ::testing::ValuesIn(steps()), [](const auto& info) {
   std::string n = info.param.seed.substr(0, 3) + "_" + info.param.step;
-  std::replace_if(n.begin(), n.end(), [](char ch) { return !std::isalnum(ch); }, '_');
+  std::replace_if(
+      n.begin(), n.end(), [](char ch) { return !std::isalnum(ch); }, '_');
   return n;
 });
 

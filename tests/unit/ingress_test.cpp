@@ -383,9 +383,9 @@ spec:
 
 /** The plan of a seed 004 step (with its inventory), which must resolve cleanly. */
 Plan seedPlan(const std::string& step) {
-  LoadResult l = loadPaths({(repo() / "configs/004-contour-ingressroute/inventory.yaml").string(),
-                            (repo() / "configs/004-contour-ingressroute/steps" / (step + ".yaml"))
-                                .string()});
+  LoadResult l =
+      loadPaths({(repo() / "configs/004-contour-ingressroute/inventory.yaml").string(),
+                 (repo() / "configs/004-contour-ingressroute/steps" / (step + ".yaml")).string()});
   EXPECT_FALSE(hasErrors(l.diags)) << formatDiagnostics(l.diags);
   ResolveResult r = resolve(l.config);
   EXPECT_FALSE(hasErrors(r.diags)) << formatDiagnostics(r.diags);
@@ -396,11 +396,10 @@ TEST(Contour, PlanDiffShowsVirtualHostsAndTheirWeights) {
   const PlanSummary green = summarize(seedPlan("01-green"));
   const PlanSummary canary = summarize(seedPlan("04-canary-5-95"));
   PlanDiff d = diffPlans(green, canary);
-  EXPECT_EQ(d.text,
-            "~ vhost yangcs.net [IngressRoute root-ingressroute/root-blog]\n"
-            "    rule spec.routes[0] [IngressRoute marketing/blog]: (uri prefix '/blog'): "
-            "green.marketing:80=100 -> green.marketing:80=5 blue.marketing:80=95\n"
-            "Plan: 0 to add, 1 to change, 0 to remove.\n");
+  EXPECT_EQ(d.text, "~ vhost yangcs.net [IngressRoute root-ingressroute/root-blog]\n"
+                    "    rule spec.routes[0] [IngressRoute marketing/blog]: (uri prefix '/blog'): "
+                    "green.marketing:80=100 -> green.marketing:80=5 blue.marketing:80=95\n"
+                    "Plan: 0 to add, 1 to change, 0 to remove.\n");
   EXPECT_EQ(d.changed, 1u);
 
   PlanSummary none = green;
@@ -469,7 +468,8 @@ TEST(Contour, ExplainVirtualHostSaysWhichRuleAndWhichService) {
   e = explainVirtualHost(p, req);
   EXPECT_TRUE(e.ok);
   EXPECT_NE(e.text.find("no (uri '/about' is not prefix '/blog')"), std::string::npos) << e.text;
-  EXPECT_NE(e.text.find("-> no rule matches: the ingress answers 404"), std::string::npos) << e.text;
+  EXPECT_NE(e.text.find("-> no rule matches: the ingress answers 404"), std::string::npos)
+      << e.text;
   req.host = "other.example.com";
   EXPECT_FALSE(explainVirtualHost(p, req).ok);
 }

@@ -59,16 +59,17 @@ protected:
 const char* kPem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 std::string b64(const std::string& s) {
   std::string out(4 * ((s.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(s.data()),
-                          static_cast<int>(s.size()));
+  int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
   out.resize(static_cast<size_t>(n));
   return out;
 }
 
 TEST_F(KubeconfigTest, TokenAndCaData) {
   auto c = loadKubeconfig(config("    server: https://10.0.0.1:6443/\n"
-                                 "    certificate-authority-data: " + b64(kPem) + "\n",
+                                 "    certificate-authority-data: " +
+                                     b64(kPem) + "\n",
                                  "    token: abc\n"));
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->server, "https://10.0.0.1:6443");
@@ -158,13 +159,15 @@ TEST_F(KubeconfigTest, ErrorsArePositionedAndNameTheField) {
             dir_ + "/config:14:31: clusters[k].cluster.insecure-skip-tls-verify: expected true "
                    "or false, got 'yes'");
   EXPECT_NE(error(config("    server: https://a\n    insecure-skip-tls-verify: true\n"
-                         "    certificate-authority-data: " + b64(kPem) + "\n", ""))
+                         "    certificate-authority-data: " +
+                             b64(kPem) + "\n",
+                         ""))
                 .find("exclude each other"),
             std::string::npos);
-  EXPECT_EQ(error(config("    server: https://a\n", "    client-certificate-data: " + b64("C") +
-                                                        "\n")),
-            dir_ + "/config:17:5: users[u].user.client-key: a client certificate needs its key "
-                   "and the key its certificate");
+  EXPECT_EQ(
+      error(config("    server: https://a\n", "    client-certificate-data: " + b64("C") + "\n")),
+      dir_ + "/config:17:5: users[u].user.client-key: a client certificate needs its key "
+             "and the key its certificate");
   EXPECT_NE(error(config("    server: https://a\n", "    exec:\n      command: aws\n"))
                 .find("config:18:7: users[u].user.exec: not supported by veer"),
             std::string::npos);
@@ -313,7 +316,8 @@ TEST(K8sSlimTest, ServiceSliceAndRoutingObjectsLoadWithApiPositions) {
   LoadResult rb = loadString(b.json, b.sourceName());
   ASSERT_FALSE(rb.diags.empty());
   // One value a line: a line number points at the field, whatever the object's size.
-  EXPECT_NE(formatDiagnostics(rb.diags).find("api:VirtualService:19:11: error: VirtualService shop/bad: "),
+  EXPECT_NE(formatDiagnostics(rb.diags).find(
+                "api:VirtualService:19:11: error: VirtualService shop/bad: "),
             std::string::npos)
       << formatDiagnostics(rb.diags) << b.json;
 }

@@ -30,7 +30,9 @@ struct Case {
   const char* why = ""; // the reason on a miss, when checked
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.description; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.description;
+}
 
 StringMatch sm(StringMatch::Op op, std::string v) {
   StringMatch m;
@@ -43,7 +45,9 @@ KeyMatch km(std::string key, StringMatch::Op op, std::string v) {
   return KeyMatch{std::move(key), sm(op, std::move(v)), false};
 }
 
-KeyMatch present(std::string key) { return KeyMatch{std::move(key), {}, true}; }
+KeyMatch present(std::string key) {
+  return KeyMatch{std::move(key), {}, true};
+}
 
 using Op = StringMatch::Op;
 

@@ -111,7 +111,8 @@ std::pair<long, std::string> fetch(uint16_t port, const std::string& path,
 TEST(StatusServer, ServesRoutesAndRefusesOthers) {
   int calls = 0;
   auto server = StatusServer::start(
-      "127.0.0.1:0", {{"/readyz", [&] {
+      "127.0.0.1:0", {{"/readyz",
+                       [&] {
                          ++calls;
                          return StatusServer::Response{.status = 503, .body = "not synced\n"};
                        }},

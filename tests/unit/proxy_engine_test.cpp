@@ -65,8 +65,8 @@ std::string find(const Headers& h, const std::string& name) {
 }
 
 int count(const Headers& h, const std::string& name) {
-  return static_cast<int>(std::count_if(h.begin(), h.end(),
-                                        [&](const auto& kv) { return lower(kv.first) == name; }));
+  return static_cast<int>(
+      std::count_if(h.begin(), h.end(), [&](const auto& kv) { return lower(kv.first) == name; }));
 }
 
 bool sendAll(int fd, std::string_view data) {
@@ -150,9 +150,9 @@ constexpr int kStall = -1;
  * An HTTP/1.1 server on ip:port (port 0: ephemeral), a thread per connection. A script
  * (status codes, kClose, kStall) decides its next answers, then the paths do:
  * /chunked answers chunked; /big/N answers N bytes chunked; /ws switches protocols and
- * echoes; /204 answers 204 without a body; /garbage answers a non-HTTP line; /slow waits for openGate(); /close closes
- * after answering. Everything else: 200 "<name> <path> <body bytes>". Every answer
- * carries x-veer-version and server headers; Expect: 100-continue gets a 100 first.
+ * echoes; /204 answers 204 without a body; /garbage answers a non-HTTP line; /slow waits for
+ * openGate(); /close closes after answering. Everything else: 200 "<name> <path> <body bytes>".
+ * Every answer carries x-veer-version and server headers; Expect: 100-continue gets a 100 first.
  */
 class MockUpstream {
 public:
@@ -341,12 +341,13 @@ private:
     }
     if (action != 200) {
       std::string body = name_ + " " + std::to_string(action) + "\n";
-      return sendAll(fd, head(action, "Scripted", "content-length: " +
-                                                    std::to_string(body.size()) + "\r\n\r\n") +
+      return sendAll(fd, head(action, "Scripted",
+                              "content-length: " + std::to_string(body.size()) + "\r\n\r\n") +
                              body);
     }
     if (s.path == "/ws") {
-      sendAll(fd, head(101, "Switching Protocols", "upgrade: websocket\r\nconnection: upgrade\r\n\r\n"));
+      sendAll(fd, head(101, "Switching Protocols",
+                       "upgrade: websocket\r\nconnection: upgrade\r\n\r\n"));
       sendAll(fd, afterUpgrade);
       char buf[4096];
       ssize_t n;
@@ -591,26 +592,33 @@ std::string reviewsConfig(uint16_t servicePort, uint16_t podPort, const std::str
     pods += "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: " + std::string(name) +
             "\n  namespace: default\n  labels:\n    app: reviews\n    version: " + version +
             "\nspec:\n  containers:\n  - name: reviews\n    ports:\n    - name: http\n"
-            "      containerPort: " + pp + "\nstatus:\n  phase: Running\n  podIP: " + ip +
-            "\n  podIPs:\n  - ip: " + ip + "\n  conditions:\n  - type: Ready\n    status: \"True\"\n";
+            "      containerPort: " +
+            pp + "\nstatus:\n  phase: Running\n  podIP: " + ip + "\n  podIPs:\n  - ip: " + ip +
+            "\n  conditions:\n  - type: Ready\n    status: \"True\"\n";
   }
   return "apiVersion: v1\nkind: Service\nmetadata:\n  name: reviews\n  namespace: default\n"
-         "spec:\n  clusterIP: 127.0.0.1\n  ports:\n  - name: http\n    port: " + sp +
-         "\n    protocol: TCP\n    targetPort: " + pp + "\n  selector:\n    app: reviews\n" + pods +
+         "spec:\n  clusterIP: 127.0.0.1\n  ports:\n  - name: http\n    port: " +
+         sp + "\n    protocol: TCP\n    targetPort: " + pp + "\n  selector:\n    app: reviews\n" +
+         pods +
          "---\napiVersion: networking.istio.io/v1alpha3\nkind: DestinationRule\nmetadata:\n"
          "  name: reviews\n  namespace: default\nspec:\n  host: reviews\n  subsets:\n"
-         "  - name: v1\n    labels:\n      version: v1\n  - name: v2\n    labels:\n      version: v2\n"
+         "  - name: v1\n    labels:\n      version: v1\n  - name: v2\n    labels:\n      version: "
+         "v2\n"
          "  - name: v3\n    labels:\n      version: v3\n"
          "---\napiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata:\n"
          "  name: reviews\n  namespace: default\nspec:\n  hosts:\n  - reviews\n  http:\n"
          "  - match:\n    - headers:\n        end-user:\n          exact: jason\n"
          "    headers:\n      request:\n        set:\n          x-req-set: \"1\"\n"
          "        add:\n          x-req-add: a\n        remove:\n        - x-drop\n"
-         "      response:\n        add:\n          x-table: " + tableTag +
+         "      response:\n        add:\n          x-table: " +
+         tableTag +
          "\n        remove:\n        - server\n"
          "    route:\n    - destination:\n        host: reviews\n        subset: v3\n"
-         "  - headers:\n      response:\n        add:\n          x-table: " + tableTag + "\n"
-         "    route:\n" + defaultRoute;
+         "  - headers:\n      response:\n        add:\n          x-table: " +
+         tableTag +
+         "\n"
+         "    route:\n" +
+         defaultRoute;
 }
 
 const char* kSplit9010 =
@@ -774,8 +782,8 @@ TEST_P(ProxyEngine, HeaderEditsOnRequestAndResponseAndHopByHop) {
   EXPECT_EQ(count(h, "x-req-set"), 1);
   EXPECT_EQ(find(h, "x-req-add"), "a");
   EXPECT_EQ(count(h, "x-drop"), 0);
-  EXPECT_EQ(count(h, "x-hop"), 0);       // named by Connection: hop-by-hop
-  EXPECT_EQ(count(h, "keep-alive"), 0);  // RFC 9110 7.6.1
+  EXPECT_EQ(count(h, "x-hop"), 0);      // named by Connection: hop-by-hop
+  EXPECT_EQ(count(h, "keep-alive"), 0); // RFC 9110 7.6.1
   EXPECT_EQ(count(h, "connection"), 0);
   EXPECT_EQ(find(h, "host"), "reviews:9080");
   EXPECT_EQ(find(h, "end-user"), "jason");
@@ -831,8 +839,9 @@ TEST_P(ProxyEngine, ExpectContinueIsRelayed) {
 TEST_P(ProxyEngine, UpgradeSplicesBytesBothWays) {
   start();
   TestClient c(port_);
-  c.send(get("/ws", "end-user: jason\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"));
+  c.send(get("/ws",
+             "end-user: jason\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"));
   Response r = c.read();
   ASSERT_EQ(r.status, 101);
   EXPECT_EQ(lower(r.header("upgrade")), "websocket");
@@ -1088,7 +1097,9 @@ TEST_P(ProxyEngine, MirrorPercentageIsExactAndASlowMirrorNeverHoldsThePrimary) {
 // --- retries -------------------------------------------------------------------
 
 /** The default rule (not jason) to v2's single pod, with these rule-level YAML lines. */
-std::string v2With(const std::string& ruleLines) { return std::string(kAllV2) + ruleLines; }
+std::string v2With(const std::string& ruleLines) {
+  return std::string(kAllV2) + ruleLines;
+}
 
 // Istio's default policy (no retries block): 2 retries on connect-failure and on 503
 // (retriable-status-codes), each to an endpoint not tried yet while there is one.
@@ -1116,7 +1127,7 @@ TEST_P(ProxyEngine, DefaultPolicyRetries503OnAnotherEndpointButNot500) {
 struct RetryCase {
   const char* retries; // the rule's retries block
   std::vector<int> script;
-  int status;     // what the client gets
+  int status;      // what the client gets
   size_t attempts; // requests the upstream saw
 };
 
@@ -1236,17 +1247,17 @@ TEST_P(ProxyEngine, NoRetryWhenTheBodyOutgrewTheBufferOrAnInterimWasRelayed) {
   TestClient c(port_);
   // A body within the buffer: retried.
   v2_->script({503});
-  Response small = sendRetrying(
-      c, "PUT /small HTTP/1.1\r\nHost: reviews\r\nContent-Length: 1000\r\n\r\n" +
-             std::string(1000, 's'));
+  Response small =
+      sendRetrying(c, "PUT /small HTTP/1.1\r\nHost: reviews\r\nContent-Length: 1000\r\n\r\n" +
+                          std::string(1000, 's'));
   EXPECT_EQ(small.status, 200);
   EXPECT_EQ(small.body, "v2 /small 1000\n");
   EXPECT_EQ(v2_->seen().size(), 2U);
   // A body over it streams through and cannot be sent again.
   v2_->script({503});
-  Response large = sendRetrying(
-      c, "PUT /large HTTP/1.1\r\nHost: reviews\r\nContent-Length: 100000\r\n\r\n" +
-             std::string(100000, 'l'));
+  Response large =
+      sendRetrying(c, "PUT /large HTTP/1.1\r\nHost: reviews\r\nContent-Length: 100000\r\n\r\n" +
+                          std::string(100000, 'l'));
   EXPECT_EQ(large.status, 503);
   EXPECT_EQ(v2_->seen().size(), 3U);
   EXPECT_EQ(v2_->seen()[2].bodyBytes, 100000U);
@@ -1365,13 +1376,20 @@ TEST_P(ProxyEngine, MalformedRequestsNeverReachAnUpstream) {
     manyHeaders += "x-h" + std::to_string(i) + ": v\r\n";
   }
   const Rejected cases[] = {
-      {"cl+te", "POST / HTTP/1.1\r\nHost: r\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: r\r\n\r\n", 400},
-      {"duplicate cl", "POST / HTTP/1.1\r\nHost: r\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400},
-      {"bad chunk size", "POST / HTTP/1.1\r\nHost: r\r\nend-user: jason\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n", 400},
+      {"cl+te",
+       "POST / HTTP/1.1\r\nHost: r\r\nContent-Length: 5\r\nTransfer-Encoding: "
+       "chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: r\r\n\r\n",
+       400},
+      {"duplicate cl",
+       "POST / HTTP/1.1\r\nHost: r\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400},
+      {"bad chunk size",
+       "POST / HTTP/1.1\r\nHost: r\r\nend-user: jason\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n",
+       400},
       {"obs-fold", "GET / HTTP/1.1\r\nHost: r\r\nX-A: 1\r\n 2\r\n\r\n", 400},
       {"control char", "GET / HTTP/1.1\r\nHost: r\r\nX-A: 1\x7f\r\n\r\n", 400},
       {"too many headers", "GET / HTTP/1.1\r\nHost: r\r\n" + manyHeaders + "\r\n", 431},
-      {"head too large", "GET / HTTP/1.1\r\nHost: r\r\nX-Big: " + std::string(10000, 'b') + "\r\n\r\n", 431},
+      {"head too large",
+       "GET / HTTP/1.1\r\nHost: r\r\nX-Big: " + std::string(10000, 'b') + "\r\n\r\n", 431},
       {"connect", "CONNECT reviews:443 HTTP/1.1\r\nHost: reviews:443\r\n\r\n", 501},
   };
   for (const Rejected& k : cases) {

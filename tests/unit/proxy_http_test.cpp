@@ -55,11 +55,10 @@ Parsed parseAll(std::string_view data, size_t step, MessageType type = MessageTy
 }
 
 TEST(ProxyHttp, PipelinedRequestsSplitAtEveryByte) {
-  std::string in =
-      "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
-      "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
-      "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-      "5\r\nhello\r\n0\r\nTrailer: t\r\n\r\n";
+  std::string in = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+                   "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                   "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "5\r\nhello\r\n0\r\nTrailer: t\r\n\r\n";
   for (size_t step : {size_t{1}, size_t{7}, in.size()}) {
     Parsed p = parseAll(in, step);
     ASSERT_EQ(p.events.size(), 6U) << "step " << step;
@@ -85,8 +84,9 @@ TEST(ProxyHttp, ResponsesInterimAndEofBody) {
 }
 
 TEST(ProxyHttp, UpgradeStopsAtTheHead) {
-  std::string in = "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
-                   "\x81\x05hello";
+  std::string in =
+      "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+      "\x81\x05hello";
   Parsed p = parseAll(in, in.size());
   ASSERT_EQ(p.events.size(), 2U);
   EXPECT_EQ(p.events[1], ParseEvent::kUpgrade);
@@ -101,25 +101,46 @@ struct Bad {
 // One row per smuggling or hardening vector: every one must end in an error status,
 // never in a forwarded head.
 const Bad kBad[] = {
-    {"cl-and-te", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
-    {"te-and-cl", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n", 400},
-    {"duplicate-cl-same", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400},
-    {"duplicate-cl-differ", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
+    {"cl-and-te",
+     "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: "
+     "chunked\r\n\r\n0\r\n\r\n",
+     400},
+    {"te-and-cl",
+     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: "
+     "4\r\n\r\n0\r\n\r\n",
+     400},
+    {"duplicate-cl-same",
+     "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400},
+    {"duplicate-cl-differ",
+     "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400},
     {"cl-list", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc", 400},
     {"cl-negative", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400},
     {"cl-plus", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc", 400},
     {"cl-space-before-colon", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length : 3\r\n\r\nabc", 400},
-    {"te-space-before-colon", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400},
-    {"te-gzip-chunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
-    {"te-not-chunked-last", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n", 501},
-    {"te-twice", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501},
+    {"te-space-before-colon",
+     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400},
+    {"te-gzip-chunked",
+     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501},
+    {"te-not-chunked-last",
+     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n", 501},
+    {"te-twice",
+     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+     "chunked\r\n\r\n0\r\n\r\n",
+     501},
     {"te-in-http10", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
     {"te-xchunked", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n", 501},
-    {"bad-chunk-size", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400},
-    {"chunk-size-overflow", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n", 400},
-    {"chunk-missing-crlf", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n", 400},
+    {"bad-chunk-size",
+     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+     400},
+    {"chunk-size-overflow",
+     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n", 400},
+    {"chunk-missing-crlf",
+     "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n", 400},
     {"obs-fold", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400},
-    {"ctl-in-value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01" "b\r\n\r\n", 400},
+    {"ctl-in-value",
+     "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01"
+     "b\r\n\r\n",
+     400},
     {"nul-in-value", std::string_view("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n", 37), 400},
     {"bad-name-char", "GET / HTTP/1.1\r\nHost: x\r\nX(A): b\r\n\r\n", 400},
     {"no-host-http11", "GET / HTTP/1.1\r\nX: y\r\n\r\n", 400},
@@ -131,7 +152,9 @@ const Bad kBad[] = {
     {"bare-lf-after-field", "GET / HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n", 400},
 };
 
-void PrintTo(const Bad& b, std::ostream* os) { *os << b.name; }
+void PrintTo(const Bad& b, std::ostream* os) {
+  *os << b.name;
+}
 
 class ProxyHttpBad : public testing::TestWithParam<Bad> {};
 
@@ -243,9 +266,8 @@ TEST(ProxyHttp, UpstreamRequestHopByHopEditsRewriteTag) {
   std::vector<OutField> scratch;
   std::string out;
   writeUpstreamRequest(h, d, scratch, out);
-  EXPECT_EQ(out,
-            "GET /v2/items?q=1 HTTP/1.1\r\nhost: shop-canary\r\nend-user: jason\r\n"
-            "x-keep: set\r\nx-added: a\r\nx-asm-prefer-tag: gray\r\n\r\n");
+  EXPECT_EQ(out, "GET /v2/items?q=1 HTTP/1.1\r\nhost: shop-canary\r\nend-user: jason\r\n"
+                 "x-keep: set\r\nx-added: a\r\nx-asm-prefer-tag: gray\r\n\r\n");
 }
 
 TEST(ProxyHttp, Http10ClientGetsHttp10UpstreamWithKeepAlive) {
@@ -269,9 +291,8 @@ TEST(ProxyHttp, DownstreamResponseEditsAndClose) {
   std::vector<OutField> scratch;
   std::string out = "HTTP/1.1 100 Continue\r\n\r\n"; // appended after interim heads
   writeDownstreamResponse(h, edits, true, false, scratch, out);
-  EXPECT_EQ(out,
-            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
-            "Set-Cookie: a=1\r\nset-cookie: canary=v2\r\nconnection: close\r\n\r\n");
+  EXPECT_EQ(out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                 "Set-Cookie: a=1\r\nset-cookie: canary=v2\r\nconnection: close\r\n\r\n");
 }
 
 // With nothing to change, the field lines go on as received (order, spelling, spaces);

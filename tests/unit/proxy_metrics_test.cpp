@@ -122,9 +122,9 @@ TEST(ProxyStatsSocket, IsOwnerOnlyAndAnswersTheFetch) {
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 07777, 0600U);
-  EXPECT_EQ(std::distance(fs::directory_iterator(fs::path(path).parent_path()),
-                          fs::directory_iterator()),
-            1)
+  EXPECT_EQ(
+      std::distance(fs::directory_iterator(fs::path(path).parent_path()), fs::directory_iterator()),
+      1)
       << "the name it was bound under is gone";
 
   Result<ProxyStats> got = fetchProxyStats(path);
@@ -163,8 +163,7 @@ TEST(ProxyStatsSocket, AnAnswerThatIsNotStatsIsAnError) {
   ASSERT_TRUE(server) << server.error().message;
   Result<ProxyStats> got = fetchProxyStats(path);
   ASSERT_FALSE(got);
-  EXPECT_NE(got.error().message.find("durationBoundsMs"), std::string::npos)
-      << got.error().message;
+  EXPECT_NE(got.error().message.find("durationBoundsMs"), std::string::npos) << got.error().message;
 }
 
 // veer-proxy's wiring: the engine's counts, served on the socket, fetched by the agent.
@@ -179,9 +178,10 @@ TEST(ProxyStatsSocket, ServesWhatTheEngineCounted) {
   TempDir dir;
   const std::string path = dir / "veer-proxy.stats.sock";
   auto server = StatusServer::startUnix(path, {{"/stats", [engine] {
-    return StatusServer::Response{.contentType = "application/json",
-                                  .body = engine->proxyStats().toJson()};
-  }}});
+                                                  return StatusServer::Response{
+                                                      .contentType = "application/json",
+                                                      .body = engine->proxyStats().toJson()};
+                                                }}});
   ASSERT_TRUE(server) << server.error().message;
 
   // No table: 503, to no destination.
@@ -260,8 +260,7 @@ TEST(ProxyMetricsText, WithoutAProxyTheFamiliesAreDeclaredAndKernelSamplesWritte
   writeRequestFamilies(w, nullptr);
   const std::string text = w.render();
   EXPECT_NE(text.find("# TYPE veer_requests_total counter\n"), std::string::npos);
-  EXPECT_NE(text.find("# TYPE veer_request_duration_milliseconds histogram\n"),
-            std::string::npos);
+  EXPECT_NE(text.find("# TYPE veer_request_duration_milliseconds histogram\n"), std::string::npos);
   EXPECT_EQ(text.find("path=\"l7\""), std::string::npos);
   EXPECT_NE(text.find("path=\"kernel\"} 1\n"), std::string::npos) << text;
   std::optional<std::string> lint = promtool::check(text);

@@ -367,9 +367,8 @@ TEST_F(ReconcilerTest, RecyclesAfterTheGraceAndNotBefore) {
 // older result is dropped when it finishes, and only the newer is applied.
 TEST_F(ReconcilerTest, SupersededBuildIsNeverApplied) {
   BuildGate gate;
-  ASSERT_NO_FATAL_FAILURE(start([&](const auto& texts, MaglevCache& rings) {
-    return gate.build(texts, rings);
-  }));
+  ASSERT_NO_FATAL_FAILURE(
+      start([&](const auto& texts, MaglevCache& rings) { return gate.build(texts, rings); }));
   const ConfigSnapshot older = config(reviewsSplit(100, 0));
   const ConfigSnapshot newer = config(reviewsSplit(0, 100));
   reconciler_->update("dir", older);
@@ -506,9 +505,8 @@ TEST_F(ReconcilerTest, NewFileMidWriteIsLeftOutUntilClosed) {
 // handled within one poll round.
 TEST_F(ReconcilerTest, SlowBuildDoesNotDelayProxySupervision) {
   BuildGate gate;
-  ASSERT_NO_FATAL_FAILURE(start([&](const auto& texts, MaglevCache& rings) {
-    return gate.build(texts, rings);
-  }));
+  ASSERT_NO_FATAL_FAILURE(
+      start([&](const auto& texts, MaglevCache& rings) { return gate.build(texts, rings); }));
   int pipeFds[2];
   ASSERT_EQ(pipe(pipeFds), 0);
 
@@ -611,8 +609,8 @@ std::vector<ClusterObject> team(const std::string& ns, const std::string& name,
 
 std::string teamRule(const std::string& ns, const std::string& name, bool withV2 = true) {
   std::ostringstream y;
-  y << "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata: {name: "
-    << name << ", namespace: " << ns << "}\nspec:\n  host: " << name
+  y << "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata: {name: " << name
+    << ", namespace: " << ns << "}\nspec:\n  host: " << name
     << "\n  subsets:\n  - {name: v1, labels: {version: v1}}\n";
   if (withV2) {
     y << "  - {name: v2, labels: {version: v2}}\n";
@@ -624,8 +622,8 @@ std::string teamSplit(const std::string& ns, const std::string& name, int v1, in
                       const std::string& vsName = "") {
   std::ostringstream y;
   y << "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata: {name: "
-    << (vsName.empty() ? name : vsName) << ", namespace: " << ns << "}\nspec:\n  hosts: ["
-    << name << "]\n  http:\n  - route:\n"
+    << (vsName.empty() ? name : vsName) << ", namespace: " << ns << "}\nspec:\n  hosts: [" << name
+    << "]\n  http:\n  - route:\n"
     << "    - {destination: {host: " << name << ", subset: v1}, weight: " << v1 << "}\n"
     << "    - {destination: {host: " << name << ", subset: v2}, weight: " << v2 << "}\n";
   return y.str();
@@ -635,8 +633,8 @@ std::string teamSplit(const std::string& ns, const std::string& name, int v1, in
 class Cluster {
 public:
   Cluster() {
-    for (const auto& t : {team("shop", "cart", "10.96.1.1", 1), team("books", "reviews",
-                                                                       "10.96.2.1", 2)}) {
+    for (const auto& t :
+         {team("shop", "cart", "10.96.1.1", 1), team("books", "reviews", "10.96.2.1", 2)}) {
       for (const ClusterObject& o : t) {
         set(o.object, o.text);
       }
@@ -800,7 +798,7 @@ TEST_F(ReconcilerTest, RejectedObjectsAreWrittenForVeerctl) {
   cluster.set("VirtualService shop/cart", teamSplit("shop", "cart", 80, 10));
   reconciler_->update("k8s", cluster.snapshot());
   ASSERT_NO_FATAL_FAILURE(settle());
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(stat(options.rejectedFile.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   const std::string text = repoText(options.rejectedFile);

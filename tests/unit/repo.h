@@ -9,9 +9,14 @@
 namespace veer::test {
 
 inline std::filesystem::path repo() {
-  return std::filesystem::absolute(std::filesystem::path(__FILE__)).parent_path().parent_path().parent_path();
+  return std::filesystem::absolute(std::filesystem::path(__FILE__))
+      .parent_path()
+      .parent_path()
+      .parent_path();
 }
 
-inline std::string repoFile(const std::string& rel) { return (repo() / rel).string(); }
+inline std::string repoFile(const std::string& rel) {
+  return (repo() / rel).string();
+}
 
 } // namespace veer::test

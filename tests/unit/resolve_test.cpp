@@ -17,8 +17,8 @@ namespace fs = std::filesystem;
 
 /** One line per plan service: "ns/name addr:port/proto: subset=w[backends] ...". */
 std::string formatDiagnostics(const PlanService& s) {
-  std::string out = s.ns + "/" + s.name + " " + s.addr.str() + ":" + std::to_string(s.port) +
-                    "/" + std::to_string(s.proto) + ":";
+  std::string out = s.ns + "/" + s.name + " " + s.addr.str() + ":" + std::to_string(s.port) + "/" +
+                    std::to_string(s.proto) + ":";
   for (const auto& v : s.versions) {
     out += " " + (v.subset.empty() ? std::string("*") : v.subset.str()) + "=" +
            std::to_string(v.weight) + "[";
@@ -144,7 +144,8 @@ ResolveResult resolveWith(const std::string& vs, Diagnostics* loadDiags = nullpt
 std::string reviewsVs(const std::string& routes, const std::string& host = "reviews",
                       const std::string& ns = "default") {
   return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: reviews\n"
-         "  namespace: " + ns + "\nspec:\n  hosts:\n  - " + host + "\n  http:\n  - route:\n" + routes;
+         "  namespace: " +
+         ns + "\nspec:\n  hosts:\n  - " + host + "\n  http:\n  - route:\n" + routes;
 }
 
 std::string dest(const std::string& host, const std::string& subset, int weight = -1) {
@@ -188,7 +189,8 @@ TEST_P(HostForms, ResolveToTheService) {
 
 INSTANTIATE_TEST_SUITE_P(
     All, HostForms,
-    ::testing::Values(std::make_pair("reviews", "default"), std::make_pair("reviews.default", "default"),
+    ::testing::Values(std::make_pair("reviews", "default"),
+                      std::make_pair("reviews.default", "default"),
                       std::make_pair("reviews.default.svc", "default"),
                       std::make_pair("reviews.default.svc.cluster.local", "default"),
                       std::make_pair("reviews.default", "other"),
@@ -249,7 +251,8 @@ spec:
             "vs.yaml:17:7: warning: VirtualService default/ratings: "
             "spec.tcp[0].route[0].destination.subset: subset v2 of Service default/ratings has "
             "no ready IPv4 endpoints; connections sent there fail");
-  EXPECT_EQ(formatDiagnostics(*find(r.plan, "ratings", "10.96.0.30")), "default/ratings 10.96.0.30:9080/6: v2=100[]");
+  EXPECT_EQ(formatDiagnostics(*find(r.plan, "ratings", "10.96.0.30")),
+            "default/ratings 10.96.0.30:9080/6: v2=100[]");
 }
 
 TEST(Resolve, DestinationPortSelectsServicePort) {
@@ -291,8 +294,9 @@ spec:
   ASSERT_TRUE(l.diags.empty()) << formatDiagnostics(l.diags);
   auto r = resolve(l.config);
   ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
-  EXPECT_EQ(formatDiagnostics(r.plan), "default/api 10.96.1.1:80/6: *=100[10.244.3.1:8080 10.244.3.2:8080]\n"
-                          "default/api 10.96.1.1:90/6: b=100[10.244.3.2:9090]\n");
+  EXPECT_EQ(formatDiagnostics(r.plan),
+            "default/api 10.96.1.1:80/6: *=100[10.244.3.1:8080 10.244.3.2:8080]\n"
+            "default/api 10.96.1.1:90/6: b=100[10.244.3.2:9090]\n");
 }
 
 TEST(Resolve, UdpPortsAndHeadlessServices) {
@@ -323,7 +327,7 @@ status: {podIP: 10.244.4.1, conditions: [{type: Ready, status: "True"}]}
   ASSERT_TRUE(r.diags.empty()) << formatDiagnostics(r.diags);
   // Sorted by (ns, name, addr, port, proto): TCP (6) before UDP (17); db is headless.
   EXPECT_EQ(formatDiagnostics(r.plan), "default/dns 10.96.0.21:5353/6: *=100[10.244.4.1:5353]\n"
-                          "default/dns 10.96.0.21:5353/17: *=100[10.244.4.1:5353]\n");
+                                       "default/dns 10.96.0.21:5353/17: *=100[10.244.4.1:5353]\n");
 }
 
 TEST(Resolve, EndpointSlicesGiveEndpointsAndLabelsViaTargetRef) {
@@ -455,10 +459,14 @@ std::vector<ResolveErrorCase> resolveErrorCases() {
   return {
       {"WeightsSumTo90", reviewsVs(dest("reviews", "v1", 40) + dest("reviews", "v2", 50)),
        "vs.yaml:10:5: error: " + kVsRef + "spec.http[0].route: weights sum to 90, expected 100"},
-      {"NegativeWeight", reviewsVs(dest("reviews", "v1", 110) + "    - destination: {host: reviews, subset: v2}\n      weight: -10\n"),
-       "vs.yaml:15:7: error: " + kVsRef + "spec.http[0].route[1].weight: weight -10 out of range 0..100"},
+      {"NegativeWeight",
+       reviewsVs(dest("reviews", "v1", 110) +
+                 "    - destination: {host: reviews, subset: v2}\n      weight: -10\n"),
+       "vs.yaml:15:7: error: " + kVsRef +
+           "spec.http[0].route[1].weight: weight -10 out of range 0..100"},
       {"WeightOver100", reviewsVs(dest("reviews", "v1", 150)),
-       "vs.yaml:11:7: error: " + kVsRef + "spec.http[0].route[0].weight: weight 150 out of range 0..100"},
+       "vs.yaml:11:7: error: " + kVsRef +
+           "spec.http[0].route[0].weight: weight 150 out of range 0..100"},
       {"MissingWeightAmongSeveral", reviewsVs(dest("reviews", "v1", 100) + dest("reviews", "v2")),
        "vs.yaml:15:7: error: " + kVsRef +
            "spec.http[0].route[1].weight: missing weight; every destination needs one when a "
@@ -469,16 +477,20 @@ std::vector<ResolveErrorCase> resolveErrorCases() {
            "default/reviews; known: v1, v2, v3"},
       {"SubsetWithoutDestinationRule",
        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ratings}\n"
-       "spec:\n  hosts: [ratings]\n  http:\n  - route:\n    - destination: {host: ratings, subset: v1}\n",
-       "vs.yaml:8:7: error: VirtualService default/ratings: spec.http[0].route[0].destination.subset: "
+       "spec:\n  hosts: [ratings]\n  http:\n  - route:\n    - destination: {host: ratings, subset: "
+       "v1}\n",
+       "vs.yaml:8:7: error: VirtualService default/ratings: "
+       "spec.http[0].route[0].destination.subset: "
        "subset v1 used but no DestinationRule defines subsets for default/ratings"},
       {"UnknownVsHost", reviewsVs(dest("reviews", "v1"), "reveiws"),
        "vs.yaml:8:5: error: " + kVsRef +
            "spec.hosts[0]: host reveiws is not a known Service; did you mean reviews?"},
       {"ShortHostInOtherNamespace", reviewsVs(dest("reviews", "v1"), "reviews", "other"),
-       "vs.yaml:8:5: error: VirtualService other/reviews: spec.hosts[0]: host reviews is not a known "
+       "vs.yaml:8:5: error: VirtualService other/reviews: spec.hosts[0]: host reviews is not a "
+       "known "
        "Service in namespace other"},
-      {"UnknownDestinationHost", reviewsVs(dest("reviews", "v1", 50) + dest("reviews.nope", "v2", 50)),
+      {"UnknownDestinationHost",
+       reviewsVs(dest("reviews", "v1", 50) + dest("reviews.nope", "v2", 50)),
        "vs.yaml:15:7: error: " + kVsRef +
            "spec.http[0].route[1].destination.host: host reviews.nope is not a known Service in "
            "namespace nope"},
@@ -489,11 +501,13 @@ std::vector<ResolveErrorCase> resolveErrorCases() {
       {"DestinationPortNotOnService",
        reviewsVs("    - destination:\n        host: reviews\n        port: {number: 1234}\n"),
        "vs.yaml:11:7: error: " + kVsRef +
-           "spec.http[0].route[0].destination.port.number: Service default/reviews has no port 1234 "
+           "spec.http[0].route[0].destination.port.number: Service default/reviews has no port "
+           "1234 "
            "(ports: 9080)"},
       {"SecondVirtualServiceForHost",
        reviewsVs(dest("reviews", "v1")) +
-           "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews-b}\n"
+           "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: "
+           "reviews-b}\n"
            "spec:\n  hosts: [reviews.default.svc.cluster.local]\n  http:\n  - route:\n"
            "    - destination: {host: reviews, subset: v2}\n",
        "vs.yaml:19:11: error: VirtualService default/reviews-b: spec.hosts[0]: Service "
@@ -506,7 +520,9 @@ std::vector<ResolveErrorCase> resolveErrorCases() {
   };
 }
 
-void PrintTo(const ResolveErrorCase& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const ResolveErrorCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class ResolveErrors : public ::testing::TestWithParam<ResolveErrorCase> {};
 
@@ -597,10 +613,12 @@ struct SeedStep {
   const char* drFile;
   const char* step;
   const char* reviews; // expected versions of reviews (both families), "subset=weight ..."
-  bool matchWarning; // a header match: reviews goes to the L7 path
+  bool matchWarning;   // a header match: reviews goes to the L7 path
 };
 
-void PrintTo(const SeedStep& c, std::ostream* os) { *os << c.dir << "/" << c.step; }
+void PrintTo(const SeedStep& c, std::ostream* os) {
+  *os << c.dir << "/" << c.step;
+}
 
 class SeedSteps : public ::testing::TestWithParam<SeedStep> {};
 
@@ -631,7 +649,7 @@ TEST_P(SeedSteps, ResolvedWeights) {
     if (c.matchWarning) {
       ASSERT_EQ(s->why.size(), 1u);
       EXPECT_EQ(s->why[0].text(), "VirtualService default/reviews spec.http[0].match[0].headers: "
-                           "end-user exact");
+                                  "end-user exact");
       EXPECT_EQ(s->kernelRule.text(), "VirtualService default/reviews spec.http[1]");
       EXPECT_EQ(s->routes.size(), 2u);
     }
@@ -658,28 +676,27 @@ TEST_P(SeedSteps, ResolvedWeights) {
 }
 
 const SeedStep kSeedSteps[] = {
-        SeedStep{"000-asm-bookinfo", "destination-rules.yaml", "01-all-v1.yaml", "v1=100", false},
-        SeedStep{"000-asm-bookinfo", "destination-rules.yaml", "02-reviews-v2.yaml", "v2=100", false},
-        SeedStep{"000-asm-bookinfo", "destination-rules.yaml", "03-reviews-v2-v3-50.yaml",
-                 "v2=50 v3=50", false},
-        SeedStep{"000-asm-bookinfo", "destination-rules.yaml", "04-jason-v3.yaml", "v2=100", true},
-        SeedStep{"001-istio-canary", "destination-rule.yaml", "01-all-v1.yaml", "v1=100", false},
-        SeedStep{"001-istio-canary", "destination-rule.yaml", "02-test-user-v2.yaml", "v1=100", true},
-        SeedStep{"001-istio-canary", "destination-rule.yaml", "03-80-20.yaml", "v1=80 v2=20", false},
-        SeedStep{"001-istio-canary", "destination-rule.yaml", "04-5.yaml", "v1=95 v2=5", false},
-        SeedStep{"001-istio-canary", "destination-rule.yaml", "05-10.yaml", "v1=90 v2=10", false},
-        SeedStep{"001-istio-canary", "destination-rule.yaml", "06-20.yaml", "v1=80 v2=20", false},
-        SeedStep{"001-istio-canary", "destination-rule.yaml", "07-50.yaml", "v1=50 v2=50", false},
-        SeedStep{"001-istio-canary", "destination-rule.yaml", "08-100.yaml", "v2=100", false},
-        SeedStep{"001-istio-canary", "destination-rule.yaml", "09-rollback.yaml", "v1=100", false}};
+    SeedStep{"000-asm-bookinfo", "destination-rules.yaml", "01-all-v1.yaml", "v1=100", false},
+    SeedStep{"000-asm-bookinfo", "destination-rules.yaml", "02-reviews-v2.yaml", "v2=100", false},
+    SeedStep{"000-asm-bookinfo", "destination-rules.yaml", "03-reviews-v2-v3-50.yaml",
+             "v2=50 v3=50", false},
+    SeedStep{"000-asm-bookinfo", "destination-rules.yaml", "04-jason-v3.yaml", "v2=100", true},
+    SeedStep{"001-istio-canary", "destination-rule.yaml", "01-all-v1.yaml", "v1=100", false},
+    SeedStep{"001-istio-canary", "destination-rule.yaml", "02-test-user-v2.yaml", "v1=100", true},
+    SeedStep{"001-istio-canary", "destination-rule.yaml", "03-80-20.yaml", "v1=80 v2=20", false},
+    SeedStep{"001-istio-canary", "destination-rule.yaml", "04-5.yaml", "v1=95 v2=5", false},
+    SeedStep{"001-istio-canary", "destination-rule.yaml", "05-10.yaml", "v1=90 v2=10", false},
+    SeedStep{"001-istio-canary", "destination-rule.yaml", "06-20.yaml", "v1=80 v2=20", false},
+    SeedStep{"001-istio-canary", "destination-rule.yaml", "07-50.yaml", "v1=50 v2=50", false},
+    SeedStep{"001-istio-canary", "destination-rule.yaml", "08-100.yaml", "v2=100", false},
+    SeedStep{"001-istio-canary", "destination-rule.yaml", "09-rollback.yaml", "v1=100", false}};
 
-INSTANTIATE_TEST_SUITE_P(
-    Seeds, SeedSteps, ::testing::ValuesIn(kSeedSteps),
-    [](const auto& info) {
-      std::string n = std::string(info.param.dir).substr(0, 3) + "_" + info.param.step;
-      std::replace_if(n.begin(), n.end(), [](char ch) { return !std::isalnum(ch); }, '_');
-      return n;
-    });
+INSTANTIATE_TEST_SUITE_P(Seeds, SeedSteps, ::testing::ValuesIn(kSeedSteps), [](const auto& info) {
+  std::string n = std::string(info.param.dir).substr(0, 3) + "_" + info.param.step;
+  std::replace_if(
+      n.begin(), n.end(), [](char ch) { return !std::isalnum(ch); }, '_');
+  return n;
+});
 
 // Every step file of the two seeds has a row above, and every row names a step file.
 TEST(SeedSteps, EveryStepFileIsCovered) {
@@ -779,12 +796,13 @@ TEST(Resolve, LargeConfigBuildsInParallelAndReportsInServiceOrder) {
     std::snprintf(name, sizeof name, "svc-%04d", (i * 7919) % kServices); // not in file order
     names.push_back(name);
     const std::string n = name;
-    text += "---\napiVersion: v1\nkind: Service\nmetadata: {name: " + n + "}\nspec:\n  clusterIP: 10.96." +
-            std::to_string(i / 250) + "." + std::to_string(i % 250) +
+    text += "---\napiVersion: v1\nkind: Service\nmetadata: {name: " + n +
+            "}\nspec:\n  clusterIP: 10.96." + std::to_string(i / 250) + "." +
+            std::to_string(i % 250) +
             "\n  ports: [{port: 80, targetPort: web}]\n  selector: {app: " + n +
-            "}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: " + n + "-pod, labels: {app: " +
-            n + "}}\nstatus:\n  podIP: 10.244." + std::to_string(i / 250) + "." +
-            std::to_string(i % 250) + "\n  conditions: [{type: Ready, status: \"True\"}]\n";
+            "}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: " + n +
+            "-pod, labels: {app: " + n + "}}\nstatus:\n  podIP: 10.244." + std::to_string(i / 250) +
+            "." + std::to_string(i % 250) + "\n  conditions: [{type: Ready, status: \"True\"}]\n";
   }
   LoadResult l = loadString(text, "big.yaml");
   ASSERT_FALSE(hasErrors(l.diags)) << formatDiagnostics(l.diags);

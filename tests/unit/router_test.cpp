@@ -39,8 +39,12 @@ void* operator new(size_t n) {
 // new is malloc, so free is its match.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+  std::free(p);
+}
+void operator delete(void* p, size_t) noexcept {
+  std::free(p);
+}
 #pragma GCC diagnostic pop
 
 namespace veer::proxy {
@@ -789,11 +793,10 @@ std::string describeDecision(const Decision& d) {
                   " rw=" + std::string(d.rewritePath) + "@" + std::to_string(d.rewriteFrom) +
                   " t=" + std::to_string(d.timeoutMs) + " r=" + std::to_string(d.retries) + "/" +
                   std::to_string(d.perTryTimeoutMs) + "/" + std::to_string(d.retryOn) + "/" +
-                  std::to_string(d.retryStatuses.size()) + " direct=" +
-                  std::to_string(d.direct) + ":" + std::string(d.body) +
-                  " loc=" + std::string(d.location) + " cookie=" + std::string(d.setCookie) +
-                  " delay=" + std::to_string(d.delayMs) + " fb=" + std::string(d.fallbackCluster) +
-                  "@" + std::to_string(d.fallbackFirst);
+                  std::to_string(d.retryStatuses.size()) + " direct=" + std::to_string(d.direct) +
+                  ":" + std::string(d.body) + " loc=" + std::string(d.location) +
+                  " cookie=" + std::string(d.setCookie) + " delay=" + std::to_string(d.delayMs) +
+                  " fb=" + std::string(d.fallbackCluster) + "@" + std::to_string(d.fallbackFirst);
   for (const auto& e : d.endpoints) {
     s += " " + e.addr.str() + ":" + std::to_string(e.port) + "/" + e.pod;
   }
@@ -861,7 +864,9 @@ struct BadJson {
   const char* error; // expected in the message
 };
 
-void PrintTo(const BadJson& c, std::ostream* os) { *os << c.description; }
+void PrintTo(const BadJson& c, std::ostream* os) {
+  *os << c.description;
+}
 
 class RouterJsonErrors : public ::testing::TestWithParam<BadJson> {};
 
@@ -935,7 +940,9 @@ INSTANTIATE_TEST_SUITE_P(
                 },
                 "services[0].routes[0].abort.percent: expected a percentage 0..100"},
         BadJson{"abort without status",
-                [](auto& j) { j["services"][0]["routes"][0]["abort"] = {{"percent", 50}}; },
+                [](auto& j) {
+                  j["services"][0]["routes"][0]["abort"] = {{"percent", 50}};
+                },
                 "services[0].routes[0].abort.status: missing"},
         BadJson{"label value not a string", [](auto& j) { j["pods"][0]["labels"]["app"] = 1; },
                 "pods[0].labels.app: expected a string"},
@@ -1015,8 +1022,10 @@ TEST(Router, RouteAllocatesNothing) {
 // requests (rule hit or not, lanes from headers and pods, fallbacks, undefined lanes).
 TEST(RouterTrace, AgreesWithRouteOnEverySeed) {
   const std::vector<std::pair<std::string, std::string>> steps = {
-      {"000-asm-bookinfo", "04-jason-v3"},           {"001-istio-canary", "02-test-user-v2"},
-      {"002-sticky-canary", "01-cookie-90-10"},      {"002-sticky-canary", "04-v2-60"},
+      {"000-asm-bookinfo", "04-jason-v3"},
+      {"001-istio-canary", "02-test-user-v2"},
+      {"002-sticky-canary", "01-cookie-90-10"},
+      {"002-sticky-canary", "04-v2-60"},
       {"003-asm-full-link-gray", "01-trafficlabel-reviews"},
       {"003-asm-full-link-gray", "02-reviews-v2-up"},
       {"003-asm-full-link-gray", "03-ratings-lane"}};
@@ -1058,8 +1067,8 @@ TEST(RouterTrace, AgreesWithRouteOnEverySeed) {
               continue;
             }
             EXPECT_EQ(d.rule, ps.routes[tr.rule].source + " " + ps.routes[tr.rule].rule->field);
-            drawn.insert(std::string(d.cluster) + " " + std::to_string(d.endpoints.size()) +
-                         " " + std::string(d.fallbackCluster));
+            drawn.insert(std::string(d.cluster) + " " + std::to_string(d.endpoints.size()) + " " +
+                         std::string(d.fallbackCluster));
           }
           std::set<std::string> traced;
           for (const Trace::Destination& td : tr.destinations) {

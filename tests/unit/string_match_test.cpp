@@ -18,7 +18,9 @@ struct Case {
   bool expected;
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.description; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.description;
+}
 
 class StringMatchTable : public ::testing::TestWithParam<Case> {};
 

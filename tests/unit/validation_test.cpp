@@ -99,14 +99,17 @@ struct Row {
   const char* expected; // one formatted diagnostic
 };
 
-void PrintTo(const Row& r, std::ostream* os) { *os << r.name; }
+void PrintTo(const Row& r, std::ostream* os) {
+  *os << r.name;
+}
 
 const std::vector<Row>& rows() {
   static const std::vector<Row> all = {
       {"YamlSyntaxError",
        R"Y(a: [1, 2
 )Y",
-       "v.yaml:2:1: error: YAML syntax error: did not find expected ',' or ']' while parsing a flow sequence that starts at line 1, column 4"},
+       "v.yaml:2:1: error: YAML syntax error: did not find expected ',' or ']' while parsing a "
+       "flow sequence that starts at line 1, column 4"},
       {"NotAnObject",
        R"Y(just: a map
 )Y",
@@ -154,7 +157,8 @@ spec:
   selector: {app: a}
   selector: {app: b}
 )Y",
-       "v.yaml:6:3: error: Service default/s: spec.selector: duplicate key selector (first at line 5)"},
+       "v.yaml:6:3: error: Service default/s: spec.selector: duplicate key selector (first at line "
+       "5)"},
       {"KeyNotAString",
        R"Y(apiVersion: v1
 kind: Service
@@ -172,7 +176,8 @@ spec:
   host: reveiws
   subset: [{name: v1}]
 )Y",
-       "v.yaml:6:3: warning: DestinationRule default/reviews: spec.subset: unknown field subset; did you mean subsets?"},
+       "v.yaml:6:3: warning: DestinationRule default/reviews: spec.subset: unknown field subset; "
+       "did you mean subsets?"},
       {"FieldNotSupported",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -186,7 +191,8 @@ spec:
     route:
     - destination: {host: reviews, subset: v2}
 )Y",
-       "v.yaml:9:5: warning: VirtualService default/reviews: spec.http[1].corsPolicy: field corsPolicy is not supported by veer yet; ignored"},
+       "v.yaml:9:5: warning: VirtualService default/reviews: spec.http[1].corsPolicy: field "
+       "corsPolicy is not supported by veer yet; ignored"},
       {"ExpectedAString",
        R"Y(apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -194,7 +200,8 @@ metadata: {name: reviews}
 spec:
   host: [reviews]
 )Y",
-       "v.yaml:5:9: error: DestinationRule default/reviews: spec.host: expected a string, got a sequence"},
+       "v.yaml:5:9: error: DestinationRule default/reviews: spec.host: expected a string, got a "
+       "sequence"},
       {"ExpectedAnInteger",
        R"Y(apiVersion: v1
 kind: Service
@@ -202,7 +209,8 @@ metadata: {name: s}
 spec:
   ports: [{port: eighty}]
 )Y",
-       "v.yaml:5:18: error: Service default/s: spec.ports[0].port: expected an integer, got 'eighty'"},
+       "v.yaml:5:18: error: Service default/s: spec.ports[0].port: expected an integer, got "
+       "'eighty'"},
       {"ExpectedABoolean",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -214,7 +222,8 @@ spec:
     route:
     - destination: {host: reviews}
 )Y",
-       "v.yaml:7:29: error: VirtualService default/reviews: spec.http[0].match[0].ignoreUriCase: expected true or false, got 'maybe'"},
+       "v.yaml:7:29: error: VirtualService default/reviews: spec.http[0].match[0].ignoreUriCase: "
+       "expected true or false, got 'maybe'"},
       {"ExpectedADuration",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -226,7 +235,8 @@ spec:
     route:
     - destination: {host: reviews}
 )Y",
-       "v.yaml:7:14: error: VirtualService default/reviews: spec.http[0].timeout: expected a duration like 5s or 100ms, got 'soon'"},
+       "v.yaml:7:14: error: VirtualService default/reviews: spec.http[0].timeout: expected a "
+       "duration like 5s or 100ms, got 'soon'"},
       {"RetryOnUnknownPolicy",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -238,7 +248,8 @@ spec:
     route:
     - destination: {host: reviews}
 )Y",
-       "v.yaml:7:37: error: VirtualService default/reviews: spec.http[0].retries.retryOn: 'gatway-error' is not a valid retryOn policy (did you mean gateway-error?)"},
+       "v.yaml:7:37: error: VirtualService default/reviews: spec.http[0].retries.retryOn: "
+       "'gatway-error' is not a valid retryOn policy (did you mean gateway-error?)"},
       {"RetriesWithoutAttemptsAreOff",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -250,7 +261,8 @@ spec:
     route:
     - destination: {host: reviews}
 )Y",
-       "v.yaml:7:14: warning: VirtualService default/reviews: spec.http[0].retries.attempts: 0 (or unset) disables retries: perTryTimeout and retryOn have no effect"},
+       "v.yaml:7:14: warning: VirtualService default/reviews: spec.http[0].retries.attempts: 0 (or "
+       "unset) disables retries: perTryTimeout and retryOn have no effect"},
       {"RedirectCodeNot3xx",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -260,7 +272,8 @@ spec:
   http:
   - redirect: {uri: /new, redirectCode: 200}
 )Y",
-       "v.yaml:7:41: error: VirtualService default/reviews: spec.http[0].redirect.redirectCode: 200 is not a redirect code 300..399 (301, 302, 303, 307, 308)"},
+       "v.yaml:7:41: error: VirtualService default/reviews: spec.http[0].redirect.redirectCode: "
+       "200 is not a redirect code 300..399 (301, 302, 303, 307, 308)"},
       {"MirrorToUnknownHost",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -272,7 +285,8 @@ spec:
     - destination: {host: reviews}
     mirror: {host: reveiws-shadow}
 )Y",
-       "v.yaml:9:13: warning: VirtualService default/reviews: spec.http[0].mirror.host: host reveiws-shadow is not a known Service in namespace default; nothing is mirrored"},
+       "v.yaml:9:13: warning: VirtualService default/reviews: spec.http[0].mirror.host: host "
+       "reveiws-shadow is not a known Service in namespace default; nothing is mirrored"},
       {"MirrorToUndefinedSubset",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -284,7 +298,8 @@ spec:
     - destination: {host: reviews}
     mirror: {host: reviews, subset: v9}
 )Y",
-       "v.yaml:9:13: warning: VirtualService default/reviews: spec.http[0].mirror.subset: subset v9 is not defined for default/reviews; nothing is mirrored"},
+       "v.yaml:9:13: warning: VirtualService default/reviews: spec.http[0].mirror.subset: subset "
+       "v9 is not defined for default/reviews; nothing is mirrored"},
       {"PortOutOfRange",
        R"Y(apiVersion: v1
 kind: Service
@@ -292,7 +307,8 @@ metadata: {name: s}
 spec:
   ports: [{port: 70000}]
 )Y",
-       "v.yaml:5:18: error: Service default/s: spec.ports[0].port: port 70000 out of range 1..65535"},
+       "v.yaml:5:18: error: Service default/s: spec.ports[0].port: port 70000 out of range "
+       "1..65535"},
       {"ExpectedAnIp",
        R"Y(apiVersion: v1
 kind: Service
@@ -300,7 +316,8 @@ metadata: {name: s}
 spec:
   clusterIP: 10.96.0.300
 )Y",
-       "v.yaml:5:14: error: Service default/s: spec.clusterIP: expected an IP address, got '10.96.0.300'"},
+       "v.yaml:5:14: error: Service default/s: spec.clusterIP: expected an IP address, got "
+       "'10.96.0.300'"},
       {"SctpIgnored",
        R"Y(apiVersion: v1
 kind: Service
@@ -308,7 +325,8 @@ metadata: {name: s}
 spec:
   ports: [{port: 80, protocol: SCTP}]
 )Y",
-       "v.yaml:5:32: warning: Service default/s: spec.ports[0].protocol: protocol SCTP is not supported; port ignored"},
+       "v.yaml:5:32: warning: Service default/s: spec.ports[0].protocol: protocol SCTP is not "
+       "supported; port ignored"},
       {"UnknownProtocol",
        R"Y(apiVersion: v1
 kind: Service
@@ -316,7 +334,8 @@ metadata: {name: s}
 spec:
   ports: [{port: 80, protocol: ICMP}]
 )Y",
-       "v.yaml:5:32: error: Service default/s: spec.ports[0].protocol: expected protocol TCP or UDP, got 'ICMP'"},
+       "v.yaml:5:32: error: Service default/s: spec.ports[0].protocol: expected protocol TCP or "
+       "UDP, got 'ICMP'"},
       {"ExpectedAList",
        R"Y(apiVersion: v1
 kind: Service
@@ -332,7 +351,8 @@ metadata: {name: s}
 spec:
   clusterIPs: [10.96.0.1, 10.96.0.2]
 )Y",
-       "v.yaml:5:15: error: Service default/s: spec.clusterIPs: two clusterIPs of the same address family"},
+       "v.yaml:5:15: error: Service default/s: spec.clusterIPs: two clusterIPs of the same address "
+       "family"},
       {"ServicePortMissing",
        R"Y(apiVersion: v1
 kind: Service
@@ -348,7 +368,8 @@ metadata: {name: s}
 spec:
   ports: [{port: 80, targetPort: [1]}]
 )Y",
-       "v.yaml:5:34: error: Service default/s: spec.ports[0].targetPort: expected a port number or name, got a sequence"},
+       "v.yaml:5:34: error: Service default/s: spec.ports[0].targetPort: expected a port number or "
+       "name, got a sequence"},
       {"ContainerPortMissing",
        R"Y(apiVersion: v1
 kind: Pod
@@ -356,21 +377,24 @@ metadata: {name: p}
 spec:
   containers: [{ports: [{name: http}]}]
 )Y",
-       "v.yaml:5:25: error: Pod default/p: spec.containers[0].ports[0].containerPort: missing containerPort"},
+       "v.yaml:5:25: error: Pod default/p: spec.containers[0].ports[0].containerPort: missing "
+       "containerPort"},
       {"SliceWithoutServiceLabel",
        R"Y(apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: {name: e}
 endpoints: []
 )Y",
-       "v.yaml:1:1: warning: EndpointSlice default/e: metadata.labels: no kubernetes.io/service-name label; EndpointSlice ignored"},
+       "v.yaml:1:1: warning: EndpointSlice default/e: metadata.labels: no "
+       "kubernetes.io/service-name label; EndpointSlice ignored"},
       {"SliceReadyNotBoolean",
        R"Y(apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: {name: e, labels: {kubernetes.io/service-name: reviews}}
 endpoints: [{addresses: [10.244.0.9], conditions: {ready: maybe}}]
 )Y",
-       "v.yaml:4:59: error: EndpointSlice default/e: endpoints[0].conditions.ready: expected true or false, got 'maybe'"},
+       "v.yaml:4:59: error: EndpointSlice default/e: endpoints[0].conditions.ready: expected true "
+       "or false, got 'maybe'"},
       {"TrafficLabelMissingSpec",
        R"Y(apiVersion: istio.alibabacloud.com/v1beta1
 kind: TrafficLabel
@@ -408,7 +432,8 @@ metadata: {name: tl}
 spec:
   rules: [{labels: [{name: trafficLabel}]}]
 )Y",
-       "v.yaml:5:21: error: TrafficLabel default/tl: spec.rules[0].labels[0].valueFrom: missing valueFrom"},
+       "v.yaml:5:21: error: TrafficLabel default/tl: spec.rules[0].labels[0].valueFrom: missing "
+       "valueFrom"},
       {"TrafficLabelSlashComment",
        R"Y(apiVersion: istio.alibabacloud.com/v1beta1
 kind: TrafficLabel
@@ -420,7 +445,9 @@ spec:
       valueFrom:
       - $getContext(x-request-id) //from the request
 )Y",
-       "v.yaml:9:9: warning: TrafficLabel default/tl: spec.rules[0].labels[0].valueFrom[0]: text after '$getContext(x-request-id)' starts with //, which YAML does not treat as a comment (use #); ignored"},
+       "v.yaml:9:9: warning: TrafficLabel default/tl: spec.rules[0].labels[0].valueFrom[0]: text "
+       "after '$getContext(x-request-id)' starts with //, which YAML does not treat as a comment "
+       "(use #); ignored"},
       {"TrafficLabelGetContextEmpty",
        R"Y(apiVersion: istio.alibabacloud.com/v1beta1
 kind: TrafficLabel
@@ -428,7 +455,8 @@ metadata: {name: tl}
 spec:
   rules: [{labels: [{name: trafficLabel, valueFrom: [$getContext()]}]}]
 )Y",
-       "v.yaml:5:54: error: TrafficLabel default/tl: spec.rules[0].labels[0].valueFrom[0]: $getContext() needs a header name"},
+       "v.yaml:5:54: error: TrafficLabel default/tl: spec.rules[0].labels[0].valueFrom[0]: "
+       "$getContext() needs a header name"},
       {"TrafficLabelUnknownSource",
        R"Y(apiVersion: istio.alibabacloud.com/v1beta1
 kind: TrafficLabel
@@ -436,7 +464,8 @@ metadata: {name: tl}
 spec:
   rules: [{labels: [{name: trafficLabel, valueFrom: [$getCtx(x)]}]}]
 )Y",
-       "v.yaml:5:54: error: TrafficLabel default/tl: spec.rules[0].labels[0].valueFrom[0]: unknown value source '$getCtx(x)'; expected $getContext(header), $(localLabel) or a literal"},
+       "v.yaml:5:54: error: TrafficLabel default/tl: spec.rules[0].labels[0].valueFrom[0]: unknown "
+       "value source '$getCtx(x)'; expected $getContext(header), $(localLabel) or a literal"},
       {"InvalidRegex",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -448,7 +477,8 @@ spec:
     route:
     - destination: {host: reviews}
 )Y",
-       "v.yaml:7:27: error: VirtualService default/reviews: spec.http[0].match[0].uri.regex: invalid regex '(': missing ): ( (RE2 syntax)"},
+       "v.yaml:7:27: error: VirtualService default/reviews: spec.http[0].match[0].uri.regex: "
+       "invalid regex '(': missing ): ( (RE2 syntax)"},
       {"DestinationRuleMissingSpec",
        R"Y(apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -471,7 +501,8 @@ spec:
   host: reviews
   subsets: [{labels: {version: v1}}]
 )Y",
-       "v.yaml:6:13: error: DestinationRule default/reviews: spec.subsets[0].name: missing subset name"},
+       "v.yaml:6:13: error: DestinationRule default/reviews: spec.subsets[0].name: missing subset "
+       "name"},
       {"SubsetDefinedTwice",
        R"Y(apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -480,7 +511,8 @@ spec:
   host: reviews
   subsets: [{name: v1}, {name: v1}]
 )Y",
-       "v.yaml:6:32: error: DestinationRule default/reviews: spec.subsets[1].name: subset v1 defined twice"},
+       "v.yaml:6:32: error: DestinationRule default/reviews: spec.subsets[1].name: subset v1 "
+       "defined twice"},
       {"SimpleAndConsistentHash",
        R"Y(apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -490,7 +522,8 @@ spec:
   trafficPolicy:
     loadBalancer: {simple: RANDOM, consistentHash: {useSourceIp: true}}
 )Y",
-       "v.yaml:7:19: error: DestinationRule default/reviews: spec.trafficPolicy.loadBalancer: simple and consistentHash are exclusive"},
+       "v.yaml:7:19: error: DestinationRule default/reviews: spec.trafficPolicy.loadBalancer: "
+       "simple and consistentHash are exclusive"},
       {"UnknownLoadBalancer",
        R"Y(apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -500,7 +533,9 @@ spec:
   trafficPolicy:
     loadBalancer: {simple: ROUND_ROBN}
 )Y",
-       "v.yaml:7:28: error: DestinationRule default/reviews: spec.trafficPolicy.loadBalancer.simple: unknown load balancer 'ROUND_ROBN'; did you mean ROUND_ROBIN?"},
+       "v.yaml:7:28: error: DestinationRule default/reviews: "
+       "spec.trafficPolicy.loadBalancer.simple: unknown load balancer 'ROUND_ROBN'; did you mean "
+       "ROUND_ROBIN?"},
       {"CookieMissingName",
        R"Y(apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -511,7 +546,8 @@ spec:
     loadBalancer:
       consistentHash: {httpCookie: {ttl: 0s}}
 )Y",
-       "v.yaml:8:36: error: DestinationRule default/reviews: spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.name: missing name"},
+       "v.yaml:8:36: error: DestinationRule default/reviews: "
+       "spec.trafficPolicy.loadBalancer.consistentHash.httpCookie.name: missing name"},
       {"ConsistentHashNeedsOneKey",
        R"Y(apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -522,7 +558,9 @@ spec:
     loadBalancer:
       consistentHash: {}
 )Y",
-       "v.yaml:8:23: error: DestinationRule default/reviews: spec.trafficPolicy.loadBalancer.consistentHash: expected exactly one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName"},
+       "v.yaml:8:23: error: DestinationRule default/reviews: "
+       "spec.trafficPolicy.loadBalancer.consistentHash: expected exactly one of httpHeaderName, "
+       "httpCookie, useSourceIp, httpQueryParameterName"},
       {"VirtualServiceMissingSpec",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -540,7 +578,8 @@ spec:
   - route:
     - destination: {host: reviews, subset: v1}
 )Y",
-       "v.yaml:6:13: warning: VirtualService default/reviews: spec.gateways: bound to gateways (bookinfo-gateway) and not to mesh; veer routes mesh traffic only; VirtualService ignored"},
+       "v.yaml:6:13: warning: VirtualService default/reviews: spec.gateways: bound to gateways "
+       "(bookinfo-gateway) and not to mesh; veer routes mesh traffic only; VirtualService ignored"},
       {"EmptyHosts",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -563,7 +602,8 @@ spec:
     route:
     - destination: {host: reviews}
 )Y",
-       "v.yaml:7:19: error: VirtualService default/reviews: spec.http[0].match[0].uri: expected one of exact, prefix or regex"},
+       "v.yaml:7:19: error: VirtualService default/reviews: spec.http[0].match[0].uri: expected "
+       "one of exact, prefix or regex"},
       {"StringMatchTwoOps",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -575,7 +615,8 @@ spec:
     route:
     - destination: {host: reviews}
 )Y",
-       "v.yaml:7:19: error: VirtualService default/reviews: spec.http[0].match[0].uri: only one of exact, prefix or regex may be set"},
+       "v.yaml:7:19: error: VirtualService default/reviews: spec.http[0].match[0].uri: only one of "
+       "exact, prefix or regex may be set"},
       {"HeaderOpsNotAMap",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -587,7 +628,8 @@ spec:
     route:
     - destination: {host: reviews}
 )Y",
-       "v.yaml:7:30: error: VirtualService default/reviews: spec.http[0].headers.request.set: expected a map of header: value, got a sequence"},
+       "v.yaml:7:30: error: VirtualService default/reviews: spec.http[0].headers.request.set: "
+       "expected a map of header: value, got a sequence"},
       {"HeaderOpsKeyNotAString",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -601,7 +643,8 @@ spec:
     route:
     - destination: {host: reviews}
 )Y",
-       "v.yaml:9:15: error: VirtualService default/reviews: spec.http[0].headers.request.set: expected a header name"},
+       "v.yaml:9:15: error: VirtualService default/reviews: spec.http[0].headers.request.set: "
+       "expected a header name"},
       {"PercentNotANumber",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -614,7 +657,8 @@ spec:
     route:
     - destination: {host: reviews}
 )Y",
-       "v.yaml:8:31: error: VirtualService default/reviews: spec.http[0].mirrorPercentage: expected a percentage 0..100, got 'lots'"},
+       "v.yaml:8:31: error: VirtualService default/reviews: spec.http[0].mirrorPercentage: "
+       "expected a percentage 0..100, got 'lots'"},
       {"PercentOutOfRange",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -627,7 +671,8 @@ spec:
     route:
     - destination: {host: reviews}
 )Y",
-       "v.yaml:8:31: error: VirtualService default/reviews: spec.http[0].mirrorPercentage: expected a percentage 0..100, got '150'"},
+       "v.yaml:8:31: error: VirtualService default/reviews: spec.http[0].mirrorPercentage: "
+       "expected a percentage 0..100, got '150'"},
       {"PercentNotAScalar",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -640,7 +685,8 @@ spec:
     route:
     - destination: {host: reviews}
 )Y",
-       "v.yaml:8:23: error: VirtualService default/reviews: spec.http[0].mirrorPercentage: expected a percentage, got a sequence"},
+       "v.yaml:8:23: error: VirtualService default/reviews: spec.http[0].mirrorPercentage: "
+       "expected a percentage, got a sequence"},
       {"AbortStatusOutOfRange",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -652,7 +698,8 @@ spec:
     route:
     - destination: {host: reviews}
 )Y",
-       "v.yaml:7:33: error: VirtualService default/reviews: spec.http[0].fault.abort.httpStatus: HTTP status 700 out of range 200..599"},
+       "v.yaml:7:33: error: VirtualService default/reviews: spec.http[0].fault.abort.httpStatus: "
+       "HTTP status 700 out of range 200..599"},
       {"DirectResponseMissingStatus",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -662,7 +709,8 @@ spec:
   http:
   - directResponse: {body: {string: hi}}
 )Y",
-       "v.yaml:7:21: error: VirtualService default/reviews: spec.http[0].directResponse.status: missing status"},
+       "v.yaml:7:21: error: VirtualService default/reviews: spec.http[0].directResponse.status: "
+       "missing status"},
       {"DelegateMissingName",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -672,7 +720,8 @@ spec:
   http:
   - delegate: {namespace: x}
 )Y",
-       "v.yaml:7:15: error: VirtualService default/reviews: spec.http[0].delegate.name: missing name"},
+       "v.yaml:7:15: error: VirtualService default/reviews: spec.http[0].delegate.name: missing "
+       "name"},
       {"RouteMissing",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -694,7 +743,8 @@ spec:
     route:
     - destination: {host: reviews}
 )Y",
-       "v.yaml:9:5: error: VirtualService default/reviews: spec.http[0].route: route and delegate are exclusive; delegate is set"},
+       "v.yaml:9:5: error: VirtualService default/reviews: spec.http[0].route: route and delegate "
+       "are exclusive; delegate is set"},
       {"DestinationMissingHost",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -705,7 +755,8 @@ spec:
   - route:
     - destination: {subset: v1}
 )Y",
-       "v.yaml:8:20: error: VirtualService default/reviews: spec.http[0].route[0].destination.host: missing host"},
+       "v.yaml:8:20: error: VirtualService default/reviews: "
+       "spec.http[0].route[0].destination.host: missing host"},
       {"DestinationPortNotAMap",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -716,7 +767,9 @@ spec:
   - route:
     - destination: {host: reviews, port: 9080}
 )Y",
-       "v.yaml:8:42: error: VirtualService default/reviews: spec.http[0].route[0].destination.port: expected a map with number, got '9080'; write port: {number: 9080}"},
+       "v.yaml:8:42: error: VirtualService default/reviews: "
+       "spec.http[0].route[0].destination.port: expected a map with number, got '9080'; write "
+       "port: {number: 9080}"},
       {"DestinationPortMissingNumber",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -727,7 +780,8 @@ spec:
   - route:
     - destination: {host: reviews, port: {}}
 )Y",
-       "v.yaml:8:42: error: VirtualService default/reviews: spec.http[0].route[0].destination.port.number: missing number"},
+       "v.yaml:8:42: error: VirtualService default/reviews: "
+       "spec.http[0].route[0].destination.port.number: missing number"},
       {"DestinationNotAMap",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -738,7 +792,8 @@ spec:
   - route:
     - reviews
 )Y",
-       "v.yaml:8:7: error: VirtualService default/reviews: spec.http[0].route[0]: expected a map, got 'reviews'"},
+       "v.yaml:8:7: error: VirtualService default/reviews: spec.http[0].route[0]: expected a map, "
+       "got 'reviews'"},
       {"StrayPortMeantWeight",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -752,7 +807,8 @@ spec:
     - destination: {host: reviews, subset: v2}
       port: 10
 )Y",
-       "v.yaml:11:7: error: VirtualService default/reviews: spec.http[0].route[1].port: unknown field port; did you mean weight: 10? (the other destinations have weights)"},
+       "v.yaml:11:7: error: VirtualService default/reviews: spec.http[0].route[1].port: unknown "
+       "field port; did you mean weight: 10? (the other destinations have weights)"},
       {"UnknownDestinationField",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -764,7 +820,8 @@ spec:
     - destination: {host: reviews, subset: v1}
       wieght: 100
 )Y",
-       "v.yaml:9:7: warning: VirtualService default/reviews: spec.http[0].route[0].wieght: unknown field wieght; did you mean weight?"},
+       "v.yaml:9:7: warning: VirtualService default/reviews: spec.http[0].route[0].wieght: unknown "
+       "field wieght; did you mean weight?"},
       {"DestinationMissing",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -775,7 +832,8 @@ spec:
   - route:
     - weight: 100
 )Y",
-       "v.yaml:8:7: error: VirtualService default/reviews: spec.http[0].route[0].destination: missing destination"},
+       "v.yaml:8:7: error: VirtualService default/reviews: spec.http[0].route[0].destination: "
+       "missing destination"},
       {"UnknownFallbackCase",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -787,7 +845,8 @@ spec:
     - destination: {host: reviews, subset: v1}
       fallback: {case: nothing, target: {host: reviews, subset: v2}}
 )Y",
-       "v.yaml:9:24: error: VirtualService default/reviews: spec.http[0].route[0].fallback.case: unknown fallback case 'nothing'; expected noinstances or noavailabled"},
+       "v.yaml:9:24: error: VirtualService default/reviews: spec.http[0].route[0].fallback.case: "
+       "unknown fallback case 'nothing'; expected noinstances or noavailabled"},
       {"FallbackMissingTarget",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -799,7 +858,8 @@ spec:
     - destination: {host: reviews, subset: v1}
       fallback: {case: noinstances}
 )Y",
-       "v.yaml:9:17: error: VirtualService default/reviews: spec.http[0].route[0].fallback.target: missing target"},
+       "v.yaml:9:17: error: VirtualService default/reviews: spec.http[0].route[0].fallback.target: "
+       "missing target"},
       {"GatewayMissingSpec",
        R"Y(apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -837,7 +897,8 @@ spec:
   - port: {number: 80, name: http, protocol: HTTP3}
     hosts: ['*']
 )Y",
-       "v.yaml:7:46: error: Gateway default/gw: spec.servers[0].port.protocol: unknown protocol 'HTTP3'; did you mean HTTP?"},
+       "v.yaml:7:46: error: Gateway default/gw: spec.servers[0].port.protocol: unknown protocol "
+       "'HTTP3'; did you mean HTTP?"},
       {"GatewayServerMissingHosts",
        R"Y(apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -871,7 +932,8 @@ spec:
   virtualhost: {fqdn: "blog.example.com/x"}
   routes: [{services: [{name: reviews, port: 9080}]}]
 )Y",
-       "v.yaml:5:23: error: HTTPProxy default/p: spec.virtualhost.fqdn: 'blog.example.com/x' is not a host name"},
+       "v.yaml:5:23: error: HTTPProxy default/p: spec.virtualhost.fqdn: 'blog.example.com/x' is "
+       "not a host name"},
       {"ContourNoRoutes",
        R"Y(apiVersion: projectcontour.io/v1
 kind: HTTPProxy
@@ -890,7 +952,8 @@ spec:
   - match: blog
     services: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:12: error: IngressRoute default/root: spec.routes[0].match: a path prefix must start with /, got 'blog'"},
+       "v.yaml:7:12: error: IngressRoute default/root: spec.routes[0].match: a path prefix must "
+       "start with /, got 'blog'"},
       {"ContourConditionTwoKinds",
        R"Y(apiVersion: projectcontour.io/v1
 kind: HTTPProxy
@@ -901,7 +964,8 @@ spec:
   - conditions: [{prefix: /a, header: {name: x, present: true}}]
     services: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:18: error: HTTPProxy default/root: spec.routes[0].conditions[0]: expected exactly one of prefix, header"},
+       "v.yaml:7:18: error: HTTPProxy default/root: spec.routes[0].conditions[0]: expected exactly "
+       "one of prefix, header"},
       {"ContourConditionPrefixNotAbsolute",
        R"Y(apiVersion: projectcontour.io/v1
 kind: HTTPProxy
@@ -912,7 +976,8 @@ spec:
   - conditions: [{prefix: a}]
     services: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:27: error: HTTPProxy default/root: spec.routes[0].conditions[0].prefix: a path prefix must start with /, got 'a'"},
+       "v.yaml:7:27: error: HTTPProxy default/root: spec.routes[0].conditions[0].prefix: a path "
+       "prefix must start with /, got 'a'"},
       {"ContourTwoPrefixes",
        R"Y(apiVersion: projectcontour.io/v1
 kind: HTTPProxy
@@ -923,7 +988,8 @@ spec:
   - conditions: [{prefix: /a}, {prefix: /b}]
     services: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:41: error: HTTPProxy default/root: spec.routes[0].conditions[1].prefix: more than one prefix condition"},
+       "v.yaml:7:41: error: HTTPProxy default/root: spec.routes[0].conditions[1].prefix: more than "
+       "one prefix condition"},
       {"ContourHeaderMissingName",
        R"Y(apiVersion: projectcontour.io/v1
 kind: HTTPProxy
@@ -934,7 +1000,8 @@ spec:
   - conditions: [{header: {present: true}}]
     services: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:27: error: HTTPProxy default/root: spec.routes[0].conditions[0].header.name: missing name"},
+       "v.yaml:7:27: error: HTTPProxy default/root: spec.routes[0].conditions[0].header.name: "
+       "missing name"},
       {"ContourHeaderTwoOps",
        R"Y(apiVersion: projectcontour.io/v1
 kind: HTTPProxy
@@ -945,7 +1012,8 @@ spec:
   - conditions: [{header: {name: x, exact: a, contains: b}}]
     services: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:27: error: HTTPProxy default/root: spec.routes[0].conditions[0].header: expected exactly one of present, notpresent, exact, notexact, contains, notcontains"},
+       "v.yaml:7:27: error: HTTPProxy default/root: spec.routes[0].conditions[0].header: expected "
+       "exactly one of present, notpresent, exact, notexact, contains, notcontains"},
       {"ContourIncludeMissingName",
        R"Y(apiVersion: projectcontour.io/v1
 kind: HTTPProxy
@@ -977,7 +1045,8 @@ spec:
   - match: /
     services: [{port: 9080}]
 )Y",
-       "v.yaml:8:16: error: IngressRoute default/root: spec.routes[0].services[0].name: missing name"},
+       "v.yaml:8:16: error: IngressRoute default/root: spec.routes[0].services[0].name: missing "
+       "name"},
       {"ContourServiceMissingPort",
        R"Y(apiVersion: contour.heptio.com/v1beta1
 kind: IngressRoute
@@ -988,7 +1057,8 @@ spec:
   - match: /
     services: [{name: reviews}]
 )Y",
-       "v.yaml:8:16: error: IngressRoute default/root: spec.routes[0].services[0].port: missing port (Contour requires the Service port)"},
+       "v.yaml:8:16: error: IngressRoute default/root: spec.routes[0].services[0].port: missing "
+       "port (Contour requires the Service port)"},
       {"ContourWeightOutOfRange",
        R"Y(apiVersion: contour.heptio.com/v1beta1
 kind: IngressRoute
@@ -999,7 +1069,8 @@ spec:
   - match: /
     services: [{name: reviews, port: 9080, weight: -1}]
 )Y",
-       "v.yaml:8:52: error: IngressRoute default/root: spec.routes[0].services[0].weight: weight -1 out of range 0..1000000"},
+       "v.yaml:8:52: error: IngressRoute default/root: spec.routes[0].services[0].weight: weight "
+       "-1 out of range 0..1000000"},
       {"ContourServicesAndDelegate",
        R"Y(apiVersion: contour.heptio.com/v1beta1
 kind: IngressRoute
@@ -1011,7 +1082,8 @@ spec:
     services: [{name: reviews, port: 9080}]
     delegate: {name: x}
 )Y",
-       "v.yaml:7:5: error: IngressRoute default/root: spec.routes[0]: services and delegate are exclusive"},
+       "v.yaml:7:5: error: IngressRoute default/root: spec.routes[0]: services and delegate are "
+       "exclusive"},
       {"ContourMissingServicesOrDelegate",
        R"Y(apiVersion: contour.heptio.com/v1beta1
 kind: IngressRoute
@@ -1021,7 +1093,8 @@ spec:
   routes:
   - match: /
 )Y",
-       "v.yaml:7:5: error: IngressRoute default/root: spec.routes[0].services: missing services or delegate"},
+       "v.yaml:7:5: error: IngressRoute default/root: spec.routes[0].services: missing services or "
+       "delegate"},
       {"ContourMissingServices",
        R"Y(apiVersion: projectcontour.io/v1
 kind: HTTPProxy
@@ -1056,7 +1129,8 @@ metadata: {name: r}
 spec:
   rules: [{backendRefs: [{name: reviews, port: 9080}]}]
 )Y",
-       "v.yaml:1:1: warning: HTTPRoute default/r: spec.parentRefs: no parentRefs: the route attaches to no Gateway and no Service; nothing to route"},
+       "v.yaml:1:1: warning: HTTPRoute default/r: spec.parentRefs: no parentRefs: the route "
+       "attaches to no Gateway and no Service; nothing to route"},
       {"HttpRouteNoRules",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1093,7 +1167,9 @@ spec:
   rules:
   - backendRefs: [{name: reviews, namespace: other, port: 9080}]
 )Y",
-       "v.yaml:7:46: warning: HTTPRoute default/r: spec.rules[0].backendRefs[0].namespace: a backend in namespace other needs a ReferenceGrant there; veer does not read ReferenceGrants and routes to it"},
+       "v.yaml:7:46: warning: HTTPRoute default/r: spec.rules[0].backendRefs[0].namespace: a "
+       "backend in namespace other needs a ReferenceGrant there; veer does not read "
+       "ReferenceGrants and routes to it"},
       {"HttpRouteBackendFilterUnsupported",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1106,7 +1182,9 @@ spec:
       port: 9080
       filters: [{type: URLRewrite, urlRewrite: {hostname: x}}]
 )Y",
-       "v.yaml:10:17: warning: HTTPRoute default/r: spec.rules[0].backendRefs[0].filters[0].type: filter URLRewrite on a backendRef is not supported by veer; ignored (it is supported on the rule)"},
+       "v.yaml:10:17: warning: HTTPRoute default/r: spec.rules[0].backendRefs[0].filters[0].type: "
+       "filter URLRewrite on a backendRef is not supported by veer; ignored (it is supported on "
+       "the rule)"},
       {"HttpRouteBackendFilterBodyMissing",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1119,7 +1197,9 @@ spec:
       port: 9080
       filters: [{type: RequestHeaderModifier}]
 )Y",
-       "v.yaml:10:17: error: HTTPRoute default/r: spec.rules[0].backendRefs[0].filters[0].requestHeaderModifier: missing requestHeaderModifier"},
+       "v.yaml:10:17: error: HTTPRoute default/r: "
+       "spec.rules[0].backendRefs[0].filters[0].requestHeaderModifier: missing "
+       "requestHeaderModifier"},
       {"HttpRouteFilterMissingType",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1141,7 +1221,9 @@ spec:
   - filters: [{type: Compress}]
     backendRefs: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:22: error: HTTPRoute default/r: spec.rules[0].filters[0].type: unknown filter type Compress; expected one of RequestHeaderModifier, ResponseHeaderModifier, URLRewrite, RequestRedirect, RequestMirror"},
+       "v.yaml:7:22: error: HTTPRoute default/r: spec.rules[0].filters[0].type: unknown filter "
+       "type Compress; expected one of RequestHeaderModifier, ResponseHeaderModifier, URLRewrite, "
+       "RequestRedirect, RequestMirror"},
       {"HttpRouteFilterIgnored",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1152,7 +1234,8 @@ spec:
   - filters: [{type: CORS, cors: {allowOrigins: ['*']}}]
     backendRefs: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:15: warning: HTTPRoute default/r: spec.rules[0].filters[0].type: filter CORS is not supported by veer; ignored"},
+       "v.yaml:7:15: warning: HTTPRoute default/r: spec.rules[0].filters[0].type: filter CORS is "
+       "not supported by veer; ignored"},
       {"HttpRouteHeaderModifierMissingName",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1163,7 +1246,8 @@ spec:
   - filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{value: x}]}}]
     backendRefs: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:75: error: HTTPRoute default/r: spec.rules[0].filters[0].requestHeaderModifier.set[0].name: missing name"},
+       "v.yaml:7:75: error: HTTPRoute default/r: "
+       "spec.rules[0].filters[0].requestHeaderModifier.set[0].name: missing name"},
       {"HttpRouteRewritePrefixMissing",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1174,7 +1258,8 @@ spec:
   - filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch}}}]
     backendRefs: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:53: error: HTTPRoute default/r: spec.rules[0].filters[0].urlRewrite.path.replacePrefixMatch: missing replacePrefixMatch"},
+       "v.yaml:7:53: error: HTTPRoute default/r: "
+       "spec.rules[0].filters[0].urlRewrite.path.replacePrefixMatch: missing replacePrefixMatch"},
       {"HttpRouteRewriteFullPath",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1185,7 +1270,8 @@ spec:
   - filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /x}}}]
     backendRefs: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:53: warning: HTTPRoute default/r: spec.rules[0].filters[0].urlRewrite.path: ReplaceFullPath is not supported by veer yet; the path is not rewritten"},
+       "v.yaml:7:53: warning: HTTPRoute default/r: spec.rules[0].filters[0].urlRewrite.path: "
+       "ReplaceFullPath is not supported by veer yet; the path is not rewritten"},
       {"HttpRouteRewriteBadType",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1196,7 +1282,8 @@ spec:
   - filters: [{type: URLRewrite, urlRewrite: {path: {type: Replace}}}]
     backendRefs: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:60: error: HTTPRoute default/r: spec.rules[0].filters[0].urlRewrite.path.type: expected ReplacePrefixMatch or ReplaceFullPath, got 'Replace'"},
+       "v.yaml:7:60: error: HTTPRoute default/r: spec.rules[0].filters[0].urlRewrite.path.type: "
+       "expected ReplacePrefixMatch or ReplaceFullPath, got 'Replace'"},
       {"HttpRouteMirrorMissingBackend",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1207,7 +1294,8 @@ spec:
   - filters: [{type: RequestMirror, requestMirror: {percent: 10}}]
     backendRefs: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:52: error: HTTPRoute default/r: spec.rules[0].filters[0].requestMirror.backendRef: missing backendRef"},
+       "v.yaml:7:52: error: HTTPRoute default/r: "
+       "spec.rules[0].filters[0].requestMirror.backendRef: missing backendRef"},
       {"HttpRouteMirrorPercentOutOfRange",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1218,7 +1306,8 @@ spec:
   - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: ratings, port: 9080}, percent: 101}}]
     backendRefs: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:103: error: HTTPRoute default/r: spec.rules[0].filters[0].requestMirror.percent: percent 101 out of range 0..100"},
+       "v.yaml:7:103: error: HTTPRoute default/r: spec.rules[0].filters[0].requestMirror.percent: "
+       "percent 101 out of range 0..100"},
       {"HttpRouteMirrorFractionMissingNumerator",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1229,7 +1318,8 @@ spec:
   - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: ratings, port: 9080}, fraction: {denominator: 10}}}]
     backendRefs: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:104: error: HTTPRoute default/r: spec.rules[0].filters[0].requestMirror.fraction.numerator: missing numerator"},
+       "v.yaml:7:104: error: HTTPRoute default/r: "
+       "spec.rules[0].filters[0].requestMirror.fraction.numerator: missing numerator"},
       {"HttpRouteMirrorFractionInvalid",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1240,7 +1330,8 @@ spec:
   - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: ratings, port: 9080}, fraction: {numerator: 5, denominator: 2}}}]
     backendRefs: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:104: error: HTTPRoute default/r: spec.rules[0].filters[0].requestMirror.fraction: expected 0 <= numerator <= denominator and denominator > 0"},
+       "v.yaml:7:104: error: HTTPRoute default/r: spec.rules[0].filters[0].requestMirror.fraction: "
+       "expected 0 <= numerator <= denominator and denominator > 0"},
       {"HttpRouteHeaderMatchMissingValue",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1251,7 +1342,8 @@ spec:
   - matches: [{headers: [{name: x}]}]
     backendRefs: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:26: error: HTTPRoute default/r: spec.rules[0].matches[0].headers[0].value: missing value"},
+       "v.yaml:7:26: error: HTTPRoute default/r: spec.rules[0].matches[0].headers[0].value: "
+       "missing value"},
       {"HttpRouteHeaderMatchBadType",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1262,7 +1354,8 @@ spec:
   - matches: [{headers: [{type: Prefix, name: x, value: y}]}]
     backendRefs: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:33: error: HTTPRoute default/r: spec.rules[0].matches[0].headers[0].type: expected Exact or RegularExpression, got 'Prefix'"},
+       "v.yaml:7:33: error: HTTPRoute default/r: spec.rules[0].matches[0].headers[0].type: "
+       "expected Exact or RegularExpression, got 'Prefix'"},
       {"HttpRouteHeaderMatchDuplicate",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1273,7 +1366,8 @@ spec:
   - matches: [{headers: [{name: X, value: a}, {name: x, value: b}]}]
     backendRefs: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:7:54: warning: HTTPRoute default/r: spec.rules[0].matches[0].headers[1].name: header x is matched by an earlier entry; this one is ignored"},
+       "v.yaml:7:54: warning: HTTPRoute default/r: spec.rules[0].matches[0].headers[1].name: "
+       "header x is matched by an earlier entry; this one is ignored"},
       {"DestinationRuleUnknownHost",
        R"Y(apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -1281,7 +1375,8 @@ metadata: {name: reviews}
 spec:
   host: reveiws
 )Y",
-       "v.yaml:5:9: error: DestinationRule default/reviews: spec.host: host reveiws is not a known Service; did you mean reviews?"},
+       "v.yaml:5:9: error: DestinationRule default/reviews: spec.host: host reveiws is not a known "
+       "Service; did you mean reviews?"},
       {"DestinationRuleSecondForService",
        R"Y(apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -1290,7 +1385,8 @@ spec:
   host: reviews
   subsets: [{name: v1, labels: {version: v1}}]
 )Y",
-       "v.yaml:5:9: error: DestinationRule default/reviews: spec.host: Service default/reviews already has subsets from DestinationRule default/reviews-subsets at inv.yaml:44:9"},
+       "v.yaml:5:9: error: DestinationRule default/reviews: spec.host: Service default/reviews "
+       "already has subsets from DestinationRule default/reviews-subsets at inv.yaml:44:9"},
       {"VirtualServiceUnknownHost",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1301,7 +1397,8 @@ spec:
   - route:
     - destination: {host: reviews, subset: v1}
 )Y",
-       "v.yaml:5:11: error: VirtualService default/reviews: spec.hosts[0]: host reveiws is not a known Service; did you mean reviews?"},
+       "v.yaml:5:11: error: VirtualService default/reviews: spec.hosts[0]: host reveiws is not a "
+       "known Service; did you mean reviews?"},
       {"VirtualServiceSecondForService",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1321,7 +1418,8 @@ spec:
   - route:
     - destination: {host: reviews, subset: v1}
 )Y",
-       "v.yaml:14:11: error: VirtualService default/reviews-b: spec.hosts[0]: Service default/reviews is already routed by VirtualService default/reviews at v.yaml:5:11"},
+       "v.yaml:14:11: error: VirtualService default/reviews-b: spec.hosts[0]: Service "
+       "default/reviews is already routed by VirtualService default/reviews at v.yaml:5:11"},
       {"DelegateNotFound",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1331,7 +1429,8 @@ spec:
   http:
   - delegate: {name: nothere}
 )Y",
-       "v.yaml:7:15: error: VirtualService default/reviews: spec.http[0].delegate: VirtualService default/nothere not found"},
+       "v.yaml:7:15: error: VirtualService default/reviews: spec.http[0].delegate: VirtualService "
+       "default/nothere not found"},
       {"DelegateHasHosts",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1350,7 +1449,8 @@ spec:
   - route:
     - destination: {host: ratings}
 )Y",
-       "v.yaml:7:15: error: VirtualService default/reviews: spec.http[0].delegate: VirtualService default/other has hosts; a delegate VirtualService must not set hosts"},
+       "v.yaml:7:15: error: VirtualService default/reviews: spec.http[0].delegate: VirtualService "
+       "default/other has hosts; a delegate VirtualService must not set hosts"},
       {"DelegateDelegatesAgain",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1367,7 +1467,8 @@ spec:
   http:
   - delegate: {name: grandchild}
 )Y",
-       "v.yaml:14:15: error: VirtualService default/child: spec.http[0].delegate: a delegate VirtualService cannot delegate again"},
+       "v.yaml:14:15: error: VirtualService default/child: spec.http[0].delegate: a delegate "
+       "VirtualService cannot delegate again"},
       {"UnreachableRule",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1380,7 +1481,8 @@ spec:
   - route:
     - destination: {host: reviews, subset: v1}
 )Y",
-       "v.yaml:9:5: warning: VirtualService default/reviews: spec.http[1]: unreachable: an earlier rule matches every request"},
+       "v.yaml:9:5: warning: VirtualService default/reviews: spec.http[1]: unreachable: an earlier "
+       "rule matches every request"},
       {"NoRoutesForHost",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1388,7 +1490,8 @@ metadata: {name: reviews}
 spec:
   hosts: [reviews]
 )Y",
-       "v.yaml:5:11: warning: VirtualService default/reviews: spec.hosts[0]: no route without match conditions for this host; all endpoints get the traffic"},
+       "v.yaml:5:11: warning: VirtualService default/reviews: spec.hosts[0]: no route without "
+       "match conditions for this host; all endpoints get the traffic"},
       {"RouteHasNoDestinations",
        R"Y(apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -1399,7 +1502,8 @@ spec:
   - filters: [{type: RequestHeaderModifier, requestHeaderModifier: {remove: [x]}}]
     backendRefs: []
 )Y",
-       "v.yaml:7:5: warning: HTTPRoute default/r: spec.rules[0].backendRefs: no backendRefs and no RequestRedirect: Gateway API answers 503 to every request this rule matches"},
+       "v.yaml:7:5: warning: HTTPRoute default/r: spec.rules[0].backendRefs: no backendRefs and no "
+       "RequestRedirect: Gateway API answers 503 to every request this rule matches"},
       {"TrafficLabelSubsetUndefined",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1410,7 +1514,9 @@ spec:
   - route:
     - destination: {host: reviews, subset: $trafficLabel}
 )Y",
-       "v.yaml:8:7: error: VirtualService default/reviews: spec.http[0].route[0].destination.subset: subset $trafficLabel names a traffic label, but no TrafficLabel in namespace default or istio-system defines label trafficLabel"},
+       "v.yaml:8:7: error: VirtualService default/reviews: "
+       "spec.http[0].route[0].destination.subset: subset $trafficLabel names a traffic label, but "
+       "no TrafficLabel in namespace default or istio-system defines label trafficLabel"},
       {"SubsetWithoutDestinationRule",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1421,7 +1527,9 @@ spec:
   - route:
     - destination: {host: ratings, subset: v1}
 )Y",
-       "v.yaml:8:7: error: VirtualService default/ratings: spec.http[0].route[0].destination.subset: subset v1 used but no DestinationRule defines subsets for default/ratings"},
+       "v.yaml:8:7: error: VirtualService default/ratings: "
+       "spec.http[0].route[0].destination.subset: subset v1 used but no DestinationRule defines "
+       "subsets for default/ratings"},
       {"SubsetNotDefined",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1432,7 +1540,9 @@ spec:
   - route:
     - destination: {host: reviews, subset: v9}
 )Y",
-       "v.yaml:8:7: error: VirtualService default/reviews: spec.http[0].route[0].destination.subset: subset v9 not defined in DestinationRule default/reviews-subsets; known: v1, v2, v3"},
+       "v.yaml:8:7: error: VirtualService default/reviews: "
+       "spec.http[0].route[0].destination.subset: subset v9 not defined in DestinationRule "
+       "default/reviews-subsets; known: v1, v2, v3"},
       {"DestinationUnknownHost",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1443,7 +1553,8 @@ spec:
   - route:
     - destination: {host: reveiws, subset: v1}
 )Y",
-       "v.yaml:8:7: error: VirtualService default/reviews: spec.http[0].route[0].destination.host: host reveiws is not a known Service; did you mean reviews?"},
+       "v.yaml:8:7: error: VirtualService default/reviews: spec.http[0].route[0].destination.host: "
+       "host reveiws is not a known Service; did you mean reviews?"},
       {"WeightOutOfRange",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1457,7 +1568,8 @@ spec:
     - destination: {host: reviews, subset: v2}
       weight: -50
 )Y",
-       "v.yaml:8:7: error: VirtualService default/reviews: spec.http[0].route[0].weight: weight 150 out of range 0..100"},
+       "v.yaml:8:7: error: VirtualService default/reviews: spec.http[0].route[0].weight: weight "
+       "150 out of range 0..100"},
       {"MissingWeightAmongSeveral",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1470,7 +1582,8 @@ spec:
       weight: 100
     - destination: {host: reviews, subset: v2}
 )Y",
-       "v.yaml:10:7: error: VirtualService default/reviews: spec.http[0].route[1].weight: missing weight; every destination needs one when a route has several"},
+       "v.yaml:10:7: error: VirtualService default/reviews: spec.http[0].route[1].weight: missing "
+       "weight; every destination needs one when a route has several"},
       {"FallbackUnknownHost",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1482,7 +1595,9 @@ spec:
     - destination: {host: reviews, subset: v1}
       fallback: {target: {host: nothere, subset: v2}}
 )Y",
-       "v.yaml:9:17: error: VirtualService default/reviews: spec.http[0].route[0].fallback.target.host: host nothere is not a known Service in namespace default"},
+       "v.yaml:9:17: error: VirtualService default/reviews: "
+       "spec.http[0].route[0].fallback.target.host: host nothere is not a known Service in "
+       "namespace default"},
       {"FallbackOtherService",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1494,7 +1609,9 @@ spec:
     - destination: {host: reviews, subset: v1}
       fallback: {target: {host: ratings}}
 )Y",
-       "v.yaml:9:17: error: VirtualService default/reviews: spec.http[0].route[0].fallback.target.host: fallback to another service (default/ratings) than the destination's (default/reviews) is not supported yet"},
+       "v.yaml:9:17: error: VirtualService default/reviews: "
+       "spec.http[0].route[0].fallback.target.host: fallback to another service (default/ratings) "
+       "than the destination's (default/reviews) is not supported yet"},
       {"FallbackToTrafficLabel",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1506,7 +1623,9 @@ spec:
     - destination: {host: reviews, subset: v1}
       fallback: {target: {host: reviews, subset: $trafficLabel}}
 )Y",
-       "v.yaml:9:17: error: VirtualService default/reviews: spec.http[0].route[0].fallback.target.subset: a fallback target must name a subset, not a traffic label"},
+       "v.yaml:9:17: error: VirtualService default/reviews: "
+       "spec.http[0].route[0].fallback.target.subset: a fallback target must name a subset, not a "
+       "traffic label"},
       {"DestinationPortNotOnService",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1517,7 +1636,9 @@ spec:
   - route:
     - destination: {host: reviews, subset: v1, port: {number: 1234}}
 )Y",
-       "v.yaml:8:7: error: VirtualService default/reviews: spec.http[0].route[0].destination.port.number: Service default/reviews has no port 1234 (ports: 9080)"},
+       "v.yaml:8:7: error: VirtualService default/reviews: "
+       "spec.http[0].route[0].destination.port.number: Service default/reviews has no port 1234 "
+       "(ports: 9080)"},
       {"OtherServiceNeedsAPort",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1528,7 +1649,9 @@ spec:
   - route:
     - destination: {host: multi}
 )Y",
-       "v.yaml:8:7: error: VirtualService default/reviews: spec.http[0].route[0].destination.port.number: Service default/multi has no port 9080 and several ports (80, 81); name the port to send default/reviews traffic to"},
+       "v.yaml:8:7: error: VirtualService default/reviews: "
+       "spec.http[0].route[0].destination.port.number: Service default/multi has no port 9080 and "
+       "several ports (80, 81); name the port to send default/reviews traffic to"},
       {"WeightsDoNotSumTo100",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1542,7 +1665,8 @@ spec:
     - destination: {host: reviews, subset: v2}
       weight: 50
 )Y",
-       "v.yaml:7:5: error: VirtualService default/reviews: spec.http[0].route: weights sum to 90, expected 100"},
+       "v.yaml:7:5: error: VirtualService default/reviews: spec.http[0].route: weights sum to 90, "
+       "expected 100"},
       {"NamedTargetPortMissingOnPod",
        R"Y(apiVersion: v1
 kind: Service
@@ -1558,7 +1682,8 @@ metadata: {name: named-1, labels: {app: named}}
 spec: {containers: [{ports: [{name: http, containerPort: 8080}]}]}
 status: {podIP: 10.244.7.7, conditions: [{type: Ready, status: "True"}]}
 )Y",
-       "v.yaml:9:1: warning: Pod default/named-1: spec.containers: no container port named web (Service default/named port 80); pod skipped"},
+       "v.yaml:9:1: warning: Pod default/named-1: spec.containers: no container port named web "
+       "(Service default/named port 80); pod skipped"},
       {"TrafficLabelWithoutFallback",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1575,7 +1700,9 @@ metadata: {name: tl}
 spec:
   rules: [{labels: [{name: trafficLabel, valueFrom: [$getContext(x-asm-prefer-tag)]}]}]
 )Y",
-       "v.yaml:8:7: warning: VirtualService default/reviews: spec.http[0].route[0].destination.subset: subset $trafficLabel has no fallback; clients in no lane (and lanes without ready endpoints) go to every endpoint of default/reviews"},
+       "v.yaml:8:7: warning: VirtualService default/reviews: "
+       "spec.http[0].route[0].destination.subset: subset $trafficLabel has no fallback; clients in "
+       "no lane (and lanes without ready endpoints) go to every endpoint of default/reviews"},
       {"SubsetWithoutEndpoints",
        R"Y(apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -1586,7 +1713,9 @@ spec:
   - route:
     - destination: {host: reviews, subset: v3}
 )Y",
-       "v.yaml:8:7: warning: VirtualService default/reviews: spec.http[0].route[0].destination.subset: subset v3 of Service default/reviews has no ready IPv4 endpoints; connections sent there fail"},
+       "v.yaml:8:7: warning: VirtualService default/reviews: "
+       "spec.http[0].route[0].destination.subset: subset v3 of Service default/reviews has no "
+       "ready IPv4 endpoints; connections sent there fail"},
       {"IngressHostClaimedTwice",
        R"Y(apiVersion: contour.heptio.com/v1beta1
 kind: IngressRoute
@@ -1605,7 +1734,9 @@ spec:
   routes:
   - services: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:14:23: error: HTTPProxy default/root2: spec.virtualhost.fqdn: host blog.example.com is also claimed by IngressRoute default/root at v.yaml:5:23; one host must have one routing object"},
+       "v.yaml:14:23: error: HTTPProxy default/root2: spec.virtualhost.fqdn: host blog.example.com "
+       "is also claimed by IngressRoute default/root at v.yaml:5:23; one host must have one "
+       "routing object"},
       {"IngressDelegatePathOutside",
        R"Y(apiVersion: contour.heptio.com/v1beta1
 kind: IngressRoute
@@ -1624,7 +1755,9 @@ spec:
   - match: /admin
     services: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:15:12: error: IngressRoute default/child: spec.routes[0].match: path /admin is outside the delegating route's prefix /blog (v.yaml:7:5); Contour requires a delegated route to match inside it"},
+       "v.yaml:15:12: error: IngressRoute default/child: spec.routes[0].match: path /admin is "
+       "outside the delegating route's prefix /blog (v.yaml:7:5); Contour requires a delegated "
+       "route to match inside it"},
       {"IngressDelegateNotFound",
        R"Y(apiVersion: contour.heptio.com/v1beta1
 kind: IngressRoute
@@ -1643,7 +1776,8 @@ spec:
   - match: /
     services: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:8:15: error: IngressRoute default/root: spec.routes[0].delegate: IngressRoute default/chidl not found; did you mean child?"},
+       "v.yaml:8:15: error: IngressRoute default/root: spec.routes[0].delegate: IngressRoute "
+       "default/chidl not found; did you mean child?"},
       {"IngressDelegationCycle",
        R"Y(apiVersion: contour.heptio.com/v1beta1
 kind: IngressRoute
@@ -1662,7 +1796,8 @@ spec:
   - match: /
     delegate: {name: a}
 )Y",
-       "v.yaml:16:15: error: IngressRoute default/a: spec.routes[0].delegate: delegation cycle: default/root -> default/a -> default/a"},
+       "v.yaml:16:15: error: IngressRoute default/a: spec.routes[0].delegate: delegation cycle: "
+       "default/root -> default/a -> default/a"},
       {"IngressDelegateHasVirtualHost",
        R"Y(apiVersion: contour.heptio.com/v1beta1
 kind: IngressRoute
@@ -1682,7 +1817,9 @@ spec:
   - match: /
     services: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:8:15: error: IngressRoute default/root: spec.routes[0].delegate: IngressRoute default/other has a virtualhost (other.example.com); only an object without one can be the target of delegate"},
+       "v.yaml:8:15: error: IngressRoute default/root: spec.routes[0].delegate: IngressRoute "
+       "default/other has a virtualhost (other.example.com); only an object without one can be the "
+       "target of delegate"},
       {"IngressServiceNotFound",
        R"Y(apiVersion: contour.heptio.com/v1beta1
 kind: IngressRoute
@@ -1693,7 +1830,8 @@ spec:
   - match: /
     services: [{name: reveiws, port: 9080}]
 )Y",
-       "v.yaml:8:16: error: IngressRoute default/root: spec.routes[0].services[0].name: Service default/reveiws not found; did you mean reviews?"},
+       "v.yaml:8:16: error: IngressRoute default/root: spec.routes[0].services[0].name: Service "
+       "default/reveiws not found; did you mean reviews?"},
       {"IngressPortNotOnService",
        R"Y(apiVersion: contour.heptio.com/v1beta1
 kind: IngressRoute
@@ -1704,7 +1842,8 @@ spec:
   - match: /
     services: [{name: reviews, port: 5}]
 )Y",
-       "v.yaml:8:38: error: IngressRoute default/root: spec.routes[0].services[0].port: port: 5 is not a port of Service default/reviews (ports: 9080); did you mean weight: 5?"},
+       "v.yaml:8:38: error: IngressRoute default/root: spec.routes[0].services[0].port: port: 5 is "
+       "not a port of Service default/reviews (ports: 9080); did you mean weight: 5?"},
       {"IngressOrphan",
        R"Y(apiVersion: contour.heptio.com/v1beta1
 kind: IngressRoute
@@ -1714,7 +1853,8 @@ spec:
   - match: /
     services: [{name: reviews, port: 9080}]
 )Y",
-       "v.yaml:1:1: warning: IngressRoute default/orphan: no root IngressRoute delegates to it (orphaned); ignored"},
+       "v.yaml:1:1: warning: IngressRoute default/orphan: no root IngressRoute delegates to it "
+       "(orphaned); ignored"},
   };
   return all;
 }
@@ -1742,7 +1882,9 @@ TEST(Validation, EveryRowIsADistinctDiagnostic) {
 }
 
 // The inventory alone is clean: every row's finding comes from its own input.
-TEST(Validation, InventoryAloneIsClean) { EXPECT_EQ(formatDiagnostics(diagnose("")), ""); }
+TEST(Validation, InventoryAloneIsClean) {
+  EXPECT_EQ(formatDiagnostics(diagnose("")), "");
+}
 
 // File-level findings: no object, no field, the path in place of a position.
 TEST(Validation, FileLevelDiagnostics) {

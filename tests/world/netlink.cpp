@@ -66,7 +66,9 @@ struct NetnsFd {
   }
 };
 
-std::string netnsPath(const std::string& name) { return std::string(kNetnsDir) + "/" + name; }
+std::string netnsPath(const std::string& name) {
+  return std::string(kNetnsDir) + "/" + name;
+}
 
 Status openNetns(const std::string& name, NetnsFd& out) {
   out.fd = ::open(netnsPath(name).c_str(), O_RDONLY | O_CLOEXEC);
@@ -247,7 +249,9 @@ Status sysctlIn(const std::string& netns, const std::vector<std::string>& settin
   });
 }
 
-void Rtnl::SockDeleter::operator()(nl_sock* sk) const { nl_socket_free(sk); }
+void Rtnl::SockDeleter::operator()(nl_sock* sk) const {
+  nl_socket_free(sk);
+}
 
 Rtnl::~Rtnl() = default;
 
@@ -335,8 +339,8 @@ Status Rtnl::addVethToNetns(const std::string& name, const std::string& master,
   rtnl_link_set_name(other.get(), peer.c_str());
   rtnl_link_set_ns_fd(other.get(), ns.fd);
   int err = rtnl_link_add(sk_.get(), veth.get(), NLM_F_CREATE | NLM_F_EXCL);
-  return err < 0 ? Status{nlError(err, "add veth " + name + " (peer " + peer + " in " +
-                                           peerNetns + ")")}
+  return err < 0 ? Status{nlError(err,
+                                  "add veth " + name + " (peer " + peer + " in " + peerNetns + ")")}
                  : Status{};
 }
 

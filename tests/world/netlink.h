@@ -55,8 +55,8 @@ public:
    * Creates a veth pair: `name` here, enslaved to `master` and up; `peer` created
    * directly inside netns `peerNetns` (down: its owner brings it up there).
    */
-  Status addVethToNetns(const std::string& name, const std::string& master,
-                        const std::string& peer, const std::string& peerNetns);
+  Status addVethToNetns(const std::string& name, const std::string& master, const std::string& peer,
+                        const std::string& peerNetns);
   /** Adds "10.244.1.5/24" or "fd00:244:1::5/64" (IPv6 with nodad) to a link. */
   Status addAddress(const std::string& link, const std::string& cidr);
   /** Adds the default route of the gateway's family via gateway on link. */

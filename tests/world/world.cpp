@@ -127,7 +127,8 @@ Result<ChildSetup> prepareSetup(const std::string& netns, const std::string& cgr
   return s;
 }
 
-/** In the child: only async-signal-safe calls. Returns 0 or the failing stage (1 netns, 2 cgroup). */
+/** In the child: only async-signal-safe calls. Returns 0 or the failing stage (1 netns, 2 cgroup).
+ */
 int applySetupInChild(const ChildSetup& s) {
   if (s.netnsFd >= 0 && ::setns(s.netnsFd, CLONE_NEWNET) != 0) {
     return 1;
@@ -224,7 +225,6 @@ Result<pid_t> forkExec(const std::vector<std::string>& argv, const ChildSetup& s
   return pid;
 }
 
-
 /** Waits for pid with a deadline; SIGKILLs it when the deadline passes. */
 Result<int> waitWithDeadline(pid_t pid, Clock::time_point deadline, bool* timedOut) {
   int backoffMs = 1;
@@ -320,8 +320,8 @@ Result<CommandResult> runCapture(const std::vector<std::string>& argv, ChildSetu
   ::close(outPipe[0]);
   ::close(errPipe[0]);
   bool timedOut = !complete;
-  auto code = waitWithDeadline(*pid, complete ? deadline + milliseconds(2000) : Clock::now(),
-                               &timedOut);
+  auto code =
+      waitWithDeadline(*pid, complete ? deadline + milliseconds(2000) : Clock::now(), &timedOut);
   if (!code.ok()) {
     return code.error();
   }
@@ -492,7 +492,9 @@ std::optional<std::pair<std::string, std::string>> gatewayV6(const std::string& 
 
 // --- in-pod socket work (runs in the forked child) ---------------------------------
 
-void putU32(std::string& out, uint32_t v) { out.append(reinterpret_cast<const char*>(&v), 4); }
+void putU32(std::string& out, uint32_t v) {
+  out.append(reinterpret_cast<const char*>(&v), 4);
+}
 void putStr(std::string& out, const std::string& s) {
   putU32(out, static_cast<uint32_t>(s.size()));
   out += s;
@@ -744,8 +746,7 @@ UdpResult doUdpQuery(const SockAddr& sa, const std::string& payload, millisecond
   for (;;) {
     sockaddr_storage from{};
     socklen_t len = sizeof(from);
-    ssize_t n =
-        ::recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
+    ssize_t n = ::recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
     if (n >= 0) {
       r.ok = true;
       r.body.assign(buf, n);
@@ -796,7 +797,9 @@ Process& Process::operator=(Process&& other) noexcept {
   return *this;
 }
 
-Process::~Process() { reset(); }
+Process::~Process() {
+  reset();
+}
 
 void Process::reset() {
   if (pid_ > 0 && !reaped_) {
@@ -1007,7 +1010,9 @@ Status World::build() {
   return node_->addBridge(kBridge);
 }
 
-World::~World() { teardown(); }
+World::~World() {
+  teardown();
+}
 
 Status World::blackholeServiceRanges(Rtnl& rtnl) {
   for (const char* range : kServiceRanges) {
@@ -1135,8 +1140,7 @@ Status World::addPod(const PodSpec& spec) {
       return ctx(s.error());
     }
   }
-  if (auto s = node_->addVethToNetns("vp" + std::to_string(pod.index), kBridge, "eth0",
-                                     pod.netns);
+  if (auto s = node_->addVethToNetns("vp" + std::to_string(pod.index), kBridge, "eth0", pod.netns);
       !s.ok()) {
     return ctx(s.error());
   }
@@ -1306,8 +1310,8 @@ Result<std::string> World::runInPod(const std::string& pod, bool joinCgroup,
   bool complete = drainFds({{pipeFds[0], &data}}, deadline);
   ::close(pipeFds[0]);
   bool timedOut = !complete;
-  auto code = waitWithDeadline(pid, complete ? deadline + milliseconds(2000) : Clock::now(),
-                               &timedOut);
+  auto code =
+      waitWithDeadline(pid, complete ? deadline + milliseconds(2000) : Clock::now(), &timedOut);
   if (timedOut) {
     return Error{ETIMEDOUT, "helper in " + pod + " timed out"};
   }
@@ -1335,9 +1339,8 @@ Result<HttpResult> World::httpGet(const std::string& pod, const std::string& add
   return std::move(many->front());
 }
 
-Result<std::vector<HttpResult>> World::httpGetMany(const std::string& pod,
-                                                   const std::string& addr, uint16_t port, int n,
-                                                   milliseconds timeout,
+Result<std::vector<HttpResult>> World::httpGetMany(const std::string& pod, const std::string& addr,
+                                                   uint16_t port, int n, milliseconds timeout,
                                                    const std::string& path) {
   auto sa = makeSockAddr(addr, port);
   if (!sa) {
@@ -1358,8 +1361,8 @@ Result<std::vector<HttpResult>> World::httpGetMany(const std::string& pod,
   // Each request is bounded by timeout; leave room for all of them in the worst case.
   auto data = runInPod(pod, true, work, timeout * (n + 1) + milliseconds(5000));
   if (!data.ok()) {
-    return Error{data.error().code, "httpGet " + host + " from " + pod + ": " +
-                                        data.error().message};
+    return Error{data.error().code,
+                 "httpGet " + host + " from " + pod + ": " + data.error().message};
   }
   Reader in{*data};
   uint32_t count = in.u32();
@@ -1393,8 +1396,8 @@ Result<std::vector<UdpResult>> World::udpQuery(const std::string& pod, const std
   };
   auto data = runInPod(pod, true, work, timeout * (n + 1) + milliseconds(5000));
   if (!data.ok()) {
-    return Error{data.error().code, "udpQuery " + hostHeader(addr, port) + " from " + pod +
-                                        ": " + data.error().message};
+    return Error{data.error().code, "udpQuery " + hostHeader(addr, port) + " from " + pod + ": " +
+                                        data.error().message};
   }
   Reader in{*data};
   uint32_t count = in.u32();
@@ -1487,8 +1490,8 @@ Result<Process> World::startTestServer(const std::string& pod, const std::string
           break;
         }
         if (Clock::now() >= deadline) {
-          return Error{ETIMEDOUT, "testsrv in " + pod + ": UDP port " + std::to_string(p) +
-                                      " never answered"};
+          return Error{ETIMEDOUT,
+                       "testsrv in " + pod + ": UDP port " + std::to_string(p) + " never answered"};
         }
       }
     }

@@ -20,9 +20,9 @@
  *    with PodSpec::outsideCgroup.
  * Namespaces are made with unshare() and bind-mounted under /run/netns (so
  * `ip netns` lists them); links, addresses and routes go through libnl-route
- * (netlink.h). No link or route is ever created in the caller's netns. The destructor kills every process
- * in the world's cgroups, removes the cgroups and deletes the namespaces; it copes
- * with a partially built world. World::cleanupStale() removes leftovers of a crash.
+ * (netlink.h). No link or route is ever created in the caller's netns. The destructor kills every
+ * process in the world's cgroups, removes the cgroups and deletes the namespaces; it copes with a
+ * partially built world. World::cleanupStale() removes leftovers of a crash.
  *
  * Not thread-safe; helpers fork, so call them from a single-threaded process.
  */
@@ -102,7 +102,8 @@ struct UdpResult {
   uint16_t fromPort = 0; ///< reply source port from recvfrom()
 };
 
-/** A process started inside a pod. Movable; the destructor SIGKILLs and reaps it if still running. */
+/** A process started inside a pod. Movable; the destructor SIGKILLs and reaps it if still running.
+ */
 class Process {
 public:
   Process() = default;
@@ -230,8 +231,7 @@ private:
   static Status blackholeServiceRanges(Rtnl& rtnl);
   /** Forks a child inside the pod running work; returns the bytes it produced. */
   Result<std::string> runInPod(const std::string& pod, bool joinCgroup,
-                               const std::function<std::string()>& work,
-                               milliseconds timeout);
+                               const std::function<std::string()>& work, milliseconds timeout);
 
   std::string prefix_;
   std::string cgroup2_;

@@ -74,8 +74,7 @@ Result<std::unique_ptr<StatusServer>> startStatusServer(const std::string& liste
   }
   Result<std::unique_ptr<StatusServer>> server = StatusServer::start(listen, status.routes());
   if (!server) {
-    return Error{server.error().code, "--metrics-listen " + listen + ": " +
-                                          server.error().message};
+    return Error{server.error().code, "--metrics-listen " + listen + ": " + server.error().message};
   }
   spdlog::info("serving /healthz, /readyz and /metrics on {}", listen);
   return server;
@@ -133,8 +132,8 @@ Result<std::unique_ptr<K8sSource>> startClusterSource(k8s::ClusterConfig config,
   k8s::ClusterSource::Options options;
   options.nodeName = cf.nodeName;
   reconciler.expect(kK8sSourceName);
-  auto source = std::make_unique<K8sSource>(std::move(config), std::move(options), clock,
-                                            reconciler);
+  auto source =
+      std::make_unique<K8sSource>(std::move(config), std::move(options), clock, reconciler);
   if (Status s = source->init(); !s) {
     return s.error();
   }
@@ -142,9 +141,8 @@ Result<std::unique_ptr<K8sSource>> startClusterSource(k8s::ClusterConfig config,
 }
 
 int run(const std::string& configDir, const ClusterFlags& cf, std::string cgroup,
-        const std::string& bpffs,
-        const std::string& recycling, bool accelerate, const std::string& runDir,
-        const ProxyFlags& pf, const std::string& metricsListen) {
+        const std::string& bpffs, const std::string& recycling, bool accelerate,
+        const std::string& runDir, const ProxyFlags& pf, const std::string& metricsListen) {
   // The cluster's config first: a bad kubeconfig fails before anything is attached.
   Result<std::optional<k8s::ClusterConfig>> clusterCfg = clusterConfig(cf, configDir);
   if (!clusterCfg) {
@@ -216,7 +214,7 @@ int run(const std::string& configDir, const ClusterFlags& cf, std::string cgroup
   std::unique_ptr<Recycler> recycler;
   if (recycling != "off") {
     Result<std::unique_ptr<Recycler>> r =
-        recycling == "iterator" ? Recycler::load(Recycler::Mode::kIterator, bpffs)
+        recycling == "iterator"  ? Recycler::load(Recycler::Mode::kIterator, bpffs)
         : recycling == "netlink" ? Recycler::load(Recycler::Mode::kNetlink, bpffs)
                                  : Recycler::load(bpffs);
     if (r) {
@@ -418,7 +416,8 @@ int main(int argc, char** argv) {
                  "this node's name: its Pods are watched (default: $K8S_NODE_NAME)");
   app.add_option("--cgroup", cgroup, "cgroup v2 directory to attach to (default: the cgroup2 root)")
       ->check(CLI::ExistingDirectory);
-  app.add_option("--bpffs", bpffs, "bpffs mount; pins go under <bpffs>/veer")->capture_default_str();
+  app.add_option("--bpffs", bpffs, "bpffs mount; pins go under <bpffs>/veer")
+      ->capture_default_str();
   app.add_option("--socket-recycling", recycling,
                  "how stale sockets are destroyed: auto (iterators, else netlink), iterator "
                  "(bpf_sock_destroy, Linux >= 6.5), netlink (SOCK_DESTROY), off")
@@ -427,7 +426,8 @@ int main(int argc, char** argv) {
   app.add_flag("--socket-acceleration", accelerate,
                "deliver node-local TCP data straight to the peer socket (sockmap), past the TCP "
                "stack; see docs/design.md for what it bypasses");
-  app.add_option("--run-dir", runDir, "the proxy's route table and pid file")->capture_default_str();
+  app.add_option("--run-dir", runDir, "the proxy's route table and pid file")
+      ->capture_default_str();
   app.add_flag("--uninstall", uninstall,
                "detach and remove everything veer pinned, stop veer-proxy, then exit");
   app.add_option("--prepare-mounts", prepareMounts,
@@ -478,14 +478,12 @@ int main(int argc, char** argv) {
       spdlog::critical("{}", s.error().message);
       return 1;
     }
-    if (veer::Status s = veer::ProxySupervisor::stopRunning(runDir, std::chrono::seconds(10));
-        !s) {
+    if (veer::Status s = veer::ProxySupervisor::stopRunning(runDir, std::chrono::seconds(10)); !s) {
       spdlog::critical("{}", s.error().message);
       return 1;
     }
     spdlog::info("removed {}", veer::veerPinDir(bpffs));
     return 0;
   }
-  return veer::run(configDir, cf, cgroup, bpffs, recycling, accelerate, runDir, pf,
-                   metricsListen);
+  return veer::run(configDir, cf, cgroup, bpffs, recycling, accelerate, runDir, pf, metricsListen);
 }

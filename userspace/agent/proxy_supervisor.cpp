@@ -31,7 +31,9 @@ using Clock = std::chrono::steady_clock;
 
 constexpr milliseconds kMaxBackoff{30000};
 
-std::string pidPath(const std::string& runDir) { return runDir + "/veer-proxy.pid"; }
+std::string pidPath(const std::string& runDir) {
+  return runDir + "/veer-proxy.pid";
+}
 
 std::string listenArg(const IpAddr& addr, uint16_t port) {
   return addr.v4 ? addr.str() + ":" + std::to_string(port)
@@ -160,8 +162,8 @@ Status ProxySupervisor::publishListeners() {
     socklen_t len = sizeof(int);
     sockaddr_storage local{};
     socklen_t llen = sizeof(local);
-    if (getsockopt(sock.get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
-        !listening || getsockopt(sock.get(), SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0 ||
+    if (getsockopt(sock.get(), SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening ||
+        getsockopt(sock.get(), SOL_SOCKET, SO_PROTOCOL, &proto, &len) != 0 ||
         proto != IPPROTO_TCP ||
         getsockname(sock.get(), reinterpret_cast<sockaddr*>(&local), &llen) != 0) {
       continue;
@@ -178,9 +180,8 @@ Status ProxySupervisor::publishListeners() {
       port = ntohs(sin6->sin6_port);
     }
     const uint32_t slot = addr.v4 ? VEER_PROXY_LISTENER_V4 : VEER_PROXY_LISTENER_V6;
-    if (found[slot] ||
-        std::find(opt_.listen.begin(), opt_.listen.end(), std::make_pair(addr, port)) ==
-            opt_.listen.end()) {
+    if (found[slot] || std::find(opt_.listen.begin(), opt_.listen.end(),
+                                 std::make_pair(addr, port)) == opt_.listen.end()) {
       continue;
     }
     // Any one of its listeners (one per thread, SO_REUSEPORT) will do: they close together.
@@ -291,9 +292,16 @@ Status ProxySupervisor::start() {
     }
     return osError(err, "open " + (procsFd < 0 ? procs : opt_.netns));
   }
-  std::vector<std::string> args = {opt_.binary, "--routes", routesPath_, "--ready-fd", "3",
-                                   "--mark", std::to_string(opt_.mark), "--threads",
-                                   std::to_string(opt_.threads), "--stats-socket",
+  std::vector<std::string> args = {opt_.binary,
+                                   "--routes",
+                                   routesPath_,
+                                   "--ready-fd",
+                                   "3",
+                                   "--mark",
+                                   std::to_string(opt_.mark),
+                                   "--threads",
+                                   std::to_string(opt_.threads),
+                                   "--stats-socket",
                                    statsSocket()};
   if (opt_.socketAcceleration) {
     args.insert(args.end(), {"--no-defer-accept", "--io", "epoll"});
@@ -422,11 +430,11 @@ void ProxySupervisor::onChildExit() {
       continue;
     }
     (void)setReady(false, 0);
-    spdlog::error("veer-proxy pid {} exited ({}); L7 services take the kernel path; restart in {} ms",
-                  pid,
-                  WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
-                                      : "status " + std::to_string(WEXITSTATUS(status)),
-                  backoff_.count());
+    spdlog::error(
+        "veer-proxy pid {} exited ({}); L7 services take the kernel path; restart in {} ms", pid,
+        WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                            : "status " + std::to_string(WEXITSTATUS(status)),
+        backoff_.count());
     pid_ = -1;
     if (report_ >= 0) {
       close(report_);

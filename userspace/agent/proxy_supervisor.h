@@ -38,12 +38,12 @@
 namespace veer {
 
 struct ProxyOptions {
-  std::string binary;  // veer-proxy executable
+  std::string binary;                              // veer-proxy executable
   std::vector<std::pair<IpAddr, uint16_t>> listen; // at most one per family; empty = no proxy
-  std::string netns;   // network namespace file to run it in, "" = the agent's
-  std::string cgroup;  // cgroup v2 directory for it (created); SO_ORIGINAL_DST is answered there
-  uint32_t mark = 0;   // SO_MARK of its upstream sockets
-  std::string runDir;  // routes.json and veer-proxy.pid
+  std::string netns;  // network namespace file to run it in, "" = the agent's
+  std::string cgroup; // cgroup v2 directory for it (created); SO_ORIGINAL_DST is answered there
+  uint32_t mark = 0;  // SO_MARK of its upstream sockets
+  std::string runDir; // routes.json and veer-proxy.pid
   int threads = 1;
   /**
    * Under socket acceleration (bpf/lib/accel.h) the proxy runs without TCP_DEFER_ACCEPT
@@ -107,11 +107,11 @@ private:
 
   ProxyOptions opt_;
   Datapath& dp_;
-  pid_t pid_ = -1;      // the proxy this agent runs
-  pid_t adopted_ = -1;  // one a previous agent left running, retired once ours is ready
+  pid_t pid_ = -1;         // the proxy this agent runs
+  pid_t adopted_ = -1;     // one a previous agent left running, retired once ours is ready
   pid_t listenersOf_ = -1; // the proxy whose listeners are in veer_proxy_listeners
-  int report_ = -1;     // read end of the proxy's --ready-fd pipe
-  std::string pending_; // partial report line
+  int report_ = -1;        // read end of the proxy's --ready-fd pipe
+  std::string pending_;    // partial report line
   uint64_t published_ = 0; // digest of the table last written
   bool ready_ = false;     // veer_proxy.ready as we last wrote it
   std::string routesPath_;

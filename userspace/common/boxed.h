@@ -12,12 +12,11 @@ namespace veer {
  * config of 10,000 services holds 40,000 routes, and almost none has a mirror. Offers the
  * part of std::optional's interface veer uses.
  */
-template <class T>
-class Boxed {
+template <class T> class Boxed {
 public:
   Boxed() = default;
-  Boxed(std::nullopt_t) {} // NOLINT: as std::optional
-  Boxed(const T& v) : p_(std::make_unique<T>(v)) {} // NOLINT: as std::optional
+  Boxed(std::nullopt_t) {}                                // NOLINT: as std::optional
+  Boxed(const T& v) : p_(std::make_unique<T>(v)) {}       // NOLINT: as std::optional
   Boxed(T&& v) : p_(std::make_unique<T>(std::move(v))) {} // NOLINT: as std::optional
   Boxed(std::optional<T> v) // NOLINT: from the optional a reader returns
       : p_(v ? std::make_unique<T>(std::move(*v)) : nullptr) {}
@@ -38,8 +37,7 @@ public:
   explicit operator bool() const { return p_ != nullptr; }
   bool has_value() const { return p_ != nullptr; }
   void reset() { p_.reset(); }
-  template <class... Args>
-  T& emplace(Args&&... args) {
+  template <class... Args> T& emplace(Args&&... args) {
     p_ = std::make_unique<T>(std::forward<Args>(args)...);
     return *p_;
   }
@@ -64,8 +62,7 @@ private:
  * hundreds in each of 40,000 routes. Assigning a T equal to T{} leaves it unset, so
  * "unset" and "default" are one state.
  */
-template <class T>
-class Sparse {
+template <class T> class Sparse {
 public:
   Sparse& operator=(T v) {
     if (v == T{}) {

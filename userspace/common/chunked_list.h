@@ -19,8 +19,7 @@ namespace veer {
  * put, so pointers to them stay valid while the list grows. Offers the part of
  * std::vector's interface veer uses, with random-access iterators.
  */
-template <class T, size_t kChunk = 64>
-class ChunkedList {
+template <class T, size_t kChunk = 64> class ChunkedList {
   static_assert((kChunk & (kChunk - 1)) == 0, "a power of two: indexing is a shift");
 
 public:
@@ -29,8 +28,7 @@ public:
   using reference = T&;
   using const_reference = const T&;
 
-  template <bool kConst>
-  class Iter {
+  template <bool kConst> class Iter {
   public:
     using iterator_category = std::random_access_iterator_tag;
     using value_type = T;
@@ -117,8 +115,7 @@ public:
 
   void push_back(const T& v) { emplace_back(v); }
   void push_back(T&& v) { emplace_back(std::move(v)); }
-  template <class... Args>
-  T& emplace_back(Args&&... args) {
+  template <class... Args> T& emplace_back(Args&&... args) {
     if (size_ % kChunk == 0) {
       chunks_.emplace_back().reserve(kChunk); // never grows past this: elements stay put
     } else if (chunks_.back().capacity() < kChunk) {
@@ -127,8 +124,7 @@ public:
     ++size_;
     return chunks_.back().emplace_back(std::forward<Args>(args)...);
   }
-  template <class It>
-  void append(It first, It last) {
+  template <class It> void append(It first, It last) {
     for (; first != last; ++first) {
       emplace_back(*first);
     }

@@ -17,8 +17,7 @@ namespace veer {
  * of about 100 bytes each and 48 for the map itself. Lookups are binary searches;
  * insertion is linear, which is what a map of a few entries wants.
  */
-template <class K, class V>
-class FlatMap {
+template <class K, class V> class FlatMap {
 public:
   using key_type = K;
   using mapped_type = V;
@@ -40,20 +39,15 @@ public:
   size_t size() const { return v_.size(); }
   bool empty() const { return v_.empty(); }
 
-  template <class Q>
-  const_iterator find(const Q& key) const {
+  template <class Q> const_iterator find(const Q& key) const {
     auto it = lower(key);
     return it != v_.end() && !(key < it->first) ? it : v_.end();
   }
-  template <class Q>
-  iterator find(const Q& key) {
+  template <class Q> iterator find(const Q& key) {
     auto it = lower(key);
     return it != v_.end() && !(key < it->first) ? it : v_.end();
   }
-  template <class Q>
-  size_t count(const Q& key) const {
-    return find(key) != end() ? 1 : 0;
-  }
+  template <class Q> size_t count(const Q& key) const { return find(key) != end() ? 1 : 0; }
   const V& at(const K& key) const {
     auto it = find(key);
     if (it == end()) {
@@ -76,21 +70,18 @@ public:
     }
     return {v_.emplace(it, std::move(v)), true};
   }
-  template <class... Args>
-  std::pair<iterator, bool> emplace(Args&&... args) {
+  template <class... Args> std::pair<iterator, bool> emplace(Args&&... args) {
     return insert(value_type(std::forward<Args>(args)...));
   }
 
   friend bool operator==(const FlatMap& a, const FlatMap& b) { return a.v_ == b.v_; }
 
 private:
-  template <class Q>
-  const_iterator lower(const Q& key) const {
+  template <class Q> const_iterator lower(const Q& key) const {
     return std::lower_bound(v_.begin(), v_.end(), key,
                             [](const value_type& e, const Q& k) { return e.first < k; });
   }
-  template <class Q>
-  iterator lower(const Q& key) {
+  template <class Q> iterator lower(const Q& key) {
     return std::lower_bound(v_.begin(), v_.end(), key,
                             [](const value_type& e, const Q& k) { return e.first < k; });
   }

@@ -69,8 +69,8 @@ Result<std::unique_ptr<StatusServer>> StatusServer::start(const std::string& lis
                                                           std::map<std::string, Handler> routes) {
   auto hp = parseHostPort(listen, true);
   if (!hp) {
-    return Error{EINVAL, "metrics listen address " + listen +
-                             ": expected ADDR:PORT or [ADDR6]:PORT"};
+    return Error{EINVAL,
+                 "metrics listen address " + listen + ": expected ADDR:PORT or [ADDR6]:PORT"};
   }
   sockaddr_storage ss{};
   unsigned flags = 0;
@@ -93,17 +93,18 @@ Result<std::unique_ptr<StatusServer>> StatusServer::start(const std::string& lis
   const MHD_DaemonInfo* info = MHD_get_daemon_info((*s)->daemon_, MHD_DAEMON_INFO_LISTEN_FD);
   sockaddr_storage bound{};
   socklen_t len = sizeof(bound);
-  if (info == nullptr || getsockname(info->listen_fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
+  if (info == nullptr ||
+      getsockname(info->listen_fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
     return osError(errno, "metrics: getsockname");
   }
-  (*s)->port_ = ntohs(bound.ss_family == AF_INET
-                          ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
-                          : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  (*s)->port_ =
+      ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
+                                       : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
   return s;
 }
 
-Result<std::unique_ptr<StatusServer>> StatusServer::startUnix(
-    const std::string& path, std::map<std::string, Handler> routes) {
+Result<std::unique_ptr<StatusServer>>
+StatusServer::startUnix(const std::string& path, std::map<std::string, Handler> routes) {
   sockaddr_un sun{};
   sun.sun_family = AF_UNIX;
   // Bound under a name of its own first, so the rename below is the only moment the
@@ -142,9 +143,9 @@ Result<std::unique_ptr<StatusServer>> StatusServer::startUnix(
   return s;
 }
 
-Result<std::unique_ptr<StatusServer>> StatusServer::startDaemon(
-    const std::string& where, unsigned flags, uint16_t port, const void* addr, int listenFd,
-    std::map<std::string, Handler> routes) {
+Result<std::unique_ptr<StatusServer>>
+StatusServer::startDaemon(const std::string& where, unsigned flags, uint16_t port, const void* addr,
+                          int listenFd, std::map<std::string, Handler> routes) {
   std::unique_ptr<StatusServer> s(new StatusServer());
   s->routes_ = std::move(routes);
   MHD_OptionItem options[] = {
@@ -154,8 +155,8 @@ Result<std::unique_ptr<StatusServer>> StatusServer::startDaemon(
       {MHD_OPTION_CONNECTION_TIMEOUT, kConnectionTimeoutS, nullptr},
       {MHD_OPTION_END, 0, nullptr},
   };
-  s->daemon_ = MHD_start_daemon(flags | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-                                port, nullptr, nullptr, &StatusServerAccess::answer, s.get(),
+  s->daemon_ = MHD_start_daemon(flags | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, port,
+                                nullptr, nullptr, &StatusServerAccess::answer, s.get(),
                                 MHD_OPTION_ARRAY, options, MHD_OPTION_END);
   if (s->daemon_ == nullptr) {
     return Error{EADDRINUSE, "metrics: cannot listen on " + where +

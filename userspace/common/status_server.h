@@ -55,9 +55,9 @@ private:
   friend struct StatusServerAccess;
 
   /** Starts the daemon on listenFd (taken), or on addr when listenFd is -1. */
-  static Result<std::unique_ptr<StatusServer>> startDaemon(const std::string& where,
-                                                           unsigned flags, uint16_t port,
-                                                           const void* addr, int listenFd,
+  static Result<std::unique_ptr<StatusServer>> startDaemon(const std::string& where, unsigned flags,
+                                                           uint16_t port, const void* addr,
+                                                           int listenFd,
                                                            std::map<std::string, Handler> routes);
 
   MHD_Daemon* daemon_ = nullptr;

@@ -43,8 +43,7 @@ public:
       }
       if (r->hash == h && r->view() == s) {
         uint32_t n = r->refs.load(std::memory_order_relaxed);
-        while (n != 0 &&
-               !r->refs.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) {
+        while (n != 0 && !r->refs.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) {
         }
         if (n != 0) {
           return r;
@@ -158,10 +157,16 @@ Str::Str(std::string_view s) {
   }
 }
 
-void Str::release(Rep* r) { table().release(r); }
+void Str::release(Rep* r) {
+  table().release(r);
+}
 
-size_t Str::liveCount() { return table().liveCount(); }
+size_t Str::liveCount() {
+  return table().liveCount();
+}
 
-std::ostream& operator<<(std::ostream& os, const Str& s) { return os << s.view(); }
+std::ostream& operator<<(std::ostream& os, const Str& s) {
+  return os << s.view();
+}
 
 } // namespace veer

@@ -36,8 +36,8 @@ struct StrRep {
 class Str {
 public:
   Str() = default;
-  Str(std::string_view s); // NOLINT: implicit, a text is a Str
-  Str(const char* s) : Str(std::string_view(s)) {} // NOLINT
+  Str(std::string_view s);                                // NOLINT: implicit, a text is a Str
+  Str(const char* s) : Str(std::string_view(s)) {}        // NOLINT
   Str(const std::string& s) : Str(std::string_view(s)) {} // NOLINT
   Str(const Str& o) noexcept : r_(o.r_) {
     if (r_ != nullptr) {
@@ -113,21 +113,38 @@ private:
   Rep* r_ = nullptr; // null: ""
 };
 
-inline std::string operator+(const Str& a, const char* b) { return a.str() + b; }
-inline std::string operator+(const Str& a, const std::string& b) { return a.str() + b; }
-inline std::string operator+(const Str& a, std::string_view b) { return a.str().append(b); }
-inline std::string operator+(const Str& a, const Str& b) { return a.str().append(b.view()); }
-inline std::string operator+(const Str& a, char b) { return a.str() + b; }
-inline std::string operator+(const char* a, const Str& b) { return std::string(a).append(b.view()); }
-inline std::string operator+(const std::string& a, const Str& b) { return std::string(a).append(b.view()); }
-inline std::string operator+(std::string&& a, const Str& b) { return std::move(a.append(b.view())); }
-inline std::string operator+(char a, const Str& b) { return std::string(1, a).append(b.view()); }
+inline std::string operator+(const Str& a, const char* b) {
+  return a.str() + b;
+}
+inline std::string operator+(const Str& a, const std::string& b) {
+  return a.str() + b;
+}
+inline std::string operator+(const Str& a, std::string_view b) {
+  return a.str().append(b);
+}
+inline std::string operator+(const Str& a, const Str& b) {
+  return a.str().append(b.view());
+}
+inline std::string operator+(const Str& a, char b) {
+  return a.str() + b;
+}
+inline std::string operator+(const char* a, const Str& b) {
+  return std::string(a).append(b.view());
+}
+inline std::string operator+(const std::string& a, const Str& b) {
+  return std::string(a).append(b.view());
+}
+inline std::string operator+(std::string&& a, const Str& b) {
+  return std::move(a.append(b.view()));
+}
+inline std::string operator+(char a, const Str& b) {
+  return std::string(1, a).append(b.view());
+}
 
 std::ostream& operator<<(std::ostream& os, const Str& s);
 
 } // namespace veer
 
-template <>
-struct std::hash<veer::Str> {
+template <> struct std::hash<veer::Str> {
   size_t operator()(const veer::Str& s) const noexcept { return s.hash(); }
 };

@@ -21,8 +21,7 @@ namespace veer {
  * before the elements; an empty ThinVector allocates nothing. Offers the part of
  * std::vector's interface veer uses; iterators are pointers.
  */
-template <class T>
-class ThinVector {
+template <class T> class ThinVector {
   static_assert(alignof(T) <= alignof(uint64_t), "elements follow an 8-byte header");
 
 public:
@@ -35,10 +34,7 @@ public:
 
   ThinVector() = default;
   ThinVector(std::initializer_list<T> init) { assign(init.begin(), init.end()); }
-  template <class It>
-  ThinVector(It first, It last) {
-    assign(first, last);
-  }
+  template <class It> ThinVector(It first, It last) { assign(first, last); }
   ThinVector(const std::vector<T>& v) { assign(v.begin(), v.end()); } // NOLINT: as a copy
   ThinVector(const ThinVector& o) { assign(o.begin(), o.end()); }
   ThinVector(ThinVector&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
@@ -86,8 +82,7 @@ public:
   }
   void push_back(const T& v) { emplace_back(v); }
   void push_back(T&& v) { emplace_back(std::move(v)); }
-  template <class... Args>
-  T& emplace_back(Args&&... args) {
+  template <class... Args> T& emplace_back(Args&&... args) {
     if (size() == capacity()) {
       T tmp(std::forward<Args>(args)...); // args may point into this vector
       grow(std::max<size_t>(1, capacity() * 2));
@@ -103,8 +98,7 @@ public:
     --h_->size;
   }
   /** Inserts [first, last) before pos. */
-  template <class It>
-  T* insert(const T* pos, It first, It last) {
+  template <class It> T* insert(const T* pos, It first, It last) {
     const size_t at = static_cast<size_t>(pos - data());
     std::vector<T> tail(std::make_move_iterator(begin() + at), std::make_move_iterator(end()));
     while (size() > at) {
@@ -122,8 +116,7 @@ public:
     T* one = &v;
     return insert(pos, std::make_move_iterator(one), std::make_move_iterator(one + 1));
   }
-  template <class... Args>
-  T* emplace(const T* pos, Args&&... args) {
+  template <class... Args> T* emplace(const T* pos, Args&&... args) {
     return insert(pos, T(std::forward<Args>(args)...));
   }
   T* erase(const T* first, const T* last) {
@@ -148,8 +141,7 @@ public:
       grow(size());
     }
   }
-  template <class It>
-  void assign(It first, It last) {
+  template <class It> void assign(It first, It last) {
     clear();
     if constexpr (std::is_base_of_v<std::forward_iterator_tag,
                                     typename std::iterator_traits<It>::iterator_category>) {

@@ -33,8 +33,7 @@ public:
   size_t threads() const { return max_; }
 
   /** Runs f on a worker; the future has its result. */
-  template <class F>
-  auto submit(F f) -> std::future<decltype(f())> {
+  template <class F> auto submit(F f) -> std::future<decltype(f())> {
     std::packaged_task<decltype(f())()> task(std::move(f));
     auto result = task.get_future();
     push([t = std::make_shared<decltype(task)>(std::move(task))] { (*t)(); });
@@ -43,8 +42,7 @@ public:
 
   /** Calls f(i, parts) for i in [0, parts): part 0 on the calling thread, the rest on
    * workers; returns when all are done. */
-  template <class F>
-  void parallelFor(size_t parts, F&& f) {
+  template <class F> void parallelFor(size_t parts, F&& f) {
     std::vector<std::future<void>> done;
     for (size_t i = 1; i < parts; ++i) {
       done.push_back(submit([&f, i, parts] { f(i, parts); }));

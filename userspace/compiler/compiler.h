@@ -23,7 +23,7 @@ namespace veer {
 struct ImageVersion {
   uint32_t svcId = 0;
   uint16_t nBackends = 0;
-  uint8_t weight = 0;     // percent
+  uint8_t weight = 0;        // percent
   uint32_t firstBackend = 0; // where its backend ids start in MapImage::versionBackends
   Str service;               // "namespace/name:port"
   Str subset;                // the version's name (versionName)
@@ -55,12 +55,10 @@ struct MapImage {
 };
 
 /** The map value of a MapImage entry: the value itself, or the ring a shared_ptr holds. */
-template <class V>
-const V& mapValue(const V& v) {
+template <class V> const V& mapValue(const V& v) {
   return v;
 }
-template <class V>
-const V& mapValue(const std::shared_ptr<const V>& v) {
+template <class V> const V& mapValue(const std::shared_ptr<const V>& v) {
   return *v;
 }
 

@@ -27,7 +27,8 @@ std::vector<uint32_t> maglevTable(const std::vector<std::string>& names, uint32_
   for (size_t i = 0; i < n; ++i) {
     const auto& s = names[i];
     pos[i] = static_cast<uint32_t>(fnv1a64(s.data(), s.size(), 0x9e3779b97f4a7c15ULL) % size);
-    skip[i] = static_cast<uint32_t>(fnv1a64(s.data(), s.size(), 0xc2b2ae3d27d4eb4fULL) % (size - 1) + 1);
+    skip[i] =
+        static_cast<uint32_t>(fnv1a64(s.data(), s.size(), 0xc2b2ae3d27d4eb4fULL) % (size - 1) + 1);
   }
   auto advance = [&](uint32_t i) {
     pos[i] += skip[i]; // both < size < 2^31: no overflow
@@ -35,9 +36,8 @@ std::vector<uint32_t> maglevTable(const std::vector<std::string>& names, uint32_
       pos[i] -= size;
     }
   };
-  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    return names[a] < names[b];
-  });
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t a, uint32_t b) { return names[a] < names[b]; });
 
   constexpr uint32_t kEmpty = UINT32_MAX;
   table.assign(size, kEmpty);

@@ -35,7 +35,6 @@ std::string didYouMean(const std::string& word, const std::vector<std::string>& 
   return best.empty() ? "" : "; did you mean " + best + "?";
 }
 
-
 /** Joins an include's prefix and a child's: "/blog" + "/v2" = "/blog/v2", "/" + "/x" = "/x". */
 std::string joinPrefix(const std::string& parent, const std::string& child) {
   if (parent.empty() || parent == "/") {
@@ -79,7 +78,7 @@ public:
     for (const auto& o : c_.ingressRoutes) {
       if (o.hosts.empty() && reached_.count(&o) == 0) {
         diag_.warning(o.meta.pos, o.meta.ref(), "",
-                "no root " + o.meta.kind + " delegates to it (orphaned); ignored");
+                      "no root " + o.meta.kind + " delegates to it (orphaned); ignored");
       }
     }
     std::sort(plan_.virtualHosts.begin(), plan_.virtualHosts.end(),
@@ -92,8 +91,8 @@ private:
     SourcePos pos;
   };
 
-
-  /** Every host of a root object: Contour has one (virtualhost.fqdn), an HTTPRoute its hostnames. */
+  /** Every host of a root object: Contour has one (virtualhost.fqdn), an HTTPRoute its hostnames.
+   */
   void root(const VirtualService& o) {
     reached_.insert(&o);
     for (size_t i = 0; i < o.hosts.size(); ++i) {
@@ -122,8 +121,8 @@ private:
     }
     if (!inserted) {
       diag_.error(hp, o.meta.ref(), field,
-            "host " + host + " is also claimed by " + it->second.by->meta.ref() + " at " +
-                it->second.pos.str() + "; one host must have one routing object");
+                  "host " + host + " is also claimed by " + it->second.by->meta.ref() + " at " +
+                      it->second.pos.str() + "; one host must have one routing object");
       return;
     }
     PlanVirtualHost vh;
@@ -184,9 +183,9 @@ private:
                                   pm.withoutHeaders.end());
         } else if (!pp.empty() && cp.rfind(pp, 0) != 0) {
           diag_.error(m.uri ? m.uri->pos : r.pos, o.meta.ref(), r.field + ".match",
-                "path " + (cp.empty() ? std::string("(none)") : cp) +
-                    " is outside the delegating route's prefix " + pp + " (" + pm.pos.str() +
-                    "); Contour requires a delegated route to match inside it");
+                      "path " + (cp.empty() ? std::string("(none)") : cp) +
+                          " is outside the delegating route's prefix " + pp + " (" + pm.pos.str() +
+                          "); Contour requires a delegated route to match inside it");
           ok = false;
           continue;
         }
@@ -209,8 +208,8 @@ private:
           }
         }
         diag_.error(r.delegate->pos, o.meta.ref(), r.field + (proxy ? ".name" : ".delegate"),
-              o.meta.kind + " " + ns + "/" + r.delegate->name + " not found" +
-                  didYouMean(r.delegate->name, names));
+                    o.meta.kind + " " + ns + "/" + r.delegate->name + " not found" +
+                        didYouMean(r.delegate->name, names));
         ok = false;
         continue;
       }
@@ -222,14 +221,14 @@ private:
           chain += s->meta.ns + "/" + s->meta.name + " -> ";
         }
         diag_.error(r.delegate->pos, o.meta.ref(), r.field + (proxy ? ".name" : ".delegate"),
-              "delegation cycle: " + chain + child->meta.ns + "/" + child->meta.name);
+                    "delegation cycle: " + chain + child->meta.ns + "/" + child->meta.name);
         ok = false;
         continue;
       }
       if (!child->hosts.empty()) {
         diag_.error(r.delegate->pos, o.meta.ref(), r.field + (proxy ? ".name" : ".delegate"),
-              child->meta.ref() + " has a virtualhost (" + child->hosts[0] +
-                  "); only an object without one can be the target of " + what);
+                    child->meta.ref() + " has a virtualhost (" + child->hosts[0] +
+                        "); only an object without one can be the target of " + what);
         ok = false;
         continue;
       }
@@ -260,7 +259,7 @@ private:
           }
         }
         diag_.error(d.pos, o.meta.ref(), d.field + ".name",
-              "Service " + ns + "/" + d.host + " not found" + didYouMean(d.host, inNs));
+                    "Service " + ns + "/" + d.host + " not found" + didYouMean(d.host, inNs));
         d.host = d.host + "." + ns;
         ok = false;
         continue;
@@ -272,9 +271,8 @@ private:
         for (const auto& p : svc.ports) {
           ports += (ports.empty() ? "" : ", ") + std::to_string(p.port);
         }
-        std::string msg = "port: " + std::to_string(d.port) + " is not a port of Service " +
-                          ns + "/" + d.host + " (ports: " +
-                          (ports.empty() ? "none" : ports) + ")";
+        std::string msg = "port: " + std::to_string(d.port) + " is not a port of Service " + ns +
+                          "/" + d.host + " (ports: " + (ports.empty() ? "none" : ports) + ")";
         // The classic slip (seed 004): a weight written under the key port.
         if (!d.weight && d.port <= 100) {
           msg += "; did you mean weight: " + std::to_string(d.port) + "?";

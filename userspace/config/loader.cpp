@@ -45,8 +45,8 @@ std::string tooLarge(const std::string& what, size_t limit) {
 
 /** True for a document marker line: "---" or "..." at column 0, alone or before a space. */
 bool isDocumentMarker(std::string_view line, std::string_view marker) {
-  return line.substr(0, 3) == marker &&
-         (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r' || line[3] == '\n');
+  return line.substr(0, 3) == marker && (line.size() == 3 || line[3] == ' ' || line[3] == '\t' ||
+                                         line[3] == '\r' || line[3] == '\n');
 }
 
 /**
@@ -141,7 +141,7 @@ private:
 
   std::function<void(Document&&)> emit_;
   Document doc_;
-  std::string head_; // the start of a line that came in parts, until it decides
+  std::string head_;    // the start of a line that came in parts, until it decides
   bool inLine_ = false; // the current line's start was decided; its rest follows
   int lineNo_ = 0;
 };
@@ -168,8 +168,9 @@ public:
     if (pending_.size() >= pool_.threads()) {
       mergeOne();
     }
-    pending_.push_back(pool_.submit(
-        [docs = std::move(batch_), file = file_]() mutable { return loadBatch(std::move(docs), file); }));
+    pending_.push_back(pool_.submit([docs = std::move(batch_), file = file_]() mutable {
+      return loadBatch(std::move(docs), file);
+    }));
     batch_.clear();
     batchBytes_ = 0;
   }
@@ -207,8 +208,7 @@ private:
 };
 
 /** Calls f(&Config::list) for each object list of a Config, in member order. */
-template <class F>
-void forEachList(F&& f) {
+template <class F> void forEachList(F&& f) {
   f(&Config::services);
   f(&Config::pods);
   f(&Config::endpointSlices);
@@ -394,8 +394,18 @@ void Loader::loadObject(ObjectParser& p, const yaml::Node& doc, const std::strin
   }
   bool istio = *api == "networking.istio.io/v1alpha3" || *api == "networking.istio.io/v1beta1" ||
                *api == "networking.istio.io/v1";
-  enum class Kind { kService, kPod, kSlice, kDr, kVs, kGw, kTl, kContour, kHttpRoute, kNone } k =
-      Kind::kNone;
+  enum class Kind {
+    kService,
+    kPod,
+    kSlice,
+    kDr,
+    kVs,
+    kGw,
+    kTl,
+    kContour,
+    kHttpRoute,
+    kNone
+  } k = Kind::kNone;
   if (*api == "v1" && *kind == "Service") {
     k = Kind::kService;
   } else if (*api == "v1" && *kind == "Pod") {
@@ -574,7 +584,8 @@ private:
   void directory(const fs::path& dir, const fs::path& root) {
     struct stat st {};
     if (stat(dir.c_str(), &st) != 0) {
-      loader_.fileError(dir.string(), std::string("cannot read directory: ") + std::strerror(errno));
+      loader_.fileError(dir.string(),
+                        std::string("cannot read directory: ") + std::strerror(errno));
       return;
     }
     if (!seen_.insert(FileId{st.st_dev, st.st_ino}).second) {
@@ -614,8 +625,8 @@ private:
       }
       if (!within(target, root)) {
         loader_.fileError(path.string(), "symlink leads out of the config directory " +
-                                              root.string() + " (to " + target.string() +
-                                              "); not followed");
+                                             root.string() + " (to " + target.string() +
+                                             "); not followed");
         return;
       }
     }
@@ -674,8 +685,8 @@ private:
       std::error_code ec;
       const fs::path real = fs::read_symlink("/proc/self/fd/" + std::to_string(fd.get()), ec);
       if (ec || !within(real, root)) {
-        loader_.fileError(name, "leads out of the config directory " + root.string() +
-                                    "; not read");
+        loader_.fileError(name,
+                          "leads out of the config directory " + root.string() + "; not read");
         return;
       }
     }
@@ -709,8 +720,7 @@ LoadResult loadPaths(const std::vector<std::string>& paths) {
   return result;
 }
 
-std::vector<ConfigFile> openConfigFiles(const std::vector<std::string>& paths,
-                                        Diagnostics& diags) {
+std::vector<ConfigFile> openConfigFiles(const std::vector<std::string>& paths, Diagnostics& diags) {
   Loader loader;
   Walk walk(loader);
   for (const auto& p : paths) {

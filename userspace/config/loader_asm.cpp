@@ -84,8 +84,8 @@ void Loader::loadTrafficLabel(ObjectParser& p, ObjectMeta meta, const yaml::Node
         }
         std::string text(*v);
         // A "// comment" after the value is part of a YAML plain scalar; say so and drop it.
-        if (size_t c = text.find("//"); c != std::string::npos && c > 0 &&
-                                        (text[c - 1] == ' ' || text[c - 1] == '\t')) {
+        if (size_t c = text.find("//");
+            c != std::string::npos && c > 0 && (text[c - 1] == ' ' || text[c - 1] == '\t')) {
           p.warning(vl[k], vff,
                     "text after '" + text.substr(0, text.find_last_not_of(" \t", c - 1) + 1) +
                         "' starts with //, which YAML does not treat as a comment (use #); "

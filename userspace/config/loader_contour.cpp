@@ -84,19 +84,32 @@ void Loader::loadContour(ObjectParser& p, ObjectMeta meta, const yaml::Node* spe
 }
 
 /** One Contour route (or HTTPProxy include when include) as a Route. */
-std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const yaml::Node& n, const std::string& f,
-                                              bool proxy, bool include) {
+std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const yaml::Node& n,
+                                              const std::string& f, bool proxy, bool include) {
   static const std::vector<std::string_view> kIrKnown = {"match", "services", "delegate"};
-  static const std::vector<std::string_view> kIrUnsupported = {
-      "permitInsecure", "enableWebsockets", "prefixRewrite", "timeoutPolicy", "retryPolicy",
-      "headersPolicy"};
+  static const std::vector<std::string_view> kIrUnsupported = {"permitInsecure", "enableWebsockets",
+                                                               "prefixRewrite",  "timeoutPolicy",
+                                                               "retryPolicy",    "headersPolicy"};
   static const std::vector<std::string_view> kHpKnown = {"conditions", "services"};
-  static const std::vector<std::string_view> kHpUnsupported = {
-      "enableWebsockets", "permitInsecure", "timeoutPolicy", "retryPolicy", "pathRewritePolicy",
-      "requestHeadersPolicy", "responseHeadersPolicy", "cookieRewritePolicies",
-      "loadBalancerPolicy", "healthCheckPolicy", "rateLimitPolicy", "requestRedirectPolicy",
-      "directResponsePolicy", "authPolicy", "jwtVerificationPolicy", "ipAllowPolicy",
-      "ipDenyPolicy", "internalRedirectPolicy", "queryParameterHashOptions"};
+  static const std::vector<std::string_view> kHpUnsupported = {"enableWebsockets",
+                                                               "permitInsecure",
+                                                               "timeoutPolicy",
+                                                               "retryPolicy",
+                                                               "pathRewritePolicy",
+                                                               "requestHeadersPolicy",
+                                                               "responseHeadersPolicy",
+                                                               "cookieRewritePolicies",
+                                                               "loadBalancerPolicy",
+                                                               "healthCheckPolicy",
+                                                               "rateLimitPolicy",
+                                                               "requestRedirectPolicy",
+                                                               "directResponsePolicy",
+                                                               "authPolicy",
+                                                               "jwtVerificationPolicy",
+                                                               "ipAllowPolicy",
+                                                               "ipDenyPolicy",
+                                                               "internalRedirectPolicy",
+                                                               "queryParameterHashOptions"};
   auto m = include ? p.fields(n, f, {"name", "namespace", "conditions"}, {}, true)
                    : p.fields(n, f, proxy ? kHpKnown : kIrKnown,
                               proxy ? kHpUnsupported : kIrUnsupported, true);
@@ -125,8 +138,8 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const yaml::Node&
     auto cl = p.sequence(*conds, f + ".conditions");
     for (size_t j = 0; j < cl.size(); ++j) {
       std::string cf = idx(f + ".conditions", j);
-      auto c = p.fields(cl[j], cf, {"prefix", "header"}, {"exact", "regex", "queryParameter"},
-                        true);
+      auto c =
+          p.fields(cl[j], cf, {"prefix", "header"}, {"exact", "regex", "queryParameter"}, true);
       if (!c) {
         continue;
       }
@@ -148,10 +161,10 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const yaml::Node&
           anyCondition = true;
         }
       } else if (const yaml::Node* hd = ObjectParser::get(*c, "header")) {
-        auto h = p.fields(*hd, cf + ".header",
-                          {"name", "present", "notpresent", "exact", "notexact", "contains",
-                           "notcontains"},
-                          {"regex", "ignoreCase", "treatMissingAsEmpty"}, true);
+        auto h = p.fields(
+            *hd, cf + ".header",
+            {"name", "present", "notpresent", "exact", "notexact", "contains", "notcontains"},
+            {"regex", "ignoreCase", "treatMissingAsEmpty"}, true);
         if (!h) {
           continue;
         }
@@ -166,8 +179,8 @@ std::optional<Route> Loader::loadContourRoute(ObjectParser& p, const yaml::Node&
         km.match.pos = p.pos(*hd);
         int ops = 0;
         bool negate = false;
-        for (const char* op : {"present", "notpresent", "exact", "notexact", "contains",
-                               "notcontains"}) {
+        for (const char* op :
+             {"present", "notpresent", "exact", "notexact", "contains", "notcontains"}) {
           const yaml::Node* v = ObjectParser::get(*h, op);
           if (v == nullptr) {
             continue;

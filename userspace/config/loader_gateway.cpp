@@ -37,9 +37,10 @@ namespace {
 
 constexpr const char* kGatewayGroup = "gateway.networking.k8s.io";
 
-const std::vector<std::string> kFilterTypes = {"RequestHeaderModifier", "ResponseHeaderModifier",
-                                               "URLRewrite", "RequestRedirect", "RequestMirror",
-                                               "CORS", "ExtensionRef"};
+const std::vector<std::string> kFilterTypes = {
+    "RequestHeaderModifier", "ResponseHeaderModifier", "URLRewrite",
+    "RequestRedirect",       "RequestMirror",          "CORS",
+    "ExtensionRef"};
 
 /** The filter type's own field: RequestHeaderModifier -> requestHeaderModifier. */
 std::string filterField(const std::string& type) {
@@ -129,10 +130,10 @@ bool Loader::loadGatewayHeaderModifier(ObjectParser& p, const yaml::Node& n, con
 std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, const yaml::Node& n,
                                                            const std::string& f,
                                                            const std::string& ns, bool mirror) {
-  auto m = mirror ? p.fields(n, f, {"group", "kind", "name", "namespace", "port"}, {}, true)
-                  : p.fields(n, f, {"group", "kind", "name", "namespace", "port", "weight",
-                                    "filters"},
-                             {}, true);
+  auto m = mirror
+               ? p.fields(n, f, {"group", "kind", "name", "namespace", "port"}, {}, true)
+               : p.fields(n, f, {"group", "kind", "name", "namespace", "port", "weight", "filters"},
+                          {}, true);
   if (!m) {
     return std::nullopt;
   }
@@ -166,8 +167,9 @@ std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, cons
     svcNs = p.string(*x, f + ".namespace").value_or(ns);
     if (svcNs != ns) {
       p.warning(*x, f + ".namespace",
-                "a backend in namespace " + svcNs + " needs a ReferenceGrant there; veer does not "
-                "read ReferenceGrants and routes to it");
+                "a backend in namespace " + svcNs +
+                    " needs a ReferenceGrant there; veer does not "
+                    "read ReferenceGrants and routes to it");
     }
   }
   d.host = svc + "." + svcNs;
@@ -201,14 +203,15 @@ std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, cons
       const yaml::Node* body = ObjectParser::get(filter->fields, filterField(type));
       if (type != "RequestHeaderModifier" && type != "ResponseHeaderModifier") {
         p.warning(list[i], ff + ".type",
-                  "filter " + type + " on a backendRef is not supported by veer; ignored (it "
-                  "is supported on the rule)");
+                  "filter " + type +
+                      " on a backendRef is not supported by veer; ignored (it "
+                      "is supported on the rule)");
       } else if (body == nullptr) {
         p.error(list[i], ff + "." + filterField(type), "missing " + filterField(type));
       } else {
         loadGatewayHeaderModifier(p, *body, ff + "." + filterField(type),
                                   type == "RequestHeaderModifier" ? d.headers.mut().request
-                                                                   : d.headers.mut().response);
+                                                                  : d.headers.mut().response);
       }
     }
   }
@@ -219,7 +222,7 @@ std::optional<RouteDestination> Loader::loadGatewayBackend(ObjectParser& p, cons
 }
 
 std::optional<Loader::GatewayFilter> Loader::gatewayFilter(ObjectParser& p, const yaml::Node& n,
-                                                          const std::string& f) {
+                                                           const std::string& f) {
   // Every filter body is a known field: the caller's warning says which types are ignored.
   auto m = p.fields(n, f,
                     {"type", "requestHeaderModifier", "responseHeaderModifier", "urlRewrite",
@@ -273,7 +276,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
     if (type == "RequestHeaderModifier" || type == "ResponseHeaderModifier") {
       loadGatewayHeaderModifier(p, *body, bf,
                                 type == "RequestHeaderModifier" ? r.headers.mut().request
-                                                                 : r.headers.mut().response);
+                                                                : r.headers.mut().response);
     } else if (type == "URLRewrite") {
       auto m = p.fields(*body, bf, {"hostname", "path"}, {}, true);
       if (!m) {
@@ -311,8 +314,10 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
         continue;
       }
       std::string out;
-      for (const auto& [key, as] : {std::pair{"path", "uri"}, {"hostname", "authority"},
-                                    {"scheme", "scheme"}, {"port", "port"}}) {
+      for (const auto& [key, as] : {std::pair{"path", "uri"},
+                                    {"hostname", "authority"},
+                                    {"scheme", "scheme"},
+                                    {"port", "port"}}) {
         const yaml::Node* v = ObjectParser::get(*m, key);
         if (v == nullptr) {
           continue;
@@ -334,8 +339,7 @@ void Loader::loadGatewayFilters(ObjectParser& p, const yaml::Node& n, const std:
       r.actions.mut().redirect = out.empty() ? "redirect" : out;
       if (const yaml::Node* v = ObjectParser::get(*m, "statusCode")) {
         auto code = p.integer(*v, bf + ".statusCode");
-        if (code && *code != 301 && *code != 302 && *code != 303 && *code != 307 &&
-            *code != 308) {
+        if (code && *code != 301 && *code != 302 && *code != 303 && *code != 307 && *code != 308) {
           p.error(*v, bf + ".statusCode",
                   std::to_string(*code) + " is not a redirect code (301, 302, 303, 307, 308)");
         } else {
@@ -499,7 +503,8 @@ std::optional<HttpMatch> Loader::loadGatewayMatch(ObjectParser& p, const yaml::N
                     (hint.empty() ? "" : "; did you mean " + hint + "?"));
         continue;
       }
-      bool dup = std::any_of(out.begin(), out.end(), [&](const KeyMatch& o) { return o.key == k.key; });
+      bool dup =
+          std::any_of(out.begin(), out.end(), [&](const KeyMatch& o) { return o.key == k.key; });
       if (dup) {
         // The spec: the first entry with a name wins, later ones are ignored.
         p.warning(*name, kf + ".name",
@@ -511,8 +516,8 @@ std::optional<HttpMatch> Loader::loadGatewayMatch(ObjectParser& p, const yaml::N
     }
   }
   if (const yaml::Node* method = ObjectParser::get(*m, "method")) {
-    static const std::vector<std::string> kMethods = {"GET",     "HEAD",    "POST",  "PUT", "DELETE",
-                                                      "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+    static const std::vector<std::string> kMethods = {
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
     if (auto v = p.string(*method, f + ".method")) {
       if (std::find(kMethods.begin(), kMethods.end(), *v) == kMethods.end()) {
         const std::string hint = closest(std::string(*v), kMethods);
@@ -646,8 +651,8 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const yaml::Node* s
       if (const yaml::Node* x = ObjectParser::get(*m, "backendRefs")) {
         auto list = p.sequence(*x, rf + ".backendRefs");
         for (size_t j = 0; j < list.size(); ++j) {
-          if (auto d = loadGatewayBackend(p, list[j], idx(rf + ".backendRefs", j), vs.meta.ns,
-                                          false)) {
+          if (auto d =
+                  loadGatewayBackend(p, list[j], idx(rf + ".backendRefs", j), vs.meta.ns, false)) {
             sum += *d->weight;
             r.destinations.push_back(std::move(*d));
           }
@@ -690,9 +695,9 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const yaml::Node* s
         }
       }
       // One rule per match, so precedence can order matches across rules.
-      bool always = matches.empty() ||
-                    std::any_of(matches.begin(), matches.end(),
-                                [](const auto& hm) { return !hm.second.needsRequest(); });
+      bool always =
+          matches.empty() || std::any_of(matches.begin(), matches.end(),
+                                         [](const auto& hm) { return !hm.second.needsRequest(); });
       if (always) {
         // A match without conditions makes the rule's other matches redundant.
         rules.emplace_back(precedence(nullptr, 1, 1), std::move(r));
@@ -716,7 +721,8 @@ void Loader::loadHttpRoute(ObjectParser& p, ObjectMeta meta, const yaml::Node* s
     return;
   }
   if (rules.empty()) {
-    p.report(Diagnostic::Severity::kWarning, vs.meta.pos, "spec.rules", "no rules; nothing to route");
+    p.report(Diagnostic::Severity::kWarning, vs.meta.pos, "spec.rules",
+             "no rules; nothing to route");
     return;
   }
   for (auto& [pr, r] : rules) {

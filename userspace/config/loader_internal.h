@@ -25,9 +25,15 @@ namespace veer::loading {
 
 // Messages quote a scalar, a view into the Document. C++26 concatenates strings and
 // string_views (P2591); until then, these do, for the loader only.
-inline std::string operator+(std::string a, std::string_view b) { return a.append(b); }
-inline std::string operator+(const char* a, std::string_view b) { return std::string(a).append(b); }
-inline std::string operator+(std::string_view a, const char* b) { return std::string(a).append(b); }
+inline std::string operator+(std::string a, std::string_view b) {
+  return a.append(b);
+}
+inline std::string operator+(const char* a, std::string_view b) {
+  return std::string(a).append(b);
+}
+inline std::string operator+(std::string_view a, const char* b) {
+  return std::string(a).append(b);
+}
 
 // How much of a value from a file a message quotes, and how long a message may be: a file
 // that is not config (a secret a link led to) must not end up in the log.
@@ -147,9 +153,15 @@ public:
 #pragma GCC diagnostic pop
 #endif
   Names(const std::vector<std::string_view>& v) : b_(v.data()), e_(v.data() + v.size()) {}
-  const std::string_view* begin() const { return b_; }
-  const std::string_view* end() const { return e_; }
-  bool contains(std::string_view name) const { return std::find(b_, e_, name) != e_; }
+  const std::string_view* begin() const {
+    return b_;
+  }
+  const std::string_view* end() const {
+    return e_;
+  }
+  bool contains(std::string_view name) const {
+    return std::find(b_, e_, name) != e_;
+  }
 
 private:
   const std::string_view* b_;
@@ -219,8 +231,9 @@ public:
       }
       const std::string_view name = k.scalar();
       if (const Entry* first = out.find(name)) {
-        error(k, sub(name), "duplicate key " + std::string(name) + " (first at line " +
-                                std::to_string(pos(first->key).line) + ")");
+        error(k, sub(name),
+              "duplicate key " + std::string(name) + " (first at line " +
+                  std::to_string(pos(first->key).line) + ")");
         continue;
       }
       out.entries_.emplace_back(name, Entry{k, value});
@@ -235,8 +248,9 @@ public:
       std::vector<std::string> all(known.begin(), known.end());
       all.insert(all.end(), unsupported.begin(), unsupported.end());
       std::string hint = closest(std::string(name), all);
-      warning(k, sub(name), "unknown field " + std::string(name) +
-                                (hint.empty() ? "" : "; did you mean " + hint + "?"));
+      warning(k, sub(name),
+              "unknown field " + std::string(name) +
+                  (hint.empty() ? "" : "; did you mean " + hint + "?"));
     }
     // Keys are unique (duplicates were refused above), so an unstable sort is enough, and
     // std::sort needs no buffer where std::stable_sort allocates one per map.
@@ -482,7 +496,7 @@ private:
                                              const std::string& f, bool* present = nullptr);
 
   ThinVector<KeyMatch> loadKeyMatches(ObjectParser& p, const yaml::Node& n, const std::string& f,
-                                       bool lowercase);
+                                      bool lowercase);
 
   std::optional<HttpMatch> loadMatch(ObjectParser& p, const yaml::Node& n, const std::string& f,
                                      bool http);
@@ -493,16 +507,15 @@ private:
 
   std::optional<double> percent(ObjectParser& p, const yaml::Node& n, const std::string& f);
 
-  void loadActions(ObjectParser& p, const Fields& m, const std::string& f,
-                   RouteActions& a);
+  void loadActions(ObjectParser& p, const Fields& m, const std::string& f, RouteActions& a);
 
   void loadRoutes(ObjectParser& p, const yaml::Node* list, const std::string& field, bool http,
                   ThinVector<Route>& out);
 
   /** host, subset, port{number} of a Destination (also mirror and fallback targets). */
-  bool loadTarget(ObjectParser& p, const yaml::Node& dest, const std::string& df,
-                  Str& host, Str& subset, uint16_t& portOut,
-                  bool siblingsWeighted = false, bool hasWeight = true);
+  bool loadTarget(ObjectParser& p, const yaml::Node& dest, const std::string& df, Str& host,
+                  Str& subset, uint16_t& portOut, bool siblingsWeighted = false,
+                  bool hasWeight = true);
 
   std::optional<RouteDestination> loadDestination(ObjectParser& p, const yaml::Node& n,
                                                   const std::string& f, bool http,
@@ -550,7 +563,7 @@ private:
   Config& config() { return result_.config; }
 
   LoadResult result_;
-  std::vector<ObjectMark> marks_;          // a batch's objects, in stream order
+  std::vector<ObjectMark> marks_; // a batch's objects, in stream order
   std::unordered_map<ObjectKey, SourcePos, ObjectKeyHash> seen_; // merged: first position
 };
 

@@ -102,10 +102,10 @@ void Loader::loadDr(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec) {
 
 std::optional<LoadBalancer> Loader::loadTrafficPolicy(ObjectParser& p, const yaml::Node& n,
                                                       const std::string& f) {
-  auto m = p.fields(n, f, {"loadBalancer"},
-                    {"connectionPool", "outlierDetection", "tls", "portLevelSettings", "tunnel",
-                     "proxyProtocol"},
-                    true);
+  auto m = p.fields(
+      n, f, {"loadBalancer"},
+      {"connectionPool", "outlierDetection", "tls", "portLevelSettings", "tunnel", "proxyProtocol"},
+      true);
   const yaml::Node* lbn = m ? ObjectParser::get(*m, "loadBalancer") : nullptr;
   if (lbn == nullptr) {
     return std::nullopt;
@@ -127,8 +127,8 @@ std::optional<LoadBalancer> Loader::loadTrafficPolicy(ObjectParser& p, const yam
   }
   if (simple != nullptr) {
     auto v = p.string(*simple, lf + ".simple");
-    static const std::vector<std::string> kSimple = {"UNSPECIFIED", "ROUND_ROBIN", "LEAST_CONN",
-                                                     "LEAST_REQUEST", "RANDOM", "PASSTHROUGH"};
+    static const std::vector<std::string> kSimple = {"UNSPECIFIED",   "ROUND_ROBIN", "LEAST_CONN",
+                                                     "LEAST_REQUEST", "RANDOM",      "PASSTHROUGH"};
     if (!v) {
       return std::nullopt;
     }
@@ -147,9 +147,9 @@ std::optional<LoadBalancer> Loader::loadTrafficPolicy(ObjectParser& p, const yam
     return std::nullopt;
   }
   std::string cf = lf + ".consistentHash";
-  auto cm = p.fields(*ch, cf,
-                     {"httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName"},
-                     {"ringHash", "maglev", "minimumRingSize"}, true);
+  auto cm =
+      p.fields(*ch, cf, {"httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName"},
+               {"ringHash", "maglev", "minimumRingSize"}, true);
   if (!cm) {
     return std::nullopt;
   }
@@ -203,8 +203,7 @@ void Loader::loadVs(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec) {
     p.report(Diagnostic::Severity::kError, vs.meta.pos, "spec", "missing spec");
     return;
   }
-  auto s = p.fields(*spec, "spec", {"hosts", "http", "tcp", "gateways"}, {"tls", "exportTo"},
-                    true);
+  auto s = p.fields(*spec, "spec", {"hosts", "http", "tcp", "gateways"}, {"tls", "exportTo"}, true);
   if (!s) {
     return;
   }
@@ -292,8 +291,8 @@ std::optional<StringMatch> Loader::loadStringMatch(ObjectParser& p, const yaml::
   return out;
 }
 
-ThinVector<KeyMatch> Loader::loadKeyMatches(ObjectParser& p, const yaml::Node& n, const std::string& f,
-                                             bool lowercase) {
+ThinVector<KeyMatch> Loader::loadKeyMatches(ObjectParser& p, const yaml::Node& n,
+                                            const std::string& f, bool lowercase) {
   ThinVector<KeyMatch> out;
   auto m = p.fields(n, f, {}, {}, false);
   if (!m) {
@@ -322,13 +321,14 @@ ThinVector<KeyMatch> Loader::loadKeyMatches(ObjectParser& p, const yaml::Node& n
   return out;
 }
 
-std::optional<HttpMatch> Loader::loadMatch(ObjectParser& p, const yaml::Node& n, const std::string& f,
-                                           bool http) {
+std::optional<HttpMatch> Loader::loadMatch(ObjectParser& p, const yaml::Node& n,
+                                           const std::string& f, bool http) {
   static const std::vector<std::string_view> kHttp = {
-      "name", "uri", "scheme", "method", "authority", "headers", "withoutHeaders",
-      "queryParams", "sourceLabels", "sourceNamespace", "port", "gateways", "ignoreUriCase"};
+      "name",           "uri",         "scheme",       "method",          "authority", "headers",
+      "withoutHeaders", "queryParams", "sourceLabels", "sourceNamespace", "port",      "gateways",
+      "ignoreUriCase"};
   static const std::vector<std::string_view> kTcp = {"port", "sourceLabels", "sourceNamespace",
-                                                "gateways"};
+                                                     "gateways"};
   static const std::vector<std::string_view> kHttpUnsupported = {"statPrefix"};
   static const std::vector<std::string_view> kTcpUnsupported = {"destinationSubnets",
                                                                 "sourceSubnet"};
@@ -396,7 +396,8 @@ std::optional<HttpMatch> Loader::loadMatch(ObjectParser& p, const yaml::Node& n,
   return hm;
 }
 
-void Loader::loadHeaderOps(ObjectParser& p, const yaml::Node& n, const std::string& f, HeaderOps& out) {
+void Loader::loadHeaderOps(ObjectParser& p, const yaml::Node& n, const std::string& f,
+                           HeaderOps& out) {
   auto m = p.fields(n, f, {"set", "add", "remove"}, {}, true);
   if (!m) {
     return;
@@ -476,8 +477,7 @@ std::optional<double> Loader::percent(ObjectParser& p, const yaml::Node& n, cons
   return d;
 }
 
-void Loader::loadActions(ObjectParser& p, const Fields& m, const std::string& f,
-                         RouteActions& a) {
+void Loader::loadActions(ObjectParser& p, const Fields& m, const std::string& f, RouteActions& a) {
   if (const yaml::Node* v = ObjectParser::get(m, "rewrite")) {
     if (auto rm = p.fields(*v, f + ".rewrite", {"uri", "authority"}, {"uriRegexRewrite"}, true)) {
       if (const yaml::Node* u = ObjectParser::get(*rm, "uri")) {
@@ -551,13 +551,13 @@ void Loader::loadActions(ObjectParser& p, const Fields& m, const std::string& f,
       }
       if (const yaml::Node* ab = ObjectParser::get(*fm, "abort")) {
         std::string af = f + ".fault.abort";
-        if (auto am = p.fields(*ab, af, {"httpStatus", "percentage"},
-                               {"grpcStatus", "http2Error"}, true)) {
+        if (auto am = p.fields(*ab, af, {"httpStatus", "percentage"}, {"grpcStatus", "http2Error"},
+                               true)) {
           if (const yaml::Node* x = ObjectParser::get(*am, "httpStatus")) {
             auto st = p.integer(*x, af + ".httpStatus");
             if (st && (*st < 200 || *st > 599)) {
-              p.error(*x, af + ".httpStatus", "HTTP status " + std::to_string(*st) +
-                                                  " out of range 200..599");
+              p.error(*x, af + ".httpStatus",
+                      "HTTP status " + std::to_string(*st) + " out of range 200..599");
             } else {
               a.faultAbortStatus = st.value_or(0);
             }
@@ -571,8 +571,9 @@ void Loader::loadActions(ObjectParser& p, const Fields& m, const std::string& f,
     }
   }
   if (const yaml::Node* v = ObjectParser::get(m, "redirect")) {
-    if (auto rm = p.fields(*v, f + ".redirect", {"uri", "authority", "redirectCode", "scheme", "port"},
-                           {"derivePort"}, true)) {
+    if (auto rm =
+            p.fields(*v, f + ".redirect", {"uri", "authority", "redirectCode", "scheme", "port"},
+                     {"derivePort"}, true)) {
       std::string r;
       for (const char* k : {"uri", "authority", "scheme"}) {
         if (const yaml::Node* x = ObjectParser::get(*rm, k)) {
@@ -618,15 +619,15 @@ void Loader::loadActions(ObjectParser& p, const Fields& m, const std::string& f,
   }
 }
 
-void Loader::loadRoutes(ObjectParser& p, const yaml::Node* list, const std::string& field, bool http,
-                        ThinVector<Route>& out) {
+void Loader::loadRoutes(ObjectParser& p, const yaml::Node* list, const std::string& field,
+                        bool http, ThinVector<Route>& out) {
   if (list == nullptr) {
     return;
   }
   static const std::vector<std::string_view> kHttpKnown = {
-      "name", "match", "route", "headers", "rewrite", "timeout", "retries", "mirror",
-      "mirrorPercentage", "mirror_percent", "mirrorPercent", "fault", "delegate", "redirect",
-      "directResponse"};
+      "name",          "match",   "route",    "headers",          "rewrite",
+      "timeout",       "retries", "mirror",   "mirrorPercentage", "mirror_percent",
+      "mirrorPercent", "fault",   "delegate", "redirect",         "directResponse"};
   static const std::vector<std::string_view> kHttpUnsupported = {"mirrors", "corsPolicy"};
   static const std::vector<std::string_view> kTcpKnown = {"match", "route"};
   auto items = p.sequence(*list, field);
@@ -722,9 +723,8 @@ std::optional<Delegate> Loader::loadDelegate(ObjectParser& p, const yaml::Node& 
 }
 
 /** host, subset, port{number} of a Destination (also mirror and fallback targets). */
-bool Loader::loadTarget(ObjectParser& p, const yaml::Node& dest, const std::string& df,
-                        Str& host, Str& subset, uint16_t& portOut,
-                        bool siblingsWeighted, bool hasWeight) {
+bool Loader::loadTarget(ObjectParser& p, const yaml::Node& dest, const std::string& df, Str& host,
+                        Str& subset, uint16_t& portOut, bool siblingsWeighted, bool hasWeight) {
   auto dm = p.fields(dest, df, {"host", "subset", "port"}, {}, true);
   if (!dm) {
     return false;
@@ -776,7 +776,7 @@ std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const y
                                                         const std::string& f, bool http,
                                                         bool siblingsWeighted) {
   static const std::vector<std::string_view> kHttpKnown = {"destination", "weight", "headers",
-                                                      "fallback"};
+                                                           "fallback"};
   static const std::vector<std::string_view> kTcpKnown = {"destination", "weight"};
   const auto& kKnown = http ? kHttpKnown : kTcpKnown;
   if (!n.isMap()) {
@@ -797,10 +797,11 @@ std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const y
     int64_t v = 0;
     std::string val(stray->value.isScalar() ? stray->value.scalar() : "");
     bool num = parseInt(val, v);
-    p.error(stray->key, f + ".port",
-            "unknown field port" +
-                std::string(num ? "; did you mean weight: " + val + "?" : "; did you mean weight?") +
-                " (the other destinations have weights)");
+    p.error(
+        stray->key, f + ".port",
+        "unknown field port" +
+            std::string(num ? "; did you mean weight: " + val + "?" : "; did you mean weight?") +
+            " (the other destinations have weights)");
   }
   auto m = p.fields(n, f, kKnown, {}, !strayPortHint);
   if (!m) {
@@ -855,7 +856,8 @@ std::optional<RouteDestination> Loader::loadDestination(ObjectParser& p, const y
       size_t start = 0;
       while (start <= cs->size()) {
         size_t bar = cs->find('|', start);
-        std::string one(cs->substr(start, bar == std::string::npos ? std::string::npos : bar - start));
+        std::string one(
+            cs->substr(start, bar == std::string::npos ? std::string::npos : bar - start));
         if (one != "noinstances" && one != "noavailabled") {
           std::string hint = closest(one, {"noinstances", "noavailabled"});
           p.error(*c, ff + ".case",
@@ -915,7 +917,8 @@ void Loader::loadGateway(ObjectParser& p, ObjectMeta meta, const yaml::Node* spe
         p.error(items[i], f + ".port", "missing port");
         continue;
       }
-      auto pm = p.fields(*port, f + ".port", {"number", "name", "protocol", "targetPort"}, {}, true);
+      auto pm =
+          p.fields(*port, f + ".port", {"number", "name", "protocol", "targetPort"}, {}, true);
       if (!pm) {
         continue;
       }
@@ -929,8 +932,8 @@ void Loader::loadGateway(ObjectParser& p, ObjectMeta meta, const yaml::Node* spe
       }
       if (const yaml::Node* x = ObjectParser::get(*pm, "protocol")) {
         srv.protocol = p.string(*x, f + ".port.protocol").value_or("");
-        static const std::vector<std::string> kProtos = {"HTTP", "HTTPS", "GRPC", "HTTP2",
-                                                         "MONGO", "TCP", "TLS"};
+        static const std::vector<std::string> kProtos = {"HTTP",  "HTTPS", "GRPC", "HTTP2",
+                                                         "MONGO", "TCP",   "TLS"};
         if (std::find(kProtos.begin(), kProtos.end(), srv.protocol) == kProtos.end()) {
           std::string hint = closest(srv.protocol, kProtos);
           p.error(*x, f + ".port.protocol",

@@ -86,8 +86,7 @@ void Loader::loadService(ObjectParser& p, ObjectMeta meta, const yaml::Node* spe
           sp.targetPort = 0;
           sp.targetPortName = tp->scalar();
         } else {
-          p.error(*tp, f + ".targetPort",
-                  "expected a port number or name, got " + describe(*tp));
+          p.error(*tp, f + ".targetPort", "expected a port number or name, got " + describe(*tp));
         }
       }
       svc.ports.push_back(std::move(sp));
@@ -100,9 +99,9 @@ void Loader::loadService(ObjectParser& p, ObjectMeta meta, const yaml::Node* spe
   config().services.push_back(std::move(svc));
 }
 
-/** spec.sessionAffinity and sessionAffinityConfig.clientIP.timeoutSeconds, as the API validates them. */
-void Loader::loadSessionAffinity(ObjectParser& p, const Fields& s,
-                                 Service& svc) {
+/** spec.sessionAffinity and sessionAffinityConfig.clientIP.timeoutSeconds, as the API validates
+ * them. */
+void Loader::loadSessionAffinity(ObjectParser& p, const Fields& s, Service& svc) {
   if (const yaml::Node* sa = ObjectParser::get(s, "sessionAffinity")) {
     auto v = p.string(*sa, "spec.sessionAffinity");
     if (v && *v == "ClientIP") {
@@ -117,9 +116,9 @@ void Loader::loadSessionAffinity(ObjectParser& p, const Fields& s,
   }
   auto c = p.fields(*cfg, "spec.sessionAffinityConfig", {"clientIP"}, {}, true);
   const yaml::Node* cip = c ? ObjectParser::get(*c, "clientIP") : nullptr;
-  auto ci = cip ? p.fields(*cip, "spec.sessionAffinityConfig.clientIP", {"timeoutSeconds"}, {},
-                           true)
-                : std::nullopt;
+  auto ci =
+      cip ? p.fields(*cip, "spec.sessionAffinityConfig.clientIP", {"timeoutSeconds"}, {}, true)
+          : std::nullopt;
   const yaml::Node* t = ci ? ObjectParser::get(*ci, "timeoutSeconds") : nullptr;
   if (t == nullptr) {
     return;
@@ -136,7 +135,8 @@ void Loader::loadSessionAffinity(ObjectParser& p, const Fields& s,
   }
 }
 
-void Loader::loadPod(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec, const yaml::Node* status) {
+void Loader::loadPod(ObjectParser& p, ObjectMeta meta, const yaml::Node* spec,
+                     const yaml::Node* status) {
   Pod pod;
   pod.meta = std::move(meta);
   auto addIp = [&](const IpAddr& a) {
@@ -270,8 +270,7 @@ void Loader::loadSlice(ObjectParser& p, ObjectMeta meta, const Fields& top) {
         if (rm) {
           const yaml::Node* kind = ObjectParser::get(*rm, "kind");
           const yaml::Node* name = ObjectParser::get(*rm, "name");
-          if (kind != nullptr && name != nullptr && kind->isScalar() &&
-              kind->scalar() == "Pod") {
+          if (kind != nullptr && name != nullptr && kind->isScalar() && kind->scalar() == "Pod") {
             ep.podName = p.string(*name, f + ".targetRef.name").value_or("");
           }
         }

@@ -10,7 +10,9 @@
 namespace veer {
 namespace {
 
-char lowerChar(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+char lowerChar(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) {
@@ -24,9 +26,13 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quote(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
 
-re2::StringPiece piece(std::string_view s) { return re2::StringPiece(s.data(), s.size()); }
+re2::StringPiece piece(std::string_view s) {
+  return re2::StringPiece(s.data(), s.size());
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {

@@ -67,7 +67,9 @@ std::string SourcePos::str() const {
   return out;
 }
 
-std::ostream& operator<<(std::ostream& os, const FileName& f) { return os << f.str(); }
+std::ostream& operator<<(std::ostream& os, const FileName& f) {
+  return os << f.str();
+}
 
 std::string Diagnostic::format() const {
   std::string out;
@@ -91,7 +93,9 @@ bool hasErrors(const Diagnostics& diags) {
   });
 }
 
-std::string ObjectMeta::ref() const { return kind + " " + ns + "/" + name; }
+std::string ObjectMeta::ref() const {
+  return kind + " " + ns + "/" + name;
+}
 
 const char* StringMatch::opName() const {
   switch (op) {
@@ -197,7 +201,9 @@ bool Route::unconditionalFor(uint16_t port) const {
   });
 }
 
-const char* pathName(PlanPath p) { return p == PlanPath::kKernel ? "kernel" : "l7"; }
+const char* pathName(PlanPath p) {
+  return p == PlanPath::kKernel ? "kernel" : "l7";
+}
 
 void orderHttpRouteRules(ThinVector<PlanRoute>& routes) {
   std::stable_sort(routes.begin(), routes.end(), [](const PlanRoute& a, const PlanRoute& b) {
@@ -215,7 +221,9 @@ std::string versionName(const PlanVersion& v) {
   return v.subset.empty() ? v.service.str() : v.service + "." + v.subset;
 }
 
-std::string PlanService::id() const { return ns + "/" + name + ":" + std::to_string(port); }
+std::string PlanService::id() const {
+  return ns + "/" + name + ":" + std::to_string(port);
+}
 
 std::string formatDiagnostics(const Diagnostics& diags) {
   std::string out;
@@ -255,7 +263,6 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
   return best;
 }
 
-
 void DiagnosticSink::report(Diagnostic::Severity severity, const SourcePos& pos,
                             std::string_view object, std::string_view field,
                             const std::string& message) {
@@ -270,13 +277,13 @@ void DiagnosticSink::report(Diagnostic::Severity severity, const SourcePos& pos,
   }
 }
 
-void DiagnosticSink::error(const SourcePos& pos, std::string_view object,
-                           std::string_view field, const std::string& message) {
+void DiagnosticSink::error(const SourcePos& pos, std::string_view object, std::string_view field,
+                           const std::string& message) {
   report(Diagnostic::Severity::kError, pos, object, field, message);
 }
 
-void DiagnosticSink::warning(const SourcePos& pos, std::string_view object,
-                             std::string_view field, const std::string& message) {
+void DiagnosticSink::warning(const SourcePos& pos, std::string_view object, std::string_view field,
+                             const std::string& message) {
   report(Diagnostic::Severity::kWarning, pos, object, field, message);
 }
 

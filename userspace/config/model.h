@@ -135,9 +135,9 @@ struct ObjectMeta {
 struct ServicePort {
   Str name;
   uint16_t port = 0;
-  uint8_t proto = 6; // IPPROTO_TCP or IPPROTO_UDP
-  uint16_t targetPort = 0;     // 0 when targetPortName is used
-  Str targetPortName;  // named container port
+  uint8_t proto = 6;       // IPPROTO_TCP or IPPROTO_UDP
+  uint16_t targetPort = 0; // 0 when targetPortName is used
+  Str targetPortName;      // named container port
   SourcePos pos;
 };
 
@@ -146,7 +146,7 @@ struct Service {
   ThinVector<IpAddr> clusterIPs; // empty for headless / none
   ThinVector<ServicePort> ports;
   Labels selector;
-  bool clientIpAffinity = false;          // spec.sessionAffinity: ClientIP
+  bool clientIpAffinity = false;           // spec.sessionAffinity: ClientIP
   std::optional<uint32_t> affinityTimeout; // sessionAffinityConfig.clientIP.timeoutSeconds
 };
 
@@ -161,7 +161,7 @@ struct EndpointSlice {
   struct Endpoint {
     ThinVector<IpAddr> addresses;
     bool ready = true; // conditions.ready, unset means ready
-    Str podName; // targetRef.name when targetRef.kind == Pod
+    Str podName;       // targetRef.name when targetRef.kind == Pod
   };
   struct Port {
     Str name;
@@ -190,7 +190,7 @@ struct LoadBalancer {
 struct Subset {
   Str name;
   Labels labels;
-  Boxed<LoadBalancer> loadBalancer;        // subset trafficPolicy, overrides the rule's
+  Boxed<LoadBalancer> loadBalancer; // subset trafficPolicy, overrides the rule's
   SourcePos pos;
 };
 
@@ -200,8 +200,8 @@ struct DestinationRule {
   SourcePos hostPos;
   ThinVector<Subset> subsets;
   Boxed<LoadBalancer> loadBalancer;        // spec.trafficPolicy.loadBalancer
-  std::optional<uint32_t> affinityTimeout;   // annotation veer.io/affinity-timeout, seconds
-  std::optional<uint32_t> recycleGrace;      // annotation veer.io/recycle-grace, seconds
+  std::optional<uint32_t> affinityTimeout; // annotation veer.io/affinity-timeout, seconds
+  std::optional<uint32_t> recycleGrace;    // annotation veer.io/recycle-grace, seconds
 };
 
 /** DestinationRule annotation: how long an idle affine client keeps its backend ("3h", "0s"). */
@@ -237,7 +237,7 @@ struct HttpMatch {
   ThinVector<KeyMatch> headers;
   ThinVector<KeyMatch> withoutHeaders; // none of these may match
   ThinVector<KeyMatch> queryParams;
-  Labels sourceLabels;         // the client pod's labels
+  Labels sourceLabels; // the client pod's labels
   Str sourceNamespace; // the client pod's namespace
   ThinVector<Str> gateways;
   uint16_t port = 0; // 0 = any
@@ -282,13 +282,13 @@ struct Fallback {
 /** Istio HTTPRouteDestination / RouteDestination. */
 struct RouteDestination {
   Str host;
-  Str subset; // "$trafficLabel": the subset named by an ASM TrafficLabel
+  Str subset;                    // "$trafficLabel": the subset named by an ASM TrafficLabel
   uint16_t port = 0;             // destination.port.number, 0 when unset
   std::optional<int64_t> weight; // unset: 100 if the only destination
   Sparse<HeaderActions> headers; // per-destination header operations (HTTP only)
   Boxed<Fallback> fallback;
   SourcePos pos;
-  Str field; // "spec.http[0].route[1]"
+  Str field;         // "spec.http[0].route[1]"
   SourcePos portPos; // where the port was written (Contour services[].port), for its diagnostics
   bool operator==(const RouteDestination&) const = default;
 };
@@ -299,9 +299,9 @@ struct RouteDestination {
  * HTTP/2 and gRPC conditions are accepted (Istio's default names some) and do nothing.
  */
 namespace retry_on {
-inline constexpr uint32_t k5xx = 1u << 0;          // any 5xx, or no response at all
-inline constexpr uint32_t kGatewayError = 1u << 1; // 502, 503, 504, or no response at all
-inline constexpr uint32_t kReset = 1u << 2;        // no response: reset, closed, per-try timeout
+inline constexpr uint32_t k5xx = 1u << 0;            // any 5xx, or no response at all
+inline constexpr uint32_t kGatewayError = 1u << 1;   // 502, 503, 504, or no response at all
+inline constexpr uint32_t kReset = 1u << 2;          // no response: reset, closed, per-try timeout
 inline constexpr uint32_t kConnectFailure = 1u << 3; // connect refused, unreachable, timed out
 inline constexpr uint32_t kRetriable4xx = 1u << 4;   // 409
 inline constexpr uint32_t kStatusCodes = 1u << 5;    // retriable-status-codes: RetryOn::statuses
@@ -310,7 +310,7 @@ inline constexpr uint32_t kResetBeforeRequest = 1u << 6; // a reset before any r
 
 /** A parsed retries.retryOn. */
 struct RetryOn {
-  uint32_t conditions = 0; // retry_on bits
+  uint32_t conditions = 0;        // retry_on bits
   std::vector<uint16_t> statuses; // retriable-status-codes, sorted
   bool operator==(const RetryOn&) const = default;
 };
@@ -336,10 +336,10 @@ inline constexpr size_t kMaxDirectResponseBody = 1 << 20;
 
 /** The L7-only actions of an HTTP rule, kept for the proxy. */
 struct RouteActions {
-  std::string rewriteUri;        // rewrite.uri
-  std::string rewriteAuthority;  // rewrite.authority
-  std::string timeout;           // "5s", as written
-  int64_t retryAttempts = -1;    // retries.attempts, -1 when unset
+  std::string rewriteUri;       // rewrite.uri
+  std::string rewriteAuthority; // rewrite.authority
+  std::string timeout;          // "5s", as written
+  int64_t retryAttempts = -1;   // retries.attempts, -1 when unset
   std::string retryPerTryTimeout;
   std::string retryOn;
   Boxed<RouteDestination> mirror;
@@ -387,7 +387,7 @@ struct Route {
 
 struct VirtualService {
   ObjectMeta meta;
-  ThinVector<Str> hosts; // empty for a delegate VirtualService
+  ThinVector<Str> hosts;         // empty for a delegate VirtualService
   ThinVector<SourcePos> hostPos; // position of each hosts[] entry (same length as hosts)
   /** Field of each hosts[] entry as its format spells it ("spec.parentRefs[0].name" for an
    * HTTPRoute); empty = "spec.hosts[i]". */

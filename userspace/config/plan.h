@@ -17,7 +17,7 @@ namespace veer {
 struct PlanBackend {
   IpAddr addr;
   uint16_t port = 0; // host order
-  Str podNs;   // the endpoint's pod, when known (the Config's own strings, not a copy)
+  Str podNs;         // the endpoint's pod, when known (the Config's own strings, not a copy)
   Str podName;
   /** "ns/name" of the pod, "" when none is known. */
   std::string pod() const { return podName.empty() ? std::string() : podNs + "/" + podName; }
@@ -26,8 +26,8 @@ struct PlanBackend {
 
 /** One version (subset) of a service port and its share. */
 struct PlanVersion {
-  Str subset; // "" = all endpoints of the service
-  uint8_t weight = 0; // percent
+  Str subset;                       // "" = all endpoints of the service
+  uint8_t weight = 0;               // percent
   ThinVector<PlanBackend> backends; // ready endpoints, sorted
   /** ASM fallback: the subset whose backends serve because this one has none ("" = none). */
   Str fallback;
@@ -49,7 +49,7 @@ inline constexpr uint32_t kDefaultAffinityTimeout = 10800;
 struct PlanLane {
   Str value;  // the client pod's label value, e.g. "gray"
   Str subset; // the version it reaches: the lane's own subset, or the fallback when
-                      // the lane's subset has no ready endpoint
+              // the lane's subset has no ready endpoint
   auto operator<=>(const PlanLane&) const = default;
 };
 
@@ -113,8 +113,8 @@ struct PlanService {
   Str name;
   Str portName;
   IpAddr addr;
-  uint16_t port = 0; // host order
-  uint8_t proto = 6; // IPPROTO_TCP or IPPROTO_UDP
+  uint16_t port = 0;                // host order
+  uint8_t proto = 6;                // IPPROTO_TCP or IPPROTO_UDP
   ThinVector<PlanVersion> versions; // weights sum to 100, or a single version of 100
 
   /**
@@ -127,7 +127,7 @@ struct PlanService {
   /** The rule compiled into versions, as its source and field ("VirtualService
    * default/reviews", "spec.http[1]"); empty if none. */
   PlanWhy kernelRule;
-  ThinVector<PlanRoute> routes; // the full ordered rule list, for the proxy and explain
+  ThinVector<PlanRoute> routes;     // the full ordered rule list, for the proxy and explain
   Boxed<LoadBalancer> loadBalancer; // DestinationRule trafficPolicy (service level)
   /** Session affinity in the kernel: consistentHash useSourceIp, or sessionAffinity: ClientIP. */
   bool affinity = false;
@@ -159,8 +159,8 @@ struct PlanVirtualHost {
 };
 
 struct Plan {
-  std::vector<PlanService> services; // sorted by (ns, name, addr, port, proto)
-  std::vector<PlanLaneClient> laneClients; // pods in a lane, sorted
+  std::vector<PlanService> services;         // sorted by (ns, name, addr, port, proto)
+  std::vector<PlanLaneClient> laneClients;   // pods in a lane, sorted
   std::vector<PlanVirtualHost> virtualHosts; // sorted by host
 };
 

@@ -13,7 +13,9 @@
 namespace veer {
 namespace {
 
-std::string quote(const std::string& s) { return "'" + s + "'"; }
+std::string quote(const std::string& s) {
+  return "'" + s + "'";
+}
 
 std::string addrPort(const IpAddr& a, uint16_t port) {
   std::string s = a.str();
@@ -23,7 +25,9 @@ std::string addrPort(const IpAddr& a, uint16_t port) {
   return s + ":" + std::to_string(port);
 }
 
-std::string protoName(uint8_t p) { return p == 17 ? "udp" : "tcp"; }
+std::string protoName(uint8_t p) {
+  return p == 17 ? "udp" : "tcp";
+}
 
 } // namespace
 
@@ -50,8 +54,10 @@ const PlanService* findService(const Plan& plan, const std::string& host, const 
 
 std::string renderMatch(const HttpMatch& m) {
   std::vector<std::string> parts;
-  for (const auto& [name, opt] : {std::pair{"uri", &m.uri}, {"scheme", &m.scheme},
-                                  {"method", &m.method}, {"authority", &m.authority}}) {
+  for (const auto& [name, opt] : {std::pair{"uri", &m.uri},
+                                  {"scheme", &m.scheme},
+                                  {"method", &m.method},
+                                  {"authority", &m.authority}}) {
     if (*opt) {
       parts.push_back(std::string(name) + " " + describe(**opt) +
                       (m.ignoreUriCase && std::string(name) == "uri" ? " (ignore case)" : ""));
@@ -210,7 +216,8 @@ std::string renderPlan(const Plan& plan) {
     }
     if (s.loadBalancer) {
       const LoadBalancer& lb = *s.loadBalancer;
-      out += "  loadBalancer: " + (lb.simple.empty() ? std::string("consistentHash") : lb.simple.str());
+      out += "  loadBalancer: " +
+             (lb.simple.empty() ? std::string("consistentHash") : lb.simple.str());
       switch (lb.hash) {
       case LoadBalancer::Hash::kCookie:
         out += " httpCookie " + lb.hashKey + (lb.cookieTtl.empty() ? "" : " ttl " + lb.cookieTtl);
@@ -229,7 +236,8 @@ std::string renderPlan(const Plan& plan) {
       }
       out += "\n";
     }
-    out += "  kernel: " + (s.kernelRule.empty() ? std::string("no rule, all endpoints") : s.kernelRule.text()) +
+    out += "  kernel: " +
+           (s.kernelRule.empty() ? std::string("no rule, all endpoints") : s.kernelRule.text()) +
            "\n";
     for (const auto& v : s.versions) {
       out += "    " + (versionName(v).empty() ? std::string("*") : versionName(v)) + " " +
@@ -247,9 +255,9 @@ std::string renderPlan(const Plan& plan) {
       out += "\n";
     }
     for (const auto& l : s.lanes) {
-      out += "    lane " + l.value + " -> " + (l.subset.empty() ? std::string("*") : l.subset.str()) +
-             (l.subset == l.value ? "" : " (fallback: " + l.value + " has no ready endpoint)") +
-             "\n";
+      out +=
+          "    lane " + l.value + " -> " + (l.subset.empty() ? std::string("*") : l.subset.str()) +
+          (l.subset == l.value ? "" : " (fallback: " + l.value + " has no ready endpoint)") + "\n";
     }
     if (s.affinity) {
       out += "  affinity: client pod hash, pinned to its backend for " +
@@ -332,8 +340,8 @@ void diffVirtualHosts(const PlanSummary& before, const PlanSummary& after, PlanD
     auto a = after.virtualHosts.find(h);
     if (b == before.virtualHosts.end()) {
       ++d.added;
-      d.text += "+ vhost " + h + " [" + a->second.source + "] path=l7: " +
-                std::to_string(a->second.rules.size()) + " rule(s)\n";
+      d.text += "+ vhost " + h + " [" + a->second.source +
+                "] path=l7: " + std::to_string(a->second.rules.size()) + " rule(s)\n";
       for (const auto& [rule, dests] : a->second.rules) {
         d.text += "    " + rule + " -> " + dests + "\n";
       }

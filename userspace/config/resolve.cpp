@@ -26,7 +26,9 @@ ResolveResult Resolver::run() {
 
 } // namespace resolver
 
-ResolveResult resolve(const Config& config) { return resolver::Resolver(config, nullptr).run(); }
+ResolveResult resolve(const Config& config) {
+  return resolver::Resolver(config, nullptr).run();
+}
 
 ResolveResult resolve(std::shared_ptr<const Config> config) {
   const Config& c = *config;

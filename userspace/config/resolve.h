@@ -34,9 +34,9 @@ ResolveResult resolve(std::shared_ptr<const Config> config);
 
 /** One subset of a service port and its ready endpoints, computed as resolve() does. */
 struct SubsetEndpoints {
-  std::string subset; // "" = every endpoint of the service
-  Boxed<LoadBalancer> loadBalancer; // the subset's trafficPolicy, else the rule's
-  std::vector<PlanBackend> backends;        // sorted
+  std::string subset;                // "" = every endpoint of the service
+  Boxed<LoadBalancer> loadBalancer;  // the subset's trafficPolicy, else the rule's
+  std::vector<PlanBackend> backends; // sorted
 };
 
 /**

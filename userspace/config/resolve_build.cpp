@@ -9,7 +9,9 @@
 namespace veer::resolver {
 namespace {
 
-std::string family(bool v4) { return v4 ? "IPv4" : "IPv6"; }
+std::string family(bool v4) {
+  return v4 ? "IPv4" : "IPv6";
+}
 
 } // namespace
 
@@ -28,8 +30,8 @@ std::optional<uint16_t> Resolver::podTarget(const ServicePort& sp, const Pod& po
   auto it = pod.namedPorts.find(sp.targetPortName);
   if (it == pod.namedPorts.end()) {
     diag.warning(pod.meta.pos, pod.meta.ref(), "spec.containers",
-            "no container port named " + sp.targetPortName + " (Service " + svc.meta.ns + "/" +
-                svc.meta.name + " port " + std::to_string(sp.port) + "); pod skipped");
+                 "no container port named " + sp.targetPortName + " (Service " + svc.meta.ns + "/" +
+                     svc.meta.name + " port " + std::to_string(sp.port) + "); pod skipped");
     return std::nullopt;
   }
   return it->second;
@@ -37,7 +39,7 @@ std::optional<uint16_t> Resolver::podTarget(const ServicePort& sp, const Pod& po
 
 /** Ready endpoints of one service port in one family, deduplicated, sorted. */
 std::vector<Candidate> Resolver::endpoints(const Service& svc, const ServicePort& sp, bool v4,
-                                 DiagnosticSink& diag) {
+                                           DiagnosticSink& diag) {
   std::map<std::pair<IpAddr, uint16_t>, Candidate> out;
   auto add = [&](const IpAddr& a, uint16_t port, const Pod* pod) {
     if (a.v4 != v4 || port == 0) {
@@ -62,8 +64,8 @@ std::vector<Candidate> Resolver::endpoints(const Service& svc, const ServicePort
       if (!pod.ready) {
         continue;
       }
-      bool hasFamily = std::any_of(pod.ips.begin(), pod.ips.end(),
-                                   [&](const IpAddr& a) { return a.v4 == v4; });
+      bool hasFamily =
+          std::any_of(pod.ips.begin(), pod.ips.end(), [&](const IpAddr& a) { return a.v4 == v4; });
       if (!hasFamily) {
         continue;
       }
@@ -206,7 +208,7 @@ void Resolver::describe(PlanService& ps, ServiceRules* dec, bool lastUse,
 
 /** The pod label a traffic label reads for $(localLabel), or "" if it reads none. */
 std::string Resolver::laneLabel(const std::string& subset, const std::string& ns,
-                      const TrafficLabel** owner) {
+                                const TrafficLabel** owner) {
   const TrafficLabel::Label* l = trafficLabel(subset.substr(1), ns, owner);
   if (l == nullptr) {
     return "";
@@ -227,18 +229,21 @@ std::string Resolver::laneLabel(const std::string& subset, const std::string& ns
  */
 template <class SubsetLabels>
 void Resolver::compileLanes(PlanService& ps, const RouteDestination& d, size_t destinations,
-                  const std::string& source, const Key& k, const std::vector<Candidate>& cands,
-                  const SubsetLabels& subsetLabels, BuildOut& out) {
+                            const std::string& source, const Key& k,
+                            const std::vector<Candidate>& cands, const SubsetLabels& subsetLabels,
+                            BuildOut& out) {
   const TrafficLabel* owner = nullptr;
   const std::string label = laneLabel(d.subset, ps.ns, &owner);
   if (label.empty()) {
     return; // a header-only traffic label: the proxy's (routes keep it)
   }
   if (destinations != 1) {
-    out.diag.warning(d.pos, source, d.field + ".destination.subset",
-                  "lane " + d.subset + " shares its rule with other destinations; the kernel "
-                  "compiles lanes only for a rule whose one destination is the lane, so client "
-                  "pods in a lane get the weights here");
+    out.diag.warning(
+        d.pos, source, d.field + ".destination.subset",
+        "lane " + d.subset +
+            " shares its rule with other destinations; the kernel "
+            "compiles lanes only for a rule whose one destination is the lane, so client "
+            "pods in a lane get the weights here");
     return;
   }
   std::set<std::string> values;
@@ -288,9 +293,8 @@ void Resolver::build() {
   for (size_t i = 0; i < parts; ++i) {
     outs.push_back(std::make_unique<BuildOut>());
   }
-  pool.parallelFor(parts, [&](size_t i, size_t of) {
-    buildRange(n * i / of, n * (i + 1) / of, *outs[i]);
-  });
+  pool.parallelFor(
+      parts, [&](size_t i, size_t of) { buildRange(n * i / of, n * (i + 1) / of, *outs[i]); });
   size_t total = 0;
   for (const auto& out : outs) {
     total += out->services.size();
@@ -402,17 +406,19 @@ void Resolver::buildRange(size_t begin, size_t end, BuildOut& out) {
             subset = d->fallback ? d->fallback->subset : "";
             if (!d->fallback) {
               out.diag.warning(d->pos, kr->source, d->field + ".destination.subset",
-                      "subset " + d->subset +
-                          " has no fallback; clients in no lane (and lanes without ready "
-                          "endpoints) go to every endpoint of " + keyStr(k));
+                               "subset " + d->subset +
+                                   " has no fallback; clients in no lane (and lanes without ready "
+                                   "endpoints) go to every endpoint of " +
+                                   keyStr(k));
             }
           }
           Key dk = k;
           const Service* dsvc = lookup(d->host, svc->meta.ns, &dk);
           const std::string other = dk != k ? keyStr(dk) : "";
-          auto same = std::find_if(ps.versions.begin(), ps.versions.end(), [&](const PlanVersion& v) {
-            return v.subset == subset && v.service == other;
-          });
+          auto same =
+              std::find_if(ps.versions.begin(), ps.versions.end(), [&](const PlanVersion& v) {
+                return v.subset == subset && v.service == other;
+              });
           if (same != ps.versions.end()) {
             same->weight = static_cast<uint8_t>(same->weight + w);
             continue;
@@ -436,17 +442,17 @@ void Resolver::buildRange(size_t begin, size_t end, BuildOut& out) {
           }
           if (v.backends.empty() && w > 0) {
             out.diag.warning(d->pos, kr->source, d->field + ".destination.subset",
-                    (subset.empty() ? std::string("Service ") + keyStr(dk)
-                                    : "subset " + subset + " of Service " + keyStr(dk)) +
-                        " has no ready " + family(addr.v4) +
-                        " endpoints; connections sent there fail");
+                             (subset.empty() ? std::string("Service ") + keyStr(dk)
+                                             : "subset " + subset + " of Service " + keyStr(dk)) +
+                                 " has no ready " + family(addr.v4) +
+                                 " endpoints; connections sent there fail");
           }
           ps.versions.push_back(std::move(v));
         }
         if (sum != 100) {
           out.diag.error(kr->rule->pos, kr->source, kr->rule->field + ".route",
-                "weights of destinations for port " + std::to_string(sp.port) + " sum to " +
-                    std::to_string(sum) + ", expected 100");
+                         "weights of destinations for port " + std::to_string(sp.port) +
+                             " sum to " + std::to_string(sum) + ", expected 100");
           continue;
         }
         if (lanes != nullptr) {

@@ -73,7 +73,7 @@ void Resolver::index() {
   }
   for (const auto& vs : c_.virtualServices) {
     vsByRef_.emplace(Str(vs.meta.ref()), &vs); // the plan's PlanRoute::source, shared
-    if (vs.meta.kind == "VirtualService") { // delegates are Istio VirtualServices
+    if (vs.meta.kind == "VirtualService") {    // delegates are Istio VirtualServices
       vsByKey_.emplace(Key{vs.meta.ns, vs.meta.name}, &vs);
     }
   }
@@ -145,14 +145,14 @@ void Resolver::indexDestinationRules() {
     auto [it, inserted] = drs_.emplace(k, &dr);
     if (!inserted) {
       diag_.error(dr.hostPos, dr.meta.ref(), "spec.host",
-            "Service " + keyStr(k) + " already has subsets from " + it->second->meta.ref() +
-                " at " + it->second->hostPos.str());
+                  "Service " + keyStr(k) + " already has subsets from " + it->second->meta.ref() +
+                      " at " + it->second->hostPos.str());
     }
   }
 }
 
 const TrafficLabel::Label* Resolver::trafficLabel(const std::string& name, const std::string& ns,
-                                        const TrafficLabel** owner) {
+                                                  const TrafficLabel** owner) {
   return findTrafficLabel(c_, name, ns, owner);
 }
 

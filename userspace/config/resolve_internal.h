@@ -31,8 +31,7 @@ struct StringsHash {
   // A Str's hash is std::hash of its text, computed once: the same for a view of it.
   static size_t hashOf(const Str& s) { return s.hash(); }
   static size_t hashOf(std::string_view s) { return std::hash<std::string_view>()(s); }
-  template <class Tuple>
-  size_t operator()(const Tuple& t) const {
+  template <class Tuple> size_t operator()(const Tuple& t) const {
     return std::apply(
         [](const auto&... s) {
           size_t h = 0;
@@ -44,20 +43,21 @@ struct StringsHash {
 };
 struct StringsEqual {
   using is_transparent = void;
-  template <class A, class B>
-  bool operator()(const A& a, const B& b) const {
+  template <class A, class B> bool operator()(const A& a, const B& b) const {
     return [&]<size_t... I>(std::index_sequence<I...>) {
       return ((std::string_view(std::get<I>(a)) == std::string_view(std::get<I>(b))) && ...);
-    }(std::make_index_sequence<std::tuple_size_v<A>>());
+    }
+    (std::make_index_sequence<std::tuple_size_v<A>>());
   }
 };
-template <class K, class V>
-using Index = std::unordered_map<K, V, StringsHash, StringsEqual>;
+template <class K, class V> using Index = std::unordered_map<K, V, StringsHash, StringsEqual>;
 using KeyView = std::pair<std::string_view, std::string_view>; // a Key to look up
-using LabelKey = std::tuple<Str, Str, Str>; // ns, label, value
+using LabelKey = std::tuple<Str, Str, Str>;                    // ns, label, value
 using LabelKeyView = std::tuple<std::string_view, std::string_view, std::string_view>;
 
-inline std::string keyStr(const Key& k) { return k.first + "/" + k.second; }
+inline std::string keyStr(const Key& k) {
+  return k.first + "/" + k.second;
+}
 
 /**
  * name, name.ns, name.ns.svc, name.ns.svc.cluster.local -> (ns, name), as views of host
@@ -78,8 +78,8 @@ struct Candidate {
 struct ServiceRules {
   const VirtualService* vs = nullptr;
   ThinVector<PlanRoute> routes; // delegates inlined
-  std::vector<PlanWhy> l7;     // findings that need request bytes
-  std::vector<PlanWhy> kernel; // conditions decidable per client pod
+  std::vector<PlanWhy> l7;      // findings that need request bytes
+  std::vector<PlanWhy> kernel;  // conditions decidable per client pod
 };
 
 class Resolver {
@@ -112,8 +112,8 @@ private:
   void classify(const PlanRoute& pr, const std::string& ns, std::vector<PlanWhy>& l7,
                 std::vector<PlanWhy>& kernel);
   void indexVirtualServices();
-  bool decide(const VirtualService& vs, const Key& k, const SourcePos& hp,
-              const std::string& field, ServiceRules& dec);
+  bool decide(const VirtualService& vs, const Key& k, const SourcePos& hp, const std::string& field,
+              ServiceRules& dec);
   static const ServicePort* destPort(const Service& dsvc, uint16_t port, uint16_t fromPort);
   bool validateRoute(const VirtualService& vs, const Route& r, const Key& k);
 
@@ -160,8 +160,8 @@ private:
   std::vector<const Service*> ordered_; // each (namespace, name) once, sorted by it
   // The largest are keyed by views of the Config's own strings (it outlives the Resolver).
   Index<Key, const Pod*> pods_;
-  Index<LabelKey, ThinVector<const Pod*>> podsByLabel_; // -> pods, config order
-  Index<Key, ThinVector<const EndpointSlice*>> slices_; // (namespace, service) -> slices
+  Index<LabelKey, ThinVector<const Pod*>> podsByLabel_;    // -> pods, config order
+  Index<Key, ThinVector<const EndpointSlice*>> slices_;    // (namespace, service) -> slices
   std::unordered_map<Str, const VirtualService*> vsByRef_; // "VirtualService ns/name"
   Index<Key, const VirtualService*> vsByKey_;
   Index<Key, const DestinationRule*> drs_;

@@ -85,21 +85,21 @@ bool Resolver::expand(const VirtualService& vs, ThinVector<PlanRoute>& out) {
     }
     if (child == nullptr) {
       diag_.error(r.delegate->pos, vs.meta.ref(), r.field + ".delegate",
-            "VirtualService " + ns + "/" + r.delegate->name + " not found");
+                  "VirtualService " + ns + "/" + r.delegate->name + " not found");
       ok = false;
       continue;
     }
     if (!child->hosts.empty()) {
       diag_.error(r.delegate->pos, vs.meta.ref(), r.field + ".delegate",
-            "VirtualService " + ns + "/" + r.delegate->name +
-                " has hosts; a delegate VirtualService must not set hosts");
+                  "VirtualService " + ns + "/" + r.delegate->name +
+                      " has hosts; a delegate VirtualService must not set hosts");
       ok = false;
       continue;
     }
     for (const Route& cr : child->http) {
       if (cr.delegate) {
         diag_.error(cr.delegate->pos, child->meta.ref(), cr.field + ".delegate",
-              "a delegate VirtualService cannot delegate again");
+                    "a delegate VirtualService cannot delegate again");
         ok = false;
         continue;
       }
@@ -126,14 +126,15 @@ std::string Resolver::matchWhat(const KeyMatch& k) {
 
 /** Path findings of one rule (and whether any needs L7). */
 void Resolver::classify(const PlanRoute& pr, const std::string& ns, std::vector<PlanWhy>& l7,
-              std::vector<PlanWhy>& kernel) {
+                        std::vector<PlanWhy>& kernel) {
   const Route& r = *pr.rule;
   const std::string& at = r.field;
   for (const HttpMatch& m : r.matches) {
     const std::string& mf = m.field;
-    for (const auto& [name, opt] :
-         {std::pair{"uri", &m.uri}, {"scheme", &m.scheme}, {"method", &m.method},
-          {"authority", &m.authority}}) {
+    for (const auto& [name, opt] : {std::pair{"uri", &m.uri},
+                                    {"scheme", &m.scheme},
+                                    {"method", &m.method},
+                                    {"authority", &m.authority}}) {
       if (*opt) {
         l7.push_back({pr.source, mf + "." + name + ": " + (*opt)->opName() + " " + (*opt)->value});
       }
@@ -150,10 +151,11 @@ void Resolver::classify(const PlanRoute& pr, const std::string& ns, std::vector<
       for (const auto& [k, v] : m.sourceLabels) {
         what += (what.empty() ? "" : ",") + k + "=" + v;
       }
-      kernel.push_back({pr.source, mf + (m.sourceLabels.empty()
-                                             ? ".sourceNamespace: " + m.sourceNamespace
-                                             : ".sourceLabels: " + what) +
-                                       " (decided per client pod)"});
+      kernel.push_back(
+          {pr.source, mf +
+                          (m.sourceLabels.empty() ? ".sourceNamespace: " + m.sourceNamespace
+                                                  : ".sourceLabels: " + what) +
+                          " (decided per client pod)"});
     }
   }
   auto headerWhy = [&](const HeaderActions& h, const std::string& f) {
@@ -173,9 +175,10 @@ void Resolver::classify(const PlanRoute& pr, const std::string& ns, std::vector<
         // Request/ResponseHeaderModifier filters.
         const bool gatewayApi = pr.source.starts_with("HTTPRoute ");
         const std::string where =
-            gatewayApi ? f + ".filters: " + (std::string(dir) == "request" ? "Request" : "Response") +
-                             "HeaderModifier "
-                       : f + ".headers." + dir + ": ";
+            gatewayApi
+                ? f + ".filters: " + (std::string(dir) == "request" ? "Request" : "Response") +
+                      "HeaderModifier "
+                : f + ".headers." + dir + ": ";
         l7.push_back({pr.source, where + what});
       }
     }
@@ -262,8 +265,8 @@ void Resolver::indexVirtualServices() {
           continue;
         }
         diag_.error(hp, vs.meta.ref(), field,
-              "Service " + keyStr(k) + " is already routed by " +
-                  claimed->second.first->meta.ref() + " at " + claimed->second.second.str());
+                    "Service " + keyStr(k) + " is already routed by " +
+                        claimed->second.first->meta.ref() + " at " + claimed->second.second.str());
         continue;
       }
       claims_.emplace(k, std::make_pair(&vs, hp));
@@ -279,18 +282,18 @@ void Resolver::indexVirtualServices() {
 
 /** The rules of vs for service k, validated and classified. False on any error. */
 bool Resolver::decide(const VirtualService& vs, const Key& k, const SourcePos& hp,
-            const std::string& field, ServiceRules& dec) {
+                      const std::string& field, ServiceRules& dec) {
   dec.vs = &vs;
   bool ok = expand(vs, dec.routes);
   bool sawCatchAll = false;
   for (const PlanRoute& pr : dec.routes) {
     if (sawCatchAll) {
       diag_.warning(pr.rule->pos, pr.source, pr.rule->field,
-              "unreachable: an earlier rule matches every request");
+                    "unreachable: an earlier rule matches every request");
     }
     sawCatchAll = sawCatchAll || pr.rule->matches.empty();
-    if (pr.rule->destinations.empty() && (pr.rule->actions->redirect.size() != 0 ||
-                                         pr.rule->actions->directResponseStatus != 0)) {
+    if (pr.rule->destinations.empty() &&
+        (pr.rule->actions->redirect.size() != 0 || pr.rule->actions->directResponseStatus != 0)) {
       continue;
     }
     const VirtualService* owner = &vs;
@@ -304,7 +307,7 @@ bool Resolver::decide(const VirtualService& vs, const Key& k, const SourcePos& h
   }
   if (dec.routes.empty()) {
     diag_.warning(hp, vs.meta.ref(), field,
-            "no route without match conditions for this host; all endpoints get the traffic");
+                  "no route without match conditions for this host; all endpoints get the traffic");
   }
   return ok;
 }
@@ -340,8 +343,9 @@ bool Resolver::validateRoute(const VirtualService& vs, const Route& r, const Key
       const TrafficLabel* owner = nullptr;
       if (trafficLabel(subset.substr(1), vs.meta.ns, &owner) == nullptr) {
         diag_.error(pos, obj, f,
-              "subset " + subset + " names a traffic label, but no TrafficLabel in namespace " +
-                  vs.meta.ns + " or istio-system defines label " + subset.substr(1));
+                    "subset " + subset +
+                        " names a traffic label, but no TrafficLabel in namespace " + vs.meta.ns +
+                        " or istio-system defines label " + subset.substr(1));
         ok = false;
       }
       return;
@@ -352,7 +356,8 @@ bool Resolver::validateRoute(const VirtualService& vs, const Route& r, const Key
     }
     if (dr == nullptr) {
       diag_.error(pos, obj, f,
-            "subset " + subset + " used but no DestinationRule defines subsets for " + keyStr(sk));
+                  "subset " + subset + " used but no DestinationRule defines subsets for " +
+                      keyStr(sk));
       ok = false;
     } else if (std::none_of(dr->subsets.begin(), dr->subsets.end(),
                             [&](const Subset& s) { return s.name == subset; })) {
@@ -361,8 +366,8 @@ bool Resolver::validateRoute(const VirtualService& vs, const Route& r, const Key
         known += (known.empty() ? "" : ", ") + s.name;
       }
       diag_.error(pos, obj, f,
-            "subset " + subset + " not defined in DestinationRule " + dr->meta.ns + "/" +
-                dr->meta.name + "; known: " + (known.empty() ? "(none)" : known));
+                  "subset " + subset + " not defined in DestinationRule " + dr->meta.ns + "/" +
+                      dr->meta.name + "; known: " + (known.empty() ? "(none)" : known));
       ok = false;
     }
   };
@@ -373,13 +378,13 @@ bool Resolver::validateRoute(const VirtualService& vs, const Route& r, const Key
     const Service* dsvc = lookup(d.host, vs.meta.ns, &dk);
     if (dsvc == nullptr) {
       diag_.error(d.pos, obj, destField(vs, d.field, ".destination.host"),
-            unknownHost(d.host, vs.meta.ns));
+                  unknownHost(d.host, vs.meta.ns));
       ok = false;
     }
     if (d.weight) {
       if (*d.weight < 0 || *d.weight > 100) {
         diag_.error(d.pos, obj, d.field + ".weight",
-              "weight " + std::to_string(*d.weight) + " out of range 0..100");
+                    "weight " + std::to_string(*d.weight) + " out of range 0..100");
         ok = false;
       }
       sum += *d.weight;
@@ -387,7 +392,7 @@ bool Resolver::validateRoute(const VirtualService& vs, const Route& r, const Key
       anyMissing = true;
       if (r.destinations.size() > 1) {
         diag_.error(d.pos, obj, d.field + ".weight",
-              "missing weight; every destination needs one when a route has several");
+                    "missing weight; every destination needs one when a route has several");
         ok = false;
       }
     }
@@ -396,16 +401,16 @@ bool Resolver::validateRoute(const VirtualService& vs, const Route& r, const Key
       Key fk;
       if (lookup(d.fallback->host, vs.meta.ns, &fk) == nullptr) {
         diag_.error(d.fallback->pos, obj, d.field + ".fallback.target.host",
-              unknownHost(d.fallback->host, vs.meta.ns));
+                    unknownHost(d.fallback->host, vs.meta.ns));
         ok = false;
       } else if (fk != dk) {
         diag_.error(d.fallback->pos, obj, d.field + ".fallback.target.host",
-              "fallback to another service (" + keyStr(fk) + ") than the destination's (" +
-                  keyStr(dk) + ") is not supported yet");
+                    "fallback to another service (" + keyStr(fk) + ") than the destination's (" +
+                        keyStr(dk) + ") is not supported yet");
         ok = false;
       } else if (!d.fallback->subset.empty() && d.fallback->subset[0] == '$') {
         diag_.error(d.fallback->pos, obj, d.field + ".fallback.target.subset",
-              "a fallback target must name a subset, not a traffic label");
+                    "a fallback target must name a subset, not a traffic label");
         ok = false;
       } else {
         checkSubset(fk, d.fallback->subset, d.fallback->pos, d.field + ".fallback.target.subset");
@@ -419,16 +424,16 @@ bool Resolver::validateRoute(const VirtualService& vs, const Route& r, const Key
     if (d.port != 0 && std::none_of(dsvc->ports.begin(), dsvc->ports.end(),
                                     [&](const ServicePort& p) { return p.port == d.port; })) {
       diag_.error(pp, obj, pf,
-            "Service " + keyStr(dk) + " has no port " + std::to_string(d.port) + " (ports: " +
-                portList(*dsvc) + ")");
+                  "Service " + keyStr(dk) + " has no port " + std::to_string(d.port) +
+                      " (ports: " + portList(*dsvc) + ")");
       ok = false;
     } else if (dk != k && d.port == 0) {
       for (const auto& sp : svc->ports) {
         if (destPort(*dsvc, 0, sp.port) == nullptr) {
           diag_.error(d.pos, obj, pf,
-                "Service " + keyStr(dk) + " has no port " + std::to_string(sp.port) +
-                    " and several ports (" + portList(*dsvc) + "); name the port to send " +
-                    keyStr(k) + " traffic to");
+                      "Service " + keyStr(dk) + " has no port " + std::to_string(sp.port) +
+                          " and several ports (" + portList(*dsvc) + "); name the port to send " +
+                          keyStr(k) + " traffic to");
           ok = false;
           break;
         }
@@ -457,7 +462,7 @@ bool Resolver::validateRoute(const VirtualService& vs, const Route& r, const Key
   bool single = r.destinations.size() == 1 && anyMissing;
   if (ok && !single && !anyMissing && sum != 100) {
     diag_.error(r.pos, obj, destField(vs, r.field, ".route"),
-          "weights sum to " + std::to_string(sum) + ", expected 100");
+                "weights sum to " + std::to_string(sum) + ", expected 100");
     ok = false;
   }
   return ok;

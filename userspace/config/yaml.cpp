@@ -16,7 +16,9 @@ namespace veer::yaml {
 
 namespace {
 
-Mark markOf(const yaml_mark_t& m) { return Mark{static_cast<int>(m.line), static_cast<int>(m.column)}; }
+Mark markOf(const yaml_mark_t& m) {
+  return Mark{static_cast<int>(m.line), static_cast<int>(m.column)};
+}
 
 bool isNullScalar(const yaml_event_t& e) {
   if (e.data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
@@ -45,9 +47,9 @@ struct Parser {
   /** An open sequence or map: its node and where its children start on the scratch stacks. */
   struct Open {
     NodeData* node;
-    size_t first;      // index into items or entries
-    bool keyNext;      // a map's next node is a key
-    std::string anchor; // named once the collection is complete
+    size_t first;          // index into items or entries
+    bool keyNext;          // a map's next node is a key
+    std::string anchor;    // named once the collection is complete
     size_t expandedBefore; // run()'s count before it opened: its subtree is the difference
   };
 

@@ -78,8 +78,12 @@ struct NodeData {
 };
 
 // Asked for every node the loader reads: inline.
-inline NodeType Node::type() const { return d_ == nullptr ? NodeType::kUndefined : d_->type; }
-inline Mark Node::mark() const { return d_ == nullptr ? Mark{} : d_->mark; }
+inline NodeType Node::type() const {
+  return d_ == nullptr ? NodeType::kUndefined : d_->type;
+}
+inline Mark Node::mark() const {
+  return d_ == nullptr ? Mark{} : d_->mark;
+}
 inline std::string_view Node::scalar() const {
   return d_ != nullptr && d_->type == NodeType::kScalar ? std::string_view(d_->text, d_->size)
                                                         : std::string_view();
@@ -131,9 +135,9 @@ struct ParseError {
 /**
  * Parses text holding at most one document (the loader splits streams itself). False with
  * error set when libyaml rejects it, or when nesting passes kMaxDepth or aliases expand
- * past kMaxAliasNodes (at the node that crossed the limit). An empty text is a null root. Plain scalars "", "~",
- * "null", "Null" and "NULL" are null; tags are ignored (a scalar keeps its text); aliases
- * refer to their anchor's node.
+ * past kMaxAliasNodes (at the node that crossed the limit). An empty text is a null root. Plain
+ * scalars "", "~", "null", "Null" and "NULL" are null; tags are ignored (a scalar keeps its text);
+ * aliases refer to their anchor's node.
  */
 bool parse(std::string_view text, Document& doc, ParseError& error);
 

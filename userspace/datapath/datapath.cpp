@@ -99,11 +99,10 @@ FeatureReport probeKernelFeatures() {
   check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, nullptr) == 1,
         "helper sk_storage_get in sock_ops");
   check(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_LRU_HASH, nullptr) == 1, "map type lru_hash");
-  check(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_PERCPU_HASH, nullptr) == 1,
-        "map type percpu_hash");
+  check(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_PERCPU_HASH, nullptr) == 1, "map type percpu_hash");
   check(libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, nullptr) == 1, "map type sk_storage");
-  check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_sk_storage_get,
-                                nullptr) == 1,
+  check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_sk_storage_get, nullptr) ==
+            1,
         "helper sk_storage_get in cgroup_sock_addr");
   check(libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_get_netns_cookie,
                                 nullptr) == 1,
@@ -178,7 +177,8 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const std::string& bpffs, bool 
   if (int err = veer_sock_bpf__load(dp->skel_); err) {
     return osError(libbpfErr(err),
                    "load BPF object veer_sock (see the libbpf log above; pinned maps of another "
-                   "layout in " + pinRoot + " are removed by `veer-agent --uninstall`)");
+                   "layout in " +
+                       pinRoot + " are removed by `veer-agent --uninstall`)");
   }
   std::vector<int> fds;
   for (const char* name : kMapNames) {

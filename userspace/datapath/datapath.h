@@ -44,8 +44,8 @@ Result<uint64_t> ownNetnsCookie();
 /**
  * Owns the loaded veer_sock skeleton (non-copyable, RAII). Maps are pinned
  * under <bpffs>/veer/maps and reused when already pinned, links under
- * <bpffs>/veer/links (the tree root's and 0700, else load() refuses it): a restarted agent replaces the programs in the pinned
- * links atomically, so traffic never stops because the agent did.
+ * <bpffs>/veer/links (the tree root's and 0700, else load() refuses it): a restarted agent replaces
+ * the programs in the pinned links atomically, so traffic never stops because the agent did.
  * Destroying a Datapath leaves the pins (and so the datapath) in place.
  */
 class Datapath {

@@ -8,9 +8,10 @@
 
 namespace veer {
 
-std::vector<std::pair<veer_lane_key, veer_lane>> laneCgroups(
-    const std::string& root, const std::vector<std::pair<PlanLaneClient, uint32_t>>& clients,
-    std::vector<std::string>* unmatched) {
+std::vector<std::pair<veer_lane_key, veer_lane>>
+laneCgroups(const std::string& root,
+            const std::vector<std::pair<PlanLaneClient, uint32_t>>& clients,
+            std::vector<std::string>* unmatched) {
   namespace fs = std::filesystem;
   std::vector<std::pair<veer_lane_key, veer_lane>> out;
   std::set<size_t> found;
@@ -28,8 +29,7 @@ std::vector<std::pair<veer_lane_key, veer_lane>> laneCgroups(
         if (!c.uid.empty()) {
           std::string systemd = c.uid;
           std::replace(systemd.begin(), systemd.end(), '-', '_');
-          mine = base.find(c.uid) != std::string::npos ||
-                 base.find(systemd) != std::string::npos;
+          mine = base.find(c.uid) != std::string::npos || base.find(systemd) != std::string::npos;
         } else {
           mine = base == c.name;
         }
@@ -58,9 +58,8 @@ std::vector<std::pair<veer_lane_key, veer_lane>> laneCgroups(
       }
     }
   }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
-    return a.first.cgroup_id < b.first.cgroup_id;
-  });
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.first.cgroup_id < b.first.cgroup_id; });
   return out;
 }
 

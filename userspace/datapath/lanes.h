@@ -21,8 +21,9 @@ namespace veer {
  * BPF lookup walks up from a container's cgroup to it. unmatched gets the
  * clients with no cgroup yet (a pod still starting), "ns/name" each.
  */
-std::vector<std::pair<veer_lane_key, veer_lane>> laneCgroups(
-    const std::string& root, const std::vector<std::pair<PlanLaneClient, uint32_t>>& clients,
-    std::vector<std::string>* unmatched = nullptr);
+std::vector<std::pair<veer_lane_key, veer_lane>>
+laneCgroups(const std::string& root,
+            const std::vector<std::pair<PlanLaneClient, uint32_t>>& clients,
+            std::vector<std::string>* unmatched = nullptr);
 
 } // namespace veer

@@ -62,16 +62,21 @@ Status writeGeneration(int fd, const std::vector<std::pair<K, V>>& entries, uint
 template <class K, class V>
 Status writeGeneration(int fd, const std::vector<std::pair<K, V>>& entries, uint8_t gen,
                        const char* name) {
-  return writeGeneration(fd, entries, gen, name, [](const V& v) -> const auto& {
-    return mapValue(v);
-  });
+  return writeGeneration(
+      fd, entries, gen, name, [](const V& v) -> const auto& { return mapValue(v); });
 }
 
 } // namespace
 
-std::string veerPinDir(const std::string& bpffs) { return bpffs + "/veer"; }
-std::string mapPinDir(const std::string& bpffs) { return veerPinDir(bpffs) + "/maps"; }
-std::string linkPinDir(const std::string& bpffs) { return veerPinDir(bpffs) + "/links"; }
+std::string veerPinDir(const std::string& bpffs) {
+  return bpffs + "/veer";
+}
+std::string mapPinDir(const std::string& bpffs) {
+  return veerPinDir(bpffs) + "/maps";
+}
+std::string linkPinDir(const std::string& bpffs) {
+  return veerPinDir(bpffs) + "/links";
+}
 
 Result<PinnedMaps> PinnedMaps::open(const std::string& bpffs) {
   PinnedMaps maps;
@@ -305,9 +310,8 @@ Result<LiveState> PinnedMaps::live() const {
     }
     out.services.push_back(std::move(ls));
   }
-  std::sort(out.services.begin(), out.services.end(), [](const LiveService& a, const LiveService& b) {
-    return a.svc.svc_id < b.svc.svc_id;
-  });
+  std::sort(out.services.begin(), out.services.end(),
+            [](const LiveService& a, const LiveService& b) { return a.svc.svc_id < b.svc.svc_id; });
   return out;
 }
 

@@ -18,10 +18,9 @@ namespace veer {
 
 /** Names of the pinned maps, as in bpf/lib/maps.h. */
 inline constexpr std::array<const char*, 15> kMapNames = {
-    "veer_state",   "veer_svc",      "veer_version",     "veer_maglev",
-    "veer_backend", "veer_revnat",   "veer_rr",          "veer_stats",
-    "veer_member",  "veer_affinity", "veer_lane_of",     "veer_proxy",
-    "veer_orig_dst", "veer_accel_stats", "veer_proxy_listeners"};
+    "veer_state",   "veer_svc",   "veer_version",  "veer_maglev",      "veer_backend",
+    "veer_revnat",  "veer_rr",    "veer_stats",    "veer_member",      "veer_affinity",
+    "veer_lane_of", "veer_proxy", "veer_orig_dst", "veer_accel_stats", "veer_proxy_listeners"};
 
 /** Directory of veer's pins under a bpffs mount. */
 std::string veerPinDir(const std::string& bpffs);
@@ -50,7 +49,7 @@ struct LiveService {
 struct LiveState {
   veer_state state{};
   veer_proxy proxy{};
-  veer_accel_stats accel{}; // summed over CPUs, since the maps were created
+  veer_accel_stats accel{};          // summed over CPUs, since the maps were created
   std::vector<LiveService> services; // in plan order (svc_id)
 };
 

@@ -181,8 +181,8 @@ bool netlinkPicks(const RecycleTargets& targets, const veer_sock_nat& nat, uint8
  * no socket storage in its answers): whether a VEER_RECYCLE_PEER target names its
  * peer, whatever service. So with netlink, UDP recycling is scoped by backend only.
  */
-bool netlinkPicksUdpPeer(const RecycleTargets& targets, const inet_diag_sockid& id,
-                         uint8_t family, uint64_t cookie) {
+bool netlinkPicksUdpPeer(const RecycleTargets& targets, const inet_diag_sockid& id, uint8_t family,
+                         uint64_t cookie) {
   __be32 peer[4] = {};
   if (family == AF_INET) {
     peer[2] = htonl(0xffff);

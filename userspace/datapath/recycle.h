@@ -31,7 +31,7 @@ using RecycleTargets = std::vector<std::pair<veer_recycle_key, veer_recycle>>;
 
 /** Which sockets a config change makes stale, and when to destroy them. */
 struct RecyclePlan {
-  RecycleTargets now;                          // UDP peers that left their service
+  RecycleTargets now;                                     // UDP peers that left their service
   std::vector<std::pair<uint32_t, RecycleTargets>> later; // (grace seconds, targets)
   /** Ids ("ns/name:port") of the services with VEER_RECYCLE_AFFINITY targets in later. */
   std::vector<std::string> byClient;

@@ -93,7 +93,7 @@ Result<HttpResponse> ApiClient::perform(const std::string& pathAndQuery, StopTok
                                         const std::function<bool(std::string_view)>* onData) {
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> easy(curl_easy_init(), curl_easy_cleanup);
   std::unique_ptr<CURLM, decltype(&curl_multi_cleanup)> multi(curl_multi_init(),
-                                                               curl_multi_cleanup);
+                                                              curl_multi_cleanup);
   if (!easy || !multi) {
     return Error{ENOMEM, "curl: cannot create a transfer"};
   }
@@ -142,8 +142,8 @@ Result<HttpResponse> ApiClient::perform(const std::string& pathAndQuery, StopTok
     }
   }
   if (tls != CURLE_OK) {
-    return Error{EINVAL, "curl: cannot set the TLS certificates: " +
-                             std::string(curl_easy_strerror(tls))};
+    return Error{EINVAL,
+                 "curl: cannot set the TLS certificates: " + std::string(curl_easy_strerror(tls))};
   }
   if (curl_multi_add_handle(multi.get(), e) != CURLM_OK) {
     return Error{ENOMEM, "curl: cannot start a transfer"};

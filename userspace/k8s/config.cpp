@@ -49,7 +49,8 @@ public:
     return std::string(v.scalar());
   }
 
-  Result<bool> boolean(const yaml::Node& map, std::string_view key, const std::string& field) const {
+  Result<bool> boolean(const yaml::Node& map, std::string_view key,
+                       const std::string& field) const {
     yaml::Node v = get(map, key);
     if (!v.isDefined() || v.isNull()) {
       return false;
@@ -262,8 +263,8 @@ Result<ClusterConfig> loadKubeconfig(const std::string& path, const std::string&
   if (userName->empty()) {
     return c; // no credentials: an anonymous or http-only server
   }
-  auto user = r.named(root, "users", "user", *userName, KubeconfigReader::get(*ctx, "user"),
-                      cp + "user");
+  auto user =
+      r.named(root, "users", "user", *userName, KubeconfigReader::get(*ctx, "user"), cp + "user");
   if (!user) {
     return user.error();
   }

@@ -19,8 +19,8 @@ struct ClusterConfig {
   std::string tokenFile;              // a bearer token re-read from this file (rotates)
   std::string clientCertPem;          // client certificate and key (PEM), both or neither
   std::string clientKeyPem;
-  std::string ns;                     // the context's or the service account's namespace
-  std::string source;                 // for logs: "FILE (context NAME)" or "in-cluster"
+  std::string ns;     // the context's or the service account's namespace
+  std::string source; // for logs: "FILE (context NAME)" or "in-cluster"
 };
 
 /**
@@ -35,14 +35,16 @@ inline constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.i
 
 /** What in-cluster config reads; the process's values by default, others in tests. */
 struct InClusterSource {
-  std::string host;                         // $KUBERNETES_SERVICE_HOST
-  std::string port;                         // $KUBERNETES_SERVICE_PORT
+  std::string host;                            // $KUBERNETES_SERVICE_HOST
+  std::string port;                            // $KUBERNETES_SERVICE_PORT
   std::string accountDir = kServiceAccountDir; // token, ca.crt, namespace
   static InClusterSource fromEnvironment();
 };
 
-/** The API server as a pod sees it: https to the kubernetes Service, the service account's token. */
-Result<ClusterConfig> inClusterConfig(const InClusterSource& src = InClusterSource::fromEnvironment());
+/** The API server as a pod sees it: https to the kubernetes Service, the service account's token.
+ */
+Result<ClusterConfig>
+inClusterConfig(const InClusterSource& src = InClusterSource::fromEnvironment());
 
 /**
  * The bearer token to send: a fixed one, or a file's content re-read when older than

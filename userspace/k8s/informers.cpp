@@ -87,8 +87,8 @@ Result<DiscoveryResult> discover(ApiClient& client, const std::vector<WatchedKin
       }
       auto it = resources.find(gv);
       if (it == resources.end()) {
-        auto list = getJson(client, k.group.empty() ? "/api/" + v : "/apis/" + k.group + "/" + v,
-                            stop);
+        auto list =
+            getJson(client, k.group.empty() ? "/api/" + v : "/apis/" + k.group + "/" + v, stop);
         if (!list) {
           return list.error();
         }
@@ -120,7 +120,9 @@ ClusterSource::ClusterSource(ApiClient& client, ObjectStore& store, Options opti
     : client_(client), store_(store), options_(std::move(options)), clock_(clock),
       running_(options_.kinds.size()), announcedMissing_(options_.kinds.size(), false) {}
 
-ClusterSource::~ClusterSource() { stop(); }
+ClusterSource::~ClusterSource() {
+  stop();
+}
 
 void ClusterSource::start() {
   thread_ = std::thread([this] { loop(); });

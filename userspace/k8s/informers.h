@@ -39,7 +39,7 @@ Result<DiscoveryResult> discover(ApiClient& client, const std::vector<WatchedKin
 struct KindStatus {
   std::string kind;
   std::optional<ResourceType> type; // nullopt: not served (CRD not installed)
-  ReflectorCounts counts;            // zero when not watched
+  ReflectorCounts counts;           // zero when not watched
 };
 
 /**

@@ -55,8 +55,8 @@ std::string ResourceType::name() const {
 }
 
 ReflectorCounts ReflectorStats::snapshot() const {
-  return ReflectorCounts{lists,     listPages, watches,   events,     bookmarks, errors,
-                         expired,   throttled, backoffMs, lastSyncNs, synced};
+  return ReflectorCounts{lists,   listPages, watches,   events,     bookmarks, errors,
+                         expired, throttled, backoffMs, lastSyncNs, synced};
 }
 
 Duration Backoff::next() {
@@ -167,7 +167,8 @@ Reflector::Step Reflector::listOnce(StopToken& stop, const std::string& rv) {
     } else if (rv == "0") {
       q += "resourceVersion=0";
     } else {
-      q += "limit=" + std::to_string(options_.pageSize) + (rv.empty() ? "" : "&resourceVersion=" + rv);
+      q += "limit=" + std::to_string(options_.pageSize) +
+           (rv.empty() ? "" : "&resourceVersion=" + rv);
     }
     q += selector;
     ++stats_.listPages;
@@ -224,9 +225,8 @@ Reflector::Step Reflector::listOnce(StopToken& stop, const std::string& rv) {
     rvUnavailable_ = false;
   }
   ++stats_.lists;
-  stats_.lastSyncNs = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          clock_.now().time_since_epoch())
-                          .count();
+  stats_.lastSyncNs =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock_.now().time_since_epoch()).count();
   stats_.synced = true;
   backoff_.reset();
   spdlog::debug("k8s {}: listed {} at resourceVersion {}", type_.name(), n, listRv);
@@ -280,8 +280,9 @@ Reflector::Step Reflector::watch(StopToken& stop) {
   std::uniform_real_distribution<double> u(1.0, 2.0);
   auto timeout = std::chrono::seconds(
       static_cast<int64_t>(static_cast<double>(options_.minWatchTimeout.count()) * u(rng_)));
-  std::string q = type_.collectionPath() + "?watch=1&allowWatchBookmarks=true&resourceVersion=" +
-                  resourceVersion() + "&timeoutSeconds=" + std::to_string(timeout.count());
+  std::string q = type_.collectionPath() +
+                  "?watch=1&allowWatchBookmarks=true&resourceVersion=" + resourceVersion() +
+                  "&timeoutSeconds=" + std::to_string(timeout.count());
   if (!options_.fieldSelector.empty()) {
     q += "&fieldSelector=" + urlEncode(options_.fieldSelector);
   }
@@ -328,7 +329,8 @@ Reflector::Step Reflector::watch(StopToken& stop) {
   }
   // A watch the server ends at once without a single event is an error in disguise (client-go:
   // "very short watch"): back off rather than spin.
-  if (stats_.events + stats_.bookmarks == before && clock_.now() - start < std::chrono::seconds(1)) {
+  if (stats_.events + stats_.bookmarks == before &&
+      clock_.now() - start < std::chrono::seconds(1)) {
     spdlog::warn("k8s {}: watch ended at once without events", type_.name());
     return Step{Outcome::kError, {}};
   }

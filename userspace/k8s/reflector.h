@@ -75,17 +75,17 @@ struct ReflectorCounts {
 struct ReflectorStats {
   ReflectorCounts snapshot() const;
 
-  std::atomic<uint64_t> lists{0};       // successful LISTs (every page counts once per LIST)
-  std::atomic<uint64_t> listPages{0};   // GETs for LIST pages
-  std::atomic<uint64_t> watches{0};     // watch requests made
-  std::atomic<uint64_t> events{0};      // ADDED/MODIFIED/DELETED received
+  std::atomic<uint64_t> lists{0};     // successful LISTs (every page counts once per LIST)
+  std::atomic<uint64_t> listPages{0}; // GETs for LIST pages
+  std::atomic<uint64_t> watches{0};   // watch requests made
+  std::atomic<uint64_t> events{0};    // ADDED/MODIFIED/DELETED received
   std::atomic<uint64_t> bookmarks{0};
-  std::atomic<uint64_t> errors{0};      // failed requests and ERROR events
-  std::atomic<uint64_t> expired{0};     // 410s (status or event) and too-large versions
-  std::atomic<uint64_t> throttled{0};   // 429s
-  std::atomic<int64_t> backoffMs{0};    // total time waited after errors, in ms
-  std::atomic<int64_t> lastSyncNs{0};   // Clock time of the last successful LIST
-  std::atomic<bool> synced{false};      // a LIST succeeded at least once
+  std::atomic<uint64_t> errors{0};    // failed requests and ERROR events
+  std::atomic<uint64_t> expired{0};   // 410s (status or event) and too-large versions
+  std::atomic<uint64_t> throttled{0}; // 429s
+  std::atomic<int64_t> backoffMs{0};  // total time waited after errors, in ms
+  std::atomic<int64_t> lastSyncNs{0}; // Clock time of the last successful LIST
+  std::atomic<bool> synced{false};    // a LIST succeeded at least once
 };
 
 class Reflector {

@@ -84,8 +84,9 @@ json slimService(const json& obj) {
   json out = json::object();
   if (auto s = obj.find("spec"); s != obj.end()) {
     json spec = json::object();
-    keep(*s, spec, {"type", "clusterIP", "clusterIPs", "ports", "selector", "sessionAffinity",
-                    "sessionAffinityConfig", "externalIPs", "loadBalancerIP"});
+    keep(*s, spec,
+         {"type", "clusterIP", "clusterIPs", "ports", "selector", "sessionAffinity",
+          "sessionAffinityConfig", "externalIPs", "loadBalancerIP"});
     out["spec"] = std::move(spec);
   }
   if (auto st = obj.find("status"); st != obj.end() && st->is_object()) {

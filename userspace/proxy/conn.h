@@ -77,8 +77,7 @@ struct Buffer {
  * current message when a head is being read, since a head must stay contiguous).
  * Rewinds for free when everything is done; moves bytes only when the buffer is full.
  */
-inline void reclaim(Buffer& b, size_t& msgStart, size_t& parsePos, size_t& sendPos,
-                    bool inHead) {
+inline void reclaim(Buffer& b, size_t& msgStart, size_t& parsePos, size_t& sendPos, bool inHead) {
   size_t keep = inHead ? std::min(msgStart, sendPos) : sendPos;
   if (keep == b.len) {
     b.len = msgStart = parsePos = sendPos = 0;
@@ -182,8 +181,8 @@ enum class Phase : uint8_t { kHead, kExchange, kReply, kTunnel, kLinger };
 
 /** The retry state of one request (proxy/retry.h decides with it). */
 struct RetryState {
-  size_t tries = 0;   // the walk over endpoints: the next attempt is (first + tries) % n
-  int retried = 0;    // retries spent of the route's budget
+  size_t tries = 0; // the walk over endpoints: the next attempt is (first + tries) % n
+  int retried = 0;  // retries spent of the route's budget
   /** The request from bodyStart on is all still in `in`, so it can be sent again (a retry,
    * a mirror): false once its body outgrew --retry-buffer-bytes. */
   bool replay = false;
@@ -224,7 +223,7 @@ struct Client : Handle {
   bool upgradeReq = false, forceFresh = false, tunnelUpEof = false, tunnelClientEof = false;
   RetryState retry;
   RequestMetrics metrics;
-  size_t bodyStart = 0; // offset in `in` of the body (the end of the head)
+  size_t bodyStart = 0;           // offset in `in` of the body (the end of the head)
   uint64_t requestDeadlineMs = 0; // the route timeout's length, armed at the request's end
   /** Envoy's request_timeout: the whole request (head and body) must arrive by then; 0
    * once it did, or once the response started. */
@@ -232,13 +231,13 @@ struct Client : Handle {
   /** Envoy's stream_idle_timeout: no byte moved either way in the exchange until then. */
   uint64_t streamIdleDeadline = 0;
   uint64_t tryDeadline = 0; // retries.perTryTimeout of the current attempt, 0 = none
-  uint64_t delayUntil = 0; // fault.delay or a retry's back-off: the upstream is picked then
-  uint64_t startMs = 0;    // when the request was routed
-  std::string upHead; // the upstream request head
+  uint64_t delayUntil = 0;  // fault.delay or a retry's back-off: the upstream is picked then
+  uint64_t startMs = 0;     // when the request was routed
+  std::string upHead;       // the upstream request head
   size_t upHeadOff = 0;
   std::string shadowHead; // the mirror copy's head, written with upHead (the head's views
                           // into `in` do not outlive the body's reads)
-  std::string out; // response heads and local replies for the client
+  std::string out;        // response heads and local replies for the client
   size_t outOff = 0;
   Upstream* up = nullptr;
   Client* prev = nullptr;
@@ -248,15 +247,14 @@ struct Client : Handle {
 /** A worker's counters (EngineStats sums them), written by its thread only. */
 struct Counters {
   std::atomic<uint64_t> accepted{0}, requests{0}, upstreamConnects{0}, upstreamReuses{0},
-      retries{0}, localReplies{0}, fallbacks{0}, mirrors{0}, mirrorsDropped{0},
-      requestTimeouts{0}, streamIdleTimeouts{0};
+      retries{0}, localReplies{0}, fallbacks{0}, mirrors{0}, mirrorsDropped{0}, requestTimeouts{0},
+      streamIdleTimeouts{0};
   static void bump(std::atomic<uint64_t>& c) { c.fetch_add(1, std::memory_order_relaxed); }
 };
 
 /** Live objects (clients, mirrors, orphaned sends) are kept on intrusive lists for the
  * sweep and the drain. */
-template <class T>
-void linkFront(T*& head, T* x) {
+template <class T> void linkFront(T*& head, T* x) {
   x->prev = nullptr;
   x->next = head;
   if (head != nullptr) {
@@ -265,8 +263,7 @@ void linkFront(T*& head, T* x) {
   head = x;
 }
 
-template <class T>
-void unlink(T*& head, T* x) {
+template <class T> void unlink(T*& head, T* x) {
   if (x->prev != nullptr) {
     x->prev->next = x->next;
   } else {
@@ -283,8 +280,7 @@ void unlink(T*& head, T* x) {
  * An object closed during a batch of events becomes reusable only after it (recycle()):
  * a later event of the same batch may still name it.
  */
-template <class T>
-class ObjectStore {
+template <class T> class ObjectStore {
 public:
   T* take() {
     if (free_.empty()) {
@@ -302,6 +298,7 @@ public:
     free_.insert(free_.end(), dead_.begin(), dead_.end());
     dead_.clear();
   }
+
 private:
   std::vector<std::unique_ptr<T>> store_;
   std::vector<T*> free_, dead_;

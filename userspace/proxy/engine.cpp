@@ -58,8 +58,9 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   if (options.mark != 0) {
     // SO_MARK needs CAP_NET_ADMIN: say so now, not as a 503 on every request.
     int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int rc = probe < 0 ? -1 : ::setsockopt(probe, SOL_SOCKET, SO_MARK, &options.mark,
-                                           sizeof(options.mark));
+    int rc = probe < 0
+                 ? -1
+                 : ::setsockopt(probe, SOL_SOCKET, SO_MARK, &options.mark, sizeof(options.mark));
     int err = errno;
     if (probe >= 0) {
       ::close(probe);
@@ -102,7 +103,9 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineOptions& options) {
   return e;
 }
 
-Engine::~Engine() { stop(0); }
+Engine::~Engine() {
+  stop(0);
+}
 
 const char* ioName(IoMode io) {
   switch (io) {

@@ -52,11 +52,11 @@ struct EngineOptions {
   int threads = 1;
   uint32_t mark = 0; // SO_MARK on upstream sockets (0: none)
   Limits limits;
-  size_t bufferBytes = 16 * 1024;      // per socket direction; grows only to fit one head
-  uint32_t headerTimeoutMs = 10000;    // first byte of a head to its end (slowloris)
-  uint32_t idleTimeoutMs = 60000;      // keep-alive between requests
-  uint32_t connectTimeoutMs = 2000;    // per upstream connect attempt
-  uint32_t requestTimeoutMs = 15000;   // request end to response end, unless the route says
+  size_t bufferBytes = 16 * 1024;    // per socket direction; grows only to fit one head
+  uint32_t headerTimeoutMs = 10000;  // first byte of a head to its end (slowloris)
+  uint32_t idleTimeoutMs = 60000;    // keep-alive between requests
+  uint32_t connectTimeoutMs = 2000;  // per upstream connect attempt
+  uint32_t requestTimeoutMs = 15000; // request end to response end, unless the route says
   /** Envoy's request_timeout: the whole request, head and body, from its first byte; past
    * it (before any response) 408. 0: none. Bounds a body trickled a byte at a time. */
   uint32_t requestReceiveTimeoutMs = 300000;
@@ -65,11 +65,11 @@ struct EngineOptions {
   uint32_t streamIdleTimeoutMs = 300000;
   uint32_t upstreamIdleTimeoutMs = 30000; // pooled idle upstream connection
   uint32_t tunnelIdleTimeoutMs = 3600000; // upgraded (WebSocket) connections
-  int retries = kDefaultRetryAttempts; // retries when the route sets none (Istio: 2)
+  int retries = kDefaultRetryAttempts;    // retries when the route sets none (Istio: 2)
   /** A request body is kept for a retry while it fits in this many bytes (Envoy's request
    * buffer limit); a larger one streams and is never retried (past a connect failure). */
   size_t retryBufferBytes = 64 * 1024;
-  size_t maxIdlePerEndpoint = 64;      // pooled idle connections per endpoint and thread
+  size_t maxIdlePerEndpoint = 64; // pooled idle connections per endpoint and thread
   /** TCP_DEFER_ACCEPT on listeners. Off under socket acceleration (bpf/lib/accel.h): a
    * client's first request would have to go through TCP, and so the rest of its
    * connection. */
@@ -86,9 +86,9 @@ struct EngineOptions {
 struct EngineStats {
   uint64_t accepted = 0, requests = 0, upstreamConnects = 0, upstreamReuses = 0, retries = 0;
   uint64_t localReplies = 0;
-  uint64_t fallbacks = 0; // requests sent to an ASM noavailabled fallback subset
-  uint64_t mirrors = 0;        // Istio mirror copies sent
-  uint64_t mirrorsDropped = 0; // copies not sent: over maxMirrors, or a body not kept
+  uint64_t fallbacks = 0;          // requests sent to an ASM noavailabled fallback subset
+  uint64_t mirrors = 0;            // Istio mirror copies sent
+  uint64_t mirrorsDropped = 0;     // copies not sent: over maxMirrors, or a body not kept
   uint64_t requestTimeouts = 0;    // requests not received within requestReceiveTimeoutMs
   uint64_t streamIdleTimeouts = 0; // exchanges idle past streamIdleTimeoutMs
 };

@@ -23,7 +23,9 @@ Exchange::Exchange(Worker& worker, const EngineOptions& opt, const uint64_t& now
   scratch_.reserve(opt_.limits.maxHeaders + 16);
 }
 
-void Exchange::closeClient(Client* c) { worker_.closeClient(c); }
+void Exchange::closeClient(Client* c) {
+  worker_.closeClient(c);
+}
 
 uint64_t Exchange::streamIdleFrom(uint64_t t) const {
   return opt_.streamIdleTimeoutMs != 0 ? t + opt_.streamIdleTimeoutMs : 0;
@@ -291,7 +293,7 @@ void Exchange::onRequestHead(Client* c) {
   }
   if (c->d.kind == Decision::Kind::kRespond || c->d.endpoints.empty()) {
     bool asIs = c->d.kind == Decision::Kind::kRespond && c->d.direct;
-    std::string_view why = asIs                 ? c->d.body
+    std::string_view why = asIs                  ? c->d.body
                            : c->d.reason.empty() ? std::string_view("no route")
                                                  : c->d.reason;
     reply(c, c->d.kind == Decision::Kind::kRespond ? c->d.status : 503, why, c->d.location,
@@ -309,9 +311,8 @@ void Exchange::onRequestHead(Client* c) {
   // end of the request (as Envoy's route timeout does).
   c->requestDeadlineMs = c->d.timeoutMs != 0 ? c->d.timeoutMs : opt_.requestTimeoutMs;
   c->deadline = 0;
-  c->receiveDeadline = opt_.requestReceiveTimeoutMs != 0
-                          ? c->headStartUs / 1000 + opt_.requestReceiveTimeoutMs
-                          : 0;
+  c->receiveDeadline =
+      opt_.requestReceiveTimeoutMs != 0 ? c->headStartUs / 1000 + opt_.requestReceiveTimeoutMs : 0;
   c->streamIdleDeadline = streamIdleFrom(now_);
   if (c->d.delayMs > 0) {
     // fault.delay: hold the request (its body waits in the buffer), then forward it.
@@ -666,13 +667,12 @@ Step Exchange::stepExchange(Client* c) {
           return Step::kProgress;
         } else {
           // A body that ends at EOF cannot be followed by another response.
-          bool delimited = h.chunked || h.contentLength || c->isHead || h.status == 204 ||
-                           h.status == 304;
+          bool delimited =
+              h.chunked || h.contentLength || c->isHead || h.status == 204 || h.status == 304;
           if (!delimited) {
             c->closeAfter = true;
           }
-          writeDownstreamResponse(h, c->respEdits, c->closeAfter, c->keepAlive10,
-                                  scratch_, c->out);
+          writeDownstreamResponse(h, c->respEdits, c->closeAfter, c->keepAlive10, scratch_, c->out);
           c->respHeadSent = true;
           c->metrics.code = h.status;
         }
@@ -719,9 +719,8 @@ Step Exchange::finishExchange(Client* c) {
   Upstream* u = c->up;
   c->up = nullptr;
   c->tryDeadline = 0;
-  bool reusable = c->reqDone && c->sendPos == c->parsePos &&
-                  c->upHeadOff == c->upHead.size() && u->resp.head().keepAlive && !u->eof &&
-                  u->parsePos == u->in.len;
+  bool reusable = c->reqDone && c->sendPos == c->parsePos && c->upHeadOff == c->upHead.size() &&
+                  u->resp.head().keepAlive && !u->eof && u->parsePos == u->in.len;
   pool_.release(u, reusable, draining_, now_);
   if (!c->reqDone) {
     c->closeAfter = true; // answered before the request ended: its rest is unreadable
@@ -750,7 +749,7 @@ Step Exchange::nextRequest(Client* c) {
 }
 
 void Exchange::reply(Client* c, int status, std::string_view text, std::string_view location,
-                   bool close, bool asIs) {
+                     bool close, bool asIs) {
   Counters::bump(counters_.localReplies);
   endRequest(c, status);
   dropUpstream(c);

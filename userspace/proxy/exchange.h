@@ -72,8 +72,8 @@ private:
   Step upstreamGone(Client* c);
   Step finishExchange(Client* c);
   Step nextRequest(Client* c);
-  void reply(Client* c, int status, std::string_view text, std::string_view location,
-             bool close, bool asIs = false);
+  void reply(Client* c, int status, std::string_view text, std::string_view location, bool close,
+             bool asIs = false);
   void closeClient(Client* c);
   /** The stream idle deadline for a byte moved at t (0: the timer is off). */
   uint64_t streamIdleFrom(uint64_t t) const;
@@ -91,7 +91,7 @@ private:
   Counters& counters_;
   WorkerStats& stats_;
   const uint64_t& nowUs_;
-  std::vector<OutField> scratch_;              // head rewriting
+  std::vector<OutField> scratch_;                // head rewriting
   std::minstd_rand rng_{std::random_device{}()}; // back-off jitter
 };
 

@@ -9,7 +9,9 @@
 namespace veer {
 namespace {
 
-std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quote(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
 
 /** " ($lane = 'v2' from header x-request-id)": where a $label destination's lane came from. */
 std::string laneNote(std::string_view subset, const LaneValue& lane) {
@@ -52,9 +54,8 @@ Explanation explain(const Plan& plan, const Config& config, const ExplainRequest
       pns = pname.substr(0, sl);
       pname = pname.substr(sl + 1);
     }
-    auto pod = std::find_if(config.pods.begin(), config.pods.end(), [&](const Pod& p) {
-      return p.meta.ns == pns && p.meta.name == pname;
-    });
+    auto pod = std::find_if(config.pods.begin(), config.pods.end(),
+                            [&](const Pod& p) { return p.meta.ns == pns && p.meta.name == pname; });
     if (pod == config.pods.end()) {
       ex.text = "no pod " + pns + "/" + pname + " in the config\n";
       return ex;

@@ -49,53 +49,100 @@ bool validValue(std::string_view v) {
  * the phrase is optional, RFC 9112 4). llhttp's own table names the constants instead. */
 std::string_view reasonPhrase(int status) {
   switch (status) {
-  case 100: return "Continue";
-  case 101: return "Switching Protocols";
-  case 200: return "OK";
-  case 201: return "Created";
-  case 202: return "Accepted";
-  case 203: return "Non-Authoritative Information";
-  case 204: return "No Content";
-  case 205: return "Reset Content";
-  case 206: return "Partial Content";
-  case 300: return "Multiple Choices";
-  case 301: return "Moved Permanently";
-  case 302: return "Found";
-  case 303: return "See Other";
-  case 304: return "Not Modified";
-  case 305: return "Use Proxy";
-  case 307: return "Temporary Redirect";
-  case 308: return "Permanent Redirect";
-  case 400: return "Bad Request";
-  case 401: return "Unauthorized";
-  case 402: return "Payment Required";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 406: return "Not Acceptable";
-  case 407: return "Proxy Authentication Required";
-  case 408: return "Request Timeout";
-  case 409: return "Conflict";
-  case 410: return "Gone";
-  case 411: return "Length Required";
-  case 412: return "Precondition Failed";
-  case 413: return "Content Too Large";
-  case 414: return "URI Too Long";
-  case 415: return "Unsupported Media Type";
-  case 416: return "Range Not Satisfiable";
-  case 417: return "Expectation Failed";
-  case 421: return "Misdirected Request";
-  case 422: return "Unprocessable Content";
-  case 426: return "Upgrade Required";
-  case 429: return "Too Many Requests";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 501: return "Not Implemented";
-  case 502: return "Bad Gateway";
-  case 503: return "Service Unavailable";
-  case 504: return "Gateway Timeout";
-  case 505: return "HTTP Version Not Supported";
-  default: return "";
+  case 100:
+    return "Continue";
+  case 101:
+    return "Switching Protocols";
+  case 200:
+    return "OK";
+  case 201:
+    return "Created";
+  case 202:
+    return "Accepted";
+  case 203:
+    return "Non-Authoritative Information";
+  case 204:
+    return "No Content";
+  case 205:
+    return "Reset Content";
+  case 206:
+    return "Partial Content";
+  case 300:
+    return "Multiple Choices";
+  case 301:
+    return "Moved Permanently";
+  case 302:
+    return "Found";
+  case 303:
+    return "See Other";
+  case 304:
+    return "Not Modified";
+  case 305:
+    return "Use Proxy";
+  case 307:
+    return "Temporary Redirect";
+  case 308:
+    return "Permanent Redirect";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 402:
+    return "Payment Required";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 406:
+    return "Not Acceptable";
+  case 407:
+    return "Proxy Authentication Required";
+  case 408:
+    return "Request Timeout";
+  case 409:
+    return "Conflict";
+  case 410:
+    return "Gone";
+  case 411:
+    return "Length Required";
+  case 412:
+    return "Precondition Failed";
+  case 413:
+    return "Content Too Large";
+  case 414:
+    return "URI Too Long";
+  case 415:
+    return "Unsupported Media Type";
+  case 416:
+    return "Range Not Satisfiable";
+  case 417:
+    return "Expectation Failed";
+  case 421:
+    return "Misdirected Request";
+  case 422:
+    return "Unprocessable Content";
+  case 426:
+    return "Upgrade Required";
+  case 429:
+    return "Too Many Requests";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 500:
+    return "Internal Server Error";
+  case 501:
+    return "Not Implemented";
+  case 502:
+    return "Bad Gateway";
+  case 503:
+    return "Service Unavailable";
+  case 504:
+    return "Gateway Timeout";
+  case 505:
+    return "HTTP Version Not Supported";
+  default:
+    return "";
   }
 }
 
@@ -327,7 +374,11 @@ int MessageParser::finishHead() {
       return fail(400, hosts > 1 ? "more than one Host" : "HTTP/1.1 request without Host");
     }
     switch (parser.method) {
-    case HTTP_GET: case HTTP_HEAD: case HTTP_OPTIONS: case HTTP_TRACE: case HTTP_PUT:
+    case HTTP_GET:
+    case HTTP_HEAD:
+    case HTTP_OPTIONS:
+    case HTTP_TRACE:
+    case HTTP_PUT:
     case HTTP_DELETE:
       h.idempotent = true;
       break;
@@ -491,17 +542,16 @@ namespace {
 
 /** Whether a field is hop-by-hop whatever Connection says (RFC 9110 7.6.1). */
 bool alwaysHopByHop(std::string_view n) {
-  return iequals(n, "connection") || iequals(n, "keep-alive") ||
-         iequals(n, "proxy-connection") || iequals(n, "te") || iequals(n, "trailer") ||
-         iequals(n, "upgrade");
+  return iequals(n, "connection") || iequals(n, "keep-alive") || iequals(n, "proxy-connection") ||
+         iequals(n, "te") || iequals(n, "trailer") || iequals(n, "upgrade");
 }
 
 /**
  * The field lines of a received head, as received, when they can be forwarded unchanged:
  * the head's bytes start with startLine (no blank line before it), every line ends in
- * CRLF (llhttp also takes a bare LF after the start line, which the next hop might read differently) and
- * no field is hop-by-hop. "" otherwise. The view runs from the first field line through
- * the empty line that ends the head.
+ * CRLF (llhttp also takes a bare LF after the start line, which the next hop might read
+ * differently) and no field is hop-by-hop. "" otherwise. The view runs from the first field line
+ * through the empty line that ends the head.
  */
 std::string_view forwardableFields(const ParsedHead& head, std::string_view startLine) {
   std::string_view raw = head.raw;
@@ -515,9 +565,8 @@ std::string_view forwardableFields(const ParsedHead& head, std::string_view star
   }
   std::string_view fields = raw.substr(startLine.size());
   const char* end = fields.data() + fields.size();
-  for (const char* lf = fields.data(); (lf = static_cast<const char*>(
-                                            std::memchr(lf, '\n', end - lf))) != nullptr;
-       ++lf) {
+  for (const char* lf = fields.data();
+       (lf = static_cast<const char*>(std::memchr(lf, '\n', end - lf))) != nullptr; ++lf) {
     if (lf == fields.data() || lf[-1] != '\r') {
       return {};
     }
@@ -593,9 +642,8 @@ void writeUpstreamRequest(const ParsedHead& head, const Decision& d, std::vector
   out.append("\r\n", 2);
 }
 
-void writeDownstreamResponse(const ParsedHead& head, std::span<const HeaderEdit> edits,
-                             bool close, bool keepAlive10, std::vector<OutField>& scratch,
-                             std::string& out) {
+void writeDownstreamResponse(const ParsedHead& head, std::span<const HeaderEdit> edits, bool close,
+                             bool keepAlive10, std::vector<OutField>& scratch, std::string& out) {
   size_t lineAt = out.size(); // after interim heads already there
   out.append("HTTP/1.1 ");
   appendNum(out, head.status);

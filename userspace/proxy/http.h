@@ -57,7 +57,7 @@ struct ParsedHead {
   /** The head as received, from the first byte given as base (blank lines before the start
    * line included) through the empty line that ends it. */
   std::string_view raw;
-  bool keepAlive = true;     // the connection may carry another message (RFC 9112 9.3)
+  bool keepAlive = true; // the connection may carry another message (RFC 9112 9.3)
   bool chunked = false;
   bool contentLength = false; // a Content-Length header was given
   uint64_t length = 0;        // its value
@@ -155,12 +155,12 @@ void writeUpstreamRequest(const ParsedHead& head, const Decision& d, std::vector
                           std::string& out, bool shadow = false);
 
 /**
- * Appends the downstream response head to out (after interim ones already there). close: the proxy closes the client connection
- * after this response; keepAlive10: an HTTP/1.0 client asked for keep-alive.
+ * Appends the downstream response head to out (after interim ones already there). close: the proxy
+ * closes the client connection after this response; keepAlive10: an HTTP/1.0 client asked for
+ * keep-alive.
  */
-void writeDownstreamResponse(const ParsedHead& head, std::span<const HeaderEdit> edits,
-                             bool close, bool keepAlive10, std::vector<OutField>& scratch,
-                             std::string& out);
+void writeDownstreamResponse(const ParsedHead& head, std::span<const HeaderEdit> edits, bool close,
+                             bool keepAlive10, std::vector<OutField>& scratch, std::string& out);
 
 /**
  * Appends a response the proxy makes itself, Location if set. The body is the reason text

@@ -117,8 +117,8 @@ private:
     for (int i = 0; i < kAcceptBatch; ++i) {
       sockaddr_storage peer{};
       socklen_t plen = sizeof(peer);
-      int fd = ::accept4(l->fd, reinterpret_cast<sockaddr*>(&peer), &plen,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd =
+          ::accept4(l->fd, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) {
           continue;

@@ -34,9 +34,9 @@ void MirrorSet::start(const Client& c, uint64_t now) {
   Counters::bump(counters_.mirrors);
   stats_.connectionOpened(stats_.destinationId(c.table, c.d.mirrorCluster));
   int one = 1;
-  bool ok = ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 &&
-            (opt_.mark == 0 ||
-             ::setsockopt(fd, SOL_SOCKET, SO_MARK, &opt_.mark, sizeof(opt_.mark)) == 0);
+  bool ok =
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0 &&
+      (opt_.mark == 0 || ::setsockopt(fd, SOL_SOCKET, SO_MARK, &opt_.mark, sizeof(opt_.mark)) == 0);
   int rc = ok ? ::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) : -1;
   if (!ok || (rc != 0 && errno != EINPROGRESS) || !io_->watch(m)) {
     close(m);

@@ -15,8 +15,8 @@ namespace veer::proxy {
 // What makes a failure before any response retriable (Envoy counts a reset as a 5xx, and
 // a connect failure as a reset).
 constexpr uint32_t kOnReset = retry_on::k5xx | retry_on::kGatewayError | retry_on::kReset;
-constexpr uint32_t kOnConnectFailure = kOnReset | retry_on::kConnectFailure |
-                                       retry_on::kResetBeforeRequest;
+constexpr uint32_t kOnConnectFailure =
+    kOnReset | retry_on::kConnectFailure | retry_on::kResetBeforeRequest;
 
 /** The retry_on conditions (config/model.h) a final response status meets. */
 uint32_t retryConditions(const Decision& d, int status);

@@ -17,7 +17,9 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-Json stringMatchJson(const StringMatch& m) { return Json{{m.opName(), m.value}}; }
+Json stringMatchJson(const StringMatch& m) {
+  return Json{{m.opName(), m.value}};
+}
 
 Json keyMatchesJson(const ThinVector<KeyMatch>& ks) {
   Json out = Json::array();
@@ -220,7 +222,7 @@ struct Want {
   int64_t hi = INT64_MAX;
 };
 constexpr Want kRequired{true};
-constexpr Want kPort{false, 0, 65535};         // 0 = unset
+constexpr Want kPort{false, 0, 65535}; // 0 = unset
 constexpr Want kRequiredPort{true, 1, 65535};
 
 /**
@@ -303,7 +305,7 @@ private:
   // ---- scalars --------------------------------------------------------------------------
 
   template <class S>
-    requires kIsText<S>
+  requires kIsText<S>
   bool read(const Json& j, const std::string& path, S& out, Want) {
     if (!j.is_string()) {
       return fail(path, "expected a string");
@@ -320,13 +322,12 @@ private:
     return true;
   }
 
-  template <std::integral T>
-  bool read(const Json& j, const std::string& path, T& out, Want want) {
+  template <std::integral T> bool read(const Json& j, const std::string& path, T& out, Want want) {
     if (!j.is_number_integer()) {
       return fail(path, "expected an integer");
     }
-    int64_t v = j.is_number_unsigned() && j.get<uint64_t>() > INT64_MAX ? INT64_MAX
-                                                                        : j.get<int64_t>();
+    int64_t v =
+        j.is_number_unsigned() && j.get<uint64_t>() > INT64_MAX ? INT64_MAX : j.get<int64_t>();
     // Never wider than T can hold, whatever the caller asked.
     const int64_t lo = std::max<int64_t>(want.lo, std::numeric_limits<T>::min());
     const int64_t hi = std::min<int64_t>(want.hi, std::numeric_limits<T>::max());
@@ -366,8 +367,9 @@ private:
   // ---- containers: each element through its own read() ---------------------------------
 
   template <class List>
-    requires(!kIsText<List> && requires(List l) { l.push_back(typename List::value_type{}); })
-  bool read(const Json& j, const std::string& path, List& out, Want) {
+  requires(!kIsText<List> && requires(List l) {
+    l.push_back(typename List::value_type{});
+  }) bool read(const Json& j, const std::string& path, List& out, Want) {
     if (!j.is_array()) {
       return fail(path, "expected an array");
     }
@@ -383,7 +385,7 @@ private:
 
   /** An object of name -> value: pod labels (strings), traffic labels (source lists). */
   template <class Map>
-    requires requires(Map m) { m[std::string()] = typename Map::mapped_type{}; }
+  requires requires(Map m) { m[std::string()] = typename Map::mapped_type{}; }
   bool read(const Json& j, const std::string& path, Map& out, Want) {
     if (!j.is_object()) {
       return fail(path, "expected an object");
@@ -408,8 +410,7 @@ private:
     return true;
   }
 
-  template <class T>
-  bool read(const Json& j, const std::string& path, Boxed<T>& out, Want want) {
+  template <class T> bool read(const Json& j, const std::string& path, Boxed<T>& out, Want want) {
     T v{};
     if (!read(j, path, v, want)) {
       return false;
@@ -418,8 +419,7 @@ private:
     return true;
   }
 
-  template <class T>
-  bool read(const Json& j, const std::string& path, Sparse<T>& out, Want want) {
+  template <class T> bool read(const Json& j, const std::string& path, Sparse<T>& out, Want want) {
     return read(j, path, out.mut(), want);
   }
 
@@ -476,13 +476,12 @@ private:
   bool read(const Json& j, const std::string& path, HttpMatch& m, Want) {
     return object(j, path,
                   {"field", "name", "uri", "scheme", "method", "authority", "headers",
-                   "withoutHeaders", "queryParams", "sourceLabels", "sourceNamespace",
-                   "gateways", "port", "ignoreUriCase"}) &&
+                   "withoutHeaders", "queryParams", "sourceLabels", "sourceNamespace", "gateways",
+                   "port", "ignoreUriCase"}) &&
            get(j, path, "field", m.field) && get(j, path, "name", m.name) &&
            get(j, path, "uri", m.uri) && get(j, path, "scheme", m.scheme) &&
            get(j, path, "method", m.method) && get(j, path, "authority", m.authority) &&
-           get(j, path, "headers", m.headers) &&
-           get(j, path, "withoutHeaders", m.withoutHeaders) &&
+           get(j, path, "headers", m.headers) && get(j, path, "withoutHeaders", m.withoutHeaders) &&
            get(j, path, "queryParams", m.queryParams) &&
            get(j, path, "sourceLabels", m.sourceLabels) &&
            get(j, path, "sourceNamespace", m.sourceNamespace) &&
@@ -615,9 +614,9 @@ private:
   bool read(const Json& j, const std::string& path, RouteSpecService& s, Want) {
     return object(j, path, {"ns", "name", "addr", "port", "clusters", "labels", "routes"}) &&
            get(j, path, "ns", s.ns, kRequired) && get(j, path, "name", s.name, kRequired) &&
-           get(j, path, "addr", s.addr, kRequired) &&
-           get(j, path, "port", s.port, kRequiredPort) && get(j, path, "clusters", s.clusters) &&
-           get(j, path, "labels", s.labels) && get(j, path, "routes", s.routes);
+           get(j, path, "addr", s.addr, kRequired) && get(j, path, "port", s.port, kRequiredPort) &&
+           get(j, path, "clusters", s.clusters) && get(j, path, "labels", s.labels) &&
+           get(j, path, "routes", s.routes);
   }
 
   bool read(const Json& j, const std::string& path, RouteSpecPod& p, Want) {
@@ -690,7 +689,6 @@ std::string writeRouteTableJson(const RouteSpec& s) {
   return j.dump(1) + "\n";
 }
 
-
 Result<RouteSpec> readRouteTableJson(std::string_view json) {
   Json j = Json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
@@ -709,7 +707,9 @@ Result<RouteSpec> readRouteTableJson(std::string_view json) {
   return spec;
 }
 
-std::string RouteTable::toJson() const { return writeRouteTableJson(impl_->spec); }
+std::string RouteTable::toJson() const {
+  return writeRouteTableJson(impl_->spec);
+}
 
 Result<std::shared_ptr<RouteTable>> RouteTable::fromJson(std::string_view json) {
   Result<RouteSpec> spec = readRouteTableJson(json);

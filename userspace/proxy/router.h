@@ -46,9 +46,9 @@ struct RequestHead {
 
 /** Who sent a request and where it was going. */
 struct Origin {
-  IpAddr client;             // peer address of the accepted connection (the client pod)
-  IpAddr service;            // SO_ORIGINAL_DST: the service address the client connected to
-  uint16_t servicePort = 0;  // host order
+  IpAddr client;            // peer address of the accepted connection (the client pod)
+  IpAddr service;           // SO_ORIGINAL_DST: the service address the client connected to
+  uint16_t servicePort = 0; // host order
 };
 
 struct Endpoint {
@@ -86,7 +86,8 @@ struct Decision {
   std::string_view body;
 
   // kForward
-  std::span<const Endpoint> endpoints; // the chosen subset's endpoints (after fallback), never empty
+  std::span<const Endpoint>
+      endpoints;    // the chosen subset's endpoints (after fallback), never empty
   size_t first = 0; // index into endpoints to try first; a connect failure moves on (first+1)%n...
   /** ASM fallback case noavailabled: when no endpoint above accepts a connection, try these
    * (the fallback subset's, in order from fallbackFirst); empty when there is no such fallback. */
@@ -116,7 +117,7 @@ struct Decision {
   /** retries.perTryTimeout: 0 = unset (none), kNoTimeout = `0s` (none). Runs from the later
    * of the request's end and the attempt's start, until the response head. */
   uint32_t perTryTimeoutMs = 0;
-  uint32_t delayMs = 0;              // fault.delay: hold the request this long first, 0 = none
+  uint32_t delayMs = 0; // fault.delay: hold the request this long first, 0 = none
   /** retries.retryOn as retry_on bits (config/model.h); Istio's default when unset. */
   uint32_t retryOn = 0;
   std::span<const uint16_t> retryStatuses; // retriable-status-codes (sorted)
@@ -138,16 +139,16 @@ struct Decision {
  * Views into the request and the table.
  */
 struct Trace {
-  bool service = false;             // the origin's service address is in the table
-  std::vector<std::string> whyNot;  // per rule passed over, in order: why no entry held
-  int rule = -1;                    // the matching rule's index in the service's routes; -1 none
-  const HttpMatch* hit = nullptr;   // the entry that held; null for a rule without entries
+  bool service = false;            // the origin's service address is in the table
+  std::vector<std::string> whyNot; // per rule passed over, in order: why no entry held
+  int rule = -1;                   // the matching rule's index in the service's routes; -1 none
+  const HttpMatch* hit = nullptr;  // the entry that held; null for a rule without entries
   struct Destination {
     std::string_view subset; // as written: "v2", "" (every endpoint), "$trafficLabel"
     uint8_t weight = 0;
-    LaneValue lane;          // a $label destination's lane (value "" when none)
-    bool defined = false;    // the service has the subset named (the lane's, for $label)
-    bool fellBack = false;   // ASM noinstances: the fallback subset serves instead
+    LaneValue lane;           // a $label destination's lane (value "" when none)
+    bool defined = false;     // the service has the subset named (the lane's, for $label)
+    bool fellBack = false;    // ASM noinstances: the fallback subset serves instead
     std::string_view serving; // the subset that serves, "" = every endpoint (when cluster != "")
     std::string_view cluster; // its name as Decision.cluster has it; "" = none (503)
     std::span<const Endpoint> endpoints; // of cluster (empty: 503 no healthy upstream)

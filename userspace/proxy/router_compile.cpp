@@ -287,9 +287,9 @@ Status compileRouteTable(RouteSpec spec, CompiledTable* impl) {
         }
         rule->directStatus = static_cast<int>(a.directResponseStatus);
         if (a.directResponseBody.size() > kMaxDirectResponseBody) {
-          return Error{0, rp + ".directResponse.body: " +
-                              std::to_string(a.directResponseBody.size()) + " bytes, over " +
-                              std::to_string(kMaxDirectResponseBody)};
+          return Error{0,
+                       rp + ".directResponse.body: " + std::to_string(a.directResponseBody.size()) +
+                           " bytes, over " + std::to_string(kMaxDirectResponseBody)};
         }
         rule->directBody = a.directResponseBody;
       }
@@ -322,10 +322,10 @@ Status compileRouteTable(RouteSpec spec, CompiledTable* impl) {
         }
         if (d.fallback) {
           uint16_t fport = d.fallback->port != 0 ? d.fallback->port : dest.port;
-          dest.fallback =
-              findCluster(svc, hostRef(d.fallback->host.empty() ? d.host : d.fallback->host,
-                                       ss.ns, ss.ns, ss.name),
-                          d.fallback->subset, fport);
+          dest.fallback = findCluster(
+              svc,
+              hostRef(d.fallback->host.empty() ? d.host : d.fallback->host, ss.ns, ss.ns, ss.name),
+              d.fallback->subset, fport);
           for (const auto& c : d.fallback->cases) {
             if (c == "noinstances") {
               dest.fallbackNoInstances = true;
@@ -379,7 +379,9 @@ Status compileRouteTable(RouteSpec spec, CompiledTable* impl) {
 RouteTable::RouteTable() = default;
 RouteTable::~RouteTable() = default;
 
-size_t RouteTable::serviceCount() const { return impl_->services.size(); }
+size_t RouteTable::serviceCount() const {
+  return impl_->services.size();
+}
 
 std::shared_ptr<RouteTable> RouteTable::fromPlan(const Plan& plan, const Config& config,
                                                  const RouteOptions& options) {
@@ -425,9 +427,9 @@ Result<std::shared_ptr<RouteTable>> RouteTable::compilePlan(const Plan& plan, co
         uint16_t port = d.port != 0 ? d.port : ps.port;
         ports.insert({hostRef(d.host, ps.ns, ps.ns, ps.name), port});
         if (d.fallback) {
-          ports.insert({hostRef(d.fallback->host.empty() ? d.host : d.fallback->host, ps.ns,
-                                ps.ns, ps.name),
-                        d.fallback->port != 0 ? d.fallback->port : port});
+          ports.insert(
+              {hostRef(d.fallback->host.empty() ? d.host : d.fallback->host, ps.ns, ps.ns, ps.name),
+               d.fallback->port != 0 ? d.fallback->port : port});
         }
         if (!d.subset.empty() && d.subset[0] == '$') {
           const TrafficLabel::Label* l = findTrafficLabel(config, d.subset.substr(1), ps.ns);

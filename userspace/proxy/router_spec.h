@@ -21,7 +21,7 @@ namespace veer::proxy {
 struct RouteSpecCluster {
   std::string service; // "ns/name" of another Service a route sends to; "" = the routed one
   std::string subset;  // "" = every endpoint of the service
-  uint16_t port = 0;  // service port
+  uint16_t port = 0;   // service port
   std::vector<Endpoint> endpoints;
   Boxed<LoadBalancer> loadBalancer;
 };

@@ -40,8 +40,8 @@ struct CompiledTable {
 
   struct Dest {
     std::string service; // "" = the routed service, else "ns/name" (a route to another host)
-    int cluster = -1; // fixed subset; -1 for a lane ($label)
-    int label = -1;   // index into Service::labels for a lane
+    int cluster = -1;    // fixed subset; -1 for a lane ($label)
+    int label = -1;      // index into Service::labels for a lane
     uint16_t port = 0;
     uint8_t weight = 0;
     int fallback = -1;                // the ASM fallback target's cluster
@@ -105,8 +105,8 @@ struct CompiledTable {
 Status compileRouteTable(RouteSpec spec, CompiledTable* out);
 
 /** The index of the cluster (service, subset, port) in s.clusters; -1 when none. */
-int findCluster(const CompiledTable::Service& s, std::string_view service,
-                std::string_view subset, uint16_t port);
+int findCluster(const CompiledTable::Service& s, std::string_view service, std::string_view subset,
+                uint16_t port);
 
 struct RouteTable::Impl : CompiledTable {};
 

@@ -31,8 +31,7 @@ uint64_t pack(uint32_t destination, uint32_t route, int code) {
 }
 
 const ServiceLabels& unknownDestination() {
-  static const ServiceLabels kUnknown{kUnknownLabel, kUnknownLabel, kUnknownLabel,
-                                      kUnknownLabel};
+  static const ServiceLabels kUnknown{kUnknownLabel, kUnknownLabel, kUnknownLabel, kUnknownLabel};
   return kUnknown;
 }
 
@@ -168,8 +167,8 @@ void WorkerStats::connectionOpened(uint32_t destination) {
   auto c = connectionIndex_.find(destination);
   if (c == connectionIndex_.end()) {
     c = connectionIndex_
-            .emplace(destination, connections_.append(
-                                      [&](ConnectionSlot& s) { s.destination = destination; }))
+            .emplace(destination,
+                     connections_.append([&](ConnectionSlot& s) { s.destination = destination; }))
             .first;
   }
   add(connections_[c->second].count, 1);
@@ -181,9 +180,7 @@ void WorkerStats::addTo(ProxyStats& out) const {
   const size_t requests = requests_.size(), durations = durations_.size(),
                connections = connections_.size();
   const StatsLabels::Snapshot labels = labels_.snapshot();
-  auto dest = [&](uint32_t id) -> const ServiceLabels& {
-    return labels.destinations[id];
-  };
+  auto dest = [&](uint32_t id) -> const ServiceLabels& { return labels.destinations[id]; };
   auto route = [&](uint32_t id) -> const std::string& { return labels.routes[id]; };
   for (size_t i = 0; i < requests; ++i) {
     const RequestSlot& s = requests_[i];
@@ -213,18 +210,29 @@ std::string ProxyStats::toJson() const {
   j["durationBoundsMs"] = kDurationBoundsMs;
   Json& reqs = j["requests"] = Json::array();
   for (const auto& [l, n] : requests) {
-    reqs.push_back({{"namespace", l.ns}, {"service", l.name}, {"version", l.version},
-                    {"code", l.code}, {"route", l.route}, {"count", n}});
+    reqs.push_back({{"namespace", l.ns},
+                    {"service", l.name},
+                    {"version", l.version},
+                    {"code", l.code},
+                    {"route", l.route},
+                    {"count", n}});
   }
   Json& durs = j["durations"] = Json::array();
   for (const auto& [l, c] : durations) {
-    durs.push_back({{"namespace", l.ns}, {"service", l.name}, {"version", l.version},
-                    {"code", l.code}, {"buckets", c.buckets}, {"sumUs", c.sumUs}});
+    durs.push_back({{"namespace", l.ns},
+                    {"service", l.name},
+                    {"version", l.version},
+                    {"code", l.code},
+                    {"buckets", c.buckets},
+                    {"sumUs", c.sumUs}});
   }
   Json& conns = j["connections"] = Json::array();
   for (const auto& [l, n] : connections) {
-    conns.push_back({{"namespace", l.ns}, {"service", l.name}, {"port", l.port},
-                     {"version", l.version}, {"count", n}});
+    conns.push_back({{"namespace", l.ns},
+                     {"service", l.name},
+                     {"port", l.port},
+                     {"version", l.version},
+                     {"count", n}});
   }
   return j.dump();
 }
@@ -290,8 +298,7 @@ private:
 };
 
 /** Each entry of array key, as a Reader, to read. */
-template <class Read>
-Status eachEntry(const Json& j, const char* key, Read read) {
+template <class Read> Status eachEntry(const Json& j, const char* key, Read read) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_array()) {
     return Error{EINVAL, std::string(key) + ": want an array"};
@@ -317,17 +324,16 @@ Result<ProxyStats> ProxyStats::fromJson(std::string_view json) {
   }
   // The buckets are positional: a proxy counting in other bounds cannot be read as ours.
   auto bounds = j.find("durationBoundsMs");
-  if (bounds == j.end() || !bounds->is_array() ||
-      *bounds != Json(kDurationBoundsMs)) {
+  if (bounds == j.end() || !bounds->is_array() || *bounds != Json(kDurationBoundsMs)) {
     return Error{EINVAL, "proxy stats: durationBoundsMs: not this agent's buckets"};
   }
   ProxyStats out;
   Status s = eachEntry(j, "requests", [&](const Reader& r) -> Status {
     RequestLabels l;
     uint64_t n = 0;
-    for (Status st : {r.string("namespace", l.ns), r.string("service", l.name),
-                      r.string("version", l.version), r.code(l.code),
-                      r.string("route", l.route), r.count("count", n)}) {
+    for (Status st :
+         {r.string("namespace", l.ns), r.string("service", l.name), r.string("version", l.version),
+          r.code(l.code), r.string("route", l.route), r.count("count", n)}) {
       if (!st) {
         return st;
       }
@@ -358,9 +364,9 @@ Result<ProxyStats> ProxyStats::fromJson(std::string_view json) {
     s = eachEntry(j, "connections", [&](const Reader& r) -> Status {
       ServiceLabels l;
       uint64_t n = 0;
-      for (Status st : {r.string("namespace", l.ns), r.string("service", l.name),
-                        r.string("port", l.port), r.string("version", l.version),
-                        r.count("count", n)}) {
+      for (Status st :
+           {r.string("namespace", l.ns), r.string("service", l.name), r.string("port", l.port),
+            r.string("version", l.version), r.count("count", n)}) {
         if (!st) {
           return st;
         }

@@ -32,8 +32,8 @@ class RouteTable;
 
 /** Istio's default request duration buckets (upper bounds, milliseconds). */
 inline constexpr std::array<double, 19> kDurationBoundsMs = {
-    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
-    600000, 1800000, 3600000};
+    0.5,  1,    5,     10,    25,    50,     100,    250,     500,    1000,
+    2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000};
 /** Buckets of a duration histogram: one per bound, then +Inf. */
 inline constexpr size_t kDurationBuckets = kDurationBoundsMs.size() + 1;
 
@@ -55,7 +55,7 @@ struct DurationLabels {
 
 struct DurationCounts {
   std::array<uint64_t, kDurationBuckets> buckets{}; // per bucket (not cumulative); last +Inf
-  uint64_t sumUs = 0;                                // microseconds, so sums add exactly
+  uint64_t sumUs = 0;                               // microseconds, so sums add exactly
   uint64_t count() const;
 };
 
@@ -100,8 +100,7 @@ public:
   explicit WorkerStats(StatsLabels& labels) : labels_(labels) {}
 
   /** The ids of a decision's cluster and rule, views into table (see Decision). */
-  uint32_t destinationId(const std::shared_ptr<const RouteTable>& table,
-                         std::string_view cluster);
+  uint32_t destinationId(const std::shared_ptr<const RouteTable>& table, std::string_view cluster);
   uint32_t routeId(const std::shared_ptr<const RouteTable>& table, std::string_view rule);
 
   void request(uint32_t destination, uint32_t route, int code, uint64_t durationUs);
@@ -115,8 +114,7 @@ private:
    * An array that grows without moving what it holds, so a reader can walk the first
    * size() slots while the one writer appends: segment s holds kFirst << s slots.
    */
-  template <class T>
-  class Slots {
+  template <class T> class Slots {
   public:
     Slots() = default;
     Slots(const Slots&) = delete;
@@ -132,8 +130,7 @@ private:
       return segments_[s].load(std::memory_order_acquire)[off];
     }
     /** The writer's next slot, filled by init before readers can see it. */
-    template <class Init>
-    uint32_t append(Init init) {
+    template <class Init> uint32_t append(Init init) {
       size_t i = size_.load(std::memory_order_relaxed);
       auto [s, off] = place(i);
       T* seg = segments_[s].load(std::memory_order_relaxed);

@@ -158,8 +158,7 @@ void Worker::readClock() {
 }
 
 bool Worker::hasTimers() const {
-  return liveClients_ > 0 || pool_.idle() > 0 || !mirrors_.empty() || draining_ ||
-         io_->hasTimers();
+  return liveClients_ > 0 || pool_.idle() > 0 || !mirrors_.empty() || draining_ || io_->hasTimers();
 }
 
 int Worker::waitMs() const {

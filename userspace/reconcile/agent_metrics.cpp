@@ -120,8 +120,8 @@ void writeInformerFamilies(metrics::TextWriter& w, const std::vector<k8s::KindSt
   w.family("veer_informer_errors_total", "Failed requests and ERROR watch events.",
            metrics::Type::kCounter);
   w.family("veer_informer_synced", "1 once the kind was listed.", metrics::Type::kGauge);
-  w.family("veer_informer_last_sync_timestamp_seconds",
-           "Unix time of the last successful LIST.", metrics::Type::kGauge);
+  w.family("veer_informer_last_sync_timestamp_seconds", "Unix time of the last successful LIST.",
+           metrics::Type::kGauge);
   for (const k8s::KindStatus& k : kinds) {
     // A kind the server does not serve is not watched and has no group to tell it from
     // another of the same name (Istio's Gateway and Gateway API's): no samples.
@@ -220,17 +220,16 @@ Result<std::map<ConnectionLabels, ConnectionTotals>> parseKernelTotals(const std
       continue;
     }
     if (!parseSample(line, name, labels, value)) {
-      return Error{EINVAL, "/metrics line " + std::to_string(lineNo) + ": not a sample: " +
-                               std::string(line.substr(0, 80))};
+      return Error{EINVAL, "/metrics line " + std::to_string(lineNo) +
+                               ": not a sample: " + std::string(line.substr(0, 80))};
     }
     const bool opened = name == "veer_tcp_connections_opened_total";
     if ((!opened && name != "veer_connections_refused_total") || labels["path"] != "kernel") {
       continue;
     }
-    ConnectionTotals& t = out[ConnectionLabels{labels["destination_service_namespace"],
-                                               labels["destination_service_name"],
-                                               labels["destination_port"],
-                                               labels["destination_version"]}];
+    ConnectionTotals& t = out[ConnectionLabels{
+        labels["destination_service_namespace"], labels["destination_service_name"],
+        labels["destination_port"], labels["destination_version"]}];
     (opened ? t.opened : t.refused) = static_cast<uint64_t>(value);
   }
   return out;

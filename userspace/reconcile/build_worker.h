@@ -31,10 +31,10 @@ struct BuildInput {
 
 /** An object left out of a build (or kept at its last good version) for its errors. */
 struct RejectedObject {
-  std::string object;                     // "VirtualService shop/reviews"
+  std::string object;                      // "VirtualService shop/reviews"
   std::shared_ptr<const std::string> text; // the version rejected
-  bool keptLastGood = false;              // false: left out (it never had a good version)
-  Diagnostics errors;                     // why: the errors naming it
+  bool keptLastGood = false;               // false: left out (it never had a good version)
+  Diagnostics errors;                      // why: the errors naming it
 };
 
 struct BuildOutput {

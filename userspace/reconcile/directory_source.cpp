@@ -131,7 +131,9 @@ bool DirectorySource::readEvents() {
   return any;
 }
 
-void DirectorySource::onReadable() { readEvents(); }
+void DirectorySource::onReadable() {
+  readEvents();
+}
 
 std::optional<uint64_t> DirectorySource::due() const {
   std::optional<uint64_t> when;
@@ -151,7 +153,9 @@ void DirectorySource::onTimer() {
   }
 }
 
-void DirectorySource::refresh() { scan(true); }
+void DirectorySource::refresh() {
+  scan(true);
+}
 
 void DirectorySource::scan(bool force) {
   readEvents(); // what happened up to now is in writing_
@@ -212,9 +216,7 @@ void DirectorySource::scan(bool force) {
                    kInPlaceSettleMs);
     }
   }
-  std::erase_if(heldLogged_, [&](const std::string& f) {
-    return held.count(f) == 0;
-  });
+  std::erase_if(heldLogged_, [&](const std::string& f) { return held.count(f) == 0; });
   files_ = std::move(next);
   const bool same = std::equal(snap.texts.begin(), snap.texts.end(), delivered_.begin(),
                                delivered_.end(), [](const ConfigText& a, const ConfigText& b) {

@@ -68,13 +68,13 @@ private:
   proxy::TimeSource& clock_;
   ConfigSink& sink_;
   Fd fd_;
-  std::map<int, std::string> dirs_;        // watch descriptor -> canonical directory path
-  std::set<std::string> writing_;          // canonical paths written and not closed since
+  std::map<int, std::string> dirs_;         // watch descriptor -> canonical directory path
+  std::set<std::string> writing_;           // canonical paths written and not closed since
   std::map<std::string, uint64_t> inPlace_; // canonical path -> last in-place write (ms)
-  std::set<std::string> touched_;          // canonical paths with events since the scan began
-  std::map<std::string, Kept> files_;      // canonical path -> last whole version
-  std::set<std::string> heldLogged_;       // mid-write files already reported
-  std::vector<ConfigText> delivered_;      // the last snapshot's texts
+  std::set<std::string> touched_;           // canonical paths with events since the scan began
+  std::map<std::string, Kept> files_;       // canonical path -> last whole version
+  std::set<std::string> heldLogged_;        // mid-write files already reported
+  std::vector<ConfigText> delivered_;       // the last snapshot's texts
   std::optional<uint64_t> firstEvent_, lastEvent_; // of the pending burst (ms on the clock)
 };
 

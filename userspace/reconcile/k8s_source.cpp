@@ -13,11 +13,12 @@ namespace veer {
 
 K8sSource::K8sSource(k8s::ClusterConfig config, k8s::ClusterSource::Options options,
                      proxy::TimeSource& clock, ConfigSink& sink)
-    : clock_(clock), sink_(sink), client_(std::move(config), k8s::systemClock()),
-      store_(this),
+    : clock_(clock), sink_(sink), client_(std::move(config), k8s::systemClock()), store_(this),
       cluster_(std::make_unique<k8s::ClusterSource>(client_, store_, std::move(options))) {}
 
-K8sSource::~K8sSource() { cluster_->stop(); }
+K8sSource::~K8sSource() {
+  cluster_->stop();
+}
 
 Status K8sSource::init() {
   event_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -33,8 +34,12 @@ Status K8sSource::init() {
 }
 
 // On a reflector thread, under the store's lock: no more than a flag and a wake-up.
-void K8sSource::onUpsert(const k8s::ApiObject&) { wake(); }
-void K8sSource::onDelete(const k8s::ApiObject&) { wake(); }
+void K8sSource::onUpsert(const k8s::ApiObject&) {
+  wake();
+}
+void K8sSource::onDelete(const k8s::ApiObject&) {
+  wake();
+}
 
 void K8sSource::wake() {
   events_.fetch_add(1, std::memory_order_acq_rel);

@@ -64,9 +64,9 @@ private:
   proxy::TimeSource& clock_;
   ConfigSink& sink_;
   Fd event_;
-  std::atomic<bool> dirty_{false};    // changed since the last delivery (one wake-up)
-  std::atomic<uint64_t> events_{0};  // every change, counted
-  uint64_t seenEvents_ = 0;          // events_ when the loop last looked
+  std::atomic<bool> dirty_{false};  // changed since the last delivery (one wake-up)
+  std::atomic<uint64_t> events_{0}; // every change, counted
+  uint64_t seenEvents_ = 0;         // events_ when the loop last looked
   k8s::ApiClient client_;
   k8s::ObjectStore store_;
   std::unique_ptr<k8s::ClusterSource> cluster_; // last: its threads stop before the rest goes

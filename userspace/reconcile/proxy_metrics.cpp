@@ -76,8 +76,7 @@ void writeConnectionFamilies(metrics::TextWriter& w,
            "Connections opened to a service version: by the kernel's connect hooks "
            "(path=kernel; datagrams for UDP) or by veer-proxy to an endpoint (path=l7).",
            metrics::Type::kCounter);
-  w.family(kRefused,
-           "Connects the kernel refused because the chosen version had no ready backend.",
+  w.family(kRefused, "Connects the kernel refused because the chosen version had no ready backend.",
            metrics::Type::kCounter);
   for (const auto& [labels, totals] : kernel) {
     metrics::Labels l = connectionLabels(labels, "kernel");

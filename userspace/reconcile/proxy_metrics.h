@@ -21,8 +21,9 @@ namespace veer {
  * that did not answer within timeout, an answer that does not decode) says which.
  * Blocking: call it from the status server's thread, not the agent's loop.
  */
-Result<proxy::ProxyStats> fetchProxyStats(
-    const std::string& socketPath, std::chrono::milliseconds timeout = std::chrono::seconds(2));
+Result<proxy::ProxyStats>
+fetchProxyStats(const std::string& socketPath,
+                std::chrono::milliseconds timeout = std::chrono::seconds(2));
 
 /**
  * veer_tcp_connections_opened_total{destination_service_namespace,

@@ -49,7 +49,9 @@ Reconciler::Reconciler(ReconcilerOptions options, DatapathControl& dp, RoutePubl
       build_(std::move(build)), nextResync_(clock.nowMs() + options_.resyncEveryMs),
       worker_([this](BuildInput in) { return runBuild(std::move(in)); }) {}
 
-Status Reconciler::start() { return worker_.start(); }
+Status Reconciler::start() {
+  return worker_.start();
+}
 
 void Reconciler::expect(const std::string& source) {
   if (!sources_.contains(source)) {
@@ -178,9 +180,9 @@ BuildOutput Reconciler::runBuild(BuildInput in) {
     }
   }
   if (routes_ && out.build.ok()) {
-    out.routesJson = proxy::RouteTable::fromPlan(out.build.plan, *out.build.config,
-                                                 options_.routeOptions)
-                         ->toJson();
+    out.routesJson =
+        proxy::RouteTable::fromPlan(out.build.plan, *out.build.config, options_.routeOptions)
+            ->toJson();
   }
   return out;
 }
@@ -246,9 +248,9 @@ void Reconciler::takeRejected(std::vector<RejectedObject> rejected) {
   std::map<std::string, std::shared_ptr<const std::string>> logged;
   for (const RejectedObject& r : rejected) {
     auto seen = rejectedLogged_.find(r.object);
-    const bool sameVersion = seen != rejectedLogged_.end() &&
-                             (seen->second == r.text ||
-                              (seen->second && r.text && *seen->second == *r.text));
+    const bool sameVersion =
+        seen != rejectedLogged_.end() &&
+        (seen->second == r.text || (seen->second && r.text && *seen->second == *r.text));
     if (!sameVersion) {
       for (const Diagnostic& d : r.errors) {
         spdlog::error("{}", d.format());
@@ -391,8 +393,8 @@ bool Reconciler::apply(bool logUnchanged) {
   lanesApplied_ = image_->lanes;
   spdlog::info("applied config digest {:016x}: {} service ports, {} versions, {} backends, "
                "{} lane pods in {} cgroups",
-               digest, image_->services.size(), image_->versions.size(),
-               image_->backends.size(), image_->laneClients.size(), image_->lanes.size());
+               digest, image_->services.size(), image_->versions.size(), image_->backends.size(),
+               image_->laneClients.size(), image_->lanes.size());
   for (const std::string& pod : unmatched) {
     spdlog::info("lane pod {} has no cgroup under {} yet; its connections get the weights", pod,
                  options_.cgroupRoot);

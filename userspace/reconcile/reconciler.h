@@ -124,8 +124,8 @@ private:
   std::vector<RejectedObject> rejected_; // of the config in force
   std::atomic<size_t> rejectedCount_{0}; // rejected_.size(), for other threads
   std::map<std::string, std::shared_ptr<const std::string>> rejectedLogged_; // object -> version
-  uint64_t submitted_ = 0; // seq of the newest build asked for
-  uint64_t settled_ = 0;   // seq of the newest build applied, rejected or superseded
+  uint64_t submitted_ = 0;        // seq of the newest build asked for
+  uint64_t settled_ = 0;          // seq of the newest build applied, rejected or superseded
   std::optional<MapImage> image_; // the last good config
   std::optional<Plan> plan_;      // its plan, to see what the next one makes stale
   std::vector<std::pair<uint64_t, RecycleTargets>> pending_; // (due ms, targets)

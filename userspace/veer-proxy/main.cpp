@@ -119,7 +119,8 @@ int run(EngineOptions options, const std::string& routes, const std::string& sta
   std::string dir = file.parent_path().empty() ? "." : file.parent_path().string();
   std::string name = file.filename().string();
   int ino = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  if (ino < 0 || ::inotify_add_watch(ino, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+  if (ino < 0 ||
+      ::inotify_add_watch(ino, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
     spdlog::critical("inotify on {}: {}", dir, std::strerror(errno));
     return 1;
   }
@@ -140,9 +141,10 @@ int run(EngineOptions options, const std::string& routes, const std::string& sta
   if (!statsSocket.empty()) {
     Engine* e = engine->get();
     auto server = StatusServer::startUnix(statsSocket, {{"/stats", [e] {
-      return StatusServer::Response{.contentType = "application/json",
-                                    .body = e->proxyStats().toJson()};
-    }}});
+                                                           return StatusServer::Response{
+                                                               .contentType = "application/json",
+                                                               .body = e->proxyStats().toJson()};
+                                                         }}});
     if (server) {
       stats = std::move(*server);
     } else {
@@ -228,8 +230,8 @@ int main(int argc, char** argv) {
                  "event loop: io_uring, epoll, or auto (io_uring where the kernel allows it)")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, veer::proxy::IoMode>{{"auto", veer::proxy::IoMode::kAuto},
-                                                        {"uring", veer::proxy::IoMode::kUring},
-                                                        {"epoll", veer::proxy::IoMode::kEpoll}},
+                                                     {"uring", veer::proxy::IoMode::kUring},
+                                                     {"epoll", veer::proxy::IoMode::kEpoll}},
           CLI::ignore_case))
       ->default_str("auto");
   app.add_flag("!--no-defer-accept", o.deferAccept,

@@ -192,12 +192,10 @@ int cmdStatus(const std::string& bpffs, bool asJson, const std::string& agent) {
         refusedTotal = std::to_string(t.refused);
       }
       std::printf("%-32s %-24s %-5s %-6s %-12s %6u %8u %10llu %8llu %12s %10s\n",
-                  first ? v.ver.service : "",
-                  first ? endpoint(s.key.addr, s.key.port).c_str() : "",
+                  first ? v.ver.service : "", first ? endpoint(s.key.addr, s.key.port).c_str() : "",
                   first ? protoName(s.key.proto) : "",
                   first ? (s.svc.flags & VEER_SVC_F_L7 ? (px.ready ? "l7" : "l7!") : "kernel") : "",
-                  v.ver.subset[0] ? v.ver.subset : "-",
-                  v.ver.weight, v.ver.n_backends,
+                  v.ver.subset[0] ? v.ver.subset : "-", v.ver.weight, v.ver.n_backends,
                   static_cast<unsigned long long>(v.stats.connects),
                   static_cast<unsigned long long>(v.stats.noBackend), total.c_str(),
                   refusedTotal.c_str());
@@ -208,8 +206,7 @@ int cmdStatus(const std::string& bpffs, bool asJson, const std::string& agent) {
               "  service's requests are counted by veer-proxy, not here; l7! = proxy down, the\n"
               "  kernel applies the unconditional split meanwhile\n");
   if (totals) {
-    std::printf("** since the agent started, across applies (its /metrics on %s)\n",
-                agent.c_str());
+    std::printf("** since the agent started, across applies (its /metrics on %s)\n", agent.c_str());
   } else {
     std::printf("** not shown: the agent's /metrics: %s\n", totals.error().message.c_str());
   }
@@ -242,36 +239,48 @@ int cmdDump(const std::string& bpffs) {
   json out;
   Result<veer_state> st = m.state();
   if (st) {
-    out["veer_state"] = {{"gen", st->gen}, {"applied", st->applied}, {"rejected", st->rejected},
+    out["veer_state"] = {{"gen", st->gen},
+                         {"applied", st->applied},
+                         {"rejected", st->rejected},
                          {"digest", fmt::format("{:016x}", st->digest)}};
   }
   out["veer_svc"] = dumpMap<veer_svc_key, veer_service>(
       m.fd("veer_svc"), [](const veer_svc_key& k, const veer_service& v) {
-        std::vector<uint32_t> ids(v.version_id, v.version_id + std::min<int>(v.n_versions, VEER_MAX_VERSIONS));
+        std::vector<uint32_t> ids(v.version_id,
+                                  v.version_id + std::min<int>(v.n_versions, VEER_MAX_VERSIONS));
         std::vector<int> slots(v.slot, v.slot + VEER_WEIGHT_SLOTS);
-        return json{{"key", {{"address", endpoint(k.addr, k.port)}, {"proto", protoName(k.proto)}, {"gen", k.gen}}},
+        return json{{"key",
+                     {{"address", endpoint(k.addr, k.port)},
+                      {"proto", protoName(k.proto)},
+                      {"gen", k.gen}}},
                     {"value", {{"svc_id", v.svc_id}, {"version_id", ids}, {"slot", slots}}}};
       });
   out["veer_version"] = dumpMap<veer_version_key, veer_version>(
       m.fd("veer_version"), [](const veer_version_key& k, const veer_version& v) {
         const size_t n = std::min<size_t>(v.n_backends, VEER_MAX_BACKENDS_PER_VERSION);
         return json{{"key", {{"id", k.id}, {"gen", k.gen}}},
-                    {"value", {{"svc_id", v.svc_id}, {"n_backends", v.n_backends},
-                               {"backend_id", std::vector<uint32_t>(v.backend_id, v.backend_id + n)},
-                               {"weight", v.weight}, {"service", v.service}, {"subset", v.subset}}}};
+                    {"value",
+                     {{"svc_id", v.svc_id},
+                      {"n_backends", v.n_backends},
+                      {"backend_id", std::vector<uint32_t>(v.backend_id, v.backend_id + n)},
+                      {"weight", v.weight},
+                      {"service", v.service},
+                      {"subset", v.subset}}}};
       });
-  out["veer_maglev"] = dumpMap<veer_version_key, veer_maglev_ring>(
-      m.fd("veer_maglev"), [](const veer_version_key& k, const veer_maglev_ring& v) {
-        // By index into the version's backend_id list (veer_version of the same key).
-        std::map<std::string, int> share;
-        for (size_t i = 0; i < VEER_MAGLEV_SIZE; ++i) {
-          share[std::to_string(v.backend_index[i])]++;
-        }
-        return json{{"key", {{"id", k.id}, {"gen", k.gen}}}, {"value", {{"entries_per_index", share}}}};
-      });
+  out["veer_maglev"] = dumpMap<
+      veer_version_key, veer_maglev_ring>(m.fd("veer_maglev"), [](const veer_version_key& k,
+                                                                  const veer_maglev_ring& v) {
+    // By index into the version's backend_id list (veer_version of the same key).
+    std::map<std::string, int> share;
+    for (size_t i = 0; i < VEER_MAGLEV_SIZE; ++i) {
+      share[std::to_string(v.backend_index[i])]++;
+    }
+    return json{{"key", {{"id", k.id}, {"gen", k.gen}}}, {"value", {{"entries_per_index", share}}}};
+  });
   out["veer_backend"] = dumpMap<veer_backend_key, veer_backend>(
       m.fd("veer_backend"), [](const veer_backend_key& k, const veer_backend& v) {
-        return json{{"key", {{"id", k.id}, {"gen", k.gen}}}, {"value", {{"address", endpoint(v.addr, v.port)}}}};
+        return json{{"key", {{"id", k.id}, {"gen", k.gen}}},
+                    {"value", {{"address", endpoint(v.addr, v.port)}}}};
       });
   out["veer_revnat"] = dumpMap<veer_revnat_key, veer_revnat>(
       m.fd("veer_revnat"), [](const veer_revnat_key& k, const veer_revnat& v) {
@@ -375,7 +384,8 @@ int cmdPlan(const std::vector<std::string>& paths, const std::vector<std::string
   } else {
     Result<PinnedMaps> maps = PinnedMaps::open(bpffs);
     if (!maps) {
-      std::cerr << "veerctl: " << maps.error().message << " (use --against PATH without a live datapath)\n";
+      std::cerr << "veerctl: " << maps.error().message
+                << " (use --against PATH without a live datapath)\n";
       return 1;
     }
     Result<LiveState> live = maps->live();
@@ -413,11 +423,11 @@ std::pair<std::string, std::string> keyValue(const std::string& s, char sep) {
 int cmdExplain(const std::vector<std::string>& paths, ExplainRequest req,
                const std::vector<std::string>& headers, const std::vector<std::string>& cookies) {
   for (const auto& h : headers) {
-    req.headers.push_back(keyValue(h, h.find('=') != std::string::npos &&
-                                              (h.find(':') == std::string::npos ||
-                                               h.find('=') < h.find(':'))
-                                          ? '='
-                                          : ':'));
+    req.headers.push_back(
+        keyValue(h, h.find('=') != std::string::npos &&
+                            (h.find(':') == std::string::npos || h.find('=') < h.find(':'))
+                        ? '='
+                        : ':'));
   }
   for (const auto& c : cookies) {
     req.cookies.push_back(keyValue(c, '='));
@@ -453,16 +463,21 @@ int main(int argc, char** argv) {
   app.add_option("--bpffs", bpffs, "bpffs mount holding <bpffs>/veer")->capture_default_str();
 
   std::vector<std::string> paths;
-  auto* validate = app.add_subcommand("validate", "load, validate and compile configs; print errors");
-  validate->add_option("paths", paths, "files or directories")->required()->check(CLI::ExistingPath);
+  auto* validate =
+      app.add_subcommand("validate", "load, validate and compile configs; print errors");
+  validate->add_option("paths", paths, "files or directories")
+      ->required()
+      ->check(CLI::ExistingPath);
 
   bool asJson = false;
-  auto* status = app.add_subcommand("status", "services, versions, weights and per-version counters");
+  auto* status =
+      app.add_subcommand("status", "services, versions, weights and per-version counters");
   status->add_flag("--json", asJson, "print JSON");
   std::string agent = "127.0.0.1:9967";
-  status->add_option("--agent", agent,
-                     "veer-agent's --metrics-listen ADDR:PORT, for totals since it started "
-                     "(off: pinned counters only)")
+  status
+      ->add_option("--agent", agent,
+                   "veer-agent's --metrics-listen ADDR:PORT, for totals since it started "
+                   "(off: pinned counters only)")
       ->capture_default_str();
 
   auto* dump = app.add_subcommand("dump", "every veer map as JSON");
@@ -481,10 +496,12 @@ int main(int argc, char** argv) {
   bool live = false;
   bool show = false;
   auto* plan = app.add_subcommand(
-      "plan", "what applying PATH would change in the datapath (exit 0: none, 2: changes, 1: error)");
+      "plan",
+      "what applying PATH would change in the datapath (exit 0: none, 2: changes, 1: error)");
   plan->add_option("paths", paths, "files or directories")->required()->check(CLI::ExistingPath);
-  auto* againstOpt = plan->add_option("--against", against, "compare with this config instead of the live maps")
-                         ->check(CLI::ExistingPath);
+  auto* againstOpt =
+      plan->add_option("--against", against, "compare with this config instead of the live maps")
+          ->check(CLI::ExistingPath);
   plan->add_flag("--live", live, "compare with the live maps (the default)")->excludes(againstOpt);
   plan->add_flag("--show", show, "print the whole plan (paths, why, rules) first");
 
@@ -493,17 +510,21 @@ int main(int argc, char** argv) {
   std::vector<std::string> cookies;
   auto* explain = app.add_subcommand("explain", "which rule a request matches and where it goes");
   explain->add_option("paths", paths, "files or directories")->required()->check(CLI::ExistingPath);
-  explain->add_option("--host", req.host,
-                      "service host (reviews, reviews.ns, ...) or ingress virtual host (shop.example.com)")
+  explain
+      ->add_option(
+          "--host", req.host,
+          "service host (reviews, reviews.ns, ...) or ingress virtual host (shop.example.com)")
       ->required();
-  explain->add_option("--namespace,-n", req.ns, "namespace of short hosts and pods")->capture_default_str();
+  explain->add_option("--namespace,-n", req.ns, "namespace of short hosts and pods")
+      ->capture_default_str();
   explain->add_option("--port", req.port, "service port (default: the first)");
   explain->add_option("--header,-H", headers, "request header NAME=VALUE or 'NAME: VALUE'");
   explain->add_option("--cookie", cookies, "cookie NAME=VALUE");
   explain->add_option("--uri", req.uri, "request path and query")->capture_default_str();
   explain->add_option("--method", req.method)->capture_default_str();
   explain->add_option("--authority", req.authority, "Host header (default: --host)");
-  explain->add_option("--from-pod", req.fromPod, "client pod NAME or NS/NAME (source labels, traffic tag)");
+  explain->add_option("--from-pod", req.fromPod,
+                      "client pod NAME or NS/NAME (source labels, traffic tag)");
 
   CLI11_PARSE(app, argc, argv);
   if (*validate) {
