@@ -242,6 +242,24 @@ TEST_F(ClusterModeTest, OneTeamsInvalidVirtualServiceDoesNotStopAnothersChange) 
   EXPECT_NE(log.find("VirtualService shop/cart rejected; its last good version keeps serving"),
             std::string::npos)
       << log;
+
+  // veerctl status names it too, with the error, from the agent's run dir.
+  const std::string cmd = (binDir() / "veerctl").string() + " --bpffs " + bpffs_.string() +
+                          " status --json --agent off --run-dir " + agent_->runDir().string();
+  std::string out;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) {
+      out.append(buf, n);
+    }
+    EXPECT_EQ(pclose(p), 0) << out;
+  }
+  const json status = json::parse(out, nullptr, false);
+  ASSERT_FALSE(status.is_discarded()) << out;
+  ASSERT_EQ(status["rejected_objects"].size(), 1u) << out;
+  EXPECT_EQ(status["rejected_objects"][0]["object"], "VirtualService shop/cart") << out;
+  EXPECT_EQ(status["rejected_objects"][0]["serving"], "last good version") << out;
+  EXPECT_NE(status["rejected_objects"][0]["errors"].dump().find("110"), std::string::npos) << out;
 }
 
 } // namespace

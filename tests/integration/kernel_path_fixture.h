@@ -87,7 +87,10 @@ class Agent {
 public:
   Agent(fs::path configDir, fs::path bpffs, std::string cgroup)
       : configDir_(std::move(configDir)), bpffs_(std::move(bpffs)), cgroup_(std::move(cgroup)),
-        log_(bpffs_.parent_path() / "agent.log") {}
+        log_(bpffs_.parent_path() / "agent.log"), runDir_(bpffs_.parent_path() / "run") {}
+
+  /** Its --run-dir unless the test passes one: rejected.json and the proxy's files. */
+  const fs::path& runDir() const { return runDir_; }
 
   ~Agent() { stop(); }
 
@@ -118,9 +121,14 @@ public:
       for (const std::string& a : extra_) {
         argv.push_back(a.c_str());
       }
-      // The default port is the node's: tests running at once would fight over it.
+      // The default port and run dir are the node's: tests running at once would fight
+      // over them.
       if (std::find(extra_.begin(), extra_.end(), "--metrics-listen") == extra_.end()) {
         argv.insert(argv.end(), {"--metrics-listen", "off"});
+      }
+      const std::string runDir = runDir_.string();
+      if (std::find(extra_.begin(), extra_.end(), "--run-dir") == extra_.end()) {
+        argv.insert(argv.end(), {"--run-dir", runDir.c_str()});
       }
       argv.push_back(nullptr);
       execv(agent.c_str(), const_cast<char* const*>(argv.data()));
@@ -148,6 +156,7 @@ private:
   std::string netns_;
   std::vector<std::string> extra_;
   fs::path log_;
+  fs::path runDir_;
   pid_t pid_ = -1;
 };
 

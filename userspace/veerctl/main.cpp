@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -145,7 +146,24 @@ json statusJson(const LiveState& live, const std::string& agent, const AgentTota
   return out;
 }
 
-int cmdStatus(const std::string& bpffs, bool asJson, const std::string& agent) {
+/**
+ * The objects the agent rejected in cluster mode (<run-dir>/rejected.json, which
+ * it rewrites at each apply); empty when there is none or no such file.
+ */
+json rejectedObjects(const std::string& runDir) {
+  std::ifstream in(runDir + "/rejected.json");
+  if (!in) {
+    return json::array();
+  }
+  json doc = json::parse(in, nullptr, false);
+  if (doc.is_discarded() || !doc.contains("rejected") || !doc["rejected"].is_array()) {
+    return json::array();
+  }
+  return doc["rejected"];
+}
+
+int cmdStatus(const std::string& bpffs, bool asJson, const std::string& agent,
+              const std::string& runDir) {
   Result<PinnedMaps> maps = PinnedMaps::open(bpffs);
   if (!maps) {
     std::cerr << "veerctl: " << maps.error().message << "\n";
@@ -157,8 +175,11 @@ int cmdStatus(const std::string& bpffs, bool asJson, const std::string& agent) {
     return 1;
   }
   const AgentTotals totals = agentTotals(agent);
+  const json rejected = rejectedObjects(runDir);
   if (asJson) {
-    std::cout << statusJson(*live, agent, totals).dump(2) << "\n";
+    json out = statusJson(*live, agent, totals);
+    out["rejected_objects"] = rejected;
+    std::cout << out.dump(2) << "\n";
     return 0;
   }
   std::printf("generation %u, %llu applies, %u rejected, digest %016llx\n", live->state.gen,
@@ -209,6 +230,13 @@ int cmdStatus(const std::string& bpffs, bool asJson, const std::string& agent) {
     std::printf("** since the agent started, across applies (its /metrics on %s)\n", agent.c_str());
   } else {
     std::printf("** not shown: the agent's /metrics: %s\n", totals.error().message.c_str());
+  }
+  for (const json& r : rejected) {
+    std::printf("rejected %s (serving: %s)\n", r.value("object", "?").c_str(),
+                r.value("serving", "?").c_str());
+    for (const json& e : r.value("errors", json::array())) {
+      std::printf("  %s\n", e.is_string() ? e.get<std::string>().c_str() : e.dump().c_str());
+    }
   }
   return 0;
 }
@@ -479,6 +507,11 @@ int main(int argc, char** argv) {
                    "veer-agent's --metrics-listen ADDR:PORT, for totals since it started "
                    "(off: pinned counters only)")
       ->capture_default_str();
+  std::string runDir = "/run/veer";
+  status
+      ->add_option("--run-dir", runDir,
+                   "veer-agent's --run-dir, for the objects it rejected in cluster mode")
+      ->capture_default_str();
 
   auto* dump = app.add_subcommand("dump", "every veer map as JSON");
 
@@ -531,7 +564,7 @@ int main(int argc, char** argv) {
     return veer::cmdValidate(paths);
   }
   if (*status) {
-    return veer::cmdStatus(bpffs, asJson, agent);
+    return veer::cmdStatus(bpffs, asJson, agent, runDir);
   }
   if (*dump) {
     return veer::cmdDump(bpffs);
