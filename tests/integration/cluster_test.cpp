@@ -246,14 +246,8 @@ TEST_F(ClusterModeTest, OneTeamsInvalidVirtualServiceDoesNotStopAnothersChange) 
   // veerctl status names it too, with the error, from the agent's run dir.
   const std::string cmd = (binDir() / "veerctl").string() + " --bpffs " + bpffs_.string() +
                           " status --json --agent off --run-dir " + agent_->runDir().string();
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) {
-      out.append(buf, n);
-    }
-    EXPECT_EQ(pclose(p), 0) << out;
-  }
+  const auto [rc, out] = commandOutput(cmd);
+  EXPECT_EQ(rc, 0) << out;
   const json status = json::parse(out, nullptr, false);
   ASSERT_FALSE(status.is_discarded()) << out;
   ASSERT_EQ(status["rejected_objects"].size(), 1u) << out;

@@ -5,6 +5,7 @@
 // a private bpffs and veer-agent as a real process on a watched config dir.
 // Shared by every integration test that drives the agent.
 
+#include <cstdio>
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -30,10 +31,25 @@
 #include "datapath/datapath.h"
 #include "datapath/maps.h"
 #include "world/world.h"
+#include "config_texts.h"
 
 namespace veer::test {
 
 namespace fs = std::filesystem;
+
+/** Runs a shell command: its exit status (pclose's) and what it printed on stdout. */
+inline std::pair<int, std::string> commandOutput(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) {
+    return {-1, out};
+  }
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) {
+    out.append(buf, n);
+  }
+  return {pclose(p), out};
+}
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
@@ -67,19 +83,6 @@ inline void writeAtomically(const fs::path& p, const std::string& content) {
     out << content;
   }
   fs::rename(tmp, p);
-}
-
-/** A VirtualService for reviews with the given weights on subsets v1, v2, v3. */
-inline std::string reviewsSplit(int v1, int v2, int v3 = 0) {
-  std::ostringstream y;
-  y << "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n"
-       "  name: reviews\nspec:\n  hosts:\n  - reviews\n  http:\n  - route:\n";
-  const std::pair<const char*, int> split[] = {{"v1", v1}, {"v2", v2}, {"v3", v3}};
-  for (const auto& [subset, w] : split) {
-    y << "    - destination:\n        host: reviews\n        subset: " << subset
-      << "\n      weight: " << w << "\n";
-  }
-  return y.str();
 }
 
 /** veer-agent as a child process with its own bpffs mount. */

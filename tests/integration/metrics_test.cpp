@@ -197,14 +197,8 @@ TEST_F(MetricsTest, PrometheusSeesTheKernelSplitAndCountersSurviveAnApply) {
   // and the agent's totals for its life.
   const std::string cmd = (binDir() / "veerctl").string() + " --bpffs " + bpffs_.string() +
                           " status --json --agent 127.0.0.1:" + std::to_string(port_);
-  std::string out;
-  if (FILE* p = popen(cmd.c_str(), "r")) {
-    char buf[4096];
-    for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) {
-      out.append(buf, n);
-    }
-    EXPECT_EQ(pclose(p), 0) << out;
-  }
+  const auto [rc, out] = commandOutput(cmd);
+  EXPECT_EQ(rc, 0) << out;
   const nlohmann::json status = nlohmann::json::parse(out, nullptr, false);
   ASSERT_FALSE(status.is_discarded()) << out;
   EXPECT_FALSE(status["agent"].contains("error")) << out;

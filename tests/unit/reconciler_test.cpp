@@ -26,6 +26,7 @@
 #include "reconcile/directory_source.h"
 #include "reconcile/reconciler.h"
 #include "unit/repo.h"
+#include "config_texts.h"
 
 namespace veer {
 namespace {
@@ -41,18 +42,7 @@ std::string repoText(const std::string& path) {
   return text ? *text : "";
 }
 
-/** A VirtualService for reviews with these weights on subsets v1, v2, v3. */
-std::string reviewsSplit(int v1, int v2, int v3 = 0) {
-  std::ostringstream y;
-  y << "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n"
-       "  name: reviews\nspec:\n  hosts:\n  - reviews\n  http:\n  - route:\n";
-  const std::pair<const char*, int> split[] = {{"v1", v1}, {"v2", v2}, {"v3", v3}};
-  for (const auto& [subset, w] : split) {
-    y << "    - destination:\n        host: reviews\n        subset: " << subset
-      << "\n      weight: " << w << "\n";
-  }
-  return y.str();
-}
+using test::reviewsSplit;
 
 /** A DestinationRule for reviews that opts in to socket recycling after graceSeconds. */
 std::string reviewsRule(int graceSeconds) {

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/net.h"
 #include "agent/node_control.h"
 #include "agent/proxy_supervisor.h"
 #include "common/version.h"
@@ -37,25 +38,6 @@ namespace veer {
 namespace {
 
 namespace fs = std::filesystem;
-
-/** "10.0.0.1:15001" or "[fd00::1]:15001". */
-std::optional<std::pair<IpAddr, uint16_t>> parseHostPort(const std::string& text) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon + 1 == text.size()) {
-    return std::nullopt;
-  }
-  std::string host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  std::optional<IpAddr> addr = IpAddr::parse(host);
-  char* end = nullptr;
-  unsigned long port = strtoul(text.c_str() + colon + 1, &end, 10);
-  if (!addr || *end || port == 0 || port > 65535) {
-    return std::nullopt;
-  }
-  return std::make_pair(*addr, static_cast<uint16_t>(port));
-}
 
 // The loop beats at least this often; /healthz fails after kHeartbeatStaleMs without a
 // beat (a few rounds: one round may recycle sockets in every network namespace).
