@@ -86,16 +86,16 @@ inline void writeAtomically(const fs::path& p, const std::string& content) {
 }
 
 /** veer-agent as a child process with its own bpffs mount. */
-class Agent {
+class AgentProcess {
 public:
-  Agent(fs::path configDir, fs::path bpffs, std::string cgroup)
+  AgentProcess(fs::path configDir, fs::path bpffs, std::string cgroup)
       : configDir_(std::move(configDir)), bpffs_(std::move(bpffs)), cgroup_(std::move(cgroup)),
         log_(bpffs_.parent_path() / "agent.log"), runDir_(bpffs_.parent_path() / "run") {}
 
   /** Its --run-dir unless the test passes one: rejected.json and the proxy's files. */
   const fs::path& runDir() const { return runDir_; }
 
-  ~Agent() { stop(); }
+  ~AgentProcess() { stop(); }
 
   /** Runs the agent in this network namespace (a /run/netns path), like a hostNetwork pod. */
   void setNetns(std::string path) { netns_ = std::move(path); }
@@ -202,7 +202,7 @@ protected:
     fs::copy_file(sourceDir() / "configs/bookinfo/inventory.yaml", configDir_ / "inventory.yaml");
     fs::copy_file(sourceDir() / "configs/000-asm-bookinfo/destination-rules.yaml",
                   configDir_ / "destination-rules.yaml");
-    agent_ = std::make_unique<Agent>(configDir_, bpffs_, world_->cgroupRoot());
+    agent_ = std::make_unique<AgentProcess>(configDir_, bpffs_, world_->cgroupRoot());
   }
 
   void TearDown() override {
@@ -316,7 +316,7 @@ protected:
   std::unique_ptr<World> world_;
   std::vector<Process> servers_;
   fs::path tmp_, configDir_, bpffs_;
-  std::unique_ptr<Agent> agent_;
+  std::unique_ptr<AgentProcess> agent_;
 };
 
 } // namespace veer::test

@@ -5,7 +5,7 @@
 // host-network client by its cgroup id (a pod by its netns cookie), so each
 // cgroup is one client, and they share one neighbour entry per backend
 // instead of one per pod (the kernel's ARP table is global, gc_thresh2 512).
-// The agent must run in the node netns too (Agent::setNetns), as a hostNetwork
+// The agent must run in the node netns too (AgentProcess::setNetns), as a hostNetwork
 // DaemonSet does, so that this netns is its "host" one.
 
 #include <arpa/inet.h>

@@ -141,7 +141,7 @@ protected:
       args.push_back("--proxy-listen");
       args.push_back(l);
     }
-    agent_ = std::make_unique<Agent>(configDir_, bpffs_, world_->cgroupRoot());
+    agent_ = std::make_unique<AgentProcess>(configDir_, bpffs_, world_->cgroupRoot());
     agent_->setExtraArgs(args);
   }
 

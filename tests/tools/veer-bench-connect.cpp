@@ -357,13 +357,12 @@ private:
 };
 
 /** veer-agent attached to the world's cgroup; stopped and uninstalled at the end. */
-class Agent {
+class AgentProcess {
 public:
-  static Result<std::unique_ptr<Agent>> start(const Settings& settings, const std::string& bpffs,
-                                              const std::string& configDir,
-                                              const std::string& cgroup,
-                                              const std::string& workDir) {
-    std::unique_ptr<Agent> agent(new Agent(settings.binDir, bpffs, workDir));
+  static Result<std::unique_ptr<AgentProcess>>
+  start(const Settings& settings, const std::string& bpffs, const std::string& configDir,
+        const std::string& cgroup, const std::string& workDir) {
+    std::unique_ptr<AgentProcess> agent(new AgentProcess(settings.binDir, bpffs, workDir));
     auto pid = spawnHost({settings.binDir + "/veer-agent", "--config-dir", configDir, "--cgroup",
                           cgroup, "--bpffs", bpffs, "--metrics-listen", "off"},
                          agent->logPath());
@@ -386,7 +385,7 @@ public:
     return agent;
   }
 
-  ~Agent() {
+  ~AgentProcess() {
     if (pid_ > 0) {
       stop();
     }
@@ -400,8 +399,8 @@ public:
                    r->exitCode, r->out.c_str());
     }
   }
-  Agent(const Agent&) = delete;
-  Agent& operator=(const Agent&) = delete;
+  AgentProcess(const AgentProcess&) = delete;
+  AgentProcess& operator=(const AgentProcess&) = delete;
 
   std::string logPath() const { return workDir_ + "/agent.log"; }
 
@@ -438,7 +437,7 @@ public:
   }
 
 private:
-  Agent(std::string binDir, std::string bpffs, std::string workDir)
+  AgentProcess(std::string binDir, std::string bpffs, std::string workDir)
       : binDir_(std::move(binDir)), bpffs_(std::move(bpffs)), workDir_(std::move(workDir)) {}
 
   void stop() {
@@ -765,7 +764,7 @@ int runBench() {
   if (!bpffs.ok()) {
     return fail(bpffs.error().message);
   }
-  auto agent = Agent::start(cfg, (*bpffs)->dir(), configDir, w.cgroupRoot(), work);
+  auto agent = AgentProcess::start(cfg, (*bpffs)->dir(), configDir, w.cgroupRoot(), work);
   if (!agent.ok()) {
     return fail("agent: " + agent.error().message);
   }
