@@ -139,6 +139,10 @@ TEST_F(MetricsTest, ReadyOnlyOnceTheInitialConfigIsApplied) {
 }
 
 TEST_F(MetricsTest, PrometheusSeesTheKernelSplitAndCountersSurviveAnApply) {
+  // `make deps` installs Prometheus; the QEMU suite's initramfs does not carry it.
+  if (system("command -v prometheus >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "prometheus (Debian package prometheus) not installed";
+  }
   agent_->start();
   applyRoutes(reviewsSplit(80, 20));
   ASSERT_EQ(httpGet(endpoint("/readyz")).status, 200);
@@ -217,7 +221,7 @@ TEST_F(MetricsTest, PrometheusSeesTheKernelSplitAndCountersSurviveAnApply) {
   EXPECT_EQ(sinceApply["v1"] + sinceApply["v2"] + sinceApply["v3"], 0U) << out;
 
   std::optional<std::string> lint = promtool::check(page.body);
-  ASSERT_TRUE(lint) << "promtool (Debian package prometheus) is needed";
+  ASSERT_TRUE(lint) << "promtool (Debian package prometheus) is needed, as prometheus was";
   EXPECT_EQ(*lint, "") << page.body;
 }
 
