@@ -111,8 +111,17 @@ cp "$CONFIGS/000-asm-bookinfo/steps/01-all-v1.yaml" "$CONF/routes.yaml"
 
 # veer-proxy listens on the node's bridge address (the pods' gateway), in the node netns.
 PROXY=10.244.1.1:15001
-"$BIN/veer-agent" --config-dir "$CONF" --cgroup "$CGROUP" --bpffs "$BPFFS" --metrics-listen off \
-  --run-dir "$TMP/run" --proxy-listen "$PROXY" \
+# The agent's /metrics on a free loopback port (the node's 9967 may be taken).
+METRICS=""
+for port in $(seq 19967 20066); do
+  if ! ss -Hltn "sport = :$port" | grep -q .; then
+    METRICS=127.0.0.1:$port
+    break
+  fi
+done
+[[ -n $METRICS ]] || die "no free port in 19967-20066 for the agent's metrics"
+"$BIN/veer-agent" --config-dir "$CONF" --cgroup "$CGROUP" --bpffs "$BPFFS" \
+  --metrics-listen "$METRICS" --run-dir "$TMP/run" --proxy-listen "$PROXY" \
   --proxy-netns "$("$BIN/veer-world" node-netns --name "$WORLD")" >"$AGENT_LOG" 2>&1 &
 AGENT_PID=$!
 say "   veer-agent pid $AGENT_PID attached to $CGROUP (veer-proxy on $PROXY); log: $AGENT_LOG"
@@ -257,7 +266,7 @@ fi
 
 say ""
 say "== veerctl status (live kernel counters, per version)"
-"$BIN/veerctl" --bpffs "$BPFFS" status | sed 's/^/  /'
+"$BIN/veerctl" --bpffs "$BPFFS" status --agent "$METRICS" --run-dir "$TMP/run" | sed 's/^/  /'
 
 say ""
 if ((UNEXPECTED)); then
