@@ -44,6 +44,12 @@ std::string repoText(const std::string& path) {
 
 using test::reviewsSplit;
 
+/** A second VirtualService, for files that grow or appear. */
+constexpr const char* kRatingsRule =
+    "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n"
+    "  name: ratings\nspec:\n  hosts: [ratings]\n  http:\n  - route:\n"
+    "    - destination: {host: ratings, subset: v1}\n";
+
 /** A DestinationRule for reviews that opts in to socket recycling after graceSeconds. */
 std::string reviewsRule(int graceSeconds) {
   std::ostringstream y;
@@ -394,10 +400,7 @@ TEST_F(ReconcilerTest, HalfWrittenFileKeepsItsLastGoodVersionUntilClosed) {
   // The new file: reviews 0/100, then a second document. Its first half (the
   // VirtualService alone) is valid too, and is not what the writer meant.
   const std::string firstHalf = reviewsSplit(0, 100);
-  const std::string secondHalf =
-      "---\napiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n"
-      "  name: ratings\nspec:\n  hosts: [ratings]\n  http:\n  - route:\n"
-      "    - destination: {host: ratings, subset: v1}\n";
+  const std::string secondHalf = std::string("---\n") + kRatingsRule;
   const int fd = open((dir_ / "routes.yaml").c_str(), O_WRONLY | O_TRUNC);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(write(fd, firstHalf.data(), firstHalf.size()), static_cast<ssize_t>(firstHalf.size()));
@@ -430,10 +433,7 @@ TEST_F(ReconcilerTest, InPlaceRewriteClosedBetweenWritesIsAppliedOnlyWhole) {
   ASSERT_EQ(dp_.appliedDigests.size(), 1u);
   const uint64_t before = dp_.state_.digest;
   const std::string firstHalf = reviewsSplit(0, 100);
-  const std::string secondHalf =
-      "---\napiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n"
-      "  name: ratings\nspec:\n  hosts: [ratings]\n  http:\n  - route:\n"
-      "    - destination: {host: ratings, subset: v1}\n";
+  const std::string secondHalf = std::string("---\n") + kRatingsRule;
   auto writeAndClose = [&](const std::string& text, int flags) {
     const int fd = open((dir_ / "routes.yaml").c_str(), O_WRONLY | flags);
     ASSERT_GE(fd, 0);
@@ -468,10 +468,7 @@ TEST_F(ReconcilerTest, NewFileMidWriteIsLeftOutUntilClosed) {
   writeConfigDir(reviewsSplit(100, 0));
   ASSERT_NO_FATAL_FAILURE(watchDir());
   ASSERT_NO_FATAL_FAILURE(settle());
-  const std::string ratings =
-      "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n"
-      "  name: ratings\nspec:\n  hosts: [ratings]\n  http:\n  - route:\n"
-      "    - destination: {host: ratings, subset: v1}\n";
+  const std::string ratings = kRatingsRule;
   const int fd = open((dir_ / "ratings.yaml").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(write(fd, ratings.data(), 40), 40); // cut mid-object

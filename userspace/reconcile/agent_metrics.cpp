@@ -1,7 +1,6 @@
 #include "reconcile/agent_metrics.h"
 
 #include <bpf/bpf.h>
-#include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -197,11 +196,6 @@ bool parseSample(std::string_view line, std::string& name,
   return end != number.c_str() && *end == '\0';
 }
 
-size_t collectBody(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
 } // namespace
 
 Result<std::map<ConnectionLabels, ConnectionTotals>> parseKernelTotals(const std::string& page) {
@@ -237,26 +231,10 @@ Result<std::map<ConnectionLabels, ConnectionTotals>> parseKernelTotals(const std
 
 Result<std::string> fetchAgentMetrics(const std::string& hostPort,
                                       std::chrono::milliseconds timeout) {
-  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(curl_easy_init(), curl_easy_cleanup);
-  if (!c) {
-    return Error{ENOMEM, "curl_easy_init failed"};
-  }
   const std::string url = "http://" + hostPort + "/metrics";
-  std::string body;
-  char err[CURL_ERROR_SIZE] = "";
-  curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-  curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, collectBody);
-  curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, err);
-  if (CURLcode rc = curl_easy_perform(c.get()); rc != CURLE_OK) {
-    return Error{EIO, url + ": " + (err[0] != '\0' ? std::string(err) : curl_easy_strerror(rc))};
-  }
-  long status = 0;
-  curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
-  if (status != 200) {
-    return Error{EIO, url + ": HTTP " + std::to_string(status) + ": " + body};
+  Result<std::string> body = httpGet(url, "", timeout);
+  if (!body) {
+    return Error{body.error().code, url + ": " + body.error().message};
   }
   return body;
 }

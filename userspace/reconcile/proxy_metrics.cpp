@@ -37,32 +37,41 @@ constexpr const char* kDuration = "veer_request_duration_milliseconds";
 
 } // namespace
 
-Result<proxy::ProxyStats> fetchProxyStats(const std::string& socketPath,
-                                          std::chrono::milliseconds timeout) {
+Result<std::string> httpGet(const std::string& url, const std::string& unixSocket,
+                            std::chrono::milliseconds timeout) {
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> c(curl_easy_init(), curl_easy_cleanup);
   if (!c) {
-    return Error{ENOMEM, "proxy stats: curl_easy_init failed"};
+    return Error{ENOMEM, "curl_easy_init failed"};
   }
   std::string body;
   char err[CURL_ERROR_SIZE] = "";
-  curl_easy_setopt(c.get(), CURLOPT_UNIX_SOCKET_PATH, socketPath.c_str());
-  curl_easy_setopt(c.get(), CURLOPT_URL, "http://veer-proxy/stats");
+  if (!unixSocket.empty()) {
+    curl_easy_setopt(c.get(), CURLOPT_UNIX_SOCKET_PATH, unixSocket.c_str());
+  }
+  curl_easy_setopt(c.get(), CURLOPT_URL, url.c_str());
   curl_easy_setopt(c.get(), CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(c.get(), CURLOPT_NOSIGNAL, 1L); // called from a server thread
   curl_easy_setopt(c.get(), CURLOPT_WRITEFUNCTION, collect);
   curl_easy_setopt(c.get(), CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(c.get(), CURLOPT_ERRORBUFFER, err);
-  CURLcode rc = curl_easy_perform(c.get());
-  if (rc != CURLE_OK) {
-    return Error{EIO, "proxy stats " + socketPath + ": " +
-                          (err[0] != '\0' ? std::string(err) : curl_easy_strerror(rc))};
+  if (CURLcode rc = curl_easy_perform(c.get()); rc != CURLE_OK) {
+    return Error{EIO, err[0] != '\0' ? std::string(err) : curl_easy_strerror(rc)};
   }
   long status = 0;
   curl_easy_getinfo(c.get(), CURLINFO_RESPONSE_CODE, &status);
   if (status != 200) {
-    return Error{EIO, "proxy stats " + socketPath + ": HTTP " + std::to_string(status)};
+    return Error{EIO, "HTTP " + std::to_string(status) + ": " + body};
   }
-  Result<proxy::ProxyStats> stats = proxy::ProxyStats::fromJson(body);
+  return body;
+}
+
+Result<proxy::ProxyStats> fetchProxyStats(const std::string& socketPath,
+                                          std::chrono::milliseconds timeout) {
+  Result<std::string> body = httpGet("http://veer-proxy/stats", socketPath, timeout);
+  if (!body) {
+    return Error{body.error().code, "proxy stats " + socketPath + ": " + body.error().message};
+  }
+  Result<proxy::ProxyStats> stats = proxy::ProxyStats::fromJson(*body);
   if (!stats) {
     return Error{stats.error().code, socketPath + ": " + stats.error().message};
   }

@@ -17,6 +17,15 @@
 namespace veer {
 
 /**
+ * The body of a 200 answer to GET url (over unixSocket when it is not empty), at most
+ * 64 MiB, within timeout. An error's message is curl's, or "HTTP <status>: <body>";
+ * callers prefix what they asked. Blocking, and safe on any thread once
+ * curl_global_init has run.
+ */
+Result<std::string> httpGet(const std::string& url, const std::string& unixSocket,
+                            std::chrono::milliseconds timeout);
+
+/**
  * veer-proxy's counts, from GET /stats on its unix socket; an error (no proxy, a proxy
  * that did not answer within timeout, an answer that does not decode) says which.
  * Blocking: call it from the status server's thread, not the agent's loop.
