@@ -18,6 +18,7 @@ namespace veer::k8s {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::execChild;
 using testing::json;
 using testing::TestApiServer;
 
@@ -37,13 +38,7 @@ public:
     if (pid_ == 0) {
       dup2(fds[1], 1);
       dup2(fds[1], 2);
-      std::vector<char*> argv;
-      for (auto& a : args) {
-        argv.push_back(a.data());
-      }
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
+      execChild(args);
     }
     close(fds[1]);
     fd_ = fds[0];

@@ -98,13 +98,7 @@ TestApiServer::TestApiServer(Options options) : options_(std::move(options)) {
   if (pid_ == 0) {
     dup2(toChild[0], 0);
     dup2(fromChild[1], 1);
-    std::vector<char*> argv;
-    for (auto& a : args) {
-      argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
+    execChild(args);
   }
   close(toChild[0]);
   close(fromChild[1]);
@@ -227,6 +221,16 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   fs::remove_all(path, ec);
+}
+
+void execChild(std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (auto& a : args) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  _exit(127);
 }
 
 json service(const std::string& ns, const std::string& name, const std::string& ip, int port) {

@@ -71,6 +71,9 @@ struct TempDir {
   std::string path;
 };
 
+/** In a forked child: execv(args[0], args); exit 127 when that fails. */
+[[noreturn]] void execChild(std::vector<std::string>& args);
+
 json service(const std::string& ns, const std::string& name, const std::string& ip, int port);
 json pod(const std::string& name, const std::string& node, const std::string& ip);
 
